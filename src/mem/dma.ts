@@ -1,0 +1,62 @@
+/**
+ * The DMA allocator interface: memory that both the CPU (through `bytes`) and the device (through
+ * IOVAs) can reach. Drivers receive a DmaAllocator instead of creating memory themselves, so the
+ * same driver runs on VFIO (IOVAs mapped through the IOMMU), on physical addresses (no IOMMU)
+ * and on the device models in src/sim.
+ */
+
+/** How the device sees the addresses this allocator hands out. */
+export const DmaAddressing = {
+  /** IOVAs chosen by us and mapped into a VFIO container: the device goes through the IOMMU. */
+  iommu: "iommu",
+  /** Host physical addresses (pagemap): for devices whose DMA bypasses any IOMMU. */
+  physical: "physical",
+  /** Made-up addresses understood only by the simulated devices of src/sim. */
+  sim: "sim",
+} as const;
+export type DmaAddressing = (typeof DmaAddressing)[keyof typeof DmaAddressing];
+
+export interface DmaRegion {
+  /** CPU view of the whole region; its byteOffset is at least `align`-aligned. */
+  readonly bytes: Uint8Array;
+  /** Size in bytes (bytes.length). */
+  readonly size: number;
+  /** Device address of byte 0. */
+  readonly iova: number;
+  /**
+   * True when the device sees the region as one range, iova .. iova + size - 1. Physical
+   * allocations larger than a hugepage may not be; then iovaOf() must be used per buffer.
+   */
+  readonly contiguous: boolean;
+  /** Device address of byte `offset`. */
+  iovaOf(offset: number): number;
+}
+
+export interface AllocateOptions {
+  /** Alignment of the start, a power of two (default 64; at most the hugepage size). */
+  readonly align?: number;
+  /** The device must see one contiguous range (descriptor rings). Default true. */
+  readonly contiguous?: boolean;
+}
+
+export interface DmaAllocator {
+  /** Names the allocator in errors, e.g. "VFIO container of 0000:00:01.0". */
+  readonly name: string;
+  readonly addressing: DmaAddressing;
+  /** Zeroed memory the device can reach. Throws DmaError when none can be had. */
+  allocate(size: number, options?: AllocateOptions): DmaRegion;
+  /**
+   * Releases every allocation: unmaps it from the device, then from the process. Views
+   * into it must not be touched afterwards (a koffi view does not own its memory).
+   */
+  close(): void;
+}
+
+export function checkAllocateArgs(name: string, size: number, options: AllocateOptions | undefined, maxAlign: number): number {
+  if (!Number.isInteger(size) || size <= 0) throw new RangeError(`${name}: DMA allocation size must be a positive integer, got ${size}`);
+  const align = options?.align ?? 64;
+  if (!Number.isInteger(align) || align <= 0 || (align & (align - 1)) !== 0 || align > maxAlign) {
+    throw new RangeError(`${name}: DMA alignment must be a power of two up to ${maxAlign}, got ${align}`);
+  }
+  return align;
+}

@@ -1,0 +1,86 @@
+/**
+ * SimMmio: a register file for device models. Plain registers behave like memory; a model
+ * attaches hooks to the registers that do something — a self-clearing reset bit, a
+ * clear-on-read counter, a doorbell that makes the model process a ring.
+ *
+ * Hooks see the access width, so a model can also refuse accesses of the wrong width, as real
+ * hardware (and qemu) does.
+ */
+import { checkAccess, type Mmio } from "../pci/mmio.ts";
+
+export type ReadHook = (offset: number, width: 1 | 2 | 4) => number;
+export type WriteHook = (value: number, offset: number, width: 1 | 2 | 4) => void;
+
+export class SimMmio implements Mmio {
+  readonly name: string;
+  readonly size: number;
+  readonly #u8: Uint8Array;
+  readonly #u16: Uint16Array;
+  readonly #u32: Uint32Array;
+  readonly #readHooks = new Map<number, ReadHook>();
+  readonly #writeHooks = new Map<number, WriteHook>();
+
+  constructor(name: string, size: number) {
+    if (size % 4 !== 0) throw new RangeError(`${name}: size must be a multiple of 4`);
+    this.name = name;
+    this.size = size;
+    const buffer = new ArrayBuffer(size);
+    this.#u8 = new Uint8Array(buffer);
+    this.#u16 = new Uint16Array(buffer);
+    this.#u32 = new Uint32Array(buffer);
+  }
+
+  /** Calls `hook` instead of reading the backing store for any access starting at `offset`. */
+  onRead(offset: number, hook: ReadHook): void {
+    this.#readHooks.set(offset, hook);
+  }
+
+  /** Calls `hook` instead of writing the backing store for any access starting at `offset`. */
+  onWrite(offset: number, hook: WriteHook): void {
+    this.#writeHooks.set(offset, hook);
+  }
+
+  // Backing-store access for the model itself: no hooks.
+  peek8(offset: number): number { return this.#u8[offset]!; }
+  peek16(offset: number): number { return this.#u16[offset >>> 1]!; }
+  peek32(offset: number): number { return this.#u32[offset >>> 2]!; }
+  poke8(offset: number, value: number): void { this.#u8[offset] = value; }
+  poke16(offset: number, value: number): void { this.#u16[offset >>> 1] = value; }
+  poke32(offset: number, value: number): void { this.#u32[offset >>> 2] = value; }
+  /** Zeroes the backing store (hooks stay). */
+  clear(): void { this.#u8.fill(0); }
+
+  read8(offset: number): number {
+    checkAccess(this, offset, 1);
+    const hook = this.#readHooks.get(offset);
+    return hook ? hook(offset, 1) & 0xff : this.#u8[offset]!;
+  }
+  read16(offset: number): number {
+    checkAccess(this, offset, 2);
+    const hook = this.#readHooks.get(offset);
+    return hook ? hook(offset, 2) & 0xffff : this.#u16[offset >>> 1]!;
+  }
+  read32(offset: number): number {
+    checkAccess(this, offset, 4);
+    const hook = this.#readHooks.get(offset);
+    return hook ? hook(offset, 4) >>> 0 : this.#u32[offset >>> 2]!;
+  }
+  write8(offset: number, value: number): void {
+    checkAccess(this, offset, 1);
+    const hook = this.#writeHooks.get(offset);
+    if (hook) hook(value & 0xff, offset, 1);
+    else this.#u8[offset] = value;
+  }
+  write16(offset: number, value: number): void {
+    checkAccess(this, offset, 2);
+    const hook = this.#writeHooks.get(offset);
+    if (hook) hook(value & 0xffff, offset, 2);
+    else this.#u16[offset >>> 1] = value;
+  }
+  write32(offset: number, value: number): void {
+    checkAccess(this, offset, 4);
+    const hook = this.#writeHooks.get(offset);
+    if (hook) hook(value >>> 0, offset, 4);
+    else this.#u32[offset >>> 2] = value;
+  }
+}
