@@ -69,3 +69,8 @@ export class BufferOwnershipError extends IxyError {
 export class DeviceProtocolError extends IxyError {
   override name = "DeviceProtocolError";
 }
+
+/** No device at the given PCI address. */
+export class DeviceNotFoundError extends IxyError {
+  override name = "DeviceNotFoundError";
+}

@@ -1,0 +1,116 @@
+/**
+ * HugepageArena: carves DMA regions out of hugepage mappings. Small regions (descriptor rings)
+ * share a hugepage; a region that needs more than what is left gets a mapping of its own. Memory
+ * goes back to the system only when the arena closes — a driver allocates at init and keeps
+ * everything until it closes, as ixy does.
+ *
+ * How the device addresses a mapping (IOMMU IOVA or physical address) is the Addressing's job.
+ */
+import { DmaError } from "../errors.ts";
+import type { DmaRegion } from "./dma.ts";
+import { HUGEPAGE_SIZE, HugepageMapping } from "./hugepages.ts";
+
+export interface ChunkAddressing {
+  /** Called once per new mapping, before any region of it is handed out. */
+  attach(mapping: HugepageMapping): void;
+  /** Device address of byte `offset` of the mapping. */
+  iovaOf(mapping: HugepageMapping, offset: number): number;
+  /** Called at close, before the mapping is unmapped. */
+  detach(mapping: HugepageMapping): void;
+}
+
+class ArenaRegion implements DmaRegion {
+  readonly bytes: Uint8Array;
+  readonly size: number;
+  readonly iova: number;
+  readonly contiguous: boolean;
+  readonly #mapping: HugepageMapping;
+  readonly #start: number;
+  readonly #addressing: ChunkAddressing;
+
+  constructor(mapping: HugepageMapping, start: number, size: number, addressing: ChunkAddressing) {
+    this.#mapping = mapping;
+    this.#start = start;
+    this.#addressing = addressing;
+    this.bytes = new Uint8Array(mapping.buffer, start, size);
+    this.size = size;
+    this.iova = addressing.iovaOf(mapping, start);
+    this.contiguous = addressing.iovaOf(mapping, start + size - 1) === this.iova + size - 1 && isContiguous(this);
+  }
+
+  iovaOf(offset: number): number {
+    if (offset < 0 || offset >= this.size) throw new RangeError(`offset ${offset} is outside the ${this.size}-byte DMA region`);
+    return this.#addressing.iovaOf(this.#mapping, this.#start + offset);
+  }
+}
+
+/** True when each hugepage of the region follows the previous one for the device too. */
+function isContiguous(region: DmaRegion): boolean {
+  for (let off = HUGEPAGE_SIZE - (region.iova % HUGEPAGE_SIZE); off < region.size; off += HUGEPAGE_SIZE) {
+    if (region.iovaOf(off) !== region.iova + off) return false;
+  }
+  return true;
+}
+
+export class HugepageArena {
+  readonly name: string;
+  readonly #addressing: ChunkAddressing;
+  readonly #mappings: HugepageMapping[] = [];
+  #current: HugepageMapping | null = null;
+  #used = 0;
+  #closed = false;
+
+  constructor(name: string, addressing: ChunkAddressing) {
+    this.name = name;
+    this.#addressing = addressing;
+  }
+
+  allocate(size: number, align: number, contiguous: boolean): DmaRegion {
+    if (this.#closed) throw new DmaError(`${this.name}: allocator is closed`);
+    let mapping = this.#current;
+    let start = mapping === null ? 0 : Math.ceil(this.#used / align) * align;
+    // A contiguous region must not cross a hugepage boundary: two hugepages need not be
+    // neighbours in physical memory.
+    const crosses = contiguous && size <= HUGEPAGE_SIZE && Math.floor(start / HUGEPAGE_SIZE) !== Math.floor((start + size - 1) / HUGEPAGE_SIZE);
+    if (crosses) start = Math.ceil(start / HUGEPAGE_SIZE) * HUGEPAGE_SIZE;
+    if (mapping === null || start + size > mapping.size) {
+      mapping = HugepageMapping.map(size, this.name);
+      try {
+        this.#addressing.attach(mapping);
+      } catch (e) {
+        mapping.unmap();
+        throw e;
+      }
+      this.#mappings.push(mapping);
+      start = 0;
+      this.#current = mapping;
+    }
+    this.#used = start + size;
+    const region = new ArenaRegion(mapping, start, size, this.#addressing);
+    if (contiguous && !region.contiguous) {
+      throw new DmaError(
+        `${this.name}: could not get ${size} bytes of memory that is contiguous for the device ` +
+          `(its hugepages are not physically adjacent); use a smaller ring or a device behind an IOMMU`,
+      );
+    }
+    return region;
+  }
+
+  /** Detaches and unmaps every mapping. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    let first: unknown = null;
+    for (const m of this.#mappings) {
+      try {
+        this.#addressing.detach(m);
+      } catch (e) {
+        first ??= e;
+      }
+      m.unmap();
+    }
+    this.#mappings.length = 0;
+    this.#current = null;
+    if (first) throw first;
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * DMA memory for devices without an IOMMU in the way (a legacy virtio device, or hardware bound
+ * to a driver without VFIO): locked hugepages whose physical addresses come from
+ * /proc/self/pagemap. Root only. Each 2 MiB hugepage is physically contiguous; two of them need
+ * not be, so regions that must be contiguous stay within one hugepage.
+ */
+import { PermissionError } from "../errors.ts";
+import { geteuid } from "../sys/libc.ts";
+import { checkAllocateArgs, DmaAddressing, type AllocateOptions, type DmaAllocator, type DmaRegion } from "./dma.ts";
+import { HugepageArena } from "./hugepage-arena.ts";
+import { HUGEPAGE_SHIFT, HUGEPAGE_SIZE, type HugepageMapping } from "./hugepages.ts";
+import { virtToPhys } from "./pagemap.ts";
+
+export class PhysicalDmaAllocator implements DmaAllocator {
+  readonly name: string;
+  readonly addressing = DmaAddressing.physical;
+  readonly #arena: HugepageArena;
+
+  constructor(name = "physical DMA memory", pagemapPath = "/proc/self/pagemap") {
+    this.name = name;
+    if (geteuid() !== 0) {
+      throw new PermissionError(`${name}: physical DMA addresses need root (for /proc/self/pagemap): run as root`);
+    }
+    const pages = new Map<HugepageMapping, number[]>();
+    this.#arena = new HugepageArena(name, {
+      attach(mapping) {
+        const phys: number[] = [];
+        for (let off = 0; off < mapping.size; off += HUGEPAGE_SIZE) {
+          phys.push(virtToPhys(mapping.addressOf(off), name, pagemapPath));
+        }
+        pages.set(mapping, phys);
+      },
+      iovaOf(mapping, offset) {
+        return pages.get(mapping)![offset >>> HUGEPAGE_SHIFT]! + (offset & (HUGEPAGE_SIZE - 1));
+      },
+      detach(mapping) {
+        pages.delete(mapping);
+      },
+    });
+  }
+
+  allocate(size: number, options?: AllocateOptions): DmaRegion {
+    const align = checkAllocateArgs(this.name, size, options, HUGEPAGE_SIZE);
+    return this.#arena.allocate(size, align, options?.contiguous ?? true);
+  }
+
+  close(): void {
+    this.#arena.close();
+  }
+}

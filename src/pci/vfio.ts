@@ -1,0 +1,223 @@
+/**
+ * VFIO: the kernel interface that hands a PCI device to user space safely. A container holds an
+ * IOMMU context; groups (the IOMMU's unit of isolation) join the container; devices are opened
+ * through their group. DMA memory is mapped into the container at IOVAs we choose, and every
+ * device of every group in the container can then reach it.
+ *
+ * Kernel documentation: Documentation/driver-api/vfio.rst. Numbers: ./vfio-structs.ts.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { SyscallError, VfioError } from "../errors.ts";
+import { close, ioctl, ioctlBytes, ioctlInt, ioctlString, open, O_RDWR } from "../sys/libc.ts";
+import { iommuGroupDevices } from "./sysfs.ts";
+import {
+  getU32,
+  getU64,
+  newStruct,
+  setU32,
+  setU64,
+  VFIO,
+  VFIO_API_VERSION,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_GROUP_FLAGS_VIABLE,
+  VFIO_TYPE1v2_IOMMU,
+  vfio_device_info,
+  vfio_group_status,
+  vfio_iommu_type1_dma_map,
+  vfio_iommu_type1_dma_unmap,
+  vfio_region_info,
+} from "./vfio-structs.ts";
+
+export interface VfioPaths {
+  /** Where the VFIO character devices live (default /dev/vfio). */
+  readonly devVfio?: string;
+  /** sysfs root, for error messages that list a group's devices (default /sys). */
+  readonly sysfsRoot?: string;
+}
+
+export class VfioContainer {
+  readonly fd: number;
+  readonly #paths: Required<VfioPaths>;
+  readonly #groups = new Map<number, number>(); // group number -> group fd
+  #iommuSet = false;
+  #closed = false;
+
+  private constructor(fd: number, paths: Required<VfioPaths>) {
+    this.fd = fd;
+    this.#paths = paths;
+  }
+
+  /** Opens /dev/vfio/vfio and checks the API version and the TYPE1v2 IOMMU extension. */
+  static open(paths: VfioPaths = {}): VfioContainer {
+    const p = { devVfio: paths.devVfio ?? "/dev/vfio", sysfsRoot: paths.sysfsRoot ?? "/sys" };
+    const node = path.join(p.devVfio, "vfio");
+    if (!fs.existsSync(node)) {
+      throw new VfioError(
+        `${node} does not exist: VFIO is not available. Load it with "modprobe vfio-pci" ` +
+          `(needs an IOMMU enabled in firmware and on the kernel command line, e.g. intel_iommu=on)`,
+      );
+    }
+    const fd = open(node, O_RDWR, "opening the VFIO container");
+    try {
+      const version = ioctl(fd, VFIO.GET_API_VERSION);
+      if (version !== VFIO_API_VERSION) throw new VfioError(`unknown VFIO API version ${version} (expected ${VFIO_API_VERSION})`);
+      if (ioctlInt(fd, VFIO.CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) !== 1) {
+        throw new VfioError(
+          "VFIO does not support the TYPE1v2 IOMMU: load vfio_iommu_type1 (modprobe vfio_iommu_type1) and check that an IOMMU is enabled",
+        );
+      }
+    } catch (e) {
+      close(fd);
+      throw e;
+    }
+    return new VfioContainer(fd, p);
+  }
+
+  /**
+   * Opens group `group` and adds it to the container (once per group). `forDevice` names the
+   * device in errors.
+   */
+  addGroup(group: number, forDevice: string): number {
+    const known = this.#groups.get(group);
+    if (known !== undefined) return known;
+    const node = path.join(this.#paths.devVfio, String(group));
+    if (!fs.existsSync(node)) {
+      throw new VfioError(
+        `${forDevice}: ${node} does not exist: the device's IOMMU group has no VFIO node. ` +
+          `Bind the device to vfio-pci: scripts/bind-vfio.sh ${forDevice}`,
+      );
+    }
+    let fd: number;
+    try {
+      fd = open(node, O_RDWR, `${forDevice}: opening VFIO group ${group}`);
+    } catch (e) {
+      if (e instanceof SyscallError && e.code === "EBUSY") {
+        throw new VfioError(`${forDevice}: VFIO group ${group} is in use by another process (${node} is busy)`);
+      }
+      throw e;
+    }
+    try {
+      const status = newStruct(vfio_group_status);
+      ioctlBytes(fd, VFIO.GROUP_GET_STATUS, status, forDevice);
+      if ((getU32(status, vfio_group_status.flags) & VFIO_GROUP_FLAGS_VIABLE) === 0) {
+        throw new VfioError(notViableMessage(forDevice, group, this.#paths.sysfsRoot));
+      }
+      const containerFd = new Uint8Array(4);
+      setU32(containerFd, 0, this.fd);
+      ioctlBytes(fd, VFIO.GROUP_SET_CONTAINER, containerFd, `${forDevice}: adding group ${group} to the container`);
+      if (!this.#iommuSet) {
+        // The IOMMU model is chosen once, after the first group joined (vfio.rst, "VFIO Usage Example").
+        ioctlInt(this.fd, VFIO.SET_IOMMU, VFIO_TYPE1v2_IOMMU, `${forDevice}: VFIO_SET_IOMMU`);
+        this.#iommuSet = true;
+      }
+    } catch (e) {
+      close(fd);
+      throw e;
+    }
+    this.#groups.set(group, fd);
+    return fd;
+  }
+
+  /** Opens a device of an added group; returns its fd. */
+  openDevice(group: number, address: string): VfioDevice {
+    const groupFd = this.addGroup(group, address);
+    const fd = ioctlString(groupFd, VFIO.GROUP_GET_DEVICE_FD, address, `${address}: VFIO_GROUP_GET_DEVICE_FD`);
+    return new VfioDevice(address, fd);
+  }
+
+  /** Makes [vaddr, vaddr + size) reachable by the devices at [iova, iova + size). */
+  mapDma(vaddr: bigint, iova: number, size: number): void {
+    const map = newStruct(vfio_iommu_type1_dma_map);
+    setU32(map, vfio_iommu_type1_dma_map.flags, VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE);
+    setU64(map, vfio_iommu_type1_dma_map.vaddr, vaddr);
+    setU64(map, vfio_iommu_type1_dma_map.iova, iova);
+    setU64(map, vfio_iommu_type1_dma_map.size, size);
+    ioctlBytes(this.fd, VFIO.IOMMU_MAP_DMA, map, `mapping ${size} bytes of DMA memory at IOVA 0x${iova.toString(16)}`);
+  }
+
+  unmapDma(iova: number, size: number): void {
+    const unmap = newStruct(vfio_iommu_type1_dma_unmap);
+    setU64(unmap, vfio_iommu_type1_dma_unmap.iova, iova);
+    setU64(unmap, vfio_iommu_type1_dma_unmap.size, size);
+    ioctlBytes(this.fd, VFIO.IOMMU_UNMAP_DMA, unmap, `unmapping DMA memory at IOVA 0x${iova.toString(16)}`);
+  }
+
+  /** Closes the groups, then the container. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const fd of this.#groups.values()) close(fd);
+    this.#groups.clear();
+    close(this.fd);
+  }
+}
+
+export function notViableMessage(device: string, group: number, sysfsRoot = "/sys"): string {
+  const others = iommuGroupDevices(group, sysfsRoot).filter((d) => d.address !== device);
+  const list = others.map((d) => `${d.address} (${d.driver ?? "no driver"})`).join(", ");
+  return (
+    `${device}: IOMMU group ${group} is not viable: every device of a group must be bound to vfio-pci ` +
+    `(or to no driver) before any can be used. Other devices in the group: ${list || "none found"}. ` +
+    `Bind each of them with scripts/bind-vfio.sh <address>`
+  );
+}
+
+export interface RegionInfo {
+  readonly index: number;
+  readonly flags: number;
+  readonly size: number;
+  /** Offset of the region within the device fd (for pread/pwrite/mmap). */
+  readonly offset: number;
+}
+
+export class VfioDevice {
+  readonly address: string;
+  readonly fd: number;
+  #closed = false;
+
+  constructor(address: string, fd: number) {
+    this.address = address;
+    this.fd = fd;
+  }
+
+  info(): { flags: number; numRegions: number; numIrqs: number } {
+    const buf = newStruct(vfio_device_info);
+    ioctlBytes(this.fd, VFIO.DEVICE_GET_INFO, buf, `${this.address}: VFIO_DEVICE_GET_INFO`);
+    return {
+      flags: getU32(buf, vfio_device_info.flags),
+      numRegions: getU32(buf, vfio_device_info.num_regions),
+      numIrqs: getU32(buf, vfio_device_info.num_irqs),
+    };
+  }
+
+  regionInfo(index: number): RegionInfo {
+    const buf = newStruct(vfio_region_info);
+    setU32(buf, vfio_region_info.index, index);
+    ioctlBytes(this.fd, VFIO.DEVICE_GET_REGION_INFO, buf, `${this.address}: VFIO_DEVICE_GET_REGION_INFO ${index}`);
+    return {
+      index,
+      flags: getU32(buf, vfio_region_info.flags),
+      size: getU64(buf, vfio_region_info.size),
+      offset: getU64(buf, vfio_region_info.offset),
+    };
+  }
+
+  /** Function-level reset (VFIO_DEVICE_RESET); false when the device offers none. */
+  reset(): boolean {
+    try {
+      ioctl(this.fd, VFIO.DEVICE_RESET, `${this.address}: VFIO_DEVICE_RESET`);
+      return true;
+    } catch (e) {
+      if (e instanceof SyscallError && (e.code === "ENOTTY" || e.code === "EINVAL" || e.code === "ENODEV")) return false;
+      throw e;
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    close(this.fd);
+  }
+}
