@@ -1,0 +1,116 @@
+/**
+ * Opening the ports an example works on: real NICs through openDevice(), or with --sim the
+ * device models of src/sim, driven by the very same driver code. In --sim mode each model's
+ * wire is fed from a traffic source (pump(), called from the app's loop) and what the model
+ * transmits is counted, as a cable to a traffic generator would be.
+ */
+import type { DeviceOptions, NicDevice } from "../../src/device.ts";
+import { createIxgbeDevice } from "../../src/drivers/ixgbe/ixgbe-device.ts";
+import { createVirtioDevice } from "../../src/drivers/virtio/virtio-device.ts";
+import { openDevice } from "../../src/open-device.ts";
+import { SimDma } from "../../src/sim/sim-dma.ts";
+import { Ixgbe82599Model } from "../../src/sim/ixgbe/ixgbe-model.ts";
+import { VirtioNetModel } from "../../src/sim/virtio/virtio-model.ts";
+import { writeUdpFrame } from "./udp-frame.ts";
+
+export const SimKind = { ixgbe: "ixgbe", virtio: "virtio" } as const;
+export type SimKind = (typeof SimKind)[keyof typeof SimKind];
+
+export interface SimWire {
+  /** Frames the source offered to the model, and how many it took (the rest: no RX buffer). */
+  offered: number;
+  accepted: number;
+  /** Frames the model put on the wire (transmitted). */
+  transmitted: number;
+}
+
+export interface Ports {
+  readonly devices: NicDevice[];
+  /** Per port, what crossed the simulated wire (empty on real hardware). */
+  readonly wires: SimWire[];
+  /** --sim: offers each model up to `burst` frames from its traffic source. No-op on hardware. */
+  pump(burst: number): void;
+  /** Closes every device (and, in --sim, the simulated DMA). Idempotent. */
+  close(): void;
+}
+
+export interface OpenPortsOptions extends DeviceOptions {
+  /** Run on device models of this kind instead of hardware. */
+  readonly sim?: SimKind | null;
+  /** --sim: size of the frames the traffic source offers (default 60). */
+  readonly simFrameSize?: number;
+  /** --sim: feed the models' wires with traffic (off for a generator, which only sends). */
+  readonly simTraffic?: boolean;
+}
+
+export function openPorts(addresses: readonly string[], options: OpenPortsOptions = {}): Ports {
+  return options.sim ? openSimPorts(addresses.length, options.sim, options) : openRealPorts(addresses, options);
+}
+
+function openRealPorts(addresses: readonly string[], options: DeviceOptions): Ports {
+  const devices: NicDevice[] = [];
+  try {
+    for (const a of addresses) devices.push(openDevice(a, options));
+  } catch (e) {
+    for (const d of devices) d.close();
+    throw e;
+  }
+  return {
+    devices,
+    wires: [],
+    pump() {},
+    close() {
+      for (const d of devices) d.close();
+    },
+  };
+}
+
+function openSimPorts(count: number, kind: SimKind, options: OpenPortsOptions): Ports {
+  // One DMA space for all ports, as one VFIO container is shared by all devices of a process:
+  // a buffer received on one port can be sent on the other.
+  const dma = new SimDma("sim DMA");
+  const frame = new Uint8Array(options.simFrameSize ?? 60);
+  writeUdpFrame(frame, frame.length);
+  const devices: NicDevice[] = [];
+  const wires: SimWire[] = [];
+  const inject: ((f: Uint8Array) => boolean)[] = [];
+  for (let i = 0; i < count; i++) {
+    const address = `sim:${kind}${i}`;
+    const wire: SimWire = { offered: 0, accepted: 0, transmitted: 0 };
+    wires.push(wire);
+    const sink = () => {
+      wire.transmitted++;
+    };
+    if (kind === SimKind.ixgbe) {
+      const model = new Ixgbe82599Model({ dma, address, mac: Uint8Array.of(0x02, 0, 0, 0, 0x82, i) });
+      model.onTransmit = sink;
+      inject.push((f) => model.inject(f));
+      devices.push(createIxgbeDevice(model.pci, dma, options));
+    } else {
+      const model = new VirtioNetModel({ dma, address, mac: Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, i) });
+      model.onTransmit = sink;
+      inject.push((f) => model.inject(f));
+      devices.push(createVirtioDevice(model.pci, dma, options));
+    }
+  }
+  const traffic = options.simTraffic ?? true;
+  return {
+    devices,
+    wires,
+    pump(burst: number) {
+      if (!traffic) return;
+      for (let p = 0; p < inject.length; p++) {
+        const wire = wires[p]!;
+        const put = inject[p]!;
+        for (let i = 0; i < burst; i++) {
+          wire.offered++;
+          if (put(frame)) wire.accepted++;
+        }
+      }
+    },
+    close() {
+      for (const d of devices) d.close();
+      dma.close();
+    },
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * pcap: writes what a port receives to a pcap file that Wireshark and tshark read.
+ *
+ *   pcap <pci> <file.pcap> [--count N] [--seconds N]
+ *   pcap --sim [--sim-nic ixgbe|virtio] <file.pcap> [--count N]
+ */
+import type { NicDevice } from "../src/device.ts";
+import type { PacketBuffer } from "../src/mem/mempool.ts";
+import { intOption, onStopSignal, parse, runMain, simOption, UsageError } from "./lib/cli.ts";
+import { PcapWriter } from "./lib/pcap-writer.ts";
+import { openPorts } from "./lib/ports.ts";
+
+const USAGE = "usage: pcap <pci> <file.pcap> [--count N] [--seconds N] | pcap --sim [--sim-nic ixgbe|virtio] <file.pcap> [--count N]";
+
+async function main(): Promise<number> {
+  const { values, positionals } = parse(USAGE, {
+    count: { type: "string" },
+    seconds: { type: "string" },
+    sim: { type: "boolean" },
+    "sim-nic": { type: "string" },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE + "\n");
+    return 0;
+  }
+  const sim = simOption(values.sim, values["sim-nic"]);
+  if (positionals.length !== (sim ? 1 : 2)) throw new UsageError(USAGE);
+  const file = positionals[positionals.length - 1]!;
+  const count = intOption("count", values.count, 0, 0, Number.MAX_SAFE_INTEGER);
+  const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
+
+  const ports = openPorts(sim ? ["cap"] : positionals.slice(0, 1), { sim });
+  const dev = ports.devices[0] as NicDevice;
+  const writer = new PcapWriter(file);
+  process.stderr.write(`pcap: capturing on ${dev.address} to ${file}${count ? ` (${count} frames)` : ""}\n`);
+
+  const bufs: PacketBuffer[] = new Array(32).fill(null);
+  let stop = false;
+  onStopSignal(() => {
+    stop = true;
+  });
+  const start = performance.now();
+  await new Promise<void>((resolve) => {
+    const slice = () => {
+      const end = performance.now() + 5;
+      do {
+        ports.pump(4);
+        const n = dev.rxBatch(0, bufs, 32);
+        const t = n > 0 ? Date.now() : 0;
+        for (let i = 0; i < n; i++) {
+          const buf = bufs[i]!;
+          if (count === 0 || writer.packets < count) writer.write(buf.data.subarray(0, buf.length), t);
+          buf.pool.free(buf);
+        }
+        if (count > 0 && writer.packets >= count) stop = true;
+      } while (!stop && performance.now() < end);
+      if (seconds > 0 && performance.now() - start >= seconds * 1000) stop = true;
+      if (stop) resolve();
+      else setImmediate(slice);
+    };
+    setImmediate(slice);
+  });
+  writer.close();
+  process.stderr.write(`pcap: wrote ${writer.packets} frames to ${file}\n`);
+  ports.close();
+  return 0;
+}
+
+await runMain(main);

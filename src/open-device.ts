@@ -1,0 +1,125 @@
+/**
+ * openDevice(): from a PCI address to a running driver. Checks the device the way a user would
+ * (does it exist, is it a NIC we drive, is it bound to vfio-pci, is VFIO there), opens it through
+ * VFIO, picks the DMA allocator the device needs and the driver by vendor and device id.
+ *
+ * All devices of a process share one VFIO container and one DMA allocator, so that a buffer
+ * received on one device can be sent on another (the forwarder does exactly that). Both are
+ * closed when the last device closes.
+ */
+import { NotSupportedError, VfioError } from "./errors.ts";
+import type { DeviceOptions, NicDevice } from "./device.ts";
+import { createIxgbeDevice } from "./drivers/ixgbe/ixgbe-device.ts";
+import { IXGBE_DEVICE_IDS } from "./drivers/ixgbe/ixgbe_ids.ts";
+import { createVirtioDevice } from "./drivers/virtio/virtio-device.ts";
+import { VIRTIO_DEVICE_IDS } from "./drivers/virtio/virtio_ids.ts";
+import type { DmaAllocator } from "./mem/dma.ts";
+import { PhysicalDmaAllocator } from "./mem/physical-dma.ts";
+import { VfioDmaAllocator } from "./mem/vfio-dma.ts";
+import { PciAddress } from "./pci/pci-address.ts";
+import type { PciFunction } from "./pci/pci-function.ts";
+import { readPciSysfs } from "./pci/sysfs.ts";
+import { VfioPciFunction } from "./pci/vfio-pci-function.ts";
+import { VfioContainer, type VfioPaths } from "./pci/vfio.ts";
+
+export const INTEL_VENDOR_ID = 0x8086;
+export const VIRTIO_VENDOR_ID = 0x1af4;
+
+export interface OpenOptions extends DeviceOptions, VfioPaths {}
+
+type Driver = "ixgbe" | "virtio";
+
+/** Which driver handles vendor:device, or null. */
+export function driverFor(vendorId: number, deviceId: number): Driver | null {
+  if (vendorId === INTEL_VENDOR_ID && IXGBE_DEVICE_IDS.some((d) => d.deviceId === deviceId)) return "ixgbe";
+  if (vendorId === VIRTIO_VENDOR_ID && VIRTIO_DEVICE_IDS.some((d) => d.deviceId === deviceId)) return "virtio";
+  return null;
+}
+
+const hex4 = (v: number) => v.toString(16).padStart(4, "0");
+
+/** The process-wide VFIO container and its DMA allocators, shared by every open device. */
+const shared: { container: VfioContainer | null; iommu: DmaAllocator | null; physical: DmaAllocator | null; users: number } = {
+  container: null,
+  iommu: null,
+  physical: null,
+  users: 0,
+};
+
+function releaseShared(): void {
+  if (shared.users > 0) return;
+  shared.iommu?.close();
+  shared.physical?.close();
+  shared.container?.close();
+  shared.iommu = shared.physical = shared.container = null;
+}
+
+/**
+ * Opens the NIC at `pciAddress` (e.g. "0000:01:00.0") through VFIO and initializes it.
+ * Throws TypeError for a malformed address, DeviceNotFoundError, NotSupportedError for a device
+ * no driver here handles, VfioError when it is not bound to vfio-pci or VFIO is missing, and
+ * whatever the driver's init throws; nothing stays open after an error.
+ */
+export function openDevice(pciAddress: string, options: OpenOptions = {}): NicDevice {
+  const address = PciAddress.parse(pciAddress);
+  const name = address.toString();
+  const info = readPciSysfs(address, options.sysfsRoot);
+  const driver = driverFor(info.vendorId, info.deviceId);
+  if (driver === null) {
+    throw new NotSupportedError(
+      `${name}: device ${hex4(info.vendorId)}:${hex4(info.deviceId)} (class ${info.classCode.toString(16).padStart(6, "0")}) ` +
+        `is not supported: ixy.ts drives Intel 82599/X520/X540/X550 (8086:${IXGBE_DEVICE_IDS.map((d) => hex4(d.deviceId)).join("/")}) ` +
+        `and virtio-net (1af4:${VIRTIO_DEVICE_IDS.map((d) => hex4(d.deviceId)).join("/")})`,
+    );
+  }
+  if (info.driver !== "vfio-pci") {
+    throw new VfioError(
+      `${name} is ${info.driver ? `bound to ${info.driver}` : "not bound to any driver"}, not vfio-pci: ` +
+        `run scripts/bind-vfio.sh ${name} (as root)`,
+    );
+  }
+  if (info.iommuGroup === null) {
+    throw new VfioError(`${name} has no IOMMU group: enable the IOMMU (intel_iommu=on or amd_iommu=on on the kernel command line)`);
+  }
+
+  shared.users++;
+  let pci: PciFunction | null = null;
+  try {
+    shared.container ??= VfioContainer.open(options);
+    pci = new VfioPciFunction(shared.container.openDevice(info.iommuGroup, name));
+    // A transitional virtio device (1af4:1000) is driven through its legacy interface, whose
+    // DMA bypasses the IOMMU: it needs physical addresses. Everything else goes through the IOMMU.
+    const legacy = driver === "virtio" && info.deviceId === 0x1000;
+    let dma: DmaAllocator;
+    if (legacy) dma = shared.physical ??= new PhysicalDmaAllocator("physical DMA memory (legacy virtio)");
+    else dma = shared.iommu ??= new VfioDmaAllocator(shared.container, "VFIO DMA memory");
+    const nic = driver === "ixgbe" ? createIxgbeDevice(pci, dma, options) : createVirtioDevice(pci, dma, options);
+    return withRelease(nic, pci);
+  } catch (e) {
+    pci?.close();
+    shared.users--;
+    releaseShared();
+    throw e;
+  }
+}
+
+/** Wraps close() so that the PCI function and, with the last device, VFIO are released too. */
+function withRelease(nic: NicDevice, pci: PciFunction): NicDevice {
+  let closed = false;
+  const close = nic.close.bind(nic);
+  Object.defineProperty(nic, "close", {
+    value: () => {
+      if (closed) return;
+      closed = true;
+      try {
+        close();
+      } finally {
+        pci.close();
+        shared.users--;
+        releaseShared();
+      }
+    },
+  });
+  return nic;
+}
+
