@@ -1,0 +1,97 @@
+/**
+ * The control virtqueue (virtio 1.1 §5.1.6.5): commands the driver sends to the device, one at a
+ * time, waiting for each to complete. Each command is a chain of three descriptors:
+ *
+ *   device-readable   u8 class, u8 command
+ *   device-readable   command-specific data
+ *   device-writable   u8 ack (VIRTIO_NET_OK / VIRTIO_NET_ERR)
+ *
+ * (Separate descriptors for header, data and ack: qemu rejects a control command squeezed into
+ * one descriptor, and the legacy interface without ANY_LAYOUT requires this framing.)
+ * Not on the hot path: used at init and by setPromisc().
+ */
+import { DeviceProtocolError, DeviceTimeoutError } from "../../errors.ts";
+import type { Mmio } from "../../pci/mmio.ts";
+import { sleepMs } from "../../pci/regs.ts";
+import type { NotifyTarget } from "./transport.ts";
+import { VirtqueueRing } from "./virtqueue.ts";
+import { VIRTIO_NET_OK, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_F_NO_NOTIFY } from "./virtio_types.ts";
+
+/** Offsets within the 64-byte command area. */
+const CMD_HEADER = 0;
+const CMD_DATA = 16;
+const CMD_ACK = 48;
+export const CTRL_COMMAND_AREA_SIZE = 64;
+const MAX_DATA = CMD_ACK - CMD_DATA;
+
+export class CtrlQueue {
+  readonly name: string;
+  readonly #ring: VirtqueueRing;
+  readonly #cmd: Uint8Array;
+  readonly #cmdIova: number;
+  readonly #notifyMmio: Mmio;
+  readonly #notifyOffset: number;
+  readonly #timeoutMs: number;
+  #availIdx = 0;
+  #lastUsed = 0;
+
+  /** `cmd` is a 64-byte DMA area at device address `cmdIova`. */
+  constructor(name: string, ring: VirtqueueRing, notify: NotifyTarget, cmd: Uint8Array, cmdIova: number, timeoutMs = 1000) {
+    if (ring.size < 3) throw new DeviceProtocolError(`${name}: the control queue has ${ring.size} entries, a command needs 3`);
+    this.name = name;
+    this.#ring = ring;
+    this.#cmd = cmd;
+    this.#cmdIova = cmdIova;
+    this.#notifyMmio = notify.mmio;
+    this.#notifyOffset = notify.offset;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** Sends one command and waits for the device's ack; throws unless it is VIRTIO_NET_OK. */
+  command(cls: number, command: number, data: Uint8Array, what: string): void {
+    if (data.length < 1 || data.length > MAX_DATA) throw new RangeError(`${this.name}: command data must be 1 to ${MAX_DATA} bytes`);
+    const ring = this.#ring;
+    const cmd = this.#cmd;
+    cmd[CMD_HEADER] = cls;
+    cmd[CMD_HEADER + 1] = command;
+    cmd.set(data, CMD_DATA);
+    cmd[CMD_ACK] = 0xff; // anything but OK, in case the device completes without writing it
+    const iova = this.#cmdIova;
+    ring.setDescriptor(0, iova + CMD_HEADER, 2, VIRTQ_DESC_F_NEXT, 1);
+    ring.setDescriptor(1, iova + CMD_DATA, data.length, VIRTQ_DESC_F_NEXT, 2);
+    ring.setDescriptor(2, iova + CMD_ACK, 1, VIRTQ_DESC_F_WRITE, 0);
+    ring.avail16[2 + (this.#availIdx & (ring.size - 1))] = 0;
+    this.#availIdx = (this.#availIdx + 1) & 0xffff;
+    Atomics.store(ring.avail16, 1, this.#availIdx);
+    if ((ring.used16[0]! & VIRTQ_USED_F_NO_NOTIFY) === 0) this.#notifyMmio.write16(this.#notifyOffset, ring.index);
+
+    this.#waitForCompletion(what);
+    const slot = this.#lastUsed & (ring.size - 1);
+    const id = ring.used32[1 + 2 * slot]!;
+    this.#lastUsed = (this.#lastUsed + 1) & 0xffff;
+    if (id !== 0) {
+      throw new DeviceProtocolError(`${this.name}: ${what}: the device completed descriptor ${id}, but the command was 0`);
+    }
+    const ack = cmd[CMD_ACK]!;
+    if (ack !== VIRTIO_NET_OK) {
+      throw new DeviceProtocolError(`${this.name}: ${what}: the device answered ${ack === 1 ? "VIRTIO_NET_ERR" : `ack ${ack}`}`);
+    }
+  }
+
+  #waitForCompletion(what: string): void {
+    const used16 = this.#ring.used16;
+    // A device model or an emulator handling the notification synchronously is done already;
+    // otherwise spin briefly, then sleep between polls.
+    for (let spin = 0; spin < 1000; spin++) if (used16[1] !== this.#lastUsed) return;
+    const deadline = performance.now() + this.#timeoutMs;
+    while (used16[1] === this.#lastUsed) {
+      if (performance.now() >= deadline) {
+        throw new DeviceTimeoutError(
+          `${this.name}: ${what}: no answer on the control queue within ${this.#timeoutMs} ms; the device seems ` +
+            `stalled: close the device and open it again`,
+        );
+      }
+      sleepMs(1);
+    }
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Feature negotiation (virtio 1.1 §2.2, §3.1.1 step 4): the driver accepts exactly the features
+ * it implements, out of those the device offers — nothing more.
+ *
+ *   VIRTIO_F_VERSION_1        modern transport: required (little-endian 1.x layout, 12-byte header)
+ *   VIRTIO_F_ACCESS_PLATFORM  accepted whenever offered: the device's DMA then goes through the
+ *                             IOMMU, which is what VFIO IOVAs need (§6.1: a driver that does not
+ *                             accept it gets a device that bypasses the IOMMU)
+ *   VIRTIO_F_ANY_LAYOUT       legacy transport: required (header and frame share a descriptor)
+ *   VIRTIO_NET_F_MAC          MAC address from the device configuration
+ *   VIRTIO_NET_F_STATUS       link status from the device configuration
+ *   VIRTIO_NET_F_CTRL_VQ      the control virtqueue ...
+ *   VIRTIO_NET_F_CTRL_RX      ... with its receive-mode class (promiscuous mode)
+ *
+ * Not accepted: checksum and segmentation offloads, MRG_RXBUF (one buffer per frame is enough for
+ * standard frames), EVENT_IDX, INDIRECT_DESC, packed rings, multiqueue.
+ */
+import { DmaError, NotSupportedError } from "../../errors.ts";
+import type { DmaAllocator } from "../../mem/dma.ts";
+import type { TransportKind } from "./transport.ts";
+import {
+  describeFeatures,
+  feature,
+  hasFeature,
+  VIRTIO_F_ACCESS_PLATFORM,
+  VIRTIO_F_ANY_LAYOUT,
+  VIRTIO_F_VERSION_1,
+  VIRTIO_NET_F_CTRL_RX,
+  VIRTIO_NET_F_CTRL_VQ,
+  VIRTIO_NET_F_MAC,
+  VIRTIO_NET_F_STATUS,
+} from "./virtio_types.ts";
+
+/** The features to write to the device, or a clear error when the device cannot be driven. */
+export function chooseFeatures(
+  device: string,
+  offered: bigint,
+  transport: TransportKind,
+  dma: Pick<DmaAllocator, "name" | "addressing">,
+): bigint {
+  let wanted = feature(VIRTIO_NET_F_MAC) | feature(VIRTIO_NET_F_STATUS) | feature(VIRTIO_NET_F_CTRL_VQ) | feature(VIRTIO_NET_F_CTRL_RX);
+  if (transport === "modern") {
+    if (!hasFeature(offered, VIRTIO_F_VERSION_1)) {
+      throw new NotSupportedError(
+        `${device}: the device does not offer VIRTIO_F_VERSION_1 on its modern interface (it offers ` +
+          `${describeFeatures(offered)}); drive it with transport 'legacy' instead`,
+      );
+    }
+    wanted |= feature(VIRTIO_F_VERSION_1) | feature(VIRTIO_F_ACCESS_PLATFORM);
+    if (!hasFeature(offered, VIRTIO_F_ACCESS_PLATFORM) && dma.addressing === "iommu") {
+      throw new DmaError(
+        `${device}: the device does not offer VIRTIO_F_ACCESS_PLATFORM, so its DMA would bypass the IOMMU and ` +
+          `the IOVAs of ${dma.name} would mean nothing to it: start qemu with ` +
+          `-device virtio-net-pci,disable-legacy=on,iommu_platform=on, or open the device with a ` +
+          `physical-address DMA allocator`,
+      );
+    }
+  } else {
+    if (!hasFeature(offered, VIRTIO_F_ANY_LAYOUT)) {
+      throw new NotSupportedError(
+        `${device}: the legacy device does not offer VIRTIO_F_ANY_LAYOUT (it offers ${describeFeatures(offered)}); ` +
+          `this driver puts the net header and the frame in one descriptor: use transport 'modern'`,
+      );
+    }
+    wanted |= feature(VIRTIO_F_ANY_LAYOUT);
+  }
+  let chosen = offered & wanted;
+  // §5.1.3.1: CTRL_RX depends on CTRL_VQ.
+  if (!hasFeature(chosen, VIRTIO_NET_F_CTRL_VQ)) chosen &= ~feature(VIRTIO_NET_F_CTRL_RX);
+  return chosen;
+}
+
+/** Why a legacy device cannot use `dma`, or null when it can. */
+export function legacyDmaProblem(device: string, dma: Pick<DmaAllocator, "name" | "addressing">): string | null {
+  if (dma.addressing !== "iommu") return null;
+  return (
+    `${device}: a legacy virtio device has no VIRTIO_F_ACCESS_PLATFORM, so its DMA bypasses the IOMMU and ` +
+    `needs physical addresses, but ${dma.name} hands out IOMMU addresses: open it with a physical-address ` +
+    `DMA allocator (hugepages and /proc/self/pagemap, as root), or use a modern device ` +
+    `(virtio-net-pci,disable-legacy=on,iommu_platform=on) with transport 'modern'`
+  );
+}

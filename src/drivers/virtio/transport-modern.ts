@@ -1,0 +1,231 @@
+/**
+ * The modern virtio PCI transport (virtio 1.1 §4.1.4): the device describes where its register
+ * blocks live through vendor-specific PCI capabilities (cap id 9) — one per structure, each naming
+ * a BAR, an offset and a length. The driver maps those BARs (memory BARs: one load or store per
+ * register access) and talks to
+ *
+ *   common configuration  features, status, queue setup (§4.1.4.3)
+ *   notification area     one 16-bit doorbell per queue at offset + queue_notify_off * multiplier (§4.1.4.4)
+ *   ISR status            interrupt cause; unused by a polling driver (§4.1.4.5)
+ *   device configuration  struct virtio_net_config: MAC, link status (§4.1.4.6)
+ *
+ * Every field is accessed with its own width (8, 16 or 32 bits; 64-bit fields as two 32-bit
+ * halves, low first, as §4.1.3.1 requires and allows): devices decode accesses by offset and width.
+ */
+import { DeviceProtocolError, NotSupportedError } from "../../errors.ts";
+import type { Mmio } from "../../pci/mmio.ts";
+import { BarKind, PCI_CAP_ID_VNDR, pciCapabilities, type PciFunction } from "../../pci/pci-function.ts";
+import { RESET_TIMEOUT_MS, waitForZero, type NotifyTarget, type RingAddresses, type VirtioTransport } from "./transport.ts";
+import {
+  VIRTIO_PCI_CAP_BAR,
+  VIRTIO_PCI_CAP_CFG_TYPE,
+  VIRTIO_PCI_CAP_COMMON_CFG,
+  VIRTIO_PCI_CAP_DEVICE_CFG,
+  VIRTIO_PCI_CAP_ISR_CFG,
+  VIRTIO_PCI_CAP_LEN,
+  VIRTIO_PCI_CAP_LENGTH,
+  VIRTIO_PCI_CAP_NOTIFY_CFG,
+  VIRTIO_PCI_CAP_OFFSET,
+  VIRTIO_PCI_CAP_SIZE,
+  VIRTIO_PCI_COMMON_CFGGENERATION,
+  VIRTIO_PCI_COMMON_CFG_MIN_SIZE,
+  VIRTIO_PCI_COMMON_DF,
+  VIRTIO_PCI_COMMON_DFSELECT,
+  VIRTIO_PCI_COMMON_GF,
+  VIRTIO_PCI_COMMON_GFSELECT,
+  VIRTIO_PCI_COMMON_Q_AVAILHI,
+  VIRTIO_PCI_COMMON_Q_AVAILLO,
+  VIRTIO_PCI_COMMON_Q_DESCHI,
+  VIRTIO_PCI_COMMON_Q_DESCLO,
+  VIRTIO_PCI_COMMON_Q_ENABLE,
+  VIRTIO_PCI_COMMON_Q_NOFF,
+  VIRTIO_PCI_COMMON_Q_SELECT,
+  VIRTIO_PCI_COMMON_Q_SIZE,
+  VIRTIO_PCI_COMMON_Q_USEDHI,
+  VIRTIO_PCI_COMMON_Q_USEDLO,
+  VIRTIO_PCI_COMMON_STATUS,
+  VIRTIO_PCI_NOTIFY_CAP_MULT,
+  VIRTIO_PCI_NOTIFY_CAP_SIZE,
+} from "./virtio_types.ts";
+
+/** One virtio structure found through a capability: a window of a BAR. */
+export interface VirtioStructure {
+  readonly bar: number;
+  readonly offset: number;
+  readonly length: number;
+}
+
+export interface VirtioCapabilities {
+  readonly common: VirtioStructure;
+  readonly notify: VirtioStructure & { readonly multiplier: number };
+  readonly isr: VirtioStructure | null;
+  readonly device: VirtioStructure | null;
+}
+
+/**
+ * Walks the PCI capability list for virtio structures (§4.1.4). The first capability of each
+ * type that the driver can use wins; capabilities naming a reserved or non-memory BAR are
+ * skipped, as §4.1.4 tells drivers to. Returns null when there is no common or notify structure
+ * (a legacy-only device).
+ */
+export function findVirtioCapabilities(pci: PciFunction): VirtioCapabilities | null {
+  const config = pci.config;
+  let common: VirtioStructure | null = null;
+  let notify: (VirtioStructure & { multiplier: number }) | null = null;
+  let isr: VirtioStructure | null = null;
+  let device: VirtioStructure | null = null;
+  for (const [id, at] of pciCapabilities(config)) {
+    if (id !== PCI_CAP_ID_VNDR) continue;
+    const capLen = config.read8(at + VIRTIO_PCI_CAP_LEN);
+    if (capLen < VIRTIO_PCI_CAP_SIZE) continue;
+    const type = config.read8(at + VIRTIO_PCI_CAP_CFG_TYPE);
+    const bar = config.read8(at + VIRTIO_PCI_CAP_BAR);
+    if (bar > 5 || pci.barKind(bar) !== BarKind.memory) continue;
+    const where = { bar, offset: config.read32(at + VIRTIO_PCI_CAP_OFFSET), length: config.read32(at + VIRTIO_PCI_CAP_LENGTH) };
+    if (type === VIRTIO_PCI_CAP_COMMON_CFG && common === null) common = where;
+    else if (type === VIRTIO_PCI_CAP_NOTIFY_CFG && notify === null && capLen >= VIRTIO_PCI_NOTIFY_CAP_SIZE) {
+      notify = { ...where, multiplier: config.read32(at + VIRTIO_PCI_NOTIFY_CAP_MULT) };
+    } else if (type === VIRTIO_PCI_CAP_ISR_CFG && isr === null) isr = where;
+    else if (type === VIRTIO_PCI_CAP_DEVICE_CFG && device === null) device = where;
+  }
+  if (common === null || notify === null) return null;
+  return { common, notify, isr, device };
+}
+
+export class ModernTransport implements VirtioTransport {
+  readonly kind = "modern";
+  readonly hasFeaturesOk = true;
+  readonly canResizeQueues = true;
+  readonly #name: string;
+  readonly #common: Mmio;
+  readonly #c: number;
+  readonly #notifyBar: Mmio;
+  readonly #notify: VirtioStructure & { readonly multiplier: number };
+  readonly #device: Mmio | null;
+  readonly #d: number;
+  readonly #deviceLength: number;
+
+  constructor(pci: PciFunction) {
+    this.#name = pci.address;
+    const caps = findVirtioCapabilities(pci);
+    if (caps === null) {
+      throw new NotSupportedError(
+        `${pci.address}: no virtio 1.x common/notify capabilities in PCI config space (a legacy-only device?): ` +
+          `use transport 'legacy', or give qemu a modern device (virtio-net-pci,disable-legacy=on)`,
+      );
+    }
+    const { common, notify, device } = caps;
+    this.#common = this.#map(pci, "common configuration", common, VIRTIO_PCI_COMMON_CFG_MIN_SIZE, 4);
+    this.#c = common.offset;
+    this.#notifyBar = this.#map(pci, "notification area", notify, 2, 2);
+    this.#notify = notify;
+    this.#device = device === null ? null : this.#map(pci, "device configuration", device, 0, 4);
+    this.#d = device?.offset ?? 0;
+    this.#deviceLength = device?.length ?? 0;
+  }
+
+  /** Maps the BAR a structure lives in and checks the structure fits it. */
+  #map(pci: PciFunction, what: string, s: VirtioStructure, minLength: number, align: number): Mmio {
+    const bar = pci.bar(s.bar);
+    if (s.length < minLength || s.offset % align !== 0 || s.offset + s.length > bar.size) {
+      throw new DeviceProtocolError(
+        `${this.#name}: the virtio ${what} capability is malformed (BAR${s.bar}, offset 0x${s.offset.toString(16)}, ` +
+          `length 0x${s.length.toString(16)}, BAR size 0x${bar.size.toString(16)})`,
+      );
+    }
+    return bar;
+  }
+
+  reset(): void {
+    // §4.1.4.3.2: after writing 0, wait until device_status reads 0 before reinitializing.
+    this.#common.write8(this.#c + VIRTIO_PCI_COMMON_STATUS, 0);
+    waitForZero(() => this.getStatus(), `${this.#name}: virtio reset: device_status`, RESET_TIMEOUT_MS);
+  }
+
+  getStatus(): number {
+    return this.#common.read8(this.#c + VIRTIO_PCI_COMMON_STATUS);
+  }
+
+  setStatus(status: number): void {
+    this.#common.write8(this.#c + VIRTIO_PCI_COMMON_STATUS, status);
+  }
+
+  readDeviceFeatures(): bigint {
+    const c = this.#c;
+    this.#common.write32(c + VIRTIO_PCI_COMMON_DFSELECT, 0);
+    const lo = this.#common.read32(c + VIRTIO_PCI_COMMON_DF);
+    this.#common.write32(c + VIRTIO_PCI_COMMON_DFSELECT, 1);
+    const hi = this.#common.read32(c + VIRTIO_PCI_COMMON_DF);
+    return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+  }
+
+  writeDriverFeatures(features: bigint): void {
+    const c = this.#c;
+    this.#common.write32(c + VIRTIO_PCI_COMMON_GFSELECT, 0);
+    this.#common.write32(c + VIRTIO_PCI_COMMON_GF, Number(features & 0xffffffffn));
+    this.#common.write32(c + VIRTIO_PCI_COMMON_GFSELECT, 1);
+    this.#common.write32(c + VIRTIO_PCI_COMMON_GF, Number((features >> 32n) & 0xffffffffn));
+  }
+
+  queueSize(index: number): number {
+    this.#common.write16(this.#c + VIRTIO_PCI_COMMON_Q_SELECT, index);
+    return this.#common.read16(this.#c + VIRTIO_PCI_COMMON_Q_SIZE);
+  }
+
+  activateQueue(index: number, size: number, rings: RingAddresses): NotifyTarget {
+    // §4.1.5.1.3, steps 1-7: select, size, ring addresses, enable. Step 5 (queue_msix_vector) only
+    // applies with MSI-X enabled; this driver polls, and after reset every vector is NO_VECTOR.
+    const common = this.#common;
+    const c = this.#c;
+    common.write16(c + VIRTIO_PCI_COMMON_Q_SELECT, index);
+    common.write16(c + VIRTIO_PCI_COMMON_Q_SIZE, size);
+    writeAddress(common, c + VIRTIO_PCI_COMMON_Q_DESCLO, c + VIRTIO_PCI_COMMON_Q_DESCHI, rings.desc);
+    writeAddress(common, c + VIRTIO_PCI_COMMON_Q_AVAILLO, c + VIRTIO_PCI_COMMON_Q_AVAILHI, rings.avail);
+    writeAddress(common, c + VIRTIO_PCI_COMMON_Q_USEDLO, c + VIRTIO_PCI_COMMON_Q_USEDHI, rings.used);
+    const notifyOff = common.read16(c + VIRTIO_PCI_COMMON_Q_NOFF);
+    common.write16(c + VIRTIO_PCI_COMMON_Q_ENABLE, 1);
+    if (common.read16(c + VIRTIO_PCI_COMMON_Q_ENABLE) !== 1) {
+      throw new DeviceProtocolError(`${this.#name}: virtqueue ${index} did not enable (queue_enable reads back 0)`);
+    }
+    // §4.1.4.4: the doorbell is at cap.offset + queue_notify_off * notify_off_multiplier
+    // (a multiplier of 0 means all queues share one doorbell).
+    const n = this.#notify;
+    const offset = n.offset + notifyOff * n.multiplier;
+    if (offset + 2 > n.offset + n.length || offset + 2 > this.#notifyBar.size) {
+      throw new DeviceProtocolError(
+        `${this.#name}: virtqueue ${index}: notify offset 0x${offset.toString(16)} (queue_notify_off ${notifyOff} x ` +
+          `multiplier ${n.multiplier}) lies outside the notification area (BAR${n.bar} 0x${n.offset.toString(16)}, ` +
+          `length 0x${n.length.toString(16)})`,
+      );
+    }
+    return { mmio: this.#notifyBar, offset };
+  }
+
+  readConfig8(offset: number): number {
+    return this.#deviceConfig(offset, 1).read8(this.#d + offset);
+  }
+
+  readConfig16(offset: number): number {
+    return this.#deviceConfig(offset, 2).read16(this.#d + offset);
+  }
+
+  configGeneration(): number {
+    return this.#common.read8(this.#c + VIRTIO_PCI_COMMON_CFGGENERATION);
+  }
+
+  #deviceConfig(offset: number, width: number): Mmio {
+    if (this.#device === null || offset + width > this.#deviceLength) {
+      throw new DeviceProtocolError(
+        `${this.#name}: device configuration field at offset ${offset} is missing (device configuration length ` +
+          `${this.#deviceLength})`,
+      );
+    }
+    return this.#device;
+  }
+}
+
+/** A 64-bit common-configuration field as two 32-bit writes, low half first. */
+function writeAddress(mmio: Mmio, lo: number, hi: number, address: number): void {
+  mmio.write32(lo, address >>> 0);
+  mmio.write32(hi, Math.floor(address / 4294967296) >>> 0);
+}

@@ -1,0 +1,68 @@
+/**
+ * What the virtio-net driver needs of a virtio PCI transport. Two implementations: the modern
+ * interface of virtio 1.x (transport-modern.ts: capabilities pointing into a memory BAR) and the
+ * legacy interface of virtio 0.9.5 (transport-legacy.ts: registers in the I/O-port BAR0).
+ * Everything here runs at init time, except the notification, which the queues do themselves
+ * through the NotifyTarget they get from activateQueue().
+ */
+import { DeviceTimeoutError } from "../../errors.ts";
+import type { Mmio } from "../../pci/mmio.ts";
+import { sleepMs } from "../../pci/regs.ts";
+
+export type TransportKind = "modern" | "legacy";
+
+/** Device addresses of the three parts of a split virtqueue (§2.6). */
+export interface RingAddresses {
+  readonly desc: number;
+  readonly avail: number;
+  readonly used: number;
+}
+
+/** Where a queue's available-buffer notification goes: a 16-bit write of the queue index. */
+export interface NotifyTarget {
+  readonly mmio: Mmio;
+  readonly offset: number;
+}
+
+export interface VirtioTransport {
+  readonly kind: TransportKind;
+  /** Writes 0 to the device status and waits until the device reads back 0 (it stopped DMA). */
+  reset(): void;
+  getStatus(): number;
+  setStatus(status: number): void;
+  /** The features the device offers: 64 bits on the modern interface, 32 on the legacy one. */
+  readDeviceFeatures(): bigint;
+  writeDriverFeatures(features: bigint): void;
+  /** Modern devices confirm features with FEATURES_OK (§3.1.1 steps 5-6); legacy ones cannot. */
+  readonly hasFeaturesOk: boolean;
+  /** Modern drivers may shrink a queue; a legacy queue has the device's size. */
+  readonly canResizeQueues: boolean;
+  /** The queue's maximum (modern) or fixed (legacy) size; 0 if the queue does not exist. */
+  queueSize(index: number): number;
+  /** Gives the device a queue's rings and enables it; returns where to notify it. */
+  activateQueue(index: number, size: number, rings: RingAddresses): NotifyTarget;
+  /** Device-specific configuration (struct virtio_net_config) at byte `offset`. */
+  readConfig8(offset: number): number;
+  readConfig16(offset: number): number;
+  /** Changes whenever the device changes its configuration (legacy devices have none: 0). */
+  configGeneration(): number;
+}
+
+/** Polls `read` until it returns 0; throws a DeviceTimeoutError naming `what` after `timeoutMs`. */
+export function waitForZero(read: () => number, what: string, timeoutMs: number): void {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = read();
+    if (value === 0) return;
+    if (performance.now() >= deadline) {
+      throw new DeviceTimeoutError(
+        `${what}: still 0x${value.toString(16)} after ${timeoutMs} ms; the device does not respond: ` +
+          `check that it is not stuck (a function-level reset or a guest reboot clears it)`,
+      );
+    }
+    sleepMs(1);
+  }
+}
+
+/** How long a device may take to acknowledge a reset. */
+export const RESET_TIMEOUT_MS = 1000;

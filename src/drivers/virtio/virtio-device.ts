@@ -1,0 +1,359 @@
+/**
+ * The virtio-net driver: device initialization (virtio 1.1 §3.1.1, network device §5.1.5), then
+ * one receive and one transmit queue driven by polling (virtqueue.ts), a control queue for the
+ * receive mode (ctrl-queue.ts), MAC and link status from the device configuration.
+ *
+ * Two transports reach the same device: the modern one (virtio 1.x capabilities in a memory BAR,
+ * for 1af4:1041 devices behind the IOMMU) and the legacy one (I/O-port BAR0, for transitional
+ * 1af4:1000 devices, whose DMA bypasses the IOMMU and so needs physical addresses).
+ *
+ * Read this file top to bottom next to the specification: the constructor is the list of steps.
+ */
+import { DeviceProtocolError, DmaError, IxyError, NotSupportedError } from "../../errors.ts";
+import type { DeviceOptions, DeviceStats, NicDevice } from "../../device.ts";
+import type { DmaAllocator } from "../../mem/dma.ts";
+import { Mempool, type PacketBuffer } from "../../mem/mempool.ts";
+import { sleepMs } from "../../pci/regs.ts";
+import { BarKind, type PciFunction } from "../../pci/pci-function.ts";
+import { CTRL_COMMAND_AREA_SIZE, CtrlQueue } from "./ctrl-queue.ts";
+import { chooseFeatures, legacyDmaProblem } from "./features.ts";
+import { findVirtioDeviceId } from "./virtio_ids.ts";
+import { LegacyTransport } from "./transport-legacy.ts";
+import { ModernTransport } from "./transport-modern.ts";
+import type { TransportKind, VirtioTransport } from "./transport.ts";
+import { ringLayout, RxQueue, TxQueue, VirtqueueRing } from "./virtqueue.ts";
+import {
+  describeFeatures,
+  hasFeature,
+  VIRTIO_CONFIG_S_ACKNOWLEDGE,
+  VIRTIO_CONFIG_S_DRIVER,
+  VIRTIO_CONFIG_S_DRIVER_OK,
+  VIRTIO_CONFIG_S_FAILED,
+  VIRTIO_CONFIG_S_FEATURES_OK,
+  VIRTIO_CONFIG_S_NEEDS_RESET,
+  VIRTIO_F_VERSION_1,
+  VIRTIO_NET_CONFIG_MAC,
+  VIRTIO_NET_CONFIG_STATUS,
+  VIRTIO_NET_CTRL_QUEUE,
+  VIRTIO_NET_CTRL_RX,
+  VIRTIO_NET_CTRL_RX_PROMISC,
+  VIRTIO_NET_F_CTRL_RX,
+  VIRTIO_NET_F_CTRL_VQ,
+  VIRTIO_NET_F_MAC,
+  VIRTIO_NET_F_STATUS,
+  VIRTIO_NET_HDR_LEN,
+  VIRTIO_NET_HDR_V1_LEN,
+  VIRTIO_NET_RX_QUEUE,
+  VIRTIO_NET_S_LINK_UP,
+  VIRTIO_NET_TX_QUEUE,
+  VIRTIO_PCI_DEVICE_ID_NET_TRANSITIONAL,
+  VIRTQ_MAX_SIZE,
+} from "./virtio_types.ts";
+
+export { VIRTIO_DEVICE_IDS, VIRTIO_VENDOR_ID } from "./virtio_ids.ts";
+
+export type VirtioDeviceOptions = DeviceOptions & { readonly transport?: TransportKind };
+
+/** The control queue needs a handful of entries; more would only cost memory. */
+const CTRL_QUEUE_MAX_SIZE = 64;
+/** Virtio-net without VIRTIO_NET_F_SPEED_DUPLEX has no speed; report what ixy reports. */
+const NOMINAL_LINK_SPEED = 1000;
+
+/**
+ * Opens the virtio-net device `pci` with memory from `dma`. Transport: 'legacy' for a transitional
+ * device (1af4:1000) whose BAR0 is an I/O BAR, 'modern' otherwise. The caller keeps ownership of
+ * `pci` and `dma`: close() resets the device but closes neither.
+ */
+export function createVirtioDevice(pci: PciFunction, dma: DmaAllocator, options: VirtioDeviceOptions = {}): NicDevice {
+  checkOptions(pci.address, options);
+  if (findVirtioDeviceId(pci.vendorId, pci.deviceId) === undefined) {
+    throw new NotSupportedError(
+      `${pci.address}: ${hex4(pci.vendorId)}:${hex4(pci.deviceId)} is not a virtio-net device ` +
+        `(expected 1af4:1000 or 1af4:1041)`,
+    );
+  }
+  const transport =
+    options.transport ??
+    (pci.deviceId === VIRTIO_PCI_DEVICE_ID_NET_TRANSITIONAL && pci.barKind(0) === BarKind.io ? "legacy" : "modern");
+  if (transport === "legacy") {
+    const problem = legacyDmaProblem(pci.address, dma);
+    if (problem !== null) throw new DmaError(problem);
+  }
+  return new VirtioNetDevice(pci, dma, options, transport);
+}
+
+export class VirtioNetDevice implements NicDevice {
+  readonly driver = "virtio";
+  readonly address: string;
+  readonly rxQueues = 1;
+  readonly txQueues = 1;
+  readonly dma: DmaAllocator;
+  readonly transport: TransportKind;
+  /** Features offered by the device and the subset negotiated (BigInt: read once at init). */
+  readonly offeredFeatures: bigint;
+  readonly features: bigint;
+  /** Bytes of virtio_net_hdr in front of every frame: 12 (VERSION_1) or 10 (legacy). */
+  readonly headerLength: number;
+  readonly #transport: VirtioTransport;
+  readonly #rx: RxQueue;
+  readonly #tx: TxQueue;
+  readonly #ctrl: CtrlQueue | null;
+  readonly #mac: Uint8Array;
+  readonly #hasStatus: boolean;
+  #closed = false;
+
+  constructor(pci: PciFunction, dma: DmaAllocator, options: DeviceOptions, kind: TransportKind) {
+    const name = pci.address;
+    this.address = name;
+    this.dma = dma;
+    this.transport = kind;
+    const transport: VirtioTransport = kind === "legacy" ? new LegacyTransport(pci) : new ModernTransport(pci);
+    this.#transport = transport;
+    pci.enableDma();
+
+    // §3.1.1 step 1: reset the device (and wait until it says so).
+    transport.reset();
+    let status = 0;
+    const addStatus = (bit: number): void => {
+      status |= bit;
+      transport.setStatus(status);
+    };
+    try {
+      // Steps 2 and 3: we noticed the device, and we know how to drive it.
+      addStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE);
+      addStatus(VIRTIO_CONFIG_S_DRIVER);
+
+      // Step 4: read the device's features, write the subset this driver implements.
+      this.offeredFeatures = transport.readDeviceFeatures();
+      this.features = chooseFeatures(name, this.offeredFeatures, kind, dma);
+      transport.writeDriverFeatures(this.features);
+
+      // Steps 5 and 6 (modern only; §3.1.2: legacy devices have no FEATURES_OK): the device
+      // accepts the features by keeping FEATURES_OK set when we read the status back.
+      if (transport.hasFeaturesOk) {
+        addStatus(VIRTIO_CONFIG_S_FEATURES_OK);
+        if ((transport.getStatus() & VIRTIO_CONFIG_S_FEATURES_OK) === 0) {
+          throw new DeviceProtocolError(
+            `${name}: the device refused the features ${describeFeatures(this.features)} (FEATURES_OK did not ` +
+              `stick; it offered ${describeFeatures(this.offeredFeatures)})`,
+          );
+        }
+      }
+
+      // Step 7, device-specific setup (§5.1.5): virtqueues, receive buffers, MAC address.
+      this.headerLength = hasFeature(this.features, VIRTIO_F_VERSION_1) ? VIRTIO_NET_HDR_V1_LEN : VIRTIO_NET_HDR_LEN;
+      this.#hasStatus = hasFeature(this.features, VIRTIO_NET_F_STATUS);
+      const hasCtrl = hasFeature(this.features, VIRTIO_NET_F_CTRL_VQ);
+      const rx = queueGeometry(name, transport, VIRTIO_NET_RX_QUEUE, options.rxRingSize, "receive");
+      const tx = queueGeometry(name, transport, VIRTIO_NET_TX_QUEUE, options.txRingSize, "transmit");
+      const ctrl = hasCtrl ? queueGeometry(name, transport, VIRTIO_NET_CTRL_QUEUE, CTRL_QUEUE_MAX_SIZE, "control") : null;
+
+      const poolSize = options.mempoolSize ?? Math.max(4096, 2 * rx.capacity);
+      if (poolSize < rx.capacity) {
+        throw new RangeError(`${name}: mempoolSize ${poolSize} is smaller than the receive ring (${rx.capacity} buffers)`);
+      }
+      const pool = new Mempool(dma, { count: poolSize, checked: options.checked ?? false, name: `${name} RX queue 0 mempool` });
+
+      // All rings (and the control command area) in one area the device sees contiguously.
+      const rxBytes = ringLayout(rx.size).bytes;
+      const txBytes = ringLayout(tx.size).bytes;
+      const ctrlBytes = ctrl === null ? 0 : ringLayout(ctrl.size).bytes;
+      const cmdOffset = rxBytes + txBytes + ctrlBytes;
+      const region = dma.allocate(cmdOffset + CTRL_COMMAND_AREA_SIZE, { align: 4096, contiguous: true });
+      const rxRing = new VirtqueueRing(region, 0, VIRTIO_NET_RX_QUEUE, rx.size);
+      const txRing = new VirtqueueRing(region, rxBytes, VIRTIO_NET_TX_QUEUE, tx.size);
+
+      // §4.1.5.1.3 (modern) / §4.1.4.8 (legacy): give each queue its rings and enable it.
+      const rxNotify = transport.activateQueue(VIRTIO_NET_RX_QUEUE, rx.size, rxRing.addresses);
+      const txNotify = transport.activateQueue(VIRTIO_NET_TX_QUEUE, tx.size, txRing.addresses);
+      this.#rx = new RxQueue(`${name} RX queue 0`, rxRing, rxNotify, pool, rx.capacity, this.headerLength);
+      this.#tx = new TxQueue(`${name} TX queue 0`, txRing, txNotify, tx.capacity, this.headerLength);
+      if (ctrl !== null) {
+        const ctrlRing = new VirtqueueRing(region, rxBytes + txBytes, VIRTIO_NET_CTRL_QUEUE, ctrl.size);
+        const ctrlNotify = transport.activateQueue(VIRTIO_NET_CTRL_QUEUE, ctrl.size, ctrlRing.addresses);
+        const cmd = region.bytes.subarray(cmdOffset, cmdOffset + CTRL_COMMAND_AREA_SIZE);
+        this.#ctrl = new CtrlQueue(`${name} control queue`, ctrlRing, ctrlNotify, cmd, region.iovaOf(cmdOffset));
+      } else this.#ctrl = null;
+      this.#mac = this.#readMac();
+
+      // Step 8: the driver is ready. Only now may it notify the device (§3.1.1).
+      addStatus(VIRTIO_CONFIG_S_DRIVER_OK);
+      if ((transport.getStatus() & VIRTIO_CONFIG_S_NEEDS_RESET) !== 0) {
+        throw new DeviceProtocolError(`${name}: the device needs a reset right after DRIVER_OK (DEVICE_NEEDS_RESET)`);
+      }
+      this.#rx.kick();
+
+      // Like ixy: receive everything (qemu's default too, but say so rather than rely on it).
+      if (hasFeature(this.features, VIRTIO_NET_F_CTRL_RX)) this.setPromisc(true);
+      this.#waitForLink(options.linkTimeoutMs ?? 10000);
+    } catch (error) {
+      // §3.1.1: tell the device we gave up, then reset it so that it stops touching our memory.
+      try {
+        transport.setStatus(status | VIRTIO_CONFIG_S_FAILED);
+        transport.reset();
+      } catch {
+        // The original error says more than a failure to reset after it.
+      }
+      throw error;
+    }
+  }
+
+  rxBatch(queue: number, bufs: PacketBuffer[], max: number): number {
+    if (queue !== 0 || this.#closed) this.#badQueue(queue);
+    return this.#rx.rxBatch(bufs, max);
+  }
+
+  txBatch(queue: number, bufs: PacketBuffer[], count: number): number {
+    if (queue !== 0 || this.#closed) this.#badQueue(queue);
+    return this.#tx.txBatch(bufs, count);
+  }
+
+  readStats(into: DeviceStats): void {
+    const rx = this.#rx;
+    const tx = this.#tx;
+    into.rxPackets = rx.packets;
+    into.rxBytes = rx.bytes;
+    into.rxMissed = rx.missed;
+    into.rxErrors = rx.errors;
+    into.txPackets = tx.packets;
+    into.txBytes = tx.bytes;
+    into.txErrors = tx.errors;
+  }
+
+  /** §5.1.6.5.1: VIRTIO_NET_CTRL_RX_PROMISC through the control queue. */
+  setPromisc(on: boolean): void {
+    this.#checkOpen();
+    if (this.#ctrl === null || !hasFeature(this.features, VIRTIO_NET_F_CTRL_RX)) {
+      throw new NotSupportedError(
+        `${this.address}: the device does not offer VIRTIO_NET_F_CTRL_VQ and VIRTIO_NET_F_CTRL_RX, so its receive ` +
+          `filter cannot be changed`,
+      );
+    }
+    this.#ctrl.command(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, Uint8Array.of(on ? 1 : 0), `promiscuous mode ${on ? "on" : "off"}`);
+  }
+
+  linkSpeed(): number {
+    if (this.#closed) return 0;
+    return this.#linkUp() ? NOMINAL_LINK_SPEED : 0;
+  }
+
+  macAddress(): Uint8Array {
+    return this.#mac.slice();
+  }
+
+  /** Descriptors free on the transmit queue (after its last reclaim). */
+  get txFree(): number {
+    return this.#tx.free;
+  }
+
+  /** Notifications sent per queue so far: [receive, transmit]. */
+  get notifications(): readonly [number, number] {
+    return [this.#rx.notifications, this.#tx.notifications];
+  }
+
+  /** Ring entries the device reads per queue: [receive, transmit]. */
+  get ringCapacity(): readonly [number, number] {
+    return [this.#rx.capacity, this.#tx.capacity];
+  }
+
+  /** Resets the device (status 0): it stops all DMA. The caller still owns and closes pci and dma. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#transport.reset();
+  }
+
+  /** §5.1.4: the link is up if STATUS was not negotiated, or VIRTIO_NET_S_LINK_UP says so. */
+  #linkUp(): boolean {
+    if (!this.#hasStatus) return true;
+    return (this.#transport.readConfig16(VIRTIO_NET_CONFIG_STATUS) & VIRTIO_NET_S_LINK_UP) !== 0;
+  }
+
+  /** Waits for the link; a link still down after `timeoutMs` is not an error (linkSpeed() says 0). */
+  #waitForLink(timeoutMs: number): void {
+    if (timeoutMs <= 0) return;
+    const deadline = performance.now() + timeoutMs;
+    while (!this.#linkUp() && performance.now() < deadline) sleepMs(10);
+  }
+
+  /**
+   * §5.1.5 step 5: the MAC from the device configuration, read until config_generation is the same
+   * before and after (§2.4.1: a multi-byte field may change between byte reads). Without
+   * VIRTIO_NET_F_MAC, a random locally administered unicast address.
+   */
+  #readMac(): Uint8Array {
+    const mac = new Uint8Array(6);
+    if (!hasFeature(this.features, VIRTIO_NET_F_MAC)) {
+      crypto.getRandomValues(mac);
+      mac[0] = (mac[0]! & 0xfe) | 0x02;
+      return mac;
+    }
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const generation = this.#transport.configGeneration();
+      for (let i = 0; i < 6; i++) mac[i] = this.#transport.readConfig8(VIRTIO_NET_CONFIG_MAC + i);
+      if (this.#transport.configGeneration() === generation) return mac;
+    }
+    throw new DeviceProtocolError(`${this.address}: the device configuration kept changing while the MAC address was read`);
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new IxyError(`${this.address}: the virtio device is closed; open it again to use it`);
+  }
+
+  #badQueue(queue: number): never {
+    this.#checkOpen();
+    throw new RangeError(`${this.address}: queue ${queue} does not exist; the virtio driver has queue 0 only`);
+  }
+}
+
+/** Queue size and number of entries in use: the device's size, capped by the option (§4.1.5.1.3). */
+function queueGeometry(
+  name: string,
+  transport: VirtioTransport,
+  index: number,
+  cap: number | undefined,
+  what: string,
+): { size: number; capacity: number } {
+  const max = transport.queueSize(index);
+  if (max === 0) throw new DeviceProtocolError(`${name}: the device has no ${what} virtqueue (queue ${index} has size 0)`);
+  if (max > VIRTQ_MAX_SIZE || (max & (max - 1)) !== 0) {
+    throw new DeviceProtocolError(`${name}: the ${what} virtqueue's size ${max} is not a power of two up to ${VIRTQ_MAX_SIZE}`);
+  }
+  const capacity = cap === undefined ? max : Math.min(max, cap);
+  // A legacy queue keeps the device's size; fewer entries are simply never made available.
+  return { size: transport.canResizeQueues ? capacity : max, capacity };
+}
+
+function checkOptions(address: string, options: VirtioDeviceOptions): void {
+  for (const key of ["rxQueues", "txQueues"] as const) {
+    const value = options[key] ?? 1;
+    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${address}: ${key} must be a positive integer, got ${value}`);
+    if (value > 1) {
+      throw new NotSupportedError(
+        `${address}: ${key}: ${value} — the virtio driver has one receive and one transmit queue ` +
+          `(virtio-net multiqueue, VIRTIO_NET_F_MQ, is not implemented): use 1`,
+      );
+    }
+  }
+  for (const key of ["rxRingSize", "txRingSize"] as const) {
+    const value = options[key];
+    if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > VIRTQ_MAX_SIZE || (value & (value - 1)) !== 0)) {
+      throw new RangeError(`${address}: ${key} must be a power of two from 1 to ${VIRTQ_MAX_SIZE}, got ${value}`);
+    }
+  }
+  if (options.mempoolSize !== undefined && (!Number.isInteger(options.mempoolSize) || options.mempoolSize < 1)) {
+    throw new RangeError(`${address}: mempoolSize must be a positive integer, got ${options.mempoolSize}`);
+  }
+  const timeout = options.linkTimeoutMs;
+  if (timeout !== undefined && !(timeout >= 0 && timeout !== Infinity)) {
+    throw new RangeError(`${address}: linkTimeoutMs must be a finite number of milliseconds >= 0, got ${timeout}`);
+  }
+  const transport = options.transport;
+  if (transport !== undefined && transport !== "modern" && transport !== "legacy") {
+    throw new TypeError(`${address}: transport must be 'modern' or 'legacy', got ${String(transport)}`);
+  }
+}
+
+function hex4(value: number): string {
+  return value.toString(16).padStart(4, "0");
+}

@@ -1,0 +1,310 @@
+/**
+ * The transport-independent half of a virtio device model: the device status state machine
+ * (virtio 1.1 §2.1, §3.1), feature negotiation that refuses what the device does not offer
+ * (§2.2), virtqueue configuration and notifications. The modern and legacy register files
+ * (modern-interface.ts, legacy-interface.ts) translate register accesses into calls here;
+ * the network device (virtio-model.ts) supplies what happens on a notification.
+ *
+ * Protocol mistakes a real device would tolerate silently (or punish unpredictably) are
+ * recorded in `violations`, so that tests can insist there are none.
+ */
+import type { SimDma } from "../sim-dma.ts";
+import { DeviceRing, type RingAddresses } from "./device-ring.ts";
+import { bit, F, LEGACY_ONLY_FEATURES, LEGACY_VRING_ALIGN, NO_VECTOR, S_ACKNOWLEDGE, S_DRIVER, S_DRIVER_OK, S_FEATURES_OK } from "./virtio-spec.ts";
+
+export interface QueueState {
+  readonly index: number;
+  readonly maxSize: number;
+  size: number;
+  desc: number;
+  avail: number;
+  used: number;
+  msixVector: number;
+  enabled: boolean;
+  ring: DeviceRing | null;
+  /** Available-buffer notifications received. */
+  notifications: number;
+}
+
+export interface VirtioCoreOptions {
+  readonly name: string;
+  readonly dma: SimDma;
+  /** Whether bus mastering is enabled (no DMA otherwise). */
+  readonly busMaster: () => boolean;
+  /** Features offered (the legacy interface shows only the low 32 bits). */
+  readonly offered: bigint;
+  /** Features the model actually implements; others it offers only to see drivers decline them. */
+  readonly implemented: bigint;
+  readonly queueSizes: readonly number[];
+  /** Queues that must be enabled before DRIVER_OK. */
+  readonly requiredQueues: number;
+  /** Fault injection: when it returns true, the device refuses any feature set. */
+  readonly refuseFeatures?: () => boolean;
+}
+
+export class VirtioCore {
+  readonly name: string;
+  readonly dma: SimDma;
+  readonly offered: bigint;
+  readonly implemented: bigint;
+  readonly queues: QueueState[];
+  readonly busMaster: () => boolean;
+  readonly statusLog: number[] = [];
+  readonly violations: string[] = [];
+  status = 0;
+  driverFeatures = 0n;
+  /** The driver talks through the legacy interface (since the last reset). */
+  legacy = false;
+  deviceFeatureSelect = 0;
+  driverFeatureSelect = 0;
+  queueSelect = 0;
+  msixConfig = NO_VECTOR;
+  configGeneration = 0;
+  isr = 0;
+  resets = 0;
+  #suppressNotify = false;
+  readonly #requiredQueues: number;
+  readonly #refuseFeatures: () => boolean;
+  onNotify: (index: number) => void = () => {};
+  onReset: () => void = () => {};
+
+  constructor(options: VirtioCoreOptions) {
+    this.name = options.name;
+    this.dma = options.dma;
+    this.busMaster = options.busMaster;
+    this.offered = options.offered;
+    this.implemented = options.implemented;
+    this.#requiredQueues = options.requiredQueues;
+    this.#refuseFeatures = options.refuseFeatures ?? (() => false);
+    this.queues = options.queueSizes.map((maxSize, index) => ({
+      index,
+      maxSize,
+      size: maxSize,
+      desc: 0,
+      avail: 0,
+      used: 0,
+      msixVector: NO_VECTOR,
+      enabled: false,
+      ring: null,
+      notifications: 0,
+    }));
+  }
+
+  violation(message: string): void {
+    this.violations.push(`${this.name}: ${message}`);
+  }
+
+  get driverOk(): boolean {
+    return (this.status & S_DRIVER_OK) !== 0;
+  }
+
+  /** What the modern interface offers: qemu hides the legacy-only bits there. */
+  get modernFeatures(): bigint {
+    return this.offered & ~LEGACY_ONLY_FEATURES;
+  }
+
+  negotiated(featureBit: number): boolean {
+    return (this.driverFeatures & bit(featureBit)) !== 0n;
+  }
+
+  // --- Features (§2.2, §3.1.1 step 4) -------------------------------------------------------
+
+  readDeviceFeatureWord(): number {
+    const sel = this.deviceFeatureSelect;
+    return sel > 1 ? 0 : Number((this.modernFeatures >> BigInt(32 * sel)) & 0xffffffffn);
+  }
+
+  writeDriverFeatureWord(value: number): void {
+    if ((this.status & S_FEATURES_OK) !== 0) {
+      this.violation("driver_feature written after FEATURES_OK");
+      return;
+    }
+    if ((this.status & S_DRIVER) === 0) this.violation("driver_feature written before the DRIVER status bit");
+    const sel = this.driverFeatureSelect;
+    if (sel > 1) {
+      if (value !== 0) this.violation(`driver_feature_select ${sel}: feature bits beyond 63`);
+      return;
+    }
+    const shift = BigInt(32 * sel);
+    this.driverFeatures = (this.driverFeatures & ~(0xffffffffn << shift)) | (BigInt(value >>> 0) << shift);
+  }
+
+  readDriverFeatureWord(): number {
+    const sel = this.driverFeatureSelect;
+    return sel > 1 ? 0 : Number((this.driverFeatures >> BigInt(32 * sel)) & 0xffffffffn);
+  }
+
+  /** Legacy: features take effect as written, minus what was not offered (there is no FEATURES_OK). */
+  writeLegacyFeatures(value: number): void {
+    this.legacy = true;
+    if ((this.status & S_DRIVER_OK) !== 0) this.violation("guest features written after DRIVER_OK");
+    const written = BigInt(value >>> 0);
+    const offered = this.offered & 0xffffffffn;
+    if ((written & ~offered) !== 0n) this.violation(`guest features 0x${written.toString(16)} include bits the device did not offer`);
+    this.driverFeatures = written & offered;
+    this.#checkImplemented();
+  }
+
+  // --- Status (§2.1, §3.1) ------------------------------------------------------------------
+
+  writeStatus(value: number, fromLegacy: boolean): void {
+    if (fromLegacy) this.legacy = true;
+    this.statusLog.push(value);
+    if (value === 0) {
+      this.reset();
+      return;
+    }
+    const old = this.status;
+    if ((value & old) !== old) this.violation(`status 0x${value.toString(16)} clears bits of 0x${old.toString(16)} without a reset`);
+    const added = value & ~old;
+    if ((added & S_DRIVER) !== 0 && (value & S_ACKNOWLEDGE) === 0) this.violation("DRIVER set without ACKNOWLEDGE");
+    if ((added & S_FEATURES_OK) !== 0) {
+      if (this.legacy) this.violation("FEATURES_OK written through the legacy interface, which has none");
+      if ((value & S_DRIVER) === 0) this.violation("FEATURES_OK set before DRIVER");
+      if (!this.#acceptFeatures()) value &= ~S_FEATURES_OK;
+    }
+    if ((added & S_DRIVER_OK) !== 0) {
+      if (!this.legacy && (value & S_FEATURES_OK) === 0) this.violation("DRIVER_OK set without FEATURES_OK");
+      for (let i = 0; i < this.#requiredQueues; i++) {
+        if (!this.queues[i]!.enabled) this.violation(`DRIVER_OK set while queue ${i} is not enabled`);
+      }
+    }
+    this.status = value;
+  }
+
+  /** §3.1.1 step 6: the device refuses a feature set it cannot honour by not keeping FEATURES_OK. */
+  #acceptFeatures(): boolean {
+    const features = this.driverFeatures;
+    const unoffered = features & ~this.modernFeatures;
+    if (unoffered !== 0n) {
+      this.violation(`driver accepted features the device did not offer: 0x${unoffered.toString(16)}`);
+      return false;
+    }
+    if ((features & bit(F.VERSION_1)) === 0n) {
+      this.violation("VIRTIO_F_VERSION_1 not accepted on the modern interface (§6.1: a driver MUST accept it)");
+      return false;
+    }
+    // qemu fails FEATURES_OK when iommu_platform=on and the driver ignores ACCESS_PLATFORM.
+    if ((this.offered & bit(F.ACCESS_PLATFORM)) !== 0n && (features & bit(F.ACCESS_PLATFORM)) === 0n) return false;
+    if (this.#refuseFeatures()) return false;
+    this.#checkImplemented();
+    return true;
+  }
+
+  #checkImplemented(): void {
+    const extra = this.driverFeatures & ~this.implemented;
+    if (extra !== 0n) this.violation(`driver accepted features 0x${extra.toString(16)}, which it cannot implement either (offered as bait)`);
+  }
+
+  reset(): void {
+    this.status = 0;
+    this.driverFeatures = 0n;
+    this.legacy = false;
+    this.deviceFeatureSelect = 0;
+    this.driverFeatureSelect = 0;
+    this.queueSelect = 0;
+    this.msixConfig = NO_VECTOR;
+    this.isr = 0;
+    for (const q of this.queues) {
+      q.size = q.maxSize;
+      q.desc = q.avail = q.used = 0;
+      q.msixVector = NO_VECTOR;
+      q.enabled = false;
+      q.ring = null;
+    }
+    this.resets++;
+    this.onReset();
+  }
+
+  // --- Queues (§4.1.5.1.3, §4.1.4.8) --------------------------------------------------------
+
+  get selectedQueue(): QueueState | null {
+    return this.queues[this.queueSelect] ?? null;
+  }
+
+  /** Modern: queue_enable = 1. */
+  enableQueue(): void {
+    const q = this.selectedQueue;
+    if (q === null) {
+      this.violation(`queue_enable written for queue ${this.queueSelect}, which does not exist`);
+      return;
+    }
+    if ((this.status & S_FEATURES_OK) === 0) this.violation(`queue ${q.index} enabled before FEATURES_OK`);
+    if ((this.status & S_DRIVER_OK) !== 0) this.violation(`queue ${q.index} enabled after DRIVER_OK`);
+    if (q.size < 1 || q.size > q.maxSize || (q.size & (q.size - 1)) !== 0) {
+      this.violation(`queue ${q.index}: size ${q.size} is not a power of two up to ${q.maxSize}`);
+      return;
+    }
+    this.#activate(q, { desc: q.desc, avail: q.avail, used: q.used });
+  }
+
+  /** Legacy: QUEUE_PFN; the rings follow one another in the page-aligned area (§2.6.2). */
+  setLegacyQueue(pfn: number): void {
+    const q = this.selectedQueue;
+    if (q === null) {
+      this.violation(`QUEUE_PFN written for queue ${this.queueSelect}, which does not exist`);
+      return;
+    }
+    if (pfn === 0) {
+      q.enabled = false;
+      q.ring = null;
+      q.desc = 0;
+      return;
+    }
+    const desc = pfn * LEGACY_VRING_ALIGN;
+    const avail = desc + 16 * q.maxSize;
+    const used = Math.ceil((avail + 6 + 2 * q.maxSize) / LEGACY_VRING_ALIGN) * LEGACY_VRING_ALIGN;
+    q.size = q.maxSize;
+    q.desc = desc;
+    q.avail = avail;
+    q.used = used;
+    this.#activate(q, { desc, avail, used });
+  }
+
+  #activate(q: QueueState, at: RingAddresses): void {
+    q.ring = new DeviceRing(this.dma, this.name, q.index, q.size, at, (m) => this.violation(m));
+    q.ring.setNoNotify(this.#suppressNotify);
+    q.enabled = true;
+  }
+
+  /** The queue's ring while the device runs (DRIVER_OK and enabled), else null. */
+  ring(index: number): DeviceRing | null {
+    const q = this.queues[index];
+    return q !== undefined && q.enabled && this.driverOk ? q.ring : null;
+  }
+
+  /** An available-buffer notification for queue `index` (§4.1.5.2). */
+  notify(index: number): void {
+    const q = this.queues[index];
+    if (q === undefined) {
+      this.violation(`notification for queue ${index}, which does not exist`);
+      return;
+    }
+    q.notifications++;
+    if (!this.driverOk) {
+      this.violation(`notification for queue ${index} before DRIVER_OK`);
+      return;
+    }
+    if (!q.enabled) {
+      this.violation(`notification for queue ${index}, which is not enabled`);
+      return;
+    }
+    this.onNotify(index);
+  }
+
+  get suppressNotify(): boolean {
+    return this.#suppressNotify;
+  }
+
+  /** Sets or clears VIRTQ_USED_F_NO_NOTIFY on every queue. */
+  set suppressNotify(on: boolean) {
+    this.#suppressNotify = on;
+    for (const q of this.queues) q.ring?.setNoNotify(on);
+  }
+
+  /** The device changed its configuration: new generation, configuration-change interrupt cause. */
+  configChanged(): void {
+    this.configGeneration = (this.configGeneration + 1) & 0xff;
+    this.isr |= 2;
+  }
+}

@@ -1,0 +1,469 @@
+/**
+ * VirtioNetModel: a behavioural virtio-net device (virtio 1.1 §5.1) for tests and --sim runs.
+ * It has what a driver can observe of qemu's virtio-net-pci:
+ *
+ * - PCI identity 1af4:1041 (modern) or 1af4:1000 (transitional, `legacy: true`), the modern
+ *   interface through vendor capabilities into BAR4 and, for a transitional device, the legacy
+ *   interface in the I/O-port BAR0 (modern-interface.ts, legacy-interface.ts);
+ * - the status state machine and feature negotiation (virtio-core.ts), refusing features it does
+ *   not offer; by default it also offers features it does not implement (checksum offload,
+ *   mergeable buffers, event index, ...) to check that drivers decline them;
+ * - a receive queue fed by inject() from a traffic source, with the receive filter of the control
+ *   queue's VIRTIO_NET_CTRL_RX class (promiscuous on after reset, as in qemu);
+ * - a transmit queue processed synchronously when notified, frames handed to onTransmit and to a
+ *   connected peer; VIRTQ_USED_F_NO_NOTIFY on request (then poll() plays the device thread);
+ * - fault modes: a used length beyond the buffer, a used id beyond the ring, a device that stalls,
+ *   a device that refuses every feature set, a device that rejects control commands.
+ */
+import { BarKind, PCI_CAP_ID_MSIX, type BarKind as BarKindType } from "../../pci/pci-function.ts";
+import { SimDma } from "../sim-dma.ts";
+import { SimMmio } from "../sim-mmio.ts";
+import { SimPciFunction, type SimPciOptions } from "../sim-pci.ts";
+import type { Segment } from "./device-ring.ts";
+import { attachLegacyInterface, LEGACY_BAR_SIZE } from "./legacy-interface.ts";
+import { attachModernInterface, MODERN_BAR_SIZE } from "./modern-interface.ts";
+import { VirtioCore } from "./virtio-core.ts";
+import { bit, CTRL_RX, CTRL_RX_ALLMULTI, CTRL_RX_PROMISC, F, NET_CONFIG_SIZE, NET_ERR, NET_OK, NET_S_LINK_UP } from "./virtio-spec.ts";
+
+export interface VirtioNetModelOptions {
+  readonly dma: SimDma;
+  /** PCI address shown to the driver (default "sim:virtioN"). */
+  readonly address?: string;
+  readonly mac?: Uint8Array;
+  /** Maximum size of the receive and transmit queues, a power of two (default 256). */
+  readonly queueSize?: number;
+  /** Offered features, as a BigInt or [low 32 bits, high 32 bits]; replaces the default set. */
+  readonly features?: bigint | readonly [number, number];
+  /** Offer VIRTIO_F_ACCESS_PLATFORM (qemu iommu_platform=on). Default: true unless `legacy`. */
+  readonly accessPlatform?: boolean;
+  /** A transitional device (1af4:1000) with the legacy I/O BAR0 besides the modern interface. */
+  readonly legacy?: boolean;
+  /** Doorbell spacing of the notification area (default 4, as qemu; 0: one shared doorbell). */
+  readonly notifyOffMultiplier?: number;
+  /** Link state at power-on (default up). */
+  readonly link?: boolean;
+}
+
+export interface VirtioNetFaults {
+  /** Receive: report a used length one byte beyond the buffer the driver posted. */
+  badUsedLength?: boolean;
+  /** Receive: report a used id beyond the ring. */
+  badUsedId?: boolean;
+  /** Ignore notifications and traffic: no used-ring updates until cleared and poll() is called. */
+  stall?: boolean;
+  /** Refuse every feature set: FEATURES_OK never sticks. */
+  refuseFeatures?: boolean;
+  /** Answer every control command with VIRTIO_NET_ERR. */
+  rejectCtrl?: boolean;
+}
+
+export interface VirtioNetCounters {
+  rxFrames: number;
+  rxBytes: number;
+  /** Frames lost for want of a receive buffer (or while the device is not running or stalled). */
+  rxDropped: number;
+  /** Frames the receive filter rejected (promiscuous mode off). */
+  rxFiltered: number;
+  /** Frames larger than the receive buffer. */
+  rxOversize: number;
+  txFrames: number;
+  txBytes: number;
+  /** Transmitted frames whose virtio_net_hdr was not all zero (no offloads are negotiated). */
+  txBadHeader: number;
+  ctrlCommands: number;
+}
+
+export interface CtrlCommand {
+  readonly cls: number;
+  readonly command: number;
+  readonly data: readonly number[];
+  readonly ack: number;
+}
+
+/** A SimPciFunction whose listed BARs are I/O-port BARs, as BAR0 of a transitional device. */
+class VirtioSimPciFunction extends SimPciFunction {
+  readonly #ioBars: ReadonlySet<number>;
+  constructor(options: SimPciOptions, ioBars: readonly number[]) {
+    super(options);
+    this.#ioBars = new Set(ioBars);
+  }
+  override barKind(index: number): BarKindType {
+    const kind = super.barKind(index);
+    return kind !== BarKind.none && this.#ioBars.has(index) ? BarKind.io : kind;
+  }
+}
+
+/** Offered and implemented by the model. */
+const IMPLEMENTED =
+  bit(F.VERSION_1) | bit(F.ACCESS_PLATFORM) | bit(F.ANY_LAYOUT) | bit(F.MAC) | bit(F.STATUS) | bit(F.CTRL_VQ) | bit(F.CTRL_RX);
+/** Offered by default like qemu, but not implemented: a driver must leave them alone. */
+const BAIT = bit(F.CSUM) | bit(F.GUEST_CSUM) | bit(F.MRG_RXBUF) | bit(F.CTRL_VLAN) | bit(F.INDIRECT_DESC) | bit(F.EVENT_IDX);
+const RX = 0;
+const TX = 1;
+const CTRL = 2;
+const CTRL_QUEUE_SIZE = 64;
+let instances = 0;
+
+export class VirtioNetModel {
+  readonly pci: SimPciFunction;
+  readonly mac: Uint8Array;
+  /** Transitional device (legacy BAR0 present). */
+  readonly transitional: boolean;
+  readonly faults: VirtioNetFaults = {};
+  readonly counters: VirtioNetCounters = {
+    rxFrames: 0,
+    rxBytes: 0,
+    rxDropped: 0,
+    rxFiltered: 0,
+    rxOversize: 0,
+    txFrames: 0,
+    txBytes: 0,
+    txBadHeader: 0,
+    ctrlCommands: 0,
+  };
+  /** Every control command, in order. */
+  readonly ctrlLog: CtrlCommand[] = [];
+  onTransmit: ((frame: Uint8Array) => void) | null = null;
+  readonly #dma: SimDma;
+  readonly #core: VirtioCore;
+  readonly #config = new Uint8Array(NET_CONFIG_SIZE);
+  #peer: VirtioNetModel | null = null;
+  #promisc = true;
+  #allmulti = false;
+
+  constructor(options: VirtioNetModelOptions) {
+    if (!(options.dma instanceof SimDma)) throw new TypeError("VirtioNetModel: options.dma must be a SimDma");
+    const queueSize = options.queueSize ?? 256;
+    if (!Number.isInteger(queueSize) || queueSize < 1 || queueSize > 32768 || (queueSize & (queueSize - 1)) !== 0) {
+      throw new RangeError(`VirtioNetModel: queueSize must be a power of two from 1 to 32768, got ${queueSize}`);
+    }
+    const transitional = options.legacy ?? false;
+    if (transitional && options.accessPlatform === true) {
+      // qemu: "VIRTIO_F_IOMMU_PLATFORM was supported by neither legacy nor transitional device".
+      throw new TypeError("VirtioNetModel: a transitional (legacy) device cannot offer VIRTIO_F_ACCESS_PLATFORM");
+    }
+    const mac = options.mac ?? Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
+    if (mac.length !== 6) throw new RangeError(`VirtioNetModel: mac must be 6 bytes, got ${mac.length}`);
+    const multiplier = options.notifyOffMultiplier ?? 4;
+    if (!Number.isInteger(multiplier) || multiplier < 0 || multiplier % 2 !== 0 || multiplier > 0x400) {
+      throw new RangeError(`VirtioNetModel: notifyOffMultiplier must be an even number from 0 to 1024, got ${multiplier}`);
+    }
+    const address = options.address ?? `sim:virtio${instances++}`;
+    this.transitional = transitional;
+    this.mac = mac.slice();
+    this.#dma = options.dma;
+
+    let offered = options.features === undefined
+      ? bit(F.VERSION_1) | bit(F.MAC) | bit(F.STATUS) | bit(F.CTRL_VQ) | bit(F.CTRL_RX) | BAIT |
+        (transitional ? bit(F.ANY_LAYOUT) | bit(F.NOTIFY_ON_EMPTY) : 0n)
+      : typeof options.features === "bigint"
+        ? options.features
+        : (BigInt(options.features[1] >>> 0) << 32n) | BigInt(options.features[0] >>> 0);
+    const accessPlatform = options.accessPlatform ?? (options.features === undefined ? !transitional : undefined);
+    if (accessPlatform === true) offered |= bit(F.ACCESS_PLATFORM);
+    if (accessPlatform === false) offered &= ~bit(F.ACCESS_PLATFORM);
+
+    // struct virtio_net_config: mac, status, max_virtqueue_pairs = 1.
+    this.#config.set(this.mac, 0);
+    this.#config[6] = (options.link ?? true) ? NET_S_LINK_UP : 0;
+    this.#config[8] = 1;
+
+    const modernBar = new SimMmio(`${address} BAR4`, MODERN_BAR_SIZE);
+    const legacyBar = transitional ? new SimMmio(`${address} BAR0`, LEGACY_BAR_SIZE) : null;
+    this.pci = new VirtioSimPciFunction(
+      {
+        address,
+        vendorId: 0x1af4,
+        deviceId: transitional ? 0x1000 : 0x1041,
+        // §4.1.2.1: transitional devices have revision 0, modern-only ones 1 or more.
+        classRevision: transitional ? 0x02000000 : 0x02000001,
+        bars: [legacyBar, null, null, null, modernBar],
+      },
+      transitional ? [0] : [],
+    );
+    const pci = this.pci;
+    const hasCtrl = (offered & bit(F.CTRL_VQ)) !== 0n;
+    this.#core = new VirtioCore({
+      name: address,
+      dma: options.dma,
+      busMaster: () => pci.busMasterEnabled,
+      offered,
+      implemented: IMPLEMENTED,
+      queueSizes: hasCtrl ? [queueSize, queueSize, CTRL_QUEUE_SIZE] : [queueSize, queueSize],
+      requiredQueues: 2,
+      refuseFeatures: () => this.faults.refuseFeatures === true,
+    });
+    const core = this.#core;
+    core.onNotify = (index) => this.#onNotify(index);
+    core.onReset = () => {
+      // qemu's virtio-net comes out of reset promiscuous.
+      this.#promisc = true;
+      this.#allmulti = false;
+    };
+    pci.onReset = () => core.reset();
+
+    // MSI-X capability: 4 vectors, table and PBA in BAR1 (not implemented: the driver polls). Its
+    // enable bit moves the legacy device configuration from 0x14 to 0x18.
+    const msix = pci.addCapability(PCI_CAP_ID_MSIX, Uint8Array.of(3, 0, 1, 0, 0, 0, 0x01, 0x08, 0, 0));
+    attachModernInterface(core, pci, modernBar, {
+      notifyOffMultiplier: multiplier,
+      config: this.#config,
+      configFields: [
+        [0, 1, "mac[0]"], [1, 1, "mac[1]"], [2, 1, "mac[2]"], [3, 1, "mac[3]"], [4, 1, "mac[4]"], [5, 1, "mac[5]"],
+        [6, 2, "status"], [8, 2, "max_virtqueue_pairs"], [10, 2, "mtu"],
+      ],
+    });
+    if (legacyBar !== null) {
+      attachLegacyInterface(core, legacyBar, this.#config, () => (pci.config.peek16(msix + 2) & 0x8000) !== 0);
+    }
+  }
+
+  // --- State for tests --------------------------------------------------------------------------
+
+  get promisc(): boolean {
+    return this.#promisc;
+  }
+  get allmulti(): boolean {
+    return this.#allmulti;
+  }
+  get status(): number {
+    return this.#core.status;
+  }
+  /** Every value the driver wrote to the device status, in order. */
+  get statusLog(): readonly number[] {
+    return this.#core.statusLog;
+  }
+  /** Protocol violations observed (empty for a well-behaved driver). */
+  get violations(): readonly string[] {
+    return this.#core.violations;
+  }
+  get offeredFeatures(): bigint {
+    return this.#core.offered;
+  }
+  /** The features the driver accepted (since the last reset). */
+  get driverFeatures(): bigint {
+    return this.#core.driverFeatures;
+  }
+  /** Whether the driver uses the legacy interface. */
+  get legacyMode(): boolean {
+    return this.#core.legacy;
+  }
+  /** Available-buffer notifications per queue: [receive, transmit, control]. */
+  get notifications(): readonly number[] {
+    return this.#core.queues.map((q) => q.notifications);
+  }
+  get resets(): number {
+    return this.#core.resets;
+  }
+  get linkUp(): boolean {
+    return (this.#config[6]! & NET_S_LINK_UP) !== 0;
+  }
+  /** Size the driver configured for queue `index` (0 while it is not enabled). */
+  queueSize(index: number): number {
+    const q = this.#core.queues[index];
+    return q?.enabled ? q.size : 0;
+  }
+  /** Receive buffers the driver has made available and the device has not used yet. */
+  get rxBuffersAvailable(): number {
+    return this.#core.ring(RX)?.pending ?? 0;
+  }
+  /** Sets VIRTQ_USED_F_NO_NOTIFY on all queues: the driver should stop notifying. */
+  get suppressNotifications(): boolean {
+    return this.#core.suppressNotify;
+  }
+  set suppressNotifications(on: boolean) {
+    this.#core.suppressNotify = on;
+  }
+
+  // --- The wire ---------------------------------------------------------------------------------
+
+  /** Connects this device's wire to `other`'s: what one sends, the other receives. */
+  connect(other: VirtioNetModel): void {
+    if (other === this) throw new RangeError("VirtioNetModel: cannot connect a device to itself");
+    this.#peer = other;
+    other.#peer = this;
+  }
+
+  setLink(up: boolean): void {
+    this.#config[6] = up ? NET_S_LINK_UP : 0;
+    this.#core.configChanged();
+  }
+
+  /**
+   * A frame arrives from the wire (§5.1.6.4). Returns true when it was written to a receive
+   * buffer; false when there was none (counted in rxDropped), the filter rejected it (rxFiltered)
+   * or it did not fit (rxOversize).
+   */
+  inject(frame: Uint8Array): boolean {
+    const c = this.counters;
+    const core = this.#core;
+    const ring = this.faults.stall ? null : core.ring(RX);
+    if (ring === null) {
+      c.rxDropped++;
+      return false;
+    }
+    if (!this.pci.busMasterEnabled) {
+      core.violation("receive DMA needed while bus mastering is disabled");
+      c.rxDropped++;
+      return false;
+    }
+    if (!this.#accepts(frame)) {
+      c.rxFiltered++;
+      return false;
+    }
+    const chain = ring.pop();
+    if (chain === null) {
+      c.rxDropped++;
+      return false;
+    }
+    if (chain.readable.length > 0) core.violation(`receive chain ${chain.head} has device-readable descriptors`);
+    const header = new Uint8Array(this.#headerLength());
+    // §5.1.6.4: without VIRTIO_NET_F_MRG_RXBUF, num_buffers is 1 (v1 header only).
+    if (header.length === 12) header[10] = 1;
+    const total = header.length + frame.length;
+    if (total > chain.writableBytes) {
+      ring.unpop();
+      c.rxOversize++;
+      return false;
+    }
+    this.#scatter(chain.writable, header, frame);
+    ring.push(this.faults.badUsedId ? ring.size + 7 : chain.head, this.faults.badUsedLength ? chain.writableBytes + 1 : total);
+    c.rxFrames++;
+    c.rxBytes += frame.length;
+    return true;
+  }
+
+  /** Processes the transmit and control queues as the device's own thread would. */
+  poll(): void {
+    if (this.faults.stall) return;
+    this.#processTx();
+    this.#processCtrl();
+  }
+
+  // --- Device internals -------------------------------------------------------------------------
+
+  #onNotify(index: number): void {
+    if (this.faults.stall) return;
+    if (index === TX) this.#processTx();
+    else if (index === CTRL) this.#processCtrl();
+  }
+
+  #headerLength(): number {
+    return this.#core.negotiated(F.VERSION_1) || this.#core.negotiated(F.MRG_RXBUF) ? 12 : 10;
+  }
+
+  /** §5.1.6.5.1 receive filtering; qemu's rules, minus the MAC and VLAN tables. */
+  #accepts(frame: Uint8Array): boolean {
+    if (this.#promisc) return true;
+    if (frame.length < 14) return false;
+    if ((frame[0]! & 1) !== 0) {
+      let broadcast = true;
+      for (let i = 0; i < 6; i++) if (frame[i] !== 0xff) broadcast = false;
+      return broadcast || this.#allmulti;
+    }
+    for (let i = 0; i < 6; i++) if (frame[i] !== this.mac[i]) return false;
+    return true;
+  }
+
+  /** §5.1.6.2: frames from the transmit queue, header stripped, to the wire. */
+  #processTx(): void {
+    const ring = this.#core.ring(TX);
+    if (ring === null) return;
+    const hdr = this.#headerLength();
+    for (let chain = ring.pop(); chain !== null; chain = ring.pop()) {
+      if (!this.#dmaAllowed()) {
+        ring.unpop();
+        return;
+      }
+      if (chain.writable.length > 0) this.#core.violation(`transmit chain ${chain.head} has device-writable descriptors`);
+      const bytes = this.#gather(chain.readable, chain.readableBytes);
+      ring.push(chain.head, 0);
+      if (bytes.length < hdr) {
+        this.#core.violation(`transmit chain ${chain.head} holds ${bytes.length} bytes, less than the ${hdr}-byte header`);
+        continue;
+      }
+      for (let i = 0; i < hdr; i++) {
+        if (bytes[i] !== 0) {
+          this.counters.txBadHeader++;
+          break;
+        }
+      }
+      const frame = bytes.subarray(hdr);
+      this.counters.txFrames++;
+      this.counters.txBytes += frame.length;
+      this.onTransmit?.(frame);
+      this.#peer?.inject(frame);
+    }
+  }
+
+  /** §5.1.6.5: class, command, data (device-readable), then the ack byte (device-writable). */
+  #processCtrl(): void {
+    const ring = this.#core.ring(CTRL);
+    if (ring === null) return;
+    for (let chain = ring.pop(); chain !== null; chain = ring.pop()) {
+      if (!this.#dmaAllowed()) {
+        ring.unpop();
+        return;
+      }
+      this.counters.ctrlCommands++;
+      const command = this.#gather(chain.readable, chain.readableBytes);
+      if (chain.writableBytes < 1 || command.length < 2) {
+        this.#core.violation(`control chain ${chain.head}: needs a 2-byte header and a writable ack byte`);
+        ring.push(chain.head, 0);
+        continue;
+      }
+      const ack = this.#command(command[0]!, command[1]!, command.subarray(2));
+      this.ctrlLog.push({ cls: command[0]!, command: command[1]!, data: Array.from(command.subarray(2)), ack });
+      this.#scatter(chain.writable, Uint8Array.of(ack));
+      ring.push(chain.head, 1);
+    }
+  }
+
+  #command(cls: number, command: number, data: Uint8Array): number {
+    if (this.faults.rejectCtrl || cls !== CTRL_RX || !this.#core.negotiated(F.CTRL_RX) || data.length !== 1) return NET_ERR;
+    if (command === CTRL_RX_PROMISC) this.#promisc = data[0] !== 0;
+    else if (command === CTRL_RX_ALLMULTI) this.#allmulti = data[0] !== 0;
+    else return NET_ERR;
+    return NET_OK;
+  }
+
+  #dmaAllowed(): boolean {
+    if (this.pci.busMasterEnabled) return true;
+    this.#core.violation("DMA needed while bus mastering is disabled");
+    return false;
+  }
+
+  /** Device reads: the bytes of `segments`, concatenated (a fresh array the receiver may keep). */
+  #gather(segments: readonly Segment[], length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    let at = 0;
+    for (const s of segments) {
+      if (s.len === 0) continue;
+      out.set(this.#dma.resolve(s.addr, s.len, "transmit buffer read", this.pci.address), at);
+      at += s.len;
+    }
+    return out;
+  }
+
+  /** Device writes: `parts` one after the other into `segments` (the caller checked they fit). */
+  #scatter(segments: readonly Segment[], ...parts: Uint8Array[]): void {
+    let seg = 0;
+    let segOffset = 0;
+    for (const part of parts) {
+      let p = 0;
+      while (p < part.length) {
+        const s = segments[seg]!;
+        const room = s.len - segOffset;
+        if (room === 0) {
+          seg++;
+          segOffset = 0;
+          continue;
+        }
+        const n = Math.min(room, part.length - p);
+        this.#dma.resolve(s.addr + segOffset, n, "receive buffer write", this.pci.address).set(part.subarray(p, p + n));
+        p += n;
+        segOffset += n;
+      }
+    }
+  }
+}
