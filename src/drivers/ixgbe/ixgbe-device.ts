@@ -1,0 +1,418 @@
+/**
+ * The ixgbe driver for the Intel 82599 family (82599/X520, X540, X550): createIxgbeDevice() and
+ * the device's control path. Read #init() next to the 82599 datasheet: it is the list of steps
+ * of section 4.6, each with its section number. The hot paths are in ixgbe-rx-queue.ts and
+ * ixgbe-tx-queue.ts.
+ *
+ * Ownership: the caller (openDevice, a test, an example) opens the PciFunction and the
+ * DmaAllocator and closes them after the device. The driver enables DMA, maps BAR0, allocates
+ * its rings and receive mempools from the allocator, and on close() stops and resets the device
+ * but does not close the PciFunction or the allocator, and cannot free the memory it took from
+ * the allocator: that goes away when the allocator is closed.
+ */
+import type { DeviceOptions, DeviceStats, NicDevice } from "../../device.ts";
+import { DeviceTimeoutError, IxyError } from "../../errors.ts";
+import type { DmaAllocator } from "../../mem/dma.ts";
+import type { PacketBuffer } from "../../mem/mempool.ts";
+import type { Mmio } from "../../pci/mmio.ts";
+import type { PciFunction } from "../../pci/pci-function.ts";
+import { clearFlags32, getReg32, setFlags32, setReg32, sleepMs, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
+import { IxgbeRxQueue, MAX_RX_FRAME } from "./ixgbe-rx-queue.ts";
+import { IxgbeStats } from "./ixgbe-stats.ts";
+import { IxgbeTxQueue, TX_CLEAN_BATCH } from "./ixgbe-tx-queue.ts";
+import {
+  IXGBE_AUTOC,
+  IXGBE_AUTOC2,
+  IXGBE_AUTOC_AN_RESTART,
+  IXGBE_CTRL,
+  IXGBE_CTRL_EXT,
+  IXGBE_CTRL_EXT_NS_DIS,
+  IXGBE_CTRL_RST_MASK,
+  IXGBE_DCA_RXCTRL,
+  IXGBE_DMATXCTL,
+  IXGBE_DMATXCTL_TE,
+  IXGBE_DTXMXSZRQ,
+  IXGBE_DTXMXSZRQ_MAX_BYTES_NUM_REQ,
+  IXGBE_EEC,
+  IXGBE_EEC_ARD,
+  IXGBE_EIMC,
+  IXGBE_FCTRL,
+  IXGBE_FCTRL_BAM,
+  IXGBE_FCTRL_MPE,
+  IXGBE_FCTRL_UPE,
+  IXGBE_HLREG0,
+  IXGBE_HLREG0_RXCRCSTRP,
+  IXGBE_HLREG0_TXCRCEN,
+  IXGBE_HLREG0_TXPADEN,
+  IXGBE_IRQ_CLEAR_MASK,
+  IXGBE_LINKS,
+  IXGBE_LINKS_SPEED_100_82599,
+  IXGBE_LINKS_SPEED_10G_82599,
+  IXGBE_LINKS_SPEED_1G_82599,
+  IXGBE_LINKS_SPEED_82599,
+  IXGBE_LINKS_UP,
+  IXGBE_MTQC,
+  IXGBE_MTQC_64Q_1PB,
+  IXGBE_RAH,
+  IXGBE_RAL,
+  IXGBE_RDRXCTL,
+  IXGBE_RDRXCTL_CRCSTRIP,
+  IXGBE_RDRXCTL_DMAIDONE,
+  IXGBE_RDRXCTL_FCOE_WRFIX,
+  IXGBE_RDRXCTL_RSCACKC,
+  IXGBE_RDRXCTL_RSCFRSTSIZE,
+  IXGBE_RTTDCS,
+  IXGBE_RTTDCS_ARBDIS,
+  IXGBE_RXCTRL,
+  IXGBE_RXCTRL_RXEN,
+  IXGBE_RXPBSIZE,
+  IXGBE_RXPBSIZE_128KB,
+  IXGBE_TXPBSIZE,
+  IXGBE_TXPBSIZE_MAX,
+} from "./ixgbe_type.ts";
+
+export { IXGBE_DEVICE_IDS, IXGBE_VENDOR_ID, findIxgbeDeviceId, type IxgbeDeviceId } from "./ixgbe_ids.ts";
+
+/** The 82599 has 128 queues of each kind; like ixy, the driver uses the first bank of 64. */
+export const IXGBE_MAX_QUEUES = 64;
+export const IXGBE_DEFAULT_RING_SIZE = 512;
+/** Ring sizes: a power of two from 64 (two TX clean batches) to 4096 (ixy's tested maximum). */
+export const IXGBE_MIN_RING_SIZE = 2 * TX_CLEAN_BATCH;
+export const IXGBE_MAX_RING_SIZE = 4096;
+export const IXGBE_DEFAULT_LINK_TIMEOUT_MS = 10_000;
+
+/** Register waits during init and close; generous for hardware, instant for the model. */
+const REGISTER_TIMEOUT_MS = 1000;
+/** 4.6.3.2: after a global reset, wait at least 10 ms before touching the device again. */
+const RESET_SETTLE_MS = 10;
+const LINK_POLL_MS = 10;
+
+/**
+ * Opens the 82599-family device behind `pci` with the ixgbe driver: enables DMA, maps BAR0,
+ * resets and initializes the device (datasheet 4.6), starts all queues in promiscuous mode and
+ * waits for the link (options.linkTimeoutMs, default 10 s; 0 = do not wait).
+ * Throws RangeError for bad options, DeviceTimeoutError when the device or the link does not
+ * come up, DmaError when memory runs out.
+ */
+export function createIxgbeDevice(pci: PciFunction, dma: DmaAllocator, options: DeviceOptions = {}): NicDevice {
+  return new IxgbeDevice(pci, dma, options);
+}
+
+function checkCount(address: string, what: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0 || value > IXGBE_MAX_QUEUES) {
+    throw new RangeError(`${address}: ${what} must be an integer from 0 to ${IXGBE_MAX_QUEUES}, got ${value}`);
+  }
+  return value;
+}
+
+function checkRingSize(address: string, what: string, value: number): number {
+  if (!Number.isInteger(value) || value < IXGBE_MIN_RING_SIZE || value > IXGBE_MAX_RING_SIZE || (value & (value - 1)) !== 0) {
+    throw new RangeError(
+      `${address}: ${what} must be a power of two from ${IXGBE_MIN_RING_SIZE} to ${IXGBE_MAX_RING_SIZE}, got ${value}`,
+    );
+  }
+  return value;
+}
+
+export class IxgbeDevice implements NicDevice {
+  readonly driver = "ixgbe";
+  readonly address: string;
+  readonly rxQueues: number;
+  readonly txQueues: number;
+  readonly dma: DmaAllocator;
+  readonly #mmio: Mmio;
+  /** Queue objects by index; emptied by close(), so a closed device has no valid queue. */
+  #rx: IxgbeRxQueue[];
+  #tx: IxgbeTxQueue[];
+  readonly #stats: IxgbeStats;
+  #closed = false;
+
+  constructor(pci: PciFunction, dma: DmaAllocator, options: DeviceOptions) {
+    const address = pci.address;
+    this.address = address;
+    this.dma = dma;
+    this.rxQueues = checkCount(address, "rxQueues", options.rxQueues ?? 1);
+    this.txQueues = checkCount(address, "txQueues", options.txQueues ?? 1);
+    const rxRingSize = checkRingSize(address, "rxRingSize", options.rxRingSize ?? IXGBE_DEFAULT_RING_SIZE);
+    const txRingSize = checkRingSize(address, "txRingSize", options.txRingSize ?? IXGBE_DEFAULT_RING_SIZE);
+    const mempoolSize = options.mempoolSize ?? Math.max(4096, 2 * rxRingSize);
+    if (!Number.isInteger(mempoolSize) || mempoolSize <= rxRingSize) {
+      throw new RangeError(
+        `${address}: mempoolSize must be an integer larger than rxRingSize (${rxRingSize}): the ring holds ` +
+          `that many buffers and rxBatch needs spare ones to hand out; got ${mempoolSize}`,
+      );
+    }
+    const linkTimeoutMs = options.linkTimeoutMs ?? IXGBE_DEFAULT_LINK_TIMEOUT_MS;
+    if (!(linkTimeoutMs >= 0) || !Number.isFinite(linkTimeoutMs)) {
+      throw new RangeError(`${address}: linkTimeoutMs must be a non-negative number of milliseconds, got ${linkTimeoutMs}`);
+    }
+
+    pci.enableDma();
+    this.#mmio = pci.bar(0);
+    this.#stats = new IxgbeStats(this.#mmio);
+
+    this.#rx = [];
+    for (let i = 0; i < this.rxQueues; i++) {
+      const queue = new IxgbeRxQueue(dma, { index: i, ringSize: rxRingSize, mempoolSize, checked: options.checked ?? false, device: address });
+      // SRRCTL.BSIZEPACKET says 2 KB but a buffer's data area is smaller (headroom): fine only
+      // because MAXFRS keeps frames at 1518 bytes (+4 VLAN) while jumbo frames are off.
+      if (queue.pool.dataCapacity < MAX_RX_FRAME) {
+        throw new RangeError(
+          `${address}: RX buffers hold ${queue.pool.dataCapacity} bytes, fewer than the ${MAX_RX_FRAME}-byte frames the device may write`,
+        );
+      }
+      this.#rx.push(queue);
+    }
+    this.#tx = [];
+    for (let i = 0; i < this.txQueues; i++) this.#tx.push(new IxgbeTxQueue(dma, { index: i, ringSize: txRingSize }));
+
+    try {
+      this.#init(linkTimeoutMs);
+    } catch (e) {
+      // Nobody gets a handle to close this device: stop it, so that it does not keep writing
+      // into memory its opener is about to release.
+      this.#abandon();
+      throw e;
+    }
+  }
+
+  /** Best-effort global reset after a failed init; a second failure must not hide the first. */
+  #abandon(): void {
+    this.#closed = true;
+    try {
+      setReg32(this.#mmio, IXGBE_EIMC, IXGBE_IRQ_CLEAR_MASK);
+      setReg32(this.#mmio, IXGBE_CTRL, IXGBE_CTRL_RST_MASK);
+    } catch {
+      // the device is already unreachable
+    }
+    this.#rx = [];
+    this.#tx = [];
+  }
+
+  /** Datasheet 4.6: reset and initialize, one line per step. */
+  #init(linkTimeoutMs: number): void {
+    const mmio = this.#mmio;
+    const wait = { timeoutMs: REGISTER_TIMEOUT_MS };
+
+    // 4.6.3.1: disable all interrupts (this driver polls).
+    setReg32(mmio, IXGBE_EIMC, IXGBE_IRQ_CLEAR_MASK);
+    // 4.6.3.2: global reset (device and link), wait for the bits to self-clear, let it settle.
+    setReg32(mmio, IXGBE_CTRL, IXGBE_CTRL_RST_MASK);
+    waitClearReg32(mmio, IXGBE_CTRL, IXGBE_CTRL_RST_MASK, { ...wait, name: "CTRL.RST" });
+    sleepMs(RESET_SETTLE_MS);
+    // 4.6.3.1: the reset re-enabled nothing, but the datasheet wants interrupts disabled again.
+    setReg32(mmio, IXGBE_EIMC, IXGBE_IRQ_CLEAR_MASK);
+    // 4.6.3: wait for the EEPROM auto-read (it loads the MAC address and link settings)...
+    waitSetReg32(mmio, IXGBE_EEC, IXGBE_EEC_ARD, { ...wait, name: "EEC.ARD" });
+    // ... and for the DMA engine's init cycle.
+    waitSetReg32(mmio, IXGBE_RDRXCTL, IXGBE_RDRXCTL_DMAIDONE, { ...wait, name: "RDRXCTL.DMAIDONE" });
+
+    // 4.6.4: link setup.
+    this.#setupLink();
+
+    // 4.6.5: statistics registers clear on read; read them all once to start from zero.
+    this.#stats.reset();
+
+    // 4.6.7: receive initialization.
+    this.#initRx();
+
+    // 4.6.8: transmit initialization.
+    this.#initTx();
+
+    // 4.6.7.1 and 4.6.8.1: enable the queues, now that everything else is in place.
+    for (const queue of this.#rx) queue.start(mmio, REGISTER_TIMEOUT_MS);
+    // 4.6.7: start receiving only once every queue has its descriptors.
+    setFlags32(mmio, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
+    for (const queue of this.#tx) queue.start(mmio, REGISTER_TIMEOUT_MS);
+
+    // 8.2.3.7.1: promiscuous mode makes testing easier (as in ixy); setPromisc(false) undoes it.
+    this.setPromisc(true);
+
+    // 4.6.4: the link comes up in the background; wait for it (the datasheet allows waiting last).
+    if (linkTimeoutMs > 0) this.#waitForLink(linkTimeoutMs);
+  }
+
+  /**
+   * 4.6.4: the EEPROM has already loaded AUTOC and AUTOC2 with the link mode the board is wired
+   * for (LMS, PMA/PMD: SFI on an X520, KX4 on a backplane ...), so they are kept; restarting
+   * auto-negotiation applies them. (ixy forces AUTOC.LMS to 10G serial, which suits the X520
+   * only.) On the X540 and X550 the internal copper PHY negotiates on its own.
+   */
+  #setupLink(): void {
+    const autoc = getReg32(this.#mmio, IXGBE_AUTOC);
+    getReg32(this.#mmio, IXGBE_AUTOC2); // read for the trace: the serial PMA/PMD the EEPROM chose
+    setReg32(this.#mmio, IXGBE_AUTOC, autoc | IXGBE_AUTOC_AN_RESTART);
+  }
+
+  /** 4.6.7: receive initialization; the queues are enabled later (4.6.7.1). */
+  #initRx(): void {
+    const mmio = this.#mmio;
+    // Receive stays off while it is configured.
+    clearFlags32(mmio, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
+    // 4.6.11.3.1 (no DCB, no virtualization): one 128 KB packet buffer, the other seven unused.
+    // 128 KB fits all family members (the X540 and X550 have 384 KB, the 82599 512 KB).
+    setReg32(mmio, IXGBE_RXPBSIZE(0), IXGBE_RXPBSIZE_128KB);
+    for (let i = 1; i < 8; i++) setReg32(mmio, IXGBE_RXPBSIZE(i), 0);
+    // Strip the Ethernet CRC: HLREG0.RXCRCSTRP and RDRXCTL.CRCSTRIP must agree (8.2.3.8.8).
+    setFlags32(mmio, IXGBE_HLREG0, IXGBE_HLREG0_RXCRCSTRP);
+    // RDRXCTL: RSCFRSTSIZE reads non-zero but must be written 0; RSCACKC and FCOE_WRFIX read 0
+    // but must be written 1 (8.2.3.8.8).
+    let rdrxctl = getReg32(mmio, IXGBE_RDRXCTL);
+    rdrxctl = (rdrxctl & ~IXGBE_RDRXCTL_RSCFRSTSIZE) | IXGBE_RDRXCTL_CRCSTRIP | IXGBE_RDRXCTL_RSCACKC | IXGBE_RDRXCTL_FCOE_WRFIX;
+    setReg32(mmio, IXGBE_RDRXCTL, rdrxctl);
+    // Accept broadcast frames.
+    setFlags32(mmio, IXGBE_FCTRL, IXGBE_FCTRL_BAM);
+    // Per queue: descriptor type, buffer size, drop policy, ring (7.1.9).
+    for (const queue of this.#rx) queue.configure(mmio);
+    // Last sentence of 4.6.7: set CTRL_EXT.NS_DIS, and clear DCA_RXCTRL bit 12 (reserved, reads
+    // as 1, must be written 0; Linux has no name for it).
+    setFlags32(mmio, IXGBE_CTRL_EXT, IXGBE_CTRL_EXT_NS_DIS);
+    for (const queue of this.#rx) clearFlags32(mmio, IXGBE_DCA_RXCTRL(queue.index), 1 << 12);
+  }
+
+  /** 4.6.8: transmit initialization; the queues are enabled later (4.6.8.1). */
+  #initTx(): void {
+    const mmio = this.#mmio;
+    // Append the CRC and pad short frames to 64 bytes in hardware.
+    setFlags32(mmio, IXGBE_HLREG0, IXGBE_HLREG0_TXCRCEN | IXGBE_HLREG0_TXPADEN);
+    // 4.6.11.3.4 (no DCB, no virtualization): with the DCB arbiter disabled, give the whole
+    // 160 KB packet buffer to TC 0, select 64 queues / 1 packet buffer, allow maximum-size
+    // DMA read requests, then enable the arbiter again.
+    setFlags32(mmio, IXGBE_RTTDCS, IXGBE_RTTDCS_ARBDIS);
+    setReg32(mmio, IXGBE_TXPBSIZE(0), IXGBE_TXPBSIZE_MAX);
+    for (let i = 1; i < 8; i++) setReg32(mmio, IXGBE_TXPBSIZE(i), 0);
+    setReg32(mmio, IXGBE_MTQC, IXGBE_MTQC_64Q_1PB);
+    setReg32(mmio, IXGBE_DTXMXSZRQ, IXGBE_DTXMXSZRQ_MAX_BYTES_NUM_REQ);
+    clearFlags32(mmio, IXGBE_RTTDCS, IXGBE_RTTDCS_ARBDIS);
+    // Per queue: ring and TXDCTL thresholds (7.2.3.4.1).
+    for (const queue of this.#tx) queue.configure(mmio);
+    // DMATXCTL.TE must be set before any transmit queue is enabled.
+    setFlags32(mmio, IXGBE_DMATXCTL, IXGBE_DMATXCTL_TE);
+  }
+
+  #waitForLink(timeoutMs: number): void {
+    const deadline = performance.now() + timeoutMs;
+    while (this.linkSpeed() === 0) {
+      if (performance.now() >= deadline) {
+        throw new DeviceTimeoutError(
+          `${this.address}: the link did not come up within ${timeoutMs} ms (LINKS = 0x` +
+            `${getReg32(this.#mmio, IXGBE_LINKS).toString(16).padStart(8, "0")}): check the cable or SFP+ module ` +
+            `and the link partner, raise linkTimeoutMs, or pass linkTimeoutMs: 0 to open the device without waiting`,
+        );
+      }
+      sleepMs(LINK_POLL_MS);
+    }
+  }
+
+  // ---- NicDevice ----
+
+  rxBatch(queue: number, bufs: PacketBuffer[], max: number): number {
+    const q = this.#rx[queue];
+    if (q === undefined || !(max <= bufs.length)) badBatchCall(this, "rxBatch", queue, this.rxQueues, bufs, max);
+    return q.receive(this.#mmio, bufs, max);
+  }
+
+  txBatch(queue: number, bufs: PacketBuffer[], count: number): number {
+    const q = this.#tx[queue];
+    if (q === undefined || !(count <= bufs.length)) badBatchCall(this, "txBatch", queue, this.txQueues, bufs, count);
+    return q.send(this.#mmio, bufs, count);
+  }
+
+  /**
+   * Totals since the device was opened. Byte counts are the device's: they include the 4-byte
+   * Ethernet CRC of every frame (GORC/GOTC count from the destination address through the CRC).
+   * rxErrors adds the frames the driver dropped to the device's error counters; txErrors counts
+   * frames txBatch refused for their length.
+   */
+  readStats(into: DeviceStats): void {
+    if (!this.#closed) this.#stats.update();
+    const totals = this.#stats.totals;
+    let rxDropped = 0;
+    let txDropped = 0;
+    for (const q of this.#rx) rxDropped += q.errors;
+    for (const q of this.#tx) txDropped += q.errors;
+    into.rxPackets = totals.rxPackets;
+    into.txPackets = totals.txPackets;
+    into.rxBytes = totals.rxBytes;
+    into.txBytes = totals.txBytes;
+    into.rxMissed = totals.rxMissed;
+    into.rxErrors = totals.rxErrors + rxDropped;
+    into.txErrors = totals.txErrors + txDropped;
+  }
+
+  /** 8.2.3.7.1: FCTRL.UPE and FCTRL.MPE accept every unicast and multicast frame. */
+  setPromisc(on: boolean): void {
+    this.#checkOpen("setPromisc");
+    if (on) setFlags32(this.#mmio, IXGBE_FCTRL, IXGBE_FCTRL_UPE | IXGBE_FCTRL_MPE);
+    else clearFlags32(this.#mmio, IXGBE_FCTRL, IXGBE_FCTRL_UPE | IXGBE_FCTRL_MPE);
+  }
+
+  /** 8.2.3.22.19 LINKS: link state and speed in Mbit/s (0 while down). */
+  linkSpeed(): number {
+    this.#checkOpen("linkSpeed");
+    const links = getReg32(this.#mmio, IXGBE_LINKS);
+    if ((links & IXGBE_LINKS_UP) === 0) return 0;
+    switch ((links & IXGBE_LINKS_SPEED_82599) >>> 0) {
+      case IXGBE_LINKS_SPEED_10G_82599: return 10_000;
+      case IXGBE_LINKS_SPEED_1G_82599: return 1_000;
+      case IXGBE_LINKS_SPEED_100_82599: return 100;
+      default: return 0;
+    }
+  }
+
+  /** Receive address 0 (RAL(0)/RAH(0)), which the EEPROM auto-read loaded at reset. */
+  macAddress(): Uint8Array {
+    this.#checkOpen("macAddress");
+    const low = getReg32(this.#mmio, IXGBE_RAL(0));
+    const high = getReg32(this.#mmio, IXGBE_RAH(0));
+    return Uint8Array.of(low & 0xff, (low >>> 8) & 0xff, (low >>> 16) & 0xff, low >>> 24, high & 0xff, (high >>> 8) & 0xff);
+  }
+
+  /**
+   * Disables receive and every queue, resets the device and returns the buffers in the transmit
+   * rings to their pools. Idempotent. Does not close the PciFunction or the DmaAllocator.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Take the last counts while the registers still hold them: the reset clears them.
+    this.#stats.update();
+    for (const q of this.#rx) this.#stats.totals.rxErrors += q.errors;
+    for (const q of this.#tx) this.#stats.totals.txErrors += q.errors;
+    const rx = this.#rx;
+    const tx = this.#tx;
+    this.#rx = [];
+    this.#tx = [];
+    const mmio = this.#mmio;
+    try {
+      clearFlags32(mmio, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
+      for (const q of rx) q.stop(mmio, REGISTER_TIMEOUT_MS);
+      for (const q of tx) q.stop(mmio, REGISTER_TIMEOUT_MS);
+      setReg32(mmio, IXGBE_EIMC, IXGBE_IRQ_CLEAR_MASK);
+      setReg32(mmio, IXGBE_CTRL, IXGBE_CTRL_RST_MASK);
+      waitClearReg32(mmio, IXGBE_CTRL, IXGBE_CTRL_RST_MASK, { timeoutMs: REGISTER_TIMEOUT_MS, name: "CTRL.RST" });
+    } finally {
+      // The device no longer reads the rings: give the frames it did not send back to their owners.
+      for (const q of tx) q.releaseBuffers();
+    }
+  }
+
+  #checkOpen(what: string): void {
+    if (this.#closed) throw new IxyError(`${this.address}: ${what}() on a closed device; open it again with openDevice()`);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+}
+
+/** Throws the error for a bad rxBatch/txBatch call; kept out of the hot path. */
+function badBatchCall(dev: IxgbeDevice, call: string, queue: number, queues: number, bufs: PacketBuffer[], n: number): never {
+  if (dev.closed) throw new IxyError(`${dev.address}: ${call}() on a closed device; open it again with openDevice()`);
+  if (!Array.isArray(bufs)) throw new TypeError(`${dev.address}: ${call}() needs an array of PacketBuffers, got ${typeof bufs}`);
+  if (!Number.isInteger(queue) || queue < 0 || queue >= queues) {
+    const valid = queues === 0 ? "no such queues" : `queues 0 to ${queues - 1}`;
+    throw new RangeError(`${dev.address}: ${call}() on queue ${queue}, but the device was opened with ${valid}`);
+  }
+  throw new RangeError(`${dev.address}: ${call}() for ${n} buffers, but the array holds only ${bufs.length}; pass a larger array or a smaller count`);
+}

@@ -1,0 +1,195 @@
+/**
+ * One ixgbe receive queue: its descriptor ring, its mempool and the receive hot path.
+ *
+ * The ring (datasheet 7.1.9) is shared with the device. The device owns the descriptors from RDH
+ * up to, not including, RDT: it fills their buffers, writes the descriptor back with DD set and
+ * advances RDH. The driver owns the rest: it takes the filled buffers out, puts fresh ones in and
+ * hands the descriptors back by moving RDT.
+ *
+ * Hot-path rules (DESIGN.md): the ring is read and written through a Uint32Array, never a
+ * DataView, so DD is one 32-bit load in every tier; 64-bit addresses are written as two 32-bit
+ * halves; state is hoisted into locals; nothing is allocated per packet.
+ */
+import type { DmaAllocator } from "../../mem/dma.ts";
+import { Mempool, type PacketBuffer } from "../../mem/mempool.ts";
+import type { Mmio } from "../../pci/mmio.ts";
+import { setFlags32, setReg32, waitClearReg32, waitSetReg32, clearFlags32 } from "../../pci/regs.ts";
+import {
+  IXGBE_DESC_SIZE,
+  IXGBE_RDBAH,
+  IXGBE_RDBAL,
+  IXGBE_RDH,
+  IXGBE_RDLEN,
+  IXGBE_RDT,
+  IXGBE_RXDADV_ERR_FRAME_ERR_MASK,
+  IXGBE_RXDADV_STAT_DD,
+  IXGBE_RXDADV_STAT_EOP,
+  IXGBE_RXDCTL,
+  IXGBE_RXDCTL_ENABLE,
+  IXGBE_SRRCTL,
+  IXGBE_SRRCTL_BSIZEPKT_SHIFT,
+  IXGBE_SRRCTL_DESCTYPE_ADV_ONEBUF,
+  IXGBE_SRRCTL_DROP_EN,
+} from "./ixgbe_type.ts";
+
+/**
+ * Receive buffer size programmed into SRRCTL.BSIZEPACKET: 2 KB, the mempool's entry size. The
+ * data area of a buffer is smaller (2048 - 64 bytes of headroom = 1984), which is safe only
+ * because jumbo frames stay off: MAXFRS limits frames to 1518 bytes (1522 with a VLAN tag),
+ * so the device never writes more than that. createIxgbeDevice checks the pool's capacity.
+ */
+export const RX_BUFFER_SIZE = 2048;
+/** The largest frame the device can deliver with jumbo frames off: 1518 + 4 bytes of VLAN tag. */
+export const MAX_RX_FRAME = 1522;
+
+const TWO_POW_32 = 0x1_0000_0000;
+const ACCEPT_MASK = (IXGBE_RXDADV_STAT_EOP | IXGBE_RXDADV_ERR_FRAME_ERR_MASK) >>> 0;
+
+export interface RxQueueOptions {
+  readonly index: number;
+  readonly ringSize: number;
+  readonly mempoolSize: number;
+  readonly checked: boolean;
+  /** Names the queue in errors and the mempool, e.g. "0000:01:00.0". */
+  readonly device: string;
+}
+
+export class IxgbeRxQueue {
+  readonly index: number;
+  readonly size: number;
+  readonly pool: Mempool;
+  /** Device address of the ring. */
+  readonly ringIova: number;
+  /** Frames the driver dropped: error bits, impossible lengths, frames over several descriptors. */
+  errors = 0;
+  readonly #desc: Uint32Array;
+  /** The buffer whose address is in each descriptor. */
+  readonly #bufs: PacketBuffer[];
+  readonly #mask: number;
+  readonly #capacity: number;
+  readonly #rdt: number;
+  /** Next descriptor to look at. */
+  #next = 0;
+  /** Inside a frame that spans several descriptors: drop until its EOP. */
+  #discarding = false;
+
+  constructor(dma: DmaAllocator, options: RxQueueOptions) {
+    this.index = options.index;
+    this.size = options.ringSize;
+    this.#mask = options.ringSize - 1;
+    this.#rdt = IXGBE_RDT(options.index);
+    // Ring base and length must be 128-byte aligned (7.1.9): 16-byte descriptors, size >= 8.
+    const region = dma.allocate(options.ringSize * IXGBE_DESC_SIZE, { align: 128 });
+    // Until the driver fills them, descriptors point nowhere valid (all ones): a device that
+    // fetched one too early would fault in the IOMMU rather than write somewhere (Snabb's trick).
+    region.bytes.fill(0xff);
+    this.ringIova = region.iova;
+    this.#desc = new Uint32Array(region.bytes.buffer, region.bytes.byteOffset, region.size >>> 2);
+    this.pool = new Mempool(dma, {
+      count: options.mempoolSize,
+      checked: options.checked,
+      name: `${options.device} RX queue ${options.index} mempool`,
+    });
+    this.#capacity = this.pool.dataCapacity;
+    this.#bufs = []; // filled by start(), in order, so that V8 keeps the array packed
+  }
+
+  /** 4.6.7: the per-queue part of receive initialization; the queue stays disabled. */
+  configure(mmio: Mmio): void {
+    const i = this.index;
+    // Advanced descriptors with one buffer each; drop frames when this queue has no free
+    // descriptor instead of holding them in the packet buffer shared by all queues, where one
+    // stalled queue would block the others.
+    setReg32(mmio, IXGBE_SRRCTL(i),
+      IXGBE_SRRCTL_DESCTYPE_ADV_ONEBUF | IXGBE_SRRCTL_DROP_EN | (RX_BUFFER_SIZE >>> IXGBE_SRRCTL_BSIZEPKT_SHIFT));
+    setReg32(mmio, IXGBE_RDBAL(i), this.ringIova >>> 0);
+    setReg32(mmio, IXGBE_RDBAH(i), Math.floor(this.ringIova / TWO_POW_32));
+    setReg32(mmio, IXGBE_RDLEN(i), this.size * IXGBE_DESC_SIZE);
+    // Empty ring: nothing is handed to the device before the queue is enabled.
+    setReg32(mmio, IXGBE_RDH(i), 0);
+    setReg32(mmio, IXGBE_RDT(i), 0);
+  }
+
+  /** 4.6.7.1: fill every descriptor with a buffer, enable the queue, then hand the ring over. */
+  start(mmio: Mmio, timeoutMs: number): void {
+    const desc = this.#desc;
+    for (let slot = 0; slot < this.size; slot++) {
+      const buf = this.pool.alloc();
+      if (buf === null) throw new RangeError(`${this.pool.name}: too small to fill a ring of ${this.size} descriptors`);
+      this.#bufs[slot] = buf;
+      desc[slot * 4] = buf.iovaLo;
+      desc[slot * 4 + 1] = buf.iovaHi;
+      desc[slot * 4 + 2] = 0; // header address 0; this also clears DD
+      desc[slot * 4 + 3] = 0;
+    }
+    this.#next = 0;
+    this.#discarding = false;
+    setFlags32(mmio, IXGBE_RXDCTL(this.index), IXGBE_RXDCTL_ENABLE);
+    waitSetReg32(mmio, IXGBE_RXDCTL(this.index), IXGBE_RXDCTL_ENABLE, { name: `RXDCTL(${this.index}).ENABLE`, timeoutMs });
+    // The device owns RDH .. RDT - 1; keeping one descriptor back means RDT == RDH always
+    // means "no descriptor for the device" and never "all of them".
+    setReg32(mmio, IXGBE_RDT(this.index), this.size - 1);
+  }
+
+  /** 4.6.7.1 (disabling a queue): clear RXDCTL.ENABLE and wait until the device agrees. */
+  stop(mmio: Mmio, timeoutMs: number): void {
+    clearFlags32(mmio, IXGBE_RXDCTL(this.index), IXGBE_RXDCTL_ENABLE);
+    waitClearReg32(mmio, IXGBE_RXDCTL(this.index), IXGBE_RXDCTL_ENABLE, { name: `RXDCTL(${this.index}).ENABLE`, timeoutMs });
+  }
+
+  /**
+   * The receive hot path (7.1.6 write-back descriptors). Hands out up to `max` received frames in
+   * bufs[0 .. n), gives every used descriptor a fresh buffer and writes RDT once. A descriptor
+   * whose frame cannot be handed out (error bits, length 0 or over the buffer's capacity, no
+   * EOP) keeps its buffer and is counted in `errors`. When the mempool is empty the descriptor
+   * is left as it is, to be picked up by a later call: the ring then fills up and the device
+   * counts what it cannot place as missed (MPC).
+   */
+  receive(mmio: Mmio, bufs: PacketBuffer[], max: number): number {
+    const desc = this.#desc;
+    const ring = this.#bufs;
+    const pool = this.pool;
+    const mask = this.#mask;
+    const capacity = this.#capacity;
+    let index = this.#next;
+    let discarding = this.#discarding;
+    let errors = 0;
+    let consumed = 0;
+    let n = 0;
+    while (n < max) {
+      const w = index << 2;
+      // One 32-bit load: DD, EOP and the error bits come from the same device write.
+      const status = desc[w + 2]!;
+      if ((status & IXGBE_RXDADV_STAT_DD) === 0) break;
+      const length = desc[w + 3]! & 0xffff;
+      let refill = ring[index]!;
+      if ((status & ACCEPT_MASK) === IXGBE_RXDADV_STAT_EOP && !discarding && length !== 0 && length <= capacity) {
+        const fresh = pool.alloc();
+        if (fresh === null) break;
+        refill.length = length;
+        bufs[n++] = refill;
+        ring[index] = fresh;
+        refill = fresh;
+      } else if ((status & IXGBE_RXDADV_STAT_EOP) === 0) {
+        discarding = true; // first or middle part of a frame over several descriptors
+      } else {
+        discarding = false; // last part of such a frame, or a frame with an error: one error
+        errors++;
+      }
+      desc[w] = refill.iovaLo;
+      desc[w + 1] = refill.iovaHi;
+      desc[w + 2] = 0;
+      desc[w + 3] = 0;
+      index = (index + 1) & mask;
+      consumed++;
+    }
+    if (consumed !== 0) {
+      this.#next = index;
+      this.#discarding = discarding;
+      if (errors !== 0) this.errors += errors;
+      // Hand the descriptors back, all but the last one processed (see start()).
+      mmio.write32(this.#rdt, (index - 1) & mask);
+    }
+    return n;
+  }
+}

@@ -1,0 +1,4 @@
+/** The behavioural Intel 82599 model (see ixgbe-model.ts). */
+export { Ixgbe82599Model, IXGBE_MODEL_QUEUES, IXGBE_MODEL_BAR0_SIZE, type Ixgbe82599ModelOptions } from "./ixgbe-model.ts";
+export type { Ixgbe82599Counters } from "./model-stats.ts";
+export { crc32, withFcs } from "./crc32.ts";

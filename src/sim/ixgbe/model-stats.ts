@@ -1,0 +1,144 @@
+/**
+ * The statistics block of the 82599 model (datasheet 8.2.3.23): clear-on-read counters in the
+ * register file, plus the same counts kept for tests, which reading the registers does not clear.
+ */
+import {
+  IXGBE_CRCERRS,
+  IXGBE_ERRBC,
+  IXGBE_GORCH,
+  IXGBE_GORCL,
+  IXGBE_GOTCH,
+  IXGBE_GOTCL,
+  IXGBE_GPRC,
+  IXGBE_GPTC,
+  IXGBE_ILLERRC,
+  IXGBE_MPC,
+  IXGBE_RLEC,
+  IXGBE_ROC,
+  IXGBE_RUC,
+} from "../../drivers/ixgbe/ixgbe_type.ts";
+import type { SimMmio } from "../sim-mmio.ts";
+
+/** What the model counted since its last reset; tests compare these with the driver's stats. */
+export interface Ixgbe82599Counters {
+  /** Frames written to host memory (GPRC). */
+  rxPackets: number;
+  /** Their length on the wire, CRC included (GORC). */
+  rxBytes: number;
+  /** Frames dropped for want of a descriptor or with receive disabled (MPC). */
+  rxMissed: number;
+  /** Frames dropped as shorter than 64 or longer than the maximum frame size (RLEC, RUC/ROC). */
+  rxLengthErrors: number;
+  /** Frames injected while the link was down: they never reached the device and count nowhere. */
+  rxLinkDown: number;
+  /** Frames sent (GPTC). */
+  txPackets: number;
+  /** Their length on the wire, CRC included (GOTC). */
+  txBytes: number;
+}
+
+function zeroCounters(): Ixgbe82599Counters {
+  return { rxPackets: 0, rxBytes: 0, rxMissed: 0, rxLengthErrors: 0, rxLinkDown: 0, txPackets: 0, txBytes: 0 };
+}
+
+const TWO_POW_32 = 0x1_0000_0000;
+
+/** Plain 32-bit counters: they live in the register file and wrap around. */
+const COUNTERS_32 = [
+  IXGBE_CRCERRS, IXGBE_ILLERRC, IXGBE_ERRBC, IXGBE_RLEC, IXGBE_GPRC, IXGBE_GPTC, IXGBE_RUC, IXGBE_ROC,
+  ...Array.from({ length: 8 }, (_, i) => IXGBE_MPC(i)),
+];
+
+/**
+ * A 36-bit octet counter split over a low and a high register. Reading the low half returns it,
+ * latches the high half for the next read of the high register and clears the counter; so a
+ * driver must read low, then high (as Linux and ixy do).
+ */
+class OctetCounter {
+  #value = 0;
+  #latchedHigh = 0;
+  constructor(regs: SimMmio, low: number, high: number) {
+    regs.onRead(low, () => {
+      const v = this.#value % 2 ** 36;
+      this.#value = 0;
+      this.#latchedHigh = Math.floor(v / TWO_POW_32);
+      return v % TWO_POW_32;
+    });
+    regs.onRead(high, () => {
+      const v = this.#latchedHigh;
+      this.#latchedHigh = 0;
+      return v;
+    });
+  }
+  add(n: number): void {
+    this.#value += n;
+  }
+  clear(): void {
+    this.#value = 0;
+    this.#latchedHigh = 0;
+  }
+}
+
+export class ModelStatistics {
+  readonly counters: Ixgbe82599Counters = zeroCounters();
+  readonly #regs: SimMmio;
+  readonly #gorc: OctetCounter;
+  readonly #gotc: OctetCounter;
+
+  constructor(regs: SimMmio) {
+    this.#regs = regs;
+    for (const reg of COUNTERS_32) {
+      // Any read, of any width, returns the counter and clears all of it: the reason drivers
+      // must never read these registers byte by byte (DESIGN.md).
+      regs.onRead(reg, () => {
+        const v = regs.peek32(reg);
+        regs.poke32(reg, 0);
+        return v;
+      });
+    }
+    this.#gorc = new OctetCounter(regs, IXGBE_GORCL, IXGBE_GORCH);
+    this.#gotc = new OctetCounter(regs, IXGBE_GOTCL, IXGBE_GOTCH);
+  }
+
+  /** Device reset: every counter back to zero. */
+  clear(): void {
+    for (const reg of COUNTERS_32) this.#regs.poke32(reg, 0);
+    this.#gorc.clear();
+    this.#gotc.clear();
+    Object.assign(this.counters, zeroCounters()); // in place: tests may hold the object
+  }
+
+  received(wireLength: number): void {
+    this.#add(IXGBE_GPRC, 1);
+    this.#gorc.add(wireLength);
+    this.counters.rxPackets++;
+    this.counters.rxBytes += wireLength;
+  }
+
+  missed(): void {
+    // One receive packet buffer in use (no DCB): every miss counts against buffer 0.
+    this.#add(IXGBE_MPC(0), 1);
+    this.counters.rxMissed++;
+  }
+
+  lengthError(oversize: boolean): void {
+    this.#add(IXGBE_RLEC, 1);
+    this.#add(oversize ? IXGBE_ROC : IXGBE_RUC, 1);
+    this.counters.rxLengthErrors++;
+  }
+
+  linkDown(): void {
+    this.counters.rxLinkDown++;
+  }
+
+  transmitted(wireLength: number): void {
+    this.#add(IXGBE_GPTC, 1);
+    this.#gotc.add(wireLength);
+    this.counters.txPackets++;
+    this.counters.txBytes += wireLength;
+  }
+
+  #add(reg: number, n: number): void {
+    this.#regs.poke32(reg, (this.#regs.peek32(reg) + n) >>> 0);
+  }
+}

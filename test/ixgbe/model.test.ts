@@ -1,0 +1,190 @@
+import { describe, expect, it } from "vitest";
+import { newStats } from "../../src/device.ts";
+import * as T from "../../src/drivers/ixgbe/ixgbe_type.ts";
+import { DeviceProtocolError, DmaFaultError } from "../../src/errors.ts";
+import { PacketBuffer } from "../../src/mem/mempool.ts";
+import { crc32 } from "../../src/sim/ixgbe/crc32.ts";
+import { Ixgbe82599Model } from "../../src/sim/ixgbe/ixgbe-model.ts";
+import { SimDma } from "../../src/sim/sim-dma.ts";
+import { sleepMs } from "../../src/pci/regs.ts";
+import { bufferWith, expectSameFrames, frameOf, openSimPort, randomFrame, rng, txPool } from "./helpers.ts";
+
+function ringWords(port: ReturnType<typeof openSimPort>, bal: number, bah: number, len: number): Uint32Array {
+  const regs = port.model.regs;
+  const bytes = port.dma.resolve(regs.peek32(bal) + regs.peek32(bah) * 2 ** 32, regs.peek32(len));
+  return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+}
+
+describe("the 82599 model", () => {
+  it("resets its registers on CTRL.RST, and the bit clears itself", () => {
+    const model = new Ixgbe82599Model({ dma: new SimDma() });
+    const bar = model.pci.bar(0);
+    bar.write32(T.IXGBE_FCTRL, 0x700);
+    bar.write32(T.IXGBE_CTRL, T.IXGBE_CTRL_RST);
+    expect(bar.read32(T.IXGBE_CTRL) & T.IXGBE_CTRL_RST).toBe(0);
+    expect(bar.read32(T.IXGBE_FCTRL)).toBe(0);
+    expect(bar.read32(T.IXGBE_SRRCTL(3))).toBe(0x402); // reset value
+    expect(model.resets).toBe(1);
+  });
+
+  it("brings up EEC.ARD and RDRXCTL.DMAIDONE when a slow reset is done", () => {
+    const model = new Ixgbe82599Model({ dma: new SimDma(), resetDelayMs: 20 });
+    const bar = model.pci.bar(0);
+    bar.write32(T.IXGBE_CTRL, T.IXGBE_CTRL_RST);
+    expect(bar.read32(T.IXGBE_CTRL) & T.IXGBE_CTRL_RST).toBe(T.IXGBE_CTRL_RST);
+    expect(bar.read32(T.IXGBE_EEC) & T.IXGBE_EEC_ARD).toBe(0);
+    expect(bar.read32(T.IXGBE_RDRXCTL) & T.IXGBE_RDRXCTL_DMAIDONE).toBe(0);
+    sleepMs(25);
+    expect(bar.read32(T.IXGBE_CTRL) & T.IXGBE_CTRL_RST).toBe(0);
+    expect(bar.read32(T.IXGBE_EEC) & T.IXGBE_EEC_ARD).toBe(T.IXGBE_EEC_ARD);
+    expect(bar.read32(T.IXGBE_RDRXCTL) & T.IXGBE_RDRXCTL_DMAIDONE).toBe(T.IXGBE_RDRXCTL_DMAIDONE);
+  });
+
+  it("reports the link in LINKS only after auto-negotiation is restarted, after the configured delay", () => {
+    const model = new Ixgbe82599Model({ dma: new SimDma(), linkUpDelayMs: 20 });
+    const bar = model.pci.bar(0);
+    expect(bar.read32(T.IXGBE_LINKS)).toBe(0);
+    bar.write32(T.IXGBE_AUTOC, bar.read32(T.IXGBE_AUTOC) | T.IXGBE_AUTOC_AN_RESTART);
+    expect(bar.read32(T.IXGBE_AUTOC) & T.IXGBE_AUTOC_AN_RESTART).toBe(0); // self-clearing
+    expect(bar.read32(T.IXGBE_LINKS)).toBe(0);
+    sleepMs(25);
+    expect(bar.read32(T.IXGBE_LINKS)).toBe((T.IXGBE_LINKS_UP | T.IXGBE_LINKS_SPEED_10G_82599) >>> 0);
+  });
+
+  it("clears statistics on read, all of the register even when a driver reads one byte", () => {
+    const port = openSimPort();
+    const bar = port.model.pci.bar(0);
+    port.model.inject(new Uint8Array(60));
+    expect(bar.read32(T.IXGBE_GPRC)).toBe(1);
+    expect(bar.read32(T.IXGBE_GPRC)).toBe(0);
+    for (let i = 0; i < 0x101; i++) port.model.inject(new Uint8Array(60));
+    expect(bar.read8(T.IXGBE_GPRC)).toBe(0x01); // the low byte ...
+    expect(bar.read32(T.IXGBE_GPRC)).toBe(0); // ... and the rest is gone: why drivers never read byte-wise
+  });
+
+  it("keeps the octet counters 36 bits wide, read low half first", () => {
+    const port = openSimPort({ rxRingSize: 64 });
+    const bar = port.model.pci.bar(0);
+    port.model.inject(new Uint8Array(1000));
+    expect([bar.read32(T.IXGBE_GORCL), bar.read32(T.IXGBE_GORCH)]).toEqual([1004, 0]);
+    expect([bar.read32(T.IXGBE_GORCL), bar.read32(T.IXGBE_GORCH)]).toEqual([0, 0]);
+  });
+
+  it("counts a frame as missed when receive is disabled", () => {
+    const port = openSimPort();
+    port.model.pci.bar(0).write32(T.IXGBE_RXCTRL, 0);
+    expect(port.model.inject(new Uint8Array(60))).toBe(false);
+    expect(port.model.counters.rxMissed).toBe(1);
+    expect(port.model.pci.bar(0).read32(T.IXGBE_MPC(0))).toBe(1);
+  });
+
+  it("counts frames shorter than 64 or longer than 1518 bytes on the wire as length errors, and allows a VLAN tag", () => {
+    const port = openSimPort();
+    const bar = port.model.pci.bar(0);
+    expect(port.model.inject(new Uint8Array(59))).toBe(false);
+    expect(port.model.inject(new Uint8Array(1515))).toBe(false);
+    expect(port.model.inject(new Uint8Array(1514))).toBe(true);
+    const tagged = new Uint8Array(1518);
+    tagged[12] = 0x81;
+    expect(port.model.inject(tagged)).toBe(true);
+    const stats = newStats();
+    port.dev.readStats(stats); // reads (and clears) RLEC
+    expect(stats.rxErrors).toBe(2);
+    expect(port.model.counters.rxLengthErrors).toBe(2);
+    expect([bar.read32(T.IXGBE_RUC), bar.read32(T.IXGBE_ROC)]).toEqual([1, 1]);
+  });
+
+  it("delivers frames with their CRC when CRC stripping is off", () => {
+    const port = openSimPort();
+    const bar = port.model.pci.bar(0);
+    bar.write32(T.IXGBE_HLREG0, bar.read32(T.IXGBE_HLREG0) & ~T.IXGBE_HLREG0_RXCRCSTRP);
+    const frame = randomFrame(rng(40), 200, 1);
+    port.model.inject(frame);
+    const bufs: PacketBuffer[] = new Array(1);
+    expect(port.dev.rxBatch(0, bufs, 1)).toBe(1);
+    const got = frameOf(bufs[0]!);
+    expect(got.length).toBe(204);
+    expect(new DataView(got.buffer).getUint32(200, true)).toBe(crc32(frame));
+  });
+
+  it("splits a frame larger than the receive buffer over descriptors, and the driver drops it whole", () => {
+    const port = openSimPort({ rxRingSize: 64 });
+    const bar = port.model.pci.bar(0);
+    // 1 KB buffers: a 1514-byte frame needs two descriptors, the first one without EOP.
+    bar.write32(T.IXGBE_SRRCTL(0), (bar.read32(T.IXGBE_SRRCTL(0)) & ~T.IXGBE_SRRCTL_BSIZEPKT_MASK) | 1);
+    const random = rng(41);
+    const small = [randomFrame(random, 500, 1), randomFrame(random, 600, 2)];
+    port.model.inject(small[0]!);
+    port.model.inject(randomFrame(random, 1514, 99));
+    const words = ringWords(port, T.IXGBE_RDBAL(0), T.IXGBE_RDBAH(0), T.IXGBE_RDLEN(0));
+    expect(words[1 * 4 + 2]! & (T.IXGBE_RXDADV_STAT_DD | T.IXGBE_RXDADV_STAT_EOP)).toBe(T.IXGBE_RXDADV_STAT_DD);
+    expect(words[2 * 4 + 2]! & T.IXGBE_RXDADV_STAT_EOP).toBe(T.IXGBE_RXDADV_STAT_EOP);
+    const bufs: PacketBuffer[] = new Array(8);
+    // Take the first part alone: the driver must remember it is inside a frame to drop.
+    expect(port.dev.rxBatch(0, bufs, 1)).toBe(1);
+    expect(port.dev.rxBatch(0, bufs, 1)).toBe(0);
+    port.model.inject(small[1]!);
+    const got = [frameOf(bufs[0]!)];
+    const n = port.dev.rxBatch(0, bufs, 8);
+    for (let i = 0; i < n; i++) got.push(frameOf(bufs[i]!));
+    expectSameFrames(got, small);
+    const stats = newStats();
+    port.dev.readStats(stats);
+    expect(stats).toMatchObject({ rxPackets: 3, rxErrors: 1 });
+  });
+
+  it("throws a DmaFaultError when a descriptor points outside DMA memory", () => {
+    const port = openSimPort();
+    // Receive: a ring base that is not mapped.
+    const bar = port.model.pci.bar(0);
+    bar.write32(T.IXGBE_RDBAH(0), 0);
+    expect(() => port.model.inject(new Uint8Array(60))).toThrow(DmaFaultError);
+    // Transmit: a buffer whose address is not mapped.
+    const pool = txPool(port.dev, 2);
+    const real = pool.alloc()!;
+    const bogus = new PacketBuffer(pool, real.index, 0x1234_0000, real.data, real.byteOffset);
+    bogus.length = 60;
+    let fault: unknown;
+    try {
+      port.dev.txBatch(0, [bogus], 1);
+    } catch (e) {
+      fault = e;
+    }
+    expect(fault).toBeInstanceOf(DmaFaultError);
+    expect((fault as DmaFaultError).iova).toBe(0x1234_0000);
+    expect((fault as Error).message).toMatch(/TX packet read/);
+  });
+
+  it("rejects a tail pointer beyond the ring and a transmit descriptor with the wrong PAYLEN", () => {
+    const port = openSimPort({ rxRingSize: 64, txRingSize: 64 });
+    const bar = port.model.pci.bar(0);
+    expect(() => bar.write32(T.IXGBE_RDT(0), 64)).toThrow(DeviceProtocolError);
+    const pool = txPool(port.dev, 2);
+    const buf = bufferWith(pool, new Uint8Array(100));
+    const words = ringWords(port, T.IXGBE_TDBAL(0), T.IXGBE_TDBAH(0), T.IXGBE_TDLEN(0));
+    words[0] = buf.iova >>> 0;
+    words[1] = Math.floor(buf.iova / 2 ** 32);
+    words[2] = (T.IXGBE_ADVTXD_DTYP_DATA | T.IXGBE_ADVTXD_DCMD_DEXT | T.IXGBE_ADVTXD_DCMD_EOP | 100) >>> 0;
+    words[3] = 99 << T.IXGBE_ADVTXD_PAYLEN_SHIFT;
+    expect(() => bar.write32(T.IXGBE_TDT(0), 1)).toThrow(/PAYLEN is 99 but the frame's descriptors hold 100 bytes/);
+  });
+
+  it("wires two ports back to back in both directions, choosing the receive queue per frame", () => {
+    const dma = new SimDma();
+    const a = openSimPort({ rxQueues: 2 }, {}, dma);
+    const b = openSimPort({ rxQueues: 2 }, {}, dma);
+    a.model.connect(b.model);
+    b.model.rxQueueSelect = (frame) => frame[0]! & 1;
+    const pa = txPool(a.dev, 8);
+    const pb = txPool(b.dev, 8);
+    a.dev.txBatch(0, [bufferWith(pa, new Uint8Array(60).fill(1)), bufferWith(pa, new Uint8Array(60).fill(2))], 2);
+    b.dev.txBatch(0, [bufferWith(pb, new Uint8Array(70).fill(3))], 1);
+    const bufs: PacketBuffer[] = new Array(4);
+    expect(b.dev.rxBatch(1, bufs, 4)).toBe(1);
+    expect(bufs[0]!.data[0]).toBe(1);
+    expect(b.dev.rxBatch(0, bufs, 4)).toBe(1);
+    expect(bufs[0]!.data[0]).toBe(2);
+    expect(a.dev.rxBatch(0, bufs, 4)).toBe(1);
+    expect(bufs[0]!.length).toBe(70);
+  });
+});
