@@ -59,7 +59,7 @@ export class LiveStats {
       this.#out.write(JSON.stringify({ time: new Date().toISOString(), ports: rates }) + "\n");
     } else {
       const line = rates
-        .map((r) => `${r.port} RX ${r.rxMpps.toFixed(3)} Mpps ${r.rxMbit.toFixed(1)} Mbit/s TX ${r.txMpps.toFixed(3)} Mpps ${r.txMbit.toFixed(1)} Mbit/s drops ${r.rxMissed + r.rxErrors + r.txErrors}`)
+        .map((r) => `${r.port} RX ${mpps(r.rxMpps)} Mpps ${r.rxMbit.toFixed(1)} Mbit/s TX ${mpps(r.txMpps)} Mpps ${r.txMbit.toFixed(1)} Mbit/s drops ${r.rxMissed + r.rxErrors + r.txErrors}`)
         .join(" | ");
       if (this.#out.isTTY) this.#out.write(`\r\x1b[2K${line}`);
       else this.#out.write(line + "\n");
@@ -92,6 +92,11 @@ export class LiveStats {
     }
     return result;
   }
+}
+
+/** Three decimals, or four below 0.1 Mpps, so that the slow rates of emulated NICs still show. */
+function mpps(x: number): string {
+  return x >= 0.1 ? x.toFixed(3) : x.toFixed(4);
 }
 
 function rates_(port: string, a: DeviceStats, b: DeviceStats, seconds: number): PortRates {
