@@ -5,14 +5,14 @@
  *   fwd --sim [--sim-nic ixgbe|virtio] [--seconds N]   (two device models, no hardware)
  *
  * Run to completion: receive a batch on one port, send it on the other, and back. Frames the TX
- * ring has no room for are dropped (freed) — a forwarder must never block. The loop runs in
- * slices of a few milliseconds and then yields to Node's event loop, so that signals and the
- * once-a-second statistics get their turn.
+ * ring has no room for are dropped (freed) — a forwarder must never block. (The loop yields to
+ * Node's event loop every few milliseconds: see lib/poll-loop.ts.)
  */
 import type { NicDevice } from "../src/device.ts";
 import type { PacketBuffer } from "../src/mem/mempool.ts";
-import { intOption, onStopSignal, parse, runMain, simOption, UsageError } from "./lib/cli.ts";
+import { intOption, parse, runMain, simOption, UsageError } from "./lib/cli.ts";
 import { LiveStats } from "./lib/live-stats.ts";
+import { pollLoop } from "./lib/poll-loop.ts";
 import { openPorts } from "./lib/ports.ts";
 
 const USAGE = "usage: fwd <pci-a> <pci-b> [--batch N] [--seconds N] [--json] | fwd --sim [--sim-nic ixgbe|virtio] [--seconds N]";
@@ -53,34 +53,15 @@ async function main(): Promise<number> {
 
   const bufs: PacketBuffer[] = new Array(batch).fill(null);
   let dropped = 0;
-  let stop = false;
-  onStopSignal(() => {
-    stop = true;
-  });
-  const start = performance.now();
-  let nextPrint = start + 1000;
-
-  await new Promise<void>((resolve) => {
-    const slice = () => {
-      const end = performance.now() + 5;
-      do {
-        for (let k = 0; k < 64; k++) {
-          ports.pump(batch);
-          dropped += forward(a, b, bufs, batch);
-          dropped += forward(b, a, bufs, batch);
-        }
-      } while (performance.now() < end);
-      const now = performance.now();
-      if (now >= nextPrint) {
-        stats.print();
-        nextPrint += 1000;
-      }
-      if (seconds > 0 && now - start >= seconds * 1000) stop = true;
-      if (stop) resolve();
-      else setImmediate(slice);
-    };
-    setImmediate(slice);
-  });
+  await pollLoop(
+    () => {
+      ports.pump(batch);
+      dropped += forward(a, b, bufs, batch);
+      dropped += forward(b, a, bufs, batch);
+      return false;
+    },
+    { seconds, everySecond: () => stats.print() },
+  );
 
   stats.finish();
   process.stderr.write(`fwd: dropped ${dropped} frames for lack of TX descriptors\n`);

@@ -6,8 +6,9 @@
  */
 import type { NicDevice } from "../src/device.ts";
 import type { PacketBuffer } from "../src/mem/mempool.ts";
-import { intOption, onStopSignal, parse, runMain, simOption, UsageError } from "./lib/cli.ts";
+import { intOption, parse, runMain, simOption, UsageError } from "./lib/cli.ts";
 import { PcapWriter } from "./lib/pcap-writer.ts";
+import { pollLoop } from "./lib/poll-loop.ts";
 import { openPorts } from "./lib/ports.ts";
 
 const USAGE = "usage: pcap <pci> <file.pcap> [--count N] [--seconds N] | pcap --sim [--sim-nic ixgbe|virtio] <file.pcap> [--count N]";
@@ -35,31 +36,20 @@ async function main(): Promise<number> {
   process.stderr.write(`pcap: capturing on ${dev.address} to ${file}${count ? ` (${count} frames)` : ""}\n`);
 
   const bufs: PacketBuffer[] = new Array(32).fill(null);
-  let stop = false;
-  onStopSignal(() => {
-    stop = true;
-  });
-  const start = performance.now();
-  await new Promise<void>((resolve) => {
-    const slice = () => {
-      const end = performance.now() + 5;
-      do {
-        ports.pump(4);
-        const n = dev.rxBatch(0, bufs, 32);
-        const t = n > 0 ? Date.now() : 0;
-        for (let i = 0; i < n; i++) {
-          const buf = bufs[i]!;
-          if (count === 0 || writer.packets < count) writer.write(buf.data.subarray(0, buf.length), t);
-          buf.pool.free(buf);
-        }
-        if (count > 0 && writer.packets >= count) stop = true;
-      } while (!stop && performance.now() < end);
-      if (seconds > 0 && performance.now() - start >= seconds * 1000) stop = true;
-      if (stop) resolve();
-      else setImmediate(slice);
-    };
-    setImmediate(slice);
-  });
+  await pollLoop(
+    () => {
+      ports.pump(4);
+      const n = dev.rxBatch(0, bufs, 32);
+      const t = n > 0 ? Date.now() : 0;
+      for (let i = 0; i < n; i++) {
+        const buf = bufs[i]!;
+        if (count === 0 || writer.packets < count) writer.write(buf.data.subarray(0, buf.length), t);
+        buf.pool.free(buf);
+      }
+      return count > 0 && writer.packets >= count;
+    },
+    { seconds },
+  );
   writer.close();
   process.stderr.write(`pcap: wrote ${writer.packets} frames to ${file}\n`);
   ports.close();

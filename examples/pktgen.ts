@@ -10,8 +10,9 @@
  */
 import type { NicDevice } from "../src/device.ts";
 import { Mempool, type PacketBuffer } from "../src/mem/mempool.ts";
-import { intOption, onStopSignal, parse, runMain, simOption, UsageError } from "./lib/cli.ts";
+import { intOption, parse, runMain, simOption, UsageError } from "./lib/cli.ts";
 import { LiveStats } from "./lib/live-stats.ts";
+import { pollLoop } from "./lib/poll-loop.ts";
 import { openPorts } from "./lib/ports.ts";
 import { setSequence, writeUdpFrame } from "./lib/udp-frame.ts";
 
@@ -61,47 +62,26 @@ async function main(): Promise<number> {
 
   const bufs: PacketBuffer[] = new Array(batch).fill(null);
   let seq = 0;
-  let stop = false;
-  onStopSignal(() => {
-    stop = true;
-  });
   const start = performance.now();
-  let nextPrint = start + 1000;
-
-  await new Promise<void>((resolve) => {
-    const slice = () => {
-      const end = performance.now() + 5;
-      let now = end;
-      do {
-        now = performance.now();
-        let want = batch;
-        if (rate > 0) want = Math.min(want, Math.floor(((now - start) / 1000) * rate) - seq);
-        if (count > 0) want = Math.min(want, count - seq);
-        if (want <= 0) {
-          if (count > 0 && seq >= count) break;
-          continue;
-        }
-        const got = pool.allocBatch(bufs, want);
-        for (let i = 0; i < got; i++) {
-          const buf = bufs[i]!;
-          buf.length = size;
-          setSequence(buf.data, seq + i);
-        }
-        const sent = dev.txBatch(0, bufs, got);
-        seq += sent;
-        if (sent < got) pool.freeBatch(bufs, got - sent, sent);
-      } while (now < end);
-      if (now >= nextPrint) {
-        stats.print();
-        nextPrint += 1000;
+  await pollLoop(
+    () => {
+      let want = batch;
+      if (rate > 0) want = Math.min(want, Math.floor(((performance.now() - start) / 1000) * rate) - seq);
+      if (count > 0) want = Math.min(want, count - seq);
+      if (want <= 0) return count > 0 && seq >= count;
+      const got = pool.allocBatch(bufs, want);
+      for (let i = 0; i < got; i++) {
+        const buf = bufs[i]!;
+        buf.length = size;
+        setSequence(buf.data, seq + i);
       }
-      if (seconds > 0 && now - start >= seconds * 1000) stop = true;
-      if (count > 0 && seq >= count) stop = true;
-      if (stop) resolve();
-      else setImmediate(slice);
-    };
-    setImmediate(slice);
-  });
+      const sent = dev.txBatch(0, bufs, got);
+      seq += sent;
+      if (sent < got) pool.freeBatch(bufs, got - sent, sent);
+      return false;
+    },
+    { seconds, everySecond: () => stats.print() },
+  );
 
   // Give the device a moment to put the last frames on the wire, then let txBatch reclaim them.
   const drainUntil = performance.now() + 100;
