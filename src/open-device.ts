@@ -7,7 +7,7 @@
  * received on one device can be sent on another (the forwarder does exactly that). Both are
  * closed when the last device closes.
  */
-import { NotSupportedError, VfioError } from "./errors.ts";
+import { IxyError, NotSupportedError, VfioError } from "./errors.ts";
 import type { DeviceOptions, NicDevice } from "./device.ts";
 import { createIxgbeDevice } from "./drivers/ixgbe/ixgbe-device.ts";
 import { IXGBE_DEVICE_IDS } from "./drivers/ixgbe/ixgbe_ids.ts";
@@ -99,6 +99,8 @@ export function openDevice(pciAddress: string, options: OpenOptions = {}): NicDe
     pci?.close();
     shared.users--;
     releaseShared();
+    // Every error out of here names the device, also those of the shared allocator.
+    if (e instanceof IxyError && !e.message.includes(name)) e.message = `${name}: ${e.message}`;
     throw e;
   }
 }

@@ -5,7 +5,13 @@
 import { compileForGuest } from "./compile.ts";
 import { ensureTestbed } from "./vm.ts";
 
-export const GUEST_PROGRAMS = ["examples/fwd.ts", "examples/pktgen.ts", "examples/pcap.ts", "test/vm/guest/reopen.ts"];
+export const GUEST_PROGRAMS = [
+  "examples/fwd.ts",
+  "examples/pktgen.ts",
+  "examples/pcap.ts",
+  "test/vm/guest/reopen.ts",
+  "test/vm/guest/bad-input.ts",
+];
 
 export default async function setup(): Promise<void> {
   ensureTestbed();

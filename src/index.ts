@@ -1,0 +1,22 @@
+/**
+ * ixy.ts: the public API in one place. Start reading at examples/fwd.ts, then src/open-device.ts.
+ */
+export { openDevice, driverFor, type OpenOptions } from "./open-device.ts";
+export { newStats, type DeviceOptions, type DeviceStats, type NicDevice } from "./device.ts";
+export * from "./errors.ts";
+export { Mempool, PacketBuffer, MEMPOOL_HEADROOM, type MempoolOptions } from "./mem/mempool.ts";
+export { DmaAddressing, type DmaAllocator, type DmaRegion, type AllocateOptions } from "./mem/dma.ts";
+export { VfioDmaAllocator } from "./mem/vfio-dma.ts";
+export { PhysicalDmaAllocator } from "./mem/physical-dma.ts";
+export { PciAddress } from "./pci/pci-address.ts";
+export { TypedArrayMmio, type Mmio } from "./pci/mmio.ts";
+export { TracingMmio, type RegisterAccess } from "./pci/tracing-mmio.ts";
+export type { PciFunction } from "./pci/pci-function.ts";
+export * from "./pci/regs.ts";
+export { createIxgbeDevice, IXGBE_DEVICE_IDS } from "./drivers/ixgbe/index.ts";
+export { createVirtioDevice, VIRTIO_DEVICE_IDS } from "./drivers/virtio/index.ts";
+export { SimDma } from "./sim/sim-dma.ts";
+export { SimMmio } from "./sim/sim-mmio.ts";
+export { SimPciFunction } from "./sim/sim-pci.ts";
+export { Ixgbe82599Model } from "./sim/ixgbe/index.ts";
+export { VirtioNetModel } from "./sim/virtio/index.ts";
