@@ -7,10 +7,10 @@
  * malformed transmit descriptor throws DeviceProtocolError.
  *
  * Modelled (datasheet sections in brackets):
- * - CTRL.RST / CTRL.LNK_RST reset the whole model and self-clear (4.6.3.2); EEC.ARD and
+ * - CTRL.RST / CTRL.LRST reset the whole model and self-clear (4.6.3.2); EEC.AUTO_RD and
  *   RDRXCTL.DMAIDONE read 1 once the reset is done (after options.resetDelayMs, default 0).
  * - The link comes up at 10 Gbit/s (LINKS) linkUpDelayMs after auto-negotiation is restarted
- *   through AUTOC.AN_RESTART (4.6.4); setLink(false) pulls the cable.
+ *   through AUTOC.RESTART_AN (4.6.4); setLink(false) pulls the cable.
  * - Receive (7.1): inject() writes a frame into the buffers of the descriptors between RDH and
  *   RDT of the queue, splits it over several descriptors when it is larger than
  *   SRRCTL.BSIZEPACKET, writes the advanced write-back format back (DD, EOP, length) and moves
@@ -27,81 +27,93 @@
  * Not modelled: flow control, filtering by address (the model accepts every frame, as in
  * promiscuous mode), RSS (inject() takes the queue), DCB, offloads, and frames held in the
  * packet buffer when SRRCTL.DROP_EN is clear (they are dropped as if it were set).
+ *
+ * Register offsets and bits come from model-registers.ts, the model's own copy written from the
+ * datasheet, never from the driver's ixgbe_type.ts (see there why).
  */
 import {
-  IXGBE_ADVTXD_DCMD_DEXT,
-  IXGBE_ADVTXD_DCMD_EOP,
-  IXGBE_ADVTXD_DCMD_IFCS,
-  IXGBE_ADVTXD_DCMD_RS,
-  IXGBE_ADVTXD_DTALEN_MASK,
-  IXGBE_ADVTXD_DTYP_CTXT,
-  IXGBE_ADVTXD_DTYP_DATA,
-  IXGBE_ADVTXD_DTYP_MASK,
-  IXGBE_ADVTXD_PAYLEN_SHIFT,
-  IXGBE_ADVTXD_STAT_DD,
-  IXGBE_AUTOC,
-  IXGBE_AUTOC2,
-  IXGBE_AUTOC2_10G_SFI,
-  IXGBE_AUTOC_AN_RESTART,
-  IXGBE_AUTOC_LMS_10G_SERIAL,
-  IXGBE_CTRL,
-  IXGBE_CTRL_RST_MASK,
-  IXGBE_DCA_RXCTRL,
-  IXGBE_DESC_SIZE,
-  IXGBE_DMATXCTL,
-  IXGBE_DMATXCTL_TE,
-  IXGBE_DTXMXSZRQ,
-  IXGBE_EEC,
-  IXGBE_EEC_ARD,
-  IXGBE_EEC_PRES,
-  IXGBE_EICR,
-  IXGBE_EIMC,
-  IXGBE_EIMS,
-  IXGBE_HLREG0,
-  IXGBE_HLREG0_JUMBOEN,
-  IXGBE_HLREG0_RXCRCSTRP,
-  IXGBE_HLREG0_TXCRCEN,
-  IXGBE_HLREG0_TXPADEN,
-  IXGBE_LINKS,
-  IXGBE_LINKS_SPEED_10G_82599,
-  IXGBE_LINKS_UP,
-  IXGBE_MAXFRS,
-  IXGBE_MHADD_MFS_SHIFT,
-  IXGBE_RAH,
-  IXGBE_RAH_AV,
-  IXGBE_RAL,
-  IXGBE_RDBAH,
-  IXGBE_RDBAL,
-  IXGBE_RDH,
-  IXGBE_RDLEN,
-  IXGBE_RDRXCTL,
-  IXGBE_RDRXCTL_DMAIDONE,
-  IXGBE_RDRXCTL_RSCFRSTSIZE,
-  IXGBE_RDT,
-  IXGBE_RXCTRL,
-  IXGBE_RXCTRL_RXEN,
-  IXGBE_RXDADV_STAT_DD,
-  IXGBE_RXDADV_STAT_EOP,
-  IXGBE_RXDCTL,
-  IXGBE_RXDCTL_ENABLE,
-  IXGBE_RXPBSIZE,
-  IXGBE_RXPBSIZE_MAX,
-  IXGBE_SRRCTL,
-  IXGBE_SRRCTL_BSIZEPKT_MASK,
-  IXGBE_SRRCTL_BSIZEPKT_SHIFT,
-  IXGBE_SRRCTL_DESCTYPE_ADV_ONEBUF,
-  IXGBE_SRRCTL_DESCTYPE_MASK,
-  IXGBE_TDBAH,
-  IXGBE_TDBAL,
-  IXGBE_TDH,
-  IXGBE_TDLEN,
-  IXGBE_TDT,
-  IXGBE_TXDCTL,
-  IXGBE_TXDCTL_ENABLE,
-  IXGBE_TXPBSIZE,
-  IXGBE_TXPBSIZE_MAX,
-  IXGBE_TXPBTHRESH,
-} from "../../drivers/ixgbe/ixgbe_type.ts";
+  AUTOC,
+  AUTOC2,
+  AUTOC2_10G_PMA_PMD_SERIAL_SFI,
+  AUTOC_LMS_10G_SERIAL,
+  AUTOC_RESTART_AN,
+  CTRL,
+  CTRL_RESET_BITS,
+  DCA_RXCTRL,
+  DCA_RXCTRL_ALIAS,
+  DCA_RXCTRL_RESET,
+  DESCRIPTOR_SIZE,
+  DMATXCTL,
+  DMATXCTL_TE,
+  DTXMXSZRQ,
+  DTXMXSZRQ_RESET,
+  EEC,
+  EEC_AUTO_RD,
+  EEC_EE_PRES,
+  EICR,
+  EIMC,
+  EIMS,
+  HLREG0,
+  HLREG0_JUMBOEN,
+  HLREG0_RESET,
+  HLREG0_RXCRCSTRP,
+  HLREG0_TXPADEN,
+  LINKS,
+  LINKS_LINK_SPEED_10G,
+  LINKS_LINK_UP,
+  MAXFRS,
+  MAXFRS_MFS_SHIFT,
+  MAXFRS_RESET,
+  RAH,
+  RAH_ALIAS,
+  RAH_AV,
+  RAL,
+  RAL_ALIAS,
+  RDBAH,
+  RDBAL,
+  RDH,
+  RDLEN,
+  RDRXCTL,
+  RDRXCTL_DMAIDONE,
+  RDRXCTL_RESET,
+  RDT,
+  RXCTRL,
+  RXCTRL_RXEN,
+  RXDCTL,
+  RXDCTL_ENABLE,
+  RXD_STATUS_DD,
+  RXD_STATUS_EOP,
+  RXPBSIZE,
+  RXPBSIZE_RESET,
+  SRRCTL,
+  SRRCTL_ALIAS,
+  SRRCTL_BSIZEPACKET_MASK,
+  SRRCTL_BSIZEPACKET_SHIFT,
+  SRRCTL_DESCTYPE_ADV_ONEBUF,
+  SRRCTL_DESCTYPE_MASK,
+  SRRCTL_RESET,
+  TDBAH,
+  TDBAL,
+  TDH,
+  TDLEN,
+  TDT,
+  TXDCTL,
+  TXDCTL_ENABLE,
+  TXD_DCMD_DEXT,
+  TXD_DCMD_EOP,
+  TXD_DCMD_IFCS,
+  TXD_DCMD_RS,
+  TXD_DTALEN_MASK,
+  TXD_DTYP_CONTEXT,
+  TXD_DTYP_DATA,
+  TXD_DTYP_MASK,
+  TXD_PAYLEN_SHIFT,
+  TXD_STA_DD,
+  TXPBSIZE,
+  TXPBSIZE_RESET,
+  TXPBTHRESH,
+  TXPBTHRESH0_RESET,
+} from "./model-registers.ts";
 import { DeviceProtocolError, DmaFaultError, NotSupportedError } from "../../errors.ts";
 import { SimDma } from "../sim-dma.ts";
 import { SimMmio } from "../sim-mmio.ts";
@@ -124,7 +136,7 @@ export interface Ixgbe82599ModelOptions {
   readonly linkUpDelayMs?: number;
   /** Whether a cable and a link partner are there (default true). */
   readonly linkUp?: boolean;
-  /** Time a reset takes: CTRL.RST reads 1 and EEC.ARD / DMAIDONE read 0 until then (default 0). */
+  /** Time a reset takes: CTRL.RST reads 1 and EEC.AUTO_RD / DMAIDONE read 0 until then (default 0). */
   readonly resetDelayMs?: number;
 }
 
@@ -135,6 +147,20 @@ export const IXGBE_MODEL_BAR0_SIZE = 0x20000;
 const TWO_POW_32 = 0x1_0000_0000;
 const MIN_FRAME = 60; // without CRC: 64 on the wire
 const VLAN_TPID = 0x8100;
+/** Receive and transmit packet buffers, one per traffic class (RXPBSIZE/TXPBSIZE 0-7). */
+const PACKET_BUFFERS = 8;
+
+/**
+ * The 82599 also decodes the 82598's addresses of SRRCTL, DCA_RXCTRL and RAL/RAH for queues
+ * (addresses) 0-15; Linux and the driver use them. Each address maps to its twin.
+ */
+const ALIAS_OF = new Map<number, number>();
+for (const [register, alias] of [[SRRCTL, SRRCTL_ALIAS], [DCA_RXCTRL, DCA_RXCTRL_ALIAS], [RAL, RAL_ALIAS], [RAH, RAH_ALIAS]] as const) {
+  for (let n = 0; n < 16; n++) {
+    ALIAS_OF.set(register(n), alias(n));
+    ALIAS_OF.set(alias(n), register(n));
+  }
+}
 
 /** A descriptor ring as the model sees it, cached while base and length stay the same. */
 class RingWindow {
@@ -206,7 +232,7 @@ export class Ixgbe82599Model {
     return this.#stats.counters;
   }
 
-  /** Device resets (CTRL.RST, CTRL.LNK_RST or function-level) since construction. */
+  /** Device resets (CTRL.RST, CTRL.LRST or function-level) since construction. */
   get resets(): number {
     return this.#resets;
   }
@@ -250,34 +276,34 @@ export class Ixgbe82599Model {
       return false;
     }
     // 8.2.3.22.13 MAXFRS: frame size limits count the CRC; a VLAN tag may add 4 bytes.
-    const hlreg0 = regs.peek32(IXGBE_HLREG0);
+    const hlreg0 = regs.peek32(HLREG0);
     const tagged = frame.length >= 14 && ((frame[12]! << 8) | frame[13]!) === VLAN_TPID;
-    const maxFrame = ((hlreg0 & IXGBE_HLREG0_JUMBOEN) !== 0 ? regs.peek32(IXGBE_MAXFRS) >>> IXGBE_MHADD_MFS_SHIFT : 1518) + (tagged ? 4 : 0);
+    const maxFrame = ((hlreg0 & HLREG0_JUMBOEN) !== 0 ? regs.peek32(MAXFRS) >>> MAXFRS_MFS_SHIFT : 1518) + (tagged ? 4 : 0);
     if (frame.length < MIN_FRAME || frame.length + 4 > maxFrame) {
       this.#stats.lengthError(frame.length >= MIN_FRAME);
       return false;
     }
-    if ((regs.peek32(IXGBE_RXCTRL) & IXGBE_RXCTRL_RXEN) === 0 || (regs.peek32(IXGBE_RXDCTL(queue)) & IXGBE_RXDCTL_ENABLE) === 0 ||
+    if ((regs.peek32(RXCTRL) & RXCTRL_RXEN) === 0 || (regs.peek32(RXDCTL(queue)) & RXDCTL_ENABLE) === 0 ||
       !this.pci.busMasterEnabled) {
       this.#stats.missed();
       return false;
     }
-    const srrctl = regs.peek32(IXGBE_SRRCTL(queue));
-    if ((srrctl & IXGBE_SRRCTL_DESCTYPE_MASK) !== IXGBE_SRRCTL_DESCTYPE_ADV_ONEBUF) {
+    const srrctl = regs.peek32(SRRCTL(queue));
+    if ((srrctl & SRRCTL_DESCTYPE_MASK) !== SRRCTL_DESCTYPE_ADV_ONEBUF) {
       throw new NotSupportedError(
         `${this.address}: the model implements only advanced one-buffer receive descriptors; SRRCTL(${queue}) = 0x${srrctl.toString(16)}`,
       );
     }
-    const bufferSize = (srrctl & IXGBE_SRRCTL_BSIZEPKT_MASK) << IXGBE_SRRCTL_BSIZEPKT_SHIFT;
+    const bufferSize = (srrctl & SRRCTL_BSIZEPACKET_MASK) << SRRCTL_BSIZEPACKET_SHIFT;
     if (bufferSize === 0) throw new DeviceProtocolError(`${this.address}: SRRCTL(${queue}).BSIZEPACKET is 0`);
 
-    const ring = this.#ring(this.#rxRings[queue]!, IXGBE_RDBAL(queue), IXGBE_RDBAH(queue), IXGBE_RDLEN(queue), `RX queue ${queue}`);
-    const size = ring.length / IXGBE_DESC_SIZE;
-    let head = regs.peek32(IXGBE_RDH(queue));
-    const tail = regs.peek32(IXGBE_RDT(queue));
+    const ring = this.#ring(this.#rxRings[queue]!, RDBAL(queue), RDBAH(queue), RDLEN(queue), `RX queue ${queue}`);
+    const size = ring.length / DESCRIPTOR_SIZE;
+    let head = regs.peek32(RDH(queue));
+    const tail = regs.peek32(RDT(queue));
     if (head >= size) throw new DeviceProtocolError(`${this.address}: RDH(${queue}) = ${head} is beyond the ${size}-descriptor ring`);
     // 7.1.9: the model owns the descriptors from RDH up to RDT (exclusive).
-    const data = (hlreg0 & IXGBE_HLREG0_RXCRCSTRP) !== 0 ? frame : withFcs(frame);
+    const data = (hlreg0 & HLREG0_RXCRCSTRP) !== 0 ? frame : withFcs(frame);
     const parts = Math.ceil(data.length / bufferSize);
     if ((tail - head + size) % size < parts) {
       this.#stats.missed();
@@ -295,10 +321,10 @@ export class Ixgbe82599Model {
       words[w] = 0;
       words[w + 1] = 0;
       words[w + 3] = length;
-      words[w + 2] = IXGBE_RXDADV_STAT_DD | (part === parts - 1 ? IXGBE_RXDADV_STAT_EOP : 0);
+      words[w + 2] = RXD_STATUS_DD | (part === parts - 1 ? RXD_STATUS_EOP : 0);
       head = (head + 1) % size;
     }
-    regs.poke32(IXGBE_RDH(queue), head);
+    regs.poke32(RDH(queue), head);
     this.#stats.received(frame.length + 4);
     return true;
   }
@@ -310,57 +336,60 @@ export class Ixgbe82599Model {
     const now = () => performance.now();
     const resetting = () => now() < this.#resetDoneAt;
 
-    // 8.2.3.1.1 CTRL: RST and LNK_RST reset the device and read 1 until the reset is done.
-    regs.onWrite(IXGBE_CTRL, (value) => {
-      if ((value & IXGBE_CTRL_RST_MASK) !== 0) this.#reset();
-      regs.poke32(IXGBE_CTRL, value & ~IXGBE_CTRL_RST_MASK);
+    // 8.2.3.1.1 CTRL: RST and LRST reset the device and read 1 until the reset is done.
+    regs.onWrite(CTRL, (value) => {
+      if ((value & CTRL_RESET_BITS) !== 0) this.#reset();
+      regs.poke32(CTRL, value & ~CTRL_RESET_BITS);
     });
-    regs.onRead(IXGBE_CTRL, () => regs.peek32(IXGBE_CTRL) | (resetting() ? IXGBE_CTRL_RST_MASK : 0));
+    regs.onRead(CTRL, () => regs.peek32(CTRL) | (resetting() ? CTRL_RESET_BITS : 0));
     // 8.2.3.2.1 EEC: auto-read of the EEPROM is done once the reset is.
-    regs.onRead(IXGBE_EEC, () => regs.peek32(IXGBE_EEC) | (resetting() ? 0 : IXGBE_EEC_ARD));
+    regs.onRead(EEC, () => regs.peek32(EEC) | (resetting() ? 0 : EEC_AUTO_RD));
     // 8.2.3.8.8 RDRXCTL: DMAIDONE is read-only and set once the DMA init cycle is done.
-    regs.onRead(IXGBE_RDRXCTL, () => regs.peek32(IXGBE_RDRXCTL) | (resetting() ? 0 : IXGBE_RDRXCTL_DMAIDONE));
-    regs.onWrite(IXGBE_RDRXCTL, (value) => regs.poke32(IXGBE_RDRXCTL, value & ~IXGBE_RDRXCTL_DMAIDONE));
+    regs.onRead(RDRXCTL, () => regs.peek32(RDRXCTL) | (resetting() ? 0 : RDRXCTL_DMAIDONE));
+    regs.onWrite(RDRXCTL, (value) => regs.poke32(RDRXCTL, value & ~RDRXCTL_DMAIDONE));
 
     // 8.2.3.5 interrupts: EIMS sets mask bits, EIMC clears them, EICR clears on read.
-    regs.onWrite(IXGBE_EIMS, (value) => regs.poke32(IXGBE_EIMS, regs.peek32(IXGBE_EIMS) | value));
-    regs.onWrite(IXGBE_EIMC, (value) => regs.poke32(IXGBE_EIMS, regs.peek32(IXGBE_EIMS) & ~value));
-    regs.onRead(IXGBE_EIMC, () => 0); // write-only
-    regs.onRead(IXGBE_EICR, () => {
-      const v = regs.peek32(IXGBE_EICR);
-      regs.poke32(IXGBE_EICR, 0);
+    regs.onWrite(EIMS, (value) => regs.poke32(EIMS, regs.peek32(EIMS) | value));
+    regs.onWrite(EIMC, (value) => regs.poke32(EIMS, regs.peek32(EIMS) & ~value));
+    regs.onRead(EIMC, () => 0); // write-only
+    regs.onRead(EICR, () => {
+      const v = regs.peek32(EICR);
+      regs.poke32(EICR, 0);
       return v;
     });
 
-    // 4.6.4 / 8.2.3.22.17 AUTOC: AN_RESTART self-clears and (re)starts link establishment.
-    regs.onWrite(IXGBE_AUTOC, (value) => {
-      if ((value & IXGBE_AUTOC_AN_RESTART) !== 0) this.#anRestartedAt = now();
-      regs.poke32(IXGBE_AUTOC, value & ~IXGBE_AUTOC_AN_RESTART);
+    // 4.6.4 / 8.2.3.22.19 AUTOC: RESTART_AN self-clears and (re)starts link establishment.
+    regs.onWrite(AUTOC, (value) => {
+      if ((value & AUTOC_RESTART_AN) !== 0) this.#anRestartedAt = now();
+      regs.poke32(AUTOC, value & ~AUTOC_RESTART_AN);
     });
-    // 8.2.3.22.19 LINKS: read-only link state.
-    regs.onRead(IXGBE_LINKS, () => (this.linkUp ? IXGBE_LINKS_UP | IXGBE_LINKS_SPEED_10G_82599 : 0));
-    regs.onWrite(IXGBE_LINKS, () => {});
+    // 8.2.3.22.20 LINKS: read-only link state.
+    regs.onRead(LINKS, () => (this.linkUp ? LINKS_LINK_UP | LINKS_LINK_SPEED_10G : 0));
+    regs.onWrite(LINKS, () => {});
+
+    // SRRCTL, DCA_RXCTRL and RAL/RAH 0-15 answer at two addresses: writing either changes both.
+    for (const offset of ALIAS_OF.keys()) regs.onWrite(offset, (value, _offset, width) => this.#store(offset, value, width));
 
     // Transmit engine triggers: the tail doorbell, and anything that may unblock a queue.
-    regs.onWrite(IXGBE_DMATXCTL, (value) => {
-      regs.poke32(IXGBE_DMATXCTL, value);
+    regs.onWrite(DMATXCTL, (value) => {
+      regs.poke32(DMATXCTL, value);
       this.#kickAllTx();
     });
     for (let q = 0; q < IXGBE_MODEL_QUEUES; q++) {
-      regs.onWrite(IXGBE_TDT(q), (value) => {
-        regs.poke32(IXGBE_TDT(q), value);
+      regs.onWrite(TDT(q), (value) => {
+        regs.poke32(TDT(q), value);
         this.#transmit(q);
       });
-      regs.onWrite(IXGBE_TXDCTL(q), (value) => {
-        regs.poke32(IXGBE_TXDCTL(q), value);
+      regs.onWrite(TXDCTL(q), (value) => {
+        regs.poke32(TXDCTL(q), value);
         this.#transmit(q);
       });
-      regs.onWrite(IXGBE_RDT(q), (value) => {
-        const size = regs.peek32(IXGBE_RDLEN(q)) / IXGBE_DESC_SIZE;
+      regs.onWrite(RDT(q), (value) => {
+        const size = regs.peek32(RDLEN(q)) / DESCRIPTOR_SIZE;
         if (size > 0 && value >= size) {
           throw new DeviceProtocolError(`${this.address}: RDT(${q}) = ${value} written, beyond the ${size}-descriptor ring`);
         }
-        regs.poke32(IXGBE_RDT(q), value);
+        regs.poke32(RDT(q), value);
       });
     }
   }
@@ -376,26 +405,34 @@ export class Ixgbe82599Model {
     for (const ring of this.#rxRings) ring.base = -1;
     for (const ring of this.#txRings) ring.base = -1;
     // Reset values (8.2.3), as far as they are modelled; everything else is 0.
-    regs.poke32(IXGBE_EEC, IXGBE_EEC_PRES);
-    regs.poke32(IXGBE_RDRXCTL, (0x10 << 17) & IXGBE_RDRXCTL_RSCFRSTSIZE); // RSCFRSTSIZE reads non-zero
-    regs.poke32(IXGBE_HLREG0, IXGBE_HLREG0_TXCRCEN | IXGBE_HLREG0_RXCRCSTRP | IXGBE_HLREG0_TXPADEN);
-    regs.poke32(IXGBE_MAXFRS, 1518 << IXGBE_MHADD_MFS_SHIFT);
+    regs.poke32(EEC, EEC_EE_PRES);
+    regs.poke32(RDRXCTL, RDRXCTL_RESET);
+    regs.poke32(HLREG0, HLREG0_RESET);
+    regs.poke32(MAXFRS, MAXFRS_RESET);
     // What the EEPROM of an X520 loads: 10 Gbit/s serial link, SFI.
-    regs.poke32(IXGBE_AUTOC, IXGBE_AUTOC_LMS_10G_SERIAL);
-    regs.poke32(IXGBE_AUTOC2, IXGBE_AUTOC2_10G_SFI);
-    regs.poke32(IXGBE_RXPBSIZE(0), IXGBE_RXPBSIZE_MAX);
-    regs.poke32(IXGBE_TXPBSIZE(0), IXGBE_TXPBSIZE_MAX);
-    regs.poke32(IXGBE_TXPBTHRESH(0), 0x96);
-    regs.poke32(IXGBE_DTXMXSZRQ, 0x10);
+    regs.poke32(AUTOC, AUTOC_LMS_10G_SERIAL);
+    regs.poke32(AUTOC2, AUTOC2_10G_PMA_PMD_SERIAL_SFI);
+    for (let i = 0; i < PACKET_BUFFERS; i++) {
+      regs.poke32(RXPBSIZE(i), RXPBSIZE_RESET);
+      regs.poke32(TXPBSIZE(i), TXPBSIZE_RESET);
+    }
+    regs.poke32(TXPBTHRESH(0), TXPBTHRESH0_RESET);
+    regs.poke32(DTXMXSZRQ, DTXMXSZRQ_RESET);
     for (let q = 0; q < IXGBE_MODEL_QUEUES; q++) {
-      // BSIZEPACKET 2 KB, BSIZEHEADER 256 bytes, legacy descriptors.
-      regs.poke32(IXGBE_SRRCTL(q), 0x00000402);
-      // Bit 12 is reserved, reads as 1 and must be written 0 (4.6.7).
-      regs.poke32(IXGBE_DCA_RXCTRL(q), 1 << 12);
+      this.#store(SRRCTL(q), SRRCTL_RESET);
+      this.#store(DCA_RXCTRL(q), DCA_RXCTRL_RESET);
     }
     const mac = this.#mac;
-    regs.poke32(IXGBE_RAL(0), (mac[0]! | (mac[1]! << 8) | (mac[2]! << 16) | (mac[3]! << 24)) >>> 0);
-    regs.poke32(IXGBE_RAH(0), (mac[4]! | (mac[5]! << 8) | IXGBE_RAH_AV) >>> 0);
+    this.#store(RAL(0), (mac[0]! | (mac[1]! << 8) | (mac[2]! << 16) | (mac[3]! << 24)) >>> 0);
+    this.#store(RAH(0), (mac[4]! | (mac[5]! << 8) | RAH_AV) >>> 0);
+  }
+
+  /** Stores a register value, and the same value at its 82598-compatible alias if it has one. */
+  #store(offset: number, value: number, width: 1 | 2 | 4 = 4): void {
+    const poke = width === 4 ? this.regs.poke32 : width === 2 ? this.regs.poke16 : this.regs.poke8;
+    poke.call(this.regs, offset, value);
+    const alias = ALIAS_OF.get(offset);
+    if (alias !== undefined) poke.call(this.regs, alias, value);
   }
 
   /** The descriptor ring of a queue as 32-bit words; faults if it is not in host memory. */
@@ -418,26 +455,26 @@ export class Ixgbe82599Model {
 
   #kickAllTx(): void {
     for (let q = 0; q < IXGBE_MODEL_QUEUES; q++) {
-      if (this.regs.peek32(IXGBE_TDT(q)) !== this.regs.peek32(IXGBE_TDH(q))) this.#transmit(q);
+      if (this.regs.peek32(TDT(q)) !== this.regs.peek32(TDH(q))) this.#transmit(q);
     }
   }
 
   /** 7.2: sends what lies between TDH and TDT of queue q, then hands the frames on. */
   #transmit(q: number): void {
     const regs = this.regs;
-    if ((regs.peek32(IXGBE_DMATXCTL) & IXGBE_DMATXCTL_TE) === 0 || (regs.peek32(IXGBE_TXDCTL(q)) & IXGBE_TXDCTL_ENABLE) === 0 ||
+    if ((regs.peek32(DMATXCTL) & DMATXCTL_TE) === 0 || (regs.peek32(TXDCTL(q)) & TXDCTL_ENABLE) === 0 ||
       !this.linkUp || !this.pci.busMasterEnabled) return;
-    let head = regs.peek32(IXGBE_TDH(q));
-    const tail = regs.peek32(IXGBE_TDT(q));
+    let head = regs.peek32(TDH(q));
+    const tail = regs.peek32(TDT(q));
     if (head === tail) return;
-    const ring = this.#ring(this.#txRings[q]!, IXGBE_TDBAL(q), IXGBE_TDBAH(q), IXGBE_TDLEN(q), `TX queue ${q}`);
-    const size = ring.length / IXGBE_DESC_SIZE;
+    const ring = this.#ring(this.#txRings[q]!, TDBAL(q), TDBAH(q), TDLEN(q), `TX queue ${q}`);
+    const size = ring.length / DESCRIPTOR_SIZE;
     if (tail >= size || head >= size) {
       throw new DeviceProtocolError(`${this.address}: TDH(${q}) = ${head} / TDT(${q}) = ${tail} beyond the ${size}-descriptor ring`);
     }
     const words = ring.words;
     const sent: Uint8Array[] = [];
-    const txpad = (regs.peek32(IXGBE_HLREG0) & IXGBE_HLREG0_TXPADEN) !== 0;
+    const txpad = (regs.peek32(HLREG0) & HLREG0_TXPADEN) !== 0;
     while (head !== tail) {
       // Gather one frame: data descriptors up to the one with EOP.
       const parts: Uint8Array[] = [];
@@ -450,24 +487,24 @@ export class Ixgbe82599Model {
         const w = i * 4;
         cmd = words[w + 2]!;
         const where = `TX queue ${q} descriptor ${i}`;
-        if ((cmd & IXGBE_ADVTXD_DCMD_DEXT) === 0) {
+        if ((cmd & TXD_DCMD_DEXT) === 0) {
           throw new DeviceProtocolError(`${this.address}: ${where} is a legacy descriptor; the model implements advanced descriptors only`);
         }
-        const type = cmd & IXGBE_ADVTXD_DTYP_MASK;
-        if (type === IXGBE_ADVTXD_DTYP_CTXT && parts.length === 0) {
+        const type = cmd & TXD_DTYP_MASK;
+        if (type === TXD_DTYP_CONTEXT && parts.length === 0) {
           complete = true; // a context descriptor carries offload settings only, no data
           break;
         }
-        if (type !== IXGBE_ADVTXD_DTYP_DATA) {
+        if (type !== TXD_DTYP_DATA) {
           throw new DeviceProtocolError(`${this.address}: ${where} has descriptor type 0x${(type >>> 20).toString(16)}`);
         }
-        const length = cmd & IXGBE_ADVTXD_DTALEN_MASK;
+        const length = cmd & TXD_DTALEN_MASK;
         if (length === 0) throw new DeviceProtocolError(`${this.address}: ${where} has a data length of 0`);
-        if (parts.length === 0) payLength = words[w + 3]! >>> IXGBE_ADVTXD_PAYLEN_SHIFT;
+        if (parts.length === 0) payLength = words[w + 3]! >>> TXD_PAYLEN_SHIFT;
         const address = words[w]! + words[w + 1]! * TWO_POW_32;
         parts.push(this.#dma.resolve(address, length, `TX packet read (${where})`, this.address));
         total += length;
-        if ((cmd & IXGBE_ADVTXD_DCMD_EOP) !== 0) {
+        if ((cmd & TXD_DCMD_EOP) !== 0) {
           complete = true;
           break;
         }
@@ -480,7 +517,7 @@ export class Ixgbe82599Model {
             `${this.address}: TX queue ${q}: PAYLEN is ${payLength} but the frame's descriptors hold ${total} bytes`,
           );
         }
-        const ifcs = (cmd & IXGBE_ADVTXD_DCMD_IFCS) !== 0;
+        const ifcs = (cmd & TXD_DCMD_IFCS) !== 0;
         const frame = new Uint8Array(ifcs && txpad ? Math.max(total, MIN_FRAME) : total);
         let offset = 0;
         for (const part of parts) {
@@ -492,12 +529,12 @@ export class Ixgbe82599Model {
       }
       // 7.2.3.5: write DD back into every descriptor of the frame that asked for it (RS).
       for (let j = head; ; j = (j + 1) % size) {
-        if ((words[j * 4 + 2]! & IXGBE_ADVTXD_DCMD_RS) !== 0) words[j * 4 + 3] = IXGBE_ADVTXD_STAT_DD;
+        if ((words[j * 4 + 2]! & TXD_DCMD_RS) !== 0) words[j * 4 + 3] = TXD_STA_DD;
         if (j === i) break;
       }
       head = (i + 1) % size;
     }
-    regs.poke32(IXGBE_TDH(q), head);
+    regs.poke32(TDH(q), head);
     // Hand the frames on only now, with the queue's state complete: a sink may call the driver.
     for (const frame of sent) {
       this.onTransmit?.(frame, q);

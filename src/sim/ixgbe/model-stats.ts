@@ -3,20 +3,20 @@
  * register file, plus the same counts kept for tests, which reading the registers does not clear.
  */
 import {
-  IXGBE_CRCERRS,
-  IXGBE_ERRBC,
-  IXGBE_GORCH,
-  IXGBE_GORCL,
-  IXGBE_GOTCH,
-  IXGBE_GOTCL,
-  IXGBE_GPRC,
-  IXGBE_GPTC,
-  IXGBE_ILLERRC,
-  IXGBE_MPC,
-  IXGBE_RLEC,
-  IXGBE_ROC,
-  IXGBE_RUC,
-} from "../../drivers/ixgbe/ixgbe_type.ts";
+  CRCERRS,
+  ERRBC,
+  GORCH,
+  GORCL,
+  GOTCH,
+  GOTCL,
+  GPRC,
+  GPTC,
+  ILLERRC,
+  MPC,
+  RLEC,
+  ROC,
+  RUC,
+} from "./model-registers.ts";
 import type { SimMmio } from "../sim-mmio.ts";
 
 /** What the model counted since its last reset; tests compare these with the driver's stats. */
@@ -45,8 +45,8 @@ const TWO_POW_32 = 0x1_0000_0000;
 
 /** Plain 32-bit counters: they live in the register file and wrap around. */
 const COUNTERS_32 = [
-  IXGBE_CRCERRS, IXGBE_ILLERRC, IXGBE_ERRBC, IXGBE_RLEC, IXGBE_GPRC, IXGBE_GPTC, IXGBE_RUC, IXGBE_ROC,
-  ...Array.from({ length: 8 }, (_, i) => IXGBE_MPC(i)),
+  CRCERRS, ILLERRC, ERRBC, RLEC, GPRC, GPTC, RUC, ROC,
+  ...Array.from({ length: 8 }, (_, i) => MPC(i)),
 ];
 
 /**
@@ -96,8 +96,8 @@ export class ModelStatistics {
         return v;
       });
     }
-    this.#gorc = new OctetCounter(regs, IXGBE_GORCL, IXGBE_GORCH);
-    this.#gotc = new OctetCounter(regs, IXGBE_GOTCL, IXGBE_GOTCH);
+    this.#gorc = new OctetCounter(regs, GORCL, GORCH);
+    this.#gotc = new OctetCounter(regs, GOTCL, GOTCH);
   }
 
   /** Device reset: every counter back to zero. */
@@ -109,7 +109,7 @@ export class ModelStatistics {
   }
 
   received(wireLength: number): void {
-    this.#add(IXGBE_GPRC, 1);
+    this.#add(GPRC, 1);
     this.#gorc.add(wireLength);
     this.counters.rxPackets++;
     this.counters.rxBytes += wireLength;
@@ -117,13 +117,13 @@ export class ModelStatistics {
 
   missed(): void {
     // One receive packet buffer in use (no DCB): every miss counts against buffer 0.
-    this.#add(IXGBE_MPC(0), 1);
+    this.#add(MPC(0), 1);
     this.counters.rxMissed++;
   }
 
   lengthError(oversize: boolean): void {
-    this.#add(IXGBE_RLEC, 1);
-    this.#add(oversize ? IXGBE_ROC : IXGBE_RUC, 1);
+    this.#add(RLEC, 1);
+    this.#add(oversize ? ROC : RUC, 1);
     this.counters.rxLengthErrors++;
   }
 
@@ -132,7 +132,7 @@ export class ModelStatistics {
   }
 
   transmitted(wireLength: number): void {
-    this.#add(IXGBE_GPTC, 1);
+    this.#add(GPTC, 1);
     this.#gotc.add(wireLength);
     this.counters.txPackets++;
     this.counters.txBytes += wireLength;

@@ -1,0 +1,279 @@
+/**
+ * The 82599 model's own register map: offsets, indexed registers, fields and reset values.
+ *
+ * Deliberately not imported from the driver (src/drivers/ixgbe/ixgbe_type.ts): a model that
+ * shared the driver's constants would agree with any mistake in them, and every test would pass
+ * against a device that does not exist. Written from the 82599 datasheet (section numbers are
+ * its own: 8.2.3.x for registers, 7.1.6 / 7.2.3 for descriptors), using the datasheet's register
+ * and field names (CTRL.LRST, EEC.AUTO_RD, LINKS.LINK_UP, ...) where Linux's ixgbe_type.h uses
+ * others; test/ixgbe/register-map.test.ts checks, name by name, that the driver agrees.
+ *
+ * Only what the model implements, or stores for a driver to program, is here. Fields are bit
+ * masks; a multi-bit field has _MASK (in place) and, where the model shifts it, _SHIFT.
+ */
+
+const BANK_STRIDE = 0x40; // per-queue register blocks are 64 bytes apart
+
+/** Receive queues 0-63 and 64-127 live in two banks (8.2.3.8). */
+function rxQueueRegister(n: number, low: number, high: number): number {
+  return n < 64 ? low + n * BANK_STRIDE : high + (n - 64) * BANK_STRIDE;
+}
+
+/* ---- 8.2.3.1 General control ---- */
+
+/** 8.2.3.1.1 Device Control Register. */
+export const CTRL = 0x00000;
+export const CTRL_LRST = 1 << 3; // link reset; resets the MAC as well, self-clearing
+export const CTRL_RST = 1 << 26; // device (software) reset, self-clearing
+/** Either bit starts a reset (4.6.3.2); the model treats both as a global reset. */
+export const CTRL_RESET_BITS = CTRL_LRST | CTRL_RST;
+
+/** 8.2.3.1.3 Extended Device Control Register. */
+export const CTRL_EXT = 0x00018;
+export const CTRL_EXT_NS_DIS = 1 << 16; // no snoop disable
+
+/* ---- 8.2.3.2 EEPROM / flash ---- */
+
+/** 8.2.3.2.1 EEPROM/Flash Control Register. */
+export const EEC = 0x10010;
+export const EEC_EE_PRES = 1 << 8; // EEPROM present (read-only)
+export const EEC_AUTO_RD = 1 << 9; // EEPROM auto-read done (read-only)
+
+/* ---- 8.2.3.5 Interrupts ---- */
+
+export const EICR = 0x00800; // 8.2.3.5.1 Extended Interrupt Cause Register (clear on read)
+export const EIMS = 0x00880; // 8.2.3.5.3 Extended Interrupt Mask Set/Read
+export const EIMC = 0x00888; // 8.2.3.5.4 Extended Interrupt Mask Clear (write-only)
+
+/* ---- 8.2.3.7 Receive filtering ---- */
+
+/** 8.2.3.7.1 Filter Control Register (stored only: the model accepts every frame). */
+export const FCTRL = 0x05080;
+export const FCTRL_MPE = 1 << 8; // multicast promiscuous
+export const FCTRL_UPE = 1 << 9; // unicast promiscuous
+export const FCTRL_BAM = 1 << 10; // broadcast accept
+
+/** 8.2.3.7.8 Receive Address Low, n = 0..127. */
+export function RAL(n: number): number {
+  return 0x0a200 + n * 8;
+}
+/** 8.2.3.7.9 Receive Address High, n = 0..127. */
+export function RAH(n: number): number {
+  return 0x0a204 + n * 8;
+}
+/** The 82598-compatible addresses of RAL/RAH 0-15, which the 82599 decodes too. */
+export function RAL_ALIAS(n: number): number {
+  return 0x05400 + n * 8;
+}
+export function RAH_ALIAS(n: number): number {
+  return 0x05404 + n * 8;
+}
+export const RAH_AV = 0x80000000; // address valid (bit 31)
+
+/* ---- 8.2.3.8 Receive DMA ---- */
+
+export function RDBAL(n: number): number { // 8.2.3.8.1 Receive Descriptor Base Address Low
+  return rxQueueRegister(n, 0x01000, 0x0d000);
+}
+export function RDBAH(n: number): number { // 8.2.3.8.2 Receive Descriptor Base Address High
+  return rxQueueRegister(n, 0x01004, 0x0d004);
+}
+export function RDLEN(n: number): number { // 8.2.3.8.3 Receive Descriptor Length
+  return rxQueueRegister(n, 0x01008, 0x0d008);
+}
+export function RDH(n: number): number { // 8.2.3.8.4 Receive Descriptor Head
+  return rxQueueRegister(n, 0x01010, 0x0d010);
+}
+export function RDT(n: number): number { // 8.2.3.8.5 Receive Descriptor Tail
+  return rxQueueRegister(n, 0x01018, 0x0d018);
+}
+export function RXDCTL(n: number): number { // 8.2.3.8.6 Receive Descriptor Control
+  return rxQueueRegister(n, 0x01028, 0x0d028);
+}
+export const RXDCTL_ENABLE = 1 << 25;
+
+/** 8.2.3.8.7 Split Receive Control, n = 0..127. */
+export function SRRCTL(n: number): number {
+  return rxQueueRegister(n, 0x01014, 0x0d014);
+}
+/** The 82598-compatible address of SRRCTL 0-15 (Linux and the driver use it). */
+export function SRRCTL_ALIAS(n: number): number {
+  return 0x02100 + n * 4;
+}
+export const SRRCTL_BSIZEPACKET_MASK = 0x1f; // bits 4:0, 1 KB units, 1..16 KB
+export const SRRCTL_BSIZEPACKET_SHIFT = 10; // bytes = BSIZEPACKET << 10
+export const SRRCTL_DESCTYPE_MASK = 0x7 << 25; // bits 27:25
+export const SRRCTL_DESCTYPE_ADV_ONEBUF = 0x1 << 25; // 001b: advanced descriptors, one buffer
+export const SRRCTL_DROP_EN = 1 << 28;
+/** BSIZEPACKET 2 KB, BSIZEHEADER 4 x 64 = 256 bytes, legacy descriptors. */
+export const SRRCTL_RESET = 0x00000402;
+
+/** 8.2.3.8.8 Receive DMA Control Register. */
+export const RDRXCTL = 0x02f00;
+export const RDRXCTL_CRCSTRIP = 1 << 1;
+export const RDRXCTL_DMAIDONE = 1 << 3; // DMA init cycle done (read-only)
+export const RDRXCTL_RSCFRSTSIZE = 0x1f << 17; // bits 21:17
+export const RDRXCTL_RSCACKC = 1 << 25; // software should set it to 1
+export const RDRXCTL_FCOE_WRFIX = 1 << 26; // software should set it to 1
+/**
+ * 4.6.7 asks software to clear RSCFRSTSIZE "as opposed to its hardware default", i.e. it resets
+ * to a non-zero value; 0x10 is the model's choice of that value.
+ */
+export const RDRXCTL_RESET = 0x10 << 17;
+
+/** 8.2.3.8.9 Receive Packet Buffer Size, n = 0..7: SIZE (bits 19:10) in KB. */
+export function RXPBSIZE(n: number): number {
+  return 0x03c00 + n * 4;
+}
+export const RXPBSIZE_SHIFT = 10;
+/** "The default size of PB[0] is 512 KB"; PB[1-7] default to 512 KB too. */
+export const RXPBSIZE_RESET = 0x200 << RXPBSIZE_SHIFT;
+
+/** 8.2.3.8.10 Receive Control Register. */
+export const RXCTRL = 0x03000;
+export const RXCTRL_RXEN = 1 << 0;
+
+/* ---- 8.2.3.9 Transmit ---- */
+
+/** 8.2.3.9.1 DMA Tx TCP Max Allow Size Requests: Max_byte_num_req, bits 11:0. */
+export const DTXMXSZRQ = 0x08100;
+export const DTXMXSZRQ_MAX_BYTES_NUM_REQ = 0xfff;
+export const DTXMXSZRQ_RESET = 0x010;
+
+/** 8.2.3.9.2 DMA Tx Control. */
+export const DMATXCTL = 0x04a80;
+export const DMATXCTL_TE = 1 << 0; // transmit enable
+
+/* One bank for all 128 transmit queues. */
+export function TDBAL(n: number): number { // 8.2.3.9.5 Transmit Descriptor Base Address Low
+  return 0x06000 + n * BANK_STRIDE;
+}
+export function TDBAH(n: number): number { // 8.2.3.9.6 Transmit Descriptor Base Address High
+  return 0x06004 + n * BANK_STRIDE;
+}
+export function TDLEN(n: number): number { // 8.2.3.9.7 Transmit Descriptor Length
+  return 0x06008 + n * BANK_STRIDE;
+}
+export function TDH(n: number): number { // 8.2.3.9.8 Transmit Descriptor Head
+  return 0x06010 + n * BANK_STRIDE;
+}
+export function TDT(n: number): number { // 8.2.3.9.9 Transmit Descriptor Tail
+  return 0x06018 + n * BANK_STRIDE;
+}
+/** 8.2.3.9.10 Transmit Descriptor Control: PTHRESH 6:0, HTHRESH 14:8, WTHRESH 22:16, ENABLE 25. */
+export function TXDCTL(n: number): number {
+  return 0x06028 + n * BANK_STRIDE;
+}
+export const TXDCTL_PTHRESH_SHIFT = 0;
+export const TXDCTL_HTHRESH_SHIFT = 8;
+export const TXDCTL_WTHRESH_SHIFT = 16;
+export const TXDCTL_THRESH_MASK = 0x7f; // each threshold, before shifting
+export const TXDCTL_ENABLE = 1 << 25;
+
+/** 8.2.3.9.13 Transmit Packet Buffer Size, n = 0..7: SIZE (bits 19:10) in KB, reset 0xA0 = 160 KB. */
+export function TXPBSIZE(n: number): number {
+  return 0x0cc00 + n * 4;
+}
+export const TXPBSIZE_RESET = 0xa0 << 10;
+
+/** 8.2.3.9.15 Multiple Transmit Queues Command Register (stored only). */
+export const MTQC = 0x08120;
+
+/** 8.2.3.9.16 Tx Packet Buffer Threshold, n = 0..7: "0x96 for TXPBSIZE0, 0x0 for TXPBSIZE1-7". */
+export function TXPBTHRESH(n: number): number {
+  return 0x04950 + n * 4;
+}
+export const TXPBTHRESH0_RESET = 0x96;
+
+/* ---- 8.2.3.10 DCB ---- */
+
+/** 8.2.3.10.2 DCB Transmit Descriptor Plane Control and Status (stored only). */
+export const RTTDCS = 0x04900;
+export const RTTDCS_ARBDIS = 1 << 6; // arbiter disable
+
+/* ---- 8.2.3.11 DCA ---- */
+
+/** 8.2.3.11.1 Rx DCA Control, n = 0..127. */
+export function DCA_RXCTRL(n: number): number {
+  return rxQueueRegister(n, 0x0100c, 0x0d00c);
+}
+/** The 82598-compatible address of DCA_RXCTRL 0-15 (Linux and the driver use it). */
+export function DCA_RXCTRL_ALIAS(n: number): number {
+  return 0x02200 + n * 4;
+}
+/** Bit 12 is reserved, resets to 1 and must be cleared by software (4.6.7). */
+export const DCA_RXCTRL_RESET = 1 << 12;
+
+/* ---- 8.2.3.22 MAC ---- */
+
+/** 8.2.3.22.8 MAC Core Control 0. */
+export const HLREG0 = 0x04240;
+export const HLREG0_TXCRCEN = 1 << 0; // append CRC on transmit
+export const HLREG0_RXCRCSTRP = 1 << 1; // strip CRC on receive
+export const HLREG0_JUMBOEN = 1 << 2;
+export const HLREG0_TXPADEN = 1 << 10; // pad short frames to 64 bytes
+/** The modelled bits' reset values: TXCRCEN, RXCRCSTRP and TXPADEN are 1. */
+export const HLREG0_RESET = HLREG0_TXCRCEN | HLREG0_RXCRCSTRP | HLREG0_TXPADEN;
+
+/** 8.2.3.22.13 Max Frame Size: MFS (bits 31:16), CRC included, reset 0x5EE = 1518. */
+export const MAXFRS = 0x04268;
+export const MAXFRS_MFS_SHIFT = 16;
+export const MAXFRS_RESET = 1518 << MAXFRS_MFS_SHIFT;
+
+/** 8.2.3.22.19 Auto Negotiation Control. */
+export const AUTOC = 0x042a0;
+export const AUTOC_RESTART_AN = 1 << 12; // self-clearing
+export const AUTOC_LMS_SHIFT = 13; // Link Mode Select, bits 15:13
+export const AUTOC_LMS_10G_SERIAL = 0x3 << AUTOC_LMS_SHIFT; // 011b: 10 GbE serial link
+
+/** 8.2.3.22.20 Link Status (read-only). */
+export const LINKS = 0x042a4;
+export const LINKS_LINK_SPEED_MASK = 0x3 << 28; // bits 29:28
+export const LINKS_LINK_SPEED_10G = 0x3 << 28;
+export const LINKS_LINK_SPEED_1G = 0x2 << 28;
+export const LINKS_LINK_SPEED_100M = 0x1 << 28;
+export const LINKS_LINK_UP = 1 << 30;
+
+/** 8.2.3.22.22 Auto Negotiation Control 2: 10G_PMA_PMD_Serial, bits 17:16. */
+export const AUTOC2 = 0x042a8;
+export const AUTOC2_10G_PMA_PMD_SERIAL_SFI = 0x2 << 16; // 10b: SFI
+
+/* ---- 8.2.3.23 Statistics: clear on read ---- */
+
+export const CRCERRS = 0x04000; // CRC errors
+export const ILLERRC = 0x04004; // illegal byte errors
+export const ERRBC = 0x04008; // error byte count
+/** Missed packets, one counter per receive packet buffer, n = 0..7. */
+export function MPC(n: number): number {
+  return 0x03fa0 + n * 4;
+}
+export const RLEC = 0x04040; // receive length errors
+export const GPRC = 0x04074; // good packets received
+export const GPTC = 0x04080; // good packets transmitted
+export const GORCL = 0x04088; // good octets received, low 32 bits
+export const GORCH = 0x0408c; // ... high 4 bits
+export const GOTCL = 0x04090; // good octets transmitted, low 32 bits
+export const GOTCH = 0x04094; // ... high 4 bits
+export const RUC = 0x040a4; // receive undersize
+export const ROC = 0x040ac; // receive oversize
+
+/* ---- Descriptors: 16 bytes = 4 little-endian 32-bit words ---- */
+
+export const DESCRIPTOR_SIZE = 16;
+
+/* 7.1.6.2 Advanced receive descriptor, write-back format: word 2 holds STATUS (bits 19:0). */
+export const RXD_STATUS_DD = 1 << 0; // descriptor done
+export const RXD_STATUS_EOP = 1 << 1; // end of packet
+
+/* 7.2.3.2.4 Advanced transmit data descriptor, word 2: DTALEN 15:0, DTYP 23:20, DCMD 31:24. */
+export const TXD_DTALEN_MASK = 0xffff;
+export const TXD_DTYP_MASK = 0xf << 20;
+export const TXD_DTYP_CONTEXT = 0x2 << 20; // 0010b: advanced context descriptor (7.2.3.2.3)
+export const TXD_DTYP_DATA = 0x3 << 20; // 0011b: advanced data descriptor
+export const TXD_DCMD_EOP = 1 << 24; // end of packet
+export const TXD_DCMD_IFCS = 1 << 25; // insert FCS
+export const TXD_DCMD_RS = 1 << 27; // report status: write DD back
+export const TXD_DCMD_DEXT = 1 << 29; // descriptor extension: 1 = advanced
+/* Word 3: STA (bits 3:0, DD is bit 0, written back by the device) and PAYLEN (bits 31:14). */
+export const TXD_STA_DD = 1 << 0;
+export const TXD_PAYLEN_SHIFT = 14;
