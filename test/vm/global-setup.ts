@@ -11,6 +11,7 @@ export const GUEST_PROGRAMS = [
   "examples/pcap.ts",
   "test/vm/guest/reopen.ts",
   "test/vm/guest/bad-input.ts",
+  "test/vm/guest/promisc.ts",
 ];
 
 export default async function setup(): Promise<void> {
