@@ -5,7 +5,8 @@
  * Buffer ownership: rxBatch hands received buffers to the caller, who must eventually send them
  * (txBatch) or free them (buf.pool.free). txBatch takes ownership of the buffers it accepts and
  * returns them to their pools once the device has sent them; buffers it did not accept stay with
- * the caller.
+ * the caller. A buffer whose length is 0 or larger than its data area is accepted but not sent:
+ * it goes straight back to its pool and counts in txErrors.
  */
 import type { DmaAllocator } from "./mem/dma.ts";
 import type { PacketBuffer } from "./mem/mempool.ts";

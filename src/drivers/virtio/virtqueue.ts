@@ -327,15 +327,19 @@ export class TxQueue {
     return this.#freeCount;
   }
 
-  /** §2.6.13: queues bufs[0 .. n) for sending; returns n. One notification per batch. */
+  /**
+   * §2.6.13: queues bufs[0 .. n) for sending; returns n, the buffers taken. One notification per
+   * batch. A buffer whose length is 0 or beyond its capacity is taken too, but not sent: it goes
+   * back to its pool and counts as an error (a descriptor like that would send another buffer's
+   * bytes), so that the caller always knows which buffers the driver now owns.
+   */
   txBatch(bufs: PacketBuffer[], count: number): number {
     if (count > bufs.length) {
       throw new RangeError(`${this.name}: txBatch: count ${count} exceeds the ${bufs.length} buffers given`);
     }
     let free = this.#freeCount;
     if (free < count || ((this.#used16[1]! - this.#lastUsed) & 0xffff) >= TX_CLEAN_BATCH) free = this.reclaim();
-    const n = count < free ? count : free;
-    if (n <= 0) return 0;
+    if (free <= 0 || count <= 0) return 0;
     const desc32 = this.#desc32;
     const avail16 = this.#avail16;
     const freeIds = this.#freeIds;
@@ -349,8 +353,10 @@ export class TxQueue {
     let avail = this.#availIdx;
     let bytes = 0;
     let sent = 0;
-    for (; sent < n; sent++) {
-      const buf = bufs[sent]!;
+    let refused = 0;
+    let taken = 0;
+    for (; taken < count && free > 0; taken++) {
+      const buf = bufs[taken]!;
       const pool = buf.pool;
       if (pool !== lastPool) {
         const views = this.#viewsOf(pool);
@@ -360,7 +366,11 @@ export class TxQueue {
         dataCapacity = pool.dataCapacity;
       }
       const length = buf.length;
-      if (!(length > 0 && length <= dataCapacity)) break;
+      if (!(length > 0 && length <= dataCapacity)) {
+        pool.free(buf);
+        refused++;
+        continue;
+      }
       // Zero the header in the headroom: whatever the buffer held before (a received frame's
       // header, say) must not reach the device as offload requests.
       const h = buf.byteOffset - hdrLen;
@@ -384,11 +394,13 @@ export class TxQueue {
       avail16[2 + (avail & mask)] = id;
       avail = (avail + 1) & 0xffff;
       bytes += length;
+      sent++;
     }
     this.#freeCount = free;
     this.#lastPool = lastPool;
     this.#hdr16 = hdr16;
     this.#hdr32 = hdr32;
+    this.errors += refused;
     if (sent > 0) {
       this.#availIdx = avail;
       Atomics.store(avail16, 1, avail);
@@ -399,14 +411,7 @@ export class TxQueue {
       this.packets += sent;
       this.bytes += bytes;
     }
-    if (sent < n) {
-      const buf = bufs[sent]!;
-      throw new RangeError(
-        `${this.name}: txBatch: bufs[${sent}].length is ${buf.length}; it must be from 1 to ${buf.data.length} ` +
-          `(the buffer's capacity). The ${sent} buffers before it were queued.`,
-      );
-    }
-    return sent;
+    return taken;
   }
 
   /** §2.6.14: returns the buffers of completed descriptors to their pools; returns the free count. */
