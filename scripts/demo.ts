@@ -10,21 +10,12 @@
  *   npm run demo [-- --rate 3000 --seconds 8 --legacy]
  */
 import { parseArgs } from "node:util";
+import type { PortRates } from "../examples/lib/live-stats.ts";
 import { compileForGuest } from "../test/vm/compile.ts";
 import { runTrafficSession } from "../test/vm/session.ts";
 import { formatReport } from "../test/vm/traffic.ts";
 import { ensureTestbed } from "../test/vm/vm.ts";
 
-interface PortJson {
-  port: string;
-  rxMpps: number;
-  txMpps: number;
-  rxMbit: number;
-  txMbit: number;
-  rxMissed: number;
-  rxErrors: number;
-  txErrors: number;
-}
 
 const say = (s: string) => process.stdout.write(s + "\n");
 
@@ -50,7 +41,7 @@ async function main(): Promise<number> {
   let pending = "";
   const tty = process.stdout.isTTY;
   let drew = false;
-  const show = (ports: PortJson[]) => {
+  const show = (ports: PortRates[]) => {
     const line = ports
       .map((p) => `${p.port} RX ${(p.rxMpps * 1e3).toFixed(2)} kpps ${p.rxMbit.toFixed(1)} Mbit/s TX ${(p.txMpps * 1e3).toFixed(2)} kpps drops ${p.rxMissed + p.rxErrors + p.txErrors}`)
       .join(" | ");
@@ -78,7 +69,7 @@ async function main(): Promise<number> {
       while ((nl = pending.indexOf("\n")) >= 0) {
         const line = pending.slice(0, nl).trim();
         pending = pending.slice(nl + 1);
-        if (line.startsWith('{"time"')) show((JSON.parse(line) as { ports: PortJson[] }).ports);
+        if (line.startsWith('{"time"')) show((JSON.parse(line) as { ports: PortRates[] }).ports);
         else if (line.startsWith("fwd:")) {
           if (drew) process.stdout.write("\n");
           drew = false;
