@@ -39,11 +39,19 @@ export function driverFor(vendorId: number, deviceId: number): Driver | null {
 const hex4 = (v: number) => v.toString(16).padStart(4, "0");
 
 /** The process-wide VFIO container and its DMA allocators, shared by every open device. */
-const shared: { container: VfioContainer | null; iommu: DmaAllocator | null; physical: DmaAllocator | null; users: number } = {
+const shared: {
+  container: VfioContainer | null;
+  iommu: DmaAllocator | null;
+  physical: DmaAllocator | null;
+  users: number;
+  /** Addresses open in this process: two drivers on one device would corrupt each other's rings. */
+  open: Set<string>;
+} = {
   container: null,
   iommu: null,
   physical: null,
   users: 0,
+  open: new Set(),
 };
 
 function releaseShared(): void {
@@ -82,6 +90,9 @@ export function openDevice(pciAddress: string, options: OpenOptions = {}): NicDe
     throw new VfioError(`${name} has no IOMMU group: enable the IOMMU (intel_iommu=on or amd_iommu=on on the kernel command line)`);
   }
 
+  if (shared.open.has(name)) {
+    throw new VfioError(`${name} is already open in this process: close() it before opening it again`);
+  }
   shared.users++;
   let pci: PciFunction | null = null;
   try {
@@ -94,6 +105,7 @@ export function openDevice(pciAddress: string, options: OpenOptions = {}): NicDe
     if (legacy) dma = shared.physical ??= new PhysicalDmaAllocator("physical DMA memory (legacy virtio)");
     else dma = shared.iommu ??= new VfioDmaAllocator(shared.container, "VFIO DMA memory");
     const nic = driver === "ixgbe" ? createIxgbeDevice(pci, dma, options) : createVirtioDevice(pci, dma, options);
+    shared.open.add(name);
     return withRelease(nic, pci);
   } catch (e) {
     pci?.close();
@@ -117,6 +129,7 @@ function withRelease(nic: NicDevice, pci: PciFunction): NicDevice {
         close();
       } finally {
         pci.close();
+        shared.open.delete(nic.address);
         shared.users--;
         releaseShared();
       }

@@ -39,6 +39,8 @@ describe("openDevice() in the guest", () => {
     expectCase("wrong device", "NotSupportedError", /1af4:1009.*not supported/);
     expectCase("no hugepages", "DmaError", /^0000:00:01\.0: .*no free hugepages.*echo \d+ > \/proc\/sys\/vm\/nr_hugepages/);
     expectCase("hugepages back", null, null);
+    expectCase("already open", "VfioError", /^0000:00:01\.0 is already open in this process: close\(\) it before opening it again$/);
+    expectCase("open again after close", null, null);
     expectCase("not bound to vfio-pci", "VfioError", /0000:00:02\.0 is not bound to any driver, not vfio-pci: run scripts\/bind-vfio\.sh 0000:00:02\.0/);
     expect(vm.dmarFaults).toBe(0);
   });

@@ -41,5 +41,10 @@ attempt("no hugepages", nic0);
 setHugepages(pages);
 attempt("hugepages back", nic0);
 
+const first = openDevice(nic0, { linkTimeoutMs: 2000 });
+attempt("already open", nic0);
+first.close();
+attempt("open again after close", nic0);
+
 fs.writeFileSync(`/sys/bus/pci/devices/${nic1}/driver/unbind`, nic1);
 attempt("not bound to vfio-pci", nic1);
