@@ -14,6 +14,7 @@ import type { PacketBuffer } from "./mem/mempool.ts";
 export interface DeviceStats {
   rxPackets: number;
   txPackets: number;
+  /** Bytes of the frames as the application sees them: without the 4-byte Ethernet FCS. */
   rxBytes: number;
   txBytes: number;
   /** Frames the device had to drop for lack of receive buffers (ixgbe MPC, virtio: software). */

@@ -21,6 +21,7 @@ import {
 } from "./ixgbe_type.ts";
 
 const TWO_POW_32 = 0x1_0000_0000;
+const FCS_LENGTH = 4;
 
 export class IxgbeStats {
   /** Totals of the device counters since reset() (driver-side drops are added by the device). */
@@ -41,13 +42,17 @@ export class IxgbeStats {
   update(): void {
     const mmio = this.#mmio;
     const t = this.totals;
-    t.rxPackets += getReg32(mmio, IXGBE_GPRC);
-    t.txPackets += getReg32(mmio, IXGBE_GPTC);
-    // The octet counters are 36 bits wide: read the low half first, then the high half.
+    const rxPackets = getReg32(mmio, IXGBE_GPRC);
+    const txPackets = getReg32(mmio, IXGBE_GPTC);
+    t.rxPackets += rxPackets;
+    t.txPackets += txPackets;
+    // The octet counters are 36 bits wide: read the low half first, then the high half. They
+    // count from the destination address through the CRC; DeviceStats counts frames as the
+    // application sees them (as virtio does), so the 4-byte FCS of each packet comes off.
     const gorcl = getReg32(mmio, IXGBE_GORCL);
-    t.rxBytes += gorcl + getReg32(mmio, IXGBE_GORCH) * TWO_POW_32;
+    t.rxBytes += gorcl + getReg32(mmio, IXGBE_GORCH) * TWO_POW_32 - rxPackets * FCS_LENGTH;
     const gotcl = getReg32(mmio, IXGBE_GOTCL);
-    t.txBytes += gotcl + getReg32(mmio, IXGBE_GOTCH) * TWO_POW_32;
+    t.txBytes += gotcl + getReg32(mmio, IXGBE_GOTCH) * TWO_POW_32 - txPackets * FCS_LENGTH;
     // Missed packets: frames the device had no descriptor for, one counter per packet buffer.
     for (let i = 0; i < 8; i++) t.rxMissed += getReg32(mmio, IXGBE_MPC(i));
     // Receive errors, as Linux sums them: CRC, illegal symbols, error symbols, length (too

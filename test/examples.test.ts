@@ -1,0 +1,63 @@
+/**
+ * The example apps as a user runs them (child processes through tsx), on the device models:
+ * exit codes, --json output, and the files they write.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+
+const root = new URL("..", import.meta.url).pathname;
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, ["--import", "tsx", ...args], { cwd: root, encoding: "utf8", timeout: 60_000 });
+}
+
+describe("examples", () => {
+  it("fwd --sim --json forwards both ways and prints per-second and total statistics", () => {
+    const r = run(["examples/fwd.ts", "--sim", "--sim-nic", "virtio", "--seconds", "2", "--json"]);
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const perSecond = lines.filter((l) => l.ports);
+    expect(perSecond.length).toBeGreaterThanOrEqual(1);
+    expect(perSecond[0].ports[0].rxMpps).toBeGreaterThan(0);
+    const totals = lines.find((l) => l.totals).totals;
+    const [a, b] = totals.map((t: { totals: Record<string, number> }) => t.totals);
+    expect(a.rxPackets).toBeGreaterThan(1000);
+    // What port a received, port b sent, and the other way round.
+    expect(b.txPackets).toBe(a.rxPackets);
+    expect(a.txPackets).toBe(b.rxPackets);
+    expect(r.stderr).toMatch(/dropped 0 frames/);
+  });
+
+  it("pktgen --sim sends exactly --count frames", () => {
+    const r = run(["examples/pktgen.ts", "--sim", "--count", "5000", "--size", "128"]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/sent 5000 frames/);
+    expect(r.stdout).toMatch(/TX 5000 packets 640000 bytes/ /* 128-byte frames, FCS not counted */);
+  });
+
+  it("pcap --sim writes a pcap file with --count frames", () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ixy-pcap-")), "cap.pcap");
+    const r = run(["examples/pcap.ts", "--sim", file, "--count", "10"]);
+    expect(r.status, r.stderr).toBe(0);
+    const data = fs.readFileSync(file);
+    expect(data.readUInt32LE(0)).toBe(0xa1b2c3d4);
+    expect(data.length).toBe(24 + 10 * (16 + 60));
+    fs.rmSync(path.dirname(file), { recursive: true });
+  });
+
+  it("exit with code 2 and the usage on bad arguments", () => {
+    const r = run(["examples/fwd.ts", "0000:01:00.0"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/needs two PCI addresses[\s\S]*usage: fwd/);
+    expect(run(["examples/pktgen.ts", "--sim", "--size", "20"]).stderr).toMatch(/--size must be an integer from 60 to 1514/);
+  });
+
+  it("exit with code 1 and a typed error naming the device when it cannot be opened", () => {
+    const r = run(["examples/fwd.ts", "0000:7f:1f.7", "0000:7f:1f.6"]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^error: DeviceNotFoundError: no PCI device at 0000:7f:1f\.7/);
+  });
+});
