@@ -10,7 +10,7 @@
  */
 import type { NicDevice } from "../src/device.ts";
 import type { PacketBuffer } from "../src/mem/mempool.ts";
-import { intOption, parse, runMain, simOption, UsageError } from "./lib/cli.ts";
+import { intOption, parse, runMain, UsageError } from "./lib/cli.ts";
 import { LiveStats } from "./lib/live-stats.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
 import { openPorts } from "./lib/ports.ts";
@@ -27,19 +27,12 @@ function forward(rx: NicDevice, tx: NicDevice, bufs: PacketBuffer[], batch: numb
 }
 
 async function main(): Promise<number> {
-  const { values, positionals } = parse(USAGE, {
+  const { values, positionals, sim } = parse(USAGE, {
     batch: { type: "string" },
     seconds: { type: "string" },
     json: { type: "boolean" },
-    sim: { type: "boolean" },
-    "sim-nic": { type: "string" },
     "frame-size": { type: "string" },
   });
-  if (values.help) {
-    process.stdout.write(USAGE + "\n");
-    return 0;
-  }
-  const sim = simOption(values.sim, values["sim-nic"]);
   if (!sim && positionals.length !== 2) throw new UsageError(`fwd needs two PCI addresses\n${USAGE}`);
   const batch = intOption("batch", values.batch, 32, 1, 512);
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);

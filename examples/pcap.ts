@@ -6,7 +6,7 @@
  */
 import type { NicDevice } from "../src/device.ts";
 import type { PacketBuffer } from "../src/mem/mempool.ts";
-import { intOption, parse, runMain, simOption, UsageError } from "./lib/cli.ts";
+import { intOption, parse, runMain, UsageError } from "./lib/cli.ts";
 import { PcapWriter } from "./lib/pcap-writer.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
 import { openPorts } from "./lib/ports.ts";
@@ -14,17 +14,10 @@ import { openPorts } from "./lib/ports.ts";
 const USAGE = "usage: pcap <pci> <file.pcap> [--count N] [--seconds N] | pcap --sim [--sim-nic ixgbe|virtio] <file.pcap> [--count N]";
 
 async function main(): Promise<number> {
-  const { values, positionals } = parse(USAGE, {
+  const { values, positionals, sim } = parse(USAGE, {
     count: { type: "string" },
     seconds: { type: "string" },
-    sim: { type: "boolean" },
-    "sim-nic": { type: "string" },
   });
-  if (values.help) {
-    process.stdout.write(USAGE + "\n");
-    return 0;
-  }
-  const sim = simOption(values.sim, values["sim-nic"]);
   if (positionals.length !== (sim ? 1 : 2)) throw new UsageError(USAGE);
   const file = positionals[positionals.length - 1]!;
   const count = intOption("count", values.count, 0, 0, Number.MAX_SAFE_INTEGER);

@@ -10,7 +10,7 @@
  */
 import type { NicDevice } from "../src/device.ts";
 import { Mempool, type PacketBuffer } from "../src/mem/mempool.ts";
-import { intOption, parse, runMain, simOption, UsageError } from "./lib/cli.ts";
+import { intOption, parse, runMain, UsageError } from "./lib/cli.ts";
 import { LiveStats } from "./lib/live-stats.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
 import { openPorts } from "./lib/ports.ts";
@@ -20,21 +20,14 @@ const USAGE =
   "usage: pktgen <pci> [--size 60..1514] [--rate frames/s] [--count N] [--seconds N] [--batch N] [--json] | pktgen --sim [--sim-nic ixgbe|virtio] ...";
 
 async function main(): Promise<number> {
-  const { values, positionals } = parse(USAGE, {
+  const { values, positionals, sim } = parse(USAGE, {
     size: { type: "string" },
     rate: { type: "string" },
     count: { type: "string" },
     seconds: { type: "string" },
     batch: { type: "string" },
     json: { type: "boolean" },
-    sim: { type: "boolean" },
-    "sim-nic": { type: "string" },
   });
-  if (values.help) {
-    process.stdout.write(USAGE + "\n");
-    return 0;
-  }
-  const sim = simOption(values.sim, values["sim-nic"]);
   if (!sim && positionals.length !== 1) throw new UsageError(`pktgen needs one PCI address\n${USAGE}`);
   const size = intOption("size", values.size, 60, 60, 1514);
   const rate = intOption("rate", values.rate, 0, 0, 1e9); // 0: unlimited

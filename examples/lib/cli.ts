@@ -7,12 +7,31 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
+/** --help: runMain prints the usage to stdout and exits 0. */
+export class HelpRequested extends Error {
+  override name = "HelpRequested";
+}
+
+const COMMON_OPTIONS = {
+  help: { type: "boolean", short: "h" },
+  sim: { type: "boolean" },
+  "sim-nic": { type: "string" },
+} as const;
+
+/**
+ * Parses the app's own flags plus the ones every example takes (--help, --sim, --sim-nic);
+ * returns them with `sim`, the device model to run on (null: hardware).
+ */
 export function parse<T extends NonNullable<ParseArgsConfig["options"]>>(usage: string, options: T) {
+  let parsed;
   try {
-    return parseArgs({ options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ options: { ...options, ...COMMON_OPTIONS }, allowPositionals: true, strict: true });
   } catch (e) {
     throw new UsageError(`${(e as Error).message}\n${usage}`);
   }
+  const common = parsed.values as { help?: boolean; sim?: boolean; "sim-nic"?: string };
+  if (common.help) throw new HelpRequested(usage);
+  return { ...parsed, sim: simOption(common.sim, common["sim-nic"]) };
 }
 
 export function intOption(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
@@ -23,7 +42,7 @@ export function intOption(name: string, value: string | undefined, fallback: num
 }
 
 /** --sim [--sim-nic ixgbe|virtio]: which device model to run on, or null for hardware. */
-export function simOption(sim: boolean | undefined, nic: string | undefined): SimKind | null {
+function simOption(sim: boolean | undefined, nic: string | undefined): SimKind | null {
   if (!sim) {
     if (nic !== undefined) throw new UsageError("--sim-nic goes with --sim");
     return null;
@@ -50,7 +69,10 @@ export async function runMain(main: () => Promise<number> | number): Promise<voi
   try {
     process.exitCode = await main();
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (e instanceof HelpRequested) {
+      process.stdout.write(`${e.message}\n`);
+      process.exitCode = 0;
+    } else if (e instanceof UsageError) {
       process.stderr.write(`${e.message}\n`);
       process.exitCode = 2;
     } else if (e instanceof IxyError || e instanceof TypeError || e instanceof RangeError) {

@@ -3,9 +3,9 @@
  * device: with it off, qemu delivers only frames for the NIC's own MAC (and broadcast); with it on,
  * frames for any address. The host sends both kinds throughout.
  */
-import * as dgram from "node:dgram";
 import { describe, expect, it } from "vitest";
 import { guestJsPath } from "./compile.ts";
+import { sendUntilGuestExits } from "./host-sender.ts";
 import { buildFrame } from "./traffic.ts";
 import { runVm } from "./vm.ts";
 import { NIC_MACS } from "./wires.ts";
@@ -16,23 +16,11 @@ describe("setPromisc() on a modern virtio device", () => {
       mode: "modern",
       command: `node ${guestJsPath("test/vm/guest/promisc.ts")} $IXY_NIC0 3`,
       timeoutMs: 120_000,
+      // Alternately to the NIC's own MAC and to an address nobody has.
       onGuestReady: (h) =>
-        new Promise<void>((resolve) => {
-          const sock = dgram.createSocket("udp4");
-          sock.bind(h.wires[0].hostPort, "127.0.0.1", () => {
-            let seq = 0;
-            const timer = setInterval(() => {
-              // Alternately to the NIC's own MAC and to an address nobody has.
-              const dst = seq % 2 === 0 ? NIC_MACS[0] : "02:00:00:00:00:99";
-              sock.send(buildFrame({ stream: 0, runId: 7, seq, length: 100, dst }), h.wires[0].qemuPort, "127.0.0.1");
-              seq++;
-            }, 5);
-            h.signal.addEventListener("abort", () => {
-              clearInterval(timer);
-              sock.close(() => resolve());
-            });
-          });
-        }),
+        sendUntilGuestExits(h, 0, (seq) =>
+          buildFrame({ stream: 0, runId: 7, seq, length: 100, dst: seq % 2 === 0 ? NIC_MACS[0] : "02:00:00:00:00:99" }),
+        ),
     });
     expect(vm.exitCode, vm.output.slice(-3000)).toBe(0);
     const phases = vm.commandOutput

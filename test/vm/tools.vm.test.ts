@@ -12,6 +12,7 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ipv4Checksum, getSequence, SEQ_OFFSET } from "../../examples/lib/udp-frame.ts";
 import { guestJsPath } from "./compile.ts";
+import { sendUntilGuestExits } from "./host-sender.ts";
 import { buildFrame, verifyFrame } from "./traffic.ts";
 import { runVm } from "./vm.ts";
 
@@ -70,24 +71,9 @@ describe("pcap in the guest", () => {
       command: `node --enable-source-maps ${pcap} $IXY_NIC0 /ctl/capture.pcap --count ${COUNT}`,
       timeoutMs: 180_000,
       keepCtl: true,
-      onGuestReady: (h) =>
-        new Promise<void>((resolve) => {
-          // Keep sending numbered frames (200/s) until the guest is done; the capture starts
-          // whenever the driver is up, so it holds a run of consecutive frames.
-          const sock = dgram.createSocket("udp4");
-          sock.bind(h.wires[0].hostPort, "127.0.0.1", () => {
-            let seq = 0;
-            const timer = setInterval(() => {
-              const f = buildFrame({ stream: 0, runId, seq, length: sizes(seq) });
-              seq++;
-              sock.send(f, h.wires[0].qemuPort, "127.0.0.1");
-            }, 5);
-            h.signal.addEventListener("abort", () => {
-              clearInterval(timer);
-              sock.close(() => resolve());
-            });
-          });
-        }),
+      // Keep sending numbered frames (200/s) until the guest is done; the capture starts
+      // whenever the driver is up, so it holds a run of consecutive frames.
+      onGuestReady: (h) => sendUntilGuestExits(h, 0, (seq) => buildFrame({ stream: 0, runId, seq, length: sizes(seq) })),
     });
     try {
       expect(vm.exitCode, vm.output.slice(-3000)).toBe(0);
