@@ -7,9 +7,12 @@
  * Run to completion: receive a batch on one port, send it on the other, and back. Frames the TX
  * ring has no room for are dropped (freed) — a forwarder must never block. (The loop yields to
  * Node's event loop every few milliseconds: see lib/poll-loop.ts.)
+ *
+ * A packet is a number (its buffer's row in the buffer table, docs/packet-api.md) and a batch is
+ * an Int32Array of them, allocated once: the loop never allocates, and never touches the frames.
  */
 import type { NicDevice } from "../src/device.ts";
-import type { PacketBuffer } from "../src/mem/mempool.ts";
+import { freeBuffers } from "../src/mem/mempool.ts";
 import { intOption, parse, runMain, UsageError } from "./lib/cli.ts";
 import { LiveStats } from "./lib/live-stats.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
@@ -18,11 +21,11 @@ import { openPorts } from "./lib/ports.ts";
 const USAGE = "usage: fwd <pci-a> <pci-b> [--batch N] [--seconds N] [--json] | fwd --sim [--sim-nic ixgbe|virtio] [--seconds N]";
 
 /** Receives up to `batch` frames on rx and sends them on tx; returns how many it had to drop. */
-function forward(rx: NicDevice, tx: NicDevice, bufs: PacketBuffer[], batch: number): number {
+function forward(rx: NicDevice, tx: NicDevice, bufs: Int32Array, batch: number): number {
   const n = rx.rxBatch(0, bufs, batch);
   if (n === 0) return 0;
-  const sent = tx.txBatch(0, bufs, n);
-  for (let i = sent; i < n; i++) bufs[i]!.pool.free(bufs[i]!);
+  const sent = tx.txBatch(0, bufs, n); // bufs[0 .. sent) now belong to tx
+  if (sent < n) freeBuffers(bufs, sent, n - sent);
   return n - sent;
 }
 
@@ -44,7 +47,7 @@ async function main(): Promise<number> {
   const stats = new LiveStats([a, b], { json: values.json ?? false });
   process.stderr.write(`fwd: forwarding ${a.address} <-> ${b.address}, batch ${batch}${sim ? ` (device models: ${sim})` : ""}\n`);
 
-  const bufs: PacketBuffer[] = new Array(batch).fill(null);
+  const bufs = new Int32Array(batch);
   let dropped = 0;
   await pollLoop(
     () => {

@@ -5,7 +5,8 @@
  *   pcap --sim [--sim-nic ixgbe|virtio] <file.pcap> [--count N]
  */
 import type { NicDevice } from "../src/device.ts";
-import type { PacketBuffer } from "../src/mem/mempool.ts";
+import { bufDataOffset, bufLength, bufPool, poolBytes } from "../src/mem/buffer-table.ts";
+import { freeBuffers } from "../src/mem/mempool.ts";
 import { intOption, parse, runMain, UsageError } from "./lib/cli.ts";
 import { PcapWriter } from "./lib/pcap-writer.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
@@ -28,17 +29,18 @@ async function main(): Promise<number> {
   const writer = new PcapWriter(file);
   process.stderr.write(`pcap: capturing on ${dev.address} to ${file}${count ? ` (${count} frames)` : ""}\n`);
 
-  const bufs: PacketBuffer[] = new Array(32).fill(null);
+  const bufs = new Int32Array(32);
   await pollLoop(
     () => {
       ports.pump(4);
       const n = dev.rxBatch(0, bufs, 32);
       const t = n > 0 ? Date.now() : 0;
-      for (let i = 0; i < n; i++) {
-        const buf = bufs[i]!;
-        if (count === 0 || writer.packets < count) writer.write(buf.data.subarray(0, buf.length), t);
-        buf.pool.free(buf);
+      for (let i = 0; i < n && (count === 0 || writer.packets < count); i++) {
+        // Buffer b's frame: bufLength[b] bytes at bufDataOffset[b] in its pool's memory.
+        const b = bufs[i]!;
+        writer.write(poolBytes[bufPool[b]!]!, bufDataOffset[b]!, bufLength[b]!, t);
       }
+      freeBuffers(bufs, 0, n);
       return count > 0 && writer.packets >= count;
     },
     { seconds },

@@ -6,10 +6,13 @@
  *
  * As in ixy, every buffer of the generator's mempool is filled with the frame once at start; the
  * pool hands buffers back with their contents intact, so sending costs a 4-byte sequence number
- * store per frame.
+ * store per frame, written straight into the pool's memory at the buffer's data offset (a buffer
+ * is a number: docs/packet-api.md).
  */
 import type { NicDevice } from "../src/device.ts";
-import { Mempool, type PacketBuffer } from "../src/mem/mempool.ts";
+import { bufDataOffset, bufLength } from "../src/mem/buffer-table.ts";
+import { Mempool } from "../src/mem/mempool.ts";
+import { dataOf } from "../src/mem/packet.ts";
 import { intOption, parse, runMain, UsageError } from "./lib/cli.ts";
 import { LiveStats } from "./lib/live-stats.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
@@ -39,11 +42,12 @@ async function main(): Promise<number> {
   const dev = ports.devices[0] as NicDevice;
   const pool = new Mempool(dev.dma, { count: 4096, name: `pktgen pool on ${dev.address}` });
   // Fill every buffer with the frame once.
-  const all: PacketBuffer[] = new Array(pool.count);
+  const all = new Int32Array(pool.count);
   const n = pool.allocBatch(all, pool.count);
+  const srcMac = dev.macAddress();
   for (let i = 0; i < n; i++) {
-    writeUdpFrame(all[i]!.data, size, { srcMac: dev.macAddress() });
-    all[i]!.length = size;
+    writeUdpFrame(dataOf(all[i]!), size, { srcMac });
+    bufLength[all[i]!] = size;
   }
   pool.freeBatch(all, n);
 
@@ -53,7 +57,8 @@ async function main(): Promise<number> {
       `${count ? `, ${count} frames` : ""}${sim ? ` (device model: ${sim})` : ""}\n`,
   );
 
-  const bufs: PacketBuffer[] = new Array(batch).fill(null);
+  const bufs = new Int32Array(batch);
+  const bytes = pool.bytes; // buffer b's frame starts at bytes[bufDataOffset[b]]
   let seq = 0;
   const start = performance.now();
   await pollLoop(
@@ -64,9 +69,9 @@ async function main(): Promise<number> {
       if (want <= 0) return count > 0 && seq >= count;
       const got = pool.allocBatch(bufs, want);
       for (let i = 0; i < got; i++) {
-        const buf = bufs[i]!;
-        buf.length = size;
-        setSequence(buf.data, seq + i);
+        const b = bufs[i]!;
+        bufLength[b] = size;
+        setSequence(bytes, bufDataOffset[b]!, seq + i);
       }
       const sent = dev.txBatch(0, bufs, got);
       seq += sent;

@@ -1,15 +1,26 @@
 /**
- * NicDevice: the interface every driver implements, and openDevice(), which opens a PCI device
- * through VFIO and picks the driver by vendor and device id.
+ * NicDevice: the interface every driver implements (openDevice() in open-device.ts picks the
+ * driver by vendor and device id).
+ *
+ * Packets are buffer numbers (src/mem/buffer-table.ts) and a batch is an Int32Array of them.
  *
  * Buffer ownership: rxBatch hands received buffers to the caller, who must eventually send them
- * (txBatch) or free them (buf.pool.free). txBatch takes ownership of the buffers it accepts and
- * returns them to their pools once the device has sent them; buffers it did not accept stay with
- * the caller. A buffer whose length is 0 or larger than its data area is accepted but not sent:
- * it goes straight back to its pool and counts in txErrors.
+ * (txBatch) or free them (freeBuffer / Mempool.freeBatch). txBatch takes ownership of the buffers
+ * it accepts and returns them to their pools once the device has sent them; buffers it did not
+ * accept stay with the caller. A buffer whose length is 0 or larger than its data area is accepted
+ * but not sent: it goes straight back to its pool and counts in txErrors. close() gives every
+ * buffer in the device's rings back to its pool, so that afterwards each buffer is in its pool or
+ * with the caller.
+ *
+ * Arguments, the same for every driver: `queue` must name an open queue (RangeError); the batch
+ * must be an Int32Array (TypeError) and the count an integer from 0 to batch.length (TypeError for
+ * NaN or a fraction, RangeError otherwise); txBatch checks every buffer number before it touches a
+ * ring or a pool (RangeError, or BufferOwnershipError for a buffer that is free in a checked pool).
+ * After close(), rxBatch, txBatch, setPromisc, linkSpeed and macAddress throw DeviceClosedError;
+ * readStats still reports the totals; close() again does nothing.
  */
 import type { DmaAllocator } from "./mem/dma.ts";
-import type { PacketBuffer } from "./mem/mempool.ts";
+import type { HotPathMode } from "./drivers/specialize.ts";
 
 export interface DeviceStats {
   rxPackets: number;
@@ -39,9 +50,9 @@ export interface NicDevice {
   /** The allocator the device's memory comes from: make mempools for txBatch from it. */
   readonly dma: DmaAllocator;
   /** Receives up to `max` frames from `queue` into bufs[0 .. n); returns n. Never blocks. */
-  rxBatch(queue: number, bufs: PacketBuffer[], max: number): number;
+  rxBatch(queue: number, bufs: Int32Array, max: number): number;
   /** Queues bufs[0 .. count) for sending on `queue`; returns how many were accepted (a prefix). */
-  txBatch(queue: number, bufs: PacketBuffer[], count: number): number;
+  txBatch(queue: number, bufs: Int32Array, count: number): number;
   /** Fills `into` with totals since the device was opened. */
   readStats(into: DeviceStats): void;
   setPromisc(on: boolean): void;
@@ -66,6 +77,15 @@ export interface DeviceOptions {
   readonly mempoolSize?: number;
   /** Mempools throw on double free or foreign buffers. */
   readonly checked?: boolean;
-  /** How long to wait for the link at init, in ms (default 10000; 0: do not wait). */
+  /**
+   * How long to wait for the link at init, in ms (default 10000; 0: do not wait). A link still
+   * down then is a DeviceTimeoutError, with every driver.
+   */
   readonly linkTimeoutMs?: number;
+  /**
+   * "specialized" (default): each queue's hot loops are compiled for that queue alone (fast);
+   * "shared": one copy for all queues (slower, but debuggers and source maps work in the loops).
+   * The environment variable IXY_HOT_PATH=shared sets the default. See src/drivers/specialize.ts.
+   */
+  readonly hotPath?: HotPathMode;
 }

@@ -70,6 +70,11 @@ export class DeviceProtocolError extends IxyError {
   override name = "DeviceProtocolError";
 }
 
+/** An operation on a device after close(). */
+export class DeviceClosedError extends IxyError {
+  override name = "DeviceClosedError";
+}
+
 /** No device at the given PCI address. */
 export class DeviceNotFoundError extends IxyError {
   override name = "DeviceNotFoundError";

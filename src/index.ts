@@ -4,7 +4,20 @@
 export { openDevice, driverFor, type OpenOptions } from "./open-device.ts";
 export { newStats, type DeviceOptions, type DeviceStats, type NicDevice } from "./device.ts";
 export * from "./errors.ts";
-export { Mempool, PacketBuffer, MEMPOOL_HEADROOM, type MempoolOptions } from "./mem/mempool.ts";
+export { Mempool, MEMPOOL_HEADROOM, NO_BUFFER, freeBuffer, freeBuffers, poolNameOf, type MempoolOptions } from "./mem/mempool.ts";
+export {
+  bufDataOffset,
+  bufIovaHi,
+  bufIovaLo,
+  bufLength,
+  bufPool,
+  poolBytes,
+  isBufferNumber,
+  BUFFER_TABLE_ROWS,
+  type PacketBuffer,
+} from "./mem/buffer-table.ts";
+export { copyFrame, dataOf, frameLength, frameOf, setFrameLength, writeFrame } from "./mem/packet.ts";
+export { HotPathMode } from "./drivers/specialize.ts";
 export { DmaAddressing, type DmaAllocator, type DmaRegion, type AllocateOptions } from "./mem/dma.ts";
 export { VfioDmaAllocator } from "./mem/vfio-dma.ts";
 export { PhysicalDmaAllocator } from "./mem/physical-dma.ts";

@@ -30,19 +30,26 @@ export class PcapWriter {
     fs.writeSync(this.#fd, new Uint8Array(h.buffer));
   }
 
-  /** Appends one frame with the given timestamp (ms since the epoch, fractional allowed). */
-  write(frame: Uint8Array, timeMs: number): void {
-    if (this.#used + 16 + frame.length > this.#buf.length) this.flush();
-    if (16 + frame.length > this.#buf.length) throw new RangeError("frame larger than the pcap write buffer");
+  /**
+   * Appends the frame bytes[start .. start + length) with the given timestamp (ms since the
+   * epoch, fractional allowed). For a packet buffer b of pool p:
+   * write(p.bytes, bufDataOffset[b], bufLength[b], t) — copied straight out of the DMA memory.
+   */
+  write(bytes: Uint8Array, start: number, length: number, timeMs: number): void {
+    if (this.#used + 16 + length > this.#buf.length) this.flush();
+    if (16 + length > this.#buf.length) throw new RangeError("frame larger than the pcap write buffer");
     const sec = Math.floor(timeMs / 1000);
     const usec = Math.floor((timeMs - sec * 1000) * 1000);
     const v = this.#view;
-    v.setUint32(this.#used, sec, true);
-    v.setUint32(this.#used + 4, usec, true);
-    v.setUint32(this.#used + 8, frame.length, true); // captured length
-    v.setUint32(this.#used + 12, frame.length, true); // length on the wire
-    this.#buf.set(frame, this.#used + 16);
-    this.#used += 16 + frame.length;
+    const at = this.#used;
+    v.setUint32(at, sec, true);
+    v.setUint32(at + 4, usec, true);
+    v.setUint32(at + 8, length, true); // captured length
+    v.setUint32(at + 12, length, true); // length on the wire
+    // A byte loop rather than set(bytes.subarray(...)): no view object per frame.
+    const out = this.#buf;
+    for (let i = 0; i < length; i++) out[at + 16 + i] = bytes[start + i]!;
+    this.#used = at + 16 + length;
     this.packets++;
   }
 

@@ -74,14 +74,21 @@ export function writeUdpFrame(out: Uint8Array, size: number, o: UdpFrameOptions 
   return size;
 }
 
-/** Stores the sequence number big-endian at SEQ_OFFSET (four byte stores: this is our memory). */
-export function setSequence(frame: Uint8Array, seq: number): void {
-  frame[SEQ_OFFSET] = seq >>> 24;
-  frame[SEQ_OFFSET + 1] = (seq >>> 16) & 0xff;
-  frame[SEQ_OFFSET + 2] = (seq >>> 8) & 0xff;
-  frame[SEQ_OFFSET + 3] = seq & 0xff;
+/**
+ * Stores the sequence number big-endian at SEQ_OFFSET of the frame that starts at bytes[start]:
+ * four byte stores, no view made. For a packet buffer b of pool p that is
+ * setSequence(p.bytes, bufDataOffset[b], seq).
+ */
+export function setSequence(bytes: Uint8Array, start: number, seq: number): void {
+  const at = start + SEQ_OFFSET;
+  bytes[at] = seq >>> 24;
+  bytes[at + 1] = (seq >>> 16) & 0xff;
+  bytes[at + 2] = (seq >>> 8) & 0xff;
+  bytes[at + 3] = seq & 0xff;
 }
 
-export function getSequence(frame: Uint8Array): number {
-  return ((frame[SEQ_OFFSET]! << 24) | (frame[SEQ_OFFSET + 1]! << 16) | (frame[SEQ_OFFSET + 2]! << 8) | frame[SEQ_OFFSET + 3]!) >>> 0;
+/** The sequence number of the frame that starts at bytes[start] (default: a frame of its own). */
+export function getSequence(bytes: Uint8Array, start = 0): number {
+  const at = start + SEQ_OFFSET;
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
 }

@@ -43,8 +43,16 @@ export interface DmaAllocator {
   /** Names the allocator in errors, e.g. "VFIO container of 0000:00:01.0". */
   readonly name: string;
   readonly addressing: DmaAddressing;
+  /** True after close(): the memory is gone, and so are the mempools made from it. */
+  readonly closed: boolean;
   /** Zeroed memory the device can reach. Throws DmaError when none can be had. */
   allocate(size: number, options?: AllocateOptions): DmaRegion;
+  /**
+   * Calls `callback` when close() is called, before the memory goes. Mempools use it to retire
+   * their buffer numbers, so that a buffer of freed memory can never reach a device. Optional:
+   * without it, a pool notices only when it is used or when the buffer table runs short.
+   */
+  onClose?(callback: () => void): void;
   /**
    * Releases every allocation: unmaps it from the device, then from the process. Views
    * into it must not be touched afterwards (a koffi view does not own its memory).

@@ -59,6 +59,7 @@ export class HugepageArena {
   #current: HugepageMapping | null = null;
   #used = 0;
   #closed = false;
+  readonly #onClose: (() => void)[] = [];
 
   constructor(name: string, addressing: ChunkAddressing) {
     this.name = name;
@@ -96,9 +97,18 @@ export class HugepageArena {
     return region;
   }
 
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  onClose(callback: () => void): void {
+    this.#onClose.push(callback);
+  }
+
   /** Detaches and unmaps every mapping. Idempotent. */
   close(): void {
     if (this.#closed) return;
+    for (const callback of this.#onClose.splice(0)) callback();
     this.#closed = true;
     let first: unknown = null;
     for (const m of this.#mappings) {

@@ -1,67 +1,53 @@
 /**
  * Mempool: a fixed number of fixed-size packet buffers in one DMA region, handed out and taken
- * back through a stack of free buffer indices (a Uint32Array). Every PacketBuffer object and
- * every view is built once, here, so allocBatch/free/freeBatch allocate nothing.
+ * back through a stack of free buffer numbers (an Int32Array). A buffer is a number, its row in
+ * the buffer table (buffer-table.ts), where its device address, frame length and pool are kept.
  *
  * Layout of one entry (entrySize bytes, 2048 by default):
  *
  *   | headroom (64 bytes) | data (entrySize - 64 bytes) ............................ |
- *   ^ entry start          ^ buf.iova / buf.data[0]
+ *   ^ entry start          ^ bufIovaLo/Hi[b], poolBytes[pool][bufDataOffset[b]]
  *
  * The headroom is for headers a driver puts in front of the frame without copying it (virtio's
  * 12-byte virtio_net_hdr). The data capacity is 1984 bytes by default: enough for any standard
  * Ethernet frame (1518 bytes, 1522 with a VLAN tag); jumbo frames would need larger entries.
+ *
+ * Nothing here allocates after the constructor: alloc/allocBatch/free/freeBatch move numbers
+ * between Int32Arrays.
  */
 import { BufferOwnershipError, DmaError } from "../errors.ts";
+import {
+  bufDataOffset,
+  bufHome,
+  bufIovaHi,
+  bufIovaLo,
+  bufLength,
+  bufPool,
+  isBufferNumber,
+  ownerOf,
+  poolBytes,
+  poolCapacity,
+  poolChecked,
+  poolStacks,
+  poolTop,
+  poolWords16,
+  poolWords32,
+  registerPool,
+  unregisterPool,
+  type PacketBuffer,
+} from "./buffer-table.ts";
 import type { DmaAllocator, DmaRegion } from "./dma.ts";
 
 export const MEMPOOL_HEADROOM = 64;
-
-export class PacketBuffer {
-  /** The pool this buffer returns to. */
-  readonly pool: Mempool;
-  /** Index within the pool, 0 .. pool.count - 1. */
-  readonly index: number;
-  /** Device address of data[0]. */
-  readonly iova: number;
-  /**
-   * iova split into the two 32-bit halves a 64-bit descriptor field takes, computed once here so
-   * that hot paths store them without floating-point math: `desc[i] = buf.iovaLo; desc[i + 1] =
-   * buf.iovaHi` on a Uint32Array. iovaLo is the low half as a signed 32-bit integer (the same
-   * bits; V8 then keeps it a small integer inside the object instead of a separately allocated
-   * double, which a hot loop would have to fetch from another cache line), iovaHi the high half.
-   */
-  readonly iovaLo: number;
-  readonly iovaHi: number;
-  /** The data area; the frame is data[0 .. length). */
-  readonly data: Uint8Array;
-  /** Offset of data[0] within pool.region.bytes (the headroom lies just below it). */
-  readonly byteOffset: number;
-  /** Length of the frame in data, in bytes. */
-  length = 0;
-
-  constructor(pool: Mempool, index: number, iova: number, data: Uint8Array, byteOffset: number) {
-    this.pool = pool;
-    this.index = index;
-    this.iova = iova;
-    this.iovaLo = iova % 0x1_0000_0000 | 0;
-    this.iovaHi = Math.floor(iova / 0x1_0000_0000);
-    this.data = data;
-    this.byteOffset = byteOffset;
-  }
-
-  /** The frame as a view (allocates a view object: not for the hot path). */
-  frame(): Uint8Array {
-    return this.data.subarray(0, this.length);
-  }
-}
+/** What alloc() returns when the pool is empty; never a buffer number. */
+export const NO_BUFFER = -1;
 
 export interface MempoolOptions {
   /** Number of buffers (default 4096). */
   readonly count?: number;
   /** Bytes per buffer including the 64-byte headroom; a power of two from 256 to 65536 (default 2048). */
   readonly entrySize?: number;
-  /** Throw BufferOwnershipError on a double free or a buffer of another pool (costs a little). */
+  /** Throw BufferOwnershipError on a double free or a foreign buffer (costs a little). */
   readonly checked?: boolean;
   /** Names the pool in errors. */
   readonly name?: string;
@@ -69,18 +55,21 @@ export interface MempoolOptions {
 
 export class Mempool {
   readonly name: string;
+  /** The pool's id in the buffer table (bufPool[b] of each of its buffers). */
+  readonly id: number;
   readonly count: number;
   readonly entrySize: number;
   /** Usable bytes per buffer (entrySize - headroom). */
   readonly dataCapacity: number;
   readonly checked: boolean;
   readonly region: DmaRegion;
-  /** All buffers, by index. */
-  readonly buffers: readonly PacketBuffer[];
-  readonly #free: Uint32Array;
-  #top: number;
-  /** checked mode: 1 while the buffer is in the pool. */
-  readonly #inPool: Uint8Array;
+  /** The pool's memory: buffer b's data starts at bytes[bufDataOffset[b]]. */
+  readonly bytes: Uint8Array;
+  /** Buffer numbers first .. first + count - 1 are this pool's. */
+  readonly first: number;
+  readonly #stack: Int32Array;
+  readonly #dma: DmaAllocator;
+  #closed = false;
 
   constructor(dma: DmaAllocator, options: MempoolOptions = {}) {
     const count = options.count ?? 4096;
@@ -96,98 +85,221 @@ export class Mempool {
     this.entrySize = entrySize;
     this.dataCapacity = entrySize - MEMPOOL_HEADROOM;
     this.checked = options.checked ?? false;
+    this.#dma = dma;
     // Buffers need not be contiguous with each other, only each one in itself; a power-of-two
     // entry size inside hugepage-aligned memory never straddles a page.
     this.region = dma.allocate(count * entrySize, { align: entrySize, contiguous: false });
     const bytes = this.region.bytes;
-    const buffers: PacketBuffer[] = new Array(count);
+    if (bytes.byteOffset % 4 !== 0) throw new DmaError(`${this.name}: DMA memory is not 4-byte aligned`);
+    this.bytes = bytes;
+    const { id, first } = registerPool(this, count);
+    this.id = id;
+    this.first = first;
     for (let i = 0; i < count; i++) {
       const start = i * entrySize;
-      const dataOffset = start + MEMPOOL_HEADROOM;
-      const iova = this.region.iovaOf(dataOffset);
+      const iova = this.region.iovaOf(start + MEMPOOL_HEADROOM);
       if (this.region.iovaOf(start + entrySize - 1) !== this.region.iovaOf(start) + entrySize - 1) {
+        unregisterPool(id);
         throw new DmaError(`${this.name}: buffer ${i} is not contiguous for the device; use a power-of-two entry size`);
       }
-      buffers[i] = new PacketBuffer(this, i, iova, bytes.subarray(dataOffset, start + entrySize), dataOffset);
+      // Drivers put headers in the headroom and compute their address from the data address's
+      // low half alone (iovaLo - hdrLen): the headroom must not straddle a 4 GiB boundary. With
+      // entries aligned to their power-of-two size this cannot happen; checked all the same.
+      if (iova % 0x1_0000_0000 < MEMPOOL_HEADROOM) {
+        unregisterPool(id);
+        throw new DmaError(`${this.name}: buffer ${i}'s headroom straddles a 4 GiB boundary of device addresses`);
+      }
+      const b = first + i;
+      // The low half as a signed 32-bit integer: the same bits, and V8 keeps it a small integer.
+      bufIovaLo[b] = iova % 0x1_0000_0000 | 0;
+      bufIovaHi[b] = Math.floor(iova / 0x1_0000_0000);
+      bufLength[b] = 0;
+      bufPool[b] = id;
+      bufDataOffset[b] = start + MEMPOOL_HEADROOM;
+      bufHome[b] = this.checked ? 1 : 0; // tracked for checked pools only: 0 means "not known to be free"
     }
-    this.buffers = buffers;
-    this.#free = new Uint32Array(count);
-    this.#inPool = new Uint8Array(count);
-    // Hand buffers out in ascending order at first: easier to follow in a trace.
-    for (let i = 0; i < count; i++) {
-      this.#free[i] = count - 1 - i;
-      this.#inPool[i] = 1;
-    }
-    this.#top = count;
+    // The stack hands buffers out in ascending order at first: easier to follow in a trace.
+    const stack = new Int32Array(count);
+    for (let i = 0; i < count; i++) stack[i] = first + count - 1 - i;
+    this.#stack = stack;
+    poolStacks[id] = stack;
+    poolTop[id] = count;
+    poolChecked[id] = this.checked ? 1 : 0;
+    poolCapacity[id] = this.dataCapacity;
+    poolBytes[id] = bytes;
+    poolWords16[id] = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 1);
+    poolWords32[id] = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+    // When the memory goes, so do the buffer numbers: none of them can reach a device again.
+    dma.onClose?.(() => this.#retire());
+  }
+
+  #retire(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#registered()) unregisterPool(this.id);
   }
 
   /** Buffers currently in the pool. */
   get available(): number {
-    return this.#top;
+    return this.#registered() ? poolTop[this.id]! : 0;
   }
 
-  /** One buffer, or null when the pool is empty. */
-  alloc(): PacketBuffer | null {
-    if (this.#top === 0) return null;
-    const index = this.#free[--this.#top]!;
-    if (this.checked) this.#inPool[index] = 0;
-    return this.buffers[index]!;
+  /** The pool's free stack: drivers that allocate inline read it with poolTop[id]. */
+  get stack(): Int32Array {
+    return this.#stack;
   }
 
-  /** Fills out[0 .. n) with up to n buffers; returns how many it got (fewer when the pool runs dry). */
-  allocBatch(out: PacketBuffer[], n: number): number {
-    const got = n < this.#top ? n : this.#top;
-    const free = this.#free;
-    const buffers = this.buffers;
-    let top = this.#top;
-    for (let i = 0; i < got; i++) {
-      const index = free[--top]!;
-      if (this.checked) this.#inPool[index] = 0;
-      out[i] = buffers[index]!;
-    }
-    this.#top = top;
+  /** True once close() was called or the pool's DMA allocator was closed. */
+  get dead(): boolean {
+    return this.#closed || this.#dma.closed;
+  }
+
+  /** True when `buf` is one of this pool's buffer numbers. */
+  owns(buf: number): boolean {
+    return this.#registered() && Number.isInteger(buf) && buf >= this.first && buf < this.first + this.count;
+  }
+
+  /** One buffer, or NO_BUFFER (-1) when the pool is empty. Its length is what it was when freed. */
+  alloc(): PacketBuffer {
+    const top = poolTop[this.id]!;
+    // After close() (or the table's reclaiming a pool whose allocator was closed) the id may
+    // be another pool's by now: hand out nothing rather than that pool's buffers.
+    if (top === 0 || poolStacks[this.id] !== this.#stack) return NO_BUFFER;
+    const buf = this.#stack[top - 1]!;
+    poolTop[this.id] = top - 1;
+    if (this.checked) bufHome[buf] = 0;
+    return buf;
+  }
+
+  /** Fills out[start .. start + got) with up to n buffers; returns got (fewer when the pool runs dry). */
+  allocBatch(out: Int32Array, n: number, start = 0): number {
+    if (!goodRange(out, n, start)) badRange(this.name, "allocBatch", out, n, start);
+    const id = this.id;
+    const stack = this.#stack;
+    if (poolStacks[id] !== stack) return 0; // closed: see alloc()
+    let top = poolTop[id]!;
+    const got = n < top ? n : top;
+    for (let i = 0; i < got; i++) out[start + i] = stack[--top]!;
+    poolTop[id] = top;
+    if (this.checked) for (let i = 0; i < got; i++) bufHome[out[start + i]!] = 0;
     return got;
   }
 
-  /** Returns a buffer to this pool. */
+  /** Returns a buffer to its pool (this one, or whichever it belongs to). */
   free(buf: PacketBuffer): void {
-    if (this.checked) this.#checkFree(buf);
-    this.#free[this.#top++] = buf.index;
+    freeBuffer(buf);
   }
 
   /** Returns bufs[start .. start + count) to the pools they belong to. */
-  freeBatch(bufs: readonly PacketBuffer[], count: number, start = 0): void {
-    const end = start + count;
-    if (this.checked) {
-      for (let i = start; i < end; i++) bufs[i]!.pool.free(bufs[i]!);
-      return;
-    }
-    // The stack top lives in a local for the loop (a field store per buffer is measurably slower).
-    const free = this.#free;
-    let top = this.#top;
-    for (let i = start; i < end; i++) {
-      const buf = bufs[i]!;
-      if (buf.pool === this) {
-        free[top++] = buf.index;
-      } else {
-        this.#top = top;
-        buf.pool.free(buf);
-        top = this.#top;
-      }
-    }
-    this.#top = top;
+  freeBatch(bufs: Int32Array, count: number, start = 0): void {
+    if (!goodRange(bufs, count, start)) badRange(this.name, "freeBatch", bufs, count, start);
+    freeBuffers(bufs, start, count);
   }
 
-  #checkFree(buf: PacketBuffer): void {
-    if (buf.pool !== this || this.buffers[buf.index] !== buf) {
-      throw new BufferOwnershipError(`${this.name}: buffer ${buf.index} belongs to ${buf.pool.name}, not to this pool`);
+  /**
+   * Gives the pool's buffer numbers back to the buffer table. Every buffer should be home: a
+   * buffer still in a ring or held by someone becomes an invalid number. Throws
+   * BufferOwnershipError (and closes nothing) for a checked pool that is missing buffers.
+   */
+  close(): void {
+    if (this.#closed) return;
+    if (!this.#registered()) {
+      // The table already took the pool back (its DMA allocator was closed): the id may be
+      // another pool's now, and must not be unregistered again.
+      this.#closed = true;
+      return;
     }
-    if (this.#inPool[buf.index] === 1) {
-      throw new BufferOwnershipError(`${this.name}: buffer ${buf.index} freed twice (it is already in the pool)`);
+    const top = poolTop[this.id]!;
+    if (this.checked && top !== this.count) {
+      throw new BufferOwnershipError(
+        `${this.name}: close() with ${this.count - top} of its ${this.count} buffers still out: free them first`,
+      );
     }
-    if (this.#top >= this.count) {
-      throw new BufferOwnershipError(`${this.name}: more buffers freed than the pool holds`);
-    }
-    this.#inPool[buf.index] = 1;
+    this.#closed = true;
+    unregisterPool(this.id);
   }
+
+  /** True while the buffer table still holds this pool under its id. */
+  #registered(): boolean {
+    return poolStacks[this.id] === this.#stack;
+  }
+}
+
+/** True when out[start .. start + n) is a range of the Int32Array `out` (n and start integers). */
+function goodRange(out: Int32Array, n: number, start: number): boolean {
+  return out instanceof Int32Array && n >= 0 && start >= 0 && (n | 0) === n && (start | 0) === start && start + n <= out.length;
+}
+
+/** Throws the error for a bad allocBatch/freeBatch range: TypeError for a non-integer or a non-Int32Array. */
+function badRange(name: string, call: string, out: unknown, n: number, start: number): never {
+  if (!(out instanceof Int32Array)) throw new TypeError(`${name}: ${call}() needs an Int32Array of buffer numbers`);
+  if (!Number.isInteger(n) || !Number.isInteger(start)) {
+    throw new TypeError(`${name}: ${call}() needs integer counts, got ${n} buffers at ${start}`);
+  }
+  throw new RangeError(`${name}: ${call} of ${n} buffers at ${start} does not fit a batch of ${out.length}`);
+}
+
+/*
+ * The buffer-table columns again, as module constants. An imported binding is read through its
+ * module cell (and checked) at every use; a constant of this module is folded into the compiled
+ * code of the functions below, which drivers call from their hot loops.
+ */
+const POOL_OF = bufPool;
+const STACKS = poolStacks;
+const TOPS = poolTop;
+const CHECKED = poolChecked;
+
+/** Returns one buffer to the pool it belongs to. */
+export function freeBuffer(buf: PacketBuffer): void {
+  const id = POOL_OF[buf];
+  if (id === undefined || id < 0) throw badBuffer(buf);
+  if (CHECKED[id] !== 0) checkFree(buf, id);
+  STACKS[id]![TOPS[id]!++] = buf;
+}
+
+/**
+ * Returns bufs[start .. start + count) to the pools they belong to. Consecutive buffers of the
+ * same pool (the common case: a TX ring's worth from one RX pool) cost two typed-array accesses
+ * each; the pool's stack and top are looked up again only when the pool changes.
+ */
+export function freeBuffers(bufs: Int32Array, start: number, count: number): void {
+  const end = start + count;
+  let pool = -1;
+  let stack = STACKS[0]!;
+  let top = 0;
+  for (let i = start; i < end; i++) {
+    const buf = bufs[i]!;
+    const id = POOL_OF[buf]!;
+    if (id !== pool) {
+      if (pool >= 0) TOPS[pool] = top;
+      if (!(id >= 0)) throw badBuffer(buf);
+      pool = id;
+      stack = STACKS[id]!;
+      top = TOPS[id]!;
+    }
+    if (CHECKED[id] !== 0) {
+      TOPS[id] = top;
+      checkFree(buf, id);
+    }
+    stack[top++] = buf;
+  }
+  if (pool >= 0) TOPS[pool] = top;
+}
+
+function checkFree(buf: number, id: number): void {
+  const owner = ownerOf(buf)!;
+  if (bufHome[buf] === 1) throw new BufferOwnershipError(`${owner.name}: buffer ${buf} freed twice (it is already in the pool)`);
+  if (poolTop[id]! >= poolStacks[id]!.length) throw new BufferOwnershipError(`${owner.name}: more buffers freed than the pool holds`);
+  bufHome[buf] = 1;
+}
+
+function badBuffer(buf: number): RangeError {
+  return new RangeError(
+    `${buf} is not a packet buffer of any open mempool (buffer numbers come from Mempool.alloc() or rxBatch())`,
+  );
+}
+
+/** The mempool a buffer belongs to, for error messages and tools; null for a bad number. */
+export function poolNameOf(buf: number): string | null {
+  return isBufferNumber(buf) ? ownerOf(buf)!.name : null;
 }

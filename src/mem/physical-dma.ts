@@ -44,6 +44,14 @@ export class PhysicalDmaAllocator implements DmaAllocator {
     return this.#arena.allocate(size, align, options?.contiguous ?? true);
   }
 
+  onClose(callback: () => void): void {
+    this.#arena.onClose(callback);
+  }
+
+  get closed(): boolean {
+    return this.#arena.closed;
+  }
+
   close(): void {
     this.#arena.close();
   }

@@ -40,6 +40,14 @@ export class VfioDmaAllocator implements DmaAllocator {
     return this.#arena.allocate(size, align, options?.contiguous ?? true);
   }
 
+  onClose(callback: () => void): void {
+    this.#arena.onClose(callback);
+  }
+
+  get closed(): boolean {
+    return this.#arena.closed;
+  }
+
   close(): void {
     this.#arena.close();
   }

@@ -21,6 +21,13 @@ export interface Mmio {
   write8(offset: number, value: number): void;
   write16(offset: number, value: number): void;
   write32(offset: number, value: number): void;
+  /**
+   * The window as 16- and 32-bit words when every access is a plain memory access (a mapped
+   * BAR), so that a hot loop can store a doorbell (a ring's tail) straight into it; null when
+   * accesses need code to run (device models, pread/pwrite I/O BARs, tracing).
+   */
+  readonly words16: Uint16Array | null;
+  readonly words32: Uint32Array | null;
 }
 
 /** Throws a RangeError unless [offset, offset + width) lies inside the window and is aligned. */
@@ -51,6 +58,14 @@ export class TypedArrayMmio implements Mmio {
     this.#u8 = new Uint8Array(buffer, byteOffset, size);
     this.#u16 = new Uint16Array(buffer, byteOffset, size >>> 1);
     this.#u32 = new Uint32Array(buffer, byteOffset, size >>> 2);
+  }
+
+  /** Plain memory: a subclass that gives register accesses a meaning must return null here. */
+  get words16(): Uint16Array | null {
+    return this.#u16;
+  }
+  get words32(): Uint32Array | null {
+    return this.#u32;
   }
 
   read8(offset: number): number {

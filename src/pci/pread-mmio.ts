@@ -10,6 +10,9 @@ import { checkAccess, type Mmio } from "./mmio.ts";
 export class PreadMmio implements Mmio {
   readonly name: string;
   readonly size: number;
+  /** Accesses run code here, so there are no plain words to store into. */
+  readonly words16 = null;
+  readonly words32 = null;
   readonly #fd: number;
   readonly #base: number;
   readonly #scratch = new ArrayBuffer(4);

@@ -15,6 +15,9 @@ export interface RegisterAccess {
 export class TracingMmio implements Mmio {
   readonly name: string;
   readonly size: number;
+  /** Accesses run code here, so there are no plain words to store into. */
+  readonly words16 = null;
+  readonly words32 = null;
   readonly #inner: Mmio;
   readonly #sink: (access: RegisterAccess) => void;
 

@@ -43,6 +43,7 @@ export class SimDma implements DmaAllocator {
   #allocated = 0;
   #last: SimRegion | null = null;
   #closed = false;
+  readonly #onClose: (() => void)[] = [];
 
   constructor(name = "sim DMA", options: SimDmaOptions = {}) {
     this.name = name;
@@ -72,7 +73,12 @@ export class SimDma implements DmaAllocator {
     return region;
   }
 
+  onClose(callback: () => void): void {
+    this.#onClose.push(callback);
+  }
+
   close(): void {
+    if (!this.#closed) for (const callback of this.#onClose.splice(0)) callback();
     this.#closed = true;
     this.#regions.length = 0;
     this.#last = null;

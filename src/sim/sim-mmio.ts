@@ -14,6 +14,9 @@ export type WriteHook = (value: number, offset: number, width: 1 | 2 | 4) => voi
 export class SimMmio implements Mmio {
   readonly name: string;
   readonly size: number;
+  /** Accesses run code here, so there are no plain words to store into. */
+  readonly words16 = null;
+  readonly words32 = null;
   readonly #u8: Uint8Array;
   readonly #u16: Uint16Array;
   readonly #u32: Uint32Array;

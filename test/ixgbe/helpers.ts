@@ -2,7 +2,9 @@
 import type { DeviceOptions, NicDevice } from "../../src/device.ts";
 import { createIxgbeDevice } from "../../src/drivers/ixgbe/ixgbe-device.ts";
 import * as T from "../../src/drivers/ixgbe/ixgbe_type.ts";
-import { Mempool, type PacketBuffer } from "../../src/mem/mempool.ts";
+import type { PacketBuffer } from "../../src/mem/buffer-table.ts";
+import { Mempool, NO_BUFFER } from "../../src/mem/mempool.ts";
+import { writeFrame } from "../../src/mem/packet.ts";
 import type { Mmio } from "../../src/pci/mmio.ts";
 import type { PciFunction } from "../../src/pci/pci-function.ts";
 import { TracingMmio, type RegisterAccess } from "../../src/pci/tracing-mmio.ts";
@@ -93,22 +95,22 @@ export function randomLength(random: () => number, min = 60, max = 1514): number
   return min + Math.floor(random() * (max - min + 1));
 }
 
-/** A mempool for frames to send, filled by `fill`. */
+/** A checked mempool for frames to send, on the device's DMA allocator. */
 export function txPool(dev: NicDevice, count = 1024): Mempool {
   return new Mempool(dev.dma, { count, checked: true, name: "test TX pool" });
 }
 
-/** Copies `frame` into a buffer from `pool`. */
+/** Copies `frame` into a buffer from `pool` and returns the buffer's number. */
 export function bufferWith(pool: Mempool, frame: Uint8Array): PacketBuffer {
   const buf = pool.alloc();
-  if (buf === null) throw new Error("test TX pool is empty");
-  buf.data.set(frame);
-  buf.length = frame.length;
+  if (buf === NO_BUFFER) throw new Error(`${pool.name} is empty`);
+  writeFrame(buf, frame);
   return buf;
 }
 
-export function frameOf(buf: PacketBuffer): Uint8Array {
-  return buf.data.slice(0, buf.length);
+/** A batch holding one buffer per frame, each a copy of it from `pool`. */
+export function batchWith(pool: Mempool, frames: readonly Uint8Array[]): Int32Array {
+  return Int32Array.from(frames, (frame) => bufferWith(pool, frame));
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -57,7 +57,7 @@ describe("ixgbe link", () => {
     model.setLink(false);
     expect(dev.linkSpeed()).toBe(0);
     const pool = txPool(dev, 4);
-    expect(dev.txBatch(0, [bufferWith(pool, new Uint8Array(64).fill(1))], 1)).toBe(1);
+    expect(dev.txBatch(0, Int32Array.of(bufferWith(pool, new Uint8Array(64).fill(1))), 1)).toBe(1);
     expect(model.inject(new Uint8Array(64))).toBe(false); // nothing arrives either
     expect(sent.length).toBe(0);
     model.setLink(true);

@@ -43,6 +43,33 @@ describe("TypedArrayMmio", () => {
     expect(new Uint32Array(buf)[8]).toBe(7);
     expect(() => mmio.read32(16)).toThrow(RangeError);
   });
+
+  it("exposes its memory as words16 and words32, aliasing what read and write access", () => {
+    const buf = new ArrayBuffer(64);
+    const mmio = new TypedArrayMmio("w", buf, 16, 32);
+    const words32 = mmio.words32!;
+    const words16 = mmio.words16!;
+    expect(words32).toBeInstanceOf(Uint32Array);
+    expect([words32.length, words16.length]).toEqual([8, 16]);
+    expect([words32.byteOffset, words16.byteOffset]).toEqual([16, 16]);
+    words32[2] = 0xdead_beef; // a hot loop's doorbell store
+    expect(mmio.read32(8)).toBe(0xdead_beef);
+    expect(mmio.read16(10)).toBe(0xdead);
+    mmio.write16(4, 0x1234);
+    expect(words16[2]).toBe(0x1234);
+    expect(mmio.words32).toBe(words32); // the same view every time
+  });
+});
+
+describe("Mmio implementations that run code on an access", () => {
+  it("have no words to store into: SimMmio and TracingMmio", () => {
+    const sim = new SimMmio("dev", 16);
+    const traced = new TracingMmio(new TypedArrayMmio("t", new ArrayBuffer(16)), () => {});
+    for (const mmio of [sim, traced]) {
+      expect(mmio.words16).toBeNull();
+      expect(mmio.words32).toBeNull();
+    }
+  });
 });
 
 describe("register helpers", () => {

@@ -35,7 +35,9 @@ describe("SimDma", () => {
   it("faults on every access after close, as an IOMMU does once the mapping is gone", () => {
     const dma = new SimDma();
     const r = dma.allocate(64);
+    expect(dma.closed).toBe(false);
     dma.close();
+    expect(dma.closed).toBe(true);
     expect(() => dma.resolve(r.iova, 4)).toThrow(DmaFaultError);
     expect(() => dma.allocate(64)).toThrow(DmaError);
   });

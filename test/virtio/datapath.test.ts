@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { newStats } from "../../src/device.ts";
-import { DeviceProtocolError } from "../../src/errors.ts";
-import { Mempool, type PacketBuffer } from "../../src/mem/mempool.ts";
+import { BufferOwnershipError, DeviceProtocolError } from "../../src/errors.ts";
+import { bufDataOffset, bufLength } from "../../src/mem/buffer-table.ts";
+import { Mempool } from "../../src/mem/mempool.ts";
+import { frameOf, setFrameLength, writeFrame } from "../../src/mem/packet.ts";
 import { SimDma } from "../../src/sim/sim-dma.ts";
 import { VirtioNetModel } from "../../src/sim/virtio/virtio-model.ts";
 import { createVirtioDevice, VirtioNetDevice } from "../../src/drivers/virtio/virtio-device.ts";
@@ -33,7 +35,7 @@ describe.each(transports)("virtio data path ($name transport)", ({ legacy }) => 
     const rand = prng(1);
     const source = frameSource(2);
     const expected: Uint8Array[] = [];
-    const bufs: PacketBuffer[] = [];
+    const bufs = new Int32Array(40);
     let received = 0;
     while (received < WRAP) {
       const burst = randInt(rand, 1, 64);
@@ -47,7 +49,7 @@ describe.each(transports)("virtio data path ($name transport)", ({ legacy }) => 
         expect(n).toBeGreaterThan(0);
         for (let i = 0; i < n; i++) {
           const want = expected.shift()!;
-          if (!bytesEqual(bufs[i]!.frame(), want)) expect.fail(`frame ${received + i} differs`);
+          if (!bytesEqual(frameOf(bufs[i]!), want)) expect.fail(`frame ${received + i} differs`);
         }
         freeAll(bufs, n);
         received += n;
@@ -72,23 +74,22 @@ describe.each(transports)("virtio data path ($name transport)", ({ legacy }) => 
       if (!bytesEqual(f, sent[wire]!)) expect.fail(`frame ${wire} differs on the wire`);
       wire++;
     };
-    const bufs: PacketBuffer[] = [];
+    const bufs = new Int32Array(48);
     while (sent.length < WRAP) {
       const n = pool.allocBatch(bufs, randInt(rand, 1, 48));
       for (let i = 0; i < n; i++) {
         const f = source(randInt(rand, 1, 1514));
-        bufs[i]!.data.set(f);
-        bufs[i]!.length = f.length;
+        writeFrame(bufs[i]!, f);
         sent.push(f); // the model sends synchronously, inside txBatch
       }
       // A batch larger than the free descriptors is taken in prefixes; resubmit the rest.
       let done = 0;
-      while (done < n) done += dev.txBatch(0, bufs.slice(done, n), n - done);
+      while (done < n) done += dev.txBatch(0, bufs.subarray(done, n), n - done);
     }
     expect(wire).toBe(sent.length);
     // Every buffer came back to the pool, except those sent since the last reclaim.
     expect(pool.available).toBeGreaterThanOrEqual(pool.count - 32);
-    expect(() => dev.txBatch(0, [], 1)).toThrow(RangeError);
+    expect(() => dev.txBatch(0, new Int32Array(0), 1)).toThrow(RangeError);
     expect(model.counters.txBadHeader).toBe(0);
     const stats = newStats();
     dev.readStats(stats);
@@ -102,9 +103,9 @@ describe.each(transports)("virtio data path ($name transport)", ({ legacy }) => 
     for (let i = 0; i < 32; i++) expect(model.inject(Uint8Array.of(i, 1, 2, 3))).toBe(true);
     for (let i = 0; i < 5; i++) expect(model.inject(new Uint8Array(60))).toBe(false);
     expect(model.counters.rxDropped).toBe(5);
-    const bufs: PacketBuffer[] = [];
+    const bufs = new Int32Array(64);
     expect(dev.rxBatch(0, bufs, 64)).toBe(32);
-    expect(bufs[31]!.data[0]).toBe(31);
+    expect(frameOf(bufs[31]!)[0]).toBe(31);
     freeAll(bufs, 32);
     expect(model.rxBuffersAvailable).toBe(32);
     expect(model.inject(new Uint8Array(60))).toBe(true);
@@ -112,11 +113,11 @@ describe.each(transports)("virtio data path ($name transport)", ({ legacy }) => 
 
   it("drops and counts frames while the mempool is empty, keeps the ring full, and recovers", () => {
     const { model, dev } = openRig({ legacy }, { rxRingSize: 32, mempoolSize: 40, checked: true });
-    const held: PacketBuffer[] = [];
+    const held = new Int32Array(32);
     for (let i = 0; i < 8; i++) model.inject(new Uint8Array(60).fill(i));
     expect(dev.rxBatch(0, held, 32)).toBe(8); // the 8 spare buffers are now with the user
     for (let i = 0; i < 5; i++) model.inject(new Uint8Array(60).fill(0xee));
-    const bufs: PacketBuffer[] = [];
+    const bufs = new Int32Array(32);
     expect(dev.rxBatch(0, bufs, 32)).toBe(0);
     const stats = newStats();
     dev.readStats(stats);
@@ -125,14 +126,14 @@ describe.each(transports)("virtio data path ($name transport)", ({ legacy }) => 
     freeAll(held, 8);
     model.inject(new Uint8Array(60).fill(0x42));
     expect(dev.rxBatch(0, bufs, 32)).toBe(1);
-    expect(bufs[0]!.data[59]).toBe(0x42);
+    expect(frameOf(bufs[0]!)[59]).toBe(0x42);
   });
 
   it("counts a used length beyond the buffer as an error and never hands that buffer out", () => {
     const { model, dev } = openRig({ legacy }, { rxRingSize: 16 });
     model.faults.badUsedLength = true;
     for (let i = 0; i < 3; i++) model.inject(new Uint8Array(100));
-    const bufs: PacketBuffer[] = [];
+    const bufs = new Int32Array(32);
     expect(dev.rxBatch(0, bufs, 32)).toBe(0);
     const stats = newStats();
     dev.readStats(stats);
@@ -141,14 +142,14 @@ describe.each(transports)("virtio data path ($name transport)", ({ legacy }) => 
     model.faults.badUsedLength = false;
     model.inject(Uint8Array.of(7, 7, 7));
     expect(dev.rxBatch(0, bufs, 32)).toBe(1);
-    expect(bufs[0]!.frame()).toEqual(Uint8Array.of(7, 7, 7));
+    expect(frameOf(bufs[0]!)).toEqual(Uint8Array.of(7, 7, 7));
   });
 
   it("counts a used id beyond the ring as an error and keeps receiving", () => {
     const { model, dev } = openRig({ legacy }, { rxRingSize: 16 });
     model.faults.badUsedId = true;
     model.inject(new Uint8Array(60));
-    const bufs: PacketBuffer[] = [];
+    const bufs = new Int32Array(32);
     expect(dev.rxBatch(0, bufs, 32)).toBe(0);
     const stats = newStats();
     dev.readStats(stats);
@@ -156,42 +157,42 @@ describe.each(transports)("virtio data path ($name transport)", ({ legacy }) => 
     model.faults.badUsedId = false;
     model.inject(new Uint8Array(60).fill(9));
     expect(dev.rxBatch(0, bufs, 32)).toBe(1);
-    expect(bufs[0]!.data[0]).toBe(9);
+    expect(frameOf(bufs[0]!)[0]).toBe(9);
   });
 
   it("accepts frames up to the buffer's capacity; the device refuses larger ones", () => {
     const { model, dev } = openRig({ legacy });
-    const bufs: PacketBuffer[] = [];
+    const bufs = new Int32Array(32);
     expect(model.inject(new Uint8Array(1984).fill(1))).toBe(true);
     expect(model.inject(new Uint8Array(1985))).toBe(false);
     expect(model.counters.rxOversize).toBe(1);
     expect(dev.rxBatch(0, bufs, 32)).toBe(1);
-    expect(bufs[0]!.length).toBe(1984);
+    expect(bufLength[bufs[0]!]).toBe(1984);
   });
 
   it("fills the transmit ring while the device stalls, accepts a prefix, and recovers", () => {
     const { model, dev, dma } = openRig({ legacy }, { txRingSize: 16 });
     const pool = new Mempool(dma, { count: 64 });
-    const bufs: PacketBuffer[] = [];
-    pool.allocBatch(bufs, 40);
-    for (const b of bufs) b.length = 60;
+    const bufs = new Int32Array(40);
+    expect(pool.allocBatch(bufs, 40)).toBe(40);
+    for (const b of bufs) setFrameLength(b, 60);
     model.faults.stall = true;
     expect(dev.txBatch(0, bufs, 40)).toBe(16);
-    expect(dev.txBatch(0, bufs.slice(16), 24)).toBe(0);
+    expect(dev.txBatch(0, bufs.subarray(16), 24)).toBe(0);
     expect(model.counters.txFrames).toBe(0);
     model.faults.stall = false;
     model.poll();
     expect(model.counters.txFrames).toBe(16);
-    expect(dev.txBatch(0, bufs.slice(16), 24)).toBe(16);
+    expect(dev.txBatch(0, bufs.subarray(16), 24)).toBe(16);
     expect(pool.available).toBe(64 - 40 + 16);
   });
 
   it("sends one notification per transmit batch", () => {
     const { model, dev, dma } = openRig({ legacy });
     const pool = new Mempool(dma, { count: 64 });
-    const bufs: PacketBuffer[] = [];
+    const bufs = new Int32Array(20);
     pool.allocBatch(bufs, 20);
-    for (const b of bufs) b.length = 64;
+    for (const b of bufs) setFrameLength(b, 64);
     const before = model.notifications[1]!;
     expect(dev.txBatch(0, bufs, 20)).toBe(20);
     expect(model.notifications[1]! - before).toBe(1);
@@ -203,13 +204,13 @@ describe.each(transports)("virtio data path ($name transport)", ({ legacy }) => 
     const { model, dev, dma } = openRig({ legacy });
     model.suppressNotifications = true;
     const pool = new Mempool(dma, { count: 64 });
-    const bufs: PacketBuffer[] = [];
+    const bufs = new Int32Array(10);
     pool.allocBatch(bufs, 10);
-    for (const b of bufs) b.length = 64;
+    for (const b of bufs) setFrameLength(b, 64);
     const before = [...model.notifications];
     expect(dev.txBatch(0, bufs, 10)).toBe(10);
     model.inject(new Uint8Array(60));
-    expect(dev.rxBatch(0, [], 32)).toBe(1);
+    expect(dev.rxBatch(0, new Int32Array(32), 32)).toBe(1);
     expect(model.notifications).toEqual(before);
     expect(model.counters.txFrames).toBe(0);
     model.poll(); // the device finds the frames without being told
@@ -219,16 +220,16 @@ describe.each(transports)("virtio data path ($name transport)", ({ legacy }) => 
   it("zeroes the net header in front of every frame it sends, whatever the headroom held", () => {
     const { model, dev, dma } = openRig({ legacy });
     const pool = new Mempool(dma, { count: 8 });
-    const bufs: PacketBuffer[] = [];
+    const bufs = new Int32Array(8);
     pool.allocBatch(bufs, 8);
     for (const b of bufs) {
-      pool.region.bytes.fill(0xff, b.byteOffset - 64, b.byteOffset);
-      b.length = 60;
+      pool.bytes.fill(0xff, bufDataOffset[b]! - 64, bufDataOffset[b]!);
+      setFrameLength(b, 60);
     }
     dev.txBatch(0, bufs, 8);
     // Received buffers carry the device's header (num_buffers = 1 on modern devices): forward them.
     for (let i = 0; i < 4; i++) model.inject(new Uint8Array(60));
-    const rx: PacketBuffer[] = [];
+    const rx = new Int32Array(32);
     const n = dev.rxBatch(0, rx, 32);
     dev.txBatch(0, rx, n);
     expect(model.counters.txFrames).toBe(12);
@@ -238,13 +239,11 @@ describe.each(transports)("virtio data path ($name transport)", ({ legacy }) => 
   it("takes a buffer of impossible length back to its pool and counts it, sending the others", () => {
     const { model, dev, dma } = openRig({ legacy });
     const pool = new Mempool(dma, { count: 8 });
-    const bufs: PacketBuffer[] = [];
+    const bufs = new Int32Array(5);
     pool.allocBatch(bufs, 5);
-    bufs[0]!.length = 60;
-    bufs[1]!.length = 60;
-    bufs[2]!.length = 5000;
-    bufs[3]!.length = 0;
-    bufs[4]!.length = 70;
+    // Lengths set in the table directly: setFrameLength() would refuse 5000.
+    const lengths = [60, 60, 5000, 0, 70];
+    for (let i = 0; i < 5; i++) bufLength[bufs[i]!] = lengths[i]!;
     expect(dev.txBatch(0, bufs, 5)).toBe(5);
     expect(model.counters.txFrames).toBe(3);
     const stats = newStats();
@@ -266,16 +265,15 @@ describe("virtio data path", () => {
     const pool = new Mempool(dma, { count: 512, checked: true });
     const rand = prng(5);
     const source = frameSource(6);
-    const tx: PacketBuffer[] = [];
-    const rx: PacketBuffer[] = [];
+    const tx = new Int32Array(32);
+    const rx = new Int32Array(64);
     let echoed = 0;
     for (let round = 0; round < 500; round++) {
       const n = pool.allocBatch(tx, randInt(rand, 1, 32));
       const frames: Uint8Array[] = [];
       for (let i = 0; i < n; i++) {
         const f = source(randInt(rand, 60, 1514));
-        tx[i]!.data.set(f);
-        tx[i]!.length = f.length;
+        writeFrame(tx[i]!, f);
         frames.push(f);
       }
       expect(devA.txBatch(0, tx, n)).toBe(n);
@@ -286,7 +284,7 @@ describe("virtio data path", () => {
       const back = devA.rxBatch(0, rx, 64);
       expect(back).toBe(n);
       for (let i = 0; i < back; i++) {
-        if (!bytesEqual(rx[i]!.frame(), frames[i]!)) expect.fail(`round ${round}: frame ${i} came back changed`);
+        if (!bytesEqual(frameOf(rx[i]!), frames[i]!)) expect.fail(`round ${round}: frame ${i} came back changed`);
       }
       freeAll(rx, back);
       echoed += back;
@@ -299,9 +297,9 @@ describe("virtio data path", () => {
     for (const notifyOffMultiplier of [0, 2, 4, 1024]) {
       const { model, dev, dma } = openRig({ notifyOffMultiplier });
       const pool = new Mempool(dma, { count: 8 });
-      const bufs: PacketBuffer[] = [];
+      const bufs = new Int32Array(4);
       pool.allocBatch(bufs, 4);
-      for (const b of bufs) b.length = 60;
+      for (const b of bufs) setFrameLength(b, 60);
       expect(dev.txBatch(0, bufs, 4)).toBe(4);
       expect(model.counters.txFrames).toBe(4);
       expect(model.notifications[2]).toBe(1); // the promiscuous-mode command at init
@@ -317,8 +315,31 @@ describe("virtio data path", () => {
     const used = bar.read32(0x30) + bar.read32(0x34) * 2 ** 32;
     const idx = dma.resolve(used, 4);
     new Uint16Array(idx.buffer, idx.byteOffset, 2)[1] = 1000;
-    expect(() => dev.rxBatch(0, [], 32)).toThrow(DeviceProtocolError);
-    expect(() => dev.rxBatch(0, [], 32)).toThrow(/used\.idx to 1000 .* close the device and open it again/);
+    expect(() => dev.rxBatch(0, new Int32Array(32), 32)).toThrow(DeviceProtocolError);
+    expect(() => dev.rxBatch(0, new Int32Array(32), 32)).toThrow(/used\.idx to 1000 .* close the device and open it again/);
+  });
+
+  it("refuses bad batches and counts with TypeError or RangeError, and bad buffers before sending any", () => {
+    const { model, dev, dma } = openRig();
+    const bufs = new Int32Array(4);
+    expect(() => dev.rxBatch(0, [] as unknown as Int32Array, 0)).toThrow(TypeError);
+    expect(() => dev.rxBatch(0, new Uint32Array(4) as unknown as Int32Array, 4)).toThrow(/needs an Int32Array/);
+    expect(() => dev.rxBatch(0, bufs, NaN)).toThrow(TypeError);
+    expect(() => dev.txBatch(0, bufs, 2.5)).toThrow(TypeError);
+    expect(() => dev.rxBatch(0, bufs, 5)).toThrow(RangeError);
+    expect(() => dev.txBatch(0, bufs, -1)).toThrow(RangeError);
+    const pool = new Mempool(dma, { count: 8, checked: true });
+    pool.allocBatch(bufs, 4);
+    for (const b of bufs) setFrameLength(b, 60);
+    const held = bufs[2]!;
+    bufs[2] = 999_999; // no buffer
+    expect(() => dev.txBatch(0, bufs, 4)).toThrow(/bufs\[2\] = 999999 is not a packet buffer/);
+    bufs[2] = held;
+    pool.free(held); // free in a checked pool: not the caller's to send
+    expect(() => dev.txBatch(0, bufs, 4)).toThrow(BufferOwnershipError);
+    expect(model.counters.txFrames).toBe(0);
+    expect(pool.available).toBe(5);
+    expect(dev.txFree).toBe(dev.ringCapacity[1]);
   });
 
   it("returns a VirtioNetDevice that reports the ring capacities it uses", () => {

@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
+import { newStats } from "../../src/device.ts";
 import { createVirtioDevice } from "../../src/drivers/virtio/virtio-device.ts";
-import { DeviceProtocolError, DmaError, IxyError, NotSupportedError } from "../../src/errors.ts";
+import { DeviceClosedError, DeviceProtocolError, DeviceTimeoutError, DmaError, NotSupportedError } from "../../src/errors.ts";
+import { bufPool, poolTop } from "../../src/mem/buffer-table.ts";
+import { Mempool } from "../../src/mem/mempool.ts";
+import { setFrameLength } from "../../src/mem/packet.ts";
 import { PCI_CAP_ID_MSIX, pciCapabilities } from "../../src/pci/pci-function.ts";
 import { SimDma } from "../../src/sim/sim-dma.ts";
 import { VirtioNetModel } from "../../src/sim/virtio/virtio-model.ts";
@@ -193,30 +197,71 @@ describe("virtio device initialization", () => {
     expect(dev.linkSpeed()).toBe(1000);
   });
 
-  it("waits up to linkTimeoutMs for the link and then carries on with the link down", () => {
+  // The contract (docs/packet-api.md): a link still down after linkTimeoutMs is an error with
+  // every driver; linkTimeoutMs: 0 opens the device without waiting (openRig's default).
+  it("waits up to linkTimeoutMs for the link, then gives up with a DeviceTimeoutError and leaves the device reset", () => {
+    const dma = new SimDma();
+    const model = new VirtioNetModel({ dma, link: false, address: "sim:down" });
     const start = performance.now();
-    const { dev } = openRig({ link: false }, { linkTimeoutMs: 60 });
+    expect(() => createVirtioDevice(model.pci, dma, { linkTimeoutMs: 60 })).toThrow(DeviceTimeoutError);
     expect(performance.now() - start).toBeGreaterThanOrEqual(55);
-    expect(dev.linkSpeed()).toBe(0);
+    expect(() => createVirtioDevice(model.pci, dma, { linkTimeoutMs: 20 })).toThrow(
+      /sim:down: the link did not come up within 20 ms.*linkTimeoutMs: 0/,
+    );
+    expect(model.statusLog.slice(-2)).toEqual([ACK | DRIVER | FEATURES_OK | DRIVER_OK | FAILED, 0]);
+    expect(model.status).toBe(0);
+    // Not waiting opens it with the link down.
+    expect(openRig({ link: false }, { linkTimeoutMs: 0 }).dev.linkSpeed()).toBe(0);
   });
 
   it("close() resets the device so that it stops DMA, and leaves the PCI function to its owner", () => {
-    const { model, dev } = openRig();
+    const { model, dev } = openRig({ address: "sim:shut" });
     dev.close();
     expect(model.status).toBe(0);
     expect(model.inject(new Uint8Array(60))).toBe(false);
-    expect(() => dev.rxBatch(0, [], 32)).toThrow(IxyError);
-    expect(() => dev.txBatch(0, [], 0)).toThrow(/closed/);
-    expect(() => dev.setPromisc(false)).toThrow(/closed/);
-    expect(dev.linkSpeed()).toBe(0);
+    // Everything but readStats and close throws DeviceClosedError on a closed device.
+    expect(() => dev.rxBatch(0, new Int32Array(32), 32)).toThrow(DeviceClosedError);
+    expect(() => dev.txBatch(0, new Int32Array(0), 0)).toThrow(DeviceClosedError);
+    expect(() => dev.setPromisc(false)).toThrow(DeviceClosedError);
+    expect(() => dev.linkSpeed()).toThrow(DeviceClosedError);
+    expect(() => dev.macAddress()).toThrow(/sim:shut: macAddress\(\) on a closed device/);
+    const stats = newStats();
+    dev.readStats(stats);
+    expect(stats.rxPackets).toBe(0);
     dev.close();
     expect(model.statusLog.filter((s) => s === 0)).toHaveLength(2);
     expect(model.pci.closed).toBe(false);
   });
 
+  it("close() gives every buffer of the receive and transmit rings back to its pool", () => {
+    const { model, dev, dma } = openRig({}, { rxRingSize: 32, txRingSize: 16, mempoolSize: 64, checked: true });
+    // The receive pool: the pool of a received buffer. Hold one frame, leave 31 buffers posted.
+    model.inject(new Uint8Array(60));
+    const rx = new Int32Array(32);
+    expect(dev.rxBatch(0, rx, 32)).toBe(1);
+    const rxPool = bufPool[rx[0]!]!;
+    expect(poolTop[rxPool]).toBe(64 - 32 - 1);
+    // The transmit ring: frames the stalled device has not completed.
+    const pool = new Mempool(dma, { count: 16, checked: true });
+    const tx = new Int32Array(10);
+    pool.allocBatch(tx, 10);
+    for (const b of tx) setFrameLength(b, 60);
+    model.faults.stall = true;
+    expect(dev.txBatch(0, tx, 10)).toBe(10);
+    expect(pool.available).toBe(6);
+    dev.close();
+    expect(pool.available).toBe(16);
+    expect(poolTop[rxPool]).toBe(64 - 1); // all but the one the application holds
+    dev.close();
+    expect(poolTop[rxPool]).toBe(64 - 1);
+    pool.close(); // a checked pool closes only with all its buffers home
+  });
+
   it("names the device and the operation when asked for a queue it does not have", () => {
     const { dev } = openRig({ address: "sim:nic7" });
-    expect(() => dev.rxBatch(1, [], 32)).toThrow(/sim:nic7: queue 1 does not exist/);
+    expect(() => dev.rxBatch(1, new Int32Array(32), 32)).toThrow(RangeError);
+    expect(() => dev.rxBatch(1, new Int32Array(32), 32)).toThrow(/sim:nic7: rxBatch\(\) on queue 1, .*queue 0 only/);
+    expect(() => dev.txBatch(-1, new Int32Array(1), 0)).toThrow(/sim:nic7: txBatch\(\) on queue -1/);
     expect(dev.address).toBe("sim:nic7");
     expect(dev.driver).toBe("virtio");
   });

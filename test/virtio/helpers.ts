@@ -1,6 +1,6 @@
 import { createVirtioDevice, VirtioNetDevice, type VirtioDeviceOptions } from "../../src/drivers/virtio/virtio-device.ts";
 import type { DmaAllocator, DmaAddressing } from "../../src/mem/dma.ts";
-import type { PacketBuffer } from "../../src/mem/mempool.ts";
+import { freeBuffers } from "../../src/mem/mempool.ts";
 import { SimDma } from "../../src/sim/sim-dma.ts";
 import { VirtioNetModel, type VirtioNetModelOptions } from "../../src/sim/virtio/virtio-model.ts";
 
@@ -27,14 +27,17 @@ export function withAddressing(dma: SimDma, addressing: DmaAddressing): DmaAlloc
   return {
     name: `${dma.name} (posing as ${addressing})`,
     addressing,
+    get closed() {
+      return dma.closed;
+    },
     allocate: (size, options) => dma.allocate(size, options),
     close: () => dma.close(),
   };
 }
 
 /** Frees bufs[0 .. n) to their pools. */
-export function freeAll(bufs: PacketBuffer[], n: number): void {
-  for (let i = 0; i < n; i++) bufs[i]!.pool.free(bufs[i]!);
+export function freeAll(bufs: Int32Array, n: number): void {
+  freeBuffers(bufs, 0, n);
 }
 
 /** A frame of `length` bytes: a 4-byte big-endian sequence number, then bytes from `fill`. */

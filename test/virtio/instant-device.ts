@@ -13,7 +13,8 @@ interface Ring {
   readonly avail16: Uint16Array;
   readonly used16: Uint16Array;
   readonly used32: Uint32Array;
-  lastAvail: number;
+  /** [0]: the avail index the device has consumed up to (a typed array: stores never allocate). */
+  readonly state: Uint16Array;
 }
 
 function ringOf(model: VirtioNetModel, dma: SimDma, index: number): Ring {
@@ -23,28 +24,31 @@ function ringOf(model: VirtioNetModel, dma: SimDma, index: number): Ring {
   const address = (lo: number) => bar.read32(lo) + bar.read32(lo + 4) * 2 ** 32;
   const avail = dma.resolve(address(0x28), 4 + 2 * size);
   const used = dma.resolve(address(0x30), 4 + 8 * size);
+  const used16 = new Uint16Array(used.buffer, used.byteOffset, 2);
   return {
     mask: size - 1,
     avail16: new Uint16Array(avail.buffer, avail.byteOffset, 2 + size),
-    used16: new Uint16Array(used.buffer, used.byteOffset, 2),
+    used16,
     used32: new Uint32Array(used.buffer, used.byteOffset, 1 + 2 * size),
-    lastAvail: 0,
+    state: Uint16Array.of(used16[1]!),
   };
 }
 
 /** Moves every available entry to the used ring with length `len`. */
 function complete(r: Ring, len: number): void {
-  const availIdx = r.avail16[1]!;
-  let used = r.used16[1]!;
-  while (r.lastAvail !== availIdx) {
-    const id = r.avail16[2 + (r.lastAvail & r.mask)]!;
-    const slot = used & r.mask;
-    r.used32[1 + 2 * slot] = id;
-    r.used32[2 + 2 * slot] = len;
+  const { mask, avail16, used16, used32, state } = r;
+  const availIdx = avail16[1]!;
+  let last = state[0]!;
+  let used = used16[1]!;
+  while (last !== availIdx) {
+    const slot = used & mask;
+    used32[1 + 2 * slot] = avail16[2 + (last & mask)]!;
+    used32[2 + 2 * slot] = len;
     used = (used + 1) & 0xffff;
-    r.lastAvail = (r.lastAvail + 1) & 0xffff;
+    last = (last + 1) & 0xffff;
   }
-  r.used16[1] = used;
+  state[0] = last;
+  used16[1] = used;
 }
 
 export interface InstantDevice {
@@ -56,11 +60,10 @@ export function instantDevice(model: VirtioNetModel, dma: SimDma, headerLength: 
   model.suppressNotifications = true;
   const rx = ringOf(model, dma, 0);
   const tx = ringOf(model, dma, 1);
-  rx.lastAvail = rx.used16[1]!;
-  tx.lastAvail = tx.used16[1]!;
+  const rxLength = headerLength + frameLength;
   return {
     step() {
-      complete(rx, headerLength + frameLength);
+      complete(rx, rxLength);
       complete(tx, 0);
     },
   };

@@ -11,12 +11,12 @@
  * the allocator: that goes away when the allocator is closed.
  */
 import type { DeviceOptions, DeviceStats, NicDevice } from "../../device.ts";
-import { DeviceTimeoutError, IxyError } from "../../errors.ts";
+import { DeviceClosedError, DeviceTimeoutError } from "../../errors.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
-import type { PacketBuffer } from "../../mem/mempool.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import type { PciFunction } from "../../pci/pci-function.ts";
 import { clearFlags32, getReg32, setFlags32, setReg32, sleepMs, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
+import { badBatchCall, goodBatch } from "../batch-args.ts";
 import { IxgbeRxQueue, MAX_RX_FRAME } from "./ixgbe-rx-queue.ts";
 import { IxgbeStats } from "./ixgbe-stats.ts";
 import { IxgbeTxQueue, TX_CLEAN_BATCH } from "./ixgbe-tx-queue.ts";
@@ -153,7 +153,9 @@ export class IxgbeDevice implements NicDevice {
 
     this.#rx = [];
     for (let i = 0; i < this.rxQueues; i++) {
-      const queue = new IxgbeRxQueue(dma, { index: i, ringSize: rxRingSize, mempoolSize, checked: options.checked ?? false, device: address });
+      const queue = new IxgbeRxQueue(dma, this.#mmio, {
+        index: i, ringSize: rxRingSize, mempoolSize, checked: options.checked ?? false, device: address, hotPath: options.hotPath,
+      });
       // SRRCTL.BSIZEPACKET says 2 KB but a buffer's data area is smaller (headroom): fine only
       // because MAXFRS keeps frames at 1518 bytes (+4 VLAN) while jumbo frames are off.
       if (queue.pool.dataCapacity < MAX_RX_FRAME) {
@@ -164,7 +166,9 @@ export class IxgbeDevice implements NicDevice {
       this.#rx.push(queue);
     }
     this.#tx = [];
-    for (let i = 0; i < this.txQueues; i++) this.#tx.push(new IxgbeTxQueue(dma, { index: i, ringSize: txRingSize }));
+    for (let i = 0; i < this.txQueues; i++) {
+      this.#tx.push(new IxgbeTxQueue(dma, this.#mmio, { index: i, ringSize: txRingSize, device: address, hotPath: options.hotPath }));
+    }
 
     try {
       this.#init(linkTimeoutMs);
@@ -184,6 +188,12 @@ export class IxgbeDevice implements NicDevice {
       setReg32(this.#mmio, IXGBE_CTRL, IXGBE_CTRL_RST_MASK);
     } catch {
       // the device is already unreachable
+    }
+    try {
+      // As close() does: the receive rings' buffers go back to their pools (nothing was sent).
+      for (const q of this.#rx) q.releaseBuffers();
+    } catch {
+      // the original error says more
     }
     this.#rx = [];
     this.#tx = [];
@@ -306,16 +316,16 @@ export class IxgbeDevice implements NicDevice {
 
   // ---- NicDevice ----
 
-  rxBatch(queue: number, bufs: PacketBuffer[], max: number): number {
+  rxBatch(queue: number, bufs: Int32Array, max: number): number {
     const q = this.#rx[queue];
-    if (q === undefined || !(max <= bufs.length)) badBatchCall(this, "rxBatch", queue, this.rxQueues, bufs, max);
-    return q.receive(this.#mmio, bufs, max);
+    if (q === undefined || !goodBatch(bufs, max)) badBatchCall(this.address, "rxBatch", this.#closed, queue, this.rxQueues, bufs, max);
+    return q.receive(bufs, max);
   }
 
-  txBatch(queue: number, bufs: PacketBuffer[], count: number): number {
+  txBatch(queue: number, bufs: Int32Array, count: number): number {
     const q = this.#tx[queue];
-    if (q === undefined || !(count <= bufs.length)) badBatchCall(this, "txBatch", queue, this.txQueues, bufs, count);
-    return q.send(this.#mmio, bufs, count);
+    if (q === undefined || !goodBatch(bufs, count)) badBatchCall(this.address, "txBatch", this.#closed, queue, this.txQueues, bufs, count);
+    return q.send(bufs, count);
   }
 
   /**
@@ -392,27 +402,18 @@ export class IxgbeDevice implements NicDevice {
       setReg32(mmio, IXGBE_CTRL, IXGBE_CTRL_RST_MASK);
       waitClearReg32(mmio, IXGBE_CTRL, IXGBE_CTRL_RST_MASK, { timeoutMs: REGISTER_TIMEOUT_MS, name: "CTRL.RST" });
     } finally {
-      // The device no longer reads the rings: give the frames it did not send back to their owners.
+      // The device no longer reads the rings: give the frames it did not send, and the empty
+      // receive buffers, back to their pools.
       for (const q of tx) q.releaseBuffers();
+      for (const q of rx) q.releaseBuffers();
     }
   }
 
   #checkOpen(what: string): void {
-    if (this.#closed) throw new IxyError(`${this.address}: ${what}() on a closed device; open it again with openDevice()`);
+    if (this.#closed) throw new DeviceClosedError(`${this.address}: ${what}() on a closed device; open it again with openDevice()`);
   }
 
   get closed(): boolean {
     return this.#closed;
   }
-}
-
-/** Throws the error for a bad rxBatch/txBatch call; kept out of the hot path. */
-function badBatchCall(dev: IxgbeDevice, call: string, queue: number, queues: number, bufs: PacketBuffer[], n: number): never {
-  if (dev.closed) throw new IxyError(`${dev.address}: ${call}() on a closed device; open it again with openDevice()`);
-  if (!Array.isArray(bufs)) throw new TypeError(`${dev.address}: ${call}() needs an array of PacketBuffers, got ${typeof bufs}`);
-  if (!Number.isInteger(queue) || queue < 0 || queue >= queues) {
-    const valid = queues === 0 ? "no such queues" : `queues 0 to ${queues - 1}`;
-    throw new RangeError(`${dev.address}: ${call}() on queue ${queue}, but the device was opened with ${valid}`);
-  }
-  throw new RangeError(`${dev.address}: ${call}() for ${n} buffers, but the array holds only ${bufs.length}; pass a larger array or a smaller count`);
 }

@@ -6,14 +6,17 @@
  * advances RDH. The driver owns the rest: it takes the filled buffers out, puts fresh ones in and
  * hands the descriptors back by moving RDT.
  *
- * Hot-path rules (DESIGN.md): the ring is read and written through a Uint32Array, never a
- * DataView, so DD is one 32-bit load in every tier; 64-bit addresses are written as two 32-bit
- * halves; state is hoisted into locals; nothing is allocated per packet.
+ * Hot-path rules (docs/performance.md): the ring is read and written through a Uint32Array, never
+ * a DataView, so DD is one 32-bit load in every tier; 64-bit addresses are written as two 32-bit
+ * halves from the buffer table; buffers are numbers; nothing is allocated per packet; and the
+ * loop is compiled once per queue (specialize.ts).
  */
 import type { DmaAllocator } from "../../mem/dma.ts";
-import { Mempool, type PacketBuffer } from "../../mem/mempool.ts";
+import { bufIovaHi, bufIovaLo, bufLength, bufHome, bufPool, poolTop, type PacketBuffer } from "../../mem/buffer-table.ts";
+import { freeBuffer, Mempool } from "../../mem/mempool.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { setFlags32, setReg32, waitClearReg32, waitSetReg32, clearFlags32 } from "../../pci/regs.ts";
+import { specialize, type HotPathMode } from "../specialize.ts";
 import {
   IXGBE_DESC_SIZE,
   IXGBE_RDBAH,
@@ -43,7 +46,7 @@ export const RX_BUFFER_SIZE = 2048;
 export const MAX_RX_FRAME = 1522;
 
 const TWO_POW_32 = 0x1_0000_0000;
-const ACCEPT_MASK = (IXGBE_RXDADV_STAT_EOP | IXGBE_RXDADV_ERR_FRAME_ERR_MASK) >>> 0;
+
 
 export interface RxQueueOptions {
   readonly index: number;
@@ -52,6 +55,102 @@ export interface RxQueueOptions {
   readonly checked: boolean;
   /** Names the queue in errors and the mempool, e.g. "0000:01:00.0". */
   readonly device: string;
+  readonly hotPath?: HotPathMode;
+}
+
+/** Receives up to `max` frames into bufs[0 .. n); returns n. */
+export type ReceiveLoop = (bufs: Int32Array, max: number) => number;
+
+/** Everything the receive loop touches; each field becomes a constant in its compiled copy. */
+interface RxEnv {
+  readonly desc: Uint32Array;
+  /** The buffer whose address is in each descriptor. */
+  readonly ring: Int32Array;
+  readonly mask: number;
+  /** [0]: the next descriptor to look at; [1]: 1 while inside a frame over several descriptors. */
+  readonly state: Int32Array;
+  /** [0]: frames dropped for errors. */
+  readonly counters: Float64Array;
+  readonly capacity: number;
+  readonly pool: number;
+  readonly stack: Int32Array;
+  readonly checked: boolean;
+  readonly poolTop: Int32Array;
+  readonly bufIovaLo: Int32Array;
+  readonly bufIovaHi: Int32Array;
+  readonly bufLength: Int32Array;
+  readonly bufHome: Uint8Array;
+  /** RDT as a word of the mapped BAR, or null: then through mmio.write32. */
+  readonly tailWords: Uint32Array | null;
+  readonly tailOffset: number;
+  readonly mmio: Mmio;
+  readonly DD: number;
+  readonly EOP: number;
+  readonly ACCEPT_MASK: number;
+}
+
+/**
+ * The receive hot path (7.1.6 write-back descriptors). Hands out up to `max` received frames in
+ * bufs[0 .. n), gives every used descriptor a fresh buffer and writes RDT once. A descriptor
+ * whose frame cannot be handed out (error bits, length 0 or over the buffer's capacity, no EOP)
+ * keeps its buffer and is counted as an error. When the mempool is empty the descriptor is left
+ * as it is, to be picked up by a later call: the ring then fills up and the device counts what
+ * it cannot place as missed (MPC).
+ *
+ * A factory compiled once per queue (specialize.ts): it may use only `env` and its own locals.
+ */
+function receiveLoop(env: RxEnv): ReceiveLoop {
+  const { desc, ring, mask, state, counters, capacity, pool, stack, checked, poolTop } = env;
+  const { bufIovaLo, bufIovaHi, bufLength, bufHome, tailWords, tailOffset, mmio, DD, EOP, ACCEPT_MASK } = env;
+  const tailWord = tailOffset >>> 2;
+  return function receive(bufs: Int32Array, max: number): number {
+    // Masked although it is always in range: then TurboFan knows index is 0 .. mask and drops
+    // the overflow check on index + 1.
+    let index = state[0]! & mask;
+    let discarding = state[1]!;
+    let top = poolTop[pool]!;
+    let errors = 0;
+    let consumed = 0;
+    let n = 0;
+    while (n < max) {
+      const w = index << 2;
+      // One 32-bit load: DD, EOP and the error bits come from the same device write.
+      const status = desc[w + 2]!;
+      if ((status & DD) === 0) break;
+      const length = desc[w + 3]! & 0xffff;
+      let refill = ring[index]!;
+      if ((status & ACCEPT_MASK) === EOP && discarding === 0 && length !== 0 && length <= capacity) {
+        if (top === 0) break; // no fresh buffer: leave the frame in the ring for later
+        const fresh = stack[--top]!;
+        if (checked) bufHome[fresh] = 0;
+        bufLength[refill] = length;
+        bufs[n++] = refill;
+        ring[index] = fresh;
+        refill = fresh;
+      } else if ((status & EOP) === 0) {
+        discarding = 1; // first or middle part of a frame over several descriptors
+      } else {
+        discarding = 0; // last part of such a frame, or a frame with an error: one error
+        errors++;
+      }
+      desc[w] = bufIovaLo[refill]!;
+      desc[w + 1] = bufIovaHi[refill]!;
+      desc[w + 2] = 0; // header address 0; this also clears DD
+      desc[w + 3] = 0;
+      index = (index + 1) & mask;
+      consumed++;
+    }
+    if (consumed !== 0) {
+      poolTop[pool] = top;
+      state[0] = index;
+      state[1] = discarding;
+      if (errors !== 0) counters[0] += errors;
+      // Hand the descriptors back, all but the last one processed (see IxgbeRxQueue.start()).
+      if (tailWords !== null) tailWords[tailWord] = (index - 1) & mask;
+      else mmio.write32(tailOffset, (index - 1) & mask);
+    }
+    return n;
+  };
 }
 
 export class IxgbeRxQueue {
@@ -60,24 +159,16 @@ export class IxgbeRxQueue {
   readonly pool: Mempool;
   /** Device address of the ring. */
   readonly ringIova: number;
-  /** Frames the driver dropped: error bits, impossible lengths, frames over several descriptors. */
-  errors = 0;
+  /** The compiled receive loop of this queue; rxBatch calls it after checking its arguments. */
+  readonly receive: ReceiveLoop;
   readonly #desc: Uint32Array;
-  /** The buffer whose address is in each descriptor. */
-  readonly #bufs: PacketBuffer[];
-  readonly #mask: number;
-  readonly #capacity: number;
-  readonly #rdt: number;
-  /** Next descriptor to look at. */
-  #next = 0;
-  /** Inside a frame that spans several descriptors: drop until its EOP. */
-  #discarding = false;
+  readonly #ring: Int32Array;
+  readonly #state = new Int32Array(2);
+  readonly #counters = new Float64Array(1);
 
-  constructor(dma: DmaAllocator, options: RxQueueOptions) {
+  constructor(dma: DmaAllocator, mmio: Mmio, options: RxQueueOptions) {
     this.index = options.index;
     this.size = options.ringSize;
-    this.#mask = options.ringSize - 1;
-    this.#rdt = IXGBE_RDT(options.index);
     // Ring base and length must be 128-byte aligned (7.1.9): 16-byte descriptors, size >= 8.
     const region = dma.allocate(options.ringSize * IXGBE_DESC_SIZE, { align: 128 });
     // Until the driver fills them, descriptors point nowhere valid (all ones): a device that
@@ -85,13 +176,40 @@ export class IxgbeRxQueue {
     region.bytes.fill(0xff);
     this.ringIova = region.iova;
     this.#desc = new Uint32Array(region.bytes.buffer, region.bytes.byteOffset, region.size >>> 2);
+    this.#ring = new Int32Array(options.ringSize).fill(-1);
     this.pool = new Mempool(dma, {
       count: options.mempoolSize,
       checked: options.checked,
       name: `${options.device} RX queue ${options.index} mempool`,
     });
-    this.#capacity = this.pool.dataCapacity;
-    this.#bufs = []; // filled by start(), in order, so that V8 keeps the array packed
+    const rdt = IXGBE_RDT(options.index);
+    this.receive = specialize(receiveLoop, {
+      desc: this.#desc,
+      ring: this.#ring,
+      mask: options.ringSize - 1,
+      state: this.#state,
+      counters: this.#counters,
+      capacity: this.pool.dataCapacity,
+      pool: this.pool.id,
+      stack: this.pool.stack,
+      checked: this.pool.checked,
+      poolTop,
+      bufIovaLo,
+      bufIovaHi,
+      bufLength,
+      bufHome,
+      tailWords: mmio.words32,
+      tailOffset: rdt,
+      mmio,
+      DD: IXGBE_RXDADV_STAT_DD,
+      EOP: IXGBE_RXDADV_STAT_EOP,
+      ACCEPT_MASK: (IXGBE_RXDADV_STAT_EOP | IXGBE_RXDADV_ERR_FRAME_ERR_MASK) >>> 0,
+    }, `ixgbe ${options.device} RX ${options.index}`, options.hotPath);
+  }
+
+  /** Frames the driver dropped: error bits, impossible lengths, frames over several descriptors. */
+  get errors(): number {
+    return this.#counters[0]!;
   }
 
   /** 4.6.7: the per-queue part of receive initialization; the queue stays disabled. */
@@ -115,15 +233,15 @@ export class IxgbeRxQueue {
     const desc = this.#desc;
     for (let slot = 0; slot < this.size; slot++) {
       const buf = this.pool.alloc();
-      if (buf === null) throw new RangeError(`${this.pool.name}: too small to fill a ring of ${this.size} descriptors`);
-      this.#bufs[slot] = buf;
-      desc[slot * 4] = buf.iovaLo;
-      desc[slot * 4 + 1] = buf.iovaHi;
+      if (buf < 0) throw new RangeError(`${this.pool.name}: too small to fill a ring of ${this.size} descriptors`);
+      this.#ring[slot] = buf;
+      desc[slot * 4] = bufIovaLo[buf]!;
+      desc[slot * 4 + 1] = bufIovaHi[buf]!;
       desc[slot * 4 + 2] = 0; // header address 0; this also clears DD
       desc[slot * 4 + 3] = 0;
     }
-    this.#next = 0;
-    this.#discarding = false;
+    this.#state[0] = 0;
+    this.#state[1] = 0;
     setFlags32(mmio, IXGBE_RXDCTL(this.index), IXGBE_RXDCTL_ENABLE);
     waitSetReg32(mmio, IXGBE_RXDCTL(this.index), IXGBE_RXDCTL_ENABLE, { name: `RXDCTL(${this.index}).ENABLE`, timeoutMs });
     // The device owns RDH .. RDT - 1; keeping one descriptor back means RDT == RDH always
@@ -137,59 +255,13 @@ export class IxgbeRxQueue {
     waitClearReg32(mmio, IXGBE_RXDCTL(this.index), IXGBE_RXDCTL_ENABLE, { name: `RXDCTL(${this.index}).ENABLE`, timeoutMs });
   }
 
-  /**
-   * The receive hot path (7.1.6 write-back descriptors). Hands out up to `max` received frames in
-   * bufs[0 .. n), gives every used descriptor a fresh buffer and writes RDT once. A descriptor
-   * whose frame cannot be handed out (error bits, length 0 or over the buffer's capacity, no
-   * EOP) keeps its buffer and is counted in `errors`. When the mempool is empty the descriptor
-   * is left as it is, to be picked up by a later call: the ring then fills up and the device
-   * counts what it cannot place as missed (MPC).
-   */
-  receive(mmio: Mmio, bufs: PacketBuffer[], max: number): number {
-    const desc = this.#desc;
-    const ring = this.#bufs;
-    const pool = this.pool;
-    const mask = this.#mask;
-    const capacity = this.#capacity;
-    let index = this.#next;
-    let discarding = this.#discarding;
-    let errors = 0;
-    let consumed = 0;
-    let n = 0;
-    while (n < max) {
-      const w = index << 2;
-      // One 32-bit load: DD, EOP and the error bits come from the same device write.
-      const status = desc[w + 2]!;
-      if ((status & IXGBE_RXDADV_STAT_DD) === 0) break;
-      const length = desc[w + 3]! & 0xffff;
-      let refill = ring[index]!;
-      if ((status & ACCEPT_MASK) === IXGBE_RXDADV_STAT_EOP && !discarding && length !== 0 && length <= capacity) {
-        const fresh = pool.alloc();
-        if (fresh === null) break;
-        refill.length = length;
-        bufs[n++] = refill;
-        ring[index] = fresh;
-        refill = fresh;
-      } else if ((status & IXGBE_RXDADV_STAT_EOP) === 0) {
-        discarding = true; // first or middle part of a frame over several descriptors
-      } else {
-        discarding = false; // last part of such a frame, or a frame with an error: one error
-        errors++;
-      }
-      desc[w] = refill.iovaLo;
-      desc[w + 1] = refill.iovaHi;
-      desc[w + 2] = 0;
-      desc[w + 3] = 0;
-      index = (index + 1) & mask;
-      consumed++;
+  /** After the device was stopped: gives the buffers in the ring back to the pool. */
+  releaseBuffers(): void {
+    const ring = this.#ring;
+    for (let slot = 0; slot < ring.length; slot++) {
+      const buf: PacketBuffer = ring[slot]!;
+      if (buf >= 0 && bufPool[buf]! >= 0) freeBuffer(buf); // (its pool may be gone: see the TX queue)
+      ring[slot] = -1;
     }
-    if (consumed !== 0) {
-      this.#next = index;
-      this.#discarding = discarding;
-      if (errors !== 0) this.errors += errors;
-      // Hand the descriptors back, all but the last one processed (see start()).
-      mmio.write32(this.#rdt, (index - 1) & mask);
-    }
-    return n;
   }
 }

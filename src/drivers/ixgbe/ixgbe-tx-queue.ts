@@ -13,9 +13,12 @@
  * no allocation.
  */
 import type { DmaAllocator } from "../../mem/dma.ts";
-import type { PacketBuffer } from "../../mem/mempool.ts";
+import { bufHome, bufIovaHi, bufIovaLo, bufLength, bufPool, poolCapacity, tableState } from "../../mem/buffer-table.ts";
+import { freeBuffer, freeBuffers } from "../../mem/mempool.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { clearFlags32, getReg32, setFlags32, setReg32, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
+import { specialize, type HotPathMode } from "../specialize.ts";
+import { badTxBuffer } from "../batch-args.ts";
 import {
   IXGBE_ADVTXD_DCMD_DEXT,
   IXGBE_ADVTXD_DCMD_EOP,
@@ -57,41 +60,168 @@ const DATA_CMD = (IXGBE_ADVTXD_DTYP_DATA | IXGBE_ADVTXD_DCMD_DEXT | IXGBE_ADVTXD
 export interface TxQueueOptions {
   readonly index: number;
   readonly ringSize: number;
+  /** Names the queue in errors, e.g. "0000:01:00.0". */
+  readonly device: string;
+  readonly hotPath?: HotPathMode;
+}
+
+/** Queues bufs[0 .. count) for sending; returns how many it took (a prefix). */
+export type SendLoop = (bufs: Int32Array, count: number) => number;
+
+/** Everything the transmit loop touches; each field becomes a constant in its compiled copy. */
+interface TxEnv {
+  readonly desc: Uint32Array;
+  /** The buffer each in-flight descriptor points to (-1: none). */
+  readonly ring: Int32Array;
+  readonly mask: number;
+  /** [0]: first descriptor not yet reclaimed (a multiple of CLEAN_BATCH); [1]: next to fill (= TDT). */
+  readonly state: Int32Array;
+  /** [0]: frames refused for their length. */
+  readonly counters: Float64Array;
+  readonly tableState: Int32Array;
+  readonly bufIovaLo: Int32Array;
+  readonly bufIovaHi: Int32Array;
+  readonly bufLength: Int32Array;
+  readonly bufPool: Int32Array;
+  readonly bufHome: Uint8Array;
+  readonly poolCapacity: Int32Array;
+  readonly freeBuffer: (buf: number) => void;
+  readonly freeBuffers: (bufs: Int32Array, start: number, count: number) => void;
+  readonly badBuffer: (bufs: Int32Array, i: number) => never;
+  /** TDT as a word of the mapped BAR, or null: then through mmio.write32. */
+  readonly tailWords: Uint32Array | null;
+  readonly tailOffset: number;
+  readonly mmio: Mmio;
+  readonly CLEAN_BATCH: number;
+  readonly DATA_CMD: number;
+  readonly RS: number;
+  readonly DD: number;
+  readonly PAYLEN_SHIFT: number;
+}
+
+/**
+ * The transmit hot path. First checks every buffer number (a bad one throws before the ring or
+ * a pool is touched). Then reclaims sent descriptors, a group of CLEAN_BATCH at a time (7.2.3.5: DD is
+ * written back on the group's last descriptor, the one with RS), returning their buffers to their
+ * pools. Then writes one advanced data descriptor (7.2.3.2.4) per frame until the ring is full,
+ * and writes TDT once. Returns how many of bufs[0 .. count) it took.
+ *
+ * A factory compiled once per queue (specialize.ts): it may use only `env` and its own locals.
+ */
+function sendLoop(env: TxEnv): SendLoop {
+  const { desc, ring, mask, state, counters, tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, poolCapacity } = env;
+  const { freeBuffer, freeBuffers, badBuffer, tailWords, tailOffset, mmio, CLEAN_BATCH, DATA_CMD, RS, DD, PAYLEN_SHIFT } = env;
+  const tailWord = tailOffset >>> 2;
+  return function send(bufs: Int32Array, count: number): number {
+    const rows = tableState[0]!;
+    for (let i = 0; i < count; i++) {
+      const buf = bufs[i]!;
+      // A number outside every live pool, or (checked pools) a buffer that is in its pool.
+      if (!(buf >= 0 && buf < rows && bufPool[buf]! >= 0) || bufHome[buf] !== 0) badBuffer(bufs, i);
+    }
+    // Masked although always in range, so that TurboFan can drop bounds and overflow checks.
+    const start = state[1]! & mask;
+    let clean = state[0]! & mask;
+    while (((start - clean) & mask) >= CLEAN_BATCH) {
+      // clean is a multiple of CLEAN_BATCH and so is the ring size: the group never wraps.
+      if ((desc[((clean + CLEAN_BATCH - 1) << 2) + 3]! & DD) === 0) break;
+      freeBuffers(ring, clean, CLEAN_BATCH);
+      clean = (clean + CLEAN_BATCH) & mask;
+    }
+    state[0] = clean;
+
+    let tail = start;
+    let errors = 0;
+    let taken = 0;
+    for (; taken < count; taken++) {
+      const next = (tail + 1) & mask;
+      if (next === clean) break; // full: one descriptor always stays empty
+      const buf = bufs[taken]!;
+      const length = bufLength[buf]!;
+      if (!(length > 0 && length <= poolCapacity[bufPool[buf]!]!)) {
+        // A descriptor with length 0 or pointing past the buffer would hang the queue or send
+        // another buffer's bytes: refuse the frame, count it, and take the buffer back.
+        freeBuffer(buf);
+        errors++;
+        continue;
+      }
+      const w = tail << 2;
+      desc[w] = bufIovaLo[buf]!;
+      desc[w + 1] = bufIovaHi[buf]!;
+      desc[w + 2] = DATA_CMD | ((tail & (CLEAN_BATCH - 1)) === CLEAN_BATCH - 1 ? RS : 0) | length;
+      // PAYLEN: the whole frame, as there is no segmentation offload. STA (and DD) start at 0.
+      desc[w + 3] = length << PAYLEN_SHIFT;
+      ring[tail] = buf;
+      tail = next;
+    }
+    if (errors !== 0) counters[0] += errors;
+    if (tail !== start) {
+      state[1] = tail;
+      if (tailWords !== null) tailWords[tailWord] = tail;
+      else mmio.write32(tailOffset, tail);
+    }
+    return taken;
+  };
 }
 
 export class IxgbeTxQueue {
   readonly index: number;
   readonly size: number;
   readonly ringIova: number;
-  /** Frames refused because their length was 0 or larger than their buffer. */
-  errors = 0;
+  /** The compiled transmit loop of this queue; txBatch calls it after checking its arguments. */
+  readonly send: SendLoop;
   readonly #desc: Uint32Array;
-  /** The buffer each in-flight descriptor points to; null before first use. */
-  readonly #bufs: (PacketBuffer | null)[];
+  readonly #ring: Int32Array;
   readonly #mask: number;
-  readonly #tdt: number;
-  /** First descriptor not yet reclaimed (always a multiple of TX_CLEAN_BATCH). */
-  #clean = 0;
-  /** Next descriptor to fill; the value last written to TDT. */
-  #tail = 0;
+  readonly #state = new Int32Array(2);
+  readonly #counters = new Float64Array(1);
 
-  constructor(dma: DmaAllocator, options: TxQueueOptions) {
+  constructor(dma: DmaAllocator, mmio: Mmio, options: TxQueueOptions) {
     this.index = options.index;
     this.size = options.ringSize;
     this.#mask = options.ringSize - 1;
-    this.#tdt = IXGBE_TDT(options.index);
     const region = dma.allocate(options.ringSize * IXGBE_DESC_SIZE, { align: 128 });
     region.bytes.fill(0xff); // see IxgbeRxQueue
     this.ringIova = region.iova;
     this.#desc = new Uint32Array(region.bytes.buffer, region.bytes.byteOffset, region.size >>> 2);
-    // Built by appending, so that V8 keeps the array packed (no hole checks in the hot path).
-    this.#bufs = [];
-    for (let i = 0; i < options.ringSize; i++) this.#bufs.push(null);
+    this.#ring = new Int32Array(options.ringSize).fill(-1);
+    const device = options.device;
+    const index = options.index;
+    this.send = specialize(sendLoop, {
+      desc: this.#desc,
+      ring: this.#ring,
+      mask: this.#mask,
+      state: this.#state,
+      counters: this.#counters,
+      tableState,
+      bufIovaLo,
+      bufIovaHi,
+      bufLength,
+      bufPool,
+      bufHome,
+      poolCapacity,
+      freeBuffer,
+      freeBuffers,
+      badBuffer: (bufs, i) => badTxBuffer(`${device}: txBatch() on queue ${index}`, bufs, i),
+      tailWords: mmio.words32,
+      tailOffset: IXGBE_TDT(options.index),
+      mmio,
+      CLEAN_BATCH: TX_CLEAN_BATCH,
+      DATA_CMD,
+      RS: IXGBE_ADVTXD_DCMD_RS,
+      DD: IXGBE_ADVTXD_STAT_DD,
+      PAYLEN_SHIFT: IXGBE_ADVTXD_PAYLEN_SHIFT,
+    }, `ixgbe ${device} TX ${index}`, options.hotPath);
+  }
+
+  /** Frames refused because their length was 0 or larger than their buffer. */
+  get errors(): number {
+    return this.#counters[0]!;
   }
 
   /** Frames handed to the device and not yet reclaimed. */
   get inFlight(): number {
-    return (this.#tail - this.#clean) & this.#mask;
+    return (this.#state[1]! - this.#state[0]!) & this.#mask;
   }
 
   /** 4.6.8: the per-queue part of transmit initialization; the queue stays disabled. */
@@ -110,8 +240,8 @@ export class IxgbeTxQueue {
 
   /** 4.6.8.1: empty ring (TDH = TDT = 0), enable the queue and wait until it is. */
   start(mmio: Mmio, timeoutMs: number): void {
-    this.#clean = 0;
-    this.#tail = 0;
+    this.#state[0] = 0;
+    this.#state[1] = 0;
     setReg32(mmio, IXGBE_TDH(this.index), 0);
     setReg32(mmio, IXGBE_TDT(this.index), 0);
     setFlags32(mmio, IXGBE_TXDCTL(this.index), IXGBE_TXDCTL_ENABLE);
@@ -127,65 +257,12 @@ export class IxgbeTxQueue {
   /** After the device was stopped: gives every buffer still in the ring back to its pool. */
   releaseBuffers(): void {
     const mask = this.#mask;
-    for (let i = this.#clean; i !== this.#tail; i = (i + 1) & mask) {
-      const buf = this.#bufs[i]!;
-      buf.pool.free(buf);
-      this.#bufs[i] = null;
+    const ring = this.#ring;
+    for (let i = this.#state[0]!; i !== this.#state[1]!; i = (i + 1) & mask) {
+      // A buffer whose pool is gone already (its DMA allocator was closed first) has no home.
+      if (bufPool[ring[i]!]! >= 0) freeBuffer(ring[i]!);
+      ring[i] = -1;
     }
-    this.#clean = this.#tail;
-  }
-
-  /**
-   * The transmit hot path. First reclaims sent descriptors, a group of TX_CLEAN_BATCH at a time
-   * (7.2.3.5: DD is written back on the group's last descriptor, the one with RS), returning
-   * their buffers to their pools. Then writes one advanced data descriptor (7.2.3.2.4) per frame
-   * until the ring is full, and writes TDT once. Returns how many of bufs[0 .. count) it took.
-   */
-  send(mmio: Mmio, bufs: PacketBuffer[], count: number): number {
-    const desc = this.#desc;
-    const ring = this.#bufs;
-    const mask = this.#mask;
-    const start = this.#tail;
-
-    let clean = this.#clean;
-    while (((start - clean) & mask) >= TX_CLEAN_BATCH) {
-      // clean is a multiple of TX_CLEAN_BATCH and so is the ring size: the group never wraps.
-      const last = clean + TX_CLEAN_BATCH - 1;
-      if ((desc[(last << 2) + 3]! & IXGBE_ADVTXD_STAT_DD) === 0) break;
-      ring[clean]!.pool.freeBatch(ring as PacketBuffer[], TX_CLEAN_BATCH, clean);
-      clean = (clean + TX_CLEAN_BATCH) & mask;
-    }
-    this.#clean = clean;
-
-    let tail = start;
-    let errors = 0;
-    let taken = 0;
-    for (; taken < count; taken++) {
-      const next = (tail + 1) & mask;
-      if (next === clean) break; // full: one descriptor always stays empty
-      const buf = bufs[taken]!;
-      const length = buf.length;
-      if (!(length > 0 && length <= buf.data.length)) {
-        // A descriptor with length 0 or pointing past the buffer would hang the queue or send
-        // another buffer's bytes: refuse the frame, count it, and take the buffer back.
-        buf.pool.free(buf);
-        errors++;
-        continue;
-      }
-      const w = tail << 2;
-      desc[w] = buf.iovaLo;
-      desc[w + 1] = buf.iovaHi;
-      desc[w + 2] = DATA_CMD | ((tail & (TX_CLEAN_BATCH - 1)) === TX_CLEAN_BATCH - 1 ? IXGBE_ADVTXD_DCMD_RS : 0) | length;
-      // PAYLEN: the whole frame, as there is no segmentation offload. STA (and DD) start at 0.
-      desc[w + 3] = length << IXGBE_ADVTXD_PAYLEN_SHIFT;
-      ring[tail] = buf;
-      tail = next;
-    }
-    if (errors !== 0) this.errors += errors;
-    if (tail !== start) {
-      this.#tail = tail;
-      mmio.write32(this.#tdt, tail);
-    }
-    return taken;
+    this.#state[0] = this.#state[1]!;
   }
 }

@@ -14,7 +14,7 @@ import { DeviceProtocolError, DeviceTimeoutError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { sleepMs } from "../../pci/regs.ts";
 import type { NotifyTarget } from "./transport.ts";
-import { VirtqueueRing } from "./virtqueue.ts";
+import type { VirtqueueRing } from "./virtqueue.ts";
 import { VIRTIO_NET_OK, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_F_NO_NOTIFY } from "./virtio_types.ts";
 
 /** Offsets within the 64-byte command area. */

@@ -4,7 +4,7 @@
  * an I/O BAR cannot be mapped: every register access is a pread/pwrite system call. That is
  * acceptable here because the transport is used at init and for notifications only.
  *
- * Facts that matter on real devices (verified with qemu, see TESTBED.md):
+ * Facts that matter on real devices (verified with qemu in the testbed, test/vm/README.md):
  * - Header registers must be accessed at their exact offset with their natural width; qemu
  *   decodes them by offset and answers a byte read of the features register with garbage.
  * - The queue size is the device's (QUEUE_NUM is read-only); the rings are one physically

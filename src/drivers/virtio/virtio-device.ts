@@ -1,6 +1,7 @@
 /**
  * The virtio-net driver: device initialization (virtio 1.1 §3.1.1, network device §5.1.5), then
- * one receive and one transmit queue driven by polling (virtqueue.ts), a control queue for the
+ * one receive and one transmit queue driven by polling (virtio-rx-queue.ts, virtio-tx-queue.ts),
+ * a control queue for the
  * receive mode (ctrl-queue.ts), MAC and link status from the device configuration.
  *
  * Two transports reach the same device: the modern one (virtio 1.x capabilities in a memory BAR,
@@ -9,10 +10,10 @@
  *
  * Read this file top to bottom next to the specification: the constructor is the list of steps.
  */
-import { DeviceProtocolError, DmaError, IxyError, NotSupportedError } from "../../errors.ts";
+import { DeviceClosedError, DeviceProtocolError, DeviceTimeoutError, DmaError, NotSupportedError } from "../../errors.ts";
 import type { DeviceOptions, DeviceStats, NicDevice } from "../../device.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
-import { Mempool, type PacketBuffer } from "../../mem/mempool.ts";
+import { Mempool } from "../../mem/mempool.ts";
 import { sleepMs } from "../../pci/regs.ts";
 import { BarKind, type PciFunction } from "../../pci/pci-function.ts";
 import { CTRL_COMMAND_AREA_SIZE, CtrlQueue } from "./ctrl-queue.ts";
@@ -21,7 +22,10 @@ import { findVirtioDeviceId } from "./virtio_ids.ts";
 import { LegacyTransport } from "./transport-legacy.ts";
 import { ModernTransport } from "./transport-modern.ts";
 import type { TransportKind, VirtioTransport } from "./transport.ts";
-import { ringLayout, RxQueue, TxQueue, VirtqueueRing } from "./virtqueue.ts";
+import { badBatchCall, goodBatch } from "../batch-args.ts";
+import { RxCounter, RxQueue } from "./virtio-rx-queue.ts";
+import { TxCounter, TxQueue } from "./virtio-tx-queue.ts";
+import { ringLayout, VirtqueueRing } from "./virtqueue.ts";
 import {
   describeFeatures,
   hasFeature,
@@ -114,6 +118,7 @@ export class VirtioNetDevice implements NicDevice {
     // §3.1.1 step 1: reset the device (and wait until it says so).
     transport.reset();
     let status = 0;
+    let rxQueue: RxQueue | null = null;
     const addStatus = (bit: number): void => {
       status |= bit;
       transport.setStatus(status);
@@ -166,8 +171,8 @@ export class VirtioNetDevice implements NicDevice {
       // §4.1.5.1.3 (modern) / §4.1.4.8 (legacy): give each queue its rings and enable it.
       const rxNotify = transport.activateQueue(VIRTIO_NET_RX_QUEUE, rx.size, rxRing.addresses);
       const txNotify = transport.activateQueue(VIRTIO_NET_TX_QUEUE, tx.size, txRing.addresses);
-      this.#rx = new RxQueue(`${name} RX queue 0`, rxRing, rxNotify, pool, rx.capacity, this.headerLength);
-      this.#tx = new TxQueue(`${name} TX queue 0`, txRing, txNotify, tx.capacity, this.headerLength);
+      this.#rx = rxQueue = new RxQueue(`${name} RX queue 0`, rxRing, rxNotify, pool, rx.capacity, this.headerLength, options.hotPath);
+      this.#tx = new TxQueue(`${name} TX queue 0`, txRing, txNotify, tx.capacity, this.headerLength, options.hotPath);
       if (ctrl !== null) {
         const ctrlRing = new VirtqueueRing(region, rxBytes + txBytes, VIRTIO_NET_CTRL_QUEUE, ctrl.size);
         const ctrlNotify = transport.activateQueue(VIRTIO_NET_CTRL_QUEUE, ctrl.size, ctrlRing.addresses);
@@ -194,35 +199,42 @@ export class VirtioNetDevice implements NicDevice {
       } catch {
         // The original error says more than a failure to reset after it.
       }
+      try {
+        // As close() does: the receive ring's buffers go back to the pool (nothing was sent).
+        rxQueue?.releaseBuffers();
+      } catch {
+        // likewise
+      }
       throw error;
     }
   }
 
-  rxBatch(queue: number, bufs: PacketBuffer[], max: number): number {
-    if (queue !== 0 || this.#closed) this.#badQueue(queue);
-    return this.#rx.rxBatch(bufs, max);
+  rxBatch(queue: number, bufs: Int32Array, max: number): number {
+    if (queue !== 0 || this.#closed || !goodBatch(bufs, max)) badBatchCall(this.address, "rxBatch", this.#closed, queue, 1, bufs, max);
+    return this.#rx.receive(bufs, max);
   }
 
-  txBatch(queue: number, bufs: PacketBuffer[], count: number): number {
-    if (queue !== 0 || this.#closed) this.#badQueue(queue);
-    return this.#tx.txBatch(bufs, count);
+  txBatch(queue: number, bufs: Int32Array, count: number): number {
+    if (queue !== 0 || this.#closed || !goodBatch(bufs, count)) badBatchCall(this.address, "txBatch", this.#closed, queue, 1, bufs, count);
+    return this.#tx.send(bufs, count);
   }
 
+  /** Totals since the device was opened, counted by the driver (virtio-net has no counters). */
   readStats(into: DeviceStats): void {
-    const rx = this.#rx;
-    const tx = this.#tx;
-    into.rxPackets = rx.packets;
-    into.rxBytes = rx.bytes;
-    into.rxMissed = rx.missed;
-    into.rxErrors = rx.errors;
-    into.txPackets = tx.packets;
-    into.txBytes = tx.bytes;
-    into.txErrors = tx.errors;
+    const rx = this.#rx.counters;
+    const tx = this.#tx.counters;
+    into.rxPackets = rx[RxCounter.packets]!;
+    into.rxBytes = rx[RxCounter.bytes]!;
+    into.rxMissed = rx[RxCounter.missed]!;
+    into.rxErrors = rx[RxCounter.errors]!;
+    into.txPackets = tx[TxCounter.packets]!;
+    into.txBytes = tx[TxCounter.bytes]!;
+    into.txErrors = tx[TxCounter.errors]!;
   }
 
   /** §5.1.6.5.1: VIRTIO_NET_CTRL_RX_PROMISC through the control queue. */
   setPromisc(on: boolean): void {
-    this.#checkOpen();
+    this.#checkOpen("setPromisc");
     if (this.#ctrl === null || !hasFeature(this.features, VIRTIO_NET_F_CTRL_RX)) {
       throw new NotSupportedError(
         `${this.address}: the device does not offer VIRTIO_NET_F_CTRL_VQ and VIRTIO_NET_F_CTRL_RX, so its receive ` +
@@ -233,11 +245,12 @@ export class VirtioNetDevice implements NicDevice {
   }
 
   linkSpeed(): number {
-    if (this.#closed) return 0;
+    this.#checkOpen("linkSpeed");
     return this.#linkUp() ? NOMINAL_LINK_SPEED : 0;
   }
 
   macAddress(): Uint8Array {
+    this.#checkOpen("macAddress");
     return this.#mac.slice();
   }
 
@@ -248,7 +261,7 @@ export class VirtioNetDevice implements NicDevice {
 
   /** Notifications sent per queue so far: [receive, transmit]. */
   get notifications(): readonly [number, number] {
-    return [this.#rx.notifications, this.#tx.notifications];
+    return [this.#rx.counters[RxCounter.notifications]!, this.#tx.counters[TxCounter.notifications]!];
   }
 
   /** Ring entries the device reads per queue: [receive, transmit]. */
@@ -256,11 +269,19 @@ export class VirtioNetDevice implements NicDevice {
     return [this.#rx.capacity, this.#tx.capacity];
   }
 
-  /** Resets the device (status 0): it stops all DMA. The caller still owns and closes pci and dma. */
+  /**
+   * Resets the device (status 0): it stops all DMA. Then gives the buffers in both rings back to
+   * their pools. The caller still owns and closes pci and dma.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#transport.reset();
+    try {
+      this.#transport.reset();
+    } finally {
+      this.#tx.releaseBuffers();
+      this.#rx.releaseBuffers();
+    }
   }
 
   /** §5.1.4: the link is up if STATUS was not negotiated, or VIRTIO_NET_S_LINK_UP says so. */
@@ -269,11 +290,20 @@ export class VirtioNetDevice implements NicDevice {
     return (this.#transport.readConfig16(VIRTIO_NET_CONFIG_STATUS) & VIRTIO_NET_S_LINK_UP) !== 0;
   }
 
-  /** Waits for the link; a link still down after `timeoutMs` is not an error (linkSpeed() says 0). */
+  /** Waits for the link (0: do not wait); still down after `timeoutMs` is a DeviceTimeoutError. */
   #waitForLink(timeoutMs: number): void {
     if (timeoutMs <= 0) return;
     const deadline = performance.now() + timeoutMs;
-    while (!this.#linkUp() && performance.now() < deadline) sleepMs(10);
+    while (!this.#linkUp()) {
+      if (performance.now() >= deadline) {
+        throw new DeviceTimeoutError(
+          `${this.address}: the link did not come up within ${timeoutMs} ms (VIRTIO_NET_S_LINK_UP is clear): ` +
+            `check the backend the device is connected to, raise linkTimeoutMs, or pass linkTimeoutMs: 0 to open ` +
+            `the device without waiting`,
+        );
+      }
+      sleepMs(10);
+    }
   }
 
   /**
@@ -296,13 +326,8 @@ export class VirtioNetDevice implements NicDevice {
     throw new DeviceProtocolError(`${this.address}: the device configuration kept changing while the MAC address was read`);
   }
 
-  #checkOpen(): void {
-    if (this.#closed) throw new IxyError(`${this.address}: the virtio device is closed; open it again to use it`);
-  }
-
-  #badQueue(queue: number): never {
-    this.#checkOpen();
-    throw new RangeError(`${this.address}: queue ${queue} does not exist; the virtio driver has queue 0 only`);
+  #checkOpen(what: string): void {
+    if (this.#closed) throw new DeviceClosedError(`${this.address}: ${what}() on a closed device; open it again with openDevice()`);
   }
 }
 

@@ -89,7 +89,7 @@ export class ModelStatistics {
     this.#regs = regs;
     for (const reg of COUNTERS_32) {
       // Any read, of any width, returns the counter and clears all of it: the reason drivers
-      // must never read these registers byte by byte (DESIGN.md).
+      // must never read these registers byte by byte (docs/performance.md).
       regs.onRead(reg, () => {
         const v = regs.peek32(reg);
         regs.poke32(reg, 0);

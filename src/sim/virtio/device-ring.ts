@@ -68,6 +68,11 @@ export class DeviceRing {
     return pending;
   }
 
+  /** avail.idx as the driver last published it. */
+  get availIdx(): number {
+    return this.#avail16[1]!;
+  }
+
   get availFlags(): number {
     return this.#avail16[0]!;
   }

@@ -2,7 +2,7 @@
  * Register files for the virtio models: every byte offset of a block gets a hook, so that an
  * access at the wrong offset or with the wrong width fails loudly — qemu decodes virtio
  * registers by offset and width, and a driver that reads a 32-bit field with byte loads gets
- * garbage there (TESTBED.md). Here it gets a DeviceProtocolError naming the field.
+ * garbage there (test/vm/README.md). Here it gets a DeviceProtocolError naming the field.
  */
 import { DeviceProtocolError } from "../../errors.ts";
 import type { SimMmio } from "../sim-mmio.ts";

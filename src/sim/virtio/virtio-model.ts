@@ -267,6 +267,16 @@ export class VirtioNetModel {
   get rxBuffersAvailable(): number {
     return this.#core.ring(RX)?.pending ?? 0;
   }
+  /**
+   * Queue `index`'s ring indices while the device runs (null otherwise): avail.idx as the driver
+   * published it, the next available entry the device will take, and the used.idx it wrote last.
+   * Read-only; for tests that check a call left a ring alone.
+   */
+  ringIndices(index: number): { readonly availIdx: number; readonly lastAvail: number; readonly usedIdx: number } | null {
+    const ring = this.#core.ring(index);
+    return ring === null ? null : { availIdx: ring.availIdx, lastAvail: ring.lastAvail, usedIdx: ring.usedIdx };
+  }
+
   /** Sets VIRTQ_USED_F_NO_NOTIFY on all queues: the driver should stop notifying. */
   get suppressNotifications(): boolean {
     return this.#core.suppressNotify;

@@ -5,20 +5,20 @@
  *   node promisc.js <pci> <seconds per phase>
  */
 import { openDevice } from "../../../src/open-device.ts";
-import type { PacketBuffer } from "../../../src/mem/mempool.ts";
+import { bufDataOffset, bufPool, poolBytes } from "../../../src/mem/buffer-table.ts";
+import { freeBuffers } from "../../../src/mem/mempool.ts";
 
 const [address, secondsArg] = process.argv.slice(2) as [string, string];
 const dev = openDevice(address);
 const mac = dev.macAddress();
-const bufs: PacketBuffer[] = new Array(32);
+const bufs = new Int32Array(32);
 
 function phase(promisc: boolean): void {
   dev.setPromisc(promisc);
   // Frames that were already in the ring or queued in qemu passed the old filter: drop them.
   const settle = Date.now() + 1000;
   while (Date.now() < settle) {
-    const n = dev.rxBatch(0, bufs, 32);
-    for (let i = 0; i < n; i++) bufs[i]!.pool.free(bufs[i]!);
+    freeBuffers(bufs, 0, dev.rxBatch(0, bufs, 32));
   }
   let own = 0;
   let other = 0;
@@ -26,13 +26,15 @@ function phase(promisc: boolean): void {
   while (Date.now() < end) {
     const n = dev.rxBatch(0, bufs, 32);
     for (let i = 0; i < n; i++) {
-      const d = bufs[i]!.data;
+      // The destination MAC: the frame's first 6 bytes, in its pool's memory.
+      const bytes = poolBytes[bufPool[bufs[i]!]!]!;
+      const start = bufDataOffset[bufs[i]!]!;
       let mine = true;
-      for (let j = 0; j < 6; j++) if (d[j] !== mac[j]) mine = false;
+      for (let j = 0; j < 6; j++) if (bytes[start + j] !== mac[j]) mine = false;
       if (mine) own++;
       else other++;
-      bufs[i]!.pool.free(bufs[i]!);
     }
+    freeBuffers(bufs, 0, n);
   }
   console.log(JSON.stringify({ promisc, own, other }));
 }

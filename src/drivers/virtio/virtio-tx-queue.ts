@@ -1,0 +1,273 @@
+/**
+ * The virtio-net transmit queue (virtio 1.1 §5.1.6.2): one descriptor per frame, a zeroed net
+ * header in the headroom in front of the frame (no offloads: flags 0, gso_type NONE), so header
+ * and frame are one device-readable buffer. Descriptor ids come from a stack of free ids;
+ * completed ids come back through the used ring in whatever order the device finishes them.
+ */
+import {
+  bufDataOffset,
+  bufHome,
+  bufIovaHi,
+  bufIovaLo,
+  bufLength,
+  bufPool,
+  poolCapacity,
+  poolWords16,
+  poolWords32,
+  tableState,
+} from "../../mem/buffer-table.ts";
+import { freeBuffer, freeBuffers } from "../../mem/mempool.ts";
+import type { Mmio } from "../../pci/mmio.ts";
+import { badTxBuffer } from "../batch-args.ts";
+import { specialize, type HotPathMode } from "../specialize.ts";
+import type { NotifyTarget } from "./transport.ts";
+import { usedIndexError, type VirtqueueRing } from "./virtqueue.ts";
+import { VIRTQ_USED_F_NO_NOTIFY } from "./virtio_types.ts";
+
+/** Used entries reclaimed at once once this many are pending (or when descriptors run short). */
+export const TX_CLEAN_BATCH = 32;
+
+/** Queues bufs[0 .. count) for sending; returns how many it took (a prefix). */
+export type SendLoop = (bufs: Int32Array, count: number) => number;
+
+/** Slots of the counters array. */
+export const TxCounter = { packets: 0, bytes: 1, errors: 2, notifications: 3 } as const;
+
+/** Everything the transmit loop touches; each field becomes a constant in its compiled copy. */
+interface TxEnv {
+  readonly desc32: Uint32Array;
+  readonly avail16: Uint16Array;
+  readonly used16: Uint16Array;
+  readonly used32: Uint32Array;
+  /** The buffer each in-flight descriptor id carries (-1: the id is free). */
+  readonly table: Int32Array;
+  /** Free descriptor ids: freeIds[0 .. state[2]). */
+  readonly freeIds: Int32Array;
+  /** Buffers of completed descriptors, collected to be freed in one go. */
+  readonly scratch: Int32Array;
+  readonly size: number;
+  readonly capacity: number;
+  /** [0]: our avail.idx; [1]: the used.idx we have consumed up to; [2]: free ids. */
+  readonly state: Int32Array;
+  /** packets, bytes, errors, notifications (TxCounter). */
+  readonly counters: Float64Array;
+  readonly hdrLen: number;
+  readonly tableState: Int32Array;
+  readonly bufIovaLo: Int32Array;
+  readonly bufIovaHi: Int32Array;
+  readonly bufLength: Int32Array;
+  readonly bufPool: Int32Array;
+  readonly bufHome: Uint8Array;
+  readonly bufDataOffset: Int32Array;
+  readonly poolCapacity: Int32Array;
+  readonly poolWords16: Uint16Array[];
+  readonly poolWords32: Uint32Array[];
+  readonly freeBuffer: (buf: number) => void;
+  readonly freeBuffers: (bufs: Int32Array, start: number, count: number) => void;
+  readonly badBuffer: (bufs: Int32Array, i: number) => never;
+  readonly queueIndex: number;
+  readonly notifyWords: Uint16Array | null;
+  readonly notifyOffset: number;
+  readonly mmio: Mmio;
+  readonly CLEAN_BATCH: number;
+  readonly NO_NOTIFY: number;
+  readonly usedIndexError: (usedIdx: number, last: number) => never;
+}
+
+/**
+ * §2.6.13: checks every buffer number (a bad one throws before a ring or pool is touched),
+ * reclaims completed descriptors (§2.6.14) when ids run short or CLEAN_BATCH are pending, then
+ * queues the frames while descriptor ids last and notifies the device once per batch unless it
+ * said it needs no notification. A buffer whose length is 0 or beyond its capacity is taken too,
+ * but not sent: it goes back to its pool and counts as an error (a descriptor like that would
+ * send another buffer's bytes), so that the caller always knows which buffers the driver owns.
+ *
+ * A factory compiled once per queue (specialize.ts): it may use only `env` and its own locals.
+ */
+function sendLoop(env: TxEnv): SendLoop {
+  const { desc32, avail16, used16, used32, table, freeIds, scratch, size, capacity, state, counters, hdrLen } = env;
+  const { tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, bufDataOffset, poolCapacity } = env;
+  const { poolWords16, poolWords32, freeBuffer, freeBuffers, badBuffer, queueIndex, notifyWords, notifyOffset } = env;
+  const { mmio, CLEAN_BATCH, NO_NOTIFY, usedIndexError } = env;
+  const mask = size - 1;
+  const notifyWord = notifyOffset >>> 1;
+
+  /** §2.6.14: takes the completed ids back and returns their buffers to their pools. */
+  function reclaim(): number {
+    const usedIdx = used16[1]!;
+    let last = state[1]!;
+    const pending = (usedIdx - last) & 0xffff;
+    let free = state[2]!;
+    if (pending === 0) return free;
+    if (pending > size) usedIndexError(usedIdx, last);
+    let done = 0;
+    let errors = 0;
+    for (let k = 0; k < pending; k++) {
+      const id = used32[((last & mask) << 1) + 1]!;
+      last = (last + 1) & 0xffff;
+      const buf = id < capacity ? table[id]! : -1;
+      if (buf < 0) {
+        errors++; // an id we never gave the device, or one it completed twice
+        continue;
+      }
+      table[id] = -1;
+      freeIds[free++] = id;
+      scratch[done++] = buf;
+    }
+    state[1] = last;
+    state[2] = free;
+    if (errors !== 0) counters[2] += errors;
+    if (done !== 0) freeBuffers(scratch, 0, done);
+    return free;
+  }
+
+  return function send(bufs: Int32Array, count: number): number {
+    const rows = tableState[0]!;
+    for (let i = 0; i < count; i++) {
+      const buf = bufs[i]!;
+      // A number outside every live pool, or (checked pools) a buffer that is in its pool.
+      if (!(buf >= 0 && buf < rows && bufPool[buf]! >= 0) || bufHome[buf] !== 0) badBuffer(bufs, i);
+    }
+    let free = state[2]!;
+    if (free < count || ((used16[1]! - state[1]!) & 0xffff) >= CLEAN_BATCH) free = reclaim();
+    if (free === 0 || count === 0) return 0;
+    let avail = state[0]!;
+    let lastPool = -1;
+    let words16 = poolWords16[0]!;
+    let words32 = poolWords32[0]!;
+    let bytes = 0;
+    let sent = 0;
+    let refused = 0;
+    let taken = 0;
+    for (; taken < count && free !== 0; taken++) {
+      const buf = bufs[taken]!;
+      const pool = bufPool[buf]!;
+      const length = bufLength[buf]!;
+      if (!(length > 0 && length <= poolCapacity[pool]!)) {
+        freeBuffer(buf);
+        refused++;
+        continue;
+      }
+      if (pool !== lastPool) {
+        lastPool = pool;
+        words16 = poolWords16[pool]!;
+        words32 = poolWords32[pool]!;
+      }
+      // Zero the header in the headroom: whatever the buffer held before (a received frame's
+      // header, say) must not reach the device as offload requests.
+      const h = bufDataOffset[buf]! - hdrLen;
+      if (hdrLen === 12) {
+        const w = h >>> 2;
+        words32[w] = 0;
+        words32[w + 1] = 0;
+        words32[w + 2] = 0;
+      } else {
+        words16[h >>> 1] = 0;
+        const w = (h + 2) >>> 2;
+        words32[w] = 0;
+        words32[w + 1] = 0;
+      }
+      const id = freeIds[--free]!;
+      table[id] = buf;
+      const d = id << 2;
+      desc32[d] = bufIovaLo[buf]! - hdrLen;
+      desc32[d + 1] = bufIovaHi[buf]!;
+      desc32[d + 2] = length + hdrLen;
+      avail16[2 + (avail & mask)] = id;
+      avail = (avail + 1) & 0xffff;
+      bytes += length;
+      sent++;
+    }
+    state[2] = free;
+    if (refused !== 0) counters[2] += refused;
+    if (sent !== 0) {
+      state[0] = avail;
+      // Full barrier before reading used.flags (see the receive loop).
+      Atomics.store(avail16, 1, avail);
+      if ((used16[0]! & NO_NOTIFY) === 0) {
+        if (notifyWords !== null) notifyWords[notifyWord] = queueIndex;
+        else mmio.write16(notifyOffset, queueIndex);
+        counters[3]++;
+      }
+      counters[0] += sent;
+      counters[1] += bytes;
+    }
+    return taken;
+  };
+}
+
+export class TxQueue {
+  readonly name: string;
+  readonly capacity: number;
+  /** The compiled transmit loop of this queue; txBatch calls it after checking its arguments. */
+  readonly send: SendLoop;
+  readonly #table: Int32Array;
+  readonly #state = new Int32Array(3);
+  readonly #counters = new Float64Array(4);
+
+  constructor(name: string, ring: VirtqueueRing, notify: NotifyTarget, capacity: number, hdrLen: number, hotPath?: HotPathMode) {
+    this.name = name;
+    this.capacity = capacity;
+    this.#table = new Int32Array(capacity).fill(-1);
+    // Flags (0: one device-readable descriptor) and next never change; ids pop in ascending order.
+    const freeIds = new Int32Array(capacity);
+    for (let i = 0; i < capacity; i++) freeIds[i] = capacity - 1 - i;
+    this.#state[2] = capacity;
+    this.send = specialize(sendLoop, {
+      desc32: ring.desc32,
+      avail16: ring.avail16,
+      used16: ring.used16,
+      used32: ring.used32,
+      table: this.#table,
+      freeIds,
+      scratch: new Int32Array(ring.size),
+      size: ring.size,
+      capacity,
+      state: this.#state,
+      counters: this.#counters,
+      hdrLen,
+      tableState,
+      bufIovaLo,
+      bufIovaHi,
+      bufLength,
+      bufPool,
+      bufHome,
+      bufDataOffset,
+      poolCapacity,
+      poolWords16,
+      poolWords32,
+      freeBuffer,
+      freeBuffers,
+      badBuffer: (bufs, i) => badTxBuffer(`${name}: txBatch()`, bufs, i),
+      queueIndex: ring.index,
+      notifyWords: notify.mmio.words16,
+      notifyOffset: notify.offset,
+      mmio: notify.mmio,
+      CLEAN_BATCH: TX_CLEAN_BATCH,
+      NO_NOTIFY: VIRTQ_USED_F_NO_NOTIFY,
+      usedIndexError: (usedIdx, last) => {
+        throw usedIndexError(name, ring.index, usedIdx, last, ring.size);
+      },
+    }, name, hotPath);
+  }
+
+  /** packets, bytes, errors, notifications: see TxCounter. */
+  get counters(): Float64Array {
+    return this.#counters;
+  }
+
+  /** Descriptors free for new frames (after the last reclaim). */
+  get free(): number {
+    return this.#state[2]!;
+  }
+
+  /** After the device was reset: gives every buffer still in flight back to its pool. */
+  releaseBuffers(): void {
+    const table = this.#table;
+    for (let id = 0; id < table.length; id++) {
+      // (A buffer whose pool is gone already, its DMA allocator closed first, has no home.)
+      if (table[id]! >= 0 && bufPool[table[id]!]! >= 0) freeBuffer(table[id]!);
+      table[id] = -1;
+    }
+  }
+}

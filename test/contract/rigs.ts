@@ -1,0 +1,172 @@
+/**
+ * The three NicDevice variants the contract suite runs against: the ixgbe driver on the 82599
+ * model, and the virtio driver on the virtio-net model through its modern and its legacy
+ * interface. Each opens a device on a fresh SimDma and describes, in the same terms for all
+ * three, how to put frames on the device's wire, what the device has sent, how to hold back and
+ * release transmission, and what the rings hold.
+ *
+ * Own set-up on purpose (test/ixgbe/helpers.ts and test/virtio/helpers.ts are not used here).
+ */
+import type { DeviceStats, NicDevice } from "../../src/device.ts";
+import { newStats } from "../../src/device.ts";
+import { createIxgbeDevice } from "../../src/drivers/ixgbe/ixgbe-device.ts";
+import { createVirtioDevice, VirtioNetDevice } from "../../src/drivers/virtio/virtio-device.ts";
+import { Ixgbe82599Model } from "../../src/sim/ixgbe/ixgbe-model.ts";
+import { RDBAH, RDBAL, RDH, RDLEN, RDT, TDBAH, TDBAL, TDH, TDLEN, TDT } from "../../src/sim/ixgbe/model-registers.ts";
+import { SimDma } from "../../src/sim/sim-dma.ts";
+import { VirtioNetModel } from "../../src/sim/virtio/virtio-model.ts";
+
+export interface RigOptions {
+  /** Descriptors per ring (default 64). */
+  readonly ringSize?: number;
+  /** Buffers in the driver's receive mempool (default 4 x ringSize). */
+  readonly poolSize?: number;
+  /** DeviceOptions.checked (default true). */
+  readonly checked?: boolean;
+  /** Whether the model's link is up (default true). */
+  readonly link?: boolean;
+  /** DeviceOptions.linkTimeoutMs (default 1000: the models' links are up at once). */
+  readonly linkTimeoutMs?: number;
+  /** The device's memory (default: a new SimDma). */
+  readonly dma?: SimDma;
+}
+
+export interface Rig {
+  readonly dev: NicDevice;
+  readonly dma: SimDma;
+  /** A frame arrives from the wire; true when the device placed it in a receive buffer. */
+  deliver(frame: Uint8Array): boolean;
+  /** Every frame the model has put on its wire so far, in order. */
+  transmitted(): Uint8Array[];
+  /** Lets the model do pending work (the virtio model's device thread); a no-op where none. */
+  step(): void;
+  /** true: the model stops sending (frames stay in the TX ring); false: it sends what is there. */
+  holdTx(on: boolean): void;
+  /** Frames the receive ring holds before the device has to drop. */
+  readonly rxHolds: number;
+  /** Frames the transmit ring takes while the device sends nothing. */
+  readonly txHolds: number;
+  /** Buffers the driver keeps in its receive ring. */
+  readonly rxRingBuffers: number;
+  /** Frames the device dropped for want of a receive buffer that the driver's rxMissed does not count. */
+  modelOnlyDrops(): number;
+  /** The model's view of the rings: indices (and, where reachable, descriptor memory). */
+  ringState(): unknown;
+  /** Protocol violations the model noticed (must stay empty). */
+  violations(): readonly string[];
+}
+
+export interface Variant {
+  readonly name: string;
+  readonly driver: "ixgbe" | "virtio";
+  open(options?: RigOptions): Rig;
+}
+
+export function stats(dev: NicDevice): DeviceStats {
+  const s = newStats();
+  dev.readStats(s);
+  return s;
+}
+
+const ixgbe: Variant = {
+  name: "ixgbe on the 82599 model",
+  driver: "ixgbe",
+  open(options = {}) {
+    const ringSize = options.ringSize ?? 64;
+    const dma = options.dma ?? new SimDma("contract ixgbe DMA");
+    const model = new Ixgbe82599Model({ dma, linkUp: options.link ?? true });
+    const sent: Uint8Array[] = [];
+    model.onTransmit = (frame) => sent.push(frame);
+    const dev = createIxgbeDevice(model.pci, dma, {
+      rxRingSize: ringSize,
+      txRingSize: ringSize,
+      mempoolSize: options.poolSize ?? 4 * ringSize,
+      checked: options.checked ?? true,
+      linkTimeoutMs: options.linkTimeoutMs ?? 1000,
+    });
+    const regs = model.regs;
+    const ringBytes = (bal: number, bah: number, len: number): number[] =>
+      Array.from(dma.resolve((regs.peek32(bal) & ~0x7f) + regs.peek32(bah) * 0x1_0000_0000, regs.peek32(len)));
+    return {
+      dev,
+      dma,
+      deliver: (frame) => model.inject(frame, 0),
+      transmitted: () => sent,
+      step: () => {},
+      // The model sends only while the link is up, and resumes when it comes back (linkUpDelayMs 0).
+      holdTx: (on) => model.setLink(!on),
+      // RDT stays one behind RDH: a ring of n descriptors holds n - 1 frames, and TX likewise.
+      rxHolds: ringSize - 1,
+      txHolds: ringSize - 1,
+      rxRingBuffers: ringSize,
+      modelOnlyDrops: () => 0, // MPC is the driver's rxMissed
+      ringState: () => ({
+        rdh: regs.peek32(RDH(0)),
+        rdt: regs.peek32(RDT(0)),
+        tdh: regs.peek32(TDH(0)),
+        tdt: regs.peek32(TDT(0)),
+        rx: ringBytes(RDBAL(0), RDBAH(0), RDLEN(0)),
+        tx: ringBytes(TDBAL(0), TDBAH(0), TDLEN(0)),
+        counters: { ...model.counters },
+      }),
+      violations: () => [],
+    };
+  },
+};
+
+function virtioVariant(legacy: boolean): Variant {
+  return {
+    name: legacy ? "virtio legacy (transitional model, I/O BAR)" : "virtio modern",
+    driver: "virtio",
+    open(options = {}) {
+      const ringSize = options.ringSize ?? 64;
+      const dma = options.dma ?? new SimDma(`contract virtio ${legacy ? "legacy" : "modern"} DMA`);
+      // The device offers twice the ring size: the modern driver shrinks its queues to ringSize,
+      // the legacy one keeps the device's size and posts only ringSize entries.
+      const model = new VirtioNetModel({ dma, legacy, queueSize: 2 * ringSize, link: options.link ?? true });
+      const sent: Uint8Array[] = [];
+      model.onTransmit = (frame) => sent.push(frame);
+      const dev = createVirtioDevice(model.pci, dma, {
+        rxRingSize: ringSize,
+        txRingSize: ringSize,
+        mempoolSize: options.poolSize ?? 4 * ringSize,
+        checked: options.checked ?? true,
+        linkTimeoutMs: options.linkTimeoutMs ?? 1000,
+      });
+      if (!(dev instanceof VirtioNetDevice)) throw new Error("createVirtioDevice did not return a VirtioNetDevice");
+      if (dev.transport !== (legacy ? "legacy" : "modern")) throw new Error(`expected the ${legacy ? "legacy" : "modern"} transport`);
+      const [rxCapacity, txCapacity] = dev.ringCapacity;
+      return {
+        dev,
+        dma,
+        deliver: (frame) => model.inject(frame),
+        transmitted: () => sent,
+        step: () => model.poll(),
+        holdTx: (on) => {
+          model.faults.stall = on;
+          if (!on) model.poll();
+        },
+        rxHolds: rxCapacity,
+        txHolds: txCapacity,
+        rxRingBuffers: rxCapacity,
+        // virtio-net has no counters: what the device could not place, the driver never sees.
+        modelOnlyDrops: () => model.counters.rxDropped,
+        ringState: () => ({
+          rx: model.ringIndices(0),
+          tx: model.ringIndices(1),
+          rxBuffersAvailable: model.rxBuffersAvailable,
+          modelNotifications: [...model.notifications],
+          driverNotifications: [...dev.notifications],
+          txFree: dev.txFree,
+          counters: { ...model.counters },
+        }),
+        violations: () => [
+          ...model.violations,
+          ...(model.counters.txBadHeader === 0 ? [] : [`${model.counters.txBadHeader} frames sent with a non-zero virtio_net_hdr`]),
+        ],
+      };
+    },
+  };
+}
+
+export const VARIANTS: readonly Variant[] = [ixgbe, virtioVariant(false), virtioVariant(true)];
