@@ -62,12 +62,14 @@ export const poolWords16: Uint16Array[] = [];
 export const poolWords32: Uint32Array[] = [];
 const EMPTY_STACK = new Int32Array(0);
 const EMPTY_BYTES = new Uint8Array(0);
+const EMPTY_WORDS16 = new Uint16Array(0);
+const EMPTY_WORDS32 = new Uint32Array(0);
 for (let p = 0; p < MAX_POOLS; p++) {
   // Appended one by one, so that V8 keeps the arrays packed (no hole checks when indexed).
   poolStacks.push(EMPTY_STACK);
   poolBytes.push(EMPTY_BYTES);
-  poolWords16.push(new Uint16Array(0));
-  poolWords32.push(new Uint32Array(0));
+  poolWords16.push(EMPTY_WORDS16);
+  poolWords32.push(EMPTY_WORDS32);
 }
 
 /**
@@ -129,8 +131,8 @@ export function unregisterPool(id: number): void {
   poolCapacity[id] = 0;
   poolStacks[id] = EMPTY_STACK;
   poolBytes[id] = EMPTY_BYTES;
-  poolWords16[id] = new Uint16Array(0);
-  poolWords32[id] = new Uint32Array(0);
+  poolWords16[id] = EMPTY_WORDS16;
+  poolWords32[id] = EMPTY_WORDS32;
   owners[id] = null;
   ranges[id] = null;
   giveRows(range.first, range.count);

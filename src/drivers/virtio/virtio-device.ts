@@ -1,8 +1,8 @@
 /**
  * The virtio-net driver: device initialization (virtio 1.1 §3.1.1, network device §5.1.5), then
  * one receive and one transmit queue driven by polling (virtio-rx-queue.ts, virtio-tx-queue.ts),
- * a control queue for the
- * receive mode (ctrl-queue.ts), MAC and link status from the device configuration.
+ * a control queue for the receive mode (ctrl-queue.ts), MAC and link status from the device
+ * configuration.
  *
  * Two transports reach the same device: the modern one (virtio 1.x capabilities in a memory BAR,
  * for 1af4:1041 devices behind the IOMMU) and the legacy one (I/O-port BAR0, for transitional
