@@ -119,7 +119,8 @@ export class Mempool {
       bufHome[b] = this.checked ? 1 : 0; // tracked for checked pools only: 0 means "not known to be free"
     }
     // The stack hands buffers out in ascending order at first: easier to follow in a trace.
-    const stack = new Int32Array(count);
+    // On a SharedArrayBuffer like the table, so that worker threads can later share the pool.
+    const stack = new Int32Array(new SharedArrayBuffer(count * 4));
     for (let i = 0; i < count; i++) stack[i] = first + count - 1 - i;
     this.#stack = stack;
     poolStacks[id] = stack;
