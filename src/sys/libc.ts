@@ -28,6 +28,47 @@ export const MAP_POPULATE = 0x8000;
 export const MAP_HUGETLB = 0x40000;
 export const MAP_FAILED = 0xffffffffffffffffn;
 export const _SC_PAGESIZE = 30;
+export const O_CREAT = 0o100;
+export const O_EXCL = 0o200;
+export const O_NONBLOCK = 0o4000;
+export const F_GETFD = 1;
+export const F_GETFL = 3;
+export const F_SETFL = 4;
+export const FD_CLOEXEC = 1;
+/** File seals (memfds only): F_ADD_SEALS/F_GET_SEALS and the F_SEAL_* bits. */
+export const F_ADD_SEALS = 1033;
+export const F_GET_SEALS = 1034;
+export const F_SEAL_SEAL = 1;
+export const F_SEAL_SHRINK = 2;
+export const F_SEAL_GROW = 4;
+export const F_SEAL_WRITE = 8;
+export const AF_UNIX = 1;
+export const SOCK_STREAM = 1;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SCM_RIGHTS = 1;
+export const MSG_CTRUNC = 0x8;
+export const MSG_TRUNC = 0x20;
+export const MSG_DONTWAIT = 0x40;
+export const MSG_NOSIGNAL = 0x4000;
+export const MSG_CMSG_CLOEXEC = 0x40000000;
+export const EFD_SEMAPHORE = 1;
+export const EFD_NONBLOCK = 0o4000;
+export const EFD_CLOEXEC = 0o2000000;
+export const MFD_CLOEXEC = 1;
+export const MFD_ALLOW_SEALING = 2;
+export const MFD_HUGETLB = 4;
+/** MFD_HUGETLB with an explicit page size: log2(2 MiB) = 21 in bits 26..31. */
+export const MFD_HUGE_2MB = 21 << 26;
+/** struct stat (x86-64): only st_size is read. */
+export const stat_layout = { st_size: 48, SIZE: 144 } as const;
+
+/**
+ * What the nonblocking paths (recvmsg, sendmsg, read, write) return instead of throwing when the
+ * call would block (EAGAIN): no data yet is the normal case for a polled socket or eventfd.
+ */
+export const WOULD_BLOCK = -1;
 
 const c = {
   open: libc.func("int open(const char *path, int flags)"),
@@ -47,6 +88,21 @@ const c = {
   ioctlInt: libc.func("ioctl", "int", ["int", "unsigned long", "unsigned long"]),
   ioctlBytes: libc.func("ioctl", "int", ["int", "unsigned long", "_Inout_ uint8_t *"]),
   ioctlString: libc.func("ioctl", "int", ["int", "unsigned long", "const char *"]),
+  // open and fcntl are variadic too: the same fixed-prototype approach as ioctl.
+  openMode: libc.func("open", "int", ["const char *", "int", "uint32_t"]),
+  fcntl: libc.func("fcntl", "int", ["int", "int", "int"]),
+  read: libc.func("int64_t read(int fd, _Out_ uint8_t *buf, size_t count)"),
+  write: libc.func("int64_t write(int fd, const uint8_t *buf, size_t count)"),
+  ftruncate: libc.func("int ftruncate(int fd, int64_t length)"),
+  fstat: libc.func("int fstat(int fd, _Out_ uint8_t *statbuf)"),
+  memfdCreate: libc.func("int memfd_create(const char *name, uint32_t flags)"),
+  eventfd: libc.func("int eventfd(uint32_t initval, int flags)"),
+  socket: libc.func("int socket(int domain, int type, int protocol)"),
+  socketpair: libc.func("int socketpair(int domain, int type, int protocol, _Out_ int32_t *sv)"),
+  connect: libc.func("int connect(int fd, const uint8_t *addr, uint32_t addrlen)"),
+  // The msghdr's own fields point to other buffers (iovec, data, control): see addressOf().
+  sendmsg: libc.func("int64_t sendmsg(int fd, const uint8_t *msg, int flags)"),
+  recvmsg: libc.func("int64_t recvmsg(int fd, _Inout_ uint8_t *msg, int flags)"),
 };
 
 const errnoMap = util.getSystemErrorMap();
@@ -76,10 +132,120 @@ export function close(fd: number): void {
   if ((c.close(fd) as number) < 0) fail("close");
 }
 
+/** open(path, flags | O_CLOEXEC, mode): for O_CREAT. */
+export function openMode(path: string, flags: number, mode: number, context?: string): number {
+  const fd = c.openMode(path, flags | O_CLOEXEC, mode) as number;
+  if (fd < 0) fail(`open ${path}`, context);
+  return fd;
+}
+
+/** fcntl(fd, cmd, arg) with an integer argument; returns the (non-negative) result. */
+export function fcntl(fd: number, cmd: number, arg = 0, context?: string): number {
+  const r = c.fcntl(fd, cmd, arg) as number;
+  if (r < 0) fail(`fcntl ${cmd}`, context);
+  return r;
+}
+
+export function ftruncate(fd: number, length: number, context?: string): void {
+  if ((c.ftruncate(fd, length) as number) < 0) fail("ftruncate", context);
+}
+
+/** st_size of fstat(2). */
+export function fstatSize(fd: number, context?: string): number {
+  const buf = new Uint8Array(stat_layout.SIZE);
+  if ((c.fstat(fd, buf) as number) < 0) fail("fstat", context);
+  const size = new BigInt64Array(buf.buffer, stat_layout.st_size, 1)[0]!;
+  return Number(size);
+}
+
+/** memfd_create(2): an anonymous file, gone when its last fd and mapping are. */
+export function memfdCreate(name: string, flags: number, context?: string): number {
+  const fd = c.memfdCreate(name, flags) as number;
+  if (fd < 0) fail("memfd_create", context);
+  return fd;
+}
+
+/** eventfd(2). The counter is read and written as 8 bytes: see src/sys/eventfd.ts. */
+export function eventfd(initval: number, flags: number, context?: string): number {
+  const fd = c.eventfd(initval, flags) as number;
+  if (fd < 0) fail("eventfd", context);
+  return fd;
+}
+
+/**
+ * Repeats a call that returns a count while it fails with EINTR (a signal arrived, as Node's own
+ * handlers can make happen any time); EAGAIN becomes WOULD_BLOCK.
+ */
+function countOrWouldBlock(call: () => number, name: string, context?: string): number {
+  for (;;) {
+    const n = call();
+    if (n >= 0) return n;
+    const errno = koffi.errno();
+    if (errno === ERRNO.EINTR) continue;
+    if (errno === ERRNO.EAGAIN || errno === ERRNO.EWOULDBLOCK) return WOULD_BLOCK;
+    const { code, text } = describeErrno(errno);
+    throw new SyscallError(name, errno, code, text, context);
+  }
+}
+
+/** read(2) into buf: the byte count (0 at end of file), or WOULD_BLOCK. */
+export function read(fd: number, buf: Uint8Array, context?: string): number {
+  return countOrWouldBlock(() => Number(c.read(fd, buf, buf.length)), "read", context);
+}
+
+/** write(2) of buf: the byte count written, or WOULD_BLOCK. */
+export function write(fd: number, buf: Uint8Array, context?: string): number {
+  return countOrWouldBlock(() => Number(c.write(fd, buf, buf.length)), "write", context);
+}
+
+/** socket(2), always close-on-exec. */
+export function socket(domain: number, type: number, protocol: number, context?: string): number {
+  const fd = c.socket(domain, type | SOCK_CLOEXEC, protocol) as number;
+  if (fd < 0) fail("socket", context);
+  return fd;
+}
+
+/** socketpair(2), always close-on-exec: two connected sockets. */
+export function socketpair(domain: number, type: number, protocol: number, context?: string): [number, number] {
+  const sv = new Int32Array(2);
+  if ((c.socketpair(domain, type | SOCK_CLOEXEC, protocol, sv) as number) < 0) fail("socketpair", context);
+  return [sv[0]!, sv[1]!];
+}
+
+/** connect(2) to the socket address in `addr` (e.g. a struct sockaddr_un). */
+export function connect(fd: number, addr: Uint8Array, addrlen: number, context?: string): void {
+  // Not retried on EINTR: an interrupted connect goes on in the background (unix sockets connect
+  // at once, so this does not happen in practice).
+  if ((c.connect(fd, addr, addrlen) as number) < 0) fail("connect", context);
+}
+
+/**
+ * sendmsg(2) of the struct msghdr in `msg`: the byte count sent (a stream socket may send fewer
+ * than asked when nonblocking), or WOULD_BLOCK. Pass MSG_NOSIGNAL in `flags` so that a closed
+ * peer is an EPIPE error rather than a SIGPIPE.
+ */
+export function sendmsg(fd: number, msg: Uint8Array, flags: number, context?: string): number {
+  return countOrWouldBlock(() => Number(c.sendmsg(fd, msg, flags)), "sendmsg", context);
+}
+
+/** recvmsg(2) into the struct msghdr in `msg`: the byte count (0 at end of stream), or WOULD_BLOCK. */
+export function recvmsg(fd: number, msg: Uint8Array, flags: number, context?: string): number {
+  return countOrWouldBlock(() => Number(c.recvmsg(fd, msg, flags)), "recvmsg", context);
+}
+
 export function mmap(length: number, prot: number, flags: number, fd: number, offset: number, context?: string): bigint {
   const ptr = c.mmap(null, length, prot, flags, fd, offset) as bigint;
   if (ptr === MAP_FAILED || ptr === -1n) fail("mmap", context);
   return ptr;
+}
+
+/**
+ * mmap(2) of `length` bytes of file `fd` from offset 0, readable, writable and MAP_SHARED: the
+ * memory other processes mapping the same file (a vhost-user backend) see too. `extraFlags`:
+ * MAP_POPULATE to fault every page in now.
+ */
+export function mmapShared(fd: number, length: number, extraFlags = 0, context?: string): bigint {
+  return mmap(length, PROT_READ | PROT_WRITE, MAP_SHARED | extraFlags, fd, 0, context);
 }
 
 export function munmap(addr: bigint, length: number): void {
@@ -152,6 +318,23 @@ export function ioctlString(fd: number, request: number, arg: string, context?: 
   const r = c.ioctlString(fd, request, arg) as number;
   if (r < 0) fail(`ioctl 0x${request.toString(16)}`, context);
   return r;
+}
+
+/**
+ * The address of a typed array's first byte, for struct fields that point to other buffers (a
+ * msghdr's iovec and control buffer, an iovec's data). koffi.address() returns the address of the
+ * backing store, the same one koffi passes when the array itself is an argument. V8 never moves
+ * a backing store; the only typed arrays it keeps inside the (moving) JS heap are small ones
+ * without a backing store yet, and asking for the address gives them one first. So the address
+ * stays valid for as long as the array is alive: the caller must hold a reference to it until the
+ * call that uses the address returns (a local that is no longer used may be dropped by optimized
+ * code, so keep it in an object that outlives the call).
+ *
+ * (koffi.alloc() memory would be stable as well, but must be freed by hand and filled through a
+ * view; buffers owned by the garbage collector cannot leak.)
+ */
+export function addressOf(array: ArrayBufferView): bigint {
+  return koffi.address(array);
 }
 
 /**

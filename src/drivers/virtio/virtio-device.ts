@@ -83,7 +83,9 @@ export function createVirtioDevice(pci: PciFunction, dma: DmaAllocator, options:
     const problem = legacyDmaProblem(pci.address, dma);
     if (problem !== null) throw new DmaError(problem);
   }
-  return new VirtioNetDevice(pci, dma, options, transport);
+  const driven: VirtioTransport = transport === "legacy" ? new LegacyTransport(pci) : new ModernTransport(pci);
+  pci.enableDma();
+  return new VirtioNetDevice(driven, pci.address, dma, options);
 }
 
 export class VirtioNetDevice implements NicDevice {
@@ -106,14 +108,17 @@ export class VirtioNetDevice implements NicDevice {
   readonly #hasStatus: boolean;
   #closed = false;
 
-  constructor(pci: PciFunction, dma: DmaAllocator, options: DeviceOptions, kind: TransportKind) {
-    const name = pci.address;
+  /**
+   * Initializes the device behind `transport` (any VirtioTransport: PCI modern or legacy, or
+   * another one that reaches a virtio-net device). `address` names the device in errors.
+   */
+  constructor(transport: VirtioTransport, address: string, dma: DmaAllocator, options: DeviceOptions) {
+    const name = address;
+    const kind = transport.kind;
     this.address = name;
     this.dma = dma;
     this.transport = kind;
-    const transport: VirtioTransport = kind === "legacy" ? new LegacyTransport(pci) : new ModernTransport(pci);
     this.#transport = transport;
-    pci.enableDma();
 
     // §3.1.1 step 1: reset the device (and wait until it says so).
     transport.reset();
