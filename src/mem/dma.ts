@@ -13,6 +13,12 @@ export const DmaAddressing = {
   physical: "physical",
   /** Made-up addresses understood only by the simulated devices of src/sim. */
   sim: "sim",
+  /**
+   * Addresses the device side learns from a memory table: the memory is shared with another
+   * process (a vhost-user backend) as file descriptors, each with the device address of its
+   * byte 0 (src/mem/shared-dma.ts). No IOMMU and no physical addresses are involved.
+   */
+  shared: "shared",
 } as const;
 export type DmaAddressing = (typeof DmaAddressing)[keyof typeof DmaAddressing];
 

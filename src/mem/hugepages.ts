@@ -1,16 +1,38 @@
 /**
  * Hugepages: 2 MiB pages that the kernel never swaps or moves, so a device can be given their
  * address once. Reserve them as root: echo 512 > /proc/sys/vm/nr_hugepages.
+ *
+ * Besides anonymous mappings, hugepages come as files (createHugepageFile) whose fd another
+ * process can map too: memory shared with a vhost-user backend.
  */
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { DmaError, SyscallError } from "../errors.ts";
 import {
+  close,
+  F_ADD_SEALS,
+  F_SEAL_GROW,
+  F_SEAL_SEAL,
+  F_SEAL_SHRINK,
+  fcntl,
+  ftruncate,
   MAP_ANONYMOUS,
   MAP_HUGETLB,
+  MAP_POPULATE,
   MAP_SHARED,
+  memfdCreate,
+  MFD_ALLOW_SEALING,
+  MFD_CLOEXEC,
+  MFD_HUGE_2MB,
+  MFD_HUGETLB,
   mlock,
   mmap,
+  mmapShared,
   munmap,
+  O_CREAT,
+  O_EXCL,
+  O_RDWR,
+  openMode,
   PROT_READ,
   PROT_WRITE,
   view,
@@ -39,6 +61,21 @@ export function reserveAdvice(pages: number): string {
   return `reserve hugepages as root: echo ${pages} > /proc/sys/vm/nr_hugepages`;
 }
 
+export function mountAdvice(dir: string): string {
+  return `mount hugetlbfs there as root: mkdir -p ${dir} && mount -t hugetlbfs nodev ${dir}`;
+}
+
+/** The DmaError for a mapping of `bytes` that found too few free hugepages. */
+function noFreeHugepages(owner: string, bytes: number, extra = ""): DmaError {
+  const c = hugepageCounts();
+  const needed = bytes / HUGEPAGE_SIZE;
+  return new DmaError(
+    `${owner}: no free hugepages for ${needed} x 2 MiB (HugePages_Free ${c.free} of ${c.total}): ` +
+      reserveAdvice(Math.max(512, c.total + needed)) +
+      extra,
+  );
+}
+
 /** A mapping of whole hugepages, locked in memory, zeroed by the kernel. */
 export class HugepageMapping {
   readonly ptr: bigint;
@@ -59,14 +96,7 @@ export class HugepageMapping {
     try {
       ptr = mmap(rounded, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0, owner);
     } catch (e) {
-      if (e instanceof SyscallError && (e.code === "ENOMEM" || e.code === "EINVAL")) {
-        const c = hugepageCounts();
-        const needed = rounded / HUGEPAGE_SIZE;
-        throw new DmaError(
-          `${owner}: no free hugepages for ${needed} x 2 MiB (HugePages_Free ${c.free} of ${c.total}): ` +
-            reserveAdvice(Math.max(512, c.total + needed)),
-        );
-      }
+      if (e instanceof SyscallError && (e.code === "ENOMEM" || e.code === "EINVAL")) throw noFreeHugepages(owner, rounded);
       throw e;
     }
     try {
@@ -80,6 +110,35 @@ export class HugepageMapping {
     return new HugepageMapping(ptr, rounded);
   }
 
+  /**
+   * Maps all `size` bytes (whole hugepages) of a hugepage file (createHugepageFile) MAP_SHARED,
+   * faulted in and locked like map(). The fd stays the caller's; the mapping lives on after it
+   * is closed. `hugetlbfsDir`, when the file is in one, goes into the advice of errors.
+   */
+  static mapFile(fd: number, size: number, owner: string, hugetlbfsDir?: string): HugepageMapping {
+    if (!Number.isInteger(size) || size <= 0 || size % HUGEPAGE_SIZE !== 0) {
+      throw new RangeError(`${owner}: a hugepage file mapping must be a positive multiple of 2 MiB, got ${size}`);
+    }
+    let ptr: bigint;
+    try {
+      // The kernel reserves the file's hugepages at mmap, so too few free ones fail here
+      // (ENOMEM), not later with a SIGBUS on first touch.
+      ptr = mmapShared(fd, size, MAP_POPULATE, owner);
+    } catch (e) {
+      if (e instanceof SyscallError && e.code === "ENOMEM") {
+        throw noFreeHugepages(owner, size, hugetlbfsDir ? ` (or raise the size= limit of the hugetlbfs mount ${hugetlbfsDir})` : "");
+      }
+      throw e;
+    }
+    try {
+      mlock(ptr, size, owner);
+    } catch (e) {
+      munmap(ptr, size);
+      throw e;
+    }
+    return new HugepageMapping(ptr, size);
+  }
+
   /** Address of byte `offset` in the process, as a BigInt (for VFIO and pagemap). */
   addressOf(offset: number): bigint {
     return this.ptr + BigInt(offset);
@@ -91,4 +150,86 @@ export class HugepageMapping {
     this.#unmapped = true;
     munmap(this.ptr, this.size);
   }
+}
+
+/** hugetlbfs's f_type in statfs (HUGETLBFS_MAGIC, linux/magic.h). */
+const HUGETLBFS_MAGIC = 0x958458f6;
+let fileSerial = 0;
+
+export interface HugepageFileOptions {
+  /**
+   * Create the file in this hugetlbfs mount (e.g. /dev/hugepages) instead of with
+   * memfd_create(MFD_HUGETLB), for systems that refuse hugetlb memfds. The file is unlinked right
+   * after it is opened: nothing is left behind, even if the process dies.
+   */
+  readonly hugetlbfsDir?: string;
+}
+
+/**
+ * A file of `size` bytes (a positive multiple of 2 MiB) in 2 MiB hugepages that exists only as
+ * long as an fd or a mapping of it does: a memfd, or an unlinked file of a hugetlbfs mount.
+ * Returns its fd (close-on-exec). No hugepage is taken until the file is mapped
+ * (HugepageMapping.mapFile).
+ *
+ * A memfd's size is sealed: whoever else gets the fd (a vhost-user backend) cannot shrink it
+ * under our mappings, which would kill this process with SIGBUS on the next access. Files of a
+ * hugetlbfs mount cannot be sealed.
+ */
+export function createHugepageFile(size: number, owner: string, options: HugepageFileOptions = {}): number {
+  if (!Number.isInteger(size) || size <= 0 || size % HUGEPAGE_SIZE !== 0) {
+    throw new RangeError(`${owner}: a hugepage file must be a positive multiple of 2 MiB, got ${size}`);
+  }
+  const dir = options.hugetlbfsDir;
+  const fd = dir === undefined ? createMemfd(owner) : createUnlinkedFile(dir, owner);
+  try {
+    ftruncate(fd, size, `${owner}: sizing a hugepage file`);
+    if (dir === undefined) fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, `${owner}: sealing a hugepage memfd`);
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
+  return fd;
+}
+
+function createMemfd(owner: string): number {
+  try {
+    return memfdCreate("ixy.ts-dma", MFD_CLOEXEC | MFD_HUGETLB | MFD_HUGE_2MB | MFD_ALLOW_SEALING, owner);
+  } catch (e) {
+    // EINVAL: no hugetlb support (or no 2 MiB pages) behind memfds; ENOSYS/EPERM: a sandbox
+    // or seccomp filter refuses memfd_create.
+    if (e instanceof SyscallError && ["EINVAL", "ENOSYS", "EPERM", "EOPNOTSUPP"].includes(e.code)) {
+      throw new DmaError(
+        `${owner}: memfd_create(MFD_HUGETLB) was refused (${e.code}): use a hugetlbfs mount instead, with the ` +
+          `option { hugetlbfsDir: "/dev/hugepages" }, and ${mountAdvice("/dev/hugepages")}`,
+      );
+    }
+    throw e;
+  }
+}
+
+function createUnlinkedFile(dir: string, owner: string): number {
+  let fsInfo: fs.StatsFs;
+  try {
+    fsInfo = fs.statfsSync(dir);
+  } catch (e) {
+    throw new DmaError(`${owner}: hugetlbfs directory ${dir} is not usable (${(e as Error).message}): ${mountAdvice(dir)}`);
+  }
+  if (fsInfo.type !== HUGETLBFS_MAGIC) {
+    throw new DmaError(`${owner}: ${dir} is not a hugetlbfs mount, so its files would not be hugepages: ${mountAdvice(dir)}`);
+  }
+  if (fsInfo.bsize !== HUGEPAGE_SIZE) {
+    throw new DmaError(
+      `${owner}: the hugetlbfs mount ${dir} has ${fsInfo.bsize / 1024} KiB pages, 2 MiB are needed: ` +
+        `mount one with 2 MiB pages as root: mkdir -p ${dir} && mount -t hugetlbfs -o pagesize=2M nodev ${dir}`,
+    );
+  }
+  const file = path.join(dir, `ixy.ts-dma-${process.pid}-${++fileSerial}-${Math.random().toString(36).slice(2, 10)}`);
+  const fd = openMode(file, O_RDWR | O_CREAT | O_EXCL, 0o600, `${owner}: creating a hugepage file`);
+  try {
+    fs.unlinkSync(file);
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
+  return fd;
 }

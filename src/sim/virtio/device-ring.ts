@@ -1,9 +1,10 @@
 /**
  * The device's side of a split virtqueue (virtio 1.1 §2.6): it reads descriptors and the
- * available ring, and writes the used ring — all through SimDma.resolve(), so an address the
- * driver never allocated is a DmaFaultError, as it would be a DMAR fault behind a real IOMMU.
+ * available ring, and writes the used ring — all through its address space's resolve(), so an
+ * address the driver never allocated is a DmaFaultError, as it would be a DMAR fault behind a
+ * real IOMMU.
  */
-import type { SimDma } from "../sim-dma.ts";
+import type { DeviceAddressSpace } from "../address-space.ts";
 import { DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, USED_F_NO_NOTIFY } from "./virtio-spec.ts";
 
 /** One descriptor's buffer: device address and length. */
@@ -40,7 +41,7 @@ export class DeviceRing {
   readonly #used32: Uint32Array;
   readonly #violation: (message: string) => void;
 
-  constructor(dma: SimDma, device: string, index: number, size: number, at: RingAddresses, violation: (message: string) => void) {
+  constructor(dma: DeviceAddressSpace, device: string, index: number, size: number, at: RingAddresses, violation: (message: string) => void) {
     this.index = index;
     this.size = size;
     this.#violation = violation;

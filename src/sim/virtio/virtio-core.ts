@@ -8,7 +8,7 @@
  * Protocol mistakes a real device would tolerate silently (or punish unpredictably) are
  * recorded in `violations`, so that tests can insist there are none.
  */
-import type { SimDma } from "../sim-dma.ts";
+import type { DeviceAddressSpace } from "../address-space.ts";
 import { DeviceRing, type RingAddresses } from "./device-ring.ts";
 import { bit, F, LEGACY_ONLY_FEATURES, LEGACY_VRING_ALIGN, NO_VECTOR, S_ACKNOWLEDGE, S_DRIVER, S_DRIVER_OK, S_FEATURES_OK } from "./virtio-spec.ts";
 
@@ -28,7 +28,7 @@ export interface QueueState {
 
 export interface VirtioCoreOptions {
   readonly name: string;
-  readonly dma: SimDma;
+  readonly dma: DeviceAddressSpace;
   /** Whether bus mastering is enabled (no DMA otherwise). */
   readonly busMaster: () => boolean;
   /** Features offered (the legacy interface shows only the low 32 bits). */
@@ -44,7 +44,7 @@ export interface VirtioCoreOptions {
 
 export class VirtioCore {
   readonly name: string;
-  readonly dma: SimDma;
+  readonly dma: DeviceAddressSpace;
   readonly offered: bigint;
   readonly implemented: bigint;
   readonly queues: QueueState[];

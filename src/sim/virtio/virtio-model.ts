@@ -16,7 +16,7 @@
  *   a device that refuses every feature set, a device that rejects control commands.
  */
 import { BarKind, PCI_CAP_ID_MSIX, type BarKind as BarKindType } from "../../pci/pci-function.ts";
-import { SimDma } from "../sim-dma.ts";
+import type { DeviceAddressSpace } from "../address-space.ts";
 import { SimMmio } from "../sim-mmio.ts";
 import { SimPciFunction, type SimPciOptions } from "../sim-pci.ts";
 import type { Segment } from "./device-ring.ts";
@@ -26,7 +26,7 @@ import { VirtioCore } from "./virtio-core.ts";
 import { bit, CTRL_RX, CTRL_RX_ALLMULTI, CTRL_RX_PROMISC, F, NET_CONFIG_SIZE, NET_ERR, NET_OK, NET_S_LINK_UP } from "./virtio-spec.ts";
 
 export interface VirtioNetModelOptions {
-  readonly dma: SimDma;
+  readonly dma: DeviceAddressSpace;
   /** PCI address shown to the driver (default "sim:virtioN"). */
   readonly address?: string;
   readonly mac?: Uint8Array;
@@ -124,7 +124,7 @@ export class VirtioNetModel {
   /** Every control command, in order. */
   readonly ctrlLog: CtrlCommand[] = [];
   onTransmit: ((frame: Uint8Array) => void) | null = null;
-  readonly #dma: SimDma;
+  readonly #dma: DeviceAddressSpace;
   readonly #core: VirtioCore;
   readonly #config = new Uint8Array(NET_CONFIG_SIZE);
   #peer: VirtioNetModel | null = null;
@@ -132,7 +132,9 @@ export class VirtioNetModel {
   #allmulti = false;
 
   constructor(options: VirtioNetModelOptions) {
-    if (!(options.dma instanceof SimDma)) throw new TypeError("VirtioNetModel: options.dma must be a SimDma");
+    if (typeof options.dma?.resolve !== "function") {
+      throw new TypeError("VirtioNetModel: options.dma must be a device address space (a SimDma, or a vhost-user backend's guest memory)");
+    }
     const queueSize = options.queueSize ?? 256;
     if (!Number.isInteger(queueSize) || queueSize < 1 || queueSize > 32768 || (queueSize & (queueSize - 1)) !== 0) {
       throw new RangeError(`VirtioNetModel: queueSize must be a power of two from 1 to 32768, got ${queueSize}`);
