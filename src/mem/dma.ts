@@ -1,8 +1,8 @@
 /**
  * The DMA allocator interface: memory that both the CPU (through `bytes`) and the device (through
  * IOVAs) can reach. Drivers receive a DmaAllocator instead of creating memory themselves, so the
- * same driver runs on VFIO (IOVAs mapped through the IOMMU), on physical addresses (no IOMMU)
- * and on the device models in src/sim.
+ * same driver runs on VFIO (IOVAs mapped through the IOMMU), on physical addresses (no IOMMU),
+ * on memory shared with a vhost-user backend, and on the device models in src/sim.
  */
 
 /** How the device sees the addresses this allocator hands out. */

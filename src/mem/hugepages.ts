@@ -131,6 +131,8 @@ export class HugepageMapping {
       throw e;
     }
     try {
+      // As map() does. MAP_POPULATE has already faulted every page in, and hugetlb pages are
+      // never swapped, so this only states the intent (and fails where RLIMIT_MEMLOCK is low).
       mlock(ptr, size, owner);
     } catch (e) {
       munmap(ptr, size);
@@ -215,7 +217,10 @@ function createUnlinkedFile(dir: string, owner: string): number {
     throw new DmaError(`${owner}: hugetlbfs directory ${dir} is not usable (${(e as Error).message}): ${mountAdvice(dir)}`);
   }
   if (fsInfo.type !== HUGETLBFS_MAGIC) {
-    throw new DmaError(`${owner}: ${dir} is not a hugetlbfs mount, so its files would not be hugepages: ${mountAdvice(dir)}`);
+    throw new DmaError(
+      `${owner}: ${dir} is not a hugetlbfs mount, so its files would not be hugepages: give the path of one, ` +
+        `or make one as root: mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages`,
+    );
   }
   if (fsInfo.bsize !== HUGEPAGE_SIZE) {
     throw new DmaError(
