@@ -1,24 +1,33 @@
 /**
  * fwd: forwards frames between two ports in both directions, ixy's reference app.
  *
- *   fwd <pci-a> <pci-b> [--batch 32] [--seconds N] [--json]
+ *   fwd <port-a> <port-b> [--batch 32] [--seconds N] [--json] [--tx-first] [--mac aa:bb:cc:dd:ee:ff]
  *   fwd --sim [--sim-nic ixgbe|virtio] [--seconds N]   (two device models, no hardware)
  *
+ * A port is a PCI address or a vhost-user backend, vhost-user:<socket> (DPDK's testpmd, say).
  * Run to completion: receive a batch on one port, send it on the other, and back. Frames the TX
  * ring has no room for are dropped (freed) — a forwarder must never block. (The loop yields to
- * Node's event loop every few milliseconds: see lib/poll-loop.ts.)
+ * Node's event loop every few milliseconds: see lib/poll-loop.ts.) --tx-first sends one batch
+ * of generated frames on each port first, as testpmd's --tx-first does, so that frames circulate
+ * between two forwarders (or a forwarder and testpmd) with no traffic source.
  *
  * A packet is a number (its buffer's row in the buffer table, docs/packet-api.md) and a batch is
  * an Int32Array of them, allocated once: the loop never allocates, and never touches the frames.
  */
 import type { NicDevice } from "../src/device.ts";
-import { freeBuffers } from "../src/mem/mempool.ts";
-import { intOption, parse, runMain, UsageError } from "./lib/cli.ts";
+import { freeBuffers, Mempool } from "../src/mem/mempool.ts";
+import { writeFrame } from "../src/mem/packet.ts";
+import { intOption, parse, PORTS_HELP, runMain, UsageError } from "./lib/cli.ts";
 import { LiveStats } from "./lib/live-stats.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
 import { openPorts } from "./lib/ports.ts";
+import { MIN_FRAME, writeUdpFrame } from "./lib/udp-frame.ts";
 
-const USAGE = "usage: fwd <pci-a> <pci-b> [--batch N] [--seconds N] [--json] | fwd --sim [--sim-nic ixgbe|virtio] [--seconds N]";
+const USAGE =
+  "usage: fwd <port-a> <port-b> [--batch N] [--seconds N] [--json] [--tx-first] [--mac aa:bb:cc:dd:ee:ff] | " +
+  `fwd --sim [--sim-nic ixgbe|virtio] [--seconds N]\n${PORTS_HELP}`;
+/** Frames --tx-first sends on each port (testpmd's burst). */
+const TX_FIRST_BURST = 32;
 
 /** Receives up to `batch` frames on rx and sends them on tx; returns how many it had to drop. */
 function forward(rx: NicDevice, tx: NicDevice, bufs: Int32Array, batch: number): number {
@@ -29,23 +38,46 @@ function forward(rx: NicDevice, tx: NicDevice, bufs: Int32Array, batch: number):
   return n - sent;
 }
 
+/** --tx-first: one burst of 60-byte UDP frames on each port, from a pool of its own (returned). */
+function txFirst(dev: NicDevice): Mempool {
+  const pool = new Mempool(dev.dma, { count: TX_FIRST_BURST, name: `fwd --tx-first pool on ${dev.address}` });
+  const frame = new Uint8Array(MIN_FRAME);
+  writeUdpFrame(frame, MIN_FRAME, { srcMac: dev.macAddress() });
+  const bufs = new Int32Array(TX_FIRST_BURST);
+  const n = pool.allocBatch(bufs, TX_FIRST_BURST);
+  for (let i = 0; i < n; i++) writeFrame(bufs[i]!, frame);
+  const sent = dev.txBatch(0, bufs, n);
+  pool.freeBatch(bufs, n - sent, sent);
+  return pool;
+}
+
 async function main(): Promise<number> {
-  const { values, positionals, sim } = parse(USAGE, {
+  const { values, positionals, sim, mac } = parse(USAGE, {
     batch: { type: "string" },
     seconds: { type: "string" },
     json: { type: "boolean" },
     "frame-size": { type: "string" },
+    "tx-first": { type: "boolean" },
   });
-  if (!sim && positionals.length !== 2) throw new UsageError(`fwd needs two PCI addresses\n${USAGE}`);
+  if (!sim && positionals.length !== 2) throw new UsageError(`fwd needs two PCI addresses or vhost-user:<socket> ports\n${USAGE}`);
   const batch = intOption("batch", values.batch, 32, 1, 512);
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
   const ports = openPorts(sim ? ["a", "b"] : positionals, {
     sim,
+    mac,
     simFrameSize: intOption("frame-size", values["frame-size"], 60, 60, 1514),
   });
   const [a, b] = ports.devices as [NicDevice, NicDevice];
+  // A vhost-user backend starts its queues a moment after the handshake, with no signal for it
+  // (DPDK drops what it cannot forward yet): let it, before the first burst.
+  if (values["tx-first"]) await new Promise((resolve) => setTimeout(resolve, 200));
+  // Kept until the end: the frames circulate, and come back to these pools when they are dropped.
+  const txFirstPools = values["tx-first"] ? [txFirst(a), txFirst(b)] : [];
   const stats = new LiveStats([a, b], { json: values.json ?? false });
-  process.stderr.write(`fwd: forwarding ${a.address} <-> ${b.address}, batch ${batch}${sim ? ` (device models: ${sim})` : ""}\n`);
+  process.stderr.write(
+    `fwd: forwarding ${a.address} <-> ${b.address}, batch ${batch}${sim ? ` (device models: ${sim})` : ""}` +
+      `${txFirstPools.length ? `, sent ${TX_FIRST_BURST} frames on each port first` : ""}\n`,
+  );
 
   const bufs = new Int32Array(batch);
   let dropped = 0;

@@ -1,21 +1,25 @@
 /**
  * pcap: writes what a port receives to a pcap file that Wireshark and tshark read.
  *
- *   pcap <pci> <file.pcap> [--count N] [--seconds N]
+ *   pcap <port> <file.pcap> [--count N] [--seconds N] [--mac aa:bb:cc:dd:ee:ff]
  *   pcap --sim [--sim-nic ixgbe|virtio] <file.pcap> [--count N]
+ *
+ * The port is a PCI address or a vhost-user backend, vhost-user:<socket>.
  */
 import type { NicDevice } from "../src/device.ts";
 import { bufDataOffset, bufLength, bufPool, poolBytes } from "../src/mem/buffer-table.ts";
 import { freeBuffers } from "../src/mem/mempool.ts";
-import { intOption, parse, runMain, UsageError } from "./lib/cli.ts";
+import { intOption, parse, PORTS_HELP, runMain, UsageError } from "./lib/cli.ts";
 import { PcapWriter } from "./lib/pcap-writer.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
 import { openPorts } from "./lib/ports.ts";
 
-const USAGE = "usage: pcap <pci> <file.pcap> [--count N] [--seconds N] | pcap --sim [--sim-nic ixgbe|virtio] <file.pcap> [--count N]";
+const USAGE =
+  "usage: pcap <port> <file.pcap> [--count N] [--seconds N] [--mac aa:bb:cc:dd:ee:ff] | pcap --sim [--sim-nic ixgbe|virtio] <file.pcap> [--count N]" +
+  `\n${PORTS_HELP}`;
 
 async function main(): Promise<number> {
-  const { values, positionals, sim } = parse(USAGE, {
+  const { values, positionals, sim, mac } = parse(USAGE, {
     count: { type: "string" },
     seconds: { type: "string" },
   });
@@ -24,7 +28,7 @@ async function main(): Promise<number> {
   const count = intOption("count", values.count, 0, 0, Number.MAX_SAFE_INTEGER);
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
 
-  const ports = openPorts(sim ? ["cap"] : positionals.slice(0, 1), { sim });
+  const ports = openPorts(sim ? ["cap"] : positionals.slice(0, 1), { sim, mac });
   const dev = ports.devices[0] as NicDevice;
   const writer = new PcapWriter(file);
   process.stderr.write(`pcap: capturing on ${dev.address} to ${file}${count ? ` (${count} frames)` : ""}\n`);

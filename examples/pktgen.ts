@@ -1,8 +1,10 @@
 /**
  * pktgen: sends UDP/IPv4 frames as fast as allowed, each carrying a sequence number.
  *
- *   pktgen <pci> [--size 60] [--rate FRAMES_PER_S] [--count N] [--seconds N] [--batch 32] [--json]
+ *   pktgen <port> [--size 60] [--rate FRAMES_PER_S] [--count N] [--seconds N] [--batch 32] [--json] [--mac ...]
  *   pktgen --sim [--sim-nic ixgbe|virtio] ...
+ *
+ * The port is a PCI address or a vhost-user backend, vhost-user:<socket>.
  *
  * As in ixy, every buffer of the generator's mempool is filled with the frame once at start; the
  * pool hands buffers back with their contents intact, so sending costs a 4-byte sequence number
@@ -13,17 +15,18 @@ import type { NicDevice } from "../src/device.ts";
 import { bufDataOffset, bufLength } from "../src/mem/buffer-table.ts";
 import { Mempool } from "../src/mem/mempool.ts";
 import { dataOf } from "../src/mem/packet.ts";
-import { intOption, parse, runMain, UsageError } from "./lib/cli.ts";
+import { intOption, parse, PORTS_HELP, runMain, UsageError } from "./lib/cli.ts";
 import { LiveStats } from "./lib/live-stats.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
 import { openPorts } from "./lib/ports.ts";
 import { setSequence, writeUdpFrame } from "./lib/udp-frame.ts";
 
 const USAGE =
-  "usage: pktgen <pci> [--size 60..1514] [--rate frames/s] [--count N] [--seconds N] [--batch N] [--json] | pktgen --sim [--sim-nic ixgbe|virtio] ...";
+  "usage: pktgen <port> [--size 60..1514] [--rate frames/s] [--count N] [--seconds N] [--batch N] [--json] [--mac aa:bb:cc:dd:ee:ff] | " +
+  `pktgen --sim [--sim-nic ixgbe|virtio] ...\n${PORTS_HELP}`;
 
 async function main(): Promise<number> {
-  const { values, positionals, sim } = parse(USAGE, {
+  const { values, positionals, sim, mac } = parse(USAGE, {
     size: { type: "string" },
     rate: { type: "string" },
     count: { type: "string" },
@@ -31,14 +34,14 @@ async function main(): Promise<number> {
     batch: { type: "string" },
     json: { type: "boolean" },
   });
-  if (!sim && positionals.length !== 1) throw new UsageError(`pktgen needs one PCI address\n${USAGE}`);
+  if (!sim && positionals.length !== 1) throw new UsageError(`pktgen needs one PCI address or vhost-user:<socket> port\n${USAGE}`);
   const size = intOption("size", values.size, 60, 60, 1514);
   const rate = intOption("rate", values.rate, 0, 0, 1e9); // 0: unlimited
   const count = intOption("count", values.count, 0, 0, Number.MAX_SAFE_INTEGER); // 0: unlimited
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
   const batch = intOption("batch", values.batch, 32, 1, 512);
 
-  const ports = openPorts(sim ? ["gen"] : positionals, { sim, simTraffic: false });
+  const ports = openPorts(sim ? ["gen"] : positionals, { sim, mac, simTraffic: false });
   const dev = ports.devices[0] as NicDevice;
   const pool = new Mempool(dev.dma, { count: 4096, name: `pktgen pool on ${dev.address}` });
   // Fill every buffer with the frame once.

@@ -6,6 +6,10 @@
  * All devices of a process share one VFIO container and one DMA allocator, so that a buffer
  * received on one device can be sent on another (the forwarder does exactly that). Both are
  * closed when the last device closes.
+ *
+ * "vhost-user:<socket path>" opens a virtio-net device on a vhost-user backend instead
+ * (createVhostUserDevice in drivers/virtio/vhost-user-device.ts); those devices share one
+ * memory of their own.
  */
 import { IxyError, NotSupportedError, VfioError } from "./errors.ts";
 import type { DeviceOptions, NicDevice } from "./device.ts";
@@ -13,6 +17,7 @@ import { createIxgbeDevice } from "./drivers/ixgbe/ixgbe-device.ts";
 import { IXGBE_DEVICE_IDS } from "./drivers/ixgbe/ixgbe_ids.ts";
 import { createVirtioDevice } from "./drivers/virtio/virtio-device.ts";
 import { VIRTIO_DEVICE_IDS } from "./drivers/virtio/virtio_ids.ts";
+import { createVhostUserDevice, VHOST_USER_PREFIX, type VhostUserOptions } from "./drivers/virtio/vhost-user-device.ts";
 import type { DmaAllocator } from "./mem/dma.ts";
 import { PhysicalDmaAllocator } from "./mem/physical-dma.ts";
 import { VfioDmaAllocator } from "./mem/vfio-dma.ts";
@@ -25,7 +30,8 @@ import { VfioContainer, type VfioPaths } from "./pci/vfio.ts";
 export const INTEL_VENDOR_ID = 0x8086;
 export const VIRTIO_VENDOR_ID = 0x1af4;
 
-export interface OpenOptions extends DeviceOptions, VfioPaths {}
+/** Device options, VFIO paths (PCI devices) and the vhost-user options (mac, memoryBytes, timeoutMs). */
+export interface OpenOptions extends DeviceOptions, VfioPaths, VhostUserOptions {}
 
 type Driver = "ixgbe" | "virtio";
 
@@ -63,12 +69,16 @@ function releaseShared(): void {
 }
 
 /**
- * Opens the NIC at `pciAddress` (e.g. "0000:01:00.0") through VFIO and initializes it.
+ * Opens the NIC at `pciAddress` (e.g. "0000:01:00.0") through VFIO and initializes it, or, for
+ * "vhost-user:/path/to/socket", the vhost-user backend listening there.
  * Throws TypeError for a malformed address, DeviceNotFoundError, NotSupportedError for a device
  * no driver here handles, VfioError when it is not bound to vfio-pci or VFIO is missing, and
  * whatever the driver's init throws; nothing stays open after an error.
  */
 export function openDevice(pciAddress: string, options: OpenOptions = {}): NicDevice {
+  if (typeof pciAddress === "string" && pciAddress.startsWith(VHOST_USER_PREFIX)) {
+    return createVhostUserDevice(pciAddress.slice(VHOST_USER_PREFIX.length), options);
+  }
   const address = PciAddress.parse(pciAddress);
   const name = address.toString();
   const info = readPciSysfs(address, options.sysfsRoot);

@@ -16,11 +16,15 @@ const COMMON_OPTIONS = {
   help: { type: "boolean", short: "h" },
   sim: { type: "boolean" },
   "sim-nic": { type: "string" },
+  mac: { type: "string" },
 } as const;
 
+/** Ports are PCI addresses (0000:01:00.0) or vhost-user backends (vhost-user:/path/to/socket). */
+export const PORTS_HELP = "ports: PCI addresses, or vhost-user:<socket> with [--mac aa:bb:cc:dd:ee:ff] for their MAC";
+
 /**
- * Parses the app's own flags plus the ones every example takes (--help, --sim, --sim-nic);
- * returns them with `sim`, the device model to run on (null: hardware).
+ * Parses the app's own flags plus the ones every example takes (--help, --sim, --sim-nic, --mac);
+ * returns them with `sim`, the device model to run on (null: hardware), and `mac`.
  */
 export function parse<T extends NonNullable<ParseArgsConfig["options"]>>(usage: string, options: T) {
   let parsed;
@@ -29,9 +33,16 @@ export function parse<T extends NonNullable<ParseArgsConfig["options"]>>(usage: 
   } catch (e) {
     throw new UsageError(`${(e as Error).message}\n${usage}`);
   }
-  const common = parsed.values as { help?: boolean; sim?: boolean; "sim-nic"?: string };
+  const common = parsed.values as { help?: boolean; sim?: boolean; "sim-nic"?: string; mac?: string };
   if (common.help) throw new HelpRequested(usage);
-  return { ...parsed, sim: simOption(common.sim, common["sim-nic"]) };
+  return { ...parsed, sim: simOption(common.sim, common["sim-nic"]), mac: macOption(common.mac) };
+}
+
+/** --mac aa:bb:cc:dd:ee:ff: the MAC of vhost-user ports (NICs and device models have their own). */
+function macOption(value: string | undefined): Uint8Array | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(value)) throw new UsageError(`--mac takes six hex bytes like 02:00:00:00:00:01, got ${value}`);
+  return Uint8Array.from(value.split(":"), (b) => parseInt(b, 16));
 }
 
 export function intOption(name: string, value: string | undefined, fallback: number, min: number, max: number): number {

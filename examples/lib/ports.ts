@@ -1,13 +1,14 @@
 /**
- * Opening the ports an example works on: real NICs through openDevice(), or with --sim the
- * device models of src/sim, driven by the very same driver code. In --sim mode each model's
- * wire is fed from a traffic source (pump(), called from the app's loop) and what the model
- * transmits is counted, as a cable to a traffic generator would be.
+ * Opening the ports an example works on: real NICs or vhost-user backends ("vhost-user:<socket>")
+ * through openDevice(), or with --sim the device models of src/sim, driven by the very same
+ * driver code. In --sim mode each model's wire is fed from a traffic source (pump(), called
+ * from the app's loop) and what the model transmits is counted, as a cable to a traffic
+ * generator would be.
  */
 import type { DeviceOptions, NicDevice } from "../../src/device.ts";
 import { createIxgbeDevice } from "../../src/drivers/ixgbe/ixgbe-device.ts";
 import { createVirtioDevice } from "../../src/drivers/virtio/virtio-device.ts";
-import { openDevice } from "../../src/open-device.ts";
+import { openDevice, type OpenOptions } from "../../src/open-device.ts";
 import { SimDma } from "../../src/sim/sim-dma.ts";
 import { Ixgbe82599Model } from "../../src/sim/ixgbe/ixgbe-model.ts";
 import { VirtioNetModel } from "../../src/sim/virtio/virtio-model.ts";
@@ -35,6 +36,8 @@ export interface Ports {
 }
 
 export interface OpenPortsOptions extends DeviceOptions {
+  /** The MAC address of vhost-user ports (NICs and device models have their own). */
+  readonly mac?: Uint8Array;
   /** Run on device models of this kind instead of hardware. */
   readonly sim?: SimKind | null;
   /** --sim: size of the frames the traffic source offers (default 60). */
@@ -47,7 +50,7 @@ export function openPorts(addresses: readonly string[], options: OpenPortsOption
   return options.sim ? openSimPorts(addresses.length, options.sim, options) : openRealPorts(addresses, options);
 }
 
-function openRealPorts(addresses: readonly string[], options: DeviceOptions): Ports {
+function openRealPorts(addresses: readonly string[], options: OpenOptions): Ports {
   const devices: NicDevice[] = [];
   try {
     for (const a of addresses) devices.push(openDevice(a, options));

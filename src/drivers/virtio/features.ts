@@ -2,15 +2,23 @@
  * Feature negotiation (virtio 1.1 §2.2, §3.1.1 step 4): the driver accepts exactly the features
  * it implements, out of those the device offers — nothing more.
  *
- *   VIRTIO_F_VERSION_1        modern transport: required (little-endian 1.x layout, 12-byte header)
- *   VIRTIO_F_ACCESS_PLATFORM  accepted whenever offered: the device's DMA then goes through the
- *                             IOMMU, which is what VFIO IOVAs need (§6.1: a driver that does not
- *                             accept it gets a device that bypasses the IOMMU)
+ *   VIRTIO_F_VERSION_1        modern and vhost-user transports: required (little-endian 1.x
+ *                             layout, 12-byte header)
+ *   VIRTIO_F_ACCESS_PLATFORM  modern: accepted whenever offered: the device's DMA then goes through
+ *                             the IOMMU, which is what VFIO IOVAs need (§6.1: a driver that does not
+ *                             accept it gets a device that bypasses the IOMMU). Never over
+ *                             vhost-user: the backend would then want IOTLB messages, not the
+ *                             memory table
  *   VIRTIO_F_ANY_LAYOUT       legacy transport: required (header and frame share a descriptor)
+ *   VHOST_USER_F_PROTOCOL_FEATURES (bit 30)  vhost-user: whenever offered (vhost-user
+ *                             "Communication": protocol features, rings enabled explicitly)
  *   VIRTIO_NET_F_MAC          MAC address from the device configuration
  *   VIRTIO_NET_F_STATUS       link status from the device configuration
  *   VIRTIO_NET_F_CTRL_VQ      the control virtqueue ...
- *   VIRTIO_NET_F_CTRL_RX      ... with its receive-mode class (promiscuous mode)
+ *   VIRTIO_NET_F_CTRL_RX      ... with its receive-mode class (promiscuous mode). PCI only: over
+ *                             vhost-user the control queue is the front-end's own (qemu and DPDK's
+ *                             virtio-user serve it themselves) and never reaches the backend;
+ *                             DPDK 22.11 offers CTRL_VQ but has no code to serve it
  *
  * Not accepted: checksum and segmentation offloads, MRG_RXBUF (one buffer per frame is enough for
  * standard frames), EVENT_IDX, INDIRECT_DESC, packed rings, multiqueue.
@@ -18,6 +26,7 @@
 import { DmaError, NotSupportedError } from "../../errors.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
 import type { TransportKind } from "./transport.ts";
+import { VHOST_USER_F_PROTOCOL_FEATURES } from "./vhost-user/protocol.ts";
 import {
   describeFeatures,
   feature,
@@ -39,7 +48,21 @@ export function chooseFeatures(
   dma: Pick<DmaAllocator, "name" | "addressing">,
 ): bigint {
   let wanted = feature(VIRTIO_NET_F_MAC) | feature(VIRTIO_NET_F_STATUS) | feature(VIRTIO_NET_F_CTRL_VQ) | feature(VIRTIO_NET_F_CTRL_RX);
-  if (transport === "modern") {
+  if (transport === "vhost-user") {
+    if (!hasFeature(offered, VIRTIO_F_VERSION_1)) {
+      throw new NotSupportedError(
+        `${device}: the vhost-user backend does not offer VIRTIO_F_VERSION_1 (it offers ${describeFeatures(offered)}); ` +
+          `this driver needs the virtio 1.x layout over vhost-user: use a newer backend`,
+      );
+    }
+    if (dma.addressing !== "shared") {
+      throw new DmaError(
+        `${device}: a vhost-user backend reaches only memory shared with it through the memory table, but ` +
+          `${dma.name} is ${dma.addressing} memory: use a SharedMemoryDmaAllocator (createVhostUserDevice does)`,
+      );
+    }
+    wanted = feature(VIRTIO_NET_F_MAC) | feature(VIRTIO_NET_F_STATUS) | feature(VIRTIO_F_VERSION_1) | feature(VHOST_USER_F_PROTOCOL_FEATURES);
+  } else if (transport === "modern") {
     if (!hasFeature(offered, VIRTIO_F_VERSION_1)) {
       throw new NotSupportedError(
         `${device}: the device does not offer VIRTIO_F_VERSION_1 on its modern interface (it offers ` +

@@ -2,3 +2,4 @@
 export { createVirtioDevice, VirtioNetDevice, type VirtioDeviceOptions } from "./virtio-device.ts";
 export { findVirtioDeviceId, VIRTIO_DEVICE_IDS, VIRTIO_VENDOR_ID, type VirtioDeviceId } from "./virtio_ids.ts";
 export type { TransportKind } from "./transport.ts";
+export { createVhostUserDevice, VHOST_USER_PREFIX, type VhostUserOptions } from "./vhost-user-device.ts";

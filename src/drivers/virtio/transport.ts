@@ -1,7 +1,8 @@
 /**
- * What the virtio-net driver needs of a virtio PCI transport. Two implementations: the modern
+ * What the virtio-net driver needs of a virtio transport. Two PCI implementations: the modern
  * interface of virtio 1.x (transport-modern.ts: capabilities pointing into a memory BAR) and the
- * legacy interface of virtio 0.9.5 (transport-legacy.ts: registers in the I/O-port BAR0).
+ * legacy interface of virtio 0.9.5 (transport-legacy.ts: registers in the I/O-port BAR0); and
+ * vhost-user (vhost-user/transport.ts: a backend process behind a unix socket).
  * Everything here runs at init time, except the notification, which the queues do themselves
  * through the NotifyTarget they get from activateQueue().
  */
@@ -9,7 +10,7 @@ import { DeviceTimeoutError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { sleepMs } from "../../pci/regs.ts";
 
-export type TransportKind = "modern" | "legacy";
+export type TransportKind = "modern" | "legacy" | "vhost-user";
 
 /** Device addresses of the three parts of a split virtqueue (§2.6). */
 export interface RingAddresses {
@@ -46,6 +47,11 @@ export interface VirtioTransport {
   readConfig16(offset: number): number;
   /** Changes whenever the device changes its configuration (legacy devices have none: 0). */
   configGeneration(): number;
+  /**
+   * Throws a typed error when the device is gone for good (a vhost-user backend that closed the
+   * connection); the driver's control calls check it. PCI transports leave it out.
+   */
+  checkConnected?(what: string): void;
 }
 
 /** Polls `read` until it returns 0; throws a DeviceTimeoutError naming `what` after `timeoutMs`. */

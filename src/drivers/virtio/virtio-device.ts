@@ -4,9 +4,10 @@
  * a control queue for the receive mode (ctrl-queue.ts), MAC and link status from the device
  * configuration.
  *
- * Two transports reach the same device: the modern one (virtio 1.x capabilities in a memory BAR,
- * for 1af4:1041 devices behind the IOMMU) and the legacy one (I/O-port BAR0, for transitional
- * 1af4:1000 devices, whose DMA bypasses the IOMMU and so needs physical addresses).
+ * Three transports reach the same device: the modern one (virtio 1.x capabilities in a memory BAR,
+ * for 1af4:1041 devices behind the IOMMU), the legacy one (I/O-port BAR0, for transitional
+ * 1af4:1000 devices, whose DMA bypasses the IOMMU and so needs physical addresses), and vhost-user
+ * (a backend process behind a unix socket, sharing our memory: vhost-user-device.ts).
  *
  * Read this file top to bottom next to the specification: the constructor is the list of steps.
  */
@@ -56,7 +57,8 @@ import {
 
 export { VIRTIO_DEVICE_IDS, VIRTIO_VENDOR_ID } from "./virtio_ids.ts";
 
-export type VirtioDeviceOptions = DeviceOptions & { readonly transport?: TransportKind };
+/** PCI transports only: vhost-user devices come from createVhostUserDevice (vhost-user-device.ts). */
+export type VirtioDeviceOptions = DeviceOptions & { readonly transport?: Exclude<TransportKind, "vhost-user"> };
 
 /** The control queue needs a handful of entries; more would only cost memory. */
 const CTRL_QUEUE_MAX_SIZE = 64;
@@ -237,9 +239,17 @@ export class VirtioNetDevice implements NicDevice {
     into.txErrors = tx[TxCounter.errors]!;
   }
 
-  /** §5.1.6.5.1: VIRTIO_NET_CTRL_RX_PROMISC through the control queue. */
+  /** §5.1.6.5.1: VIRTIO_NET_CTRL_RX_PROMISC through the control queue. vhost-user: always on. */
   setPromisc(on: boolean): void {
     this.#checkOpen("setPromisc");
+    if (this.transport === "vhost-user") {
+      // No control queue over vhost-user (features.ts), and backends filter nothing.
+      if (on) return;
+      throw new NotSupportedError(
+        `${this.address}: a vhost-user backend has no receive filter (it hands the driver every frame), so ` +
+          `promiscuous mode cannot be turned off`,
+      );
+    }
     if (this.#ctrl === null || !hasFeature(this.features, VIRTIO_NET_F_CTRL_RX)) {
       throw new NotSupportedError(
         `${this.address}: the device does not offer VIRTIO_NET_F_CTRL_VQ and VIRTIO_NET_F_CTRL_RX, so its receive ` +
@@ -333,6 +343,7 @@ export class VirtioNetDevice implements NicDevice {
 
   #checkOpen(what: string): void {
     if (this.#closed) throw new DeviceClosedError(`${this.address}: ${what}() on a closed device; open it again with openDevice()`);
+    this.#transport.checkConnected?.(`${what}()`);
   }
 }
 
@@ -355,6 +366,15 @@ function queueGeometry(
 }
 
 function checkOptions(address: string, options: VirtioDeviceOptions): void {
+  checkDeviceOptions(address, options);
+  const transport = options.transport;
+  if (transport !== undefined && transport !== "modern" && transport !== "legacy") {
+    throw new TypeError(`${address}: transport must be 'modern' or 'legacy', got ${String(transport)}`);
+  }
+}
+
+/** The DeviceOptions checks of every virtio transport (the constructor does not repeat them). */
+export function checkDeviceOptions(address: string, options: DeviceOptions): void {
   for (const key of ["rxQueues", "txQueues"] as const) {
     const value = options[key] ?? 1;
     if (!Number.isInteger(value) || value < 1) throw new RangeError(`${address}: ${key} must be a positive integer, got ${value}`);
@@ -377,10 +397,6 @@ function checkOptions(address: string, options: VirtioDeviceOptions): void {
   const timeout = options.linkTimeoutMs;
   if (timeout !== undefined && !(timeout >= 0 && timeout !== Infinity)) {
     throw new RangeError(`${address}: linkTimeoutMs must be a finite number of milliseconds >= 0, got ${timeout}`);
-  }
-  const transport = options.transport;
-  if (transport !== undefined && transport !== "modern" && transport !== "legacy") {
-    throw new TypeError(`${address}: transport must be 'modern' or 'legacy', got ${String(transport)}`);
   }
 }
 

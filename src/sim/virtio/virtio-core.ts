@@ -302,6 +302,66 @@ export class VirtioCore {
     for (const q of this.queues) q.ring?.setNoNotify(on);
   }
 
+  // --- Transports without registers (vhost-user: src/sim/vhost-user/) ----------------------
+  // vhost-user has no status register and no queue_enable: its messages say which features were
+  // negotiated and which rings run, and the backend translates them into these calls. The PCI
+  // register files never use them.
+
+  /**
+   * §3.1.1 steps 4-6 in one go: the driver's features, checked as FEATURES_OK would check them
+   * (violations recorded). Returns false, leaving features and status as they were, when the
+   * device refuses them.
+   */
+  negotiateFeatures(features: bigint): boolean {
+    const before = this.driverFeatures;
+    this.driverFeatures = features;
+    if (!this.#acceptFeatures()) {
+      this.driverFeatures = before;
+      return false;
+    }
+    this.status = (this.status & S_DRIVER_OK) | S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK;
+    this.statusLog.push(this.status);
+    return true;
+  }
+
+  /**
+   * Builds queue `index`'s ring at `at` with `size` entries and enables the queue, whatever the
+   * device status (vhost-user starts rings one by one). A ring outside the address space is a
+   * DmaFaultError, the queue left as it was.
+   */
+  startQueue(index: number, size: number, at: RingAddresses): DeviceRing {
+    const q = this.queues[index];
+    if (q === undefined) throw new RangeError(`${this.name}: queue ${index} does not exist (the device has ${this.queues.length})`);
+    if (size < 1 || size > q.maxSize || (size & (size - 1)) !== 0) {
+      throw new RangeError(`${this.name}: queue ${index}: size ${size} is not a power of two up to ${q.maxSize}`);
+    }
+    const ring = new DeviceRing(this.dma, this.name, q.index, size, at, (m) => this.violation(m));
+    ring.setNoNotify(this.#suppressNotify);
+    q.size = size;
+    q.desc = at.desc;
+    q.avail = at.avail;
+    q.used = at.used;
+    q.ring = ring;
+    q.enabled = true;
+    return ring;
+  }
+
+  /** Disables queue `index` and drops its ring (and every view it had of driver memory). */
+  stopQueue(index: number): void {
+    const q = this.queues[index];
+    if (q === undefined) return;
+    q.enabled = false;
+    q.ring = null;
+  }
+
+  /** Sets or clears DRIVER_OK: the device runs (or stops) its enabled queues. */
+  setDriverOk(on: boolean): void {
+    const status = on ? this.status | S_DRIVER_OK : this.status & ~S_DRIVER_OK;
+    if (status === this.status) return;
+    this.status = status;
+    this.statusLog.push(status);
+  }
+
   /** The device changed its configuration: new generation, configuration-change interrupt cause. */
   configChanged(): void {
     this.configGeneration = (this.configGeneration + 1) & 0xff;

@@ -42,6 +42,13 @@ export interface VirtioNetModelOptions {
   readonly notifyOffMultiplier?: number;
   /** Link state at power-on (default up). */
   readonly link?: boolean;
+  /**
+   * What drives the device. "pci" (default): the modern (and legacy) register files of `pci`.
+   * "external": no register file is attached (`pci` only names the device); a transport of its
+   * own, the vhost-user backend of src/sim/vhost-user/, drives `core` from its messages, and DMA
+   * is never gated by bus mastering (there is no bus).
+   */
+  readonly transport?: "pci" | "external";
 }
 
 export interface VirtioNetFaults {
@@ -126,6 +133,7 @@ export class VirtioNetModel {
   onTransmit: ((frame: Uint8Array) => void) | null = null;
   readonly #dma: DeviceAddressSpace;
   readonly #core: VirtioCore;
+  readonly #external: boolean;
   readonly #config = new Uint8Array(NET_CONFIG_SIZE);
   #peer: VirtioNetModel | null = null;
   #promisc = true;
@@ -150,7 +158,13 @@ export class VirtioNetModel {
     if (!Number.isInteger(multiplier) || multiplier < 0 || multiplier % 2 !== 0 || multiplier > 0x400) {
       throw new RangeError(`VirtioNetModel: notifyOffMultiplier must be an even number from 0 to 1024, got ${multiplier}`);
     }
+    const external = (options.transport ?? "pci") === "external";
+    if (options.transport !== undefined && options.transport !== "pci" && options.transport !== "external") {
+      throw new TypeError(`VirtioNetModel: transport must be "pci" or "external", got ${JSON.stringify(options.transport)}`);
+    }
+    if (external && transitional) throw new TypeError("VirtioNetModel: a transitional (legacy) device needs the PCI transport");
     const address = options.address ?? `sim:virtio${instances++}`;
+    this.#external = external;
     this.transitional = transitional;
     this.mac = mac.slice();
     this.#dma = options.dma;
@@ -188,7 +202,7 @@ export class VirtioNetModel {
     this.#core = new VirtioCore({
       name: address,
       dma: options.dma,
-      busMaster: () => pci.busMasterEnabled,
+      busMaster: external ? () => true : () => pci.busMasterEnabled,
       offered,
       implemented: IMPLEMENTED,
       queueSizes: hasCtrl ? [queueSize, queueSize, CTRL_QUEUE_SIZE] : [queueSize, queueSize],
@@ -203,6 +217,7 @@ export class VirtioNetModel {
       this.#allmulti = false;
     };
     pci.onReset = () => core.reset();
+    if (external) return;
 
     // MSI-X capability: 4 vectors, table and PBA in BAR1 (not implemented: the driver polls). Its
     // enable bit moves the legacy device configuration from 0x14 to 0x18.
@@ -218,6 +233,14 @@ export class VirtioNetModel {
     if (legacyBar !== null) {
       attachLegacyInterface(core, legacyBar, this.#config, () => (pci.config.peek16(msix + 2) & 0x8000) !== 0);
     }
+  }
+
+  /** The transport-independent device, for an "external" transport to drive (see the option). */
+  get core(): VirtioCore {
+    if (!this.#external) {
+      throw new TypeError("VirtioNetModel: the core of a PCI model is driven through its registers; build the model with transport: \"external\" to drive it directly");
+    }
+    return this.#core;
   }
 
   // --- State for tests --------------------------------------------------------------------------
@@ -314,7 +337,7 @@ export class VirtioNetModel {
       c.rxDropped++;
       return false;
     }
-    if (!this.pci.busMasterEnabled) {
+    if (!core.busMaster()) {
       core.violation("receive DMA needed while bus mastering is disabled");
       c.rxDropped++;
       return false;
@@ -345,11 +368,14 @@ export class VirtioNetModel {
     return true;
   }
 
-  /** Processes the transmit and control queues as the device's own thread would. */
-  poll(): void {
+  /**
+   * Processes the transmit and control queues as the device's own thread would; only queue
+   * `queue` (1: transmit, 2: control) when given.
+   */
+  poll(queue?: number): void {
     if (this.faults.stall) return;
-    this.#processTx();
-    this.#processCtrl();
+    if (queue === undefined || queue === TX) this.#processTx();
+    if (queue === undefined || queue === CTRL) this.#processCtrl();
   }
 
   // --- Device internals -------------------------------------------------------------------------
@@ -440,7 +466,7 @@ export class VirtioNetModel {
   }
 
   #dmaAllowed(): boolean {
-    if (this.pci.busMasterEnabled) return true;
+    if (this.#core.busMaster()) return true;
     this.#core.violation("DMA needed while bus mastering is disabled");
     return false;
   }
