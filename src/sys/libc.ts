@@ -100,6 +100,10 @@ const c = {
   socket: libc.func("int socket(int domain, int type, int protocol)"),
   socketpair: libc.func("int socketpair(int domain, int type, int protocol, _Out_ int32_t *sv)"),
   connect: libc.func("int connect(int fd, const uint8_t *addr, uint32_t addrlen)"),
+  bind: libc.func("int bind(int fd, const uint8_t *addr, uint32_t addrlen)"),
+  listen: libc.func("int listen(int fd, int backlog)"),
+  accept4: libc.func("int accept4(int fd, void *addr, void *addrlen, int flags)"),
+  poll: libc.func("int poll(_Inout_ uint8_t *fds, uint64_t nfds, int timeout)"),
   // The msghdr's own fields point to other buffers (iovec, data, control): see addressOf().
   sendmsg: libc.func("int64_t sendmsg(int fd, const uint8_t *msg, int flags)"),
   recvmsg: libc.func("int64_t recvmsg(int fd, _Inout_ uint8_t *msg, int flags)"),
@@ -217,6 +221,44 @@ export function connect(fd: number, addr: Uint8Array, addrlen: number, context?:
   // Not retried on EINTR: an interrupted connect goes on in the background (unix sockets connect
   // at once, so this does not happen in practice).
   if ((c.connect(fd, addr, addrlen) as number) < 0) fail("connect", context);
+}
+
+/** bind(2) to the socket address in `addr` (e.g. a struct sockaddr_un). */
+export function bind(fd: number, addr: Uint8Array, addrlen: number, context?: string): void {
+  if ((c.bind(fd, addr, addrlen) as number) < 0) fail("bind", context);
+}
+
+/** listen(2). */
+export function listen(fd: number, backlog: number, context?: string): void {
+  if ((c.listen(fd, backlog) as number) < 0) fail("listen", context);
+}
+
+/**
+ * accept4(2) without the peer's address: a new socket with `flags` (SOCK_CLOEXEC, SOCK_NONBLOCK),
+ * or WOULD_BLOCK when none is waiting on a nonblocking socket. Retried when a signal interrupted
+ * it (EINTR) or the peer gave up before it was accepted (ECONNABORTED).
+ */
+export function accept4(fd: number, flags: number, context?: string): number {
+  for (;;) {
+    const r = c.accept4(fd, null, null, flags) as number;
+    if (r >= 0) return r;
+    const errno = koffi.errno();
+    if (errno === ERRNO.EINTR || errno === ERRNO.ECONNABORTED) continue;
+    if (errno === ERRNO.EAGAIN || errno === ERRNO.EWOULDBLOCK) return WOULD_BLOCK;
+    const { code, text } = describeErrno(errno);
+    throw new SyscallError("accept4", errno, code, text, context);
+  }
+}
+
+/** What poll() returns when a signal interrupted it (EINTR): the caller waits again. */
+export const INTERRUPTED = -2;
+
+/** poll(2) on the `nfds` struct pollfd in `fds`: how many are ready (0: timeout), or INTERRUPTED. */
+export function poll(fds: Uint8Array, nfds: number, timeoutMs: number, context?: string): number {
+  const n = c.poll(fds, nfds, timeoutMs) as number;
+  if (n >= 0) return n;
+  if (koffi.errno() === ERRNO.EINTR) return INTERRUPTED;
+  fail("poll", context);
 }
 
 /**

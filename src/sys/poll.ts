@@ -1,18 +1,12 @@
 /**
  * poll(2) on one file descriptor: wait, with a timeout, until a socket is readable or writable,
  * or learn without waiting that its peer hung up. The vhost-user channel needs it to bound every
- * wait for a backend's reply (libc.ts has no poll; this file declares only that one function).
+ * wait for a backend's reply.
  *
  * struct pollfd on Linux: { int fd; short events; short revents; }, 8 bytes, written and read
  * through Int32Array/Int16Array views of one private buffer.
  */
-import { createRequire } from "node:module";
-import { SyscallError } from "../errors.ts";
-import { describeErrno, ERRNO } from "./libc.ts";
-
-const require = createRequire(import.meta.url);
-const koffi = require("koffi") as typeof import("koffi");
-const libcPoll = koffi.load("libc.so.6").func("int poll(_Inout_ uint8_t *fds, uint64_t nfds, int timeout)");
+import { INTERRUPTED, poll } from "./libc.ts";
 
 export const POLLIN = 0x1;
 export const POLLOUT = 0x4;
@@ -39,12 +33,8 @@ export function pollOne(fd: number, events: number, timeoutMs: number, context?:
     pollEvents[0] = events;
     pollEvents[1] = 0;
     const left = Math.max(0, Math.ceil(deadline - performance.now()));
-    const n = libcPoll(pollBytes, 1, Math.min(left, 0x7fffffff)) as number;
-    if (n > 0) return pollEvents[1]! & 0xffff;
-    if (n === 0) return 0;
-    const errno = koffi.errno();
-    if (errno === ERRNO.EINTR) continue;
-    const { code, text } = describeErrno(errno);
-    throw new SyscallError("poll", errno, code, text, context);
+    const n = poll(pollBytes, 1, Math.min(left, 0x7fffffff), context);
+    if (n === INTERRUPTED) continue;
+    return n > 0 ? pollEvents[1]! & 0xffff : 0;
   }
 }

@@ -3,29 +3,16 @@
  * backend that waits for its front-end: the counterpart of connectUnixSocket() in
  * unix-socket.ts, whose sendWithFds/receiveWithFds work on the accepted sockets.
  *
- * Like libc.ts, a thin koffi binding with errno turned into a SyscallError; nonblocking sockets
- * return WOULD_BLOCK where a blocking one would wait, so that a backend can poll for its
- * front-end from the event loop.
+ * The system calls are libc.ts's; nonblocking sockets return WOULD_BLOCK where a blocking one
+ * would wait, so that a backend can poll for its front-end from the event loop.
  */
 import * as fs from "node:fs";
-import { createRequire } from "node:module";
 import { SyscallError } from "../errors.ts";
-import { AF_UNIX, close, describeErrno, ERRNO, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, socket, WOULD_BLOCK } from "./libc.ts";
+import { accept4, AF_UNIX, bind, close, describeErrno, ERRNO, listen, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, socket } from "./libc.ts";
 import { sockaddrUn } from "./socket-structs.ts";
 import { connectUnixSocket } from "./unix-socket.ts";
 
 export { WOULD_BLOCK } from "./libc.ts";
-
-const require = createRequire(import.meta.url);
-const koffi = require("koffi") as typeof import("koffi");
-const libc = koffi.load("libc.so.6");
-
-const c = {
-  bind: libc.func("int bind(int fd, const uint8_t *addr, uint32_t addrlen)"),
-  listen: libc.func("int listen(int fd, int backlog)"),
-  // The peer address is not wanted: both pointers are NULL.
-  accept4: libc.func("int accept4(int fd, void *addr, void *addrlen, int flags)"),
-};
 
 function syscallError(call: string, errno: number, context?: string, advice?: string): SyscallError {
   const { code, text } = describeErrno(errno);
@@ -51,13 +38,14 @@ export function listenUnixSocket(path: string, options: ListenOptions = {}, cont
   const { addr, length } = sockaddrUn(path);
   const fd = socket(AF_UNIX, SOCK_STREAM | (options.nonBlocking ? SOCK_NONBLOCK : 0), 0, context);
   try {
-    if ((c.bind(fd, addr, length) as number) < 0) {
-      const errno = koffi.errno();
-      if (errno !== ERRNO.EADDRINUSE) throw syscallError("bind", errno, `${context}: binding ${path}`);
+    try {
+      bind(fd, addr, length, `${context}: binding ${path}`);
+    } catch (e) {
+      if (!(e instanceof SyscallError) || e.errno !== ERRNO.EADDRINUSE) throw e;
       removeStaleSocket(path, context);
-      if ((c.bind(fd, addr, length) as number) < 0) throw syscallError("bind", koffi.errno(), `${context}: binding ${path}`);
+      bind(fd, addr, length, `${context}: binding ${path}`);
     }
-    if ((c.listen(fd, backlog) as number) < 0) throw syscallError("listen", koffi.errno(), `${context}: listening on ${path}`);
+    listen(fd, backlog, `${context}: listening on ${path}`);
   } catch (e) {
     close(fd);
     throw e;
@@ -99,14 +87,5 @@ export interface AcceptOptions {
  * is waiting and `fd` is nonblocking.
  */
 export function acceptUnixConnection(fd: number, options: AcceptOptions = {}, context = "unix socket"): number {
-  const flags = SOCK_CLOEXEC | (options.nonBlocking ? SOCK_NONBLOCK : 0);
-  for (;;) {
-    const r = c.accept4(fd, null, null, flags) as number;
-    if (r >= 0) return r;
-    const errno = koffi.errno();
-    // EINTR: a signal arrived; ECONNABORTED: the peer gave up before we accepted.
-    if (errno === ERRNO.EINTR || errno === ERRNO.ECONNABORTED) continue;
-    if (errno === ERRNO.EAGAIN || errno === ERRNO.EWOULDBLOCK) return WOULD_BLOCK;
-    throw syscallError("accept4", errno, context);
-  }
+  return accept4(fd, SOCK_CLOEXEC | (options.nonBlocking ? SOCK_NONBLOCK : 0), context);
 }
