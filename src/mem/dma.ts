@@ -38,6 +38,25 @@ export interface DmaRegion {
   iovaOf(offset: number): number;
 }
 
+/** A region the device sees as one range starting at `iova` (SimDma's, the shared allocator's). */
+export class ContiguousRegion implements DmaRegion {
+  readonly bytes: Uint8Array;
+  readonly size: number;
+  readonly iova: number;
+  readonly contiguous = true;
+
+  constructor(bytes: Uint8Array, iova: number) {
+    this.bytes = bytes;
+    this.size = bytes.length;
+    this.iova = iova;
+  }
+
+  iovaOf(offset: number): number {
+    if (offset < 0 || offset >= this.size) throw new RangeError(`offset ${offset} is outside the ${this.size}-byte DMA region`);
+    return this.iova + offset;
+  }
+}
+
 export interface AllocateOptions {
   /** Alignment of the start, a power of two (default 64; at most the hugepage size). */
   readonly align?: number;

@@ -17,7 +17,7 @@
  */
 import { DmaError } from "../errors.ts";
 import { close } from "../sys/libc.ts";
-import { checkAllocateArgs, DmaAddressing, type AllocateOptions, type DmaAllocator, type DmaRegion } from "./dma.ts";
+import { checkAllocateArgs, ContiguousRegion, DmaAddressing, type AllocateOptions, type DmaAllocator, type DmaRegion } from "./dma.ts";
 import { createHugepageFile, HUGEPAGE_SIZE, HugepageMapping } from "./hugepages.ts";
 
 /** Device address of the first region's byte 0; 0 is never valid, so a zeroed address faults. */
@@ -44,24 +44,6 @@ export interface SharedMemoryOptions {
   readonly hugetlbfsDir?: string;
   /** Size of a new region when the allocation that needs it is smaller (default 2 MiB). */
   readonly regionSize?: number;
-}
-
-class SharedDmaRegion implements DmaRegion {
-  readonly bytes: Uint8Array;
-  readonly size: number;
-  readonly iova: number;
-  readonly contiguous = true;
-
-  constructor(bytes: Uint8Array, iova: number) {
-    this.bytes = bytes;
-    this.size = bytes.length;
-    this.iova = iova;
-  }
-
-  iovaOf(offset: number): number {
-    if (offset < 0 || offset >= this.size) throw new RangeError(`offset ${offset} is outside the ${this.size}-byte DMA region`);
-    return this.iova + offset;
-  }
 }
 
 interface Mapped {
@@ -106,7 +88,7 @@ export class SharedMemoryDmaAllocator implements DmaAllocator {
       start = 0;
     }
     this.#used = start + size;
-    return new SharedDmaRegion(new Uint8Array(last.mapping.buffer, start, size), last.region.guestAddress + start);
+    return new ContiguousRegion(new Uint8Array(last.mapping.buffer, start, size), last.region.guestAddress + start);
   }
 
   /** The memory table: every region so far, in order of device address. */

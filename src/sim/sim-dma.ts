@@ -8,26 +8,11 @@
  * address fails in the models too.
  */
 import { DmaError, DmaFaultError } from "../errors.ts";
-import { checkAllocateArgs, DmaAddressing, type AllocateOptions, type DmaAllocator, type DmaRegion } from "../mem/dma.ts";
+import { checkAllocateArgs, ContiguousRegion, DmaAddressing, type AllocateOptions, type DmaAllocator, type DmaRegion } from "../mem/dma.ts";
 
 const IOVA_BASE = 0x1_0000_0000;
 /** Unmapped gap between allocations: an overrun faults instead of landing in the next one. */
 const GUARD = 0x1000;
-
-class SimRegion implements DmaRegion {
-  readonly bytes: Uint8Array;
-  readonly size: number;
-  readonly iova: number;
-  readonly contiguous = true;
-  constructor(bytes: Uint8Array, iova: number) {
-    this.bytes = bytes;
-    this.size = bytes.length;
-    this.iova = iova;
-  }
-  iovaOf(offset: number): number {
-    return this.iova + offset;
-  }
-}
 
 export interface SimDmaOptions {
   /** Refuse allocations beyond this many bytes in total (to test out-of-memory paths). */
@@ -37,11 +22,11 @@ export interface SimDmaOptions {
 export class SimDma implements DmaAllocator {
   readonly name: string;
   readonly addressing = DmaAddressing.sim;
-  readonly #regions: SimRegion[] = [];
+  readonly #regions: ContiguousRegion[] = [];
   readonly #limit: number;
   #next = IOVA_BASE;
   #allocated = 0;
-  #last: SimRegion | null = null;
+  #last: ContiguousRegion | null = null;
   #closed = false;
   readonly #onClose: (() => void)[] = [];
 
@@ -66,7 +51,7 @@ export class SimDma implements DmaAllocator {
       throw new DmaError(`${this.name}: out of DMA memory (${this.#allocated} of ${this.#limit} bytes in use, ${size} more requested)`);
     }
     const iova = Math.ceil(this.#next / align) * align;
-    const region = new SimRegion(new Uint8Array(new ArrayBuffer(size)), iova);
+    const region = new ContiguousRegion(new Uint8Array(new ArrayBuffer(size)), iova);
     this.#next = iova + size + GUARD;
     this.#allocated += size;
     this.#regions.push(region);
@@ -100,7 +85,7 @@ export class SimDma implements DmaAllocator {
     return this.#find(iova, length) !== null;
   }
 
-  #find(iova: number, length: number): SimRegion | null {
+  #find(iova: number, length: number): ContiguousRegion | null {
     if (!Number.isFinite(iova) || !Number.isFinite(length) || length < 0) return null;
     const last = this.#last;
     if (last !== null && iova >= last.iova && iova + length <= last.iova + last.size) return last;
