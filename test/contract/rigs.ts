@@ -1,9 +1,10 @@
 /**
- * The three NicDevice variants the contract suite runs against: the ixgbe driver on the 82599
- * model, and the virtio driver on the virtio-net model through its modern and its legacy
- * interface. Each opens a device on a fresh SimDma and describes, in the same terms for all
- * three, how to put frames on the device's wire, what the device has sent, how to hold back and
- * release transmission, and what the rings hold.
+ * The NicDevice variants the contract suite runs against: the ixgbe driver on the 82599 model,
+ * and the virtio driver on the virtio-net model through its modern and its legacy interface,
+ * each with the model completing at once or asynchronously and out of order. Each opens a
+ * device on a fresh SimDma and describes, in the same terms for all, how to put frames on the
+ * device's wire, what the device has sent, how to hold back and release transmission, and what
+ * the rings hold.
  *
  * Own set-up on purpose (test/ixgbe/helpers.ts and test/virtio/helpers.ts are not used here).
  */
@@ -114,16 +115,29 @@ const ixgbe: Variant = {
   },
 };
 
-function virtioVariant(legacy: boolean): Variant {
+/**
+ * `async`: the model's asynchronous, out-of-order completion mode (VirtioNetModel `completion:
+ * "async"`): nothing completes inside a doorbell write, receive buffers are filled in random
+ * order, transmit chains complete out of order, in random chunks, when the rig steps the model
+ * (step() drains all its pending work that way; deliver() drains the receive queue).
+ */
+function virtioVariant(legacy: boolean, async = false): Variant {
+  const kind = legacy ? "virtio legacy (transitional model, I/O BAR)" : "virtio modern";
   return {
-    name: legacy ? "virtio legacy (transitional model, I/O BAR)" : "virtio modern",
+    name: async ? `${kind}, asynchronous out-of-order` : kind,
     driver: "virtio",
     open(options = {}) {
       const ringSize = options.ringSize ?? 64;
       const dma = options.dma ?? new SimDma(`contract virtio ${legacy ? "legacy" : "modern"} DMA`);
       // The device offers twice the ring size: the modern driver shrinks its queues to ringSize,
       // the legacy one keeps the device's size and posts only ringSize entries.
-      const model = new VirtioNetModel({ dma, legacy, queueSize: 2 * ringSize, link: options.link ?? true });
+      const model = new VirtioNetModel({
+        dma,
+        legacy,
+        queueSize: 2 * ringSize,
+        link: options.link ?? true,
+        ...(async ? { completion: "async" as const, seed: 0x5eed + ringSize } : {}),
+      });
       const sent: Uint8Array[] = [];
       model.onTransmit = (frame) => sent.push(frame);
       const dev = createVirtioDevice(model.pci, dma, {
@@ -139,7 +153,16 @@ function virtioVariant(legacy: boolean): Variant {
       return {
         dev,
         dma,
-        deliver: (frame) => model.inject(frame),
+        // Async: the frame reaches the used ring before deliver() returns, as on the other
+        // variants (the cases receive right after delivering); the receive buffer it went into
+        // is still a random one of those the device took ahead.
+        deliver: async
+          ? (frame) => {
+            const placed = model.inject(frame);
+            model.poll(0);
+            return placed;
+          }
+          : (frame) => model.inject(frame),
         transmitted: () => sent,
         step: () => model.poll(),
         holdTx: (on) => {
@@ -169,4 +192,10 @@ function virtioVariant(legacy: boolean): Variant {
   };
 }
 
-export const VARIANTS: readonly Variant[] = [ixgbe, virtioVariant(false), virtioVariant(true)];
+export const VARIANTS: readonly Variant[] = [
+  ixgbe,
+  virtioVariant(false),
+  virtioVariant(true),
+  virtioVariant(false, true),
+  virtioVariant(true, true),
+];

@@ -100,7 +100,7 @@ describe.each(transports)("virtio data path ($name transport)", ({ legacy }) => 
 
   it("keeps a full receive ring: the device drops what it cannot place and counts it", () => {
     const { model, dev } = openRig({ legacy }, { rxRingSize: 32 });
-    for (let i = 0; i < 32; i++) expect(model.inject(Uint8Array.of(i, 1, 2, 3))).toBe(true);
+    for (let i = 0; i < 32; i++) expect(model.inject(new Uint8Array(60).fill(i))).toBe(true);
     for (let i = 0; i < 5; i++) expect(model.inject(new Uint8Array(60))).toBe(false);
     expect(model.counters.rxDropped).toBe(5);
     const bufs = new Int32Array(64);
@@ -140,24 +140,39 @@ describe.each(transports)("virtio data path ($name transport)", ({ legacy }) => 
     expect(stats.rxErrors).toBe(3);
     expect(model.rxBuffersAvailable).toBe(16); // the buffers went straight back to the device
     model.faults.badUsedLength = false;
-    model.inject(Uint8Array.of(7, 7, 7));
+    model.inject(new Uint8Array(60).fill(7));
     expect(dev.rxBatch(0, bufs, 32)).toBe(1);
-    expect(frameOf(bufs[0]!)).toEqual(Uint8Array.of(7, 7, 7));
+    expect(frameOf(bufs[0]!)).toEqual(new Uint8Array(60).fill(7));
   });
 
-  it("counts a used id beyond the ring as an error and keeps receiving", () => {
+  it("hands out the frames before a used id beyond the ring, counts it, and then stops with a DeviceProtocolError", () => {
     const { model, dev } = openRig({ legacy }, { rxRingSize: 16 });
+    model.inject(new Uint8Array(60).fill(1));
     model.faults.badUsedId = true;
-    model.inject(new Uint8Array(60));
+    model.inject(new Uint8Array(60).fill(2));
+    model.faults.badUsedId = false;
+    model.inject(new Uint8Array(60).fill(3));
     const bufs = new Int32Array(32);
-    expect(dev.rxBatch(0, bufs, 32)).toBe(0);
+    expect(dev.rxBatch(0, bufs, 32)).toBe(1);
+    expect(frameOf(bufs[0]!)[0]).toBe(1);
     const stats = newStats();
     dev.readStats(stats);
     expect(stats.rxErrors).toBe(1);
-    model.faults.badUsedId = false;
-    model.inject(new Uint8Array(60).fill(9));
-    expect(dev.rxBatch(0, bufs, 32)).toBe(1);
-    expect(frameOf(bufs[0]!)[0]).toBe(9);
+    expect(() => dev.rxBatch(0, bufs, 32)).toThrow(DeviceProtocolError);
+    expect(() => dev.rxBatch(0, bufs, 32)).toThrow(/used entry at used\.idx 1 names descriptor \d+, beyond the 16 .*close the device/);
+    dev.close();
+  });
+
+  it("drops frames shorter than an Ethernet header (runts) and counts them in rxErrors", () => {
+    const { model, dev } = openRig({ legacy }, { rxRingSize: 16 });
+    for (const length of [1, 13, 14, 60]) model.inject(new Uint8Array(length).fill(length));
+    const bufs = new Int32Array(32);
+    expect(dev.rxBatch(0, bufs, 32)).toBe(2);
+    expect(Array.from(bufs.subarray(0, 2), (b) => bufLength[b])).toEqual([14, 60]);
+    const stats = newStats();
+    dev.readStats(stats);
+    expect(stats).toMatchObject({ rxPackets: 2, rxErrors: 2 });
+    expect(model.rxBuffersAvailable).toBe(16); // the ring stays full: the runts' buffers went straight back
   });
 
   it("accepts frames up to the buffer's capacity; the device refuses larger ones", () => {

@@ -9,6 +9,12 @@
  * (Separate descriptors for header, data and ack: qemu rejects a control command squeezed into
  * one descriptor, and the legacy interface without ANY_LAYOUT requires this framing.)
  * Not on the hot path: used at init and by setPromisc().
+ *
+ * Every command uses descriptors 0-2 and must be answered by exactly one used entry naming
+ * descriptor 0. A command that times out leaves the queue out of step: the device may still
+ * process it later, reading whatever the descriptors then hold, so the queue is broken from then
+ * on (as Linux's virtnet_send_command gives up on a queue that never answers) and every later
+ * command fails at once rather than rewrite descriptors the device may be reading.
  */
 import { DeviceProtocolError, DeviceTimeoutError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
@@ -32,11 +38,17 @@ export class CtrlQueue {
   readonly #notifyMmio: Mmio;
   readonly #notifyOffset: number;
   readonly #timeoutMs: number;
+  readonly #checkDevice: () => void;
   #availIdx = 0;
   #lastUsed = 0;
+  #broken: Error | null = null;
 
-  /** `cmd` is a 64-byte DMA area at device address `cmdIova`. */
-  constructor(name: string, ring: VirtqueueRing, notify: NotifyTarget, cmd: Uint8Array, cmdIova: number, timeoutMs = 1000) {
+  /**
+   * `cmd` is a 64-byte DMA area at device address `cmdIova`. `checkDevice` throws when the device
+   * needs a reset; it is called while a command is waited for.
+   */
+  constructor(name: string, ring: VirtqueueRing, notify: NotifyTarget, cmd: Uint8Array, cmdIova: number,
+    checkDevice: () => void = () => {}, timeoutMs = 1000) {
     if (ring.size < 3) throw new DeviceProtocolError(`${name}: the control queue has ${ring.size} entries, a command needs 3`);
     this.name = name;
     this.#ring = ring;
@@ -45,11 +57,20 @@ export class CtrlQueue {
     this.#notifyMmio = notify.mmio;
     this.#notifyOffset = notify.offset;
     this.#timeoutMs = timeoutMs;
+    this.#checkDevice = checkDevice;
+  }
+
+  /** Whether a command went wrong in a way that leaves the queue unusable (see the file comment). */
+  get broken(): boolean {
+    return this.#broken !== null;
   }
 
   /** Sends one command and waits for the device's ack; throws unless it is VIRTIO_NET_OK. */
   command(cls: number, command: number, data: Uint8Array, what: string): void {
     if (data.length < 1 || data.length > MAX_DATA) throw new RangeError(`${this.name}: command data must be 1 to ${MAX_DATA} bytes`);
+    if (this.#broken !== null) {
+      throw new DeviceProtocolError(`${this.name}: ${what}: the control queue is broken (${this.#broken.message})`);
+    }
     const ring = this.#ring;
     const cmd = this.#cmd;
     cmd[CMD_HEADER] = cls;
@@ -66,11 +87,22 @@ export class CtrlQueue {
     if ((ring.used16[0]! & VIRTQ_USED_F_NO_NOTIFY) === 0) this.#notifyMmio.write16(this.#notifyOffset, ring.index);
 
     this.#waitForCompletion(what);
+    // x86-64 ordering: plain loads of used.idx, then of the entry it covers (virtio_rmb()).
+    const usedIdx = ring.used16[1]!;
+    const moved = (usedIdx - this.#lastUsed) & 0xffff;
     const slot = this.#lastUsed & (ring.size - 1);
     const id = ring.used32[1 + 2 * slot]!;
-    this.#lastUsed = (this.#lastUsed + 1) & 0xffff;
+    this.#lastUsed = usedIdx;
+    if (moved !== 1) {
+      throw this.#break(new DeviceProtocolError(
+        `${this.name}: ${what}: the device moved used.idx by ${moved} entries for one command (exactly one is due); ` +
+          `close the device and open it again`,
+      ));
+    }
     if (id !== 0) {
-      throw new DeviceProtocolError(`${this.name}: ${what}: the device completed descriptor ${id}, but the command was 0`);
+      throw this.#break(new DeviceProtocolError(
+        `${this.name}: ${what}: the device completed descriptor ${id}, but the command was 0; close the device and open it again`,
+      ));
     }
     const ack = cmd[CMD_ACK]!;
     if (ack !== VIRTIO_NET_OK) {
@@ -78,18 +110,29 @@ export class CtrlQueue {
     }
   }
 
+  #break<E extends Error>(error: E): E {
+    this.#broken ??= error;
+    return error;
+  }
+
   #waitForCompletion(what: string): void {
     const used16 = this.#ring.used16;
     // A device model or an emulator handling the notification synchronously is done already;
-    // otherwise spin briefly, then sleep between polls.
+    // otherwise spin briefly, then sleep between polls, looking at the device status each time:
+    // a device that needs a reset will never answer.
     for (let spin = 0; spin < 1000; spin++) if (used16[1] !== this.#lastUsed) return;
     const deadline = performance.now() + this.#timeoutMs;
     while (used16[1] === this.#lastUsed) {
+      try {
+        this.#checkDevice();
+      } catch (error) {
+        throw this.#break(error as Error);
+      }
       if (performance.now() >= deadline) {
-        throw new DeviceTimeoutError(
+        throw this.#break(new DeviceTimeoutError(
           `${this.name}: ${what}: no answer on the control queue within ${this.#timeoutMs} ms; the device seems ` +
             `stalled: close the device and open it again`,
-        );
+        ));
       }
       sleepMs(1);
     }

@@ -9,6 +9,11 @@
  *                             accept it gets a device that bypasses the IOMMU). Never over
  *                             vhost-user: the backend would then want IOTLB messages, not the
  *                             memory table
+ *   VIRTIO_F_ORDER_PLATFORM   modern: accepted whenever offered (§6.1: a driver SHOULD, and a
+ *                             device, a PCI add-in card in particular, MAY fail without it). It
+ *                             asks for the platform's ordering of ring accesses against the
+ *                             device, not just the CPUs' among themselves; on x86-64 the
+ *                             drivers' ordering already is that (src/drivers/memory-order.ts)
  *   VIRTIO_F_ANY_LAYOUT       legacy transport: required (header and frame share a descriptor)
  *   VHOST_USER_F_PROTOCOL_FEATURES (bit 30)  vhost-user: whenever offered (vhost-user
  *                             "Communication": protocol features, rings enabled explicitly)
@@ -33,6 +38,7 @@ import {
   hasFeature,
   VIRTIO_F_ACCESS_PLATFORM,
   VIRTIO_F_ANY_LAYOUT,
+  VIRTIO_F_ORDER_PLATFORM,
   VIRTIO_F_VERSION_1,
   VIRTIO_NET_F_CTRL_RX,
   VIRTIO_NET_F_CTRL_VQ,
@@ -69,7 +75,7 @@ export function chooseFeatures(
           `${describeFeatures(offered)}); drive it with transport 'legacy' instead`,
       );
     }
-    wanted |= feature(VIRTIO_F_VERSION_1) | feature(VIRTIO_F_ACCESS_PLATFORM);
+    wanted |= feature(VIRTIO_F_VERSION_1) | feature(VIRTIO_F_ACCESS_PLATFORM) | feature(VIRTIO_F_ORDER_PLATFORM);
     if (!hasFeature(offered, VIRTIO_F_ACCESS_PLATFORM) && dma.addressing === "iommu") {
       throw new DmaError(
         `${device}: the device does not offer VIRTIO_F_ACCESS_PLATFORM, so its DMA would bypass the IOMMU and ` +

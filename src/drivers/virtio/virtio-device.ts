@@ -24,6 +24,7 @@ import { LegacyTransport } from "./transport-legacy.ts";
 import { ModernTransport } from "./transport-modern.ts";
 import type { TransportKind, VirtioTransport } from "./transport.ts";
 import { badBatchCall, goodBatch } from "../batch-args.ts";
+import { requireStrongMemoryOrder } from "../memory-order.ts";
 import { RxCounter, RxQueue } from "./virtio-rx-queue.ts";
 import { TxCounter, TxQueue } from "./virtio-tx-queue.ts";
 import { ringLayout, VirtqueueRing } from "./virtqueue.ts";
@@ -86,8 +87,9 @@ export function createVirtioDevice(pci: PciFunction, dma: DmaAllocator, options:
     if (problem !== null) throw new DmaError(problem);
   }
   const driven: VirtioTransport = transport === "legacy" ? new LegacyTransport(pci) : new ModernTransport(pci);
-  pci.enableDma();
-  return new VirtioNetDevice(driven, pci.address, dma, options);
+  // Bus mastering only once the device is reset (the constructor's first step): a device left
+  // running by an earlier driver would otherwise go on writing into that driver's rings.
+  return new VirtioNetDevice(driven, pci.address, dma, options, () => pci.enableDma());
 }
 
 export class VirtioNetDevice implements NicDevice {
@@ -109,21 +111,27 @@ export class VirtioNetDevice implements NicDevice {
   readonly #mac: Uint8Array;
   readonly #hasStatus: boolean;
   #closed = false;
+  /** Why the device cannot be used any more (it needs a reset), or null. */
+  #broken: DeviceProtocolError | null = null;
 
   /**
    * Initializes the device behind `transport` (any VirtioTransport: PCI modern or legacy, or
    * another one that reaches a virtio-net device). `address` names the device in errors.
+   * `afterReset` runs right after the reset of step 1 (PCI: enables bus mastering).
    */
-  constructor(transport: VirtioTransport, address: string, dma: DmaAllocator, options: DeviceOptions) {
+  constructor(transport: VirtioTransport, address: string, dma: DmaAllocator, options: DeviceOptions, afterReset?: () => void) {
     const name = address;
     const kind = transport.kind;
     this.address = name;
     this.dma = dma;
     this.transport = kind;
     this.#transport = transport;
+    // The queues' plain loads of used.idx and used.flags are correct on x86-64 only.
+    requireStrongMemoryOrder(name);
 
     // §3.1.1 step 1: reset the device (and wait until it says so).
     transport.reset();
+    afterReset?.();
     let status = 0;
     let rxQueue: RxQueue | null = null;
     const addStatus = (bit: number): void => {
@@ -161,8 +169,14 @@ export class VirtioNetDevice implements NicDevice {
       const ctrl = hasCtrl ? queueGeometry(name, transport, VIRTIO_NET_CTRL_QUEUE, CTRL_QUEUE_MAX_SIZE, "control") : null;
 
       const poolSize = options.mempoolSize ?? Math.max(4096, 2 * rx.capacity);
-      if (poolSize < rx.capacity) {
-        throw new RangeError(`${name}: mempoolSize ${poolSize} is smaller than the receive ring (${rx.capacity} buffers)`);
+      if (poolSize <= rx.capacity) {
+        // Every buffer would sit in the ring: a received one could never be swapped for a fresh
+        // one, so every frame would be dropped as missed (ixgbe refuses it likewise).
+        throw new RangeError(
+          `${name}: mempoolSize ${poolSize} must be larger than the receive ring (${rx.capacity} buffers): the ring ` +
+            `keeps every buffer posted and swaps a received one for a free one, so a pool no larger than the ring ` +
+            `would deliver no frame at all; use at least twice the ring size`,
+        );
       }
       const pool = new Mempool(dma, { count: poolSize, checked: options.checked ?? false, name: `${name} RX queue 0 mempool` });
 
@@ -178,13 +192,15 @@ export class VirtioNetDevice implements NicDevice {
       // §4.1.5.1.3 (modern) / §4.1.4.8 (legacy): give each queue its rings and enable it.
       const rxNotify = transport.activateQueue(VIRTIO_NET_RX_QUEUE, rx.size, rxRing.addresses);
       const txNotify = transport.activateQueue(VIRTIO_NET_TX_QUEUE, tx.size, txRing.addresses);
-      this.#rx = rxQueue = new RxQueue(`${name} RX queue 0`, rxRing, rxNotify, pool, rx.capacity, this.headerLength, options.hotPath);
-      this.#tx = new TxQueue(`${name} TX queue 0`, txRing, txNotify, tx.capacity, this.headerLength, options.hotPath);
+      const checkDevice = (): void => this.#checkDevice();
+      this.#rx = rxQueue = new RxQueue(`${name} RX queue 0`, rxRing, rxNotify, pool, rx.capacity, this.headerLength, options.hotPath,
+        checkDevice);
+      this.#tx = new TxQueue(`${name} TX queue 0`, txRing, txNotify, tx.capacity, this.headerLength, options.hotPath, checkDevice);
       if (ctrl !== null) {
         const ctrlRing = new VirtqueueRing(region, rxBytes + txBytes, VIRTIO_NET_CTRL_QUEUE, ctrl.size);
         const ctrlNotify = transport.activateQueue(VIRTIO_NET_CTRL_QUEUE, ctrl.size, ctrlRing.addresses);
         const cmd = region.bytes.subarray(cmdOffset, cmdOffset + CTRL_COMMAND_AREA_SIZE);
-        this.#ctrl = new CtrlQueue(`${name} control queue`, ctrlRing, ctrlNotify, cmd, region.iovaOf(cmdOffset));
+        this.#ctrl = new CtrlQueue(`${name} control queue`, ctrlRing, ctrlNotify, cmd, region.iovaOf(cmdOffset), checkDevice);
       } else this.#ctrl = null;
       this.#mac = this.#readMac();
 
@@ -196,12 +212,28 @@ export class VirtioNetDevice implements NicDevice {
       this.#rx.kick();
 
       // Like ixy: receive everything (qemu's default too, but say so rather than rely on it).
-      if (hasFeature(this.features, VIRTIO_NET_F_CTRL_RX)) this.setPromisc(true);
+      // §5.1.6.5: receive filtering is best effort, so a device that refuses the command is
+      // warned about, not given up on (setPromisc() stays strict).
+      if (hasFeature(this.features, VIRTIO_NET_F_CTRL_RX)) {
+        try {
+          this.setPromisc(true);
+        } catch (error) {
+          if (!(error instanceof DeviceProtocolError) || this.#ctrl?.broken === true) throw error;
+          process.emitWarning(
+            `${name}: the device refused promiscuous mode at init (${error.message}); it may filter frames not ` +
+              `addressed to ${formatMac(this.#mac)}`,
+            { type: "IxyWarning", code: "IXY_VIRTIO_PROMISC_REFUSED" },
+          );
+        }
+      }
       this.#waitForLink(options.linkTimeoutMs ?? 10000);
     } catch (error) {
       // §3.1.1: tell the device we gave up, then reset it so that it stops touching our memory.
+      // Not with a FEATURES_OK the device refused: qemu validates the features again on a write
+      // that sets it and drops the whole write, so FAILED would never stick.
       try {
-        transport.setStatus(status | VIRTIO_CONFIG_S_FAILED);
+        const kept = transport.getStatus() & VIRTIO_CONFIG_S_FEATURES_OK;
+        transport.setStatus((status & ~VIRTIO_CONFIG_S_FEATURES_OK) | kept | VIRTIO_CONFIG_S_FAILED);
         transport.reset();
       } catch {
         // The original error says more than a failure to reset after it.
@@ -216,6 +248,31 @@ export class VirtioNetDevice implements NicDevice {
     }
   }
 
+  /**
+   * §2.1.2: a device that hit an error it cannot recover from sets DEVICE_NEEDS_RESET (qemu's
+   * virtio_error) and stops processing its queues; one reset behind our back reads back 0 (or
+   * without DRIVER_OK). Either way rxBatch and txBatch would return 0 forever: called where a
+   * register read costs nothing on the hot path (readStats, linkSpeed, setPromisc, a TX ring full
+   * after a reclaim, an RX ring empty for 65536 polls), it breaks both queues and throws.
+   */
+  #checkDevice(): void {
+    if (this.#broken === null) {
+      const status = this.#transport.getStatus();
+      const needsReset = (status & VIRTIO_CONFIG_S_NEEDS_RESET) !== 0;
+      if (!needsReset && (status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) return;
+      this.#broken = new DeviceProtocolError(
+        needsReset
+          ? `${this.address}: the device set DEVICE_NEEDS_RESET (device status 0x${status.toString(16)}): it hit an ` +
+              `error it cannot recover from and stopped processing its queues; close the device and open it again`
+          : `${this.address}: the device was reset behind the driver's back (device status 0x${status.toString(16)}, ` +
+              `DRIVER_OK is clear): it no longer processes its queues; close the device and open it again`,
+      );
+      this.#rx?.breakWith(this.#broken);
+      this.#tx?.breakWith(this.#broken);
+    }
+    throw this.#broken;
+  }
+
   rxBatch(queue: number, bufs: Int32Array, max: number): number {
     if (queue !== 0 || this.#closed || !goodBatch(bufs, max)) badBatchCall(this.address, "rxBatch", this.#closed, queue, 1, bufs, max);
     return this.#rx.receive(bufs, max);
@@ -228,6 +285,12 @@ export class VirtioNetDevice implements NicDevice {
 
   /** Totals since the device was opened, counted by the driver (virtio-net has no counters). */
   readStats(into: DeviceStats): void {
+    this.#fillStats(into);
+    // After the counters, so that a broken device's last totals are there when this throws.
+    if (!this.#closed) this.#checkDevice();
+  }
+
+  #fillStats(into: DeviceStats): void {
     const rx = this.#rx.counters;
     const tx = this.#tx.counters;
     into.rxPackets = rx[RxCounter.packets]!;
@@ -256,11 +319,13 @@ export class VirtioNetDevice implements NicDevice {
           `filter cannot be changed`,
       );
     }
+    this.#checkDevice();
     this.#ctrl.command(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, Uint8Array.of(on ? 1 : 0), `promiscuous mode ${on ? "on" : "off"}`);
   }
 
   linkSpeed(): number {
     this.#checkOpen("linkSpeed");
+    this.#checkDevice();
     return this.#linkUp() ? NOMINAL_LINK_SPEED : 0;
   }
 
@@ -286,17 +351,24 @@ export class VirtioNetDevice implements NicDevice {
 
   /**
    * Resets the device (status 0): it stops all DMA. Then gives the buffers in both rings back to
-   * their pools. The caller still owns and closes pci and dma.
+   * their pools: the receive ring's, and the transmit ring's, in flight or sent and not reclaimed
+   * yet (they may come from any pool). The caller still owns and closes pci and dma. When the
+   * reset fails (a device that does not acknowledge it), the buffers stay with the device, which
+   * may still be using them, and the error says so.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     try {
       this.#transport.reset();
-    } finally {
-      this.#tx.releaseBuffers();
-      this.#rx.releaseBuffers();
+    } catch (error) {
+      if (error instanceof DeviceTimeoutError) {
+        error.message += `; ${this.address}: close(): the buffers in its rings stay with the device, which may still use them`;
+      }
+      throw error;
     }
+    this.#tx.releaseBuffers();
+    this.#rx.releaseBuffers();
   }
 
   /** §5.1.4: the link is up if STATUS was not negotiated, or VIRTIO_NET_S_LINK_UP says so. */
@@ -398,6 +470,10 @@ export function checkDeviceOptions(address: string, options: DeviceOptions): voi
   if (timeout !== undefined && !(timeout >= 0 && timeout !== Infinity)) {
     throw new RangeError(`${address}: linkTimeoutMs must be a finite number of milliseconds >= 0, got ${timeout}`);
   }
+}
+
+function formatMac(mac: Uint8Array): string {
+  return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join(":");
 }
 
 function hex4(value: number): string {

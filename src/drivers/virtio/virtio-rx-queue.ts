@@ -5,17 +5,35 @@
  * received buffer is swapped for a fresh one from the pool in the same slot, so the ring stays
  * full. When the pool is empty the frame is dropped (counted as missed) and its buffer goes
  * straight back to the device, which keeps receiving.
+ *
+ * The device is not trusted (as Linux's virtio_ring.c, hardened for confidential guests, does not
+ * trust it): a used entry may only name a descriptor the device holds. The driver keeps every
+ * descriptor posted, so the device holds all `capacity` of them, except those it has returned in
+ * used entries the driver has not consumed yet; and a descriptor the driver posts again can only
+ * come back in a used entry the device writes after that, i.e. at a used-ring position at or
+ * beyond the used.idx the driver had seen when it re-posted it. postedAt[id] is that position
+ * (a free-running 32-bit count of used entries), so one load and one store per frame tell a
+ * repeated or stale id from a fresh one. What no driver of a split ring can tell apart (without
+ * VIRTIO_F_IN_ORDER) is a device naming a descriptor it holds but has not written: that is left to
+ * the device's own checks (qemu's virtio_error) and DEVICE_NEEDS_RESET, which virtio-device.ts
+ * reads.
  */
 import { bufIovaHi, bufIovaLo, bufLength, bufHome, bufPool, poolTop } from "../../mem/buffer-table.ts";
 import { freeBuffer, type Mempool } from "../../mem/mempool.ts";
+import type { DeviceProtocolError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
 import type { NotifyTarget } from "./transport.ts";
-import { usedIndexError, type VirtqueueRing } from "./virtqueue.ts";
+import { usedIdError, usedIndexError, type VirtqueueRing } from "./virtqueue.ts";
 import { VIRTQ_DESC_F_WRITE, VIRTQ_USED_F_NO_NOTIFY } from "./virtio_types.ts";
 
 /** Receives up to `max` frames into bufs[0 .. n); returns n. */
 export type ReceiveLoop = (bufs: Int32Array, max: number) => number;
+
+/** Empty polls between two looks at the device status (see the receive loop). */
+export const RX_IDLE_CHECK = 1 << 16;
+/** struct ethhdr: a frame shorter than this is a runt. */
+const ETH_HLEN = 14;
 
 /** Slots of the counters array. */
 export const RxCounter = { packets: 0, bytes: 1, errors: 2, missed: 3, notifications: 4 } as const;
@@ -31,8 +49,13 @@ interface RxEnv {
   readonly size: number;
   /** Descriptors in use: ids 0 .. capacity - 1. */
   readonly capacity: number;
-  /** [0]: our avail.idx; [1]: the used.idx we have consumed up to. */
+  /**
+   * [0]: our avail.idx; [1]: the used.idx we have consumed up to; [2]: the same as a free-running
+   * 32-bit count; [3]: non-zero once the queue is broken (RxState); [4]: empty polls (RxState).
+   */
   readonly state: Int32Array;
+  /** Per descriptor id: the used-ring position (state[2] units) from which the device may return it. */
+  readonly postedAt: Int32Array;
   /** packets, bytes, errors, missed, notifications (RxCounter). */
   readonly counters: Float64Array;
   readonly hdrLen: number;
@@ -51,7 +74,18 @@ interface RxEnv {
   readonly notifyOffset: number;
   readonly mmio: Mmio;
   readonly NO_NOTIFY: number;
-  readonly usedIndexError: (usedIdx: number, last: number) => never;
+  /** Frames shorter than an Ethernet header are runts: dropped and counted as errors. */
+  readonly MIN_FRAME: number;
+  /** Empty polls between two checks of the device status (a power of two). */
+  readonly IDLE_CHECK: number;
+  /** Throws the error that broke the queue. */
+  readonly throwBroken: () => never;
+  /** A used.idx that moved further than the device holds buffers (or backwards): breaks the queue, throws. */
+  readonly usedIndexError: (usedIdx: number, last: number, outstanding: number) => never;
+  /** A used entry naming an id the device does not hold: breaks the queue (the caller stops there). */
+  readonly usedIdError: (id: number, position: number) => void;
+  /** Called every IDLE_CHECK empty polls: throws when the device needs a reset. */
+  readonly idleCheck: () => void;
 }
 
 /**
@@ -63,18 +97,33 @@ interface RxEnv {
  * A factory compiled once per queue (specialize.ts): it may use only `env` and its own locals.
  */
 function receiveLoop(env: RxEnv): ReceiveLoop {
-  const { desc32, avail16, used16, used32, table, size, capacity, state, counters, hdrLen, dataCapacity } = env;
+  const { desc32, avail16, used16, used32, table, size, capacity, state, postedAt, counters, hdrLen, dataCapacity } = env;
   const { pool, stack, checked, poolTop, bufIovaLo, bufIovaHi, bufLength, bufHome } = env;
-  const { queueIndex, notifyWords, notifyOffset, mmio, NO_NOTIFY, usedIndexError } = env;
+  const { queueIndex, notifyWords, notifyOffset, mmio, NO_NOTIFY, MIN_FRAME, IDLE_CHECK } = env;
+  const { throwBroken, usedIndexError, usedIdError, idleCheck } = env;
   const mask = size - 1;
   const notifyWord = notifyOffset >>> 1;
   return function receive(bufs: Int32Array, max: number): number {
+    if (state[3] !== 0) throwBroken();
+    // x86-64 ordering: used.idx is a plain load, and the loads of the used entries below must not
+    // be satisfied before it (Linux: virtio_rmb() after reading used->idx). x86 does not reorder
+    // loads with older loads; a weakly ordered CPU needs a load barrier here (memory-order.ts).
     const usedIdx = used16[1]!;
     let last = state[1]!;
     const pending = (usedIdx - last) & 0xffff;
-    if (pending === 0) return 0;
-    if (pending > size) usedIndexError(usedIdx, last);
+    if (pending === 0) {
+      // A device that broke (DEVICE_NEEDS_RESET) or was reset behind our back delivers nothing:
+      // look at its status now and then, where it costs nothing.
+      if ((++state[4]! & (IDLE_CHECK - 1)) === 0) idleCheck();
+      return 0;
+    }
+    // The device holds `capacity` buffers (all of them, the ring is kept full): it cannot have
+    // used more. A used.idx that went backwards shows up here too, as a huge 16-bit distance.
+    if (pending > capacity) usedIndexError(usedIdx, last, capacity);
     const n = pending < max ? pending : max;
+    let position = state[2]!;
+    // Where an id re-posted in this batch can come back at the earliest (see the file comment).
+    const seen = (position + pending) | 0;
     let avail = state[0]!;
     let top = poolTop[pool]!;
     let out = 0;
@@ -84,14 +133,19 @@ function receiveLoop(env: RxEnv): ReceiveLoop {
     for (let k = 0; k < n; k++) {
       const e = ((last & mask) << 1) + 1;
       const id = used32[e]!;
+      // Not a descriptor we posted, or one the device returned already and has not been given
+      // again (repeated, stale): nothing to hand out, and the ring can no longer be trusted. Stop
+      // here: what came before is good and is handed out; the next call throws.
+      if (id >= capacity || ((position - postedAt[id]!) | 0) < 0) {
+        usedIdError(id, last);
+        errors++;
+        break;
+      }
+      postedAt[id] = seen;
       const frameLength = used32[e + 1]! - hdrLen;
       last = (last + 1) & 0xffff;
-      if (id >= capacity) {
-        // Not a descriptor we posted: nothing to hand out, nothing to make available again.
-        errors++;
-        continue;
-      }
-      if (frameLength <= 0 || frameLength > dataCapacity) errors++;
+      position = (position + 1) | 0;
+      if (frameLength < MIN_FRAME || frameLength > dataCapacity) errors++;
       else if (top !== 0) {
         const buf = table[id]!;
         bufLength[buf] = frameLength;
@@ -111,11 +165,15 @@ function receiveLoop(env: RxEnv): ReceiveLoop {
     }
     poolTop[pool] = top;
     state[1] = last;
+    state[2] = position;
     if (avail !== state[0]) {
       state[0] = avail;
       // Publish the index with a full barrier (xchg): the load of used.flags below must not pass
       // this store, or device and driver could both decide the other has nothing to do (§2.6.13.4).
+      // x86-64 ordering: the descriptor and ring stores above become visible before this one
+      // (Linux: virtio_wmb() before updating avail->idx).
       Atomics.store(avail16, 1, avail);
+      // x86-64 ordering: used.flags is a plain load (after the xchg above, which orders it).
       if ((used16[0]! & NO_NOTIFY) === 0) {
         if (notifyWords !== null) notifyWords[notifyWord] = queueIndex;
         else mmio.write16(notifyOffset, queueIndex);
@@ -140,11 +198,16 @@ export class RxQueue {
   readonly #ring: VirtqueueRing;
   readonly #notify: NotifyTarget;
   readonly #table: Int32Array;
-  readonly #state = new Int32Array(2);
+  readonly #state = new Int32Array(5);
   readonly #counters = new Float64Array(5);
+  #broken: DeviceProtocolError | null = null;
 
+  /**
+   * `checkDevice` is called now and then while the ring stays empty; it throws (and breaks this
+   * queue through breakWith()) when the device needs a reset.
+   */
   constructor(name: string, ring: VirtqueueRing, notify: NotifyTarget, pool: Mempool, capacity: number, hdrLen: number,
-    hotPath?: HotPathMode) {
+    hotPath?: HotPathMode, checkDevice: () => void = () => {}) {
     this.name = name;
     this.pool = pool;
     this.capacity = capacity;
@@ -174,6 +237,7 @@ export class RxQueue {
       size: ring.size,
       capacity,
       state: this.#state,
+      postedAt: new Int32Array(capacity),
       counters: this.#counters,
       hdrLen,
       dataCapacity: pool.dataCapacity,
@@ -190,10 +254,31 @@ export class RxQueue {
       notifyOffset: notify.offset,
       mmio: notify.mmio,
       NO_NOTIFY: VIRTQ_USED_F_NO_NOTIFY,
-      usedIndexError: (usedIdx, last) => {
-        throw usedIndexError(name, ring.index, usedIdx, last, ring.size);
+      MIN_FRAME: ETH_HLEN,
+      IDLE_CHECK: RX_IDLE_CHECK,
+      throwBroken: () => {
+        throw this.#broken!;
       },
+      usedIndexError: (usedIdx, last, outstanding) => {
+        throw this.breakWith(usedIndexError(name, ring.index, usedIdx, last, outstanding));
+      },
+      usedIdError: (id, position) => {
+        this.breakWith(usedIdError(name, ring.index, id, position, capacity));
+      },
+      idleCheck: checkDevice,
     }, name, hotPath);
+  }
+
+  /** Marks the queue broken: every later receive() throws `error`. Returns it. */
+  breakWith(error: DeviceProtocolError): DeviceProtocolError {
+    this.#broken ??= error;
+    this.#state[3] = 1;
+    return this.#broken;
+  }
+
+  /** The error that broke the queue, or null. */
+  get broken(): DeviceProtocolError | null {
+    return this.#broken;
   }
 
   /** packets, bytes, errors, missed, notifications: see RxCounter. */

@@ -3,6 +3,13 @@
  * header in the headroom in front of the frame (no offloads: flags 0, gso_type NONE), so header
  * and frame are one device-readable buffer. Descriptor ids come from a stack of free ids;
  * completed ids come back through the used ring in whatever order the device finishes them.
+ *
+ * The device is not trusted: table[id] is -1 for an id the device does not hold, so a used entry
+ * naming an id beyond the ring, one never given to the device, or one it completed twice is seen
+ * for what it is (a DeviceProtocolError, counted in txErrors, its "buffer" freed never); and
+ * used.idx may not move further than the number of descriptors in flight. A used entry is always
+ * consumed in the same reclaim as every entry published with it, so a repeat within what the
+ * device published at once never meets an id that was reused in between.
  */
 import {
   bufDataOffset,
@@ -21,11 +28,15 @@ import type { Mmio } from "../../pci/mmio.ts";
 import { badTxBuffer } from "../batch-args.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
 import type { NotifyTarget } from "./transport.ts";
-import { usedIndexError, type VirtqueueRing } from "./virtqueue.ts";
+import type { DeviceProtocolError } from "../../errors.ts";
+import { usedIdError, usedIndexError, type VirtqueueRing } from "./virtqueue.ts";
 import { VIRTQ_USED_F_NO_NOTIFY } from "./virtio_types.ts";
 
 /** Used entries reclaimed at once once this many are pending (or when descriptors run short). */
 export const TX_CLEAN_BATCH = 32;
+
+/** Sends that find the ring full after a reclaim between two looks at the device status. */
+export const TX_FULL_CHECK = 256;
 
 /** Queues bufs[0 .. count) for sending; returns how many it took (a prefix). */
 export type SendLoop = (bufs: Int32Array, count: number) => number;
@@ -47,7 +58,10 @@ interface TxEnv {
   readonly scratch: Int32Array;
   readonly size: number;
   readonly capacity: number;
-  /** [0]: our avail.idx; [1]: the used.idx we have consumed up to; [2]: free ids. */
+  /**
+   * [0]: our avail.idx; [1]: the used.idx we have consumed up to; [2]: free ids; [3]: non-zero
+   * once the queue is broken; [4]: sends that found the ring full after a reclaim.
+   */
   readonly state: Int32Array;
   /** packets, bytes, errors, notifications (TxCounter). */
   readonly counters: Float64Array;
@@ -71,7 +85,16 @@ interface TxEnv {
   readonly mmio: Mmio;
   readonly CLEAN_BATCH: number;
   readonly NO_NOTIFY: number;
-  readonly usedIndexError: (usedIdx: number, last: number) => never;
+  /** Full-ring sends between two checks of the device status (a power of two). */
+  readonly FULL_CHECK: number;
+  /** Throws the error that broke the queue. */
+  readonly throwBroken: () => never;
+  /** A used.idx that moved further than the descriptors in flight (or backwards): breaks the queue, throws. */
+  readonly usedIndexError: (usedIdx: number, last: number, outstanding: number) => never;
+  /** A used entry naming an id the device does not hold: breaks the queue (the caller stops there). */
+  readonly usedIdError: (id: number, position: number) => void;
+  /** Called every FULL_CHECK sends that find the ring full: throws when the device needs a reset. */
+  readonly fullCheck: () => void;
 }
 
 /**
@@ -88,35 +111,37 @@ function sendLoop(env: TxEnv): SendLoop {
   const { desc32, avail16, used16, used32, table, freeIds, scratch, size, capacity, state, counters, hdrLen } = env;
   const { tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, bufDataOffset, poolCapacity } = env;
   const { poolWords16, poolWords32, freeBuffer, freeBuffers, badBuffer, queueIndex, notifyWords, notifyOffset } = env;
-  const { mmio, CLEAN_BATCH, NO_NOTIFY, usedIndexError } = env;
+  const { mmio, CLEAN_BATCH, NO_NOTIFY, FULL_CHECK, throwBroken, usedIndexError, usedIdError, fullCheck } = env;
   const mask = size - 1;
   const notifyWord = notifyOffset >>> 1;
 
   /** §2.6.14: takes the completed ids back and returns their buffers to their pools. */
   function reclaim(): number {
+    // x86-64 ordering: used.idx is a plain load, read before the used entries it covers (Linux:
+    // virtio_rmb() after reading used->idx); a weakly ordered CPU needs a load barrier here.
     const usedIdx = used16[1]!;
     let last = state[1]!;
     const pending = (usedIdx - last) & 0xffff;
     let free = state[2]!;
     if (pending === 0) return free;
-    if (pending > size) usedIndexError(usedIdx, last);
+    // The device holds the descriptors in flight, no more; backwards is a huge distance.
+    if (pending > capacity - free) usedIndexError(usedIdx, last, capacity - free);
     let done = 0;
-    let errors = 0;
     for (let k = 0; k < pending; k++) {
       const id = used32[((last & mask) << 1) + 1]!;
-      last = (last + 1) & 0xffff;
       const buf = id < capacity ? table[id]! : -1;
       if (buf < 0) {
-        errors++; // an id we never gave the device, or one it completed twice
-        continue;
+        // An id we never gave the device, or one it completed twice: stop at it.
+        usedIdError(id, last);
+        break;
       }
+      last = (last + 1) & 0xffff;
       table[id] = -1;
       freeIds[free++] = id;
       scratch[done++] = buf;
     }
     state[1] = last;
     state[2] = free;
-    if (errors !== 0) counters[2] += errors;
     if (done !== 0) freeBuffers(scratch, 0, done);
     return free;
   }
@@ -128,8 +153,15 @@ function sendLoop(env: TxEnv): SendLoop {
       // A number outside every live pool, or (checked pools) a buffer that is in its pool.
       if (!(buf >= 0 && buf < rows && bufPool[buf]! >= 0) || bufHome[buf] !== 0) badBuffer(bufs, i);
     }
+    if (state[3] !== 0) throwBroken();
     let free = state[2]!;
-    if (free < count || ((used16[1]! - state[1]!) & 0xffff) >= CLEAN_BATCH) free = reclaim();
+    // x86-64 ordering: a plain load of used.idx (see reclaim).
+    if (free < count || ((used16[1]! - state[1]!) & 0xffff) >= CLEAN_BATCH) {
+      free = reclaim();
+      // A bad used entry: what came before it is reclaimed, none of this batch is taken.
+      if (state[3] !== 0) throwBroken();
+      if (free === 0 && (++state[4]! & (FULL_CHECK - 1)) === 0) fullCheck();
+    }
     if (free === 0 || count === 0) return 0;
     let avail = state[0]!;
     let lastPool = -1;
@@ -182,7 +214,9 @@ function sendLoop(env: TxEnv): SendLoop {
     if (refused !== 0) counters[2] += refused;
     if (sent !== 0) {
       state[0] = avail;
-      // Full barrier before reading used.flags (see the receive loop).
+      // Full barrier before reading used.flags (see the receive loop). x86-64 ordering: the
+      // descriptor, header and ring stores above are visible before avail.idx (virtio_wmb()),
+      // and the used.flags load below is a plain one.
       Atomics.store(avail16, 1, avail);
       if ((used16[0]! & NO_NOTIFY) === 0) {
         if (notifyWords !== null) notifyWords[notifyWord] = queueIndex;
@@ -202,10 +236,16 @@ export class TxQueue {
   /** The compiled transmit loop of this queue; txBatch calls it after checking its arguments. */
   readonly send: SendLoop;
   readonly #table: Int32Array;
-  readonly #state = new Int32Array(3);
+  readonly #state = new Int32Array(5);
   readonly #counters = new Float64Array(4);
+  #broken: DeviceProtocolError | null = null;
 
-  constructor(name: string, ring: VirtqueueRing, notify: NotifyTarget, capacity: number, hdrLen: number, hotPath?: HotPathMode) {
+  /**
+   * `checkDevice` is called now and then while the ring stays full after a reclaim; it throws
+   * (and breaks this queue through breakWith()) when the device needs a reset.
+   */
+  constructor(name: string, ring: VirtqueueRing, notify: NotifyTarget, capacity: number, hdrLen: number, hotPath?: HotPathMode,
+    checkDevice: () => void = () => {}) {
     this.name = name;
     this.capacity = capacity;
     this.#table = new Int32Array(capacity).fill(-1);
@@ -245,10 +285,31 @@ export class TxQueue {
       mmio: notify.mmio,
       CLEAN_BATCH: TX_CLEAN_BATCH,
       NO_NOTIFY: VIRTQ_USED_F_NO_NOTIFY,
-      usedIndexError: (usedIdx, last) => {
-        throw usedIndexError(name, ring.index, usedIdx, last, ring.size);
+      FULL_CHECK: TX_FULL_CHECK,
+      throwBroken: () => {
+        throw this.#broken!;
       },
+      usedIndexError: (usedIdx, last, outstanding) => {
+        throw this.breakWith(usedIndexError(name, ring.index, usedIdx, last, outstanding));
+      },
+      usedIdError: (id, position) => {
+        this.#counters[TxCounter.errors]!++;
+        this.breakWith(usedIdError(name, ring.index, id, position, capacity));
+      },
+      fullCheck: checkDevice,
     }, name, hotPath);
+  }
+
+  /** Marks the queue broken: every later send() throws `error`. Returns it. */
+  breakWith(error: DeviceProtocolError): DeviceProtocolError {
+    this.#broken ??= error;
+    this.#state[3] = 1;
+    return this.#broken;
+  }
+
+  /** The error that broke the queue, or null. */
+  get broken(): DeviceProtocolError | null {
+    return this.#broken;
   }
 
   /** packets, bytes, errors, notifications: see TxCounter. */

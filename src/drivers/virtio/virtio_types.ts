@@ -35,6 +35,8 @@ export const VIRTIO_F_VERSION_1 = 32;
 export const VIRTIO_F_ACCESS_PLATFORM = 33;
 export const VIRTIO_F_RING_PACKED = 34;
 export const VIRTIO_F_IN_ORDER = 35;
+/** The device needs the platform's (not the CPU's SMP) memory ordering for its rings (§6.1). */
+export const VIRTIO_F_ORDER_PLATFORM = 36;
 
 export const VIRTIO_NET_F_CSUM = 0;
 export const VIRTIO_NET_F_GUEST_CSUM = 1;
@@ -79,6 +81,7 @@ const FEATURE_NAMES: Readonly<Record<number, string>> = {
   [VIRTIO_F_ACCESS_PLATFORM]: "VIRTIO_F_ACCESS_PLATFORM",
   [VIRTIO_F_RING_PACKED]: "VIRTIO_F_RING_PACKED",
   [VIRTIO_F_IN_ORDER]: "VIRTIO_F_IN_ORDER",
+  [VIRTIO_F_ORDER_PLATFORM]: "VIRTIO_F_ORDER_PLATFORM",
 };
 
 /** "0x130000020 (VIRTIO_NET_F_MAC, VIRTIO_F_VERSION_1, ...)" for error messages and logs. */

@@ -82,10 +82,30 @@ export class VirtqueueRing {
   }
 }
 
-/** Thrown when used.idx runs further ahead than the ring holds: nothing it says can be trusted. */
-export function usedIndexError(name: string, index: number, usedIdx: number, last: number, size: number): DeviceProtocolError {
+/**
+ * Thrown when used.idx moved further than the device holds buffers (the outstanding ones: it
+ * cannot have used more), or backwards: nothing it says can be trusted.
+ */
+export function usedIndexError(name: string, index: number, usedIdx: number, last: number, outstanding: number): DeviceProtocolError {
+  const moved = (usedIdx - last) & 0xffff;
+  const how = moved > 0x8000
+    ? `back to ${usedIdx} from ${last}`
+    : `to ${usedIdx} from ${last}, ${moved} entries, but it held only ${outstanding} buffers`;
   return new DeviceProtocolError(
-    `${name}: virtqueue ${index}: the device advanced used.idx to ${usedIdx} from ${last}, more than the ` +
-      `${size} entries of the ring; the device is broken: close the device and open it again`,
+    `${name}: virtqueue ${index}: the device moved used.idx ${how}; the device is broken: close the device and open it again`,
+  );
+}
+
+/**
+ * A used entry naming a descriptor the device does not hold: beyond the ring, never made
+ * available, or returned already (repeated or stale). Its buffer is not handed out.
+ */
+export function usedIdError(name: string, index: number, id: number, usedIdx: number, capacity: number): DeviceProtocolError {
+  const what = id >= capacity
+    ? `descriptor ${id}, beyond the ${capacity} the driver uses`
+    : `descriptor ${id}, which the device does not hold (returned already and not made available again)`;
+  return new DeviceProtocolError(
+    `${name}: virtqueue ${index}: the used entry at used.idx ${usedIdx} names ${what}; the device is broken: ` +
+      `close the device and open it again`,
   );
 }

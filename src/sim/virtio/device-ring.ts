@@ -3,6 +3,9 @@
  * available ring, and writes the used ring — all through its address space's resolve(), so an
  * address the driver never allocated is a DmaFaultError, as it would be a DMAR fault behind a
  * real IOMMU.
+ *
+ * What qemu treats as fatal (its virtio_error(): the device is marked broken, sets
+ * DEVICE_NEEDS_RESET and stops processing) goes to `fatal`; what it tolerates to `violation`.
  */
 import type { DeviceAddressSpace } from "../address-space.ts";
 import { DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, USED_F_NO_NOTIFY } from "./virtio-spec.ts";
@@ -40,11 +43,14 @@ export class DeviceRing {
   readonly #used16: Uint16Array;
   readonly #used32: Uint32Array;
   readonly #violation: (message: string) => void;
+  readonly #fatal: (message: string) => void;
 
-  constructor(dma: DeviceAddressSpace, device: string, index: number, size: number, at: RingAddresses, violation: (message: string) => void) {
+  constructor(dma: DeviceAddressSpace, device: string, index: number, size: number, at: RingAddresses, violation: (message: string) => void,
+    fatal: (message: string) => void = violation) {
     this.index = index;
     this.size = size;
     this.#violation = violation;
+    this.#fatal = fatal;
     // §2.6: alignment 16 (descriptors), 2 (available ring), 4 (used ring).
     if (at.desc % 16 !== 0 || at.avail % 2 !== 0 || at.used % 4 !== 0) {
       violation(`queue ${index}: misaligned rings (desc 0x${at.desc.toString(16)}, avail 0x${at.avail.toString(16)}, used 0x${at.used.toString(16)})`);
@@ -63,7 +69,8 @@ export class DeviceRing {
   get pending(): number {
     const pending = (this.#avail16[1]! - this.lastAvail) & 0xffff;
     if (pending > this.size) {
-      this.#violation(`queue ${this.index}: avail.idx ${this.#avail16[1]} is ${pending} ahead of the device, more than the ring's ${this.size}`);
+      // qemu: "Guest moved avail index from %u to %u" (virtio_error).
+      this.#fatal(`queue ${this.index}: avail.idx ${this.#avail16[1]} is ${pending} ahead of the device, more than the ring's ${this.size}`);
       return 0;
     }
     return pending;
@@ -84,7 +91,7 @@ export class DeviceRing {
     const head = this.#avail16[2 + (this.lastAvail % this.size)]!;
     this.lastAvail = (this.lastAvail + 1) & 0xffff;
     if (head >= this.size) {
-      this.#violation(`queue ${this.index}: available ring names descriptor ${head}, beyond the ring's ${this.size}`);
+      this.#fatal(`queue ${this.index}: available ring names descriptor ${head}, beyond the ring's ${this.size}`);
       return null;
     }
     const readable: Segment[] = [];
@@ -94,7 +101,7 @@ export class DeviceRing {
     let id = head;
     for (let n = 0; ; n++) {
       if (n >= this.size) {
-        this.#violation(`queue ${this.index}: descriptor chain from ${head} loops or is longer than the ring`);
+        this.#fatal(`queue ${this.index}: descriptor chain from ${head} loops or is longer than the ring`);
         return null;
       }
       const addr = this.#desc32[4 * id]! + this.#desc32[4 * id + 1]! * 4294967296;
@@ -102,7 +109,12 @@ export class DeviceRing {
       const flags = this.#desc16[8 * id + 6]!;
       const next = this.#desc16[8 * id + 7]!;
       if ((flags & DESC_F_INDIRECT) !== 0) {
-        this.#violation(`queue ${this.index}: indirect descriptor ${id}, but VIRTIO_RING_F_INDIRECT_DESC was not negotiated`);
+        this.#fatal(`queue ${this.index}: indirect descriptor ${id}, but VIRTIO_RING_F_INDIRECT_DESC was not negotiated`);
+        return null;
+      }
+      if (len === 0) {
+        // qemu virtqueue_map_desc: "virtio: zero sized buffers are not allowed" (virtio_error).
+        this.#fatal(`queue ${this.index}: descriptor ${id} (chain ${head}) has length 0`);
         return null;
       }
       if ((flags & DESC_F_WRITE) !== 0) {
@@ -110,13 +122,17 @@ export class DeviceRing {
         writableBytes += len;
       } else {
         // §2.6.5: device-readable descriptors come before device-writable ones.
-        if (writable.length > 0) this.#violation(`queue ${this.index}: readable descriptor ${id} after a writable one`);
+        // qemu: "Incorrect order for descriptors" (virtio_error).
+        if (writable.length > 0) {
+          this.#fatal(`queue ${this.index}: readable descriptor ${id} after a writable one`);
+          return null;
+        }
         readable.push({ addr, len });
         readableBytes += len;
       }
       if ((flags & DESC_F_NEXT) === 0) break;
       if (next >= this.size) {
-        this.#violation(`queue ${this.index}: descriptor ${id} chains to ${next}, beyond the ring's ${this.size}`);
+        this.#fatal(`queue ${this.index}: descriptor ${id} chains to ${next}, beyond the ring's ${this.size}`);
         return null;
       }
       id = next;
@@ -131,11 +147,29 @@ export class DeviceRing {
 
   /** §2.6.8: returns a chain to the driver: element first, then the index. */
   push(id: number, len: number): void {
+    this.write(id, len);
+    this.publish();
+  }
+
+  /** Writes the next used element without publishing it (publish() does). */
+  write(id: number, len: number): void {
     const slot = this.usedIdx % this.size;
     this.#used32[1 + 2 * slot] = id >>> 0;
     this.#used32[2 + 2 * slot] = len >>> 0;
     this.usedIdx = (this.usedIdx + 1) & 0xffff;
-    this.#used16[1] = this.usedIdx;
+  }
+
+  /** Publishes used.idx: the device's own count, or (fault injection) another value. */
+  publish(value = this.usedIdx): void {
+    this.#used16[1] = value & 0xffff;
+  }
+
+  /** The ids the driver has made available that the device has not taken yet. */
+  availablePending(): number[] {
+    const ids: number[] = [];
+    const pending = (this.#avail16[1]! - this.lastAvail) & 0xffff;
+    for (let k = 0; k < pending && k < this.size; k++) ids.push(this.#avail16[2 + ((this.lastAvail + k) % this.size)]!);
+    return ids;
   }
 
   /** §2.6.10: tells the driver whether to send available-buffer notifications. */

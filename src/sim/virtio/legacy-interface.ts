@@ -35,7 +35,7 @@ export function attachLegacyInterface(core: VirtioCore, bar: SimMmio, config: Ui
     { name: "QUEUE_NUM", offset: LEGACY.queue_num, width: 2, read: () => queue()?.maxSize ?? 0 },
     { name: "QUEUE_SEL", offset: LEGACY.queue_sel, width: 2, read: () => core.queueSelect, write: (v) => (core.queueSelect = v) },
     { name: "QUEUE_NOTIFY", offset: LEGACY.queue_notify, width: 2, read: () => 0, write: (v) => core.notify(v) },
-    { name: "STATUS", offset: LEGACY.status, width: 1, read: () => core.status, write: (v) => core.writeStatus(v, true) },
+    { name: "STATUS", offset: LEGACY.status, width: 1, read: () => core.readStatus(), write: (v) => core.writeStatus(v, true) },
     {
       name: "ISR",
       offset: LEGACY.isr,

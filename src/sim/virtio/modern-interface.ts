@@ -84,7 +84,7 @@ export function attachModernInterface(core: VirtioCore, pci: SimPciFunction, bar
     { name: "driver_feature", offset: COMMON.driver_feature, width: 4, read: () => core.readDriverFeatureWord(), write: (v) => core.writeDriverFeatureWord(v) },
     { name: "msix_config", offset: COMMON.msix_config, width: 2, read: () => core.msixConfig, write: (v) => (core.msixConfig = v) },
     { name: "num_queues", offset: COMMON.num_queues, width: 2, read: () => core.queues.length },
-    { name: "device_status", offset: COMMON.device_status, width: 1, read: () => core.status, write: (v) => core.writeStatus(v, false) },
+    { name: "device_status", offset: COMMON.device_status, width: 1, read: () => core.readStatus(), write: (v) => core.writeStatus(v, false) },
     { name: "config_generation", offset: COMMON.config_generation, width: 1, read: () => core.configGeneration },
     { name: "queue_select", offset: COMMON.queue_select, width: 2, read: () => core.queueSelect, write: (v) => (core.queueSelect = v) },
     { name: "queue_size", offset: COMMON.queue_size, width: 2, read: () => queue()?.size ?? 0, write: queueConfig("queue_size", (v) => (queue()!.size = v)) },
@@ -121,7 +121,15 @@ export function attachModernInterface(core: VirtioCore, pci: SimPciFunction, bar
     bar,
     DEVICE_AT,
     config.length,
-    options.configFields.map(([offset, width, name]) => ({ name, offset, width, read: () => loadLE(config, offset, width) })),
+    options.configFields.map(([offset, width, name]) => ({
+      name,
+      offset,
+      width,
+      read: () => {
+        core.onConfigRead();
+        return loadLE(config, offset, width);
+      },
+    })),
     readOnly,
   );
 

@@ -6,11 +6,25 @@
  * the network device (virtio-model.ts) supplies what happens on a notification.
  *
  * Protocol mistakes a real device would tolerate silently (or punish unpredictably) are
- * recorded in `violations`, so that tests can insist there are none.
+ * recorded in `violations`, so that tests can insist there are none. Those qemu treats as fatal
+ * (virtio_error() in hw/virtio/virtio.c) also break the device: `broken` is set, the rings stop,
+ * and with VIRTIO_F_VERSION_1 negotiated DEVICE_NEEDS_RESET appears in the status (§2.1.2;
+ * qemu sets it only for virtio 1.x drivers), until the driver resets the device.
  */
 import type { DeviceAddressSpace } from "../address-space.ts";
 import { DeviceRing, type RingAddresses } from "./device-ring.ts";
-import { bit, F, LEGACY_ONLY_FEATURES, LEGACY_VRING_ALIGN, NO_VECTOR, S_ACKNOWLEDGE, S_DRIVER, S_DRIVER_OK, S_FEATURES_OK } from "./virtio-spec.ts";
+import {
+  bit,
+  F,
+  LEGACY_ONLY_FEATURES,
+  LEGACY_VRING_ALIGN,
+  NO_VECTOR,
+  S_ACKNOWLEDGE,
+  S_DRIVER,
+  S_DRIVER_OK,
+  S_FEATURES_OK,
+  S_NEEDS_RESET,
+} from "./virtio-spec.ts";
 
 export interface QueueState {
   readonly index: number;
@@ -40,6 +54,10 @@ export interface VirtioCoreOptions {
   readonly requiredQueues: number;
   /** Fault injection: when it returns true, the device refuses any feature set. */
   readonly refuseFeatures?: () => boolean;
+  /** Fault injection: reads of the device status a reset takes to complete (Infinity: never). */
+  readonly resetReads?: () => number;
+  /** Features the device fails FEATURES_OK without, when it offers them (§6.1 ORDER_PLATFORM). */
+  readonly required?: bigint;
 }
 
 export class VirtioCore {
@@ -50,8 +68,12 @@ export class VirtioCore {
   readonly queues: QueueState[];
   readonly busMaster: () => boolean;
   readonly statusLog: number[] = [];
+  /** Every status the device took (after each write was applied, or dropped), in order. */
+  readonly statusHistory: number[] = [];
   readonly violations: string[] = [];
   status = 0;
+  /** Set by a fatal error (deviceError); cleared by a reset. */
+  broken = false;
   driverFeatures = 0n;
   /** The driver talks through the legacy interface (since the last reset). */
   legacy = false;
@@ -65,8 +87,16 @@ export class VirtioCore {
   #suppressNotify = false;
   readonly #requiredQueues: number;
   readonly #refuseFeatures: () => boolean;
+  readonly #resetReads: () => number;
+  readonly #required: bigint;
+  /** Status reads left until a requested reset completes (0: none pending). */
+  #resetPending = 0;
   onNotify: (index: number) => void = () => {};
   onReset: () => void = () => {};
+  /** A read of the device-specific configuration (fault injection hooks in here). */
+  onConfigRead: () => void = () => {};
+  /** A read of the device status (the asynchronous model lets time pass here). */
+  onStatusRead: () => void = () => {};
 
   constructor(options: VirtioCoreOptions) {
     this.name = options.name;
@@ -76,6 +106,8 @@ export class VirtioCore {
     this.implemented = options.implemented;
     this.#requiredQueues = options.requiredQueues;
     this.#refuseFeatures = options.refuseFeatures ?? (() => false);
+    this.#resetReads = options.resetReads ?? (() => 0);
+    this.#required = options.required ?? 0n;
     this.queues = options.queueSizes.map((maxSize, index) => ({
       index,
       maxSize,
@@ -92,6 +124,27 @@ export class VirtioCore {
 
   violation(message: string): void {
     this.violations.push(`${this.name}: ${message}`);
+  }
+
+  /** qemu's virtio_error(): a violation that breaks the device until it is reset. */
+  deviceError(message: string): void {
+    this.violation(`${message} (fatal: the device needs a reset)`);
+    if (this.broken) return;
+    this.broken = true;
+    if (this.negotiated(F.VERSION_1)) {
+      this.status |= S_NEEDS_RESET;
+      this.configChanged();
+    }
+  }
+
+  /** The device status as the driver reads it; a slow reset completes after some reads. */
+  readStatus(): number {
+    this.onStatusRead();
+    if (this.#resetPending > 0) {
+      this.#resetPending--;
+      if (this.#resetPending === 0) this.reset();
+    }
+    return this.status;
   }
 
   get driverOk(): boolean {
@@ -151,9 +204,14 @@ export class VirtioCore {
     if (fromLegacy) this.legacy = true;
     this.statusLog.push(value);
     if (value === 0) {
-      this.reset();
+      const reads = this.#resetReads();
+      // A device that takes its time: status reads show the old value (and the rings run on).
+      if (reads > 0) this.#resetPending = reads;
+      else this.reset();
+      this.statusHistory.push(this.status);
       return;
     }
+    if (this.#resetPending > 0) this.violation(`status 0x${value.toString(16)} written while a reset is still in progress`);
     const old = this.status;
     if ((value & old) !== old) this.violation(`status 0x${value.toString(16)} clears bits of 0x${old.toString(16)} without a reset`);
     const added = value & ~old;
@@ -161,7 +219,12 @@ export class VirtioCore {
     if ((added & S_FEATURES_OK) !== 0) {
       if (this.legacy) this.violation("FEATURES_OK written through the legacy interface, which has none");
       if ((value & S_DRIVER) === 0) this.violation("FEATURES_OK set before DRIVER");
-      if (!this.#acceptFeatures()) value &= ~S_FEATURES_OK;
+      if (!this.#acceptFeatures()) {
+        // qemu's virtio_set_status validates the features on any write that sets FEATURES_OK
+        // and drops the whole write when they fail, whatever else it sets (FAILED too).
+        this.statusHistory.push(this.status);
+        return;
+      }
     }
     if ((added & S_DRIVER_OK) !== 0) {
       if (!this.legacy && (value & S_FEATURES_OK) === 0) this.violation("DRIVER_OK set without FEATURES_OK");
@@ -169,7 +232,9 @@ export class VirtioCore {
         if (!this.queues[i]!.enabled) this.violation(`DRIVER_OK set while queue ${i} is not enabled`);
       }
     }
-    this.status = value;
+    // DEVICE_NEEDS_RESET is the device's: it stays until a reset, whatever the driver writes.
+    this.status = value | (this.status & S_NEEDS_RESET);
+    this.statusHistory.push(this.status);
   }
 
   /** §3.1.1 step 6: the device refuses a feature set it cannot honour by not keeping FEATURES_OK. */
@@ -186,6 +251,8 @@ export class VirtioCore {
     }
     // qemu fails FEATURES_OK when iommu_platform=on and the driver ignores ACCESS_PLATFORM.
     if ((this.offered & bit(F.ACCESS_PLATFORM)) !== 0n && (features & bit(F.ACCESS_PLATFORM)) === 0n) return false;
+    const missing = this.offered & this.#required & ~features;
+    if (missing !== 0n) return false;
     if (this.#refuseFeatures()) return false;
     this.#checkImplemented();
     return true;
@@ -197,6 +264,8 @@ export class VirtioCore {
   }
 
   reset(): void {
+    this.#resetPending = 0;
+    this.broken = false;
     this.status = 0;
     this.driverFeatures = 0n;
     this.legacy = false;
@@ -262,15 +331,15 @@ export class VirtioCore {
   }
 
   #activate(q: QueueState, at: RingAddresses): void {
-    q.ring = new DeviceRing(this.dma, this.name, q.index, q.size, at, (m) => this.violation(m));
+    q.ring = new DeviceRing(this.dma, this.name, q.index, q.size, at, (m) => this.violation(m), (m) => this.deviceError(m));
     q.ring.setNoNotify(this.#suppressNotify);
     q.enabled = true;
   }
 
-  /** The queue's ring while the device runs (DRIVER_OK and enabled), else null. */
+  /** The queue's ring while the device runs (DRIVER_OK, enabled, not broken), else null. */
   ring(index: number): DeviceRing | null {
     const q = this.queues[index];
-    return q !== undefined && q.enabled && this.driverOk ? q.ring : null;
+    return q !== undefined && q.enabled && this.driverOk && !this.broken ? q.ring : null;
   }
 
   /** An available-buffer notification for queue `index` (§4.1.5.2). */
@@ -335,7 +404,7 @@ export class VirtioCore {
     if (size < 1 || size > q.maxSize || (size & (size - 1)) !== 0) {
       throw new RangeError(`${this.name}: queue ${index}: size ${size} is not a power of two up to ${q.maxSize}`);
     }
-    const ring = new DeviceRing(this.dma, this.name, q.index, size, at, (m) => this.violation(m));
+    const ring = new DeviceRing(this.dma, this.name, q.index, size, at, (m) => this.violation(m), (m) => this.deviceError(m));
     ring.setNoNotify(this.#suppressNotify);
     q.size = size;
     q.desc = at.desc;

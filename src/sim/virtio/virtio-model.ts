@@ -12,14 +12,21 @@
  *   queue's VIRTIO_NET_CTRL_RX class (promiscuous on after reset, as in qemu);
  * - a transmit queue processed synchronously when notified, frames handed to onTransmit and to a
  *   connected peer; VIRTQ_USED_F_NO_NOTIFY on request (then poll() plays the device thread);
- * - fault modes: a used length beyond the buffer, a used id beyond the ring, a device that stalls,
- *   a device that refuses every feature set, a device that rejects control commands.
+ * - or, with `completion: "async"`, a device that works only when stepped (step(), poll()): it
+ *   takes receive buffers ahead and fills them in a seeded-random order, returns used entries in
+ *   random chunks, and completes transmitted chains out of order (allowed on a split ring without
+ *   VIRTIO_F_IN_ORDER, §2.7.9); control commands complete a few status reads later;
+ * - qemu's virtio_error(): the violations qemu treats as fatal break the device (it stops, and
+ *   sets DEVICE_NEEDS_RESET for a virtio 1.x driver) until it is reset (virtio-core.ts);
+ * - fault modes (`faults`, VirtioNetFaults): bad, repeated and stale used ids, used.idx jumping
+ *   ahead or going back, bad used lengths, a stalled device or control queue, a configuration
+ *   generation that keeps changing, a slow or stuck reset, refused features and commands.
  */
 import { BarKind, PCI_CAP_ID_MSIX, type BarKind as BarKindType } from "../../pci/pci-function.ts";
 import type { DeviceAddressSpace } from "../address-space.ts";
 import { SimMmio } from "../sim-mmio.ts";
 import { SimPciFunction, type SimPciOptions } from "../sim-pci.ts";
-import type { Segment } from "./device-ring.ts";
+import type { Chain, DeviceRing, Segment } from "./device-ring.ts";
 import { attachLegacyInterface, LEGACY_BAR_SIZE } from "./legacy-interface.ts";
 import { attachModernInterface, MODERN_BAR_SIZE } from "./modern-interface.ts";
 import { VirtioCore } from "./virtio-core.ts";
@@ -49,15 +56,61 @@ export interface VirtioNetModelOptions {
    * is never gated by bus mastering (there is no bus).
    */
   readonly transport?: "pci" | "external";
+  /**
+   * Offer VIRTIO_F_ORDER_PLATFORM (bit 36) and, as a PCI add-in card may (§6.1), fail
+   * FEATURES_OK when the driver does not accept it. Default false (qemu does not offer it).
+   */
+  readonly orderPlatform?: boolean;
+  /**
+   * "instant" (default): transmit and control work is done inside the notification, a received
+   * frame is in the used ring when inject() returns. "async": see the file comment.
+   */
+  readonly completion?: "instant" | "async";
+  /** Seed of the asynchronous mode's random choices (default 1). */
+  readonly seed?: number;
 }
 
+/**
+ * Fault injection, for tests and soak runs. Each says what the driver must notice. "Detected"
+ * means: never a frame delivered from the bad entry, never a buffer freed that the device still
+ * holds, and a DeviceProtocolError from the next call (or the same one).
+ */
 export interface VirtioNetFaults {
-  /** Receive: report a used length one byte beyond the buffer the driver posted. */
+  /** Receive: report a used length one byte beyond the buffer the driver posted (counted in rxErrors; the frame is dropped). */
   badUsedLength?: boolean;
-  /** Receive: report a used id beyond the ring. */
+  /** Receive and transmit: every used entry names descriptor ring size + 7 instead of the chain used (which is stranded). Detected. */
   badUsedId?: boolean;
+  /** Receive, transmit and control: every used entry is written twice (same id and length) and both are published at once. Detected. */
+  repeatUsedId?: boolean;
+  /**
+   * Receive, transmit and control: a used entry names a chain the device completed before and the
+   * driver has not made available again, instead of the chain used (stranded); the real one when
+   * there is no such chain. Detected.
+   */
+  staleUsedId?: boolean;
+  /**
+   * Receive, transmit and control: the next publication of used.idx runs this many entries (below
+   * the ring size) beyond what the device wrote, and the device carries on from there; then the
+   * fault clears itself. Detected when the jump takes used.idx beyond the buffers the device holds
+   * (always on a transmit ring with fewer in flight, a legacy receive ring larger than the
+   * driver's share), or when a skipped slot names an id the driver does not hold; a jump within a
+   * full receive ring over slots naming held ids is indistinguishable from real completions.
+   */
+  usedIndexJump?: number;
+  /** Receive, transmit and control: the next publication of used.idx is this many entries back; the one after puts it right. Detected. */
+  usedIndexBack?: number;
   /** Ignore notifications and traffic: no used-ring updates until cleared and poll() is called. */
   stall?: boolean;
+  /**
+   * Control queue: commands stay in the ring, untouched and never completed, while set; once
+   * cleared, the next notification or poll() processes them with what the descriptors hold then.
+   * The driver times out (DeviceTimeoutError) and must not reuse the queue.
+   */
+  ctrlNeverCompletes?: boolean;
+  /** config_generation changes on each of the next this many device-configuration reads (Infinity: every read). Counts down. */
+  configGenerationChurn?: number;
+  /** A reset (status 0) takes effect only at the this-many-th status read after it (Infinity: never, a stuck reset); the device runs on until then. */
+  resetReads?: number;
   /** Refuse every feature set: FEATURES_OK never sticks. */
   refuseFeatures?: boolean;
   /** Answer every control command with VIRTIO_NET_ERR. */
@@ -98,12 +151,20 @@ class VirtioSimPciFunction extends SimPciFunction {
     const kind = super.barKind(index);
     return kind !== BarKind.none && this.#ioBars.has(index) ? BarKind.io : kind;
   }
+  /** Called when bus mastering goes from off to on. */
+  onBusMasterEnable: (() => void) | null = null;
+  override enableDma(): void {
+    const was = this.busMasterEnabled;
+    super.enableDma();
+    if (!was) this.onBusMasterEnable?.();
+  }
 }
 
 /** Offered and implemented by the model. */
 const IMPLEMENTED =
   bit(F.VERSION_1) | bit(F.ACCESS_PLATFORM) | bit(F.ANY_LAYOUT) | bit(F.MAC) | bit(F.STATUS) | bit(F.CTRL_VQ) | bit(F.CTRL_RX);
 /** Offered by default like qemu, but not implemented: a driver must leave them alone. */
+const IMPLEMENTED_TOO = bit(F.ORDER_PLATFORM);
 const BAIT = bit(F.CSUM) | bit(F.GUEST_CSUM) | bit(F.MRG_RXBUF) | bit(F.CTRL_VLAN) | bit(F.INDIRECT_DESC) | bit(F.EVENT_IDX);
 const RX = 0;
 const TX = 1;
@@ -138,6 +199,15 @@ export class VirtioNetModel {
   #peer: VirtioNetModel | null = null;
   #promisc = true;
   #allmulti = false;
+  readonly #async: boolean;
+  #seed: number;
+  /** Async mode: receive chains taken from the ring and not filled yet. */
+  #rxHeld: Chain[] = [];
+  /** Async mode: filled receive chains and completed transmit chains, not yet in the used ring. */
+  #rxDone: Array<[number, number]> = [];
+  #txDone: Array<[number, number]> = [];
+  /** Per queue: ids returned to the driver and not made available again since (for staleUsedId). */
+  readonly #returned: number[][] = [[], [], []];
 
   constructor(options: VirtioNetModelOptions) {
     if (typeof options.dma?.resolve !== "function") {
@@ -163,6 +233,12 @@ export class VirtioNetModel {
       throw new TypeError(`VirtioNetModel: transport must be "pci" or "external", got ${JSON.stringify(options.transport)}`);
     }
     if (external && transitional) throw new TypeError("VirtioNetModel: a transitional (legacy) device needs the PCI transport");
+    const completion = options.completion ?? "instant";
+    if (completion !== "instant" && completion !== "async") {
+      throw new TypeError(`VirtioNetModel: completion must be "instant" or "async", got ${JSON.stringify(completion)}`);
+    }
+    this.#async = completion === "async";
+    this.#seed = (options.seed ?? 1) >>> 0 || 1;
     const address = options.address ?? `sim:virtio${instances++}`;
     this.#external = external;
     this.transitional = transitional;
@@ -178,6 +254,7 @@ export class VirtioNetModel {
     const accessPlatform = options.accessPlatform ?? (options.features === undefined ? !transitional : undefined);
     if (accessPlatform === true) offered |= bit(F.ACCESS_PLATFORM);
     if (accessPlatform === false) offered &= ~bit(F.ACCESS_PLATFORM);
+    if (options.orderPlatform === true) offered |= bit(F.ORDER_PLATFORM);
 
     // struct virtio_net_config: mac, status, max_virtqueue_pairs = 1.
     this.#config.set(this.mac, 0);
@@ -204,10 +281,12 @@ export class VirtioNetModel {
       dma: options.dma,
       busMaster: external ? () => true : () => pci.busMasterEnabled,
       offered,
-      implemented: IMPLEMENTED,
+      implemented: IMPLEMENTED | IMPLEMENTED_TOO,
       queueSizes: hasCtrl ? [queueSize, queueSize, CTRL_QUEUE_SIZE] : [queueSize, queueSize],
       requiredQueues: 2,
       refuseFeatures: () => this.faults.refuseFeatures === true,
+      resetReads: () => this.faults.resetReads ?? 0,
+      required: options.orderPlatform === true ? bit(F.ORDER_PLATFORM) : 0n,
     });
     const core = this.#core;
     core.onNotify = (index) => this.#onNotify(index);
@@ -215,8 +294,31 @@ export class VirtioNetModel {
       // qemu's virtio-net comes out of reset promiscuous.
       this.#promisc = true;
       this.#allmulti = false;
+      this.#rxHeld = [];
+      this.#rxDone = [];
+      this.#txDone = [];
+      for (const r of this.#returned) r.length = 0;
+    };
+    core.onConfigRead = () => {
+      const churn = this.faults.configGenerationChurn ?? 0;
+      if (churn > 0) {
+        this.faults.configGenerationChurn = churn - 1;
+        core.configGeneration = (core.configGeneration + 1) & 0xff;
+      }
+    };
+    core.onStatusRead = () => {
+      // Async mode: time passes while the driver polls the status; a control command completes
+      // after a few reads.
+      if (this.#async && !this.faults.stall && this.#random(2) === 0) this.#processCtrl();
     };
     pci.onReset = () => core.reset();
+    (pci as VirtioSimPciFunction).onBusMasterEnable = () => {
+      // The rings of whoever drove the device before are still live: with bus mastering back on,
+      // the device would go on using them (their memory may belong to someone else by now).
+      if (core.status !== 0) {
+        core.violation(`bus mastering enabled while the device is not reset (status 0x${core.status.toString(16)}): reset it first`);
+      }
+    };
     if (external) return;
 
     // MSI-X capability: 4 vectors, table and PBA in BAR1 (not implemented: the driver polls). Its
@@ -258,6 +360,14 @@ export class VirtioNetModel {
   get statusLog(): readonly number[] {
     return this.#core.statusLog;
   }
+  /** Every status the device took after each write (a write it dropped repeats the old one). */
+  get statusHistory(): readonly number[] {
+    return this.#core.statusHistory;
+  }
+  /** Whether a fatal error broke the device (qemu's virtio_error) since the last reset. */
+  get broken(): boolean {
+    return this.#core.broken;
+  }
   /** Protocol violations observed (empty for a well-behaved driver). */
   get violations(): readonly string[] {
     return this.#core.violations;
@@ -290,7 +400,8 @@ export class VirtioNetModel {
   }
   /** Receive buffers the driver has made available and the device has not used yet. */
   get rxBuffersAvailable(): number {
-    return this.#core.ring(RX)?.pending ?? 0;
+    const ring = this.#core.ring(RX);
+    return ring === null ? 0 : ring.pending + this.#rxHeld.length;
   }
   /**
    * Queue `index`'s ring indices while the device runs (null otherwise): avail.idx as the driver
@@ -346,7 +457,7 @@ export class VirtioNetModel {
       c.rxFiltered++;
       return false;
     }
-    const chain = ring.pop();
+    const chain = this.#takeRxChain(ring);
     if (chain === null) {
       c.rxDropped++;
       return false;
@@ -357,23 +468,144 @@ export class VirtioNetModel {
     if (header.length === 12) header[10] = 1;
     const total = header.length + frame.length;
     if (total > chain.writableBytes) {
-      ring.unpop();
+      if (this.#async) this.#rxHeld.push(chain);
+      else ring.unpop();
       c.rxOversize++;
       return false;
     }
     this.#scatter(chain.writable, header, frame);
-    ring.push(this.faults.badUsedId ? ring.size + 7 : chain.head, this.faults.badUsedLength ? chain.writableBytes + 1 : total);
+    const used: [number, number] = [chain.head, this.faults.badUsedLength ? chain.writableBytes + 1 : total];
+    if (this.#async) this.#rxDone.push(used);
+    else this.#returnUsed(RX, ring, [used]);
     c.rxFrames++;
     c.rxBytes += frame.length;
     return true;
   }
 
+  /** The receive chain for the next frame: the next available one, or (async) a random one taken ahead. */
+  #takeRxChain(ring: DeviceRing): Chain | null {
+    if (!this.#async) return this.#popped(RX, ring.pop());
+    for (let chain = ring.pop(); chain !== null; chain = ring.pop()) this.#rxHeld.push(this.#popped(RX, chain)!);
+    const held = this.#rxHeld;
+    if (held.length === 0) return null;
+    const i = this.#random(held.length);
+    const chain = held[i]!;
+    held[i] = held[held.length - 1]!;
+    held.pop();
+    if (chain.writable.length === 0) {
+      // qemu virtio_net_receive: "receive queue contains no in buffers" (virtio_error).
+      this.#core.deviceError(`receive chain ${chain.head} has no device-writable descriptor`);
+      return null;
+    }
+    return chain;
+  }
+
+  /** Notes that the driver made `chain` available again (it is no candidate for a stale id). */
+  #popped(queue: number, chain: Chain | null): Chain | null {
+    if (chain !== null) {
+      const returned = this.#returned[queue]!;
+      const at = returned.indexOf(chain.head);
+      if (at >= 0) returned.splice(at, 1);
+    }
+    return chain;
+  }
+
+  /**
+   * §2.6.8: returns `entries` ([id, len]) to the driver in one publication of used.idx, through
+   * the used-ring fault modes.
+   */
+  #returnUsed(queue: number, ring: DeviceRing, entries: ReadonlyArray<readonly [number, number]>): void {
+    const f = this.faults;
+    const returned = this.#returned[queue]!;
+    for (const [realId, len] of entries) {
+      let id = realId;
+      if (f.badUsedId) id = ring.size + 7;
+      else if (f.staleUsedId) {
+        const pending = ring.availablePending();
+        for (let k = returned.length - 1; k >= 0; k--) {
+          if (!pending.includes(returned[k]!)) {
+            id = returned[k]!;
+            break;
+          }
+        }
+      }
+      ring.write(id, len);
+      if (f.repeatUsedId) ring.write(id, len);
+      if (id === realId && !returned.includes(id)) returned.push(id);
+    }
+    const jump = f.usedIndexJump ?? 0;
+    const back = f.usedIndexBack ?? 0;
+    if (jump > 0) {
+      f.usedIndexJump = 0;
+      ring.usedIdx = (ring.usedIdx + (jump % ring.size)) & 0xffff;
+      ring.publish();
+    } else if (back > 0) {
+      f.usedIndexBack = 0;
+      ring.publish(ring.usedIdx - back);
+    } else ring.publish();
+  }
+
+  /** Async mode: a random number in [0, n) from the model's seeded generator (xorshift32). */
+  #random(n: number): number {
+    let x = this.#seed;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.#seed = x >>> 0;
+    return this.#seed % n;
+  }
+
+  /**
+   * Async mode: one piece of the device's pending work, chosen at random — a random-sized prefix
+   * of the filled receive buffers into the used ring; or a random number of transmit chains sent
+   * and a random subset of the sent ones completed, in random order; or the control commands.
+   * Only queue `queue` (0: receive, 1: transmit, 2: control) when given. Returns false when
+   * there was nothing to do. Instant mode: poll().
+   */
+  step(queue?: number): boolean {
+    if (!this.#async) {
+      this.poll(queue);
+      return false;
+    }
+    if (this.faults.stall) return false;
+    const core = this.#core;
+    const work: number[] = [];
+    const rx = core.ring(RX);
+    const tx = core.ring(TX);
+    const ctrl = core.ring(CTRL);
+    const all = queue === undefined;
+    if ((all || queue === RX) && rx !== null && this.#rxDone.length > 0) work.push(RX);
+    if ((all || queue === TX) && tx !== null && (tx.pending > 0 || this.#txDone.length > 0)) work.push(TX);
+    if ((all || queue === CTRL) && ctrl !== null && ctrl.pending > 0 && !this.faults.ctrlNeverCompletes) work.push(CTRL);
+    if (work.length === 0) return false;
+    const chosen = work[this.#random(work.length)]!;
+    if (chosen === RX) {
+      const n = 1 + this.#random(this.#rxDone.length);
+      this.#returnUsed(RX, rx!, this.#rxDone.splice(0, n));
+    } else if (chosen === TX) {
+      this.#processTx(1 + this.#random(Math.max(1, tx!.pending)));
+      const done = this.#txDone;
+      if (done.length > 0) {
+        const n = 1 + this.#random(done.length);
+        const out: Array<[number, number]> = [];
+        for (let k = 0; k < n; k++) out.push(done.splice(this.#random(done.length), 1)[0]!);
+        this.#returnUsed(TX, tx!, out);
+      }
+    } else this.#processCtrl();
+    return true;
+  }
+
   /**
    * Processes the transmit and control queues as the device's own thread would; only queue
-   * `queue` (1: transmit, 2: control) when given.
+   * `queue` (1: transmit, 2: control; async mode: 0, receive, too) when given. Async mode: all
+   * the pending work, in random pieces (step()).
    */
   poll(queue?: number): void {
     if (this.faults.stall) return;
+    if (this.#async) {
+      for (let n = 0; this.step(queue); n++) if (n > 1_000_000) throw new Error("VirtioNetModel: poll() found no end of work");
+      return;
+    }
     if (queue === undefined || queue === TX) this.#processTx();
     if (queue === undefined || queue === CTRL) this.#processCtrl();
   }
@@ -381,7 +613,7 @@ export class VirtioNetModel {
   // --- Device internals -------------------------------------------------------------------------
 
   #onNotify(index: number): void {
-    if (this.faults.stall) return;
+    if (this.faults.stall || this.#async) return;
     if (index === TX) this.#processTx();
     else if (index === CTRL) this.#processCtrl();
   }
@@ -403,23 +635,30 @@ export class VirtioNetModel {
     return true;
   }
 
-  /** §5.1.6.2: frames from the transmit queue, header stripped, to the wire. */
-  #processTx(): void {
+  /**
+   * §5.1.6.2: frames from the transmit queue, header stripped, to the wire: up to `max` chains.
+   * Instant mode completes each at once; async mode keeps them in #txDone for step().
+   */
+  #processTx(max = Infinity): void {
     const ring = this.#core.ring(TX);
     if (ring === null) return;
     const hdr = this.#headerLength();
-    for (let chain = ring.pop(); chain !== null; chain = ring.pop()) {
+    const done: Array<[number, number]> = [];
+    for (let n = 0; n < max; n++) {
+      const chain = this.#popped(TX, ring.pop());
+      if (chain === null) break;
       if (!this.#dmaAllowed()) {
         ring.unpop();
-        return;
+        break;
       }
       if (chain.writable.length > 0) this.#core.violation(`transmit chain ${chain.head} has device-writable descriptors`);
       const bytes = this.#gather(chain.readable, chain.readableBytes);
-      ring.push(chain.head, 0);
       if (bytes.length < hdr) {
-        this.#core.violation(`transmit chain ${chain.head} holds ${bytes.length} bytes, less than the ${hdr}-byte header`);
-        continue;
+        // qemu virtio_net_flush_tx: "virtio-net header incorrect" (virtio_error).
+        this.#core.deviceError(`transmit chain ${chain.head} holds ${bytes.length} bytes, less than the ${hdr}-byte header`);
+        break;
       }
+      done.push([chain.head, 0]);
       for (let i = 0; i < hdr; i++) {
         if (bytes[i] !== 0) {
           this.counters.txBadHeader++;
@@ -432,13 +671,18 @@ export class VirtioNetModel {
       this.onTransmit?.(frame);
       this.#peer?.inject(frame);
     }
+    if (this.#async) this.#txDone.push(...done);
+    else {
+      // One publication per chain, as the synchronous device always did.
+      for (const entry of done) this.#returnUsed(TX, ring, [entry]);
+    }
   }
 
   /** §5.1.6.5: class, command, data (device-readable), then the ack byte (device-writable). */
   #processCtrl(): void {
     const ring = this.#core.ring(CTRL);
-    if (ring === null) return;
-    for (let chain = ring.pop(); chain !== null; chain = ring.pop()) {
+    if (ring === null || this.faults.ctrlNeverCompletes) return;
+    for (let chain = this.#popped(CTRL, ring.pop()); chain !== null; chain = this.#popped(CTRL, ring.pop())) {
       if (!this.#dmaAllowed()) {
         ring.unpop();
         return;
@@ -446,14 +690,14 @@ export class VirtioNetModel {
       this.counters.ctrlCommands++;
       const command = this.#gather(chain.readable, chain.readableBytes);
       if (chain.writableBytes < 1 || command.length < 2) {
-        this.#core.violation(`control chain ${chain.head}: needs a 2-byte header and a writable ack byte`);
-        ring.push(chain.head, 0);
-        continue;
+        // qemu virtio_net_handle_ctrl: "virtio-net ctrl missing headers" (virtio_error).
+        this.#core.deviceError(`control chain ${chain.head}: needs a 2-byte header and a writable ack byte`);
+        return;
       }
       const ack = this.#command(command[0]!, command[1]!, command.subarray(2));
       this.ctrlLog.push({ cls: command[0]!, command: command[1]!, data: Array.from(command.subarray(2)), ack });
       this.#scatter(chain.writable, Uint8Array.of(ack));
-      ring.push(chain.head, 1);
+      this.#returnUsed(CTRL, ring, [[chain.head, 1]]);
     }
   }
 
