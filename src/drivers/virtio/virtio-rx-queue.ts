@@ -135,7 +135,8 @@ function receiveLoop(env: RxEnv): ReceiveLoop {
       const id = used32[e]!;
       // Not a descriptor we posted, or one the device returned already and has not been given
       // again (repeated, stale): nothing to hand out, and the ring can no longer be trusted. Stop
-      // here: what came before is good and is handed out; the next call throws.
+      // here: what came before is good and is handed out (throwing now would lose it); the next
+      // call throws, or this one when there is nothing to hand out.
       if (id >= capacity || ((position - postedAt[id]!) | 0) < 0) {
         usedIdError(id, last);
         errors++;
@@ -184,6 +185,8 @@ function receiveLoop(env: RxEnv): ReceiveLoop {
     counters[1] += bytes;
     if (errors !== 0) counters[2] += errors;
     if (missed !== 0) counters[3] += missed;
+    // A bad entry with nothing good before it: throw now (there is nothing to hand out).
+    if (out === 0 && state[3] !== 0) throwBroken();
     return out;
   };
 }

@@ -37,6 +37,8 @@ export class DeviceRing {
   /** Next available-ring entry the device will take, and the used index it will write next. */
   lastAvail = 0;
   usedIdx = 0;
+  /** The used.idx the driver sees (usually usedIdx). */
+  published = 0;
   readonly #desc32: Uint32Array;
   readonly #desc16: Uint16Array;
   readonly #avail16: Uint16Array;
@@ -161,7 +163,8 @@ export class DeviceRing {
 
   /** Publishes used.idx: the device's own count, or (fault injection) another value. */
   publish(value = this.usedIdx): void {
-    this.#used16[1] = value & 0xffff;
+    this.published = value & 0xffff;
+    this.#used16[1] = this.published;
   }
 
   /** The ids the driver has made available that the device has not taken yet. */

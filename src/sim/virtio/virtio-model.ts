@@ -97,7 +97,11 @@ export interface VirtioNetFaults {
    * full receive ring over slots naming held ids is indistinguishable from real completions.
    */
   usedIndexJump?: number;
-  /** Receive, transmit and control: the next publication of used.idx is this many entries back; the one after puts it right. Detected. */
+  /**
+   * Receive, transmit and control: the next publication of used.idx is this many entries behind
+   * the previous one (the entries are written; the publication after puts it right). Detected once
+   * the driver has consumed up to the previous one (otherwise it cannot be told from a late one).
+   */
   usedIndexBack?: number;
   /** Ignore notifications and traffic: no used-ring updates until cleared and poll() is called. */
   stall?: boolean;
@@ -413,6 +417,14 @@ export class VirtioNetModel {
     return ring === null ? null : { availIdx: ring.availIdx, lastAvail: ring.lastAvail, usedIdx: ring.usedIdx };
   }
 
+  /**
+   * The device hits an error of its own it cannot recover from: as qemu's virtio_error() (a
+   * violation is recorded, the rings stop, DEVICE_NEEDS_RESET for a virtio 1.x driver).
+   */
+  breakDevice(reason: string): void {
+    this.#core.deviceError(reason);
+  }
+
   /** Sets VIRTQ_USED_F_NO_NOTIFY on all queues: the driver should stop notifying. */
   get suppressNotifications(): boolean {
     return this.#core.suppressNotify;
@@ -541,7 +553,7 @@ export class VirtioNetModel {
       ring.publish();
     } else if (back > 0) {
       f.usedIndexBack = 0;
-      ring.publish(ring.usedIdx - back);
+      ring.publish(ring.published - back);
     } else ring.publish();
   }
 
@@ -672,10 +684,7 @@ export class VirtioNetModel {
       this.#peer?.inject(frame);
     }
     if (this.#async) this.#txDone.push(...done);
-    else {
-      // One publication per chain, as the synchronous device always did.
-      for (const entry of done) this.#returnUsed(TX, ring, [entry]);
-    }
+    else if (done.length > 0) this.#returnUsed(TX, ring, done); // one publication per notification
   }
 
   /** §5.1.6.5: class, command, data (device-readable), then the ack byte (device-writable). */
