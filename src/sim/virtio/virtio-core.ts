@@ -206,7 +206,8 @@ export class VirtioCore {
     if (value === 0) {
       const reads = this.#resetReads();
       // A device that takes its time: status reads show the old value (and the rings run on).
-      if (reads > 0) this.#resetPending = reads;
+      // One that is reset already has nothing to take time over.
+      if (reads > 0 && this.status !== 0) this.#resetPending = reads;
       else this.reset();
       this.statusHistory.push(this.status);
       return;
