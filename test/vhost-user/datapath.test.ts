@@ -197,6 +197,20 @@ describe.skipIf(noHugepages !== null)("the virtio-net driver on the vhost-user m
     expect((await b.transmitted()).at(-1)).toEqual(f);
   });
 
+  it("a backend killed mid-run: readStats or a long-empty RX ring notices it without a control call", async () => {
+    const b = startModelBackend({ socket: socketPath(), mode: "loopback" });
+    running.push(b);
+    await b.ready;
+    const dev = createVhostUserDevice(b.socket, SMALL);
+    b.kill("SIGKILL");
+    await b.exited;
+    const bufs = new Int32Array(8);
+    expect(thrown(() => {
+      for (let i = 0; i < 1 << 20; i++) dev.rxBatch(0, bufs, 8);
+    })).toBeInstanceOf(VhostUserDisconnectedError);
+    dev.close();
+  });
+
   it("a backend killed mid-run: the next control call is a VhostUserDisconnectedError, close() returns, nothing leaks", async () => {
     const fds = openFds();
     const b = startModelBackend({ socket: socketPath(), mode: "loopback" });
@@ -209,6 +223,9 @@ describe.skipIf(noHugepages !== null)("the virtio-net driver on the vhost-user m
     b.kill("SIGKILL");
     await b.exited;
     expect(thrown(() => dev.linkSpeed())).toBeInstanceOf(VhostUserDisconnectedError);
+    // The data path hears of it too, instead of returning 0 forever (issue 11, item 3).
+    expect(thrown(() => dev.readStats(newStats()))).toBeInstanceOf(VhostUserDisconnectedError);
+    expect(thrown(() => dev.rxBatch(0, new Int32Array(4), 4))).toBeInstanceOf(VhostUserDisconnectedError);
     const t0 = performance.now();
     dev.close();
     expect(performance.now() - t0).toBeLessThan(500);

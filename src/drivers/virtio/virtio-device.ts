@@ -253,10 +253,21 @@ export class VirtioNetDevice implements NicDevice {
    * virtio_error) and stops processing its queues; one reset behind our back reads back 0 (or
    * without DRIVER_OK). Either way rxBatch and txBatch would return 0 forever: called where a
    * register read costs nothing on the hot path (readStats, linkSpeed, setPromisc, a TX ring full
-   * after a reclaim, an RX ring empty for 65536 polls), it breaks both queues and throws.
+   * after a reclaim, an RX ring empty for 65536 polls), it breaks both queues and throws. Over
+   * vhost-user the same places notice a backend that died (VhostUserDisconnectedError).
    */
   #checkDevice(): void {
     if (this.#broken === null) {
+      // vhost-user: a backend that died (one poll(2) that does not wait) is broken for good.
+      try {
+        this.#transport.checkConnected?.("a look at the device status");
+      } catch (error) {
+        if (!(error instanceof DeviceProtocolError)) throw error;
+        this.#broken = error;
+        this.#rx?.breakWith(error);
+        this.#tx?.breakWith(error);
+        throw error;
+      }
       const status = this.#transport.getStatus();
       const needsReset = (status & VIRTIO_CONFIG_S_NEEDS_RESET) !== 0;
       if (!needsReset && (status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0) return;
