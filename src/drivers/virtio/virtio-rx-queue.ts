@@ -291,6 +291,7 @@ export class RxQueue {
 
   /** Notifies the device that buffers are available (after DRIVER_OK, §3.1.1). */
   kick(): void {
+    // x86-64 ordering: a plain load of used.flags after the Atomics.store of avail.idx.
     if ((this.#ring.used16[0]! & VIRTQ_USED_F_NO_NOTIFY) === 0) {
       this.#notify.mmio.write16(this.#notify.offset, this.#ring.index);
       this.#counters[RxCounter.notifications]!++;

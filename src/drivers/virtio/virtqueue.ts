@@ -18,6 +18,11 @@
  *
  * Hot-path rules (docs/performance.md): the queues work on locals and typed arrays, allocate
  * nothing, write a 64-bit address as two 32-bit halves, and publish avail.idx once per batch.
+ *
+ * used.idx and used.flags are plain loads, and the descriptor and ring stores before the
+ * Atomics.store of avail.idx are plain stores: correct on x86-64 only (src/drivers/memory-order.ts;
+ * the device refuses to open elsewhere). Each place a weakly ordered CPU would need a barrier
+ * (Linux: virtio_rmb() / virtio_wmb()) is marked "x86-64 ordering" in the queue files.
  */
 import { DeviceProtocolError } from "../../errors.ts";
 import type { DmaRegion } from "../../mem/dma.ts";

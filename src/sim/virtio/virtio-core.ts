@@ -128,8 +128,9 @@ export class VirtioCore {
 
   /** qemu's virtio_error(): a violation that breaks the device until it is reset. */
   deviceError(message: string): void {
-    this.violation(`${message} (fatal: the device needs a reset)`);
+    // Like qemu, a broken device says so once and then ignores the rings.
     if (this.broken) return;
+    this.violation(`${message} (fatal: the device needs a reset)`);
     this.broken = true;
     if (this.negotiated(F.VERSION_1)) {
       this.status |= S_NEEDS_RESET;
