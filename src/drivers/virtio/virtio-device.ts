@@ -218,7 +218,9 @@ export class VirtioNetDevice implements NicDevice {
         try {
           this.setPromisc(true);
         } catch (error) {
-          if (!(error instanceof DeviceProtocolError) || this.#ctrl?.broken === true) throw error;
+          // Only a refusal (an ack other than VIRTIO_NET_OK) is survivable; a broken queue or
+          // device is not.
+          if (!(error instanceof DeviceProtocolError) || this.#ctrl?.broken === true || this.#broken !== null) throw error;
           process.emitWarning(
             `${name}: the device refused promiscuous mode at init (${error.message}); it may filter frames not ` +
               `addressed to ${formatMac(this.#mac)}`,
