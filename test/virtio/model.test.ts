@@ -151,4 +151,54 @@ describe("VirtioNetModel", () => {
     expect(modern({ features: 0x1_0000_0020n }).model.offeredFeatures).toBe(0x1_0000_0020n);
     expect(modern({ features: [0x20, 1], accessPlatform: true }).model.offeredFeatures).toBe((3n << 32n) | 0x20n);
   });
+
+  it("drops a whole status write that sets FEATURES_OK with features it refuses, as qemu's virtio_set_status", () => {
+    const { model, bar } = modern();
+    bar.write8(STATUS, 1);
+    bar.write8(STATUS, 3);
+    bar.write32(GFSELECT, 0);
+    bar.write32(GF, 1 << 3); // not offered
+    bar.write8(STATUS, 3 | 8 | 0x80); // FEATURES_OK and FAILED together
+    expect(bar.read8(STATUS)).toBe(3);
+    bar.write8(STATUS, 3 | 0x80); // FAILED alone sticks
+    expect(bar.read8(STATUS)).toBe(0x83);
+  });
+
+  it("breaks like qemu's virtio_error: stops its rings, sets DEVICE_NEEDS_RESET for a virtio 1.x driver, until a reset", () => {
+    const { model, dev } = openRig({}, { rxRingSize: 16, linkTimeoutMs: 0 });
+    model.breakDevice("test");
+    model.breakDevice("a second error is not recorded again");
+    expect(model.broken).toBe(true);
+    expect(model.status & 0x40).toBe(0x40);
+    expect(model.violations).toEqual([expect.stringMatching(/test \(fatal: the device needs a reset\)/)]);
+    expect(model.inject(new Uint8Array(60)), "a broken device receives nothing").toBe(false);
+    expect(model.rxBuffersAvailable).toBe(0);
+    dev.close();
+    expect(model.broken).toBe(false);
+    expect(model.status).toBe(0);
+
+    const legacy = openRig({ legacy: true }, { linkTimeoutMs: 0 });
+    legacy.model.breakDevice("test");
+    expect(legacy.model.broken).toBe(true);
+    expect(legacy.model.status & 0x40, "no DEVICE_NEEDS_RESET for a legacy driver (qemu)").toBe(0);
+    legacy.dev.close();
+  });
+
+  it("breaks when the driver runs avail.idx more than the ring ahead (qemu: \"Guest moved avail index\")", () => {
+    const { model, dma } = openRig({}, { rxRingSize: 16, linkTimeoutMs: 0 });
+    const bar = model.pci.bar(4);
+    bar.write16(0x16, 0);
+    const avail = dma.resolve(bar.read32(0x28) + bar.read32(0x2c) * 2 ** 32, 4);
+    new Uint16Array(avail.buffer, avail.byteOffset, 2)[1] = 40;
+    expect(model.inject(new Uint8Array(60))).toBe(false);
+    expect(model.broken).toBe(true);
+    expect(model.violations.join()).toMatch(/avail\.idx 40 is 40 ahead .*fatal/);
+  });
+
+  it("refuses an unknown completion mode, and offers ORDER_PLATFORM only when asked", () => {
+    const dma = new SimDma();
+    expect(() => new VirtioNetModel({ dma, completion: "later" as never })).toThrow(TypeError);
+    expect(new VirtioNetModel({ dma }).offeredFeatures & (1n << 36n)).toBe(0n);
+    expect(new VirtioNetModel({ dma, orderPlatform: true }).offeredFeatures & (1n << 36n)).toBe(1n << 36n);
+  });
 });
