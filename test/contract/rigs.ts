@@ -114,16 +114,17 @@ const ixgbe: Variant = {
   },
 };
 
-function virtioVariant(legacy: boolean): Variant {
+function virtioVariant(legacy: boolean, packed = false): Variant {
   return {
-    name: legacy ? "virtio legacy (transitional model, I/O BAR)" : "virtio modern",
+    name: legacy ? "virtio legacy (transitional model, I/O BAR)" : packed ? "virtio modern, packed ring" : "virtio modern",
     driver: "virtio",
     open(options = {}) {
       const ringSize = options.ringSize ?? 64;
       const dma = options.dma ?? new SimDma(`contract virtio ${legacy ? "legacy" : "modern"} DMA`);
       // The device offers twice the ring size: the modern driver shrinks its queues to ringSize,
       // the legacy one keeps the device's size and posts only ringSize entries.
-      const model = new VirtioNetModel({ dma, legacy, queueSize: 2 * ringSize, link: options.link ?? true });
+      // Packed: the model offers VIRTIO_F_RING_PACKED (qemu packed=on) and the driver must take it.
+      const model = new VirtioNetModel({ dma, legacy, queueSize: 2 * ringSize, link: options.link ?? true, packed });
       const sent: Uint8Array[] = [];
       model.onTransmit = (frame) => sent.push(frame);
       const dev = createVirtioDevice(model.pci, dma, {
@@ -132,9 +133,11 @@ function virtioVariant(legacy: boolean): Variant {
         mempoolSize: options.poolSize ?? 4 * ringSize,
         checked: options.checked ?? true,
         linkTimeoutMs: options.linkTimeoutMs ?? 1000,
+        ring: packed ? "packed" : "split",
       });
       if (!(dev instanceof VirtioNetDevice)) throw new Error("createVirtioDevice did not return a VirtioNetDevice");
       if (dev.transport !== (legacy ? "legacy" : "modern")) throw new Error(`expected the ${legacy ? "legacy" : "modern"} transport`);
+      if (dev.ring !== (packed ? "packed" : "split")) throw new Error(`expected a ${packed ? "packed" : "split"} ring, got ${dev.ring}`);
       const [rxCapacity, txCapacity] = dev.ringCapacity;
       return {
         dev,
@@ -169,4 +172,4 @@ function virtioVariant(legacy: boolean): Variant {
   };
 }
 
-export const VARIANTS: readonly Variant[] = [ixgbe, virtioVariant(false), virtioVariant(true)];
+export const VARIANTS: readonly Variant[] = [ixgbe, virtioVariant(false), virtioVariant(true), virtioVariant(false, true)];

@@ -10,7 +10,11 @@
  */
 import type { DeviceAddressSpace } from "../address-space.ts";
 import { DeviceRing, type RingAddresses } from "./device-ring.ts";
+import { PackedDeviceRing } from "./packed-device-ring.ts";
 import { bit, F, LEGACY_ONLY_FEATURES, LEGACY_VRING_ALIGN, NO_VECTOR, S_ACKNOWLEDGE, S_DRIVER, S_DRIVER_OK, S_FEATURES_OK } from "./virtio-spec.ts";
+
+/** A queue's ring: split (§2.7) or, with VIRTIO_F_RING_PACKED negotiated, packed (§2.8). */
+export type AnyDeviceRing = DeviceRing | PackedDeviceRing;
 
 export interface QueueState {
   readonly index: number;
@@ -21,7 +25,7 @@ export interface QueueState {
   used: number;
   msixVector: number;
   enabled: boolean;
-  ring: DeviceRing | null;
+  ring: AnyDeviceRing | null;
   /** Available-buffer notifications received. */
   notifications: number;
 }
@@ -262,13 +266,22 @@ export class VirtioCore {
   }
 
   #activate(q: QueueState, at: RingAddresses): void {
-    q.ring = new DeviceRing(this.dma, this.name, q.index, q.size, at, (m) => this.violation(m));
+    q.ring = this.#newRing(q.index, q.size, at);
     q.ring.setNoNotify(this.#suppressNotify);
     q.enabled = true;
   }
 
+  /** §2.8: once VIRTIO_F_RING_PACKED is negotiated, every queue of the device is packed. */
+  #newRing(index: number, size: number, at: RingAddresses): AnyDeviceRing {
+    const violation = (m: string): void => this.violation(m);
+    if (this.negotiated(F.RING_PACKED)) {
+      return new PackedDeviceRing(this.dma, this.name, index, size, at, violation, this.negotiated(F.EVENT_IDX));
+    }
+    return new DeviceRing(this.dma, this.name, index, size, at, violation);
+  }
+
   /** The queue's ring while the device runs (DRIVER_OK and enabled), else null. */
-  ring(index: number): DeviceRing | null {
+  ring(index: number): AnyDeviceRing | null {
     const q = this.queues[index];
     return q !== undefined && q.enabled && this.driverOk ? q.ring : null;
   }
@@ -329,13 +342,13 @@ export class VirtioCore {
    * device status (vhost-user starts rings one by one). A ring outside the address space is a
    * DmaFaultError, the queue left as it was.
    */
-  startQueue(index: number, size: number, at: RingAddresses): DeviceRing {
+  startQueue(index: number, size: number, at: RingAddresses): AnyDeviceRing {
     const q = this.queues[index];
     if (q === undefined) throw new RangeError(`${this.name}: queue ${index} does not exist (the device has ${this.queues.length})`);
     if (size < 1 || size > q.maxSize || (size & (size - 1)) !== 0) {
       throw new RangeError(`${this.name}: queue ${index}: size ${size} is not a power of two up to ${q.maxSize}`);
     }
-    const ring = new DeviceRing(this.dma, this.name, q.index, size, at, (m) => this.violation(m));
+    const ring = this.#newRing(q.index, size, at);
     ring.setNoNotify(this.#suppressNotify);
     q.size = size;
     q.desc = at.desc;

@@ -42,6 +42,8 @@ export interface VirtioNetModelOptions {
   readonly notifyOffMultiplier?: number;
   /** Link state at power-on (default up). */
   readonly link?: boolean;
+  /** Offer (and implement) VIRTIO_F_RING_PACKED, as qemu's packed=on (default false, as qemu). */
+  readonly packed?: boolean;
   /**
    * What drives the device. "pci" (default): the modern (and legacy) register files of `pci`.
    * "external": no register file is attached (`pci` only names the device); a transport of its
@@ -102,7 +104,8 @@ class VirtioSimPciFunction extends SimPciFunction {
 
 /** Offered and implemented by the model. */
 const IMPLEMENTED =
-  bit(F.VERSION_1) | bit(F.ACCESS_PLATFORM) | bit(F.ANY_LAYOUT) | bit(F.MAC) | bit(F.STATUS) | bit(F.CTRL_VQ) | bit(F.CTRL_RX);
+  bit(F.VERSION_1) | bit(F.ACCESS_PLATFORM) | bit(F.ANY_LAYOUT) | bit(F.MAC) | bit(F.STATUS) | bit(F.CTRL_VQ) | bit(F.CTRL_RX) |
+  bit(F.RING_PACKED);
 /** Offered by default like qemu, but not implemented: a driver must leave them alone. */
 const BAIT = bit(F.CSUM) | bit(F.GUEST_CSUM) | bit(F.MRG_RXBUF) | bit(F.CTRL_VLAN) | bit(F.INDIRECT_DESC) | bit(F.EVENT_IDX);
 const RX = 0;
@@ -178,6 +181,8 @@ export class VirtioNetModel {
     const accessPlatform = options.accessPlatform ?? (options.features === undefined ? !transitional : undefined);
     if (accessPlatform === true) offered |= bit(F.ACCESS_PLATFORM);
     if (accessPlatform === false) offered &= ~bit(F.ACCESS_PLATFORM);
+    // qemu: packed=on adds VIRTIO_F_RING_PACKED (modern interface only: it is above bit 31).
+    if (options.packed === true) offered |= bit(F.RING_PACKED);
 
     // struct virtio_net_config: mac, status, max_virtqueue_pairs = 1.
     this.#config.set(this.mac, 0);

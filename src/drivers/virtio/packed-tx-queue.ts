@@ -1,0 +1,314 @@
+/**
+ * The virtio-net transmit queue on a packed virtqueue (virtio 1.2 §2.8, §5.1.6.2): the same
+ * contract as the split transmit queue (virtio-tx-queue.ts) — one device-readable descriptor per
+ * frame with a zeroed net header in the headroom — on the packed layout of packed-ring.ts.
+ *
+ * Buffer ids come from a stack of free ids; the device returns them in whatever order it finishes
+ * (VIRTIO_F_IN_ORDER is not negotiated). An id the device does not hold (table[id] < 0: never
+ * given, or completed twice) is a device error: counted in the errors, nothing freed, and the
+ * next send throws a DeviceProtocolError. The used descriptors read per reclaim are bounded by
+ * the ring slots in flight, so a device cannot make the driver read descriptors it never posted.
+ */
+import {
+  bufDataOffset,
+  bufHome,
+  bufIovaHi,
+  bufIovaLo,
+  bufLength,
+  bufPool,
+  poolCapacity,
+  poolWords16,
+  poolWords32,
+  tableState,
+} from "../../mem/buffer-table.ts";
+import { freeBuffer, freeBuffers } from "../../mem/mempool.ts";
+import { DeviceProtocolError } from "../../errors.ts";
+import type { Mmio } from "../../pci/mmio.ts";
+import { badTxBuffer } from "../batch-args.ts";
+import { specialize, type HotPathMode } from "../specialize.ts";
+import type { NotifyTarget } from "./transport.ts";
+import { TX_CLEAN_BATCH, type SendLoop } from "./virtio-tx-queue.ts";
+import { VRING_PACKED_DESC_F_AVAIL, VRING_PACKED_DESC_F_USED, VRING_PACKED_EVENT_FLAG_DISABLE, type PackedRing } from "./packed-ring.ts";
+
+/** Slots of the state array. */
+const S = { availPos: 0, availWrap: 1, usedPos: 2, usedWrap: 3, free: 4, inFlight: 5, broken: 6 } as const;
+
+/** Everything the transmit loop touches; each field becomes a constant in its compiled copy. */
+interface PackedTxEnv {
+  readonly desc32: Uint32Array;
+  readonly device16: Uint16Array;
+  /** The buffer each in-flight buffer id carries (-1: the device does not hold the id). */
+  readonly table: Int32Array;
+  /** Free buffer ids: freeIds[0 .. state[4]). */
+  readonly freeIds: Int32Array;
+  /** Buffers of completed descriptors, collected to be freed in one go. */
+  readonly scratch: Int32Array;
+  readonly size: number;
+  readonly capacity: number;
+  /** See S. */
+  readonly state: Int32Array;
+  /** packets, bytes, errors, notifications (TxCounter). */
+  readonly counters: Float64Array;
+  readonly hdrLen: number;
+  readonly tableState: Int32Array;
+  readonly bufIovaLo: Int32Array;
+  readonly bufIovaHi: Int32Array;
+  readonly bufLength: Int32Array;
+  readonly bufPool: Int32Array;
+  readonly bufHome: Uint8Array;
+  readonly bufDataOffset: Int32Array;
+  readonly poolCapacity: Int32Array;
+  readonly poolWords16: Uint16Array[];
+  readonly poolWords32: Uint32Array[];
+  readonly freeBuffer: (buf: number) => void;
+  readonly freeBuffers: (bufs: Int32Array, start: number, count: number) => void;
+  readonly badBuffer: (bufs: Int32Array, i: number) => never;
+  readonly queueIndex: number;
+  readonly notifyWords: Uint16Array | null;
+  readonly notifyOffset: number;
+  readonly mmio: Mmio;
+  readonly CLEAN_BATCH: number;
+  readonly AVAIL: number;
+  readonly USED: number;
+  readonly EVENT_DISABLE: number;
+  readonly deviceError: () => never;
+}
+
+/**
+ * §2.8.21: checks every buffer number (a bad one throws before a ring or pool is touched),
+ * reclaims used descriptors (§2.8.6) when ids run short or CLEAN_BATCH are used, then makes the
+ * frames available while ids last, and notifies the device once per batch unless its event
+ * suppression structure says DISABLE (§2.8.10). A buffer whose length is 0 or beyond its capacity
+ * is taken but not sent (back to its pool, counted as an error), as on the split ring.
+ *
+ * A factory compiled once per queue (specialize.ts): it may use only `env` and its own locals.
+ */
+function packedSendLoop(env: PackedTxEnv): SendLoop {
+  const { desc32, device16, table, freeIds, scratch, size, capacity, state, counters, hdrLen } = env;
+  const { tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, bufDataOffset, poolCapacity } = env;
+  const { poolWords16, poolWords32, freeBuffer, freeBuffers, badBuffer, queueIndex, notifyWords, notifyOffset } = env;
+  const { mmio, CLEAN_BATCH, AVAIL, USED, EVENT_DISABLE, deviceError } = env;
+  const notifyWord = notifyOffset >>> 1;
+  const BOTH = AVAIL | USED;
+
+  /** §2.8.6: takes the used buffer ids back and returns their buffers to their pools. */
+  function reclaim(): number {
+    let u = state[2]!;
+    let usedFlags = state[3] !== 0 ? BOTH : 0;
+    let free = state[4]!;
+    const inFlight = state[5]!;
+    let done = 0;
+    let errors = 0;
+    let k = 0;
+    for (; k < inFlight; k++) {
+      const d = u << 2;
+      const w = desc32[d + 3]!;
+      if (((w >>> 16) & BOTH) !== usedFlags) break;
+      if (++u === size) {
+        u = 0;
+        usedFlags ^= BOTH;
+      }
+      const id = w & 0xffff;
+      const buf = id < capacity ? table[id]! : -1;
+      if (buf < 0) {
+        errors++; // an id the device does not hold: never given, or completed twice
+        continue;
+      }
+      table[id] = -1;
+      freeIds[free++] = id;
+      scratch[done++] = buf;
+    }
+    state[2] = u;
+    state[3] = usedFlags !== 0 ? 1 : 0;
+    state[4] = free;
+    state[5] = inFlight - k;
+    if (errors !== 0) {
+      counters[2] += errors;
+      state[6] = 1;
+    }
+    if (done !== 0) freeBuffers(scratch, 0, done);
+    return free;
+  }
+
+  /** Whether CLEAN_BATCH descriptors are used: the CLEAN_BATCH-th in flight is (they are used in ring order). */
+  function batchUsed(): boolean {
+    if (state[5]! < CLEAN_BATCH) return false;
+    let p = state[2]! + CLEAN_BATCH - 1;
+    let usedFlags = state[3] !== 0 ? BOTH : 0;
+    if (p >= size) {
+      p -= size;
+      usedFlags ^= BOTH;
+    }
+    return ((desc32[(p << 2) + 3]! >>> 16) & BOTH) === usedFlags;
+  }
+
+  return function send(bufs: Int32Array, count: number): number {
+    const rows = tableState[0]!;
+    for (let i = 0; i < count; i++) {
+      const buf = bufs[i]!;
+      // A number outside every live pool, or (checked pools) a buffer that is in its pool.
+      if (!(buf >= 0 && buf < rows && bufPool[buf]! >= 0) || bufHome[buf] !== 0) badBuffer(bufs, i);
+    }
+    if (state[6] !== 0) deviceError();
+    let free = state[4]!;
+    if (free < count || batchUsed()) free = reclaim();
+    if (free === 0 || count === 0) return 0;
+    const a0 = state[0]!;
+    let a = a0;
+    let wrap = state[1]!;
+    let availFlags = wrap !== 0 ? AVAIL : USED;
+    let firstWord = 0;
+    let lastPool = -1;
+    let words16 = poolWords16[0]!;
+    let words32 = poolWords32[0]!;
+    let bytes = 0;
+    let sent = 0;
+    let refused = 0;
+    let taken = 0;
+    for (; taken < count && free !== 0; taken++) {
+      const buf = bufs[taken]!;
+      const pool = bufPool[buf]!;
+      const length = bufLength[buf]!;
+      if (!(length > 0 && length <= poolCapacity[pool]!)) {
+        freeBuffer(buf);
+        refused++;
+        continue;
+      }
+      if (pool !== lastPool) {
+        lastPool = pool;
+        words16 = poolWords16[pool]!;
+        words32 = poolWords32[pool]!;
+      }
+      // Zero the header in the headroom (see the split transmit loop).
+      const h = bufDataOffset[buf]! - hdrLen;
+      if (hdrLen === 12) {
+        const w = h >>> 2;
+        words32[w] = 0;
+        words32[w + 1] = 0;
+        words32[w + 2] = 0;
+      } else {
+        words16[h >>> 1] = 0;
+        const w = (h + 2) >>> 2;
+        words32[w] = 0;
+        words32[w + 1] = 0;
+      }
+      const id = freeIds[--free]!;
+      table[id] = buf;
+      const d = a << 2;
+      desc32[d] = bufIovaLo[buf]! - hdrLen;
+      desc32[d + 1] = bufIovaHi[buf]!;
+      desc32[d + 2] = length + hdrLen;
+      // §2.8.21: id and flags in one store, after address and length. The batch's first
+      // descriptor gets its flags last (below), so the device sees the batch whole or not at all.
+      const word = (id | (availFlags << 16)) >>> 0;
+      if (sent === 0) firstWord = word;
+      else desc32[d + 3] = word;
+      if (++a === size) {
+        a = 0;
+        wrap ^= 1;
+        availFlags = wrap !== 0 ? AVAIL : USED;
+      }
+      bytes += length;
+      sent++;
+    }
+    state[4] = free;
+    if (refused !== 0) counters[2] += refused;
+    if (sent !== 0) {
+      state[0] = a;
+      state[1] = wrap;
+      state[5] += sent;
+      // A full barrier (xchg): the load of the device's event flags must not pass this store.
+      Atomics.store(desc32, (a0 << 2) + 3, firstWord);
+      if (device16[1] !== EVENT_DISABLE) {
+        if (notifyWords !== null) notifyWords[notifyWord] = queueIndex;
+        else mmio.write16(notifyOffset, queueIndex);
+        counters[3]++;
+      }
+      counters[0] += sent;
+      counters[1] += bytes;
+    }
+    return taken;
+  };
+}
+
+export class PackedTxQueue {
+  readonly name: string;
+  readonly capacity: number;
+  readonly send: SendLoop;
+  readonly #table: Int32Array;
+  readonly #state = new Int32Array(7);
+  readonly #counters = new Float64Array(4);
+
+  /** A packed ring has the size the driver chose: `capacity` is the ring size. */
+  constructor(name: string, ring: PackedRing, notify: NotifyTarget, hdrLen: number, hotPath?: HotPathMode) {
+    const capacity = ring.size;
+    this.name = name;
+    this.capacity = capacity;
+    this.#table = new Int32Array(capacity).fill(-1);
+    // Ids pop in ascending order.
+    const freeIds = new Int32Array(capacity);
+    for (let i = 0; i < capacity; i++) freeIds[i] = capacity - 1 - i;
+    // §2.8.2: both wrap counters start at 1.
+    this.#state[S.availWrap] = 1;
+    this.#state[S.usedWrap] = 1;
+    this.#state[S.free] = capacity;
+    this.send = specialize(packedSendLoop, {
+      desc32: ring.desc32,
+      device16: ring.device16,
+      table: this.#table,
+      freeIds,
+      scratch: new Int32Array(ring.size),
+      size: ring.size,
+      capacity,
+      state: this.#state,
+      counters: this.#counters,
+      hdrLen,
+      tableState,
+      bufIovaLo,
+      bufIovaHi,
+      bufLength,
+      bufPool,
+      bufHome,
+      bufDataOffset,
+      poolCapacity,
+      poolWords16,
+      poolWords32,
+      freeBuffer,
+      freeBuffers,
+      badBuffer: (bufs, i) => badTxBuffer(`${name}: txBatch()`, bufs, i),
+      queueIndex: ring.index,
+      notifyWords: notify.mmio.words16,
+      notifyOffset: notify.offset,
+      mmio: notify.mmio,
+      CLEAN_BATCH: TX_CLEAN_BATCH,
+      AVAIL: VRING_PACKED_DESC_F_AVAIL,
+      USED: VRING_PACKED_DESC_F_USED,
+      EVENT_DISABLE: VRING_PACKED_EVENT_FLAG_DISABLE,
+      deviceError: () => {
+        throw new DeviceProtocolError(
+          `${name}: packed virtqueue ${ring.index}: the device returned a buffer id it did not hold (out of range, ` +
+            `completed twice, or never made available), counted in txErrors. The device is broken: close the ` +
+            `device and open it again`,
+        );
+      },
+    }, name, hotPath);
+  }
+
+  get counters(): Float64Array {
+    return this.#counters;
+  }
+
+  /** Buffer ids free for new frames (after the last reclaim). */
+  get free(): number {
+    return this.#state[S.free]!;
+  }
+
+  /** After the device was reset: gives every buffer still in flight back to its pool. */
+  releaseBuffers(): void {
+    const table = this.#table;
+    for (let id = 0; id < table.length; id++) {
+      if (table[id]! >= 0 && bufPool[table[id]!]! >= 0) freeBuffer(table[id]!);
+      table[id] = -1;
+    }
+  }
+}
