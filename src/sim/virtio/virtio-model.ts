@@ -58,6 +58,11 @@ export interface VirtioNetFaults {
   badUsedLength?: boolean;
   /** Receive: report a used id beyond the ring. */
   badUsedId?: boolean;
+  /**
+   * Receive and transmit: complete a buffer under the id of the queue's previous completion (a
+   * stale, repeated id); the buffer really used stays with the device.
+   */
+  repeatUsedId?: boolean;
   /** Ignore notifications and traffic: no used-ring updates until cleared and poll() is called. */
   stall?: boolean;
   /** Refuse every feature set: FEATURES_OK never sticks. */
@@ -139,6 +144,8 @@ export class VirtioNetModel {
   readonly #external: boolean;
   readonly #config = new Uint8Array(NET_CONFIG_SIZE);
   #peer: VirtioNetModel | null = null;
+  /** The id of each queue's last completion (for repeatUsedId). */
+  readonly #lastUsedId = [-1, -1, -1];
   #promisc = true;
   #allmulti = false;
 
@@ -220,6 +227,7 @@ export class VirtioNetModel {
       // qemu's virtio-net comes out of reset promiscuous.
       this.#promisc = true;
       this.#allmulti = false;
+      this.#lastUsedId.fill(-1);
     };
     pci.onReset = () => core.reset();
     if (external) return;
@@ -367,7 +375,7 @@ export class VirtioNetModel {
       return false;
     }
     this.#scatter(chain.writable, header, frame);
-    ring.push(this.faults.badUsedId ? ring.size + 7 : chain.head, this.faults.badUsedLength ? chain.writableBytes + 1 : total);
+    ring.push(this.faults.badUsedId ? ring.size + 7 : this.#usedId(RX, chain.head), this.faults.badUsedLength ? chain.writableBytes + 1 : total);
     c.rxFrames++;
     c.rxBytes += frame.length;
     return true;
@@ -389,6 +397,13 @@ export class VirtioNetModel {
     if (this.faults.stall) return;
     if (index === TX) this.#processTx();
     else if (index === CTRL) this.#processCtrl();
+  }
+
+  /** The id to report for a completion of `head` on `queue`: `head`, unless repeatUsedId says the previous one. */
+  #usedId(queue: number, head: number): number {
+    const previous = this.#lastUsedId[queue]!;
+    this.#lastUsedId[queue] = head;
+    return this.faults.repeatUsedId === true && previous >= 0 ? previous : head;
   }
 
   #headerLength(): number {
@@ -420,7 +435,7 @@ export class VirtioNetModel {
       }
       if (chain.writable.length > 0) this.#core.violation(`transmit chain ${chain.head} has device-writable descriptors`);
       const bytes = this.#gather(chain.readable, chain.readableBytes);
-      ring.push(chain.head, 0);
+      ring.push(this.#usedId(TX, chain.head), 0);
       if (bytes.length < hdr) {
         this.#core.violation(`transmit chain ${chain.head} holds ${bytes.length} bytes, less than the ${hdr}-byte header`);
         continue;
