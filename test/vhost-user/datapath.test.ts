@@ -32,7 +32,7 @@ async function modelBackend(mode: "loopback" | "sink", packed: boolean): Promise
   return b;
 }
 const devices: NicDevice[] = [];
-function open(b: ModelBackend, options = SMALL): NicDevice {
+function open(b: ModelBackend, options: typeof SMALL & { ring?: "packed" | "split" } = SMALL): NicDevice {
   const dev = createVhostUserDevice(b.socket, options);
   devices.push(dev);
   return dev;
@@ -81,12 +81,12 @@ function randomFrames(seed: number, count: number): Uint8Array[] {
   return Array.from({ length: count }, () => randomBytes(rand, randInt(rand, 60, 1514)));
 }
 
-// Split rings, and packed rings (the backend offers VIRTIO_F_RING_PACKED, the driver takes it).
+// Split rings, and packed rings (the backend offers VIRTIO_F_RING_PACKED, the driver takes it with ring 'packed').
 describe.skipIf(noHugepages !== null).each([{ ring: "split" }, { ring: "packed" }])("the virtio-net driver on the vhost-user model backend, $ring ring", ({ ring }) => {
   const packed = ring === "packed";
   const backend = (mode: "loopback" | "sink"): Promise<ModelBackend> => modelBackend(mode, packed);
   const openRing = (b: ModelBackend): NicDevice => {
-    const dev = open(b);
+    const dev = open(b, { ...SMALL, ring: packed ? "packed" : "split" });
     expect((dev as unknown as { ring: string }).ring).toBe(ring);
     return dev;
   };
@@ -212,7 +212,7 @@ describe.skipIf(noHugepages !== null).each([{ ring: "split" }, { ring: "packed" 
     const b = startModelBackend({ socket: socketPath(), mode: "loopback", packed });
     running.push(b); // for the clean-up only: it is dead by then
     await b.ready;
-    const dev = createVhostUserDevice(b.socket, SMALL);
+    const dev = createVhostUserDevice(b.socket, { ...SMALL, ring: packed ? "packed" : "split" });
     expect((dev as unknown as { ring: string }).ring).toBe(ring);
     const pool = new Mempool(dev.dma, { count: 256, name: "tx pool" });
     sendAll(dev, pool, randomFrames(5, 50));

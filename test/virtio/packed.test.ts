@@ -33,10 +33,11 @@ function stats(dev: { readStats(s: ReturnType<typeof newStats>): void }) {
 }
 
 const small = { rxRingSize: 16, txRingSize: 16, mempoolSize: 64, checked: true };
+const packedSmall = { ...small, ring: "packed" as const };
 
 describe("packed virtqueues: negotiation and the ring option", () => {
-  it("takes VIRTIO_F_RING_PACKED when offered (never IN_ORDER), and every queue is packed", () => {
-    const { model, dev } = openRig({ packed: true }, small);
+  it("ring 'packed' takes VIRTIO_F_RING_PACKED (never IN_ORDER), and every queue is packed", () => {
+    const { model, dev } = openRig({ packed: true }, packedSmall);
     expect(dev.ring).toBe("packed");
     expect(hasFeature(dev.features, VIRTIO_F_RING_PACKED)).toBe(true);
     expect(hasFeature(model.driverFeatures, VIRTIO_F_RING_PACKED)).toBe(true);
@@ -50,13 +51,16 @@ describe("packed virtqueues: negotiation and the ring option", () => {
     dev.close();
   });
 
-  it("ring 'split' declines packed rings a device offers; without an offer the driver stays split", () => {
+  it("split by default and with ring 'split', also where the device offers packed rings", () => {
     const a = openRig({ packed: true }, { ...small, ring: "split" });
     expect(a.dev.ring).toBe("split");
     expect(hasFeature(a.model.driverFeatures, VIRTIO_F_RING_PACKED)).toBe(false);
     const b = openRig({}, small);
     expect(b.dev.ring).toBe("split");
-    for (const r of [a, b]) {
+    const c = openRig({ packed: true }, small);
+    expect(c.dev.ring).toBe("split");
+    expect(hasFeature(c.model.driverFeatures, VIRTIO_F_RING_PACKED)).toBe(false);
+    for (const r of [a, b, c]) {
       expect(r.model.violations).toEqual([]);
       r.dev.close();
     }
@@ -77,7 +81,7 @@ describe("packed virtqueues: negotiation and the ring option", () => {
     const e4 = thrown(() => createVirtioDevice(legacy.pci, dma, { ...small, ring: "ring" as "split", linkTimeoutMs: 0 }));
     expect(e4).toBeInstanceOf(TypeError);
     // The legacy driver on a device offering packed rings (bit 34 is beyond the legacy 32 bits): split.
-    const dev = createVirtioDevice(legacy.pci, dma, { ...small, linkTimeoutMs: 0 });
+    const dev = createVirtioDevice(legacy.pci, dma, { ...small, ring: "split", linkTimeoutMs: 0 });
     expect((dev as unknown as { ring: string }).ring).toBe("split");
     expect(legacy.violations).toEqual([]);
     dev.close();
@@ -86,7 +90,7 @@ describe("packed virtqueues: negotiation and the ring option", () => {
 
 describe("packed virtqueues: a device that returns ids it does not hold", () => {
   it("RX: an id beyond the ring is counted, never delivered, and the next rxBatch is a DeviceProtocolError", () => {
-    const { model, dev } = openRig({ packed: true }, small);
+    const { model, dev } = openRig({ packed: true }, packedSmall);
     const bufs = new Int32Array(16);
     model.faults.badUsedId = true;
     expect(model.inject(new Uint8Array(60).fill(1))).toBe(true);
@@ -98,7 +102,7 @@ describe("packed virtqueues: a device that returns ids it does not hold", () => 
   });
 
   it("RX: a repeated id within one batch hands out nothing stale: the first frame only, the repeat counted", () => {
-    const { model, dev } = openRig({ packed: true }, small);
+    const { model, dev } = openRig({ packed: true }, packedSmall);
     const bufs = new Int32Array(16);
     const a = new Uint8Array(60).fill(0xaa);
     const b = new Uint8Array(60).fill(0xbb);
@@ -118,7 +122,7 @@ describe("packed virtqueues: a device that returns ids it does not hold", () => 
   });
 
   it("TX: a repeated id frees nothing in flight twice: counted in txErrors, the next txBatch is a DeviceProtocolError", () => {
-    const { model, dev } = openRig({ packed: true }, small);
+    const { model, dev } = openRig({ packed: true }, packedSmall);
     const pool = new Mempool(dev.dma, { count: 32, checked: true, name: "tx pool" });
     const one = new Int32Array(1);
     const send = (fill: number): number => {
@@ -147,7 +151,7 @@ describe("packed virtqueues: a device that returns ids it does not hold", () => 
 
 describe("packed virtqueues: event suppression", () => {
   it("notifies the device unless its event suppression says DISABLE; asks for no used-buffer notifications", () => {
-    const { model, dev } = openRig({ packed: true }, small);
+    const { model, dev } = openRig({ packed: true }, packedSmall);
     const pool = new Mempool(dev.dma, { count: 8, name: "tx pool" });
     const one = new Int32Array(1);
     const sent: Uint8Array[] = [];

@@ -78,6 +78,8 @@ export interface VmOptions<T = unknown> {
   readonly memMiB?: number;
   /** 2 MiB hugepages reserved on the kernel command line (default 64). */
   readonly hugepages?: number;
+  /** Modern NICs with packed virtqueues offered (qemu virtio-net-pci packed=on); default off, as qemu. */
+  readonly packed?: boolean;
   /** Extra environment for the guest command. */
   readonly env?: Readonly<Record<string, string>>;
   /** Signal for stop() (default INT); TERM and KILL follow after stopGraceMs (default 5000). */
@@ -171,6 +173,7 @@ function firmwareFromEnv(): 'seabios' | 'qboot' {
 export function qemuArgs(o: {
   mode: VmMode; wires: readonly [Wire, Wire]; ctlDir: string; testbed: TestbedInfo;
   smp?: number; memMiB?: number; hugepages?: number; firmware?: 'seabios' | 'qboot'; kernelArgs?: readonly string[]; extra?: readonly string[];
+  packed?: boolean;
 }): string[] {
   const nodeDir = dirname(realpathSync(o.testbed.node));
   if (/\s/.test(PROJECT_ROOT)) throw new Error(`project path "${PROJECT_ROOT}" contains white space`);
@@ -188,7 +191,7 @@ export function qemuArgs(o: {
       `,remote.type=inet,remote.host=127.0.0.1,remote.port=${w.hostPort}`;
     const flavour = o.mode === 'legacy'
       ? 'disable-legacy=off,disable-modern=off'
-      : 'disable-legacy=on,iommu_platform=on,ats=on';
+      : `disable-legacy=on,iommu_platform=on,ats=on${o.packed === true ? ',packed=on' : ''}`;
     const slot = NIC_ADDRESSES[i].split(':')[2]!.split('.')[0]!;
     return ['-netdev', netdev, '-device',
       `virtio-net-pci,netdev=n${i},${flavour},mac=${NIC_MACS[i]},addr=0x${slot},romfile=`];
@@ -306,7 +309,8 @@ export async function runVm<T = unknown>(o: VmOptions<T>): Promise<VmResult<T>> 
   const timeoutMs = o.timeoutMs ?? 180_000;
   const ctlDir = makeCtlDir(o as VmOptions<unknown>, timeoutMs);
   const args = qemuArgs({ mode: o.mode, wires, ctlDir, testbed, smp: o.smp, memMiB: o.memMiB,
-    hugepages: o.hugepages, firmware: o.firmware ?? firmwareFromEnv(), kernelArgs: o.kernelArgs, extra: o.extraQemuArgs });
+    hugepages: o.hugepages, firmware: o.firmware ?? firmwareFromEnv(), kernelArgs: o.kernelArgs, extra: o.extraQemuArgs,
+    packed: o.packed });
   const started = Date.now();
 
   raiseRmem();
