@@ -36,6 +36,7 @@ const S = { availPos: 0, availWrap: 1, usedPos: 2, usedWrap: 3, free: 4, inFligh
 /** Everything the transmit loop touches; each field becomes a constant in its compiled copy. */
 interface PackedTxEnv {
   readonly desc32: Uint32Array;
+  readonly desc16: Uint16Array;
   readonly device16: Uint16Array;
   /** The buffer each in-flight buffer id carries (-1: the device does not hold the id). */
   readonly table: Int32Array;
@@ -84,7 +85,7 @@ interface PackedTxEnv {
  * A factory compiled once per queue (specialize.ts): it may use only `env` and its own locals.
  */
 function packedSendLoop(env: PackedTxEnv): SendLoop {
-  const { desc32, device16, table, freeIds, scratch, size, capacity, state, counters, hdrLen } = env;
+  const { desc32, desc16, device16, table, freeIds, scratch, size, capacity, state, counters, hdrLen } = env;
   const { tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, bufDataOffset, poolCapacity } = env;
   const { poolWords16, poolWords32, freeBuffer, freeBuffers, badBuffer, queueIndex, notifyWords, notifyOffset } = env;
   const { mmio, CLEAN_BATCH, AVAIL, USED, EVENT_DISABLE, deviceError } = env;
@@ -157,7 +158,7 @@ function packedSendLoop(env: PackedTxEnv): SendLoop {
     let a = a0;
     let wrap = state[1]!;
     let availFlags = wrap !== 0 ? AVAIL : USED;
-    let firstWord = 0;
+    let firstFlags = 0;
     let lastPool = -1;
     let words16 = poolWords16[0]!;
     let words32 = poolWords32[0]!;
@@ -199,10 +200,12 @@ function packedSendLoop(env: PackedTxEnv): SendLoop {
       desc32[d + 1] = bufIovaHi[buf]!;
       desc32[d + 2] = length + hdrLen;
       // §2.8.21: id and flags in one store, after address and length. The batch's first
-      // descriptor gets its flags last (below), so the device sees the batch whole or not at all.
-      const word = (id | (availFlags << 16)) >>> 0;
-      if (sent === 0) firstWord = word;
-      else desc32[d + 3] = word;
+      // descriptor gets its id now and its flags last (below), so the device sees the batch
+      // whole or not at all.
+      if (sent === 0) {
+        desc16[(a << 3) + 6] = id;
+        firstFlags = availFlags;
+      } else desc32[d + 3] = (id | (availFlags << 16)) >>> 0;
       if (++a === size) {
         a = 0;
         wrap ^= 1;
@@ -218,7 +221,8 @@ function packedSendLoop(env: PackedTxEnv): SendLoop {
       state[1] = wrap;
       state[5] += sent;
       // A full barrier (xchg): the load of the device's event flags must not pass this store.
-      Atomics.store(desc32, (a0 << 2) + 3, firstWord);
+      // (16 bits: Atomics.store returns its value, and a 32-bit one above 2^31 would be boxed.)
+      Atomics.store(desc16, (a0 << 3) + 7, firstFlags);
       if (device16[1] !== EVENT_DISABLE) {
         if (notifyWords !== null) notifyWords[notifyWord] = queueIndex;
         else mmio.write16(notifyOffset, queueIndex);
@@ -254,6 +258,7 @@ export class PackedTxQueue {
     this.#state[S.free] = capacity;
     this.send = specialize(packedSendLoop, {
       desc32: ring.desc32,
+      desc16: new Uint16Array(ring.desc32.buffer, ring.desc32.byteOffset, 8 * ring.size),
       device16: ring.device16,
       table: this.#table,
       freeIds,
