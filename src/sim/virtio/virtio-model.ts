@@ -12,7 +12,9 @@
  *   queue's VIRTIO_NET_CTRL_RX class (promiscuous on after reset, as in qemu);
  * - a transmit queue processed synchronously when notified, frames handed to onTransmit and to a
  *   connected peer; VIRTQ_USED_F_NO_NOTIFY on request (then poll() plays the device thread);
- * - fault modes: a used length beyond the buffer, a used id beyond the ring, a device that stalls,
+ * - split virtqueues, and with `packed: true` (qemu's packed=on) packed ones (packed-device-ring.ts)
+ *   once the driver accepts VIRTIO_F_RING_PACKED;
+ * - fault modes: a used length beyond the buffer, a used id beyond the ring, a repeated used id, a device that stalls,
  *   a device that refuses every feature set, a device that rejects control commands.
  */
 import { BarKind, PCI_CAP_ID_MSIX, type BarKind as BarKindType } from "../../pci/pci-function.ts";
