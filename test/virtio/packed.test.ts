@@ -249,4 +249,13 @@ describe("the packed device ring of the model is strict", () => {
       "queue 0: zero-length descriptor in the list from slot 1",
     ]);
   });
+
+  it("records descriptors made available for the other wrap counter (a vhost-user base without bit 15, say)", () => {
+    const { device, violations, post } = rings();
+    device.lastAvail = 0; // position 0, wrap counter 0: what SET_VRING_BASE 0 would say
+    post(0, 0, 8, 0); // the driver's first lap, counter 1
+    expect(device.pop()).toBeNull();
+    expect(device.pop()).toBeNull();
+    expect(violations).toEqual(["queue 0: slot 0 is marked available for wrap counter 1, but the device's avail wrap counter is 0 (§2.8.1)"]);
+  });
 });

@@ -48,6 +48,8 @@ export class PackedDeviceRing {
   readonly #eventIdx: boolean;
   /** Buffer id -> descriptors in its list, for every buffer the device holds. */
   readonly #held = new Map<number, number>();
+  /** A descriptor marked available for the other wrap counter was reported (once per ring). */
+  #wrapReported = false;
   /** What the last pop() took, for unpop(). */
   #lastPop: { readonly id: number; readonly at: number; readonly wrap: number } | null = null;
 
@@ -145,7 +147,19 @@ export class PackedDeviceRing {
   pop(): Chain | null {
     const startAt = this.nextAvail;
     const startWrap = this.availWrap;
-    if (!this.#isAvailable(startAt, startWrap)) return null;
+    if (!this.#isAvailable(startAt, startWrap)) {
+      // At the device's next position the slot holds either the used descriptor of the last lap
+      // or a new available one: "available" for the other counter means the two sides disagree
+      // on the wrap counter (a wrong SET_VRING_BASE bit 15, or a driver flipping it wrongly).
+      if (this.#isAvailable(startAt, startWrap ^ 1) && !this.#wrapReported) {
+        this.#wrapReported = true;
+        this.#violation(
+          `queue ${this.index}: slot ${startAt} is marked available for wrap counter ${startWrap ^ 1}, but the device's ` +
+            `avail wrap counter is ${startWrap} (§2.8.1)`,
+        );
+      }
+      return null;
+    }
     const readable: Segment[] = [];
     const writable: Segment[] = [];
     let readableBytes = 0;
