@@ -47,6 +47,11 @@ describe("packed virtqueues: negotiation and the ring option", () => {
     expect(model.promisc).toBe(false);
     dev.setPromisc(true);
     expect(model.ctrlLog.map((c) => [c.data[0], c.ack])).toEqual([[1, 0], [0, 0], [1, 0]]);
+    // 40 more commands of 3 descriptors each: around the 64-entry control ring and its wrap counters.
+    for (let i = 0; i < 40; i++) dev.setPromisc(i % 2 === 0);
+    expect(model.promisc).toBe(false);
+    expect(model.ctrlLog.length).toBe(43);
+    expect(model.ctrlLog.every((c) => c.ack === 0)).toBe(true);
     expect(model.violations).toEqual([]);
     dev.close();
   });

@@ -48,8 +48,8 @@ export class PackedDeviceRing {
   readonly #eventIdx: boolean;
   /** Buffer id -> descriptors in its list, for every buffer the device holds. */
   readonly #held = new Map<number, number>();
-  /** A descriptor marked available for the other wrap counter was reported (once per ring). */
-  #wrapReported = false;
+  /** pop() has taken a list, or reported a slot available for the other wrap counter. */
+  #started = false;
   /** What the last pop() took, for unpop(). */
   #lastPop: { readonly id: number; readonly at: number; readonly wrap: number } | null = null;
 
@@ -148,11 +148,12 @@ export class PackedDeviceRing {
     const startAt = this.nextAvail;
     const startWrap = this.availWrap;
     if (!this.#isAvailable(startAt, startWrap)) {
-      // At the device's next position the slot holds either the used descriptor of the last lap
-      // or a new available one: "available" for the other counter means the two sides disagree
-      // on the wrap counter (a wrong SET_VRING_BASE bit 15, or a driver flipping it wrongly).
-      if (this.#isAvailable(startAt, startWrap ^ 1) && !this.#wrapReported) {
-        this.#wrapReported = true;
+      // Before the ring's first list: a slot "available" for the other counter means the two
+      // sides started with different wrap counters (a vhost-user base without bit 15, say).
+      // Only then: later, the inner descriptors of a list keep the flags of the lap they were
+      // written in (the device writes one used descriptor per list), so stale ones are normal.
+      if (!this.#started && this.#isAvailable(startAt, startWrap ^ 1)) {
+        this.#started = true;
         this.#violation(
           `queue ${this.index}: slot ${startAt} is marked available for wrap counter ${startWrap ^ 1}, but the device's ` +
             `avail wrap counter is ${startWrap} (§2.8.1)`,
@@ -214,6 +215,7 @@ export class PackedDeviceRing {
       return null;
     }
     this.#held.set(id, count);
+    this.#started = true;
     this.#lastPop = { id, at: startAt, wrap: startWrap };
     return { head: id, readable, writable, readableBytes, writableBytes };
   }
