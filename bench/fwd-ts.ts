@@ -5,7 +5,7 @@
  * is touched (data[1]++), txBatch sends them on the other port (what does not fit is freed), and
  * the device completes every transmit descriptor.
  *
- *   node --expose-gc --import tsx bench/fwd-ts.ts --driver ixgbe|virtio --batches 1,2,...,256 \
+ *   node --expose-gc --import tsx bench/fwd-ts.ts --driver ixgbe|virtio|virtio-packed --batches 1,2,...,256 \
  *     --packets N --runs R --warmup W [--hot-path shared]
  *
  * Prints one JSON line per batch size: {"impl":"ts","driver",...,"runsNs":[...],"bestNs",
@@ -39,7 +39,9 @@ const { values } = parseArgs({
   },
 });
 const driver = values.driver;
-if (driver !== "ixgbe" && driver !== "virtio") throw new RangeError(`--driver must be ixgbe or virtio, got ${driver}`);
+if (driver !== "ixgbe" && driver !== "virtio" && driver !== "virtio-packed") {
+  throw new RangeError(`--driver must be ixgbe, virtio or virtio-packed, got ${driver}`);
+}
 const hotPath = values["hot-path"] as HotPathMode;
 const batches = values.batches.split(",").map(Number);
 const packets = Number(values.packets);
@@ -49,7 +51,7 @@ const warmup = Number(values.warmup);
 const dma = new SimDma("bench DMA");
 const ports: Port[] = driver === "ixgbe"
   ? [new InstantIxgbePort(dma, 0, hotPath), new InstantIxgbePort(dma, 1, hotPath)]
-  : [new InstantVirtioPort(dma, 0, hotPath), new InstantVirtioPort(dma, 1, hotPath)];
+  : [new InstantVirtioPort(dma, 0, hotPath, driver === "virtio-packed"), new InstantVirtioPort(dma, 1, hotPath, driver === "virtio-packed")];
 
 if (!batches.every((b) => Number.isInteger(b) && b >= 1 && b <= 512)) throw new RangeError(`--batches: 1 to 512 each, got ${values.batches}`);
 const bufs = new Int32Array(Math.max(...batches));

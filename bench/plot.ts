@@ -10,7 +10,7 @@ import type { Driver, Impl, ImplSummary, ResultFile, SummaryRow } from './lib/ty
 const WIDTH = 900;
 const HEIGHT = 560;
 const PLOT = { left: 72, top: 92, right: 680, bottom: 490 } as const;
-const COLOURS: Record<Driver, string> = { ixgbe: '#1f5fa8', virtio: '#d2561b' };
+const COLOURS: Record<Driver, string> = { ixgbe: '#1f5fa8', virtio: '#d2561b', 'virtio-packed': '#2a9d3f' };
 const FONT = 'font-family="DejaVu Sans, Helvetica, Arial, sans-serif"';
 
 // Collects SVG elements; text is escaped once here, so CPU names with "&" cannot break the file.

@@ -1,7 +1,7 @@
 /**
  * fwd: forwards frames between two ports in both directions, ixy's reference app.
  *
- *   fwd <port-a> <port-b> [--batch 32] [--seconds N] [--json] [--tx-first] [--mac aa:bb:cc:dd:ee:ff]
+ *   fwd <port-a> <port-b> [--batch 32] [--seconds N] [--json] [--tx-first] [--mac aa:bb:cc:dd:ee:ff] [--ring packed|split]
  *   fwd --sim [--sim-nic ixgbe|virtio] [--seconds N]   (two device models, no hardware)
  *
  * A port is a PCI address or a vhost-user backend, vhost-user:<socket> (DPDK's testpmd, say).
@@ -24,7 +24,7 @@ import { openPorts } from "./lib/ports.ts";
 import { MIN_FRAME, writeUdpFrame } from "./lib/udp-frame.ts";
 
 const USAGE =
-  "usage: fwd <port-a> <port-b> [--batch N] [--seconds N] [--json] [--tx-first] [--mac aa:bb:cc:dd:ee:ff] | " +
+  "usage: fwd <port-a> <port-b> [--batch N] [--seconds N] [--json] [--tx-first] [--mac aa:bb:cc:dd:ee:ff] [--ring packed|split] | " +
   `fwd --sim [--sim-nic ixgbe|virtio] [--seconds N]\n${PORTS_HELP}`;
 /** Frames --tx-first sends on each port (testpmd's burst). */
 const TX_FIRST_BURST = 32;
@@ -58,13 +58,17 @@ async function main(): Promise<number> {
     json: { type: "boolean" },
     "frame-size": { type: "string" },
     "tx-first": { type: "boolean" },
+    ring: { type: "string" },
   });
   if (!sim && positionals.length !== 2) throw new UsageError(`fwd needs two PCI addresses or vhost-user:<socket> ports\n${USAGE}`);
   const batch = intOption("batch", values.batch, 32, 1, 512);
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
+  const ring = values.ring;
+  if (ring !== undefined && ring !== "packed" && ring !== "split") throw new UsageError(`--ring must be packed or split, got ${ring}`);
   const ports = openPorts(sim ? ["a", "b"] : positionals, {
     sim,
     mac,
+    ...(ring === undefined ? {} : { ring }),
     simFrameSize: intOption("frame-size", values["frame-size"], 60, 60, 1514),
   });
   const [a, b] = ports.devices as [NicDevice, NicDevice];
@@ -76,7 +80,7 @@ async function main(): Promise<number> {
   const stats = new LiveStats([a, b], { json: values.json ?? false });
   process.stderr.write(
     `fwd: forwarding ${a.address} <-> ${b.address}, batch ${batch}${sim ? ` (device models: ${sim})` : ""}` +
-      `${txFirstPools.length ? `, sent ${TX_FIRST_BURST} frames on each port first` : ""}\n`,
+      `${txFirstPools.length ? `, sent ${TX_FIRST_BURST} frames on each port first` : ""}${virtioRings(a, b)}\n`,
   );
 
   const bufs = new Int32Array(batch);
@@ -100,6 +104,12 @@ async function main(): Promise<number> {
   });
   ports.close();
   return 0;
+}
+
+/** ", virtio rings packed/split": the virtqueue layout each virtio port negotiated (DeviceOptions.ring). */
+function virtioRings(...devices: NicDevice[]): string {
+  const rings = devices.map((d) => (d as { readonly ring?: string }).ring ?? "-");
+  return rings.some((r) => r !== "-") ? `, virtio rings ${rings.join("/")}` : "";
 }
 
 await runMain(main);

@@ -88,4 +88,11 @@ export interface DeviceOptions {
    * The environment variable IXY_HOT_PATH=shared sets the default. See src/drivers/specialize.ts.
    */
   readonly hotPath?: HotPathMode;
+  /**
+   * virtio only: the virtqueue layout. "packed" (virtio 1.1+ VIRTIO_F_RING_PACKED, spec §2.8)
+   * needs a device that offers it (qemu: virtio-net-pci,packed=on) and a modern or vhost-user
+   * transport; "split" (§2.7, the default) works everywhere. Split is the default because it
+   * measured faster (docs/packed-ring.md). The ixgbe driver ignores it.
+   */
+  readonly ring?: "packed" | "split";
 }

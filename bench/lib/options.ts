@@ -30,7 +30,7 @@ export interface Options {
 export const USAGE = `usage: npm run bench -- [options]   (or: tsx bench/run.ts [options])
   --quick            3 rounds of 2,000,000 packets x 2 runs (default: 5 rounds, 10,000,000 x 3)
   --rounds N         rounds (each runs every driver's C and TS process once)
-  --drivers LIST     ixgbe,virtio (default both)
+  --drivers LIST     ixgbe,virtio,virtio-packed (default all three)
   --batches LIST     batch sizes (default 1,2,4,8,16,32,64,128,256)
   --packets N        packets per timed run
   --runs N           timed runs per batch size and process
@@ -90,7 +90,7 @@ export function parseOptions(argv: readonly string[]): Options {
         break;
       case '--drivers':
         o.drivers = list(flag, value()).map((d) => {
-          if (!(DRIVERS as readonly string[]).includes(d)) throw new UsageError(`unknown driver ${d} (ixgbe, virtio)`);
+          if (!(DRIVERS as readonly string[]).includes(d)) throw new UsageError(`unknown driver ${d} (ixgbe, virtio, virtio-packed)`);
           return d as Driver;
         });
         break;

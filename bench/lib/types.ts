@@ -1,6 +1,7 @@
 // The shapes shared by the harness (run.ts), the results file and the plot (plot.ts).
 
-export const DRIVERS = ['ixgbe', 'virtio'] as const;
+// virtio-packed: the virtio driver on packed virtqueues (DeviceOptions.ring 'packed'), against bench/ref/virtio-packed-fwd.c.
+export const DRIVERS = ['ixgbe', 'virtio', 'virtio-packed'] as const;
 export type Driver = (typeof DRIVERS)[number];
 
 export const IMPLS = ['c', 'ts'] as const;

@@ -43,6 +43,8 @@ const USAGE = `usage: npm run bench:vhost -- [options]
   --batches 1,32,256    run the ixy peer once per batch size, passing --batch N (the testpmd peer's burst stays 32)
   --strict              exit 1 if any run failed or a peer was unavailable (default: only if no testpmd run worked)
   --verbose             print the last lines of every peer's output after its run
+  --ring split|packed   the virtqueue layout of both peers: ixy.ts gets --ring, the testpmd peer packed_vq=1
+                        for packed (default split, the driver's default)
   --sockets A,B         the two vhost-user socket paths (default ${DEFAULT_SOCKETS})
   --no-write            print the table only
   --out-dir DIR         where the results go (default bench/results)`;
@@ -106,6 +108,7 @@ function parseOptions(argv: string[]): Options {
       strict: { type: "boolean" },
       sockets: { type: "string" },
       "testpmd-vdev": { type: "string" },
+      ring: { type: "string" },
       "out-dir": { type: "string" },
       help: { type: "boolean" },
     },
@@ -118,6 +121,8 @@ function parseOptions(argv: string[]): Options {
   const quick = values.quick ?? false;
   const traffic = (values.traffic ?? "flowgen") as Traffic;
   if (traffic !== "flowgen" && traffic !== "tx-first") throw new UsageError(`--traffic ${values.traffic}: flowgen or tx-first`);
+  const ring = values.ring ?? "split";
+  if (ring !== "split" && ring !== "packed") throw new UsageError(`--ring ${ring}: split or packed`);
   const peers = (values.peers ?? "ixy,testpmd").split(",").map((s) => s.trim());
   for (const p of peers) if (p !== "ixy" && p !== "testpmd") throw new UsageError(`--peers: ixy and/or testpmd, not ${p}`);
   return {
@@ -128,12 +133,12 @@ function parseOptions(argv: string[]): Options {
     sizes: values.sizes ? intList("sizes", values.sizes, 60, 1514) : [60, 1514],
     peers: [...new Set(peers)] as PeerName[],
     traffic,
-    ixyCmd: values["ixy-cmd"] ?? process.env.IXY_CMD ?? DEFAULT_IXY_CMD[traffic],
+    ixyCmd: `${values["ixy-cmd"] ?? process.env.IXY_CMD ?? DEFAULT_IXY_CMD[traffic]}${ring === "packed" ? " --ring packed" : ""}`,
     batches: values.batches ? intList("batches", values.batches, 1, 512) : null,
     verbose: values.verbose ?? false,
     strict: values.strict ?? false,
     sockets: socketPair(values.sockets ?? DEFAULT_SOCKETS),
-    testpmdVdev: values["testpmd-vdev"] ?? DEFAULT_TESTPMD_VDEV,
+    testpmdVdev: [values["testpmd-vdev"] ?? DEFAULT_TESTPMD_VDEV, ring === "packed" ? "packed_vq=1" : ""].filter((a) => a !== "").join(","),
     write: !(values["no-write"] ?? false),
     outDir: resolve(values["out-dir"] ?? join(ROOT, "bench/results")),
   };

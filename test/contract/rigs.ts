@@ -120,9 +120,11 @@ const ixgbe: Variant = {
  * "async"`): nothing completes inside a doorbell write, receive buffers are filled in random
  * order, transmit chains complete out of order, in random chunks, when the rig steps the model
  * (step() drains all its pending work that way; deliver() drains the receive queue).
+ * `packed`: the model offers VIRTIO_F_RING_PACKED (qemu packed=on) and the driver must take it
+ * (modern transport only: a legacy device has no packed rings).
  */
-function virtioVariant(legacy: boolean, async = false): Variant {
-  const kind = legacy ? "virtio legacy (transitional model, I/O BAR)" : "virtio modern";
+function virtioVariant(legacy: boolean, { async = false, packed = false }: { async?: boolean; packed?: boolean } = {}): Variant {
+  const kind = legacy ? "virtio legacy (transitional model, I/O BAR)" : packed ? "virtio modern, packed ring" : "virtio modern";
   return {
     name: async ? `${kind}, asynchronous out-of-order` : kind,
     driver: "virtio",
@@ -136,6 +138,7 @@ function virtioVariant(legacy: boolean, async = false): Variant {
         legacy,
         queueSize: 2 * ringSize,
         link: options.link ?? true,
+        packed,
         ...(async ? { completion: "async" as const, seed: 0x5eed + ringSize } : {}),
       });
       const sent: Uint8Array[] = [];
@@ -146,9 +149,11 @@ function virtioVariant(legacy: boolean, async = false): Variant {
         mempoolSize: options.poolSize ?? 4 * ringSize,
         checked: options.checked ?? true,
         linkTimeoutMs: options.linkTimeoutMs ?? 1000,
+        ring: packed ? "packed" : "split",
       });
       if (!(dev instanceof VirtioNetDevice)) throw new Error("createVirtioDevice did not return a VirtioNetDevice");
       if (dev.transport !== (legacy ? "legacy" : "modern")) throw new Error(`expected the ${legacy ? "legacy" : "modern"} transport`);
+      if (dev.ring !== (packed ? "packed" : "split")) throw new Error(`expected a ${packed ? "packed" : "split"} ring, got ${dev.ring}`);
       const [rxCapacity, txCapacity] = dev.ringCapacity;
       return {
         dev,
@@ -196,6 +201,8 @@ export const VARIANTS: readonly Variant[] = [
   ixgbe,
   virtioVariant(false),
   virtioVariant(true),
-  virtioVariant(false, true),
-  virtioVariant(true, true),
+  virtioVariant(false, { async: true }),
+  virtioVariant(true, { async: true }),
+  virtioVariant(false, { packed: true }),
+  virtioVariant(false, { async: true, packed: true }),
 ];

@@ -25,14 +25,14 @@ const noHugepages = hugepagesMissing(8);
 if (noHugepages) console.warn(`test/vhost-user/datapath: skipped: ${noHugepages}`);
 
 const running: ModelBackend[] = [];
-async function modelBackend(mode: "loopback" | "sink" = "loopback"): Promise<ModelBackend> {
-  const b = startModelBackend({ socket: socketPath(), mode, queueSize: 256 });
+async function modelBackend(mode: "loopback" | "sink", packed: boolean): Promise<ModelBackend> {
+  const b = startModelBackend({ socket: socketPath(), mode, queueSize: 256, packed });
   running.push(b);
   await b.ready;
   return b;
 }
 const devices: NicDevice[] = [];
-function open(b: ModelBackend, options = SMALL): NicDevice {
+function open(b: ModelBackend, options: typeof SMALL & { ring?: "packed" | "split" } = SMALL): NicDevice {
   const dev = createVhostUserDevice(b.socket, options);
   devices.push(dev);
   return dev;
@@ -81,10 +81,18 @@ function randomFrames(seed: number, count: number): Uint8Array[] {
   return Array.from({ length: count }, () => randomBytes(rand, randInt(rand, 60, 1514)));
 }
 
-describe.skipIf(noHugepages !== null)("the virtio-net driver on the vhost-user model backend", () => {
+// Split rings, and packed rings (the backend offers VIRTIO_F_RING_PACKED, the driver takes it with ring 'packed').
+describe.skipIf(noHugepages !== null).each([{ ring: "split" }, { ring: "packed" }])("the virtio-net driver on the vhost-user model backend, $ring ring", ({ ring }) => {
+  const packed = ring === "packed";
+  const backend = (mode: "loopback" | "sink"): Promise<ModelBackend> => modelBackend(mode, packed);
+  const openRing = (b: ModelBackend): NicDevice => {
+    const dev = open(b, { ...SMALL, ring: packed ? "packed" : "split" });
+    expect((dev as unknown as { ring: string }).ring).toBe(ring);
+    return dev;
+  };
   it("sends random frames byte-exact to the backend (sink)", async () => {
-    const b = await modelBackend("sink");
-    const dev = open(b);
+    const b = await backend("sink");
+    const dev = openRing(b);
     const pool = new Mempool(dev.dma, { count: 256, name: "tx pool" });
     const frames = randomFrames(1, 300);
     sendAll(dev, pool, frames);
@@ -95,8 +103,8 @@ describe.skipIf(noHugepages !== null)("the virtio-net driver on the vhost-user m
   });
 
   it("receives random frames byte-exact from the backend (inject)", async () => {
-    const b = await modelBackend("sink");
-    const dev = open(b);
+    const b = await backend("sink");
+    const dev = openRing(b);
     const frames = randomFrames(2, 100);
     for (const f of frames) await b.inject(f);
     expect(receive(dev, frames.length)).toEqual(frames);
@@ -107,8 +115,8 @@ describe.skipIf(noHugepages !== null)("the virtio-net driver on the vhost-user m
   });
 
   it("70000 frames through 64-entry rings and back (loopback): in order, byte-exact, the 16-bit indices wrap", async () => {
-    const b = await modelBackend("loopback");
-    const dev = open(b);
+    const b = await backend("loopback");
+    const dev = openRing(b);
     const pool = new Mempool(dev.dma, { count: 256, name: "tx pool" });
     const total = 70_000;
     const frameOf = (seq: number, out: Uint8Array) => {
@@ -158,8 +166,10 @@ describe.skipIf(noHugepages !== null)("the virtio-net driver on the vhost-user m
     const stats = await b.stats();
     expect(stats.violations).toEqual([]);
     const [rxRing, txRing] = stats.session!.rings;
-    // 70000 entries went through each 64-entry ring: its free-running 16-bit indices wrapped.
-    expect([rxRing!.num, rxRing!.usedIdx, txRing!.num, txRing!.usedIdx]).toEqual([64, total & 0xffff, 64, total & 0xffff]);
+    // 70000 entries went through each 64-entry ring: its free-running 16-bit indices wrapped
+    // (packed: position in bits 0-14, the used wrap counter, flipped 1093 times, in bit 15).
+    const usedIdx = packed ? (total % 64) | ((1 ^ (Math.floor(total / 64) & 1)) << 15) : total & 0xffff;
+    expect([rxRing!.num, rxRing!.usedIdx, txRing!.num, txRing!.usedIdx]).toEqual([64, usedIdx, 64, usedIdx]);
     // No call eventfds were given ("no fd"): the driver polls.
     expect([rxRing!.callFd, txRing!.callFd, txRing!.kickFd]).toEqual([false, false, true]);
     const s = newStats();
@@ -168,10 +178,10 @@ describe.skipIf(noHugepages !== null)("the virtio-net driver on the vhost-user m
   });
 
   it("two devices share one memory: a region added while both are open is announced to both, and buffers from it go out on either", async () => {
-    const a = await modelBackend("sink");
-    const b = await modelBackend("sink");
-    const devA = open(a);
-    const devB = open(b);
+    const a = await backend("sink");
+    const b = await backend("sink");
+    const devA = openRing(a);
+    const devB = openRing(b);
     expect(devB.dma).toBe(devA.dma);
     expect(sharedMemoryState()).toEqual({ users: 2, regions: 1 });
     // 1024 x 2 KiB does not fit what is left of the first 2 MiB region: a second one is made,
@@ -213,10 +223,11 @@ describe.skipIf(noHugepages !== null)("the virtio-net driver on the vhost-user m
 
   it("a backend killed mid-run: the next control call is a VhostUserDisconnectedError, close() returns, nothing leaks", async () => {
     const fds = openFds();
-    const b = startModelBackend({ socket: socketPath(), mode: "loopback" });
+    const b = startModelBackend({ socket: socketPath(), mode: "loopback", packed });
     running.push(b); // for the clean-up only: it is dead by then
     await b.ready;
-    const dev = createVhostUserDevice(b.socket, SMALL);
+    const dev = createVhostUserDevice(b.socket, { ...SMALL, ring: packed ? "packed" : "split" });
+    expect((dev as unknown as { ring: string }).ring).toBe(ring);
     const pool = new Mempool(dev.dma, { count: 256, name: "tx pool" });
     sendAll(dev, pool, randomFrames(5, 50));
     expect(receive(dev, 50).length).toBe(50);

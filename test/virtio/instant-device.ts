@@ -68,3 +68,73 @@ export function instantDevice(model: VirtioNetModel, dma: SimDma, headerLength: 
     },
   };
 }
+
+/**
+ * The same for packed virtqueues (virtio 1.2 §2.8): marks every available descriptor used, in
+ * ring order, flags last; its event suppression structure says DISABLE. Positions and wrap
+ * counters live in a typed array ([0] avail position, [1] avail wrap, [2] used position, [3] used wrap).
+ */
+interface PackedRing {
+  readonly size: number;
+  readonly desc32: Uint32Array;
+  readonly desc16: Uint16Array;
+  readonly state: Uint16Array;
+}
+
+function packedRingOf(dma: SimDma, model: VirtioNetModel, index: number): PackedRing {
+  const bar = model.pci.bar(4);
+  bar.write16(0x16, index); // queue_select
+  const size = bar.read16(0x18);
+  const address = (lo: number) => bar.read32(lo) + bar.read32(lo + 4) * 2 ** 32;
+  const desc = dma.resolve(address(0x20), 16 * size);
+  const device = dma.resolve(address(0x30), 4);
+  new Uint16Array(device.buffer, device.byteOffset, 2)[1] = 1; // VRING_PACKED_EVENT_FLAG_DISABLE
+  return {
+    size,
+    desc32: new Uint32Array(desc.buffer, desc.byteOffset, 4 * size),
+    desc16: new Uint16Array(desc.buffer, desc.byteOffset, 8 * size),
+    state: Uint16Array.of(0, 1, 0, 1),
+  };
+}
+
+function completePacked(r: PackedRing, len: number): void {
+  const { size, desc32, desc16, state } = r;
+  let a = state[0]!;
+  let aw = state[1]!;
+  let u = state[2]!;
+  let uw = state[3]!;
+  for (let n = 0; n < size; n++) {
+    const flags = desc16[(a << 3) + 7]!;
+    // Available: AVAIL (bit 7) equals the wrap counter, USED (bit 15) does not.
+    if ((flags & 0x8080) !== (aw !== 0 ? 0x80 : 0x8000)) break;
+    const id = desc16[(a << 3) + 6]!;
+    if (++a === size) {
+      a = 0;
+      aw ^= 1;
+    }
+    desc32[(u << 2) + 2] = len;
+    desc16[(u << 3) + 6] = id;
+    desc16[(u << 3) + 7] = uw !== 0 ? 0x8080 : 0;
+    if (++u === size) {
+      u = 0;
+      uw ^= 1;
+    }
+  }
+  state[0] = a;
+  state[1] = aw;
+  state[2] = u;
+  state[3] = uw;
+}
+
+export function packedInstantDevice(model: VirtioNetModel, dma: SimDma, headerLength: number, frameLength: number): InstantDevice {
+  model.suppressNotifications = true;
+  const rx = packedRingOf(dma, model, 0);
+  const tx = packedRingOf(dma, model, 1);
+  const rxLength = headerLength + frameLength;
+  return {
+    step() {
+      completePacked(rx, rxLength);
+      completePacked(tx, 0);
+    },
+  };
+}

@@ -44,6 +44,11 @@ load() {  # group
 . /ctl/config.sh || fail "no /ctl/config.sh"
 marker "BOOTED uptime=$(cut -d' ' -f1 /proc/uptime)"
 
+# A worktree's node_modules and .testbed link into another checkout: vm.ts shares it (tag "links").
+if [ -n "$ixy_links" ]; then
+  mkdir -p "$ixy_links" && mount -t 9p -o trans=virtio,version=9p2000.L,ro links "$ixy_links" || fail "mount $ixy_links"
+fi
+
 mkdir -p /dev/hugepages
 mount -t hugetlbfs -o pagesize=2M hugetlbfs /dev/hugepages || fail "mount hugetlbfs"
 

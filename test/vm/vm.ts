@@ -15,7 +15,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import {
-  existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync,
+  existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync,
 } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,6 +78,8 @@ export interface VmOptions<T = unknown> {
   readonly memMiB?: number;
   /** 2 MiB hugepages reserved on the kernel command line (default 64). */
   readonly hugepages?: number;
+  /** Modern NICs with packed virtqueues offered (qemu virtio-net-pci packed=on); default off, as qemu. */
+  readonly packed?: boolean;
   /** Extra environment for the guest command. */
   readonly env?: Readonly<Record<string, string>>;
   /** Signal for stop() (default INT); TERM and KILL follow after stopGraceMs (default 5000). */
@@ -167,12 +169,30 @@ function firmwareFromEnv(): 'seabios' | 'qboot' {
   return f;
 }
 
+/**
+ * A git worktree's node_modules and .testbed may be symlinks into another checkout (the one that
+ * installed and built them): the guest sees only the project share, so that checkout is shared
+ * too, read-only, and mounted at the same path (guest-init.sh, ixy_links). null when neither is
+ * a link out of the project.
+ */
+function linkedRoot(): string | null {
+  for (const name of ['node_modules', '.testbed']) {
+    const path = join(PROJECT_ROOT, name);
+    if (!existsSync(path) || !lstatSync(path).isSymbolicLink()) continue;
+    const target = dirname(realpathSync(path));
+    if (relative(PROJECT_ROOT, target).startsWith('..') && !/\s/.test(target)) return target;
+  }
+  return null;
+}
+
 /** The qemu command line for a run (exported for --dry-run and for reading). */
 export function qemuArgs(o: {
   mode: VmMode; wires: readonly [Wire, Wire]; ctlDir: string; testbed: TestbedInfo;
   smp?: number; memMiB?: number; hugepages?: number; firmware?: 'seabios' | 'qboot'; kernelArgs?: readonly string[]; extra?: readonly string[];
+  packed?: boolean;
 }): string[] {
   const nodeDir = dirname(realpathSync(o.testbed.node));
+  const links = linkedRoot();
   if (/\s/.test(PROJECT_ROOT)) throw new Error(`project path "${PROJECT_ROOT}" contains white space`);
   const append = [
     'console=ttyS0', 'intel_iommu=on', 'iommu=pt', 'hugepagesz=2M', `hugepages=${o.hugepages ?? 64}`,
@@ -180,6 +200,7 @@ export function qemuArgs(o: {
     'tsc=reliable',
     // no dots in these names: the kernel hands them to init as environment variables
     `ixy_mode=${o.mode}`, `ixy_nics=${NIC_ADDRESSES.join(',')}`, `ixy_root=${PROJECT_ROOT}`,
+    ...(links === null ? [] : [`ixy_links=${links}`]),
     ...(o.kernelArgs ?? []),
   ].join(' ');
   const nic = (i: 0 | 1): string[] => {
@@ -188,7 +209,7 @@ export function qemuArgs(o: {
       `,remote.type=inet,remote.host=127.0.0.1,remote.port=${w.hostPort}`;
     const flavour = o.mode === 'legacy'
       ? 'disable-legacy=off,disable-modern=off'
-      : 'disable-legacy=on,iommu_platform=on,ats=on';
+      : `disable-legacy=on,iommu_platform=on,ats=on${o.packed === true ? ',packed=on' : ''}`;
     const slot = NIC_ADDRESSES[i].split(':')[2]!.split('.')[0]!;
     return ['-netdev', netdev, '-device',
       `virtio-net-pci,netdev=n${i},${flavour},mac=${NIC_MACS[i]},addr=0x${slot},romfile=`];
@@ -209,6 +230,7 @@ export function qemuArgs(o: {
     ...share('fs0', 'app', PROJECT_ROOT, true, '0x8'),
     ...share('fs1', 'nodebin', nodeDir, true, '0x9'),
     ...share('fs2', 'ctl', o.ctlDir, false, '0xa'),
+    ...(links === null ? [] : share('fs3', 'links', links, true, '0xb')),
     ...(o.extra ?? []),
   ];
 }
@@ -306,7 +328,8 @@ export async function runVm<T = unknown>(o: VmOptions<T>): Promise<VmResult<T>> 
   const timeoutMs = o.timeoutMs ?? 180_000;
   const ctlDir = makeCtlDir(o as VmOptions<unknown>, timeoutMs);
   const args = qemuArgs({ mode: o.mode, wires, ctlDir, testbed, smp: o.smp, memMiB: o.memMiB,
-    hugepages: o.hugepages, firmware: o.firmware ?? firmwareFromEnv(), kernelArgs: o.kernelArgs, extra: o.extraQemuArgs });
+    hugepages: o.hugepages, firmware: o.firmware ?? firmwareFromEnv(), kernelArgs: o.kernelArgs, extra: o.extraQemuArgs,
+    packed: o.packed });
   const started = Date.now();
 
   raiseRmem();

@@ -17,6 +17,10 @@
  *   VIRTIO_F_ANY_LAYOUT       legacy transport: required (header and frame share a descriptor)
  *   VHOST_USER_F_PROTOCOL_FEATURES (bit 30)  vhost-user: whenever offered (vhost-user
  *                             "Communication": protocol features, rings enabled explicitly)
+ *   VIRTIO_F_RING_PACKED      modern and vhost-user: packed virtqueues (§2.8), only with
+ *                             DeviceOptions.ring "packed" (then required). Not the default: on the
+ *                             instant-device benchmark the packed queues are slower than the split
+ *                             ones (docs/packed-ring.md). The legacy interface has no packed rings
  *   VIRTIO_NET_F_MAC          MAC address from the device configuration
  *   VIRTIO_NET_F_STATUS       link status from the device configuration
  *   VIRTIO_NET_F_CTRL_VQ      the control virtqueue ...
@@ -26,7 +30,7 @@
  *                             DPDK 22.11 offers CTRL_VQ but has no code to serve it
  *
  * Not accepted: checksum and segmentation offloads, MRG_RXBUF (one buffer per frame is enough for
- * standard frames), EVENT_IDX, INDIRECT_DESC, packed rings, multiqueue.
+ * standard frames), EVENT_IDX, INDIRECT_DESC, IN_ORDER (the packed queues take buffers back in any order), multiqueue.
  */
 import { DmaError, NotSupportedError } from "../../errors.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
@@ -39,6 +43,7 @@ import {
   VIRTIO_F_ACCESS_PLATFORM,
   VIRTIO_F_ANY_LAYOUT,
   VIRTIO_F_ORDER_PLATFORM,
+  VIRTIO_F_RING_PACKED,
   VIRTIO_F_VERSION_1,
   VIRTIO_NET_F_CTRL_RX,
   VIRTIO_NET_F_CTRL_VQ,
@@ -52,7 +57,23 @@ export function chooseFeatures(
   offered: bigint,
   transport: TransportKind,
   dma: Pick<DmaAllocator, "name" | "addressing">,
+  ring?: "packed" | "split",
 ): bigint {
+  if (ring === "packed") {
+    if (transport === "legacy") {
+      throw new NotSupportedError(
+        `${device}: ring 'packed' needs the modern interface (the legacy interface of virtio 0.9.5 has only split ` +
+          `rings): open the device with transport 'modern' or ring 'split'`,
+      );
+    }
+    if (!hasFeature(offered, VIRTIO_F_RING_PACKED)) {
+      throw new NotSupportedError(
+        `${device}: ring 'packed', but the device does not offer VIRTIO_F_RING_PACKED (it offers ` +
+          `${describeFeatures(offered)}): start qemu with -device virtio-net-pci,packed=on, or use ring 'split'`,
+      );
+    }
+  }
+  const packed = ring === "packed" ? feature(VIRTIO_F_RING_PACKED) : 0n;
   let wanted = feature(VIRTIO_NET_F_MAC) | feature(VIRTIO_NET_F_STATUS) | feature(VIRTIO_NET_F_CTRL_VQ) | feature(VIRTIO_NET_F_CTRL_RX);
   if (transport === "vhost-user") {
     if (!hasFeature(offered, VIRTIO_F_VERSION_1)) {
@@ -67,7 +88,7 @@ export function chooseFeatures(
           `${dma.name} is ${dma.addressing} memory: use a SharedMemoryDmaAllocator (createVhostUserDevice does)`,
       );
     }
-    wanted = feature(VIRTIO_NET_F_MAC) | feature(VIRTIO_NET_F_STATUS) | feature(VIRTIO_F_VERSION_1) | feature(VHOST_USER_F_PROTOCOL_FEATURES);
+    wanted = feature(VIRTIO_NET_F_MAC) | feature(VIRTIO_NET_F_STATUS) | feature(VIRTIO_F_VERSION_1) | feature(VHOST_USER_F_PROTOCOL_FEATURES) | packed;
   } else if (transport === "modern") {
     if (!hasFeature(offered, VIRTIO_F_VERSION_1)) {
       throw new NotSupportedError(
@@ -75,7 +96,7 @@ export function chooseFeatures(
           `${describeFeatures(offered)}); drive it with transport 'legacy' instead`,
       );
     }
-    wanted |= feature(VIRTIO_F_VERSION_1) | feature(VIRTIO_F_ACCESS_PLATFORM) | feature(VIRTIO_F_ORDER_PLATFORM);
+    wanted |= feature(VIRTIO_F_VERSION_1) | feature(VIRTIO_F_ACCESS_PLATFORM) | feature(VIRTIO_F_ORDER_PLATFORM) | packed;
     if (!hasFeature(offered, VIRTIO_F_ACCESS_PLATFORM) && dma.addressing === "iommu") {
       throw new DmaError(
         `${device}: the device does not offer VIRTIO_F_ACCESS_PLATFORM, so its DMA would bypass the IOMMU and ` +

@@ -28,6 +28,10 @@ import { requireStrongMemoryOrder } from "../memory-order.ts";
 import { RxCounter, RxQueue } from "./virtio-rx-queue.ts";
 import { TxCounter, TxQueue } from "./virtio-tx-queue.ts";
 import { ringLayout, VirtqueueRing } from "./virtqueue.ts";
+import { PackedCtrlQueue } from "./packed-ctrl-queue.ts";
+import { packedRingLayout, PackedRing } from "./packed-ring.ts";
+import { PackedRxQueue } from "./packed-rx-queue.ts";
+import { PackedTxQueue } from "./packed-tx-queue.ts";
 import {
   describeFeatures,
   hasFeature,
@@ -37,6 +41,7 @@ import {
   VIRTIO_CONFIG_S_FAILED,
   VIRTIO_CONFIG_S_FEATURES_OK,
   VIRTIO_CONFIG_S_NEEDS_RESET,
+  VIRTIO_F_RING_PACKED,
   VIRTIO_F_VERSION_1,
   VIRTIO_NET_CONFIG_MAC,
   VIRTIO_NET_CONFIG_STATUS,
@@ -104,10 +109,12 @@ export class VirtioNetDevice implements NicDevice {
   readonly features: bigint;
   /** Bytes of virtio_net_hdr in front of every frame: 12 (VERSION_1) or 10 (legacy). */
   readonly headerLength: number;
+  /** The virtqueue layout negotiated: "packed" with VIRTIO_F_RING_PACKED (§2.8), else "split" (§2.7). */
+  readonly ring: "packed" | "split";
   readonly #transport: VirtioTransport;
-  readonly #rx: RxQueue;
-  readonly #tx: TxQueue;
-  readonly #ctrl: CtrlQueue | null;
+  readonly #rx: RxQueue | PackedRxQueue;
+  readonly #tx: TxQueue | PackedTxQueue;
+  readonly #ctrl: CtrlQueue | PackedCtrlQueue | null;
   readonly #mac: Uint8Array;
   readonly #hasStatus: boolean;
   #closed = false;
@@ -133,7 +140,7 @@ export class VirtioNetDevice implements NicDevice {
     transport.reset();
     afterReset?.();
     let status = 0;
-    let rxQueue: RxQueue | null = null;
+    let rxQueue: RxQueue | PackedRxQueue | null = null;
     const addStatus = (bit: number): void => {
       status |= bit;
       transport.setStatus(status);
@@ -145,7 +152,7 @@ export class VirtioNetDevice implements NicDevice {
 
       // Step 4: read the device's features, write the subset this driver implements.
       this.offeredFeatures = transport.readDeviceFeatures();
-      this.features = chooseFeatures(name, this.offeredFeatures, kind, dma);
+      this.features = chooseFeatures(name, this.offeredFeatures, kind, dma, options.ring);
       transport.writeDriverFeatures(this.features);
 
       // Steps 5 and 6 (modern only; §3.1.2: legacy devices have no FEATURES_OK): the device
@@ -163,6 +170,9 @@ export class VirtioNetDevice implements NicDevice {
       // Step 7, device-specific setup (§5.1.5): virtqueues, receive buffers, MAC address.
       this.headerLength = hasFeature(this.features, VIRTIO_F_VERSION_1) ? VIRTIO_NET_HDR_V1_LEN : VIRTIO_NET_HDR_LEN;
       this.#hasStatus = hasFeature(this.features, VIRTIO_NET_F_STATUS);
+      // §2.8: with VIRTIO_F_RING_PACKED every virtqueue of the device is packed.
+      const packed = hasFeature(this.features, VIRTIO_F_RING_PACKED);
+      this.ring = packed ? "packed" : "split";
       const hasCtrl = hasFeature(this.features, VIRTIO_NET_F_CTRL_VQ);
       const rx = queueGeometry(name, transport, VIRTIO_NET_RX_QUEUE, options.rxRingSize, "receive");
       const tx = queueGeometry(name, transport, VIRTIO_NET_TX_QUEUE, options.txRingSize, "transmit");
@@ -181,27 +191,46 @@ export class VirtioNetDevice implements NicDevice {
       const pool = new Mempool(dma, { count: poolSize, checked: options.checked ?? false, name: `${name} RX queue 0 mempool` });
 
       // All rings (and the control command area) in one area the device sees contiguously.
-      const rxBytes = ringLayout(rx.size).bytes;
-      const txBytes = ringLayout(tx.size).bytes;
-      const ctrlBytes = ctrl === null ? 0 : ringLayout(ctrl.size).bytes;
+      const layoutBytes = (size: number): number => (packed ? packedRingLayout(size).bytes : ringLayout(size).bytes);
+      const rxBytes = layoutBytes(rx.size);
+      const txBytes = layoutBytes(tx.size);
+      const ctrlBytes = ctrl === null ? 0 : layoutBytes(ctrl.size);
       const cmdOffset = rxBytes + txBytes + ctrlBytes;
       const region = dma.allocate(cmdOffset + CTRL_COMMAND_AREA_SIZE, { align: 4096, contiguous: true });
-      const rxRing = new VirtqueueRing(region, 0, VIRTIO_NET_RX_QUEUE, rx.size);
-      const txRing = new VirtqueueRing(region, rxBytes, VIRTIO_NET_TX_QUEUE, tx.size);
-
-      // §4.1.5.1.3 (modern) / §4.1.4.8 (legacy): give each queue its rings and enable it.
-      const rxNotify = transport.activateQueue(VIRTIO_NET_RX_QUEUE, rx.size, rxRing.addresses);
-      const txNotify = transport.activateQueue(VIRTIO_NET_TX_QUEUE, tx.size, txRing.addresses);
+      const ctrlOffset = rxBytes + txBytes;
+      const cmd = region.bytes.subarray(cmdOffset, cmdOffset + CTRL_COMMAND_AREA_SIZE);
       const checkDevice = (): void => this.#checkDevice();
-      this.#rx = rxQueue = new RxQueue(`${name} RX queue 0`, rxRing, rxNotify, pool, rx.capacity, this.headerLength, options.hotPath,
-        checkDevice);
-      this.#tx = new TxQueue(`${name} TX queue 0`, txRing, txNotify, tx.capacity, this.headerLength, options.hotPath, checkDevice);
-      if (ctrl !== null) {
-        const ctrlRing = new VirtqueueRing(region, rxBytes + txBytes, VIRTIO_NET_CTRL_QUEUE, ctrl.size);
-        const ctrlNotify = transport.activateQueue(VIRTIO_NET_CTRL_QUEUE, ctrl.size, ctrlRing.addresses);
-        const cmd = region.bytes.subarray(cmdOffset, cmdOffset + CTRL_COMMAND_AREA_SIZE);
-        this.#ctrl = new CtrlQueue(`${name} control queue`, ctrlRing, ctrlNotify, cmd, region.iovaOf(cmdOffset), checkDevice);
-      } else this.#ctrl = null;
+      if (packed) {
+        // Packed rings (§2.8): same queues, same order of steps; the transport passes the driver
+        // and device areas where a split ring's available and used rings would go (§4.1.4.3).
+        const rxRing = new PackedRing(region, 0, VIRTIO_NET_RX_QUEUE, rx.size);
+        const txRing = new PackedRing(region, rxBytes, VIRTIO_NET_TX_QUEUE, tx.size);
+        const rxNotify = transport.activateQueue(VIRTIO_NET_RX_QUEUE, rx.size, rxRing.addresses);
+        const txNotify = transport.activateQueue(VIRTIO_NET_TX_QUEUE, tx.size, txRing.addresses);
+        this.#rx = rxQueue = new PackedRxQueue(`${name} RX queue 0`, rxRing, rxNotify, pool, this.headerLength, options.hotPath,
+          checkDevice);
+        this.#tx = new PackedTxQueue(`${name} TX queue 0`, txRing, txNotify, this.headerLength, options.hotPath, checkDevice);
+        if (ctrl !== null) {
+          const ctrlRing = new PackedRing(region, ctrlOffset, VIRTIO_NET_CTRL_QUEUE, ctrl.size);
+          const ctrlNotify = transport.activateQueue(VIRTIO_NET_CTRL_QUEUE, ctrl.size, ctrlRing.addresses);
+          this.#ctrl = new PackedCtrlQueue(`${name} control queue`, ctrlRing, ctrlNotify, cmd, region.iovaOf(cmdOffset), checkDevice);
+        } else this.#ctrl = null;
+      } else {
+        const rxRing = new VirtqueueRing(region, 0, VIRTIO_NET_RX_QUEUE, rx.size);
+        const txRing = new VirtqueueRing(region, rxBytes, VIRTIO_NET_TX_QUEUE, tx.size);
+
+        // §4.1.5.1.3 (modern) / §4.1.4.8 (legacy): give each queue its rings and enable it.
+        const rxNotify = transport.activateQueue(VIRTIO_NET_RX_QUEUE, rx.size, rxRing.addresses);
+        const txNotify = transport.activateQueue(VIRTIO_NET_TX_QUEUE, tx.size, txRing.addresses);
+        this.#rx = rxQueue = new RxQueue(`${name} RX queue 0`, rxRing, rxNotify, pool, rx.capacity, this.headerLength, options.hotPath,
+          checkDevice);
+        this.#tx = new TxQueue(`${name} TX queue 0`, txRing, txNotify, tx.capacity, this.headerLength, options.hotPath, checkDevice);
+        if (ctrl !== null) {
+          const ctrlRing = new VirtqueueRing(region, ctrlOffset, VIRTIO_NET_CTRL_QUEUE, ctrl.size);
+          const ctrlNotify = transport.activateQueue(VIRTIO_NET_CTRL_QUEUE, ctrl.size, ctrlRing.addresses);
+          this.#ctrl = new CtrlQueue(`${name} control queue`, ctrlRing, ctrlNotify, cmd, region.iovaOf(cmdOffset), checkDevice);
+        } else this.#ctrl = null;
+      }
       this.#mac = this.#readMac();
 
       // Step 8: the driver is ready. Only now may it notify the device (§3.1.1).
@@ -453,6 +482,9 @@ function queueGeometry(
 function checkOptions(address: string, options: VirtioDeviceOptions): void {
   checkDeviceOptions(address, options);
   const transport = options.transport;
+  if (transport === "legacy" && options.ring === "packed") {
+    throw new NotSupportedError(`${address}: ring 'packed' needs transport 'modern': the legacy interface has only split rings`);
+  }
   if (transport !== undefined && transport !== "modern" && transport !== "legacy") {
     throw new TypeError(`${address}: transport must be 'modern' or 'legacy', got ${String(transport)}`);
   }
@@ -475,6 +507,9 @@ export function checkDeviceOptions(address: string, options: DeviceOptions): voi
     if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > VIRTQ_MAX_SIZE || (value & (value - 1)) !== 0)) {
       throw new RangeError(`${address}: ${key} must be a power of two from 1 to ${VIRTQ_MAX_SIZE}, got ${value}`);
     }
+  }
+  if (options.ring !== undefined && options.ring !== "packed" && options.ring !== "split") {
+    throw new TypeError(`${address}: ring must be 'packed' or 'split', got ${String(options.ring)}`);
   }
   if (options.mempoolSize !== undefined && (!Number.isInteger(options.mempoolSize) || options.mempoolSize < 1)) {
     throw new RangeError(`${address}: mempoolSize must be a positive integer, got ${options.mempoolSize}`);

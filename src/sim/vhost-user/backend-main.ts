@@ -3,7 +3,7 @@
  * real socket:
  *
  *   node --import tsx src/sim/vhost-user/backend-main.ts --socket /path [--mode loopback|sink]
- *        [--queue-size N] [--mac 52:54:00:12:34:56] [--keep N] [--backlog N] [--no-stdin]
+ *        [--queue-size N] [--mac 52:54:00:12:34:56] [--keep N] [--backlog N] [--packed] [--no-stdin]
  *
  * It prints {"event":"listening",...} on stdout once it listens, then takes JSON-line commands
  * on stdin and prints replies and events on stdout (control-protocol.ts). It ends, closing its
@@ -24,6 +24,7 @@ interface Arguments {
   mac?: Uint8Array;
   keep: number;
   backlog: number;
+  packed?: boolean;
   stdin: boolean;
 }
 
@@ -76,6 +77,9 @@ function parseArguments(argv: readonly string[]): Arguments {
         break;
       case "--backlog":
         args.backlog = integer(arg, next());
+        break;
+      case "--packed":
+        args.packed = true;
         break;
       case "--no-stdin":
         args.stdin = false;

@@ -25,6 +25,8 @@ export interface ModelBackendOptions {
   readonly mac?: string;
   readonly keep?: number;
   readonly backlog?: number;
+  /** Offer packed virtqueues (--packed). */
+  readonly packed?: boolean;
   /** How long to wait for the "listening" line (default 20 s: tsx compiles on first start). */
   readonly readyTimeoutMs?: number;
   /** How long a command may take (default 5 s). */
@@ -75,6 +77,7 @@ export function startModelBackend(options: ModelBackendOptions): ModelBackend {
   if (options.mac !== undefined) args.push("--mac", options.mac);
   if (options.keep !== undefined) args.push("--keep", String(options.keep));
   if (options.backlog !== undefined) args.push("--backlog", String(options.backlog));
+  if (options.packed === true) args.push("--packed");
   const child: ChildProcessWithoutNullStreams = spawn(process.execPath, ["--import", "tsx", ...args], { cwd: ROOT, stdio: "pipe" });
   const commandTimeout = options.commandTimeoutMs ?? 5000;
   const events: BackendEvent[] = [];

@@ -32,6 +32,8 @@ export interface VhostUserBackendOptions {
   /** Maximum size of the receive and transmit rings, a power of two (default 256). */
   readonly queueSize?: number;
   readonly mac?: Uint8Array;
+  /** Offer VIRTIO_F_RING_PACKED (packed virtqueues, as DPDK's vhost does); default false. */
+  readonly packed?: boolean;
   /** Transmitted frames kept for transmitted() (default 1024, the latest). */
   readonly keep?: number;
   /** Frames that may wait for receive buffers (default 1024). */
@@ -87,6 +89,7 @@ export class VhostUserBackend {
       queueSize: this.queueSize,
       ...(options.mac === undefined ? {} : { mac: options.mac }),
       accessPlatform: false,
+      packed: options.packed ?? false,
       transport: "external",
     });
     // A polling backend: the driver need not kick (virtio 1.1 §2.6.10).

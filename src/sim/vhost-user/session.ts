@@ -27,10 +27,10 @@ import { DmaFaultError } from "../../errors.ts";
 import { close } from "../../sys/libc.ts";
 import { eventfdRead, eventfdWrite } from "../../sys/eventfd.ts";
 import { setNonBlocking } from "../../sys/unix-socket.ts";
-import type { DeviceRing } from "../virtio/device-ring.ts";
-import type { VirtioCore } from "../virtio/virtio-core.ts";
+import type { AnyDeviceRing, VirtioCore } from "../virtio/virtio-core.ts";
 import type { VirtioNetModel } from "../virtio/virtio-model.ts";
 import { AVAIL_F_NO_INTERRUPT, bit, F, S_FEATURES_OK } from "../virtio/virtio-spec.ts";
+import { PackedDeviceRing } from "../virtio/packed-device-ring.ts";
 import { FrontEndViolation } from "./errors.ts";
 import { GuestMemory, type MemoryRegionDescription } from "./guest-memory.ts";
 import { END, type Message, MessageStream } from "./message-stream.ts";
@@ -530,6 +530,17 @@ export class Session {
     if (v.addresses === null) throw new FrontEndViolation(`ring ${v.index} kicked before SET_VRING_ADDR`);
     const ring = this.#attach(v);
     ring.lastAvail = v.base;
+    if (ring instanceof PackedDeviceRing) {
+      // A packed ring has no used index in memory: the base (index in bits 0-14, wrap counter in
+      // bit 15, as qemu and DPDK encode it) says where both the device's positions start.
+      if (v.base !== 0x8000 && ring.lastAvail !== v.base) {
+        this.#host.violation(`SET_VRING_KICK: packed ring ${v.index}: base 0x${v.base.toString(16)} is no position of a ring of ${v.num}`);
+      }
+      ring.usedIdx = v.base;
+      v.signaledUsed = ring.usedIdx;
+      this.#updateRunning();
+      return;
+    }
     const usedIdx = new Uint16Array(this.#memory.resolve(this.#core.queues[v.index]!.used, 4, `ring ${v.index} used.idx`).slice().buffer)[1]!;
     if (usedIdx !== v.base) {
       this.#host.violation(
@@ -542,7 +553,7 @@ export class Session {
   }
 
   /** Builds the ring in the core from the front-end's addresses, translated through the table. */
-  #attach(v: Vring): DeviceRing {
+  #attach(v: Vring): AnyDeviceRing {
     const at = this.#translate(v.index, v.addresses!, v.num);
     try {
       v.ring = this.#core.startQueue(v.index, v.num, at);
@@ -562,6 +573,14 @@ export class Session {
       }
       return guest;
     };
+    if (this.#core.negotiated(F.RING_PACKED)) {
+      // virtio 1.2 §2.8: 16 bytes a descriptor; driver and device areas are 4 bytes each.
+      return {
+        desc: part(user.desc, 16 * num, "packed descriptor ring"),
+        avail: part(user.avail, 4, "driver event suppression area"),
+        used: part(user.used, 4, "device event suppression area"),
+      };
+    }
     // virtio 1.1 §2.6: 16 bytes a descriptor; flags, idx, ring[num], used_event/avail_event (u16 each, the
     // event field counted even without EVENT_IDX); used elements are 8 bytes.
     return {

@@ -5,7 +5,7 @@
  * then "started but disabled" or "started and enabled".
  */
 import { close } from "../../sys/libc.ts";
-import type { DeviceRing } from "../virtio/device-ring.ts";
+import type { AnyDeviceRing } from "../virtio/virtio-core.ts";
 
 /** The front-end's virtual addresses of the three parts (SET_VRING_ADDR). */
 export interface UserRingAddresses {
@@ -31,7 +31,7 @@ export class Vring {
   /** SET_VRING_ENABLE (only with VHOST_USER_F_PROTOCOL_FEATURES: rings start disabled then). */
   enableRequested = false;
   /** The ring in the model's core while started. */
-  ring: DeviceRing | null = null;
+  ring: AnyDeviceRing | null = null;
   /** Kicks read from the kick eventfd, and calls written to the call eventfd (this connection). */
   kicks = 0;
   calls = 0;

@@ -167,6 +167,17 @@ export class DeviceRing {
     this.#used16[1] = this.published;
   }
 
+  /** Fault injection: used.idx runs `n` entries beyond what the device wrote, and the device carries on from there. */
+  jumpUsed(n: number): void {
+    this.usedIdx = (this.usedIdx + n) & 0xffff;
+    this.publish();
+  }
+
+  /** Fault injection: publishes a used.idx `n` entries behind the one published last. */
+  publishBehind(n: number): void {
+    this.publish(this.published - n);
+  }
+
   /** The ids the driver has made available that the device has not taken yet. */
   availablePending(): number[] {
     const ids: number[] = [];

@@ -13,6 +13,7 @@
  */
 import type { DeviceAddressSpace } from "../address-space.ts";
 import { DeviceRing, type RingAddresses } from "./device-ring.ts";
+import { PackedDeviceRing } from "./packed-device-ring.ts";
 import {
   bit,
   F,
@@ -26,6 +27,9 @@ import {
   S_NEEDS_RESET,
 } from "./virtio-spec.ts";
 
+/** A queue's ring: split (§2.7) or, with VIRTIO_F_RING_PACKED negotiated, packed (§2.8). */
+export type AnyDeviceRing = DeviceRing | PackedDeviceRing;
+
 export interface QueueState {
   readonly index: number;
   readonly maxSize: number;
@@ -35,7 +39,7 @@ export interface QueueState {
   used: number;
   msixVector: number;
   enabled: boolean;
-  ring: DeviceRing | null;
+  ring: AnyDeviceRing | null;
   /** Available-buffer notifications received. */
   notifications: number;
 }
@@ -333,13 +337,23 @@ export class VirtioCore {
   }
 
   #activate(q: QueueState, at: RingAddresses): void {
-    q.ring = new DeviceRing(this.dma, this.name, q.index, q.size, at, (m) => this.violation(m), (m) => this.deviceError(m));
+    q.ring = this.#newRing(q.index, q.size, at);
     q.ring.setNoNotify(this.#suppressNotify);
     q.enabled = true;
   }
 
+  /** §2.8: once VIRTIO_F_RING_PACKED is negotiated, every queue of the device is packed. */
+  #newRing(index: number, size: number, at: RingAddresses): AnyDeviceRing {
+    const violation = (m: string): void => this.violation(m);
+    const deviceError = (m: string): void => this.deviceError(m);
+    if (this.negotiated(F.RING_PACKED)) {
+      return new PackedDeviceRing(this.dma, this.name, index, size, at, violation, deviceError, this.negotiated(F.EVENT_IDX));
+    }
+    return new DeviceRing(this.dma, this.name, index, size, at, violation, deviceError);
+  }
+
   /** The queue's ring while the device runs (DRIVER_OK, enabled, not broken), else null. */
-  ring(index: number): DeviceRing | null {
+  ring(index: number): AnyDeviceRing | null {
     const q = this.queues[index];
     return q !== undefined && q.enabled && this.driverOk && !this.broken ? q.ring : null;
   }
@@ -400,13 +414,13 @@ export class VirtioCore {
    * device status (vhost-user starts rings one by one). A ring outside the address space is a
    * DmaFaultError, the queue left as it was.
    */
-  startQueue(index: number, size: number, at: RingAddresses): DeviceRing {
+  startQueue(index: number, size: number, at: RingAddresses): AnyDeviceRing {
     const q = this.queues[index];
     if (q === undefined) throw new RangeError(`${this.name}: queue ${index} does not exist (the device has ${this.queues.length})`);
     if (size < 1 || size > q.maxSize || (size & (size - 1)) !== 0) {
       throw new RangeError(`${this.name}: queue ${index}: size ${size} is not a power of two up to ${q.maxSize}`);
     }
-    const ring = new DeviceRing(this.dma, this.name, q.index, size, at, (m) => this.violation(m), (m) => this.deviceError(m));
+    const ring = this.#newRing(q.index, size, at);
     ring.setNoNotify(this.#suppressNotify);
     q.size = size;
     q.desc = at.desc;

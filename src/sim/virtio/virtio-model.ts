@@ -12,10 +12,13 @@
  *   queue's VIRTIO_NET_CTRL_RX class (promiscuous on after reset, as in qemu);
  * - a transmit queue processed synchronously when notified, frames handed to onTransmit and to a
  *   connected peer; VIRTQ_USED_F_NO_NOTIFY on request (then poll() plays the device thread);
+ * - split virtqueues, and with `packed: true` (qemu's packed=on) packed ones (packed-device-ring.ts)
+ *   once the driver accepts VIRTIO_F_RING_PACKED; everything below works on both;
  * - or, with `completion: "async"`, a device that works only when stepped (step(), poll()): it
  *   takes receive buffers ahead and fills them in a seeded-random order, returns used entries in
- *   random chunks, and completes transmitted chains out of order (allowed on a split ring without
- *   VIRTIO_F_IN_ORDER, §2.7.9); control commands complete a few status reads later;
+ *   random chunks, and completes transmitted chains out of order (allowed without
+ *   VIRTIO_F_IN_ORDER: split rings §2.7.9, packed rings §2.8.9); control commands complete a few
+ *   status reads later;
  * - qemu's virtio_error(): the violations qemu treats as fatal break the device (it stops, and
  *   sets DEVICE_NEEDS_RESET for a virtio 1.x driver) until it is reset (virtio-core.ts);
  * - fault modes (`faults`, VirtioNetFaults): bad, repeated and stale used ids, used.idx jumping
@@ -26,7 +29,8 @@ import { BarKind, PCI_CAP_ID_MSIX, type BarKind as BarKindType } from "../../pci
 import type { DeviceAddressSpace } from "../address-space.ts";
 import { SimMmio } from "../sim-mmio.ts";
 import { SimPciFunction, type SimPciOptions } from "../sim-pci.ts";
-import type { Chain, DeviceRing, Segment } from "./device-ring.ts";
+import type { Chain, Segment } from "./device-ring.ts";
+import type { AnyDeviceRing } from "./virtio-core.ts";
 import { attachLegacyInterface, LEGACY_BAR_SIZE } from "./legacy-interface.ts";
 import { attachModernInterface, MODERN_BAR_SIZE } from "./modern-interface.ts";
 import { VirtioCore } from "./virtio-core.ts";
@@ -49,6 +53,8 @@ export interface VirtioNetModelOptions {
   readonly notifyOffMultiplier?: number;
   /** Link state at power-on (default up). */
   readonly link?: boolean;
+  /** Offer (and implement) VIRTIO_F_RING_PACKED, as qemu's packed=on (default false, as qemu). */
+  readonly packed?: boolean;
   /**
    * What drives the device. "pci" (default): the modern (and legacy) register files of `pci`.
    * "external": no register file is attached (`pci` only names the device); a transport of its
@@ -95,12 +101,17 @@ export interface VirtioNetFaults {
    * (always on a transmit ring with fewer in flight, a legacy receive ring larger than the
    * driver's share), or when a skipped slot names an id the driver does not hold; a jump within a
    * full receive ring over slots naming held ids is indistinguishable from real completions.
+   * Packed rings (no used index): the device marks that many descriptors after the ones it wrote
+   * used as well (their id and length are what the driver left there) and carries on after them.
    */
   usedIndexJump?: number;
   /**
    * Receive, transmit and control: the next publication of used.idx is this many entries behind
    * the previous one (the entries are written; the publication after puts it right). Detected once
    * the driver has consumed up to the previous one (otherwise it cannot be told from a late one).
+   * Packed rings have no index a device could move back (each used descriptor is published by its
+   * own flags): the last this-many entries of the next publication get their flags only with the
+   * publication after it, a delay the driver must simply wait out.
    */
   usedIndexBack?: number;
   /** Ignore notifications and traffic: no used-ring updates until cleared and poll() is called. */
@@ -166,7 +177,8 @@ class VirtioSimPciFunction extends SimPciFunction {
 
 /** Offered and implemented by the model. */
 const IMPLEMENTED =
-  bit(F.VERSION_1) | bit(F.ACCESS_PLATFORM) | bit(F.ANY_LAYOUT) | bit(F.MAC) | bit(F.STATUS) | bit(F.CTRL_VQ) | bit(F.CTRL_RX);
+  bit(F.VERSION_1) | bit(F.ACCESS_PLATFORM) | bit(F.ANY_LAYOUT) | bit(F.MAC) | bit(F.STATUS) | bit(F.CTRL_VQ) | bit(F.CTRL_RX) |
+  bit(F.RING_PACKED);
 /** Offered by default like qemu, but not implemented: a driver must leave them alone. */
 const IMPLEMENTED_TOO = bit(F.ORDER_PLATFORM);
 const BAIT = bit(F.CSUM) | bit(F.GUEST_CSUM) | bit(F.MRG_RXBUF) | bit(F.CTRL_VLAN) | bit(F.INDIRECT_DESC) | bit(F.EVENT_IDX);
@@ -259,6 +271,8 @@ export class VirtioNetModel {
     if (accessPlatform === true) offered |= bit(F.ACCESS_PLATFORM);
     if (accessPlatform === false) offered &= ~bit(F.ACCESS_PLATFORM);
     if (options.orderPlatform === true) offered |= bit(F.ORDER_PLATFORM);
+    // qemu: packed=on adds VIRTIO_F_RING_PACKED (modern interface only: it is above bit 31).
+    if (options.packed === true) offered |= bit(F.RING_PACKED);
 
     // struct virtio_net_config: mac, status, max_virtqueue_pairs = 1.
     this.#config.set(this.mac, 0);
@@ -495,7 +509,7 @@ export class VirtioNetModel {
   }
 
   /** The receive chain for the next frame: the next available one, or (async) a random one taken ahead. */
-  #takeRxChain(ring: DeviceRing): Chain | null {
+  #takeRxChain(ring: AnyDeviceRing): Chain | null {
     if (!this.#async) return this.#popped(RX, ring.pop());
     for (let chain = ring.pop(); chain !== null; chain = ring.pop()) this.#rxHeld.push(this.#popped(RX, chain)!);
     const held = this.#rxHeld;
@@ -523,10 +537,10 @@ export class VirtioNetModel {
   }
 
   /**
-   * §2.6.8: returns `entries` ([id, len]) to the driver in one publication of used.idx, through
-   * the used-ring fault modes.
+   * §2.6.8 (split) / §2.8.7-2.8.8 (packed): returns `entries` ([id, len]) to the driver in one
+   * publication (of used.idx, or of the used descriptors' flags), through the used-ring fault modes.
    */
-  #returnUsed(queue: number, ring: DeviceRing, entries: ReadonlyArray<readonly [number, number]>): void {
+  #returnUsed(queue: number, ring: AnyDeviceRing, entries: ReadonlyArray<readonly [number, number]>): void {
     const f = this.faults;
     const returned = this.#returned[queue]!;
     for (const [realId, len] of entries) {
@@ -549,11 +563,10 @@ export class VirtioNetModel {
     const back = f.usedIndexBack ?? 0;
     if (jump > 0) {
       f.usedIndexJump = 0;
-      ring.usedIdx = (ring.usedIdx + (jump % ring.size)) & 0xffff;
-      ring.publish();
+      ring.jumpUsed(jump % ring.size);
     } else if (back > 0) {
       f.usedIndexBack = 0;
-      ring.publish(ring.published - back);
+      ring.publishBehind(back);
     } else ring.publish();
   }
 

@@ -29,6 +29,7 @@ export const F = {
   EVENT_IDX: 29,
   VERSION_1: 32,
   ACCESS_PLATFORM: 33,
+  RING_PACKED: 34,
   ORDER_PLATFORM: 36,
 } as const;
 

@@ -39,6 +39,7 @@ import {
   VIRTIO_NET_CONFIG_MAC,
   VIRTIO_NET_F_MAC,
   VIRTIO_NET_F_STATUS,
+  VIRTIO_F_RING_PACKED,
   VIRTQ_MAX_SIZE,
 } from "../virtio_types.ts";
 import { VhostUserChannel } from "./channel.ts";
@@ -64,6 +65,8 @@ const QUEUES = 2;
 /** Protocol features this front-end uses, when offered. */
 const WANTED_PROTOCOL_FEATURES =
   feature(VhostUserProtocolFeature.REPLY_ACK) | feature(VhostUserProtocolFeature.MQ) | feature(VhostUserProtocolFeature.CONFIG);
+/** SET_VRING_BASE of a new packed ring: index 0, wrap counter 1 in bit 15. */
+const PACKED_RING_BASE = 0x8000;
 /** How long close() waits for each GET_VRING_BASE: a backend that hangs must not hang close(). */
 const STOP_TIMEOUT_MS = 1000;
 
@@ -108,6 +111,8 @@ export class VhostUserTransport implements VirtioTransport {
   #ringsStartDisabled = false;
   #memTableSent = false;
   #closed = false;
+  /** VIRTIO_F_RING_PACKED went out with SET_FEATURES: ring bases carry a wrap counter. */
+  #packed = false;
 
   /**
    * Connects and does the session set-up that comes before the virtio initialization:
@@ -200,6 +205,7 @@ export class VhostUserTransport implements VirtioTransport {
     if (!this.#channel.replyAck) this.#channel.query(R.GET_FEATURES, (m, f) => m.empty(R.GET_FEATURES, f), PayloadSize.u64);
     this.#featuresAccepted = ack === 0n;
     this.#ringsStartDisabled = hasFeature(sent, VHOST_USER_F_PROTOCOL_FEATURES);
+    this.#packed = hasFeature(sent, VIRTIO_F_RING_PACKED);
   }
 
   queueSize(index: number): number {
@@ -208,7 +214,8 @@ export class VhostUserTransport implements VirtioTransport {
 
   /**
    * vhost-user: the memory table first (once), then per ring, in qemu's order: SET_VRING_NUM,
-   * SET_VRING_BASE (0: the rings are new), SET_VRING_ADDR, SET_VRING_KICK, SET_VRING_CALL, and
+   * SET_VRING_BASE (the rings are new), SET_VRING_ADDR (packed rings: descriptor ring, driver
+   * area as "avail", device area as "used"), SET_VRING_KICK, SET_VRING_CALL, and
    * SET_VRING_ENABLE when the rings start disabled ("Ring states").
    */
   activateQueue(index: number, size: number, rings: RingAddresses): NotifyTarget {
@@ -220,7 +227,10 @@ export class VhostUserTransport implements VirtioTransport {
     }
     c.command(R.SET_VRING_NUM, (m, f) => m.state(R.SET_VRING_NUM, index, size, f), [], `queue ${index}, size ${size}`,
       "its rings may be smaller (vhost-user cannot ask): open the device with a smaller rxRingSize/txRingSize");
-    c.command(R.SET_VRING_BASE, (m, f) => m.state(R.SET_VRING_BASE, index, 0, f), [], `queue ${index}`);
+    // A packed ring's base is the next available index in bits 0-14 and the wrap counter in bit 15
+    // (qemu and DPDK: GET/SET_VRING_BASE); a new ring starts at 0 with the counter 1 (§2.8.2).
+    const base = this.#packed ? PACKED_RING_BASE : 0;
+    c.command(R.SET_VRING_BASE, (m, f) => m.state(R.SET_VRING_BASE, index, base, f), [], `queue ${index}`);
     const user = { desc: this.#userAddress(rings.desc), used: this.#userAddress(rings.used), avail: this.#userAddress(rings.avail), log: 0 };
     c.command(R.SET_VRING_ADDR, (m, f) => m.addr(R.SET_VRING_ADDR, index, 0, user, f), [], `queue ${index}`);
     const kickFd = createEventFd(`${this.#name}: kick eventfd of queue ${index}`);

@@ -1,0 +1,334 @@
+/**
+ * The virtio-net receive queue on a packed virtqueue (virtio 1.2 §2.8, §5.1.6.3-4): the same
+ * contract as the split receive queue (virtio-rx-queue.ts) — one single-descriptor buffer per
+ * mempool buffer, the net header in the headroom, the ring kept full, a frame dropped (missed)
+ * when the pool is empty — on the packed layout of packed-ring.ts.
+ *
+ * Buffer ids: buffer id i always names the mempool buffer in table[i]. The device may complete
+ * them in any order (VIRTIO_F_IN_ORDER is not negotiated), so a used descriptor's position says
+ * nothing; only its id does. The driver tracks which ids the device holds (held[id]): a used
+ * descriptor with an id the device does not hold (out of range, completed twice, never posted) is
+ * a device error — counted in the errors, never handed out; the batch stops there (what came
+ * before is handed out), the queue is broken and every later receive throws a DeviceProtocolError.
+ * Re-posted buffers are made available only after the whole batch was read (a second pass), so an
+ * id repeated within a batch cannot be mistaken for a fresh completion.
+ *
+ * What the split receive queue bounds by the buffers outstanding (used.idx) needs no check here:
+ * every used descriptor read clears one held id, and a batch cannot read a slot twice (the
+ * re-posted flags go out after the batch, so the slot the batch started at still has the device's
+ * flags of the previous lap when the batch comes round to it). As on the split ring, frames shorter
+ * than an Ethernet header are dropped and counted as errors, and a ring that stays empty makes the
+ * queue look at the device status every RX_IDLE_CHECK polls (DEVICE_NEEDS_RESET, a reset behind
+ * the driver's back).
+ */
+import { bufIovaHi, bufIovaLo, bufLength, bufHome, bufPool, poolTop } from "../../mem/buffer-table.ts";
+import { freeBuffer, type Mempool } from "../../mem/mempool.ts";
+import type { DeviceProtocolError } from "../../errors.ts";
+import type { Mmio } from "../../pci/mmio.ts";
+import { specialize, type HotPathMode } from "../specialize.ts";
+import { RX_IDLE_CHECK, RxCounter, type ReceiveLoop } from "./virtio-rx-queue.ts";
+import type { NotifyTarget } from "./transport.ts";
+import {
+  availFlags,
+  packedUsedIdError,
+  VRING_DESC_F_WRITE,
+  VRING_PACKED_DESC_F_AVAIL,
+  VRING_PACKED_DESC_F_USED,
+  VRING_PACKED_EVENT_FLAG_DISABLE,
+  type PackedRing,
+} from "./packed-ring.ts";
+
+/** Slots of the state array. */
+const S = { availPos: 0, availWrap: 1, usedPos: 2, usedWrap: 3, broken: 4, idle: 5 } as const;
+/** struct ethhdr: a frame shorter than this is a runt. */
+const ETH_HLEN = 14;
+
+/** Everything the receive loop touches; each field becomes a constant in its compiled copy. */
+interface PackedRxEnv {
+  readonly desc32: Uint32Array;
+  readonly desc16: Uint16Array;
+  readonly device16: Uint16Array;
+  /** The buffer each buffer id names. */
+  readonly table: Int32Array;
+  /** 1 while the device holds buffer id i. */
+  readonly held: Uint8Array;
+  readonly size: number;
+  readonly capacity: number;
+  /** See S: next descriptor to make available and its wrap counter; next used descriptor and its wrap counter; broken; empty polls. */
+  readonly state: Int32Array;
+  /** packets, bytes, errors, missed, notifications (RxCounter). */
+  readonly counters: Float64Array;
+  readonly hdrLen: number;
+  readonly dataCapacity: number;
+  readonly pool: number;
+  readonly stack: Int32Array;
+  readonly checked: boolean;
+  readonly poolTop: Int32Array;
+  readonly bufIovaLo: Int32Array;
+  readonly bufIovaHi: Int32Array;
+  readonly bufLength: Int32Array;
+  readonly bufHome: Uint8Array;
+  readonly queueIndex: number;
+  readonly notifyWords: Uint16Array | null;
+  readonly notifyOffset: number;
+  readonly mmio: Mmio;
+  readonly AVAIL: number;
+  readonly USED: number;
+  readonly WRITE: number;
+  readonly EVENT_DISABLE: number;
+  /** Frames shorter than an Ethernet header are runts: dropped and counted as errors. */
+  readonly MIN_FRAME: number;
+  /** Empty polls between two checks of the device status (a power of two). */
+  readonly IDLE_CHECK: number;
+  /** Throws the error that broke the queue. */
+  readonly throwBroken: () => never;
+  /** A used descriptor naming an id the device does not hold: breaks the queue (the caller stops there). */
+  readonly usedIdError: (id: number, slot: number) => void;
+  /** Called every IDLE_CHECK empty polls: throws when the device needs a reset. */
+  readonly idleCheck: () => void;
+}
+
+/**
+ * §2.8.6 (the driver reads used descriptors) and §2.8.21 (it makes buffers available): takes up
+ * to `max` used descriptors in ring order, each while its flags say AVAIL = USED = the driver's
+ * used wrap counter; gives every slot its fresh (or, on a drop, its old) buffer back, then
+ * publishes the re-posted descriptors' flags and notifies the device once per batch unless its
+ * event suppression structure says DISABLE (§2.8.10).
+ *
+ * A factory compiled once per queue (specialize.ts): it may use only `env` and its own locals.
+ */
+function packedReceiveLoop(env: PackedRxEnv): ReceiveLoop {
+  const { desc32, desc16, device16, table, held, size, capacity, state, counters, hdrLen, dataCapacity } = env;
+  const { pool, stack, checked, poolTop, bufIovaLo, bufIovaHi, bufLength, bufHome } = env;
+  const { queueIndex, notifyWords, notifyOffset, mmio, AVAIL, USED, WRITE, EVENT_DISABLE, MIN_FRAME, IDLE_CHECK } = env;
+  const { throwBroken, usedIdError, idleCheck } = env;
+  const notifyWord = notifyOffset >>> 1;
+  const BOTH = AVAIL | USED;
+  const bufferLength = hdrLen + dataCapacity;
+  return function receive(bufs: Int32Array, max: number): number {
+    if (state[4] !== 0) throwBroken();
+    let u = state[2]!;
+    // §2.8.2: a used descriptor has AVAIL and USED both equal to the used wrap counter.
+    let usedFlags = state[3] !== 0 ? BOTH : 0;
+    const a0 = state[0]!;
+    let a = a0;
+    let top = poolTop[pool]!;
+    let out = 0;
+    let bytes = 0;
+    let errors = 0;
+    let missed = 0;
+    let bad = 0;
+    let reposted = 0;
+    for (let k = 0; k < max; k++) {
+      const d = u << 2;
+      // One load for id and flags. x86-64 keeps loads in order: the length below is read after
+      // the flags said the descriptor is used (§2.8.6; a weakly ordered port needs a read barrier).
+      const w = desc32[d + 3]!;
+      if (((w >>> 16) & BOTH) !== usedFlags) break;
+      const id = w & 0xffff;
+      if (id >= capacity || held[id] === 0) {
+        // Not a buffer the device holds: nothing to hand out, nothing to make available again,
+        // and the ring can no longer be trusted. Stop here: what came before is good and is
+        // handed out; the next call throws, or this one when there is nothing to hand out.
+        usedIdError(id, u);
+        errors++;
+        bad++;
+        break;
+      }
+      const frameLength = desc32[d + 2]! - hdrLen;
+      // §2.8.4: one descriptor per buffer, so the next used descriptor is the next slot.
+      if (++u === size) {
+        u = 0;
+        usedFlags ^= BOTH;
+      }
+      held[id] = 0;
+      let buf = table[id]!;
+      if (frameLength < MIN_FRAME || frameLength > dataCapacity) errors++;
+      else if (top !== 0) {
+        bufLength[buf] = frameLength;
+        bufs[out++] = buf;
+        bytes += frameLength;
+        buf = stack[--top]!;
+        if (checked) bufHome[buf] = 0;
+        table[id] = buf;
+      } else missed++;
+      // The slot just read is free (the ring stays full, so it is where the next buffer goes):
+      // address, length (the device wrote the used length over it) and id now; the flags, which
+      // hand it to the device, in the second pass below.
+      const da = a << 2;
+      desc32[da] = bufIovaLo[buf]! - hdrLen;
+      desc32[da + 1] = bufIovaHi[buf]!;
+      desc32[da + 2] = bufferLength;
+      desc16[(a << 3) + 6] = id;
+      if (++a === size) a = 0;
+      reposted++;
+    }
+    poolTop[pool] = top;
+    state[2] = u;
+    state[3] = usedFlags !== 0 ? 1 : 0;
+    if (reposted !== 0) {
+      // §2.8.21: make the buffers available, oldest first; the driver's wrap counter flips where
+      // its index passes the end of the ring.
+      let wrap = state[1]!;
+      let p = a0;
+      let flags = (wrap !== 0 ? AVAIL : USED) | WRITE;
+      for (let k = 1; k < reposted; k++) {
+        held[desc16[(p << 3) + 6]!] = 1;
+        desc16[(p << 3) + 7] = flags;
+        if (++p === size) {
+          p = 0;
+          wrap ^= 1;
+          flags = (wrap !== 0 ? AVAIL : USED) | WRITE;
+        }
+      }
+      held[desc16[(p << 3) + 6]!] = 1;
+      // The last one with a full barrier (xchg): the load of the device's event flags below must
+      // not pass it, or device and driver could both decide the other has nothing to do.
+      Atomics.store(desc16, (p << 3) + 7, flags);
+      if (++p === size) {
+        p = 0;
+        wrap ^= 1;
+      }
+      state[0] = p;
+      state[1] = wrap;
+      if (device16[1] !== EVENT_DISABLE) {
+        if (notifyWords !== null) notifyWords[notifyWord] = queueIndex;
+        else mmio.write16(notifyOffset, queueIndex);
+        counters[4]++;
+      }
+    }
+    counters[0] += out;
+    counters[1] += bytes;
+    if (errors !== 0) counters[2] += errors;
+    if (missed !== 0) counters[3] += missed;
+    if (reposted === 0 && bad === 0) {
+      // A device that broke (DEVICE_NEEDS_RESET) or was reset behind our back delivers nothing:
+      // look at its status now and then, where it costs nothing.
+      if ((++state[5]! & (IDLE_CHECK - 1)) === 0) idleCheck();
+    }
+    // A bad descriptor with nothing good before it: throw now (there is nothing to hand out).
+    if (out === 0 && bad !== 0) throwBroken();
+    return out;
+  };
+}
+
+export class PackedRxQueue {
+  readonly name: string;
+  readonly pool: Mempool;
+  readonly capacity: number;
+  readonly receive: ReceiveLoop;
+  readonly #ring: PackedRing;
+  readonly #notify: NotifyTarget;
+  readonly #table: Int32Array;
+  readonly #state = new Int32Array(6);
+  readonly #counters = new Float64Array(5);
+  #broken: DeviceProtocolError | null = null;
+
+  /**
+   * A packed ring has the size the driver chose (§4.1.5.1.3): `capacity` is the ring size.
+   * `checkDevice` is called now and then while the ring stays empty; it throws (and breaks this
+   * queue through breakWith()) when the device needs a reset.
+   */
+  constructor(name: string, ring: PackedRing, notify: NotifyTarget, pool: Mempool, hdrLen: number, hotPath?: HotPathMode,
+    checkDevice: () => void = () => {}) {
+    const capacity = ring.size;
+    this.name = name;
+    this.pool = pool;
+    this.capacity = capacity;
+    this.#ring = ring;
+    this.#notify = notify;
+    this.#table = new Int32Array(capacity).fill(-1);
+    const held = new Uint8Array(capacity);
+    const desc16 = new Uint16Array(ring.desc32.buffer, ring.desc32.byteOffset, 8 * ring.size);
+    // §2.8.21: make every buffer available: descriptor i carries buffer id i in the driver's
+    // first wrap (counter 1: AVAIL set, USED clear). Written before DRIVER_OK, so no ordering
+    // matters yet; afterwards a descriptor's flags are always written last.
+    for (let id = 0; id < capacity; id++) {
+      const buf = pool.alloc();
+      if (buf < 0) throw new RangeError(`${name}: the mempool has fewer than ${capacity} buffers to fill the ring`);
+      this.#table[id] = buf;
+      const d = id << 2;
+      ring.desc32[d] = bufIovaLo[buf]! - hdrLen;
+      ring.desc32[d + 1] = bufIovaHi[buf]!;
+      ring.desc32[d + 2] = hdrLen + pool.dataCapacity;
+      ring.desc32[d + 3] = (id | (availFlags(1, VRING_DESC_F_WRITE) << 16)) >>> 0;
+      held[id] = 1;
+    }
+    // The whole ring is available: the next descriptor is 0 again, in the second wrap (counter 0).
+    this.#state[S.availPos] = 0;
+    this.#state[S.availWrap] = 0;
+    this.#state[S.usedPos] = 0;
+    this.#state[S.usedWrap] = 1;
+    this.receive = specialize(packedReceiveLoop, {
+      desc32: ring.desc32,
+      desc16,
+      device16: ring.device16,
+      table: this.#table,
+      held,
+      size: ring.size,
+      capacity,
+      state: this.#state,
+      counters: this.#counters,
+      hdrLen,
+      dataCapacity: pool.dataCapacity,
+      pool: pool.id,
+      stack: pool.stack,
+      checked: pool.checked,
+      poolTop,
+      bufIovaLo,
+      bufIovaHi,
+      bufLength,
+      bufHome,
+      queueIndex: ring.index,
+      notifyWords: notify.mmio.words16,
+      notifyOffset: notify.offset,
+      mmio: notify.mmio,
+      AVAIL: VRING_PACKED_DESC_F_AVAIL,
+      USED: VRING_PACKED_DESC_F_USED,
+      WRITE: VRING_DESC_F_WRITE,
+      EVENT_DISABLE: VRING_PACKED_EVENT_FLAG_DISABLE,
+      MIN_FRAME: ETH_HLEN,
+      IDLE_CHECK: RX_IDLE_CHECK,
+      throwBroken: () => {
+        throw this.#broken!;
+      },
+      usedIdError: (id, slot) => {
+        this.breakWith(packedUsedIdError(name, ring.index, id, slot, capacity));
+      },
+      idleCheck: checkDevice,
+    }, name, hotPath);
+  }
+
+  /** Marks the queue broken: every later receive() throws `error`. Returns it. */
+  breakWith(error: DeviceProtocolError): DeviceProtocolError {
+    this.#broken ??= error;
+    this.#state[S.broken] = 1;
+    return this.#broken;
+  }
+
+  /** The error that broke the queue, or null. */
+  get broken(): DeviceProtocolError | null {
+    return this.#broken;
+  }
+
+  get counters(): Float64Array {
+    return this.#counters;
+  }
+
+  /** Notifies the device that buffers are available (after DRIVER_OK, §3.1.1), unless it said DISABLE. */
+  kick(): void {
+    if (this.#ring.device16[1] !== VRING_PACKED_EVENT_FLAG_DISABLE) {
+      this.#notify.mmio.write16(this.#notify.offset, this.#ring.index);
+      this.#counters[RxCounter.notifications]!++;
+    }
+  }
+
+  /** After the device was reset: gives every posted buffer back to the pool. */
+  releaseBuffers(): void {
+    const table = this.#table;
+    for (let id = 0; id < table.length; id++) {
+      if (table[id]! >= 0 && bufPool[table[id]!]! >= 0) freeBuffer(table[id]!);
+      table[id] = -1;
+    }
+  }
+}
