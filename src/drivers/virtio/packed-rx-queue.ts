@@ -11,7 +11,13 @@
  * a device error — counted in the errors, never handed out; the batch stops there (what came
  * before is handed out), the queue is broken and every later receive throws a DeviceProtocolError.
  * Re-posted buffers are made available only after the whole batch was read (a second pass), so an
- * id repeated within a batch cannot be mistaken for a fresh completion.
+ * id repeated within a batch cannot be mistaken for a fresh completion. Across batches, as on the
+ * split ring: a buffer made available again can only come back in a used descriptor the device
+ * writes after that, i.e. at a position (a free-running count of used descriptors) at or beyond
+ * the used descriptors the driver could see when it re-posted it; postedAt[id] is that position,
+ * so a stale id (one the device returned before, written before the re-post) is refused too. The
+ * driver sees them up to the first slot not marked used: when a batch stops at `max` it counts the
+ * used slots after it (loads only then).
  *
  * What the split receive queue bounds by the buffers outstanding (used.idx) needs no check here:
  * every used descriptor read clears one held id, and a batch cannot read a slot twice (the
@@ -39,7 +45,7 @@ import {
 } from "./packed-ring.ts";
 
 /** Slots of the state array. */
-const S = { availPos: 0, availWrap: 1, usedPos: 2, usedWrap: 3, broken: 4, idle: 5 } as const;
+const S = { availPos: 0, availWrap: 1, usedPos: 2, usedWrap: 3, broken: 4, idle: 5, position: 6 } as const;
 /** struct ethhdr: a frame shorter than this is a runt. */
 const ETH_HLEN = 14;
 
@@ -52,6 +58,8 @@ interface PackedRxEnv {
   readonly table: Int32Array;
   /** 1 while the device holds buffer id i. */
   readonly held: Uint8Array;
+  /** Per buffer id: the used position (state[6] units) from which the device may return it. */
+  readonly postedAt: Int32Array;
   readonly size: number;
   readonly capacity: number;
   /** See S: next descriptor to make available and its wrap counter; next used descriptor and its wrap counter; broken; empty polls. */
@@ -98,7 +106,7 @@ interface PackedRxEnv {
  * A factory compiled once per queue (specialize.ts): it may use only `env` and its own locals.
  */
 function packedReceiveLoop(env: PackedRxEnv): ReceiveLoop {
-  const { desc32, desc16, device16, table, held, size, capacity, state, counters, hdrLen, dataCapacity } = env;
+  const { desc32, desc16, device16, table, held, postedAt, size, capacity, state, counters, hdrLen, dataCapacity } = env;
   const { pool, stack, checked, poolTop, bufIovaLo, bufIovaHi, bufLength, bufHome } = env;
   const { queueIndex, notifyWords, notifyOffset, mmio, AVAIL, USED, WRITE, EVENT_DISABLE, MIN_FRAME, IDLE_CHECK } = env;
   const { throwBroken, usedIdError, idleCheck } = env;
@@ -119,14 +127,16 @@ function packedReceiveLoop(env: PackedRxEnv): ReceiveLoop {
     let missed = 0;
     let bad = 0;
     let reposted = 0;
-    for (let k = 0; k < max; k++) {
+    let position = state[6]!;
+    let k = 0;
+    for (; k < max; k++) {
       const d = u << 2;
       // One load for id and flags. x86-64 keeps loads in order: the length below is read after
       // the flags said the descriptor is used (§2.8.6; a weakly ordered port needs a read barrier).
       const w = desc32[d + 3]!;
       if (((w >>> 16) & BOTH) !== usedFlags) break;
       const id = w & 0xffff;
-      if (id >= capacity || held[id] === 0) {
+      if (id >= capacity || held[id] === 0 || ((position - postedAt[id]!) | 0) < 0) {
         // Not a buffer the device holds: nothing to hand out, nothing to make available again,
         // and the ring can no longer be trusted. Stop here: what came before is good and is
         // handed out; the next call throws, or this one when there is nothing to hand out.
@@ -142,6 +152,7 @@ function packedReceiveLoop(env: PackedRxEnv): ReceiveLoop {
         usedFlags ^= BOTH;
       }
       held[id] = 0;
+      position = (position + 1) | 0;
       let buf = table[id]!;
       if (frameLength < MIN_FRAME || frameLength > dataCapacity) errors++;
       else if (top !== 0) {
@@ -166,13 +177,29 @@ function packedReceiveLoop(env: PackedRxEnv): ReceiveLoop {
     poolTop[pool] = top;
     state[2] = u;
     state[3] = usedFlags !== 0 ? 1 : 0;
+    state[6] = position;
     if (reposted !== 0) {
+      // Where a buffer re-posted now can come back at the earliest: after every used descriptor
+      // visible now (past `max`, the ones this batch left; x86-64 ordering: plain loads).
+      let seen = position;
+      if (k === max) {
+        let p = u;
+        let f = usedFlags;
+        for (let n = 0; n < size && ((desc32[(p << 2) + 3]! >>> 16) & BOTH) === f; n++) {
+          seen = (seen + 1) | 0;
+          if (++p === size) {
+            p = 0;
+            f ^= BOTH;
+          }
+        }
+      }
       // §2.8.21: make the buffers available, oldest first; the driver's wrap counter flips where
       // its index passes the end of the ring.
       let wrap = state[1]!;
       let p = a0;
       let flags = (wrap !== 0 ? AVAIL : USED) | WRITE;
-      for (let k = 1; k < reposted; k++) {
+      for (let r = 1; r < reposted; r++) {
+        postedAt[desc16[(p << 3) + 6]!] = seen;
         held[desc16[(p << 3) + 6]!] = 1;
         desc16[(p << 3) + 7] = flags;
         if (++p === size) {
@@ -181,6 +208,7 @@ function packedReceiveLoop(env: PackedRxEnv): ReceiveLoop {
           flags = (wrap !== 0 ? AVAIL : USED) | WRITE;
         }
       }
+      postedAt[desc16[(p << 3) + 6]!] = seen;
       held[desc16[(p << 3) + 6]!] = 1;
       // The last one with a full barrier (xchg): the load of the device's event flags below must
       // not pass it, or device and driver could both decide the other has nothing to do.
@@ -220,7 +248,7 @@ export class PackedRxQueue {
   readonly #ring: PackedRing;
   readonly #notify: NotifyTarget;
   readonly #table: Int32Array;
-  readonly #state = new Int32Array(6);
+  readonly #state = new Int32Array(7);
   readonly #counters = new Float64Array(5);
   #broken: DeviceProtocolError | null = null;
 
@@ -265,6 +293,7 @@ export class PackedRxQueue {
       device16: ring.device16,
       table: this.#table,
       held,
+      postedAt: new Int32Array(capacity),
       size: ring.size,
       capacity,
       state: this.#state,
