@@ -48,7 +48,7 @@ for (const [key, value] of Object.entries(T)) {
   if (!key.startsWith("IXGBE_")) continue;
   const name = key.slice("IXGBE_".length);
   if (typeof value === "function") {
-    const count = name === "RXPBSIZE" || name === "TXPBSIZE" || name === "MPC" || name === "TXPBTHRESH" ? 8 : 64;
+    const count = name === "RXPBSIZE" || name === "TXPBSIZE" || name === "MPC" || name === "TXPBTHRESH" ? 8 : name === "QPRDC" ? 16 : 64;
     for (let i = 0; i < count; i++) {
       const offset = (value as (i: number) => number)(i);
       if (!names.has(offset)) names.set(offset, `${name}(${i})`);
@@ -56,7 +56,7 @@ for (const [key, value] of Object.entries(T)) {
   }
 }
 const REGISTERS = [
-  "CTRL", "CTRL_EXT", "EEC", "EICR", "EIMS", "EIMC", "RDRXCTL", "RXCTRL", "FCTRL", "DMATXCTL", "DTXMXSZRQ", "MTQC",
+  "CTRL", "STATUS", "ESDP", "SECRXCTRL", "SECRXSTAT", "RFC", "RJC", "CTRL_EXT", "EEC", "EICR", "EIMS", "EIMC", "RDRXCTL", "RXCTRL", "FCTRL", "DMATXCTL", "DTXMXSZRQ", "MTQC",
   "RTTDCS", "HLREG0", "MAXFRS", "AUTOC", "LINKS", "AUTOC2", "CRCERRS", "ILLERRC", "ERRBC", "RLEC", "GPRC", "GPTC", "GORCL",
   "GORCH", "GOTCL", "GOTCH", "RUC", "ROC",
 ] as const;
