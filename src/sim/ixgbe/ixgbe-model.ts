@@ -6,27 +6,47 @@
  * address outside every allocation throws DmaFaultError, a tail pointer beyond the ring or a
  * malformed transmit descriptor throws DeviceProtocolError.
  *
- * Modelled (datasheet sections in brackets):
- * - CTRL.RST / CTRL.LRST reset the whole model and self-clear (4.6.3.2); EEC.AUTO_RD and
- *   RDRXCTL.DMAIDONE read 1 once the reset is done (after options.resetDelayMs, default 0).
- * - The link comes up at 10 Gbit/s (LINKS) linkUpDelayMs after auto-negotiation is restarted
- *   through AUTOC.RESTART_AN (4.6.4); setLink(false) pulls the cable.
- * - Receive (7.1): inject() writes a frame into the buffers of the descriptors between RDH and
- *   RDT of the queue, splits it over several descriptors when it is larger than
- *   SRRCTL.BSIZEPACKET, writes the advanced write-back format back (DD, EOP, length) and moves
- *   RDH. With no free descriptor, or receive disabled, the frame is missed (MPC). Frames shorter
- *   than 64 bytes or longer than MAXFRS (jumbo off: 1518, +4 with a VLAN tag) count as length
- *   errors. The CRC is stripped or appended according to HLREG0.RXCRCSTRP.
+ * Modelled (datasheet sections and Linux functions in brackets):
+ * - Reset (4.6.3.2, ixgbe_reset_hw_82599): CTRL.RST resets every register and reads 1 for
+ *   resetDelayMs (default 0.5 ms); EEC.AUTO_RD and RDRXCTL.DMAIDONE read 0 meanwhile. Any access
+ *   but CTRL, STATUS and EEC during it is a violation and has no effect, and so is one within
+ *   resetSettleMs after it. A reset with PCIe mastering enabled (no CTRL.GIO_DIS first, 5.2.5.3.2)
+ *   is a violation. CTRL.LRST alone is a link reset: link re-established, registers kept.
+ * - Family by device id (ixgbeFamilyOf): X540/X550 bring the link up through their PHY, AUTOC
+ *   writes are violations there, their packet buffer is 384 KB; X550 reports 2.5/5 Gbit/s with
+ *   LINKS.NON_STD.
+ * - Link (4.6.4): on an 82599 the link comes up linkUpDelayMs after Restart_AN, only with an
+ *   AUTOC.LMS that carries the partner's speed on this board (SFP+: 10 Gb serial; backplane:
+ *   the NVM's mode), no AUTOC2 link-disable bit, and, on SFP+ parts, ESDP.SDP3 (TX_DISABLE) low.
+ *   LINKS reports options.linkSpeed. setLink(false) pulls the cable; faults.phyPoweredDown too.
+ * - Receive (7.1): descriptors are fetched into an on-chip cache when RDT passes them (a
+ *   descriptor rewritten afterwards is a violation; the fetched address is used). inject()
+ *   filters by address (FCTRL.UPE/MPE/BAM, RAL/RAH), writes the frame into the buffers between
+ *   RDH and RDT, splits it over descriptors larger than SRRCTL.BSIZEPACKET, writes the advanced
+ *   write-back format back (DD, EOP, length) and moves RDH. Without a descriptor the frame counts
+ *   in QPRDC(0) with SRRCTL.DROP_EN, else in MPC; with receive disabled, SECRXCTRL.RX_DIS set or
+ *   faults.rxBufferFull, in MPC; every MPC frame counts in GPRC too (Linux: "gprc counts missed
+ *   packets"). Frames under 64 or over MAXFRS bytes count as length errors (RLEC, RUC/ROC).
  * - Transmit (7.2): a TDT write makes the model read the descriptors from TDH to TDT, DMA-read
  *   the frames, pad short ones (HLREG0.TXPADEN), hand them to onTransmit and to a connected
- *   port, write DD back where RS is set and move TDH — synchronously, inside the write. Transmit
- *   waits while DMATXCTL.TE or TXDCTL.ENABLE is clear or the link is down, and resumes at the
- *   next doorbell (TDT, TXDCTL or DMATXCTL write) or setLink(true).
- * - Statistics count and clear on read (see model-stats.ts); interrupts masks are kept but no
+ *   port, write DD back where RS is set and move TDH: inside the write (synchronous mode) or in
+ *   step() chunks of random size (options.asynchronous, seeded). A frame under 17 bytes is a
+ *   violation and is not sent. Transmit waits while DMATXCTL.TE or TXDCTL.ENABLE is clear, the
+ *   link is down or faults.stallTx is set. TXDCTL.ENABLE cleared on a queue with pending
+ *   descriptors keeps reading 1 until they are sent (never while the link is down).
+ * - Violations as well: RDH/TDH writes while the queue is enabled, RXEN set without SECRXCTRL.
+ *   RX_DIS (82599 erratum) or without CTRL_EXT.DRV_LOAD, DMA with the relaxed-ordering bits of
+ *   DCA_RXCTRL/DCA_TXCTRL still set (ixgbe_start_hw_gen2 clears them). `violations` lists them.
+ * - Statistics count and clear on read (see model-stats.ts; options.octetScale multiplies the
+ *   octet counts to bring a 36-bit wrap within reach of a test); interrupt masks are kept but no
  *   interrupt is ever raised.
- * Not modelled: flow control, filtering by address (the model accepts every frame, as in
- * promiscuous mode), RSS (inject() takes the queue), DCB, offloads, and frames held in the
- * packet buffer when SRRCTL.DROP_EN is clear (they are dropped as if it were set).
+ * Knobs for tests and the soak run: options resetDelayMs, resetSettleMs, linkUpDelayMs,
+ * linkSpeed, nvm { autocLms, linkDisabled, laserOff }, asynchronous, seed, octetScale; at run
+ * time faults { stallTx, rxBufferFull, phyPoweredDown }, setLink(), step(), drain().
+ * Not modelled: flow control (stallTx stands in for a partner's PAUSE), the multicast table,
+ * RSS (inject() takes the queue), RQSMR (all queues count in QPRDC(0)), DCB, offloads, the SFP+
+ * module and the NVM's SFP init sequence, the X540/X550 PHY and semaphores, and frames held in
+ * the packet buffer when SRRCTL.DROP_EN is clear (they are dropped and counted in MPC).
  *
  * Register offsets and bits come from model-registers.ts, the model's own copy written from the
  * datasheet, never from the driver's ixgbe_type.ts (see there why).
