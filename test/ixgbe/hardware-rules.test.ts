@@ -57,6 +57,17 @@ describe("reset (ixgbe_reset_hw_82599, 5.2.5.3.2)", () => {
     dev.close();
   });
 
+  it("resets twice when PCIe mastering does not stop (STATUS.GIO stays 1)", () => {
+    const dma = new SimDma();
+    const model = new Ixgbe82599Model({ dma });
+    models.push(model);
+    model.faults.masterDisableStuck = true;
+    const dev = createIxgbeDevice(model.pci, dma, { linkTimeoutMs: 1000 });
+    expect(model.resets).toBe(2);
+    expect(dev.linkSpeed()).toBe(10_000);
+    dev.close();
+  });
+
   it("after a failed init, waits for the reset it issues before returning the ring buffers", () => {
     const dma = new SimDma();
     const model = new Ixgbe82599Model({ dma, linkUp: false, resetDelayMs: 5 });
@@ -236,8 +247,12 @@ describe("the strict model itself", () => {
     expect(model.violations).toEqual([expect.stringMatching(/write to register 0x5080 while the device resets/)]);
   });
 
-  it("flags a reset with PCIe mastering enabled", () => {
+  it("flags a reset with PCIe mastering enabled while a DMA engine is on", () => {
     const model = new Ixgbe82599Model({ dma: new SimDma() });
+    model.regs.write32(M.CTRL, M.CTRL_RST); // nothing enabled yet: nothing in flight
+    sleepMs(1);
+    expect(model.violations).toEqual([]);
+    model.regs.write32(M.DMATXCTL, M.DMATXCTL_TE);
     model.regs.write32(M.CTRL, M.CTRL_RST);
     expect(model.violations).toEqual([expect.stringMatching(/GIO_DIS/)]);
   });

@@ -11,7 +11,8 @@
  *   resetDelayMs (default 0.5 ms); EEC.AUTO_RD and RDRXCTL.DMAIDONE read 0 meanwhile. Any access
  *   but CTRL, STATUS and EEC during it is a violation and has no effect, and so is one within
  *   resetSettleMs after it. A reset with PCIe mastering enabled (no CTRL.GIO_DIS first, 5.2.5.3.2)
- *   is a violation. CTRL.LRST alone is a link reset: link re-established, registers kept.
+ *   while a DMA engine is on is a violation; so is one while STATUS.GIO stayed 1
+ *   (faults.masterDisableStuck) unless a second reset follows at once. CTRL.LRST alone is a link reset: link re-established, registers kept.
  * - Family by device id (ixgbeFamilyOf): X540/X550 bring the link up through their PHY, AUTOC
  *   writes are violations there, their packet buffer is 384 KB; X550 reports 2.5/5 Gbit/s with
  *   LINKS.NON_STD.
@@ -42,7 +43,7 @@
  *   interrupt is ever raised.
  * Knobs for tests and the soak run: options resetDelayMs, resetSettleMs, linkUpDelayMs,
  * linkSpeed, nvm { autocLms, linkDisabled, laserOff }, asynchronous, seed, octetScale; at run
- * time faults { stallTx, rxBufferFull, phyPoweredDown }, setLink(), step(), drain().
+ * time faults { stallTx, rxBufferFull, phyPoweredDown, masterDisableStuck }, setLink(), step(), drain().
  * Not modelled: flow control (stallTx stands in for a partner's PAUSE), the multicast table,
  * RSS (inject() takes the queue), RQSMR (all queues count in QPRDC(0)), DCB, offloads, the SFP+
  * module and the NVM's SFP init sequence, the X540/X550 PHY and semaphores, and frames held in
@@ -105,6 +106,12 @@ export interface Ixgbe82599Faults {
   rxBufferFull?: boolean;
   /** The PHY is powered down (X540/X550 copper parts): no link whatever else says (default false). */
   phyPoweredDown?: boolean;
+  /**
+   * A PCIe request stays pending: STATUS.GIO stays 1 after CTRL.GIO_DIS. The 82599 specification
+   * update then asks for two software resets in a row; until the second one, any access but
+   * CTRL/STATUS/EEC is a violation. The next reset clears the fault.
+   */
+  masterDisableStuck?: boolean;
 }
 
 export interface Ixgbe82599ModelOptions {
@@ -285,6 +292,8 @@ export class Ixgbe82599Model {
   readonly #violationSeen = new Set<string>();
   #resets = 0;
   #roWarned = false;
+  /** A reset happened with a request pending (faults.masterDisableStuck): a second one is due. */
+  #needsSecondReset = false;
 
   constructor(options: Ixgbe82599ModelOptions) {
     if (!(options.dma instanceof SimDma)) throw new TypeError("Ixgbe82599Model needs { dma: SimDma }");
@@ -457,6 +466,10 @@ export class Ixgbe82599Model {
         `poll CTRL until the reset bits clear (ixgbe_reset_hw_82599), the access has no effect`);
       return false;
     }
+    if (this.#needsSecondReset) {
+      this.#violation(`${write ? "write to" : "read of"} register ${hex(offset)} after a single reset issued while STATUS.GIO ` +
+        `never cleared: reset twice in a row (82599 specification update, Linux IXGBE_FLAGS_DOUBLE_RESET_REQUIRED)`);
+    }
     if (now < this.#settledAt) {
       this.#violation(`${write ? "write to" : "read of"} register ${hex(offset)} ${(now - this.#resetDoneAt).toFixed(1)} ms after ` +
         `the reset completed, before the device settled (${this.#resetSettleMs} ms; Linux sleeps 50 ms on the 82599)`);
@@ -580,6 +593,16 @@ export class Ixgbe82599Model {
     return false;
   }
 
+  /** Whether a DMA engine is on: receive or transmit enabled, or any queue. */
+  #dmaEngineActive(): boolean {
+    const regs = this.regs;
+    if ((regs.peek32(R.RXCTRL) & R.RXCTRL_RXEN) !== 0 || (regs.peek32(R.DMATXCTL) & R.DMATXCTL_TE) !== 0) return true;
+    for (let q = 0; q < IXGBE_MODEL_QUEUES; q++) {
+      if ((regs.peek32(R.RXDCTL(q)) & R.RXDCTL_ENABLE) !== 0 || (regs.peek32(R.TXDCTL(q)) & R.TXDCTL_ENABLE) !== 0) return true;
+    }
+    return false;
+  }
+
   /** DMA needs bus mastering (PCI command register) and no master disable (CTRL.GIO_DIS). */
   #dmaAllowed(): boolean {
     return this.pci.busMasterEnabled && (this.regs.peek32(R.CTRL) & R.CTRL_GIO_DIS) === 0;
@@ -598,9 +621,13 @@ export class Ixgbe82599Model {
         // 5.2.5.3.2: disable PCIe mastering (CTRL.GIO_DIS, wait for STATUS.GIO to clear) before
         // a reset, as ixgbe_reset_hw_82599 does through ixgbe_disable_pcie_master: a request in
         // flight at reset time is lost or corrupts memory.
-        if ((regs.peek32(R.CTRL) & R.CTRL_GIO_DIS) === 0 && (value & R.CTRL_GIO_DIS) === 0) {
-          this.#violation("CTRL.RST written with PCIe mastering enabled: set CTRL.GIO_DIS and wait for STATUS.GIO to clear first (5.2.5.3.2)");
+        if ((regs.peek32(R.CTRL) & R.CTRL_GIO_DIS) === 0 && (value & R.CTRL_GIO_DIS) === 0 && this.#dmaEngineActive()) {
+          this.#violation("CTRL.RST written with PCIe mastering enabled while DMA may be in flight: set CTRL.GIO_DIS and " +
+            "wait for STATUS.GIO to clear first (5.2.5.3.2)");
         }
+        // A request was pending: this reset is the first of the two the specification update asks for.
+        this.#needsSecondReset = this.faults.masterDisableStuck === true;
+        this.faults.masterDisableStuck = false;
         this.#reset();
         this.#resetDoneAt = now() + this.#resetDelayMs;
         this.#settledAt = this.#resetDoneAt + this.#resetSettleMs;
@@ -614,7 +641,7 @@ export class Ixgbe82599Model {
     });
     regs.onRead(R.CTRL, () => regs.peek32(R.CTRL) | (this.resetting ? R.CTRL_RST : 0));
     // 8.2.3.1.2 STATUS.GIO: 1 while the device may master the bus.
-    regs.onRead(R.STATUS, () => (this.#dmaAllowed() ? R.STATUS_GIO : 0) >>> 0);
+    regs.onRead(R.STATUS, () => (this.#dmaAllowed() || this.faults.masterDisableStuck === true ? R.STATUS_GIO : 0) >>> 0);
     regs.onWrite(R.STATUS, () => {});
     // 8.2.3.2.1 EEC: auto-read of the EEPROM is done once the reset is.
     regs.onRead(R.EEC, () => regs.peek32(R.EEC) | (this.resetting ? 0 : R.EEC_AUTO_RD));
