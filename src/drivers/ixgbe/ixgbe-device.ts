@@ -1,8 +1,9 @@
 /**
- * The ixgbe driver for the Intel 82599 family (82599/X520, X540, X550): createIxgbeDevice() and
- * the device's control path. Read #init() next to the 82599 datasheet: it is the list of steps
- * of section 4.6, each with its section number. The hot paths are in ixgbe-rx-queue.ts and
- * ixgbe-tx-queue.ts.
+ * The ixgbe driver for the Intel 82599 (X520 SFP+, KX4/KR backplane parts; the X540 and X550 are
+ * recognized and refused, see ixgbe_ids.ts): createIxgbeDevice() and the device's control path.
+ * Read #init() next to the 82599 datasheet: it is the list of steps of section 4.6, each with its
+ * section number, and the Linux function (ixgbe_reset_hw_82599, ...) where it follows Linux. The
+ * hot paths are in ixgbe-rx-queue.ts and ixgbe-tx-queue.ts.
  *
  * Ownership: the caller (openDevice, a test, an example) opens the PciFunction and the
  * DmaAllocator and closes them after the device. The driver enables DMA, maps BAR0, allocates
