@@ -294,6 +294,8 @@ export class Ixgbe82599Model {
   #roWarned = false;
   /** A reset happened with a request pending (faults.masterDisableStuck): a second one is due. */
   #needsSecondReset = false;
+  /** A reset is in progress or settling: register accesses are checked. */
+  #gateArmed = false;
 
   constructor(options: Ixgbe82599ModelOptions) {
     if (!(options.dma instanceof SimDma)) throw new TypeError("Ixgbe82599Model needs { dma: SimDma }");
@@ -459,8 +461,12 @@ export class Ixgbe82599Model {
 
   /** Whether the device performs a register access now (see GatedRegisters). */
   #gate(offset: number, write: boolean): boolean {
-    if (ALWAYS_ACCESSIBLE.has(offset)) return true;
+    if (!this.#gateArmed || ALWAYS_ACCESSIBLE.has(offset)) return true;
     const now = performance.now();
+    if (now >= this.#settledAt && !this.#needsSecondReset) {
+      this.#gateArmed = false; // out of reset and settled: no clock reads on the data path
+      return true;
+    }
     if (now < this.#resetDoneAt) {
       this.#violation(`${write ? "write to" : "read of"} register ${hex(offset)} while the device resets (CTRL.RST still 1): ` +
         `poll CTRL until the reset bits clear (ixgbe_reset_hw_82599), the access has no effect`);
@@ -631,6 +637,7 @@ export class Ixgbe82599Model {
         this.#reset();
         this.#resetDoneAt = now() + this.#resetDelayMs;
         this.#settledAt = this.#resetDoneAt + this.#resetSettleMs;
+        this.#gateArmed = true;
         return;
       }
       if ((value & R.CTRL_LRST) !== 0 && this.family === "82599") {
