@@ -16,7 +16,7 @@ import type { DmaAllocator } from "../../mem/dma.ts";
 import { bufHome, bufIovaHi, bufIovaLo, bufLength, bufPool, poolCapacity, tableState } from "../../mem/buffer-table.ts";
 import { freeBuffer, freeBuffers } from "../../mem/mempool.ts";
 import type { Mmio } from "../../pci/mmio.ts";
-import { clearFlags32, getReg32, setFlags32, setReg32, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
+import { getReg32, setFlags32, setReg32, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
 import { badTxBuffer } from "../batch-args.ts";
 import {
@@ -36,10 +36,14 @@ import {
   IXGBE_TXDCTL,
   IXGBE_TXDCTL_ENABLE,
   IXGBE_TXDCTL_HTHRESH_SHIFT,
+  IXGBE_TXDCTL_SWFLSH,
   IXGBE_TXDCTL_PTHRESH_SHIFT,
   IXGBE_TXDCTL_THRESH_MASK,
   IXGBE_TXDCTL_WTHRESH_SHIFT,
 } from "./ixgbe_type.ts";
+
+/** The shortest frame txBatch sends; shorter ones are refused and counted in txErrors. */
+export const IXGBE_MIN_TX_LENGTH = 17;
 
 /** Descriptors reclaimed at once, and the distance between two RS bits. A power of two. */
 export const TX_CLEAN_BATCH = 32;
@@ -54,6 +58,8 @@ export const TX_HTHRESH = 1;
 export const TX_WTHRESH = 0;
 
 const TWO_POW_32 = 0x1_0000_0000;
+/** The statistics countdown after start: the first call polls. */
+const STATE_POLL_FIRST = 1;
 /** Every frame is one advanced data descriptor: end of packet, insert the CRC. */
 const DATA_CMD = (IXGBE_ADVTXD_DTYP_DATA | IXGBE_ADVTXD_DCMD_DEXT | IXGBE_ADVTXD_DCMD_IFCS | IXGBE_ADVTXD_DCMD_EOP) >>> 0;
 
@@ -63,6 +69,9 @@ export interface TxQueueOptions {
   /** Names the queue in errors, e.g. "0000:01:00.0". */
   readonly device: string;
   readonly hotPath?: HotPathMode;
+  /** Reads the device's statistics registers (IxgbeStats.update); called every pollCalls calls. */
+  readonly pollStats: () => void;
+  readonly pollCalls: number;
 }
 
 /** Queues bufs[0 .. count) for sending; returns how many it took (a prefix). */
@@ -74,7 +83,10 @@ interface TxEnv {
   /** The buffer each in-flight descriptor points to (-1: none). */
   readonly ring: Int32Array;
   readonly mask: number;
-  /** [0]: first descriptor not yet reclaimed (a multiple of CLEAN_BATCH); [1]: next to fill (= TDT). */
+  /**
+   * [0]: first descriptor not yet reclaimed (a multiple of CLEAN_BATCH); [1]: next to fill (=
+   * TDT); [2]: calls left until the next statistics poll.
+   */
   readonly state: Int32Array;
   /** [0]: frames refused for their length. */
   readonly counters: Float64Array;
@@ -92,6 +104,10 @@ interface TxEnv {
   readonly tailWords: Uint32Array | null;
   readonly tailOffset: number;
   readonly mmio: Mmio;
+  readonly pollStats: () => void;
+  readonly POLL_CALLS: number;
+  /** Frames shorter than this are refused (Linux pads to 17: "minimum packet size for olinfo paylen"). */
+  readonly MIN_LENGTH: number;
   readonly CLEAN_BATCH: number;
   readonly DATA_CMD: number;
   readonly RS: number;
@@ -111,6 +127,7 @@ interface TxEnv {
 function sendLoop(env: TxEnv): SendLoop {
   const { desc, ring, mask, state, counters, tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, poolCapacity } = env;
   const { freeBuffer, freeBuffers, badBuffer, tailWords, tailOffset, mmio, CLEAN_BATCH, DATA_CMD, RS, DD, PAYLEN_SHIFT } = env;
+  const { pollStats, POLL_CALLS, MIN_LENGTH } = env;
   const tailWord = tailOffset >>> 2;
   return function send(bufs: Int32Array, count: number): number {
     const rows = tableState[0]!;
@@ -125,6 +142,8 @@ function sendLoop(env: TxEnv): SendLoop {
     while (((start - clean) & mask) >= CLEAN_BATCH) {
       // clean is a multiple of CLEAN_BATCH and so is the ring size: the group never wraps.
       if ((desc[((clean + CLEAN_BATCH - 1) << 2) + 3]! & DD) === 0) break;
+      // x86-64 ordering: the buffers are reused only after DD was loaded (loads are not
+      // reordered with later stores), so the device has finished reading them.
       freeBuffers(ring, clean, CLEAN_BATCH);
       clean = (clean + CLEAN_BATCH) & mask;
     }
@@ -138,9 +157,10 @@ function sendLoop(env: TxEnv): SendLoop {
       if (next === clean) break; // full: one descriptor always stays empty
       const buf = bufs[taken]!;
       const length = bufLength[buf]!;
-      if (!(length > 0 && length <= poolCapacity[bufPool[buf]!]!)) {
+      if (!(length >= MIN_LENGTH && length <= poolCapacity[bufPool[buf]!]!)) {
         // A descriptor with length 0 or pointing past the buffer would hang the queue or send
-        // another buffer's bytes: refuse the frame, count it, and take the buffer back.
+        // another buffer's bytes, and one under 17 bytes is below what the hardware takes
+        // (Linux pads those): refuse the frame, count it, and take the buffer back.
         freeBuffer(buf);
         errors++;
         continue;
@@ -157,8 +177,16 @@ function sendLoop(env: TxEnv): SendLoop {
     if (errors !== 0) counters[0] += errors;
     if (tail !== start) {
       state[1] = tail;
+      // x86-64 ordering: the descriptor stores above reach the device before this tail store.
       if (tailWords !== null) tailWords[tailWord] = tail;
       else mmio.write32(tailOffset, tail);
+    }
+    // Read the clear-on-read counters every POLL_CALLS calls, as the receive path does.
+    const countdown = state[2]! - 1;
+    if (countdown > 0) state[2] = countdown;
+    else {
+      state[2] = POLL_CALLS;
+      pollStats();
     }
     return taken;
   };
@@ -173,7 +201,7 @@ export class IxgbeTxQueue {
   readonly #desc: Uint32Array;
   readonly #ring: Int32Array;
   readonly #mask: number;
-  readonly #state = new Int32Array(2);
+  readonly #state = new Int32Array(3);
   readonly #counters = new Float64Array(1);
 
   constructor(dma: DmaAllocator, mmio: Mmio, options: TxQueueOptions) {
@@ -206,6 +234,9 @@ export class IxgbeTxQueue {
       tailWords: mmio.words32,
       tailOffset: IXGBE_TDT(options.index),
       mmio,
+      pollStats: options.pollStats,
+      POLL_CALLS: options.pollCalls,
+      MIN_LENGTH: IXGBE_MIN_TX_LENGTH,
       CLEAN_BATCH: TX_CLEAN_BATCH,
       DATA_CMD,
       RS: IXGBE_ADVTXD_DCMD_RS,
@@ -214,7 +245,7 @@ export class IxgbeTxQueue {
     }, `ixgbe ${device} TX ${index}`, options.hotPath);
   }
 
-  /** Frames refused because their length was 0 or larger than their buffer. */
+  /** Frames refused because their length was under 17 bytes or larger than their buffer. */
   get errors(): number {
     return this.#counters[0]!;
   }
@@ -242,15 +273,25 @@ export class IxgbeTxQueue {
   start(mmio: Mmio, timeoutMs: number): void {
     this.#state[0] = 0;
     this.#state[1] = 0;
+    this.#state[2] = STATE_POLL_FIRST;
     setReg32(mmio, IXGBE_TDH(this.index), 0);
     setReg32(mmio, IXGBE_TDT(this.index), 0);
     setFlags32(mmio, IXGBE_TXDCTL(this.index), IXGBE_TXDCTL_ENABLE);
     waitSetReg32(mmio, IXGBE_TXDCTL(this.index), IXGBE_TXDCTL_ENABLE, { name: `TXDCTL(${this.index}).ENABLE`, timeoutMs });
   }
 
-  /** 4.6.8.2 (disabling a queue): clear TXDCTL.ENABLE and wait until the device agrees. */
-  stop(mmio: Mmio, timeoutMs: number): void {
-    clearFlags32(mmio, IXGBE_TXDCTL(this.index), IXGBE_TXDCTL_ENABLE);
+  /**
+   * 4.6.8.2 (disabling a queue), as Linux's ixgbe_disable_tx writes it: TXDCTL = SWFLSH, which
+   * clears ENABLE (and the thresholds) and flushes pending descriptor write-backs. The queue is
+   * disabled once ENABLE reads 0, which a queue with pending descriptors reaches only with the
+   * link up (waitStopped).
+   */
+  flush(mmio: Mmio): void {
+    setReg32(mmio, IXGBE_TXDCTL(this.index), IXGBE_TXDCTL_SWFLSH);
+  }
+
+  /** Waits until TXDCTL.ENABLE reads 0 after flush(). */
+  waitStopped(mmio: Mmio, timeoutMs: number): void {
     waitClearReg32(mmio, IXGBE_TXDCTL(this.index), IXGBE_TXDCTL_ENABLE, { name: `TXDCTL(${this.index}).ENABLE`, timeoutMs });
   }
 
