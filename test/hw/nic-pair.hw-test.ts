@@ -74,9 +74,13 @@ describe.skipIf(PORTS.length !== 2)(`NicDevice contract on real ports ${PORTS.jo
 
   afterAll(() => {
     for (const dev of [a, b]) dev?.close();
-    for (const pool of [poolA, poolB]) if (pool !== undefined) expect(pool.available, `${pool.name} after close()`).toBe(pool.count);
-    poolA?.close();
-    poolB?.close();
+    // Through openDevice() both ports share one DMA allocator, closed with the last device, and
+    // its pools with it (the close() case checks poolA while port B still holds the memory).
+    for (const pool of [poolA, poolB]) {
+      if (pool === undefined || pool.dead) continue;
+      expect(pool.available, `${pool.name} after close()`).toBe(pool.count);
+      pool.close();
+    }
   });
 
   /** `count` frames from `from` to `to`, 60 .. 1514 bytes unless told, sequence number at 14. */
@@ -199,7 +203,9 @@ describe.skipIf(PORTS.length !== 2)(`NicDevice contract on real ports ${PORTS.jo
     }
   });
 
-  it("refuses frames under 17 bytes, counts them in txErrors and sends the rest", () => {
+  // The 82599's rule (Linux pads to 17 for olinfo PAYLEN); virtio-net has no such minimum.
+  it("refuses frames under 17 bytes, counts them in txErrors and sends the rest (ixgbe)", (ctx) => {
+    if (a.driver !== "ixgbe") ctx.skip();
     drain();
     const before = stats(a);
     const good = frames(a, b, 4);
@@ -247,9 +253,11 @@ describe.skipIf(PORTS.length !== 2)(`NicDevice contract on real ports ${PORTS.jo
     send(a, poolA, frames(a, b, 100), 32);
     sleepMs(WIRE_MS);
     const before = stats(b);
-    b.close();
+    // A first: B keeps the shared DMA memory (openDevice) that poolA lives in, so poolA can
+    // still be counted after A has given back what its TX ring held.
     a.close();
     expect(poolA.available).toBe(poolA.count);
+    b.close();
     expect(() => b.rxBatch(0, new Int32Array(1), 1)).toThrow(DeviceClosedError);
     expect(() => a.linkSpeed()).toThrow(DeviceClosedError);
     expect(stats(b).rxPackets).toBeGreaterThanOrEqual(before.rxPackets);

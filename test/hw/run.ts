@@ -7,6 +7,13 @@
  * openDevice() use; README "Running on a real NIC" has the checklist.
  */
 import { spawnSync } from "node:child_process";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+// vitest's own entry run by this node binary, not `npx vitest`: the qemu testbed's guest (which
+// runs this suite on its virtio NICs) has node but no npm.
+const PROJECT_ROOT = resolve(fileURLToPath(import.meta.url), "../../..");
+const VITEST = join(PROJECT_ROOT, "node_modules", "vitest", "vitest.mjs");
 
 const args = process.argv.slice(2);
 const ports = args.filter((a) => !a.startsWith("-")).slice(0, 2);
@@ -20,8 +27,9 @@ if (ports.length < 2) {
   process.exit(0);
 }
 
-const result = spawnSync("npx", ["vitest", "run", "--config", "test/hw/vitest.hw.config.ts", ...rest], {
+const result = spawnSync(process.execPath, [VITEST, "run", "--configLoader", "runner", "--config", join(PROJECT_ROOT, "test/hw/vitest.hw.config.ts"), ...rest], {
   stdio: "inherit",
+  cwd: PROJECT_ROOT,
   env: { ...process.env, IXY_HW_PORTS: ports.join(",") },
 });
 process.exit(result.status ?? 1);
