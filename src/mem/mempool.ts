@@ -92,7 +92,7 @@ export class Mempool {
     const bytes = this.region.bytes;
     if (bytes.byteOffset % 4 !== 0) throw new DmaError(`${this.name}: DMA memory is not 4-byte aligned`);
     this.bytes = bytes;
-    const { id, first } = registerPool(this, count);
+    const { id, first } = registerPool(this, count, dma.space);
     this.id = id;
     this.first = first;
     for (let i = 0; i < count; i++) {

@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { SyscallError, VfioError } from "../errors.ts";
 import { close, ioctl, ioctlBytes, ioctlInt, ioctlString, open, O_RDWR } from "../sys/libc.ts";
+import { newAddressSpace } from "../mem/dma.ts";
 import { iommuGroupDevices } from "./sysfs.ts";
 import {
   getU32,
@@ -39,6 +40,8 @@ export interface VfioPaths {
 
 export class VfioContainer {
   readonly fd: number;
+  /** The container's IOMMU domain, as an address space (DmaAllocator.space of its allocator). */
+  readonly space: number;
   readonly #paths: Required<VfioPaths>;
   readonly #groups = new Map<number, number>(); // group number -> group fd
   #iommuSet = false;
@@ -47,6 +50,7 @@ export class VfioContainer {
   private constructor(fd: number, paths: Required<VfioPaths>) {
     this.fd = fd;
     this.#paths = paths;
+    this.space = newAddressSpace(`the IOMMU domain of VFIO container fd ${fd}`);
   }
 
   /** Opens /dev/vfio/vfio and checks the API version and the TYPE1v2 IOMMU extension. */

@@ -14,7 +14,7 @@ import {
   ROWS_IN_USE,
   tableState,
 } from "../../src/mem/buffer-table.ts";
-import { DmaAddressing, type AllocateOptions, type DmaAllocator, type DmaRegion } from "../../src/mem/dma.ts";
+import { DmaAddressing, newAddressSpace, type AllocateOptions, type DmaAllocator, type DmaRegion } from "../../src/mem/dma.ts";
 import { Mempool, NO_BUFFER } from "../../src/mem/mempool.ts";
 import { SimDma } from "../../src/sim/sim-dma.ts";
 
@@ -27,6 +27,7 @@ import { SimDma } from "../../src/sim/sim-dma.ts";
 class AddressOnlyDma implements DmaAllocator {
   readonly name: string;
   readonly addressing = DmaAddressing.sim;
+  readonly space = newAddressSpace("address-only DMA");
   closed = false;
   #next = 2 ** 32;
   constructor(name: string) {

@@ -13,7 +13,7 @@
  * no allocation.
  */
 import type { DmaAllocator } from "../../mem/dma.ts";
-import { bufHome, bufIovaHi, bufIovaLo, bufLength, bufPool, poolCapacity, tableState } from "../../mem/buffer-table.ts";
+import { bufHome, bufIovaHi, bufIovaLo, bufLength, bufPool, poolCapacity, poolChecked, poolSpace, tableState } from "../../mem/buffer-table.ts";
 import { freeBuffer, freeBuffers } from "../../mem/mempool.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { clearFlags32, getReg32, setFlags32, setReg32, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
@@ -85,6 +85,11 @@ interface TxEnv {
   readonly bufPool: Int32Array;
   readonly bufHome: Uint8Array;
   readonly poolCapacity: Int32Array;
+  /** The address space of each pool's buffers, and whether it is checked (buffer-table.ts). */
+  readonly poolSpace: Int32Array;
+  readonly poolChecked: Uint8Array;
+  /** The address space of this queue's device (DmaAllocator.space). */
+  readonly SPACE: number;
   readonly freeBuffer: (buf: number) => void;
   readonly freeBuffers: (bufs: Int32Array, start: number, count: number) => void;
   readonly badBuffer: (bufs: Int32Array, i: number) => never;
@@ -111,13 +116,20 @@ interface TxEnv {
 function sendLoop(env: TxEnv): SendLoop {
   const { desc, ring, mask, state, counters, tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, poolCapacity } = env;
   const { freeBuffer, freeBuffers, badBuffer, tailWords, tailOffset, mmio, CLEAN_BATCH, DATA_CMD, RS, DD, PAYLEN_SHIFT } = env;
+  const { poolSpace, poolChecked, SPACE } = env;
   const tailWord = tailOffset >>> 2;
   return function send(bufs: Int32Array, count: number): number {
     const rows = tableState[0]!;
     for (let i = 0; i < count; i++) {
       const buf = bufs[i]!;
-      // A number outside every live pool, or (checked pools) a buffer that is in its pool.
-      if (!(buf >= 0 && buf < rows && bufPool[buf]! >= 0) || bufHome[buf] !== 0) badBuffer(bufs, i);
+      // Refused: a number outside every live pool, a buffer of another address space (its
+      // address means other memory to this device; a dead buffer's poolSpace is undefined),
+      // and in checked pools one the caller does not hold (in its pool, or already given to a
+      // device: twice in this batch, say). badBuffer undoes the marks of bufs[0 .. i).
+      if (!(buf >= 0 && buf < rows)) badBuffer(bufs, i);
+      const pool = bufPool[buf]!;
+      if (poolSpace[pool] !== SPACE || bufHome[buf] !== 0) badBuffer(bufs, i);
+      if (poolChecked[pool] !== 0) bufHome[buf] = 2; // held by the device until reclaimed
     }
     // Masked although always in range, so that TurboFan can drop bounds and overflow checks.
     const start = state[1]! & mask;
@@ -155,6 +167,7 @@ function sendLoop(env: TxEnv): SendLoop {
       tail = next;
     }
     if (errors !== 0) counters[0] += errors;
+    for (let k = taken; k < count; k++) bufHome[bufs[k]!] = 0; // not taken (ring full): the caller's again
     if (tail !== start) {
       state[1] = tail;
       if (tailWords !== null) tailWords[tailWord] = tail;
@@ -200,9 +213,12 @@ export class IxgbeTxQueue {
       bufPool,
       bufHome,
       poolCapacity,
+      poolSpace,
+      poolChecked,
+      SPACE: dma.space,
       freeBuffer,
       freeBuffers,
-      badBuffer: (bufs, i) => badTxBuffer(`${device}: txBatch() on queue ${index}`, bufs, i),
+      badBuffer: (bufs, i) => badTxBuffer(`${device}: txBatch() on queue ${index}`, bufs, i, dma),
       tailWords: mmio.words32,
       tailOffset: IXGBE_TDT(options.index),
       mmio,

@@ -179,7 +179,7 @@ export class VirtioNetDevice implements NicDevice {
       const rxNotify = transport.activateQueue(VIRTIO_NET_RX_QUEUE, rx.size, rxRing.addresses);
       const txNotify = transport.activateQueue(VIRTIO_NET_TX_QUEUE, tx.size, txRing.addresses);
       this.#rx = rxQueue = new RxQueue(`${name} RX queue 0`, rxRing, rxNotify, pool, rx.capacity, this.headerLength, options.hotPath);
-      this.#tx = new TxQueue(`${name} TX queue 0`, txRing, txNotify, tx.capacity, this.headerLength, options.hotPath);
+      this.#tx = new TxQueue(`${name} TX queue 0`, txRing, txNotify, tx.capacity, this.headerLength, options.hotPath, dma);
       if (ctrl !== null) {
         const ctrlRing = new VirtqueueRing(region, rxBytes + txBytes, VIRTIO_NET_CTRL_QUEUE, ctrl.size);
         const ctrlNotify = transport.activateQueue(VIRTIO_NET_CTRL_QUEUE, ctrl.size, ctrlRing.addresses);

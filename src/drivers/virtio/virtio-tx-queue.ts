@@ -12,10 +12,13 @@ import {
   bufLength,
   bufPool,
   poolCapacity,
+  poolChecked,
+  poolSpace,
   poolWords16,
   poolWords32,
   tableState,
 } from "../../mem/buffer-table.ts";
+import type { DmaAllocator } from "../../mem/dma.ts";
 import { freeBuffer, freeBuffers } from "../../mem/mempool.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { badTxBuffer } from "../batch-args.ts";
@@ -62,6 +65,11 @@ interface TxEnv {
   readonly poolCapacity: Int32Array;
   readonly poolWords16: Uint16Array[];
   readonly poolWords32: Uint32Array[];
+  /** The address space of each pool's buffers, and whether it is checked (buffer-table.ts). */
+  readonly poolSpace: Int32Array;
+  readonly poolChecked: Uint8Array;
+  /** The address space of this queue's device (DmaAllocator.space). */
+  readonly SPACE: number;
   readonly freeBuffer: (buf: number) => void;
   readonly freeBuffers: (bufs: Int32Array, start: number, count: number) => void;
   readonly badBuffer: (bufs: Int32Array, i: number) => never;
@@ -88,7 +96,7 @@ function sendLoop(env: TxEnv): SendLoop {
   const { desc32, avail16, used16, used32, table, freeIds, scratch, size, capacity, state, counters, hdrLen } = env;
   const { tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, bufDataOffset, poolCapacity } = env;
   const { poolWords16, poolWords32, freeBuffer, freeBuffers, badBuffer, queueIndex, notifyWords, notifyOffset } = env;
-  const { mmio, CLEAN_BATCH, NO_NOTIFY, usedIndexError } = env;
+  const { mmio, CLEAN_BATCH, NO_NOTIFY, usedIndexError, poolSpace, poolChecked, SPACE } = env;
   const mask = size - 1;
   const notifyWord = notifyOffset >>> 1;
 
@@ -125,12 +133,21 @@ function sendLoop(env: TxEnv): SendLoop {
     const rows = tableState[0]!;
     for (let i = 0; i < count; i++) {
       const buf = bufs[i]!;
-      // A number outside every live pool, or (checked pools) a buffer that is in its pool.
-      if (!(buf >= 0 && buf < rows && bufPool[buf]! >= 0) || bufHome[buf] !== 0) badBuffer(bufs, i);
+      // Refused: a number outside every live pool, a buffer of another address space (its
+      // address means other memory to this device; a dead buffer's poolSpace is undefined),
+      // and in checked pools one the caller does not hold (in its pool, or already given to a
+      // device: twice in this batch, say). badBuffer undoes the marks of bufs[0 .. i).
+      if (!(buf >= 0 && buf < rows)) badBuffer(bufs, i);
+      const pool = bufPool[buf]!;
+      if (poolSpace[pool] !== SPACE || bufHome[buf] !== 0) badBuffer(bufs, i);
+      if (poolChecked[pool] !== 0) bufHome[buf] = 2; // held by the device until reclaimed
     }
     let free = state[2]!;
     if (free < count || ((used16[1]! - state[1]!) & 0xffff) >= CLEAN_BATCH) free = reclaim();
-    if (free === 0 || count === 0) return 0;
+    if (free === 0 || count === 0) {
+      for (let k = 0; k < count; k++) bufHome[bufs[k]!] = 0; // none taken: the caller's again
+      return 0;
+    }
     let avail = state[0]!;
     let lastPool = -1;
     let words16 = poolWords16[0]!;
@@ -179,6 +196,7 @@ function sendLoop(env: TxEnv): SendLoop {
       sent++;
     }
     state[2] = free;
+    for (let k = taken; k < count; k++) bufHome[bufs[k]!] = 0; // not taken (ring full): the caller's again
     if (refused !== 0) counters[2] += refused;
     if (sent !== 0) {
       state[0] = avail;
@@ -205,7 +223,16 @@ export class TxQueue {
   readonly #state = new Int32Array(3);
   readonly #counters = new Float64Array(4);
 
-  constructor(name: string, ring: VirtqueueRing, notify: NotifyTarget, capacity: number, hdrLen: number, hotPath?: HotPathMode) {
+  /** `space`: the device's DMA allocator, whose address space alone txBatch accepts buffers of. */
+  constructor(
+    name: string,
+    ring: VirtqueueRing,
+    notify: NotifyTarget,
+    capacity: number,
+    hdrLen: number,
+    hotPath: HotPathMode | undefined,
+    space: Pick<DmaAllocator, "name" | "space">,
+  ) {
     this.name = name;
     this.capacity = capacity;
     this.#table = new Int32Array(capacity).fill(-1);
@@ -236,9 +263,12 @@ export class TxQueue {
       poolCapacity,
       poolWords16,
       poolWords32,
+      poolSpace,
+      poolChecked,
+      SPACE: space.space,
       freeBuffer,
       freeBuffers,
-      badBuffer: (bufs, i) => badTxBuffer(`${name}: txBatch()`, bufs, i),
+      badBuffer: (bufs, i) => badTxBuffer(`${name}: txBatch()`, bufs, i, space),
       queueIndex: ring.index,
       notifyWords: notify.mmio.words16,
       notifyOffset: notify.offset,
