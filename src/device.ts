@@ -88,4 +88,11 @@ export interface DeviceOptions {
    * The environment variable IXY_HOT_PATH=shared sets the default. See src/drivers/specialize.ts.
    */
   readonly hotPath?: HotPathMode;
+  /**
+   * Allow DMA with host physical addresses, past every IOMMU: the device can then read and
+   * write any RAM, not only the buffers given to it. Needed for a legacy (transitional) virtio
+   * device, whose DMA bypasses the IOMMU. Off by default; openDevice refuses such a device
+   * without it and warns (process.emitWarning, code IXY_UNSAFE_NO_IOMMU) with it.
+   */
+  readonly unsafeNoIommu?: boolean;
 }

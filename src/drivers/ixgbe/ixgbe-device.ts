@@ -17,6 +17,7 @@ import type { Mmio } from "../../pci/mmio.ts";
 import type { PciFunction } from "../../pci/pci-function.ts";
 import { clearFlags32, getReg32, setFlags32, setReg32, sleepMs, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
 import { badBatchCall, goodBatch } from "../batch-args.ts";
+import { checkDeviceOptionTypes, checkInteger, checkNonNegative, checkPowerOfTwo } from "../../validate.ts";
 import { IxgbeRxQueue, MAX_RX_FRAME } from "./ixgbe-rx-queue.ts";
 import { IxgbeStats } from "./ixgbe-stats.ts";
 import { IxgbeTxQueue, TX_CLEAN_BATCH } from "./ixgbe-tx-queue.ts";
@@ -99,19 +100,11 @@ export function createIxgbeDevice(pci: PciFunction, dma: DmaAllocator, options: 
 }
 
 function checkCount(address: string, what: string, value: number): number {
-  if (!Number.isInteger(value) || value < 0 || value > IXGBE_MAX_QUEUES) {
-    throw new RangeError(`${address}: ${what} must be an integer from 0 to ${IXGBE_MAX_QUEUES}, got ${value}`);
-  }
-  return value;
+  return checkInteger(address, what, value, 0, IXGBE_MAX_QUEUES);
 }
 
 function checkRingSize(address: string, what: string, value: number): number {
-  if (!Number.isInteger(value) || value < IXGBE_MIN_RING_SIZE || value > IXGBE_MAX_RING_SIZE || (value & (value - 1)) !== 0) {
-    throw new RangeError(
-      `${address}: ${what} must be a power of two from ${IXGBE_MIN_RING_SIZE} to ${IXGBE_MAX_RING_SIZE}, got ${value}`,
-    );
-  }
-  return value;
+  return checkPowerOfTwo(address, what, value, IXGBE_MIN_RING_SIZE, IXGBE_MAX_RING_SIZE);
 }
 
 export class IxgbeDevice implements NicDevice {
@@ -129,59 +122,62 @@ export class IxgbeDevice implements NicDevice {
 
   constructor(pci: PciFunction, dma: DmaAllocator, options: DeviceOptions) {
     const address = pci.address;
+    options = checkDeviceOptionTypes(address, options);
     this.address = address;
     this.dma = dma;
     this.rxQueues = checkCount(address, "rxQueues", options.rxQueues ?? 1);
     this.txQueues = checkCount(address, "txQueues", options.txQueues ?? 1);
     const rxRingSize = checkRingSize(address, "rxRingSize", options.rxRingSize ?? IXGBE_DEFAULT_RING_SIZE);
     const txRingSize = checkRingSize(address, "txRingSize", options.txRingSize ?? IXGBE_DEFAULT_RING_SIZE);
-    const mempoolSize = options.mempoolSize ?? Math.max(4096, 2 * rxRingSize);
-    if (!Number.isInteger(mempoolSize) || mempoolSize <= rxRingSize) {
+    const mempoolSize = checkInteger(address, "mempoolSize", options.mempoolSize ?? Math.max(4096, 2 * rxRingSize), 1, 1 << 24);
+    if (mempoolSize <= rxRingSize) {
       throw new RangeError(
         `${address}: mempoolSize must be an integer larger than rxRingSize (${rxRingSize}): the ring holds ` +
           `that many buffers and rxBatch needs spare ones to hand out; got ${mempoolSize}`,
       );
     }
-    const linkTimeoutMs = options.linkTimeoutMs ?? IXGBE_DEFAULT_LINK_TIMEOUT_MS;
-    if (!(linkTimeoutMs >= 0) || !Number.isFinite(linkTimeoutMs)) {
-      throw new RangeError(`${address}: linkTimeoutMs must be a non-negative number of milliseconds, got ${linkTimeoutMs}`);
-    }
+    const linkTimeoutMs = checkNonNegative(address, "linkTimeoutMs", options.linkTimeoutMs ?? IXGBE_DEFAULT_LINK_TIMEOUT_MS, "milliseconds");
 
     pci.enableDma();
     this.#mmio = pci.bar(0);
     this.#stats = new IxgbeStats(this.#mmio);
 
+    // What the allocator held before: a failed init gives back everything it took (#abandon).
+    const mark = dma.mark?.();
     this.#rx = [];
-    for (let i = 0; i < this.rxQueues; i++) {
-      const queue = new IxgbeRxQueue(dma, this.#mmio, {
-        index: i, ringSize: rxRingSize, mempoolSize, checked: options.checked ?? false, device: address, hotPath: options.hotPath,
-      });
-      // SRRCTL.BSIZEPACKET says 2 KB but a buffer's data area is smaller (headroom): fine only
-      // because MAXFRS keeps frames at 1518 bytes (+4 VLAN) while jumbo frames are off.
-      if (queue.pool.dataCapacity < MAX_RX_FRAME) {
-        throw new RangeError(
-          `${address}: RX buffers hold ${queue.pool.dataCapacity} bytes, fewer than the ${MAX_RX_FRAME}-byte frames the device may write`,
-        );
-      }
-      this.#rx.push(queue);
-    }
     this.#tx = [];
-    for (let i = 0; i < this.txQueues; i++) {
-      this.#tx.push(new IxgbeTxQueue(dma, this.#mmio, { index: i, ringSize: txRingSize, device: address, hotPath: options.hotPath }));
-    }
-
     try {
+      for (let i = 0; i < this.rxQueues; i++) {
+        const queue = new IxgbeRxQueue(dma, this.#mmio, {
+          index: i, ringSize: rxRingSize, mempoolSize, checked: options.checked ?? false, device: address, hotPath: options.hotPath,
+        });
+        // SRRCTL.BSIZEPACKET says 2 KB but a buffer's data area is smaller (headroom): fine only
+        // because MAXFRS keeps frames at 1518 bytes (+4 VLAN) while jumbo frames are off.
+        if (queue.pool.dataCapacity < MAX_RX_FRAME) {
+          throw new RangeError(
+            `${address}: RX buffers hold ${queue.pool.dataCapacity} bytes, fewer than the ${MAX_RX_FRAME}-byte frames the device may write`,
+          );
+        }
+        this.#rx.push(queue);
+      }
+      for (let i = 0; i < this.txQueues; i++) {
+        this.#tx.push(new IxgbeTxQueue(dma, this.#mmio, { index: i, ringSize: txRingSize, device: address, hotPath: options.hotPath }));
+      }
       this.#init(linkTimeoutMs);
     } catch (e) {
       // Nobody gets a handle to close this device: stop it, so that it does not keep writing
-      // into memory its opener is about to release.
-      this.#abandon();
+      // into memory its opener is about to release, and give back the rings and pools.
+      this.#abandon(dma, mark);
       throw e;
     }
   }
 
-  /** Best-effort global reset after a failed init; a second failure must not hide the first. */
-  #abandon(): void {
+  /**
+   * Best-effort global reset after a failed init, then the receive pools are closed and the
+   * allocator gets back what the init took (DmaAllocator.releaseSince); a second failure must
+   * not hide the first.
+   */
+  #abandon(dma: DmaAllocator, mark: number | undefined): void {
     this.#closed = true;
     try {
       setReg32(this.#mmio, IXGBE_EIMC, IXGBE_IRQ_CLEAR_MASK);
@@ -192,6 +188,8 @@ export class IxgbeDevice implements NicDevice {
     try {
       // As close() does: the receive rings' buffers go back to their pools (nothing was sent).
       for (const q of this.#rx) q.releaseBuffers();
+      for (const q of this.#rx) q.pool.close();
+      if (mark !== undefined) dma.releaseSince?.(mark);
     } catch {
       // the original error says more
     }
