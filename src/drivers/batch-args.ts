@@ -5,6 +5,7 @@
 import { AddressSpaceError, BufferOwnershipError, DeviceClosedError } from "../errors.ts";
 import { bufHome, bufPool, isBufferNumber, ownerOf, poolSpace } from "../mem/buffer-table.ts";
 import { addressSpaceName, type DmaAllocator } from "../mem/dma.ts";
+import { describeValue } from "../validate.ts";
 
 /**
  * True when `bufs` is an Int32Array and `n` an integer from 0 to bufs.length: what rxBatch's max
@@ -12,6 +13,18 @@ import { addressSpaceName, type DmaAllocator } from "../mem/dma.ts";
  */
 export function goodBatch(bufs: Int32Array, n: number): boolean {
   return bufs instanceof Int32Array && n >= 0 && (n | 0) === n && n <= bufs.length;
+}
+
+/** readStats(into): `into` must be an object to fill (a DeviceStats, e.g. newStats()). */
+export function checkStatsTarget(address: string, into: unknown): void {
+  if (typeof into !== "object" || into === null || Array.isArray(into) || Object.isFrozen(into)) {
+    throw new TypeError(`${address}: readStats() needs a DeviceStats object to fill (newStats()), got ${into !== null && Object.isFrozen(into) ? "a frozen object" : describeValue(into)}`);
+  }
+}
+
+/** setPromisc(on): `on` must be a boolean ("false" would turn it on). */
+export function checkPromiscArgument(address: string, on: unknown): void {
+  if (typeof on !== "boolean") throw new TypeError(`${address}: setPromisc() needs true or false, got ${describeValue(on)}`);
 }
 
 /** Throws the error that explains why rxBatch/txBatch(queue, bufs, n) was refused. */
@@ -30,11 +43,10 @@ export function badBatchCall(
     throw new RangeError(`${address}: ${call}() on queue ${queue}, but the device was opened with ${valid}`);
   }
   if (!(bufs instanceof Int32Array)) {
-    const got = bufs === null ? "null" : Array.isArray(bufs) ? "an Array" : typeof bufs === "object" ? bufs.constructor.name : typeof bufs;
-    throw new TypeError(`${address}: ${call}() needs an Int32Array of buffer numbers, got ${got}`);
+    throw new TypeError(`${address}: ${call}() needs an Int32Array of buffer numbers, got ${describeValue(bufs)}`);
   }
   if (typeof n !== "number" || !Number.isInteger(n)) {
-    throw new TypeError(`${address}: ${call}() needs an integer count of buffers, got ${String(n)}`);
+    throw new TypeError(`${address}: ${call}() needs an integer count of buffers, got ${describeValue(n)}`);
   }
   throw new RangeError(
     `${address}: ${call}() for ${n} buffers, but the batch holds ${bufs.length}: pass a count from 0 to ${bufs.length}`,

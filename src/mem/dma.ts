@@ -5,6 +5,8 @@
  * on memory shared with a vhost-user backend, and on the device models in src/sim.
  */
 
+import { checkBoolean, checkInteger, checkOptionsObject, checkPowerOfTwo } from "../validate.ts";
+
 /** How the device sees the addresses this allocator hands out. */
 export const DmaAddressing = {
   /** IOVAs chosen by us and mapped into a VFIO container: the device goes through the IOMMU. */
@@ -123,11 +125,10 @@ export function addressSpaceName(space: number): string {
   return spaceNames[space] ?? `address space ${space}`;
 }
 
+/** Checks allocate()'s arguments (TypeError for a wrong type, RangeError otherwise); returns the alignment. */
 export function checkAllocateArgs(name: string, size: number, options: AllocateOptions | undefined, maxAlign: number): number {
-  if (!Number.isInteger(size) || size <= 0) throw new RangeError(`${name}: DMA allocation size must be a positive integer, got ${size}`);
-  const align = options?.align ?? 64;
-  if (!Number.isInteger(align) || align <= 0 || (align & (align - 1)) !== 0 || align > maxAlign) {
-    throw new RangeError(`${name}: DMA alignment must be a power of two up to ${maxAlign}, got ${align}`);
-  }
-  return align;
+  checkInteger(name, "the DMA allocation size (bytes)", size, 1, Number.MAX_SAFE_INTEGER);
+  const o = checkOptionsObject(name, "the allocation options", options);
+  checkBoolean(name, "contiguous", o.contiguous);
+  return checkPowerOfTwo(name, "the DMA alignment", o.align === undefined ? 64 : o.align, 1, maxAlign);
 }

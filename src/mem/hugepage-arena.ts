@@ -7,6 +7,7 @@
  * How the device addresses a mapping (IOMMU IOVA or physical address) is the Addressing's job.
  */
 import { AllocatorClosedError, DmaError } from "../errors.ts";
+import { checkInteger } from "../validate.ts";
 import type { DmaRegion } from "./dma.ts";
 import { HUGEPAGE_SIZE, HugepageMapping } from "./hugepages.ts";
 
@@ -118,9 +119,7 @@ export class HugepageArena {
    */
   releaseSince(mark: number): void {
     if (this.#closed) throw new AllocatorClosedError(`${this.name}: releaseSince() on a closed allocator`);
-    if (!Number.isInteger(mark) || mark < 0 || mark > this.#log.length) {
-      throw new RangeError(`${this.name}: releaseSince(${String(mark)}): not a mark of this allocator (0 to ${this.#log.length})`);
-    }
+    checkInteger(this.name, "releaseSince()'s mark", mark, 0, this.#log.length);
     if (mark === this.#log.length) return;
     const state = this.#log[mark]!;
     this.#log.length = mark;

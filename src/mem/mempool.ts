@@ -79,8 +79,8 @@ export class Mempool {
     options = checkOptionsObject(`mempool on ${dma.name}`, "the mempool options", options);
     this.name = checkString(`mempool on ${dma.name}`, "name", options.name) ?? `mempool on ${dma.name}`;
     if (dma.closed) throw new PoolClosedError(`${this.name}: its DMA allocator (${dma.name}) is closed: make the pool from an open one`);
-    const count = checkInteger(this.name, "count (buffers)", options.count ?? 4096, 1, 1 << 24);
-    const entrySize = checkPowerOfTwo(this.name, "entrySize", options.entrySize ?? 2048, 256, 65536);
+    const count = checkInteger(this.name, "count (buffers)", options.count === undefined ? 4096 : options.count, 1, 1 << 24);
+    const entrySize = checkPowerOfTwo(this.name, "entrySize", options.entrySize === undefined ? 2048 : options.entrySize, 256, 65536);
     this.count = count;
     this.entrySize = entrySize;
     this.dataCapacity = entrySize - MEMPOOL_HEADROOM;

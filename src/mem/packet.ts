@@ -35,6 +35,7 @@ export function dataOf(buf: PacketBuffer): Uint8Array {
 
 /** A copy of the frame in `buf`. */
 export function copyFrame(buf: PacketBuffer): Uint8Array {
+  check(buf, "copyFrame");
   return frameOf(buf).slice();
 }
 

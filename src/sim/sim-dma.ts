@@ -15,6 +15,7 @@
  * one process the windows are used again.
  */
 import { AllocatorClosedError, DmaError, DmaFaultError } from "../errors.ts";
+import { checkInteger } from "../validate.ts";
 import {
   checkAllocateArgs,
   ContiguousRegion,
@@ -70,9 +71,7 @@ export class SimDma implements DmaAllocator {
   /** Forgets every allocation made after mark() returned `mark`: the device faults on them. */
   releaseSince(mark: number): void {
     this.#checkOpen("releaseSince");
-    if (!Number.isInteger(mark) || mark < 0 || mark > this.#regions.length) {
-      throw new RangeError(`${this.name}: releaseSince(${String(mark)}): not a mark of this allocator (0 to ${this.#regions.length})`);
-    }
+    checkInteger(this.name, "releaseSince()'s mark", mark, 0, this.#regions.length);
     for (const region of this.#regions.splice(mark)) this.#allocated -= region.size;
     const last = this.#regions.at(-1);
     this.#next = last === undefined ? this.iovaBase : last.iova + last.size + GUARD;

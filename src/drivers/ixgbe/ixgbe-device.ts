@@ -16,7 +16,7 @@ import type { DmaAllocator } from "../../mem/dma.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import type { PciFunction } from "../../pci/pci-function.ts";
 import { clearFlags32, getReg32, setFlags32, setReg32, sleepMs, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
-import { badBatchCall, goodBatch } from "../batch-args.ts";
+import { badBatchCall, checkPromiscArgument, checkStatsTarget, goodBatch } from "../batch-args.ts";
 import { checkDeviceOptionTypes, checkInteger, checkNonNegative, checkPowerOfTwo } from "../../validate.ts";
 import { IxgbeRxQueue, MAX_RX_FRAME } from "./ixgbe-rx-queue.ts";
 import { IxgbeStats } from "./ixgbe-stats.ts";
@@ -333,6 +333,7 @@ export class IxgbeDevice implements NicDevice {
    * frames txBatch refused for their length.
    */
   readStats(into: DeviceStats): void {
+    checkStatsTarget(this.address, into);
     if (!this.#closed) this.#stats.update();
     const totals = this.#stats.totals;
     let rxDropped = 0;
@@ -351,6 +352,7 @@ export class IxgbeDevice implements NicDevice {
   /** 8.2.3.7.1: FCTRL.UPE and FCTRL.MPE accept every unicast and multicast frame. */
   setPromisc(on: boolean): void {
     this.#checkOpen("setPromisc");
+    checkPromiscArgument(this.address, on);
     if (on) setFlags32(this.#mmio, IXGBE_FCTRL, IXGBE_FCTRL_UPE | IXGBE_FCTRL_MPE);
     else clearFlags32(this.#mmio, IXGBE_FCTRL, IXGBE_FCTRL_UPE | IXGBE_FCTRL_MPE);
   }

@@ -23,7 +23,7 @@ import { findVirtioDeviceId } from "./virtio_ids.ts";
 import { LegacyTransport } from "./transport-legacy.ts";
 import { ModernTransport } from "./transport-modern.ts";
 import type { TransportKind, VirtioTransport } from "./transport.ts";
-import { badBatchCall, goodBatch } from "../batch-args.ts";
+import { badBatchCall, checkPromiscArgument, checkStatsTarget, goodBatch } from "../batch-args.ts";
 import { checkDeviceOptionTypes, checkInteger, checkNonNegative, checkOneOf, checkPowerOfTwo } from "../../validate.ts";
 import { RxCounter, RxQueue } from "./virtio-rx-queue.ts";
 import { TxCounter, TxQueue } from "./virtio-tx-queue.ts";
@@ -242,6 +242,7 @@ export class VirtioNetDevice implements NicDevice {
 
   /** Totals since the device was opened, counted by the driver (virtio-net has no counters). */
   readStats(into: DeviceStats): void {
+    checkStatsTarget(this.address, into);
     const rx = this.#rx.counters;
     const tx = this.#tx.counters;
     into.rxPackets = rx[RxCounter.packets]!;
@@ -256,6 +257,7 @@ export class VirtioNetDevice implements NicDevice {
   /** §5.1.6.5.1: VIRTIO_NET_CTRL_RX_PROMISC through the control queue. vhost-user: always on. */
   setPromisc(on: boolean): void {
     this.#checkOpen("setPromisc");
+    checkPromiscArgument(this.address, on);
     if (this.transport === "vhost-user") {
       // No control queue over vhost-user (features.ts), and backends filter nothing.
       if (on) return;
