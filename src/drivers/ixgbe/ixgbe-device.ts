@@ -188,6 +188,8 @@ export class IxgbeDevice implements NicDevice {
     try {
       // As close() does: the receive rings' buffers go back to their pools (nothing was sent).
       for (const q of this.#rx) q.releaseBuffers();
+      // Then the pools and the rings go back to the allocator (not if a pool cannot be closed:
+      // memory kept is safer than memory unmapped under a live pool).
       for (const q of this.#rx) q.pool.close();
       if (mark !== undefined) dma.releaseSince?.(mark);
     } catch {

@@ -220,7 +220,8 @@ export class VirtioNetDevice implements NicDevice {
       try {
         // As close() does: the receive ring's buffers go back to the pool (nothing was sent).
         rxQueue?.releaseBuffers();
-        // Then the pool and the rings go back to the allocator.
+        // Then the pool and the rings go back to the allocator (not if the pool cannot be
+        // closed: memory kept is safer than memory unmapped under a live pool).
         pool?.close();
         if (mark !== undefined) dma.releaseSince?.(mark);
       } catch {
