@@ -48,7 +48,7 @@ describe("fwd as an unprivileged user", () => {
     const t = s.traffic!;
     for (const st of t.streams) {
       expect(st.sent).toBe(RATE * 5);
-      expect(st.received).toBe(st.sent);
+      expect(st.received, JSON.stringify(t.streams)).toBe(st.sent);
       expect(st.lost + st.corrupted + st.reordered + st.duplicated).toBe(0);
     }
     expect(t.ok).toBe(true);
