@@ -170,6 +170,7 @@ export class Mempool {
     if (poolStacks[this.id] !== this.#stack || this.#closed) this.#throwClosed("alloc");
     const top = poolTop[this.id]!;
     if (top === 0) return NO_BUFFER;
+    if (top > this.count) this.#throwOverfreed("alloc");
     const buf = this.#stack[top - 1]!;
     poolTop[this.id] = top - 1;
     if (this.checked) bufHome[buf] = 0;
@@ -183,6 +184,7 @@ export class Mempool {
     const stack = this.#stack;
     if (poolStacks[id] !== stack || this.#closed) this.#throwClosed("allocBatch"); // see alloc()
     let top = poolTop[id]!;
+    if (top > this.count) this.#throwOverfreed("allocBatch");
     const got = n < top ? n : top;
     for (let i = 0; i < got; i++) out[start + i] = stack[--top]!;
     poolTop[id] = top;
@@ -224,6 +226,18 @@ export class Mempool {
     }
     this.#closed = true;
     unregisterPool(this.id);
+  }
+
+  /**
+   * An unchecked pool was given back more buffers than it has: some buffer was freed twice
+   * (or sent twice), and its free stack can no longer be trusted. Checked pools catch the
+   * double free itself.
+   */
+  #throwOverfreed(call: string): never {
+    throw new BufferOwnershipError(
+      `${this.name}: ${call}(): ${poolTop[this.id]} buffers were freed into a pool of ${this.count}: a buffer was freed ` +
+        `or sent twice, so the pool could hand one buffer to two owners. Find it with checked: true`,
+    );
   }
 
   #throwClosed(call: string): never {

@@ -10,6 +10,7 @@ import { BufferOwnershipError } from "../../src/errors.ts";
 import { bufHome } from "../../src/mem/buffer-table.ts";
 import { Mempool } from "../../src/mem/mempool.ts";
 import { writeFrame } from "../../src/mem/packet.ts";
+import { SimDma } from "../../src/sim/sim-dma.ts";
 import { account } from "../contract/accounting.ts";
 import { stats, VARIANTS } from "../contract/rigs.ts";
 
@@ -123,3 +124,15 @@ for (const variant of VARIANTS) {
     });
   });
 }
+
+describe("double free in an unchecked pool", () => {
+  it("is not detected when it happens, but alloc() then refuses to hand out a buffer it cannot trust", () => {
+    const pool = new Mempool(new SimDma("unchecked"), { count: 4, name: "unchecked pool" });
+    const a = pool.alloc();
+    pool.free(a);
+    pool.free(a); // no error: unchecked pools do not track where a buffer is
+    expect(() => pool.alloc()).toThrow(BufferOwnershipError);
+    expect(() => pool.alloc()).toThrow(/unchecked pool: alloc\(\): 5 buffers were freed into a pool of 4.*checked: true/);
+    expect(() => pool.allocBatch(new Int32Array(4), 4)).toThrow(/allocBatch\(\): 5 buffers/);
+  });
+});
