@@ -5,7 +5,8 @@
  *
  * Lanes: a forwarder loop rxBatch(A) -> txBatch(B) per lane, all on one SimDma so that buffers
  * cross drivers: ixgbe -> ixgbe, virtio modern -> virtio legacy, ixgbe -> virtio modern,
- * virtio modern -> ixgbe. Per lane, frames carry a lane number and a sequence number; what B
+ * virtio modern -> ixgbe. Then a vhost-user lane (vhost-user-lane.ts): the virtio driver over
+ * vhost-user against the model backend in a child process, in loopback. Per lane, frames carry a lane number and a sequence number; what B
  * puts on its wire must come in strictly increasing order (order within a queue; gaps are
  * drops, counted), never twice, with the length the sequence number gives, and every SAMPLE-th
  * frame carries a full payload pattern that must arrive byte for byte.
@@ -30,6 +31,7 @@ import { Ixgbe82599Model } from "../../src/sim/ixgbe/ixgbe-model.ts";
 import { SimDma } from "../../src/sim/sim-dma.ts";
 import { VirtioNetModel } from "../../src/sim/virtio/virtio-model.ts";
 import { prng } from "../helpers/prng.ts";
+import { runVhostUserLane, type VhostUserLaneResult } from "./vhost-user-lane.ts";
 
 /** One model port: the device, its model, and how to feed and step it. */
 export interface SoakPort {
@@ -75,6 +77,12 @@ export interface SoakOptions {
   readonly faultRate?: number;
   /** Fault modes to use (default FAULTS). */
   readonly faults?: readonly FaultMode[];
+  /**
+   * Frames for the vhost-user lane (the virtio driver against the model backend in a child
+   * process, loopback), on top of `frames`; default frames / 100 (the lane runs at about 1/5
+   * of the model lanes' rate: every frame crosses to another process and back); 0: none.
+   */
+  readonly vhostUserFrames?: number;
   /** Called about once a second with the frames offered so far. */
   readonly progress?: (offered: number, elapsedMs: number) => void;
 }
@@ -87,6 +95,8 @@ export interface SoakResult {
   readonly checkedBytes: number;
   readonly faultsInjected: number;
   readonly faultsByMode: Record<string, number>;
+  /** The vhost-user lane (null: not run). */
+  readonly vhostUser: VhostUserLaneResult | null;
   /** Per lane: "a -> b: received/offered". */
   readonly lanes: readonly string[];
   readonly buffersLost: number;
@@ -191,7 +201,7 @@ function lostBuffers(pools: readonly Mempool[]): { lost: number; total: number; 
   return { lost, total, problems };
 }
 
-export function runSoak(options: SoakOptions = {}): SoakResult {
+export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
   const frames = options.frames ?? 100_000_000;
   const sample = options.sample ?? 64;
   const faultRate = options.faultRate ?? 0.01;
@@ -343,10 +353,23 @@ export function runSoak(options: SoakOptions = {}): SoakResult {
   problems.push(...account.problems);
   let received = 0;
   for (const lane of lanes) received += lane.received;
+  const modelReceived = received;
   // Every frame txBatch took must have come out of B's wire (none refused: all lengths are good).
-  if (received !== forwarded) problems.push(`${forwarded} frames forwarded, but ${received} came out of the B ports`);
+  if (modelReceived !== forwarded) problems.push(`${forwarded} frames forwarded, but ${modelReceived} came out of the B ports`);
   for (const pool of pools) pool.close();
   dma.close();
+  const vuFrames = options.vhostUserFrames ?? Math.floor(frames / 100);
+  const vhostUser = vuFrames > 0
+    ? await runVhostUserLane(vuFrames, { lane: lanes.length, length: frameLength, header: writeHeader, pattern: patternByte, sample }, rand)
+    : null;
+  if (vhostUser !== null) {
+    problems.push(...vhostUser.problems);
+    offered += vhostUser.sent;
+    delivered += vhostUser.sent;
+    forwarded += vhostUser.sent;
+    received += vhostUser.received;
+    checkedBytes += vhostUser.checkedBytes;
+  }
   return {
     offered,
     delivered,
@@ -356,8 +379,9 @@ export function runSoak(options: SoakOptions = {}): SoakResult {
     faultsInjected,
     faultsByMode,
     lanes: lanes.map((l) => `${l.a.kind} -> ${l.b.kind}: ${l.received} of ${l.nextSeq}`),
-    buffersLost: account.lost,
-    buffersTotal: account.total,
+    vhostUser,
+    buffersLost: account.lost + (vhostUser?.buffersLost ?? 0),
+    buffersTotal: account.total + (vhostUser?.buffersTotal ?? 0),
     problems: problems.slice(0, 20),
     elapsedMs: performance.now() - started,
   };
@@ -371,6 +395,7 @@ export function summary(r: SoakResult): string {
     `soak ${ok ? "OK" : "FAILED"}: ${r.offered} frames offered, ${r.delivered} delivered, ${r.forwarded} forwarded, ` +
     `${r.received} received in order (0 reordered, duplicated or corrupted${r.problems.length ? `: NO, ${r.problems.length} problems` : ""}; ` +
     `${r.checkedBytes} bytes compared), ${r.faultsInjected} faults injected and survived, ` +
-    `${r.buffersLost} of ${r.buffersTotal} buffers lost, ${(r.elapsedMs / 1000).toFixed(1)} s (${(rate / 1e6).toFixed(2)} M frames/s)`
+    `${r.buffersLost} of ${r.buffersTotal} buffers lost, ${(r.elapsedMs / 1000).toFixed(1)} s (${(rate / 1e6).toFixed(2)} M frames/s)` +
+    (r.vhostUser === null ? "" : r.vhostUser.skipped !== null ? `; vhost-user lane skipped: ${r.vhostUser.skipped}` : `; vhost-user lane: ${r.vhostUser.received} of ${r.vhostUser.sent} back`)
   );
 }
