@@ -55,13 +55,13 @@ export function badBatchCall(
 
 /**
  * Throws the error for bufs[i], a number txBatch cannot send, after undoing what the
- * validation pass did to bufs[0 .. i): those buffers passed, so they were the caller's (bufHome
- * 0) and were marked as held by the device (2 in checked pools); they are the caller's again.
+ * validation pass did to bufs[0 .. i): those buffers passed, so those of checked pools were the
+ * caller's (bufHome 0) and were marked as held by the device (2); they are the caller's again.
  * `dma` is the device's allocator: a buffer must come from a pool of its address space.
  */
 export function badTxBuffer(what: string, bufs: Int32Array, i: number, dma: Pick<DmaAllocator, "name" | "space">): never {
   const error = txBufferError(what, bufs, i, dma);
-  for (let j = 0; j < i; j++) bufHome[bufs[j]!] = 0;
+  for (let j = 0; j < i; j++) if (bufHome[bufs[j]!] === 2) bufHome[bufs[j]!] = 0;
   throw error;
 }
 

@@ -7,9 +7,9 @@
  *   bufLength[b]                the length of the frame in it, in bytes
  *   bufPool[b]                  the id of the mempool it belongs to (-1: no such buffer)
  *   bufDataOffset[b]            where its data starts within its pool's memory (poolBytes[pool])
- *   bufHome[b]                  checked pools only: 1 while it is in its pool's free stack, 2 while
- *                               a device queue holds it (from txBatch until it is reclaimed), 0
- *                               while the application has it
+ *   bufHome[b]                  checked pools: 1 while it is in its pool's free stack, 2 while a
+ *                               device queue holds it (from txBatch until it is reclaimed), 0 while
+ *                               the application has it; unchecked pools: always 3 (BUF_UNTRACKED)
  *
  * Why numbers and columns instead of one object per buffer: a JavaScript object per packet costs
  * three or more cache lines per packet (the object, its view, the view's backing store), a write
@@ -47,6 +47,12 @@ export const bufLength = column(BUFFER_TABLE_ROWS);
 export const bufPool = column(BUFFER_TABLE_ROWS).fill(-1);
 export const bufDataOffset = column(BUFFER_TABLE_ROWS);
 export const bufHome = new Uint8Array(new SharedArrayBuffer(BUFFER_TABLE_ROWS));
+/**
+ * bufHome of every buffer of an unchecked pool: nothing is tracked. A value of its own (not 0),
+ * so that txBatch's checking pass tells checked from unchecked buffers by bufHome alone: 0 is a
+ * checked buffer the caller holds (marked 2 as it goes to the device), this one passes as it is.
+ */
+export const BUF_UNTRACKED = 3;
 
 /**
  * Per pool, by pool id: the top of its free stack (poolTop[p] buffers are free, the stack holds

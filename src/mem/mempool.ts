@@ -20,6 +20,7 @@ import { badBatchRange, checkBoolean, checkInteger, checkOptionsObject, checkPow
 import {
   bufDataOffset,
   bufHome,
+  BUF_UNTRACKED,
   bufIovaHi,
   bufIovaLo,
   bufLength,
@@ -116,7 +117,7 @@ export class Mempool {
       bufLength[b] = 0;
       bufPool[b] = id;
       bufDataOffset[b] = start + MEMPOOL_HEADROOM;
-      bufHome[b] = this.checked ? 1 : 0; // tracked for checked pools only: 0 means "not known to be free"
+      bufHome[b] = this.checked ? 1 : BUF_UNTRACKED; // tracked for checked pools only
     }
     // The stack hands buffers out in ascending order at first: easier to follow in a trace.
     // On a SharedArrayBuffer like the table, so that worker threads can later share the pool.

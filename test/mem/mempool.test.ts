@@ -3,6 +3,7 @@ import { BufferOwnershipError, PoolClosedError } from "../../src/errors.ts";
 import {
   bufDataOffset,
   bufHome,
+  BUF_UNTRACKED,
   bufIovaHi,
   bufLength,
   bufPool,
@@ -251,9 +252,9 @@ describe("Mempool", () => {
     it("does not mark buffers of unchecked pools, which may then be freed twice unnoticed", () => {
       const pool = new Mempool(new SimDma(), { count: 4 });
       const buf = pool.alloc();
-      expect(bufHome[buf]).toBe(0);
+      expect(bufHome[buf]).toBe(BUF_UNTRACKED);
       pool.free(buf);
-      expect(bufHome[buf]).toBe(0);
+      expect(bufHome[buf]).toBe(BUF_UNTRACKED);
       pool.close();
     });
   });

@@ -13,7 +13,7 @@
  * no allocation.
  */
 import type { DmaAllocator } from "../../mem/dma.ts";
-import { bufHome, bufIovaHi, bufIovaLo, bufLength, bufPool, poolCapacity, poolChecked, poolSpace, tableState } from "../../mem/buffer-table.ts";
+import { bufHome, bufIovaHi, bufIovaLo, bufLength, bufPool, poolCapacity, poolSpace, tableState, BUF_UNTRACKED } from "../../mem/buffer-table.ts";
 import { freeBuffer, freeBuffers } from "../../mem/mempool.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { clearFlags32, getReg32, setFlags32, setReg32, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
@@ -85,9 +85,10 @@ interface TxEnv {
   readonly bufPool: Int32Array;
   readonly bufHome: Uint8Array;
   readonly poolCapacity: Int32Array;
-  /** The address space of each pool's buffers, and whether it is checked (buffer-table.ts). */
+  /** The address space of each pool's buffers (buffer-table.ts). */
   readonly poolSpace: Int32Array;
-  readonly poolChecked: Uint8Array;
+  /** bufHome of an unchecked pool's buffers (BUF_UNTRACKED). */
+  readonly UNTRACKED: number;
   /** The address space of this queue's device (DmaAllocator.space). */
   readonly SPACE: number;
   readonly freeBuffer: (buf: number) => void;
@@ -116,7 +117,7 @@ interface TxEnv {
 function sendLoop(env: TxEnv): SendLoop {
   const { desc, ring, mask, state, counters, tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, poolCapacity } = env;
   const { freeBuffer, freeBuffers, badBuffer, tailWords, tailOffset, mmio, CLEAN_BATCH, DATA_CMD, RS, DD, PAYLEN_SHIFT } = env;
-  const { poolSpace, poolChecked, SPACE } = env;
+  const { poolSpace, UNTRACKED, SPACE } = env;
   const tailWord = tailOffset >>> 2;
   return function send(bufs: Int32Array, count: number): number {
     const rows = tableState[0]!;
@@ -126,10 +127,11 @@ function sendLoop(env: TxEnv): SendLoop {
       // address means other memory to this device; a dead buffer's poolSpace is undefined),
       // and in checked pools one the caller does not hold (in its pool, or already given to a
       // device: twice in this batch, say). badBuffer undoes the marks of bufs[0 .. i).
+      // (bufHome: 0 the caller's, 1 in its pool, 2 a device's; UNTRACKED in unchecked pools.)
       if (!(buf >= 0 && buf < rows)) badBuffer(bufs, i);
-      const pool = bufPool[buf]!;
-      if (poolSpace[pool] !== SPACE || bufHome[buf] !== 0) badBuffer(bufs, i);
-      if (poolChecked[pool] !== 0) bufHome[buf] = 2; // held by the device until reclaimed
+      const home = bufHome[buf]!;
+      if (poolSpace[bufPool[buf]!] !== SPACE || (home !== 0 && home !== UNTRACKED)) badBuffer(bufs, i);
+      if (home === 0) bufHome[buf] = 2; // held by the device until reclaimed
     }
     // Masked although always in range, so that TurboFan can drop bounds and overflow checks.
     const start = state[1]! & mask;
@@ -167,7 +169,7 @@ function sendLoop(env: TxEnv): SendLoop {
       tail = next;
     }
     if (errors !== 0) counters[0] += errors;
-    for (let k = taken; k < count; k++) bufHome[bufs[k]!] = 0; // not taken (ring full): the caller's again
+    for (let k = taken; k < count; k++) if (bufHome[bufs[k]!] === 2) bufHome[bufs[k]!] = 0; // not taken: the caller's again
     if (tail !== start) {
       state[1] = tail;
       if (tailWords !== null) tailWords[tailWord] = tail;
@@ -214,7 +216,7 @@ export class IxgbeTxQueue {
       bufHome,
       poolCapacity,
       poolSpace,
-      poolChecked,
+      UNTRACKED: BUF_UNTRACKED,
       SPACE: dma.space,
       freeBuffer,
       freeBuffers,

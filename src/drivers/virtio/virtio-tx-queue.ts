@@ -12,11 +12,11 @@ import {
   bufLength,
   bufPool,
   poolCapacity,
-  poolChecked,
   poolSpace,
   poolWords16,
   poolWords32,
   tableState,
+  BUF_UNTRACKED,
 } from "../../mem/buffer-table.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
 import { freeBuffer, freeBuffers } from "../../mem/mempool.ts";
@@ -65,9 +65,10 @@ interface TxEnv {
   readonly poolCapacity: Int32Array;
   readonly poolWords16: Uint16Array[];
   readonly poolWords32: Uint32Array[];
-  /** The address space of each pool's buffers, and whether it is checked (buffer-table.ts). */
+  /** The address space of each pool's buffers (buffer-table.ts). */
   readonly poolSpace: Int32Array;
-  readonly poolChecked: Uint8Array;
+  /** bufHome of an unchecked pool's buffers (BUF_UNTRACKED). */
+  readonly UNTRACKED: number;
   /** The address space of this queue's device (DmaAllocator.space). */
   readonly SPACE: number;
   readonly freeBuffer: (buf: number) => void;
@@ -96,7 +97,7 @@ function sendLoop(env: TxEnv): SendLoop {
   const { desc32, avail16, used16, used32, table, freeIds, scratch, size, capacity, state, counters, hdrLen } = env;
   const { tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, bufDataOffset, poolCapacity } = env;
   const { poolWords16, poolWords32, freeBuffer, freeBuffers, badBuffer, queueIndex, notifyWords, notifyOffset } = env;
-  const { mmio, CLEAN_BATCH, NO_NOTIFY, usedIndexError, poolSpace, poolChecked, SPACE } = env;
+  const { mmio, CLEAN_BATCH, NO_NOTIFY, usedIndexError, poolSpace, UNTRACKED, SPACE } = env;
   const mask = size - 1;
   const notifyWord = notifyOffset >>> 1;
 
@@ -137,15 +138,16 @@ function sendLoop(env: TxEnv): SendLoop {
       // address means other memory to this device; a dead buffer's poolSpace is undefined),
       // and in checked pools one the caller does not hold (in its pool, or already given to a
       // device: twice in this batch, say). badBuffer undoes the marks of bufs[0 .. i).
+      // (bufHome: 0 the caller's, 1 in its pool, 2 a device's; UNTRACKED in unchecked pools.)
       if (!(buf >= 0 && buf < rows)) badBuffer(bufs, i);
-      const pool = bufPool[buf]!;
-      if (poolSpace[pool] !== SPACE || bufHome[buf] !== 0) badBuffer(bufs, i);
-      if (poolChecked[pool] !== 0) bufHome[buf] = 2; // held by the device until reclaimed
+      const home = bufHome[buf]!;
+      if (poolSpace[bufPool[buf]!] !== SPACE || (home !== 0 && home !== UNTRACKED)) badBuffer(bufs, i);
+      if (home === 0) bufHome[buf] = 2; // held by the device until reclaimed
     }
     let free = state[2]!;
     if (free < count || ((used16[1]! - state[1]!) & 0xffff) >= CLEAN_BATCH) free = reclaim();
     if (free === 0 || count === 0) {
-      for (let k = 0; k < count; k++) bufHome[bufs[k]!] = 0; // none taken: the caller's again
+      for (let k = 0; k < count; k++) if (bufHome[bufs[k]!] === 2) bufHome[bufs[k]!] = 0; // none taken: the caller's again
       return 0;
     }
     let avail = state[0]!;
@@ -196,7 +198,7 @@ function sendLoop(env: TxEnv): SendLoop {
       sent++;
     }
     state[2] = free;
-    for (let k = taken; k < count; k++) bufHome[bufs[k]!] = 0; // not taken (ring full): the caller's again
+    for (let k = taken; k < count; k++) if (bufHome[bufs[k]!] === 2) bufHome[bufs[k]!] = 0; // not taken: the caller's again
     if (refused !== 0) counters[2] += refused;
     if (sent !== 0) {
       state[0] = avail;
@@ -264,7 +266,7 @@ export class TxQueue {
       poolWords16,
       poolWords32,
       poolSpace,
-      poolChecked,
+      UNTRACKED: BUF_UNTRACKED,
       SPACE: space.space,
       freeBuffer,
       freeBuffers,
