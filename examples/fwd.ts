@@ -52,7 +52,7 @@ function txFirst(dev: NicDevice): Mempool {
 }
 
 async function main(): Promise<number> {
-  const { values, positionals, sim, mac } = parse(USAGE, {
+  const { values, positionals, sim, mac, unsafeNoIommu } = parse(USAGE, {
     batch: { type: "string" },
     seconds: { type: "string" },
     json: { type: "boolean" },
@@ -65,6 +65,7 @@ async function main(): Promise<number> {
   const ports = openPorts(sim ? ["a", "b"] : positionals, {
     sim,
     mac,
+    unsafeNoIommu,
     simFrameSize: intOption("frame-size", values["frame-size"], 60, 60, 1514),
   });
   const [a, b] = ports.devices as [NicDevice, NicDevice];

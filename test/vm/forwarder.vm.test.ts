@@ -20,7 +20,7 @@ describe.each(["modern", "legacy"] as const)("fwd on %s virtio devices", (mode) 
   it("forwards random frames in both directions without loss, byte-exact and in order", async () => {
     const s = await runTrafficSession({
       mode,
-      command: `node --enable-source-maps ${fwd} $IXY_NIC0 $IXY_NIC1`,
+      command: `node --enable-source-maps ${fwd} $IXY_NIC0 $IXY_NIC1${mode === "legacy" ? " --unsafe-no-iommu" : ""}`,
       timeoutMs: 180_000,
       traffic: { rate: RATE, durationMs: 5000, size: "random", seed: mode === "modern" ? 1 : 2 },
     });

@@ -17,7 +17,8 @@ import type { DmaAllocator } from "../../mem/dma.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import type { PciFunction } from "../../pci/pci-function.ts";
 import { clearFlags32, getReg32, setFlags32, setReg32, sleepMs, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
-import { badBatchCall, goodBatch } from "../batch-args.ts";
+import { badBatchCall, checkPromiscArgument, checkStatsTarget, goodBatch } from "../batch-args.ts";
+import { checkDeviceOptionTypes, checkInteger, checkNonNegative, checkPowerOfTwo } from "../../validate.ts";
 import { requireStrongMemoryOrder } from "../memory-order.ts";
 import { IXGBE_BACKPLANE_DEVICE_IDS, findIxgbeDeviceId } from "./ixgbe_ids.ts";
 import { IxgbeRxQueue, MAX_RX_FRAME } from "./ixgbe-rx-queue.ts";
@@ -141,19 +142,11 @@ export function createIxgbeDevice(pci: PciFunction, dma: DmaAllocator, options: 
 }
 
 function checkCount(address: string, what: string, value: number): number {
-  if (!Number.isInteger(value) || value < 0 || value > IXGBE_MAX_QUEUES) {
-    throw new RangeError(`${address}: ${what} must be an integer from 0 to ${IXGBE_MAX_QUEUES}, got ${value}`);
-  }
-  return value;
+  return checkInteger(address, what, value, 0, IXGBE_MAX_QUEUES);
 }
 
 function checkRingSize(address: string, what: string, value: number): number {
-  if (!Number.isInteger(value) || value < IXGBE_MIN_RING_SIZE || value > IXGBE_MAX_RING_SIZE || (value & (value - 1)) !== 0) {
-    throw new RangeError(
-      `${address}: ${what} must be a power of two from ${IXGBE_MIN_RING_SIZE} to ${IXGBE_MAX_RING_SIZE}, got ${value}`,
-    );
-  }
-  return value;
+  return checkPowerOfTwo(address, what, value, IXGBE_MIN_RING_SIZE, IXGBE_MAX_RING_SIZE);
 }
 
 export class IxgbeDevice implements NicDevice {
@@ -175,6 +168,7 @@ export class IxgbeDevice implements NicDevice {
     const address = pci.address;
     // x86-64 ordering: the queues have no fences (memory-order.ts); refuse other CPUs up front.
     requireStrongMemoryOrder(address);
+    options = checkDeviceOptionTypes(address, options);
     const id = findIxgbeDeviceId(pci.vendorId, pci.deviceId);
     if (id?.unsupported !== undefined) {
       throw new NotSupportedError(`${address}: the ${id.name} (8086:${pci.deviceId.toString(16).padStart(4, "0")}) is not supported by ` +
@@ -187,62 +181,61 @@ export class IxgbeDevice implements NicDevice {
     this.txQueues = checkCount(address, "txQueues", options.txQueues ?? 1);
     const rxRingSize = checkRingSize(address, "rxRingSize", options.rxRingSize ?? IXGBE_DEFAULT_RING_SIZE);
     const txRingSize = checkRingSize(address, "txRingSize", options.txRingSize ?? IXGBE_DEFAULT_RING_SIZE);
-    const mempoolSize = options.mempoolSize ?? Math.max(4096, 2 * rxRingSize);
-    if (!Number.isInteger(mempoolSize) || mempoolSize <= rxRingSize) {
+    const mempoolSize = checkInteger(address, "mempoolSize", options.mempoolSize ?? Math.max(4096, 2 * rxRingSize), 1, 1 << 24);
+    if (mempoolSize <= rxRingSize) {
       throw new RangeError(
         `${address}: mempoolSize must be an integer larger than rxRingSize (${rxRingSize}): the ring holds ` +
           `that many buffers and rxBatch needs spare ones to hand out; got ${mempoolSize}`,
       );
     }
-    const linkTimeoutMs = options.linkTimeoutMs ?? IXGBE_DEFAULT_LINK_TIMEOUT_MS;
-    if (!(linkTimeoutMs >= 0) || !Number.isFinite(linkTimeoutMs)) {
-      throw new RangeError(`${address}: linkTimeoutMs must be a non-negative number of milliseconds, got ${linkTimeoutMs}`);
-    }
+    const linkTimeoutMs = checkNonNegative(address, "linkTimeoutMs", options.linkTimeoutMs ?? IXGBE_DEFAULT_LINK_TIMEOUT_MS, "milliseconds");
 
     pci.enableDma();
     this.#mmio = pci.bar(0);
     this.#stats = new IxgbeStats(this.#mmio);
     const pollStats = (): void => this.#stats.update();
 
+    // What the allocator held before: a failed init gives back everything it took (#abandon).
+    const mark = dma.mark?.();
     this.#rx = [];
-    for (let i = 0; i < this.rxQueues; i++) {
-      const queue = new IxgbeRxQueue(dma, this.#mmio, {
-        index: i, ringSize: rxRingSize, mempoolSize, checked: options.checked ?? false, device: address, hotPath: options.hotPath,
-        pollStats, pollCalls: STATS_POLL_CALLS,
-      });
-      // SRRCTL.BSIZEPACKET says 2 KB but a buffer's data area is smaller (headroom): fine only
-      // because MAXFRS keeps frames at 1518 bytes (+4 VLAN) while jumbo frames are off.
-      if (queue.pool.dataCapacity < MAX_RX_FRAME) {
-        throw new RangeError(
-          `${address}: RX buffers hold ${queue.pool.dataCapacity} bytes, fewer than the ${MAX_RX_FRAME}-byte frames the device may write`,
-        );
-      }
-      this.#rx.push(queue);
-    }
     this.#tx = [];
-    for (let i = 0; i < this.txQueues; i++) {
-      this.#tx.push(new IxgbeTxQueue(dma, this.#mmio, {
-        index: i, ringSize: txRingSize, device: address, hotPath: options.hotPath, pollStats, pollCalls: STATS_POLL_CALLS,
-      }));
-    }
-
     try {
+      for (let i = 0; i < this.rxQueues; i++) {
+        const queue = new IxgbeRxQueue(dma, this.#mmio, {
+          index: i, ringSize: rxRingSize, mempoolSize, checked: options.checked ?? false, device: address, hotPath: options.hotPath,
+          pollStats, pollCalls: STATS_POLL_CALLS,
+        });
+        // SRRCTL.BSIZEPACKET says 2 KB but a buffer's data area is smaller (headroom): fine only
+        // because MAXFRS keeps frames at 1518 bytes (+4 VLAN) while jumbo frames are off.
+        if (queue.pool.dataCapacity < MAX_RX_FRAME) {
+          throw new RangeError(
+            `${address}: RX buffers hold ${queue.pool.dataCapacity} bytes, fewer than the ${MAX_RX_FRAME}-byte frames the device may write`,
+          );
+        }
+        this.#rx.push(queue);
+      }
+      for (let i = 0; i < this.txQueues; i++) {
+        this.#tx.push(new IxgbeTxQueue(dma, this.#mmio, {
+          index: i, ringSize: txRingSize, device: address, hotPath: options.hotPath, pollStats, pollCalls: STATS_POLL_CALLS,
+        }));
+      }
       this.#init(linkTimeoutMs);
     } catch (e) {
       // Nobody gets a handle to close this device: stop it, so that it does not keep writing
-      // into memory its opener is about to release.
-      this.#abandon();
+      // into memory its opener is about to release, and give back the rings and pools.
+      this.#abandon(dma, mark);
       throw e;
     }
   }
 
   /**
    * After a failed init: stop the device with a reset and wait until it is done, so that it no
-   * longer reads or writes the rings; only then do the rings' buffers go back to their pools. A
-   * second failure must not hide the first: if the reset cannot be confirmed the buffers stay
-   * out of their pools (leaked, not handed to a device that may still write them).
+   * longer reads or writes the rings; only then do the rings' buffers go back to their pools, the
+   * receive pools close and the allocator gets back what the init took (DmaAllocator.releaseSince).
+   * A second failure must not hide the first: if the reset cannot be confirmed, the buffers and
+   * the memory stay out (leaked, not handed to a device that may still write them).
    */
-  #abandon(): void {
+  #abandon(dma: DmaAllocator, mark: number | undefined): void {
     this.#closed = true;
     let stopped = false;
     try {
@@ -255,6 +248,14 @@ export class IxgbeDevice implements NicDevice {
     if (stopped) {
       for (const q of this.#tx) q.releaseBuffers();
       for (const q of this.#rx) q.releaseBuffers();
+      try {
+        // Memory kept is safer than memory unmapped under a live pool: a pool that cannot be
+        // closed keeps it all.
+        for (const q of this.#rx) q.pool.close();
+        if (mark !== undefined) dma.releaseSince?.(mark);
+      } catch {
+        // the original error says more
+      }
     }
     this.#rx = [];
     this.#tx = [];
@@ -466,6 +467,7 @@ export class IxgbeDevice implements NicDevice {
    * hwCounters() has them apart.
    */
   readStats(into: DeviceStats): void {
+    checkStatsTarget(this.address, into);
     if (!this.#closed) this.#stats.update();
     const totals = this.#stats.totals;
     let rxDropped = 0;
@@ -493,6 +495,7 @@ export class IxgbeDevice implements NicDevice {
   /** 8.2.3.7.1: FCTRL.UPE and FCTRL.MPE accept every unicast and multicast frame. */
   setPromisc(on: boolean): void {
     this.#checkOpen("setPromisc");
+    checkPromiscArgument(this.address, on);
     if (on) setFlags32(this.#mmio, IXGBE_FCTRL, IXGBE_FCTRL_UPE | IXGBE_FCTRL_MPE);
     else clearFlags32(this.#mmio, IXGBE_FCTRL, IXGBE_FCTRL_UPE | IXGBE_FCTRL_MPE);
   }

@@ -13,7 +13,7 @@
  * no allocation.
  */
 import type { DmaAllocator } from "../../mem/dma.ts";
-import { bufHome, bufIovaHi, bufIovaLo, bufLength, bufPool, poolCapacity, tableState } from "../../mem/buffer-table.ts";
+import { bufHome, bufIovaHi, bufIovaLo, bufLength, bufPool, poolCapacity, poolSpace, tableState, BUF_UNTRACKED } from "../../mem/buffer-table.ts";
 import { freeBuffer, freeBuffers } from "../../mem/mempool.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { getReg32, setFlags32, setReg32, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
@@ -97,6 +97,12 @@ interface TxEnv {
   readonly bufPool: Int32Array;
   readonly bufHome: Uint8Array;
   readonly poolCapacity: Int32Array;
+  /** The address space of each pool's buffers (buffer-table.ts). */
+  readonly poolSpace: Int32Array;
+  /** bufHome of an unchecked pool's buffers (BUF_UNTRACKED). */
+  readonly UNTRACKED: number;
+  /** The address space of this queue's device (DmaAllocator.space). */
+  readonly SPACE: number;
   readonly freeBuffer: (buf: number) => void;
   readonly freeBuffers: (bufs: Int32Array, start: number, count: number) => void;
   readonly badBuffer: (bufs: Int32Array, i: number) => never;
@@ -128,13 +134,21 @@ function sendLoop(env: TxEnv): SendLoop {
   const { desc, ring, mask, state, counters, tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, poolCapacity } = env;
   const { freeBuffer, freeBuffers, badBuffer, tailWords, tailOffset, mmio, CLEAN_BATCH, DATA_CMD, RS, DD, PAYLEN_SHIFT } = env;
   const { pollStats, POLL_CALLS, MIN_LENGTH } = env;
+  const { poolSpace, UNTRACKED, SPACE } = env;
   const tailWord = tailOffset >>> 2;
   return function send(bufs: Int32Array, count: number): number {
     const rows = tableState[0]!;
     for (let i = 0; i < count; i++) {
       const buf = bufs[i]!;
-      // A number outside every live pool, or (checked pools) a buffer that is in its pool.
-      if (!(buf >= 0 && buf < rows && bufPool[buf]! >= 0) || bufHome[buf] !== 0) badBuffer(bufs, i);
+      // Refused: a number outside every live pool, a buffer of another address space (its
+      // address means other memory to this device; a dead buffer's poolSpace is undefined),
+      // and in checked pools one the caller does not hold (in its pool, or already given to a
+      // device: twice in this batch, say). badBuffer undoes the marks of bufs[0 .. i).
+      // (bufHome: 0 the caller's, 1 in its pool, 2 a device's; UNTRACKED in unchecked pools.)
+      if (!(buf >= 0 && buf < rows)) badBuffer(bufs, i);
+      const home = bufHome[buf]!;
+      if (poolSpace[bufPool[buf]!] !== SPACE || (home !== 0 && home !== UNTRACKED)) badBuffer(bufs, i);
+      if (home === 0) bufHome[buf] = 2; // held by the device until reclaimed
     }
     // Masked although always in range, so that TurboFan can drop bounds and overflow checks.
     const start = state[1]! & mask;
@@ -175,6 +189,7 @@ function sendLoop(env: TxEnv): SendLoop {
       tail = next;
     }
     if (errors !== 0) counters[0] += errors;
+    for (let k = taken; k < count; k++) if (bufHome[bufs[k]!] === 2) bufHome[bufs[k]!] = 0; // not taken: the caller's again
     if (tail !== start) {
       state[1] = tail;
       // x86-64 ordering: the descriptor stores above reach the device before this tail store.
@@ -228,9 +243,12 @@ export class IxgbeTxQueue {
       bufPool,
       bufHome,
       poolCapacity,
+      poolSpace,
+      UNTRACKED: BUF_UNTRACKED,
+      SPACE: dma.space,
       freeBuffer,
       freeBuffers,
-      badBuffer: (bufs, i) => badTxBuffer(`${device}: txBatch() on queue ${index}`, bufs, i),
+      badBuffer: (bufs, i) => badTxBuffer(`${device}: txBatch() on queue ${index}`, bufs, i, dma),
       tailWords: mmio.words32,
       tailOffset: IXGBE_TDT(options.index),
       mmio,
