@@ -52,7 +52,7 @@ function txFirst(dev: NicDevice): Mempool {
 }
 
 async function main(): Promise<number> {
-  const { values, positionals, sim, mac } = parse(USAGE, {
+  const { values, positionals, sim, mac, unsafeNoIommu } = parse(USAGE, {
     batch: { type: "string" },
     seconds: { type: "string" },
     json: { type: "boolean" },
@@ -69,6 +69,7 @@ async function main(): Promise<number> {
     sim,
     mac,
     ...(ring === undefined ? {} : { ring }),
+    unsafeNoIommu,
     simFrameSize: intOption("frame-size", values["frame-size"], 60, 60, 1514),
   });
   const [a, b] = ports.devices as [NicDevice, NicDevice];

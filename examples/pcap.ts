@@ -19,7 +19,7 @@ const USAGE =
   `\n${PORTS_HELP}`;
 
 async function main(): Promise<number> {
-  const { values, positionals, sim, mac } = parse(USAGE, {
+  const { values, positionals, sim, mac, unsafeNoIommu } = parse(USAGE, {
     count: { type: "string" },
     seconds: { type: "string" },
   });
@@ -28,7 +28,7 @@ async function main(): Promise<number> {
   const count = intOption("count", values.count, 0, 0, Number.MAX_SAFE_INTEGER);
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
 
-  const ports = openPorts(sim ? ["cap"] : positionals.slice(0, 1), { sim, mac });
+  const ports = openPorts(sim ? ["cap"] : positionals.slice(0, 1), { sim, mac, unsafeNoIommu });
   const dev = ports.devices[0] as NicDevice;
   const writer = new PcapWriter(file);
   process.stderr.write(`pcap: capturing on ${dev.address} to ${file}${count ? ` (${count} frames)` : ""}\n`);

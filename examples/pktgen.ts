@@ -26,7 +26,7 @@ const USAGE =
   `pktgen --sim [--sim-nic ixgbe|virtio] ...\n${PORTS_HELP}`;
 
 async function main(): Promise<number> {
-  const { values, positionals, sim, mac } = parse(USAGE, {
+  const { values, positionals, sim, mac, unsafeNoIommu } = parse(USAGE, {
     size: { type: "string" },
     rate: { type: "string" },
     count: { type: "string" },
@@ -41,7 +41,7 @@ async function main(): Promise<number> {
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
   const batch = intOption("batch", values.batch, 32, 1, 512);
 
-  const ports = openPorts(sim ? ["gen"] : positionals, { sim, mac, simTraffic: false });
+  const ports = openPorts(sim ? ["gen"] : positionals, { sim, mac, unsafeNoIommu, simTraffic: false });
   const dev = ports.devices[0] as NicDevice;
   const pool = new Mempool(dev.dma, { count: 4096, name: `pktgen pool on ${dev.address}` });
   // Fill every buffer with the frame once.

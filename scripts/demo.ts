@@ -51,7 +51,7 @@ async function main(): Promise<number> {
   };
   const s = await runTrafficSession({
     mode,
-    command: `node ${fwd} $IXY_NIC0 $IXY_NIC1 --json`,
+    command: `node ${fwd} $IXY_NIC0 $IXY_NIC1 --json${mode === "legacy" ? " --unsafe-no-iommu" : ""}`,
     timeoutMs: 240_000,
     traffic: {
       rate,

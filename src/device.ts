@@ -15,7 +15,11 @@
  * Arguments, the same for every driver: `queue` must name an open queue (RangeError); the batch
  * must be an Int32Array (TypeError) and the count an integer from 0 to batch.length (TypeError for
  * NaN or a fraction, RangeError otherwise); txBatch checks every buffer number before it touches a
- * ring or a pool (RangeError, or BufferOwnershipError for a buffer that is free in a checked pool).
+ * ring or a pool: RangeError for a number that is no buffer, AddressSpaceError for a buffer of a
+ * pool whose allocator is of another address space than the device's, and in checked pools
+ * BufferOwnershipError for a buffer the caller does not hold (free, twice in the batch, or still
+ * held by a device queue); then nothing of the batch is taken. Other arguments and options are
+ * checked by src/validate.ts: TypeError for a wrong type, RangeError for a value not allowed.
  * After close(), rxBatch, txBatch, setPromisc, linkSpeed and macAddress throw DeviceClosedError;
  * readStats still reports the totals; close() again does nothing.
  */
@@ -95,4 +99,11 @@ export interface DeviceOptions {
    * measured faster (docs/packed-ring.md). The ixgbe driver ignores it.
    */
   readonly ring?: "packed" | "split";
+  /**
+   * Allow DMA with host physical addresses, past every IOMMU: the device can then read and
+   * write any RAM, not only the buffers given to it. Needed for a legacy (transitional) virtio
+   * device, whose DMA bypasses the IOMMU. Off by default; openDevice refuses such a device
+   * without it and warns (process.emitWarning, code IXY_UNSAFE_NO_IOMMU) with it.
+   */
+  readonly unsafeNoIommu?: boolean;
 }

@@ -33,6 +33,24 @@ export class DmaError extends IxyError {
   override name = "DmaError";
 }
 
+/**
+ * A buffer whose device address belongs to another address space than the device's (another
+ * VFIO container, physical addresses for an IOMMU device, another SimDma): txBatch refuses it.
+ */
+export class AddressSpaceError extends DmaError {
+  override name = "AddressSpaceError";
+}
+
+/** An operation on a DMA allocator after close() (a DmaError, as its memory is gone). */
+export class AllocatorClosedError extends DmaError {
+  override name = "AllocatorClosedError";
+}
+
+/** An operation on a mempool after close(), or after its DMA allocator was closed. */
+export class PoolClosedError extends IxyError {
+  override name = "PoolClosedError";
+}
+
 /** A device (or device model) touched memory outside every DMA allocation. */
 export class DmaFaultError extends IxyError {
   override name = "DmaFaultError";

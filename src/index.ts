@@ -12,13 +12,22 @@ export {
   bufLength,
   bufPool,
   poolBytes,
+  poolSpace,
   isBufferNumber,
   BUFFER_TABLE_ROWS,
   type PacketBuffer,
 } from "./mem/buffer-table.ts";
 export { copyFrame, dataOf, frameLength, frameOf, setFrameLength, writeFrame } from "./mem/packet.ts";
 export { HotPathMode } from "./drivers/specialize.ts";
-export { DmaAddressing, type DmaAllocator, type DmaRegion, type AllocateOptions } from "./mem/dma.ts";
+export {
+  DmaAddressing,
+  PHYSICAL_ADDRESS_SPACE,
+  addressSpaceName,
+  newAddressSpace,
+  type DmaAllocator,
+  type DmaRegion,
+  type AllocateOptions,
+} from "./mem/dma.ts";
 export { VfioDmaAllocator } from "./mem/vfio-dma.ts";
 export { PhysicalDmaAllocator } from "./mem/physical-dma.ts";
 export { PciAddress } from "./pci/pci-address.ts";

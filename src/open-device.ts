@@ -26,6 +26,7 @@ import type { PciFunction } from "./pci/pci-function.ts";
 import { readPciSysfs } from "./pci/sysfs.ts";
 import { VfioPciFunction } from "./pci/vfio-pci-function.ts";
 import { VfioContainer, type VfioPaths } from "./pci/vfio.ts";
+import { checkDeviceOptionTypes, checkOptionsObject, checkString, describeValue } from "./validate.ts";
 
 export const INTEL_VENDOR_ID = 0x8086;
 export const VIRTIO_VENDOR_ID = 0x1af4;
@@ -76,11 +77,15 @@ function releaseShared(): void {
  * whatever the driver's init throws; nothing stays open after an error.
  */
 export function openDevice(pciAddress: string, options: OpenOptions = {}): NicDevice {
+  options = checkOptionsObject(`openDevice(${describeValue(pciAddress)})`, "the options", options);
   if (typeof pciAddress === "string" && pciAddress.startsWith(VHOST_USER_PREFIX)) {
     return createVhostUserDevice(pciAddress.slice(VHOST_USER_PREFIX.length), options);
   }
   const address = PciAddress.parse(pciAddress);
   const name = address.toString();
+  checkDeviceOptionTypes(name, options);
+  checkString(name, "sysfsRoot", options.sysfsRoot);
+  checkString(name, "devVfio", options.devVfio);
   const info = readPciSysfs(address, options.sysfsRoot);
   const driver = driverFor(info.vendorId, info.deviceId);
   if (driver === null) {
@@ -100,6 +105,26 @@ export function openDevice(pciAddress: string, options: OpenOptions = {}): NicDe
     throw new VfioError(`${name} has no IOMMU group: enable the IOMMU (intel_iommu=on or amd_iommu=on on the kernel command line)`);
   }
 
+  // A transitional virtio device (1af4:1000) is driven through its legacy interface, whose
+  // DMA bypasses the IOMMU: it needs physical addresses, and then it can reach all of RAM.
+  // Only when asked for in so many words.
+  const legacy = driver === "virtio" && info.deviceId === 0x1000;
+  if (legacy) {
+    if (options.unsafeNoIommu !== true) {
+      throw new NotSupportedError(
+        `${name} is a transitional (legacy) virtio-net device (1af4:1000): its DMA bypasses the IOMMU, so it would ` +
+          `get host physical addresses and could read and write any memory of the machine. Use a modern device ` +
+          `(qemu: virtio-net-pci,disable-legacy=on,iommu_platform=on), or accept the risk with the option ` +
+          `unsafeNoIommu: true (examples: --unsafe-no-iommu; needs root for /proc/self/pagemap)`,
+      );
+    }
+    process.emitWarning(
+      `${name}: DMA without an IOMMU (unsafeNoIommu): the legacy virtio device gets host physical addresses and ` +
+        `can reach all of RAM`,
+      { code: "IXY_UNSAFE_NO_IOMMU" },
+    );
+  }
+
   if (shared.open.has(name)) {
     throw new VfioError(`${name} is already open in this process: close() it before opening it again`);
   }
@@ -108,9 +133,7 @@ export function openDevice(pciAddress: string, options: OpenOptions = {}): NicDe
   try {
     shared.container ??= VfioContainer.open(options);
     pci = new VfioPciFunction(shared.container.openDevice(info.iommuGroup, name));
-    // A transitional virtio device (1af4:1000) is driven through its legacy interface, whose
-    // DMA bypasses the IOMMU: it needs physical addresses. Everything else goes through the IOMMU.
-    const legacy = driver === "virtio" && info.deviceId === 0x1000;
+    // The legacy device (checked above) gets physical addresses; everything else goes through the IOMMU.
     let dma: DmaAllocator;
     if (legacy) dma = shared.physical ??= new PhysicalDmaAllocator("physical DMA memory (legacy virtio)");
     else dma = shared.iommu ??= new VfioDmaAllocator(shared.container, "VFIO DMA memory");

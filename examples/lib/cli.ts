@@ -17,14 +17,18 @@ const COMMON_OPTIONS = {
   sim: { type: "boolean" },
   "sim-nic": { type: "string" },
   mac: { type: "string" },
+  "unsafe-no-iommu": { type: "boolean" },
 } as const;
 
 /** Ports are PCI addresses (0000:01:00.0) or vhost-user backends (vhost-user:/path/to/socket). */
-export const PORTS_HELP = "ports: PCI addresses, or vhost-user:<socket> with [--mac aa:bb:cc:dd:ee:ff] for their MAC";
+export const PORTS_HELP =
+  "ports: PCI addresses, or vhost-user:<socket> with [--mac aa:bb:cc:dd:ee:ff] for their MAC; " +
+  "--unsafe-no-iommu allows legacy virtio devices (1af4:1000), whose DMA bypasses the IOMMU (physical addresses, root)";
 
 /**
- * Parses the app's own flags plus the ones every example takes (--help, --sim, --sim-nic, --mac);
- * returns them with `sim`, the device model to run on (null: hardware), and `mac`.
+ * Parses the app's own flags plus the ones every example takes (--help, --sim, --sim-nic, --mac,
+ * --unsafe-no-iommu); returns them with `sim`, the device model to run on (null: hardware),
+ * `mac`, and `unsafeNoIommu` (true only when --unsafe-no-iommu was given: openDevice's option).
  */
 export function parse<T extends NonNullable<ParseArgsConfig["options"]>>(usage: string, options: T) {
   let parsed;
@@ -33,9 +37,10 @@ export function parse<T extends NonNullable<ParseArgsConfig["options"]>>(usage: 
   } catch (e) {
     throw new UsageError(`${(e as Error).message}\n${usage}`);
   }
-  const common = parsed.values as { help?: boolean; sim?: boolean; "sim-nic"?: string; mac?: string };
+  const common = parsed.values as { help?: boolean; sim?: boolean; "sim-nic"?: string; mac?: string; "unsafe-no-iommu"?: boolean };
   if (common.help) throw new HelpRequested(usage);
-  return { ...parsed, sim: simOption(common.sim, common["sim-nic"]), mac: macOption(common.mac) };
+  const unsafeNoIommu = common["unsafe-no-iommu"] === true;
+  return { ...parsed, sim: simOption(common.sim, common["sim-nic"]), mac: macOption(common.mac), unsafeNoIommu };
 }
 
 /** --mac aa:bb:cc:dd:ee:ff: the MAC of vhost-user ports (NICs and device models have their own). */

@@ -7,7 +7,9 @@
  *   bufLength[b]                the length of the frame in it, in bytes
  *   bufPool[b]                  the id of the mempool it belongs to (-1: no such buffer)
  *   bufDataOffset[b]            where its data starts within its pool's memory (poolBytes[pool])
- *   bufHome[b]                  1 while it is in its pool's free stack (checked pools only)
+ *   bufHome[b]                  checked pools: 1 while it is in its pool's free stack, 2 while a
+ *                               device queue holds it (from txBatch until it is reclaimed), 0 while
+ *                               the application has it; unchecked pools: always 3 (BUF_UNTRACKED)
  *
  * Why numbers and columns instead of one object per buffer: a JavaScript object per packet costs
  * three or more cache lines per packet (the object, its view, the view's backing store), a write
@@ -45,6 +47,12 @@ export const bufLength = column(BUFFER_TABLE_ROWS);
 export const bufPool = column(BUFFER_TABLE_ROWS).fill(-1);
 export const bufDataOffset = column(BUFFER_TABLE_ROWS);
 export const bufHome = new Uint8Array(new SharedArrayBuffer(BUFFER_TABLE_ROWS));
+/**
+ * bufHome of every buffer of an unchecked pool: nothing is tracked. A value of its own (not 0),
+ * so that txBatch's checking pass tells checked from unchecked buffers by bufHome alone: 0 is a
+ * checked buffer the caller holds (marked 2 as it goes to the device), this one passes as it is.
+ */
+export const BUF_UNTRACKED = 3;
 
 /**
  * Per pool, by pool id: the top of its free stack (poolTop[p] buffers are free, the stack holds
@@ -54,6 +62,12 @@ export const bufHome = new Uint8Array(new SharedArrayBuffer(BUFFER_TABLE_ROWS));
  */
 export const poolTop = new Int32Array(new SharedArrayBuffer(MAX_POOLS * 4));
 export const poolChecked = new Uint8Array(new SharedArrayBuffer(MAX_POOLS));
+/**
+ * The address space of the pool's device addresses (DmaAllocator.space; 0 for no live pool).
+ * txBatch compares it with its device's space: poolSpace[bufPool[b]] is undefined for a dead
+ * buffer (bufPool -1), so one comparison refuses both a dead and a foreign buffer.
+ */
+export const poolSpace = new Int32Array(new SharedArrayBuffer(MAX_POOLS * 4));
 /** Bytes a buffer of the pool can hold (its data capacity). */
 export const poolCapacity = new Int32Array(new SharedArrayBuffer(MAX_POOLS * 4));
 export const poolStacks: Int32Array[] = [];
@@ -97,8 +111,11 @@ const ranges: (Range | null)[] = new Array<Range | null>(MAX_POOLS).fill(null);
 /** Row ranges given back, kept sorted by first row and merged with their neighbours. */
 const freeRanges: Range[] = [{ first: 0, count: BUFFER_TABLE_ROWS }];
 
-/** Reserves a pool id and `count` consecutive rows; returns both. Throws DmaError when full. */
-export function registerPool(owner: PoolRegistration, count: number): { id: number; first: number } {
+/**
+ * Reserves a pool id and `count` consecutive rows for a pool whose device addresses belong to
+ * address space `space`; returns both. Throws DmaError when full.
+ */
+export function registerPool(owner: PoolRegistration, count: number, space: number): { id: number; first: number } {
   let id = owners.indexOf(null);
   let first = takeRows(count);
   if (id < 0 || first < 0) {
@@ -116,6 +133,7 @@ export function registerPool(owner: PoolRegistration, count: number): { id: numb
   }
   owners[id] = owner;
   ranges[id] = { first, count };
+  poolSpace[id] = space;
   if (first + count > tableState[ROWS_IN_USE]!) tableState[ROWS_IN_USE] = first + count;
   return { id, first };
 }
@@ -128,6 +146,7 @@ export function unregisterPool(id: number): void {
   bufHome.fill(0, range.first, range.first + range.count);
   poolTop[id] = 0;
   poolChecked[id] = 0;
+  poolSpace[id] = 0;
   poolCapacity[id] = 0;
   poolStacks[id] = EMPTY_STACK;
   poolBytes[id] = EMPTY_BYTES;

@@ -5,6 +5,8 @@
  * on memory shared with a vhost-user backend, and on the device models in src/sim.
  */
 
+import { checkBoolean, checkInteger, checkOptionsObject, checkPowerOfTwo } from "../validate.ts";
+
 /** How the device sees the addresses this allocator hands out. */
 export const DmaAddressing = {
   /** IOVAs chosen by us and mapped into a VFIO container: the device goes through the IOMMU. */
@@ -68,6 +70,15 @@ export interface DmaAllocator {
   /** Names the allocator in errors, e.g. "VFIO container of 0000:00:01.0". */
   readonly name: string;
   readonly addressing: DmaAddressing;
+  /**
+   * The address space its device addresses belong to (an id from newAddressSpace()): a device
+   * can use an address only if it was handed out in the device's own space. Each VFIO container
+   * is one space, host physical memory is one (PHYSICAL_ADDRESS_SPACE), each shared-memory
+   * allocator and each SimDma is its own. Every mempool records it, and txBatch refuses a
+   * buffer of another space instead of putting an address on the ring that means other memory
+   * (or nothing) to this device.
+   */
+  readonly space: number;
   /** True after close(): the memory is gone, and so are the mempools made from it. */
   readonly closed: boolean;
   /** Zeroed memory the device can reach. Throws DmaError when none can be had. */
@@ -83,13 +94,41 @@ export interface DmaAllocator {
    * into it must not be touched afterwards (a koffi view does not own its memory).
    */
   close(): void;
+  /**
+   * A mark of what has been allocated so far, for releaseSince(). Optional, with
+   * releaseSince(): an allocator without them keeps a failed init's memory until it closes.
+   */
+  mark?(): number;
+  /**
+   * Gives back every allocation made after mark() returned `mark` (a driver's failed init: its
+   * rings and pools). Views of those regions must not be touched afterwards; mempools made from
+   * them must have been closed first.
+   */
+  releaseSince?(mark: number): void;
 }
 
+/** Names of the address spaces handed out so far, by id (0 is "no space": a dead pool's). */
+const spaceNames: string[] = ["no address space"];
+
+/** The one space of host physical addresses (devices whose DMA bypasses every IOMMU). */
+export const PHYSICAL_ADDRESS_SPACE = 1;
+spaceNames.push("host physical addresses");
+
+/** A new address space's id, a small positive integer; `name` says what it is in errors. */
+export function newAddressSpace(name: string): number {
+  spaceNames.push(name);
+  return spaceNames.length - 1;
+}
+
+/** What address space `space` is, for error messages. */
+export function addressSpaceName(space: number): string {
+  return spaceNames[space] ?? `address space ${space}`;
+}
+
+/** Checks allocate()'s arguments (TypeError for a wrong type, RangeError otherwise); returns the alignment. */
 export function checkAllocateArgs(name: string, size: number, options: AllocateOptions | undefined, maxAlign: number): number {
-  if (!Number.isInteger(size) || size <= 0) throw new RangeError(`${name}: DMA allocation size must be a positive integer, got ${size}`);
-  const align = options?.align ?? 64;
-  if (!Number.isInteger(align) || align <= 0 || (align & (align - 1)) !== 0 || align > maxAlign) {
-    throw new RangeError(`${name}: DMA alignment must be a power of two up to ${maxAlign}, got ${align}`);
-  }
-  return align;
+  checkInteger(name, "the DMA allocation size (bytes)", size, 1, Number.MAX_SAFE_INTEGER);
+  const o = checkOptionsObject(name, "the allocation options", options);
+  checkBoolean(name, "contiguous", o.contiguous);
+  return checkPowerOfTwo(name, "the DMA alignment", o.align === undefined ? 64 : o.align, 1, maxAlign);
 }

@@ -6,7 +6,8 @@
  *
  * How the device addresses a mapping (IOMMU IOVA or physical address) is the Addressing's job.
  */
-import { DmaError } from "../errors.ts";
+import { AllocatorClosedError, DmaError } from "../errors.ts";
+import { checkInteger } from "../validate.ts";
 import type { DmaRegion } from "./dma.ts";
 import { HUGEPAGE_SIZE, HugepageMapping } from "./hugepages.ts";
 
@@ -60,6 +61,8 @@ export class HugepageArena {
   #used = 0;
   #closed = false;
   readonly #onClose: (() => void)[] = [];
+  /** Per allocation, the arena's state before it: what releaseSince() goes back to. */
+  readonly #log: { mappings: number; current: HugepageMapping | null; used: number }[] = [];
 
   constructor(name: string, addressing: ChunkAddressing) {
     this.name = name;
@@ -67,7 +70,8 @@ export class HugepageArena {
   }
 
   allocate(size: number, align: number, contiguous: boolean): DmaRegion {
-    if (this.#closed) throw new DmaError(`${this.name}: allocator is closed`);
+    if (this.#closed) throw new AllocatorClosedError(`${this.name}: allocate() on a closed allocator`);
+    const before = { mappings: this.#mappings.length, current: this.#current, used: this.#used };
     let mapping = this.#current;
     let start = mapping === null ? 0 : Math.ceil(this.#used / align) * align;
     // A contiguous region must not cross a hugepage boundary: two hugepages need not be
@@ -87,6 +91,7 @@ export class HugepageArena {
       this.#current = mapping;
     }
     this.#used = start + size;
+    this.#log.push(before);
     const region = new ArenaRegion(mapping, start, size, this.#addressing);
     if (contiguous && !region.contiguous) {
       throw new DmaError(
@@ -101,7 +106,39 @@ export class HugepageArena {
     return this.#closed;
   }
 
+  /** Allocations so far: a mark for releaseSince(). */
+  mark(): number {
+    if (this.#closed) throw new AllocatorClosedError(`${this.name}: mark() on a closed allocator`);
+    return this.#log.length;
+  }
+
+  /**
+   * Goes back to the state at `mark`: the mappings made since are detached from the device and
+   * unmapped (their hugepages go back to the system), and the space used since in the mapping
+   * current then is handed out again.
+   */
+  releaseSince(mark: number): void {
+    if (this.#closed) throw new AllocatorClosedError(`${this.name}: releaseSince() on a closed allocator`);
+    checkInteger(this.name, "releaseSince()'s mark", mark, 0, this.#log.length);
+    if (mark === this.#log.length) return;
+    const state = this.#log[mark]!;
+    this.#log.length = mark;
+    let first: unknown = null;
+    for (const m of this.#mappings.splice(state.mappings)) {
+      try {
+        this.#addressing.detach(m);
+      } catch (e) {
+        first ??= e;
+      }
+      m.unmap();
+    }
+    this.#current = state.current;
+    this.#used = state.used;
+    if (first) throw first;
+  }
+
   onClose(callback: () => void): void {
+    if (this.#closed) throw new AllocatorClosedError(`${this.name}: onClose() on a closed allocator`);
     this.#onClose.push(callback);
   }
 
@@ -120,6 +157,7 @@ export class HugepageArena {
       m.unmap();
     }
     this.#mappings.length = 0;
+    this.#log.length = 0;
     this.#current = null;
     if (first) throw first;
   }

@@ -76,6 +76,34 @@ function noFreeHugepages(owner: string, bytes: number, extra = ""): DmaError {
   );
 }
 
+/** RLIMIT_MEMLOCK of this process in bytes (soft limit), from /proc/self/limits; null if unknown. */
+export function memlockLimit(): number | "unlimited" | null {
+  try {
+    const line = fs.readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max locked memory"));
+    const soft = line?.slice("Max locked memory".length).trim().split(/\s+/)[0];
+    if (soft === undefined) return null;
+    return soft === "unlimited" ? "unlimited" : Number(soft);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The error for memory that could not be locked or pinned for DMA: mlock(2) and VFIO's pinning
+ * count against RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK (root has). Says how to
+ * raise it.
+ */
+export function memlockError(owner: string, bytes: number, what: string): DmaError {
+  const limit = memlockLimit();
+  const now = limit === null ? "unknown" : limit === "unlimited" ? "unlimited" : `${limit} bytes`;
+  return new DmaError(
+    `${owner}: ${what} ${bytes} bytes failed: locked and DMA-pinned memory counts against RLIMIT_MEMLOCK ` +
+      `(now ${now}) for a process without CAP_IPC_LOCK. Raise it for the user that runs ixy.ts: as root, ` +
+      `"prlimit --memlock=unlimited:unlimited --pid <pid>" or "ulimit -l unlimited" in its shell, or a line ` +
+      `"<user> - memlock unlimited" in /etc/security/limits.conf (systemd: LimitMEMLOCK=infinity)`,
+  );
+}
+
 /** A mapping of whole hugepages, locked in memory, zeroed by the kernel. */
 export class HugepageMapping {
   readonly ptr: bigint;
@@ -105,6 +133,9 @@ export class HugepageMapping {
       mlock(ptr, rounded, owner);
     } catch (e) {
       munmap(ptr, rounded);
+      if (e instanceof SyscallError && (e.code === "ENOMEM" || e.code === "EPERM" || e.code === "EAGAIN")) {
+        throw memlockError(owner, rounded, "locking");
+      }
       throw e;
     }
     return new HugepageMapping(ptr, rounded);
@@ -136,6 +167,9 @@ export class HugepageMapping {
       mlock(ptr, size, owner);
     } catch (e) {
       munmap(ptr, size);
+      if (e instanceof SyscallError && (e.code === "ENOMEM" || e.code === "EPERM" || e.code === "EAGAIN")) {
+        throw memlockError(owner, size, "locking");
+      }
       throw e;
     }
     return new HugepageMapping(ptr, size);

@@ -15,10 +15,12 @@
  * Nothing here allocates after the constructor: alloc/allocBatch/free/freeBatch move numbers
  * between Int32Arrays.
  */
-import { BufferOwnershipError, DmaError } from "../errors.ts";
+import { BufferOwnershipError, DmaError, PoolClosedError } from "../errors.ts";
+import { badBatchRange, checkBoolean, checkInteger, checkOptionsObject, checkPowerOfTwo, checkString, describeValue } from "../validate.ts";
 import {
   bufDataOffset,
   bufHome,
+  BUF_UNTRACKED,
   bufIovaHi,
   bufIovaLo,
   bufLength,
@@ -72,19 +74,18 @@ export class Mempool {
   #closed = false;
 
   constructor(dma: DmaAllocator, options: MempoolOptions = {}) {
-    const count = options.count ?? 4096;
-    const entrySize = options.entrySize ?? 2048;
-    this.name = options.name ?? `mempool on ${dma.name}`;
-    if (!Number.isInteger(count) || count < 1 || count > 1 << 24) {
-      throw new RangeError(`${this.name}: buffer count must be an integer from 1 to 16777216, got ${count}`);
+    if (typeof dma !== "object" || dma === null || typeof dma.allocate !== "function") {
+      throw new TypeError(`Mempool: the first argument must be a DmaAllocator (a device's dma, say), got ${describeValue(dma)}`);
     }
-    if (!Number.isInteger(entrySize) || entrySize < 256 || entrySize > 65536 || (entrySize & (entrySize - 1)) !== 0) {
-      throw new RangeError(`${this.name}: entry size must be a power of two from 256 to 65536, got ${entrySize}`);
-    }
+    options = checkOptionsObject(`mempool on ${dma.name}`, "the mempool options", options);
+    this.name = checkString(`mempool on ${dma.name}`, "name", options.name) ?? `mempool on ${dma.name}`;
+    if (dma.closed) throw new PoolClosedError(`${this.name}: its DMA allocator (${dma.name}) is closed: make the pool from an open one`);
+    const count = checkInteger(this.name, "count (buffers)", options.count === undefined ? 4096 : options.count, 1, 1 << 24);
+    const entrySize = checkPowerOfTwo(this.name, "entrySize", options.entrySize === undefined ? 2048 : options.entrySize, 256, 65536);
     this.count = count;
     this.entrySize = entrySize;
     this.dataCapacity = entrySize - MEMPOOL_HEADROOM;
-    this.checked = options.checked ?? false;
+    this.checked = checkBoolean(this.name, "checked", options.checked) ?? false;
     this.#dma = dma;
     // Buffers need not be contiguous with each other, only each one in itself; a power-of-two
     // entry size inside hugepage-aligned memory never straddles a page.
@@ -92,7 +93,7 @@ export class Mempool {
     const bytes = this.region.bytes;
     if (bytes.byteOffset % 4 !== 0) throw new DmaError(`${this.name}: DMA memory is not 4-byte aligned`);
     this.bytes = bytes;
-    const { id, first } = registerPool(this, count);
+    const { id, first } = registerPool(this, count, dma.space);
     this.id = id;
     this.first = first;
     for (let i = 0; i < count; i++) {
@@ -116,7 +117,7 @@ export class Mempool {
       bufLength[b] = 0;
       bufPool[b] = id;
       bufDataOffset[b] = start + MEMPOOL_HEADROOM;
-      bufHome[b] = this.checked ? 1 : 0; // tracked for checked pools only: 0 means "not known to be free"
+      bufHome[b] = this.checked ? 1 : BUF_UNTRACKED; // tracked for checked pools only
     }
     // The stack hands buffers out in ascending order at first: easier to follow in a trace.
     // On a SharedArrayBuffer like the table, so that worker threads can later share the pool.
@@ -160,12 +161,17 @@ export class Mempool {
     return this.#registered() && Number.isInteger(buf) && buf >= this.first && buf < this.first + this.count;
   }
 
-  /** One buffer, or NO_BUFFER (-1) when the pool is empty. Its length is what it was when freed. */
+  /**
+   * One buffer, or NO_BUFFER (-1) when the pool is empty. Its length is what it was when freed.
+   * PoolClosedError after close() or once its allocator was closed.
+   */
   alloc(): PacketBuffer {
-    const top = poolTop[this.id]!;
     // After close() (or the table's reclaiming a pool whose allocator was closed) the id may
-    // be another pool's by now: hand out nothing rather than that pool's buffers.
-    if (top === 0 || poolStacks[this.id] !== this.#stack) return NO_BUFFER;
+    // be another pool's by now: never hand out that pool's buffers.
+    if (poolStacks[this.id] !== this.#stack || this.#closed) this.#throwClosed("alloc");
+    const top = poolTop[this.id]!;
+    if (top === 0) return NO_BUFFER;
+    if (top > this.count) this.#throwOverfreed("alloc");
     const buf = this.#stack[top - 1]!;
     poolTop[this.id] = top - 1;
     if (this.checked) bufHome[buf] = 0;
@@ -174,11 +180,12 @@ export class Mempool {
 
   /** Fills out[start .. start + got) with up to n buffers; returns got (fewer when the pool runs dry). */
   allocBatch(out: Int32Array, n: number, start = 0): number {
-    if (!goodRange(out, n, start)) badRange(this.name, "allocBatch", out, n, start);
+    if (!goodRange(out, n, start)) badBatchRange(this.name, "allocBatch", out, n, start);
     const id = this.id;
     const stack = this.#stack;
-    if (poolStacks[id] !== stack) return 0; // closed: see alloc()
+    if (poolStacks[id] !== stack || this.#closed) this.#throwClosed("allocBatch"); // see alloc()
     let top = poolTop[id]!;
+    if (top > this.count) this.#throwOverfreed("allocBatch");
     const got = n < top ? n : top;
     for (let i = 0; i < got; i++) out[start + i] = stack[--top]!;
     poolTop[id] = top;
@@ -188,12 +195,14 @@ export class Mempool {
 
   /** Returns a buffer to its pool (this one, or whichever it belongs to). */
   free(buf: PacketBuffer): void {
+    if (this.#closed || !this.#registered()) this.#throwClosed("free");
     freeBuffer(buf);
   }
 
   /** Returns bufs[start .. start + count) to the pools they belong to. */
   freeBatch(bufs: Int32Array, count: number, start = 0): void {
-    if (!goodRange(bufs, count, start)) badRange(this.name, "freeBatch", bufs, count, start);
+    if (!goodRange(bufs, count, start)) badBatchRange(this.name, "freeBatch", bufs, count, start);
+    if (this.#closed || !this.#registered()) this.#throwClosed("freeBatch");
     freeBuffers(bufs, start, count);
   }
 
@@ -220,6 +229,23 @@ export class Mempool {
     unregisterPool(this.id);
   }
 
+  /**
+   * An unchecked pool was given back more buffers than it has: some buffer was freed twice
+   * (or sent twice), and its free stack can no longer be trusted. Checked pools catch the
+   * double free itself.
+   */
+  #throwOverfreed(call: string): never {
+    throw new BufferOwnershipError(
+      `${this.name}: ${call}(): ${poolTop[this.id]} buffers were freed into a pool of ${this.count}: a buffer was freed ` +
+        `or sent twice, so the pool could hand one buffer to two owners. Find it with checked: true`,
+    );
+  }
+
+  #throwClosed(call: string): never {
+    const why = this.#dma.closed && !this.#closed ? `its DMA allocator (${this.#dma.name}) was closed` : "it was closed";
+    throw new PoolClosedError(`${this.name}: ${call}() on a closed mempool (${why}): its buffers are gone; make a new pool`);
+  }
+
   /** True while the buffer table still holds this pool under its id. */
   #registered(): boolean {
     return poolStacks[this.id] === this.#stack;
@@ -229,15 +255,6 @@ export class Mempool {
 /** True when out[start .. start + n) is a range of the Int32Array `out` (n and start integers). */
 function goodRange(out: Int32Array, n: number, start: number): boolean {
   return out instanceof Int32Array && n >= 0 && start >= 0 && (n | 0) === n && (start | 0) === start && start + n <= out.length;
-}
-
-/** Throws the error for a bad allocBatch/freeBatch range: TypeError for a non-integer or a non-Int32Array. */
-function badRange(name: string, call: string, out: unknown, n: number, start: number): never {
-  if (!(out instanceof Int32Array)) throw new TypeError(`${name}: ${call}() needs an Int32Array of buffer numbers`);
-  if (!Number.isInteger(n) || !Number.isInteger(start)) {
-    throw new TypeError(`${name}: ${call}() needs integer counts, got ${n} buffers at ${start}`);
-  }
-  throw new RangeError(`${name}: ${call} of ${n} buffers at ${start} does not fit a batch of ${out.length}`);
 }
 
 /*
@@ -253,7 +270,8 @@ const CHECKED = poolChecked;
 /** Returns one buffer to the pool it belongs to. */
 export function freeBuffer(buf: PacketBuffer): void {
   const id = POOL_OF[buf];
-  if (id === undefined || id < 0) throw badBuffer(buf);
+  // (A string "3" would index the column too: only numbers pass.)
+  if (id === undefined || id < 0 || typeof buf !== "number") throw badBuffer(buf);
   if (CHECKED[id] !== 0) checkFree(buf, id);
   STACKS[id]![TOPS[id]!++] = buf;
 }
@@ -294,7 +312,10 @@ function checkFree(buf: number, id: number): void {
   bufHome[buf] = 1;
 }
 
-function badBuffer(buf: number): RangeError {
+function badBuffer(buf: unknown): Error {
+  if (typeof buf !== "number") {
+    return new TypeError(`a packet buffer is a number (from Mempool.alloc() or rxBatch()), got ${describeValue(buf)}`);
+  }
   return new RangeError(
     `${buf} is not a packet buffer of any open mempool (buffer numbers come from Mempool.alloc() or rxBatch())`,
   );

@@ -7,8 +7,12 @@
  *   bufLength[b]                                   its length
  */
 import { bufDataOffset, bufLength, bufPool, isBufferNumber, poolBytes, poolCapacity, type PacketBuffer } from "./buffer-table.ts";
+import { checkInteger, describeValue } from "../validate.ts";
 
 function check(buf: number, what: string): number {
+  if (typeof buf !== "number") {
+    throw new TypeError(`${what}: a packet buffer is a number (from Mempool.alloc() or rxBatch()), got ${describeValue(buf)}`);
+  }
   if (!isBufferNumber(buf)) {
     throw new RangeError(`${what}: ${buf} is not a packet buffer of any open mempool`);
   }
@@ -31,12 +35,14 @@ export function dataOf(buf: PacketBuffer): Uint8Array {
 
 /** A copy of the frame in `buf`. */
 export function copyFrame(buf: PacketBuffer): Uint8Array {
+  check(buf, "copyFrame");
   return frameOf(buf).slice();
 }
 
 /** Copies `frame` into `buf` and sets its length. RangeError if it does not fit. */
 export function writeFrame(buf: PacketBuffer, frame: Uint8Array): void {
   const pool = check(buf, "writeFrame");
+  if (!(frame instanceof Uint8Array)) throw new TypeError(`writeFrame: the frame must be a Uint8Array, got ${describeValue(frame)}`);
   const capacity = poolCapacity[pool]!;
   if (frame.length > capacity) {
     throw new RangeError(`writeFrame: a ${frame.length}-byte frame does not fit buffer ${buf} (${capacity} bytes)`);
@@ -54,8 +60,6 @@ export function frameLength(buf: PacketBuffer): number {
 /** Sets the length of the frame in `buf` (0 .. its capacity). */
 export function setFrameLength(buf: PacketBuffer, length: number): void {
   const pool = check(buf, "setFrameLength");
-  if (!Number.isInteger(length) || length < 0 || length > poolCapacity[pool]!) {
-    throw new RangeError(`setFrameLength: ${length} is not a length from 0 to ${poolCapacity[pool]} for buffer ${buf}`);
-  }
+  checkInteger(`setFrameLength(${buf})`, "length", length, 0, poolCapacity[pool]!);
   bufLength[buf] = length;
 }

@@ -6,7 +6,7 @@
  */
 import { PermissionError } from "../errors.ts";
 import { geteuid } from "../sys/libc.ts";
-import { checkAllocateArgs, DmaAddressing, type AllocateOptions, type DmaAllocator, type DmaRegion } from "./dma.ts";
+import { checkAllocateArgs, DmaAddressing, PHYSICAL_ADDRESS_SPACE,  type AllocateOptions, type DmaAllocator, type DmaRegion } from "./dma.ts";
 import { HugepageArena } from "./hugepage-arena.ts";
 import { HUGEPAGE_SHIFT, HUGEPAGE_SIZE, type HugepageMapping } from "./hugepages.ts";
 import { virtToPhys } from "./pagemap.ts";
@@ -14,10 +14,12 @@ import { virtToPhys } from "./pagemap.ts";
 export class PhysicalDmaAllocator implements DmaAllocator {
   readonly name: string;
   readonly addressing = DmaAddressing.physical;
+  readonly space: number;
   readonly #arena: HugepageArena;
 
   constructor(name = "physical DMA memory", pagemapPath = "/proc/self/pagemap") {
     this.name = name;
+    this.space = PHYSICAL_ADDRESS_SPACE;
     if (geteuid() !== 0) {
       throw new PermissionError(`${name}: physical DMA addresses need root (for /proc/self/pagemap): run as root`);
     }
@@ -50,6 +52,14 @@ export class PhysicalDmaAllocator implements DmaAllocator {
 
   get closed(): boolean {
     return this.#arena.closed;
+  }
+
+  mark(): number {
+    return this.#arena.mark();
+  }
+
+  releaseSince(mark: number): void {
+    this.#arena.releaseSince(mark);
   }
 
   close(): void {

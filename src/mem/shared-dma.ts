@@ -15,9 +15,9 @@
  *
  * (HugepageArena is not reused: it maps anonymous memory itself, and offers no way to map files.)
  */
-import { DmaError } from "../errors.ts";
+import { AllocatorClosedError } from "../errors.ts";
 import { close } from "../sys/libc.ts";
-import { checkAllocateArgs, ContiguousRegion, DmaAddressing, type AllocateOptions, type DmaAllocator, type DmaRegion } from "./dma.ts";
+import { checkAllocateArgs, ContiguousRegion, DmaAddressing, newAddressSpace, type AllocateOptions, type DmaAllocator, type DmaRegion } from "./dma.ts";
 import { createHugepageFile, HUGEPAGE_SIZE, HugepageMapping } from "./hugepages.ts";
 
 /** Device address of the first region's byte 0; 0 is never valid, so a zeroed address faults. */
@@ -54,6 +54,7 @@ interface Mapped {
 export class SharedMemoryDmaAllocator implements DmaAllocator {
   readonly name: string;
   readonly addressing = DmaAddressing.shared;
+  readonly space: number;
   readonly #hugetlbfsDir: string | undefined;
   readonly #regionSize: number;
   readonly #mapped: Mapped[] = [];
@@ -66,6 +67,7 @@ export class SharedMemoryDmaAllocator implements DmaAllocator {
 
   constructor(options: SharedMemoryOptions = {}) {
     this.name = options.name ?? "shared DMA memory";
+    this.space = newAddressSpace(`${this.name} (memory shared with a vhost-user backend)`);
     this.#hugetlbfsDir = options.hugetlbfsDir;
     const regionSize = options.regionSize ?? HUGEPAGE_SIZE;
     if (!Number.isInteger(regionSize) || regionSize <= 0) {
@@ -79,8 +81,8 @@ export class SharedMemoryDmaAllocator implements DmaAllocator {
   }
 
   allocate(size: number, options?: AllocateOptions): DmaRegion {
+    if (this.#closed) throw new AllocatorClosedError(`${this.name}: allocate() on a closed allocator`);
     const align = checkAllocateArgs(this.name, size, options, HUGEPAGE_SIZE);
-    if (this.#closed) throw new DmaError(`${this.name}: allocator is closed`);
     let last = this.#mapped.at(-1);
     let start = Math.ceil(this.#used / align) * align;
     if (last === undefined || start + size > last.region.size) {
@@ -106,6 +108,7 @@ export class SharedMemoryDmaAllocator implements DmaAllocator {
   }
 
   onClose(callback: () => void): void {
+    if (this.#closed) throw new AllocatorClosedError(`${this.name}: onClose() on a closed allocator`);
     this.#onClose.push(callback);
   }
 

@@ -13,10 +13,12 @@ const IOVA_BASE = 0x1_0000_0000;
 export class VfioDmaAllocator implements DmaAllocator {
   readonly name: string;
   readonly addressing = DmaAddressing.iommu;
+  readonly space: number;
   readonly #arena: HugepageArena;
 
   constructor(container: VfioContainer, name = "VFIO DMA memory") {
     this.name = name;
+    this.space = container.space;
     const iovas = new Map<HugepageMapping, number>();
     let next = IOVA_BASE;
     this.#arena = new HugepageArena(name, {
@@ -46,6 +48,14 @@ export class VfioDmaAllocator implements DmaAllocator {
 
   get closed(): boolean {
     return this.#arena.closed;
+  }
+
+  mark(): number {
+    return this.#arena.mark();
+  }
+
+  releaseSince(mark: number): void {
+    this.#arena.releaseSince(mark);
   }
 
   close(): void {

@@ -50,15 +50,28 @@ export function readPciSysfs(address: PciAddress, sysfsRoot = "/sys"): PciSysfsI
   } catch {
     // Not every platform has NUMA information.
   }
-  return {
-    address: String(address),
-    vendorId: readHex(path.join(dir, "vendor")),
-    deviceId: readHex(path.join(dir, "device")),
-    classCode: readHex(path.join(dir, "class")),
-    driver: linkName(path.join(dir, "driver")),
-    iommuGroup: group === null ? null : parseInt(group, 10),
-    numaNode,
-  };
+  try {
+    return {
+      address: String(address),
+      vendorId: readHex(path.join(dir, "vendor")),
+      deviceId: readHex(path.join(dir, "device")),
+      classCode: readHex(path.join(dir, "class")),
+      driver: linkName(path.join(dir, "driver")),
+      iommuGroup: group === null ? null : parseInt(group, 10),
+      numaNode,
+    };
+  } catch (e) {
+    // The directory was there a moment ago: the device went away while we read it (hot
+    // unplug, a remove through sysfs, a VF disabled).
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENODEV" || code === "ENOTDIR") {
+      throw new DeviceNotFoundError(
+        `${address}: the device vanished while it was being opened (${(e as NodeJS.ErrnoException).path ?? dir}: ${code}): ` +
+          `was it unplugged or removed? Check lspci -D, then open it again`,
+      );
+    }
+    throw e;
+  }
 }
 
 /** The devices of an IOMMU group and their drivers (for "group not viable" errors). */

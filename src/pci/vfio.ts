@@ -8,8 +8,10 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { SyscallError, VfioError } from "../errors.ts";
+import { PermissionError, SyscallError, VfioError } from "../errors.ts";
+import { memlockError } from "../mem/hugepages.ts";
 import { close, ioctl, ioctlBytes, ioctlInt, ioctlString, open, O_RDWR } from "../sys/libc.ts";
+import { newAddressSpace } from "../mem/dma.ts";
 import { iommuGroupDevices } from "./sysfs.ts";
 import {
   getU32,
@@ -39,6 +41,8 @@ export interface VfioPaths {
 
 export class VfioContainer {
   readonly fd: number;
+  /** The container's IOMMU domain, as an address space (DmaAllocator.space of its allocator). */
+  readonly space: number;
   readonly #paths: Required<VfioPaths>;
   readonly #groups = new Map<number, number>(); // group number -> group fd
   #iommuSet = false;
@@ -47,6 +51,7 @@ export class VfioContainer {
   private constructor(fd: number, paths: Required<VfioPaths>) {
     this.fd = fd;
     this.#paths = paths;
+    this.space = newAddressSpace(`the IOMMU domain of VFIO container fd ${fd}`);
   }
 
   /** Opens /dev/vfio/vfio and checks the API version and the TYPE1v2 IOMMU extension. */
@@ -59,7 +64,17 @@ export class VfioContainer {
           `(needs an IOMMU enabled in firmware and on the kernel command line, e.g. intel_iommu=on)`,
       );
     }
-    const fd = open(node, O_RDWR, "opening the VFIO container");
+    let fd: number;
+    try {
+      fd = open(node, O_RDWR, "opening the VFIO container");
+    } catch (e) {
+      if (e instanceof SyscallError && (e.code === "EACCES" || e.code === "EPERM")) {
+        throw new PermissionError(
+          `no permission to open ${node} (${e.code}): the VFIO container node is normally mode 0666; as root: chmod 0666 ${node}`,
+        );
+      }
+      throw e;
+    }
     try {
       const version = ioctl(fd, VFIO.GET_API_VERSION);
       if (version !== VFIO_API_VERSION) throw new VfioError(`unknown VFIO API version ${version} (expected ${VFIO_API_VERSION})`);
@@ -95,6 +110,13 @@ export class VfioContainer {
     } catch (e) {
       if (e instanceof SyscallError && e.code === "EBUSY") {
         throw new VfioError(`${forDevice}: VFIO group ${group} is in use by another process (${node} is busy)`);
+      }
+      if (e instanceof SyscallError && (e.code === "EACCES" || e.code === "EPERM")) {
+        throw new PermissionError(
+          `${forDevice}: no permission to open ${node} (VFIO group ${group}, ${e.code}): to run without root, give ` +
+            `the group's node to the user, as root: chown <user> ${node} (a udev rule keeps it across rebinds), ` +
+            `and raise that user's RLIMIT_MEMLOCK (see the README's troubleshooting section)`,
+        );
       }
       throw e;
     }
@@ -134,7 +156,13 @@ export class VfioContainer {
     setU64(map, vfio_iommu_type1_dma_map.vaddr, vaddr);
     setU64(map, vfio_iommu_type1_dma_map.iova, iova);
     setU64(map, vfio_iommu_type1_dma_map.size, size);
-    ioctlBytes(this.fd, VFIO.IOMMU_MAP_DMA, map, `mapping ${size} bytes of DMA memory at IOVA 0x${iova.toString(16)}`);
+    try {
+      ioctlBytes(this.fd, VFIO.IOMMU_MAP_DMA, map, `mapping ${size} bytes of DMA memory at IOVA 0x${iova.toString(16)}`);
+    } catch (e) {
+      // VFIO pins the pages and charges them to RLIMIT_MEMLOCK (vfio_iommu_type1: vfio_pin_pages_remote).
+      if (e instanceof SyscallError && e.code === "ENOMEM") throw memlockError("VFIO container", size, "pinning for DMA");
+      throw e;
+    }
   }
 
   unmapDma(iova: number, size: number): void {

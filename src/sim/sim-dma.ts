@@ -6,11 +6,30 @@
  *
  * IOVAs start above 4 GiB on purpose, so that a driver that drops the high half of a 64-bit
  * address fails in the models too.
+ *
+ * Every SimDma is an IOMMU domain of its own (its own address space, DmaAllocator.space) and
+ * hands out IOVAs from its own 4 GiB window, disjoint from every other SimDma's: an address of
+ * another SimDma faults here instead of resolving to whatever this one has at the same IOVA,
+ * as it would behind a real IOMMU with two containers. The windows stay below 2^44, so that a
+ * legacy virtio device (32-bit page frame numbers) can reach any of them; after 4095 SimDmas in
+ * one process the windows are used again.
  */
-import { DmaError, DmaFaultError } from "../errors.ts";
-import { checkAllocateArgs, ContiguousRegion, DmaAddressing, type AllocateOptions, type DmaAllocator, type DmaRegion } from "../mem/dma.ts";
+import { AllocatorClosedError, DmaError, DmaFaultError } from "../errors.ts";
+import { checkInteger } from "../validate.ts";
+import {
+  checkAllocateArgs,
+  ContiguousRegion,
+  DmaAddressing,
+  newAddressSpace,
+  type AllocateOptions,
+  type DmaAllocator,
+  type DmaRegion,
+} from "../mem/dma.ts";
 
-const IOVA_BASE = 0x1_0000_0000;
+/** Each SimDma's IOVA window: WINDOW bytes at WINDOW * k, k = 1 .. WINDOWS - 1. */
+const WINDOW = 0x1_0000_0000;
+const WINDOWS = 4096;
+let windowsUsed = 0;
 /** Unmapped gap between allocations: an overrun faults instead of landing in the next one. */
 const GUARD = 0x1000;
 
@@ -22,9 +41,13 @@ export interface SimDmaOptions {
 export class SimDma implements DmaAllocator {
   readonly name: string;
   readonly addressing = DmaAddressing.sim;
+  readonly space: number;
+  /** First IOVA of this SimDma's window, and one past its last. */
+  readonly iovaBase: number;
+  readonly #iovaEnd: number;
   readonly #regions: ContiguousRegion[] = [];
   readonly #limit: number;
-  #next = IOVA_BASE;
+  #next: number;
   #allocated = 0;
   #last: ContiguousRegion | null = null;
   #closed = false;
@@ -33,6 +56,31 @@ export class SimDma implements DmaAllocator {
   constructor(name = "sim DMA", options: SimDmaOptions = {}) {
     this.name = name;
     this.#limit = options.limitBytes ?? Number.MAX_SAFE_INTEGER;
+    this.space = newAddressSpace(`${name} (a simulated IOMMU domain)`);
+    this.iovaBase = WINDOW * (1 + (windowsUsed++ % (WINDOWS - 1)));
+    this.#iovaEnd = this.iovaBase + WINDOW;
+    this.#next = this.iovaBase;
+  }
+
+  /** Allocations live so far: a mark for releaseSince(). */
+  mark(): number {
+    this.#checkOpen("mark");
+    return this.#regions.length;
+  }
+
+  /** Forgets every allocation made after mark() returned `mark`: the device faults on them. */
+  releaseSince(mark: number): void {
+    this.#checkOpen("releaseSince");
+    checkInteger(this.name, "releaseSince()'s mark", mark, 0, this.#regions.length);
+    for (const region of this.#regions.splice(mark)) this.#allocated -= region.size;
+    const last = this.#regions.at(-1);
+    this.#next = last === undefined ? this.iovaBase : last.iova + last.size + GUARD;
+    this.#last = null;
+  }
+
+  /** Allocations live now (regions handed out and not released). */
+  get allocations(): number {
+    return this.#regions.length;
   }
 
   /** Bytes handed out so far. */
@@ -45,12 +93,15 @@ export class SimDma implements DmaAllocator {
   }
 
   allocate(size: number, options?: AllocateOptions): DmaRegion {
+    this.#checkOpen("allocate");
     const align = checkAllocateArgs(this.name, size, options, 1 << 21);
-    if (this.#closed) throw new DmaError(`${this.name}: allocator is closed`);
     if (this.#allocated + size > this.#limit) {
       throw new DmaError(`${this.name}: out of DMA memory (${this.#allocated} of ${this.#limit} bytes in use, ${size} more requested)`);
     }
     const iova = Math.ceil(this.#next / align) * align;
+    if (iova + size > this.#iovaEnd) {
+      throw new DmaError(`${this.name}: out of IOVA space (its window is ${WINDOW} bytes; ${size} more requested)`);
+    }
     const region = new ContiguousRegion(new Uint8Array(new ArrayBuffer(size)), iova);
     this.#next = iova + size + GUARD;
     this.#allocated += size;
@@ -59,7 +110,12 @@ export class SimDma implements DmaAllocator {
   }
 
   onClose(callback: () => void): void {
+    this.#checkOpen("onClose");
     this.#onClose.push(callback);
+  }
+
+  #checkOpen(what: string): void {
+    if (this.#closed) throw new AllocatorClosedError(`${this.name}: ${what}() on a closed allocator: make a new one`);
   }
 
   close(): void {

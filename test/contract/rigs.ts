@@ -1,10 +1,10 @@
 /**
  * The NicDevice variants the contract suite runs against: the ixgbe driver on the 82599 model,
  * and the virtio driver on the virtio-net model through its modern and its legacy interface,
- * each with the model completing at once or asynchronously and out of order. Each opens a
- * device on a fresh SimDma and describes, in the same terms for all, how to put frames on the
- * device's wire, what the device has sent, how to hold back and release transmission, and what
- * the rings hold.
+ * each with the model completing at once or asynchronously (and, for virtio, out of order). Each
+ * opens a device on a fresh SimDma and describes, in the same terms for all, how to put frames on
+ * the device's wire, what the device has sent, how to hold back and release transmission, and
+ * what the rings hold.
  *
  * Own set-up on purpose (test/ixgbe/helpers.ts and test/virtio/helpers.ts are not used here).
  */
@@ -69,51 +69,68 @@ export function stats(dev: NicDevice): DeviceStats {
   return s;
 }
 
-const ixgbe: Variant = {
-  name: "ixgbe on the 82599 model",
-  driver: "ixgbe",
-  open(options = {}) {
-    const ringSize = options.ringSize ?? 64;
-    const dma = options.dma ?? new SimDma("contract ixgbe DMA");
-    const model = new Ixgbe82599Model({ dma, linkUp: options.link ?? true });
-    const sent: Uint8Array[] = [];
-    model.onTransmit = (frame) => sent.push(frame);
-    const dev = createIxgbeDevice(model.pci, dma, {
-      rxRingSize: ringSize,
-      txRingSize: ringSize,
-      mempoolSize: options.poolSize ?? 4 * ringSize,
-      checked: options.checked ?? true,
-      linkTimeoutMs: options.linkTimeoutMs ?? 1000,
-    });
-    const regs = model.regs;
-    const ringBytes = (bal: number, bah: number, len: number): number[] =>
-      Array.from(dma.resolve((regs.peek32(bal) & ~0x7f) + regs.peek32(bah) * 0x1_0000_0000, regs.peek32(len)));
-    return {
-      dev,
-      dma,
-      deliver: (frame) => model.inject(frame, 0),
-      transmitted: () => sent,
-      step: () => {},
-      // The model sends only while the link is up, and resumes when it comes back (linkUpDelayMs 0).
-      holdTx: (on) => model.setLink(!on),
-      // RDT stays one behind RDH: a ring of n descriptors holds n - 1 frames, and TX likewise.
-      rxHolds: ringSize - 1,
-      txHolds: ringSize - 1,
-      rxRingBuffers: ringSize,
-      modelOnlyDrops: () => 0, // MPC is the driver's rxMissed
-      ringState: () => ({
-        rdh: regs.peek32(RDH(0)),
-        rdt: regs.peek32(RDT(0)),
-        tdh: regs.peek32(TDH(0)),
-        tdt: regs.peek32(TDT(0)),
-        rx: ringBytes(RDBAL(0), RDBAH(0), RDLEN(0)),
-        tx: ringBytes(TDBAL(0), TDBAH(0), TDLEN(0)),
-        counters: { ...model.counters },
-      }),
-      violations: () => [],
-    };
-  },
-};
+/**
+ * The ixgbe driver on the 82599 model. Synchronous: the model sends inside the TDT write.
+ * Asynchronous: it does nothing inside register writes; step() lets it work through the TX
+ * rings in chunks of random size (seeded), as a device running beside the CPU would.
+ */
+function ixgbeVariant(asynchronous: boolean): Variant {
+  return {
+    name: asynchronous ? "ixgbe on the 82599 model, asynchronous" : "ixgbe on the 82599 model",
+    driver: "ixgbe",
+    open(options = {}) {
+      const ringSize = options.ringSize ?? 64;
+      const dma = options.dma ?? new SimDma(`contract ixgbe${asynchronous ? " async" : ""} DMA`);
+      const model = new Ixgbe82599Model({ dma, linkUp: options.link ?? true, asynchronous, seed: ringSize + 17 });
+      const sent: Uint8Array[] = [];
+      model.onTransmit = (frame) => sent.push(frame);
+      const dev = createIxgbeDevice(model.pci, dma, {
+        rxRingSize: ringSize,
+        txRingSize: ringSize,
+        mempoolSize: options.poolSize ?? 4 * ringSize,
+        checked: options.checked ?? true,
+        linkTimeoutMs: options.linkTimeoutMs ?? 1000,
+      });
+      const regs = model.regs;
+      const ringBytes = (bal: number, bah: number, len: number): number[] =>
+        Array.from(dma.resolve((regs.peek32(bal) & ~0x7f) + regs.peek32(bah) * 0x1_0000_0000, regs.peek32(len)));
+      return {
+        dev,
+        dma,
+        deliver: (frame) => model.inject(frame, 0),
+        transmitted: () => sent,
+        step: () => {
+          model.drain();
+        },
+        // Synchronous: the model sends only while the link is up, and resumes when it comes back
+        // (linkUpDelayMs 0). Asynchronous: the link partner pauses transmission (XOFF).
+        holdTx: (on) => {
+          if (asynchronous) {
+            model.faults.stallTx = on;
+            if (!on) model.drain();
+          } else {
+            model.setLink(!on);
+          }
+        },
+        // RDT stays one behind RDH: a ring of n descriptors holds n - 1 frames, and TX likewise.
+        rxHolds: ringSize - 1,
+        txHolds: ringSize - 1,
+        rxRingBuffers: ringSize,
+        modelOnlyDrops: () => 0, // MPC and QPRDC are the driver's rxMissed
+        ringState: () => ({
+          rdh: regs.peek32(RDH(0)),
+          rdt: regs.peek32(RDT(0)),
+          tdh: regs.peek32(TDH(0)),
+          tdt: regs.peek32(TDT(0)),
+          rx: ringBytes(RDBAL(0), RDBAH(0), RDLEN(0)),
+          tx: ringBytes(TDBAL(0), TDBAH(0), TDLEN(0)),
+          counters: { ...model.counters },
+        }),
+        violations: () => [...model.violations],
+      };
+    },
+  };
+}
 
 /**
  * `async`: the model's asynchronous, out-of-order completion mode (VirtioNetModel `completion:
@@ -198,7 +215,8 @@ function virtioVariant(legacy: boolean, { async = false, packed = false }: { asy
 }
 
 export const VARIANTS: readonly Variant[] = [
-  ixgbe,
+  ixgbeVariant(false),
+  ixgbeVariant(true),
   virtioVariant(false),
   virtioVariant(true),
   virtioVariant(false, { async: true }),

@@ -1,4 +1,5 @@
 /** Shared set-up for the ixgbe tests: a model, the driver on it, traces, random frames. */
+import { afterEach, expect } from "vitest";
 import type { DeviceOptions, NicDevice } from "../../src/device.ts";
 import { createIxgbeDevice } from "../../src/drivers/ixgbe/ixgbe-device.ts";
 import * as T from "../../src/drivers/ixgbe/ixgbe_type.ts";
@@ -19,9 +20,26 @@ export interface SimPort {
 
 type ModelOptions = Omit<Ixgbe82599ModelOptions, "dma">;
 
+/**
+ * Models made by openSimPort in the current test: after each test none of them may have seen a
+ * protocol violation (a test that provokes some on purpose calls allowViolations(model)).
+ */
+const watched = new Set<Ixgbe82599Model>();
+afterEach(() => {
+  const seen = [...watched].flatMap((m) => m.violations.map((v) => `${m.address}: ${v}`));
+  watched.clear();
+  expect(seen, "protocol violations the 82599 model saw").toEqual([]);
+});
+
+/** Stops checking `model` for violations in this test. */
+export function allowViolations(model: Ixgbe82599Model): void {
+  watched.delete(model);
+}
+
 /** A model and the driver on it. Tests default to not waiting for a link that is up at once. */
 export function openSimPort(options: DeviceOptions = {}, modelOptions: ModelOptions = {}, dma = new SimDma()): SimPort {
   const model = new Ixgbe82599Model({ dma, ...modelOptions });
+  watched.add(model);
   const dev = createIxgbeDevice(model.pci, dma, { linkTimeoutMs: 1000, ...options });
   return { dma, model, dev };
 }
@@ -48,7 +66,7 @@ for (const [key, value] of Object.entries(T)) {
   if (!key.startsWith("IXGBE_")) continue;
   const name = key.slice("IXGBE_".length);
   if (typeof value === "function") {
-    const count = name === "RXPBSIZE" || name === "TXPBSIZE" || name === "MPC" || name === "TXPBTHRESH" ? 8 : 64;
+    const count = name === "RXPBSIZE" || name === "TXPBSIZE" || name === "MPC" || name === "TXPBTHRESH" ? 8 : name === "QPRDC" ? 16 : 64;
     for (let i = 0; i < count; i++) {
       const offset = (value as (i: number) => number)(i);
       if (!names.has(offset)) names.set(offset, `${name}(${i})`);
@@ -56,7 +74,7 @@ for (const [key, value] of Object.entries(T)) {
   }
 }
 const REGISTERS = [
-  "CTRL", "CTRL_EXT", "EEC", "EICR", "EIMS", "EIMC", "RDRXCTL", "RXCTRL", "FCTRL", "DMATXCTL", "DTXMXSZRQ", "MTQC",
+  "CTRL", "STATUS", "ESDP", "SECRXCTRL", "SECRXSTAT", "RFC", "RJC", "CTRL_EXT", "EEC", "EICR", "EIMS", "EIMC", "RDRXCTL", "RXCTRL", "FCTRL", "DMATXCTL", "DTXMXSZRQ", "MTQC",
   "RTTDCS", "HLREG0", "MAXFRS", "AUTOC", "LINKS", "AUTOC2", "CRCERRS", "ILLERRC", "ERRBC", "RLEC", "GPRC", "GPTC", "GORCL",
   "GORCH", "GOTCL", "GOTCH", "RUC", "ROC",
 ] as const;

@@ -9,12 +9,14 @@ import { freeBuffer, freeBuffers, Mempool } from "../../src/mem/mempool.ts";
 import { SimDma } from "../../src/sim/sim-dma.ts";
 import { SimMmio } from "../../src/sim/sim-mmio.ts";
 
+const noPoll = { pollStats: () => {}, pollCalls: 1024 };
+
 /** A receive and a transmit queue, built on their own (the constructors only allocate rings). */
 function queues(hotPath: HotPathMode) {
   const dma = new SimDma();
   const mmio = new SimMmio("test BAR0", 0x20000);
-  const rx = new IxgbeRxQueue(dma, mmio, { index: 0, ringSize: 64, mempoolSize: 128, checked: false, device: "test", hotPath });
-  const tx = new IxgbeTxQueue(dma, mmio, { index: 0, ringSize: 64, device: "test", hotPath });
+  const rx = new IxgbeRxQueue(dma, mmio, { index: 0, ringSize: 64, mempoolSize: 128, checked: false, device: "test", hotPath, ...noPoll });
+  const tx = new IxgbeTxQueue(dma, mmio, { index: 0, ringSize: 64, device: "test", hotPath, ...noPoll });
   return { rx, tx };
 }
 

@@ -26,23 +26,31 @@ describe("ixgbe init (datasheet 4.6)", () => {
     const tdbal = hex(peek(T.IXGBE_TDBAL(0)));
     const tdbah = hex(peek(T.IXGBE_TDBAH(0)));
     expect(writes).toEqual([
-      // 4.6.3.1 interrupts off, 4.6.3.2 global reset, interrupts off again
+      // 4.6.3.1 interrupts off; PCIe master disable (5.2.5.3.2), 4.6.3.2 global reset (keeping
+      // GIO_DIS), interrupts off again
       "EIMC=0xffffffff",
-      "CTRL=0x4000008",
+      "CTRL=0x4",
+      "CTRL=0x400000c",
       "EIMC=0xffffffff",
-      // 4.6.4 link setup: keep the EEPROM's link mode, restart auto-negotiation
+      // ixgbe_get_hw_control: DRV_LOAD
+      "CTRL_EXT=0x10000000",
+      // 4.6.4 link setup of an SFP+ part: laser on (SDP3 low), LMS 10 Gb serial with a pipeline
+      // reset (LMS[2] toggled with Restart_AN, then the wanted LMS with Restart_AN)
+      "ESDP=0x0",
+      "AUTOC=0xf000",
       "AUTOC=0x7000",
       // 4.6.7 receive init
       "RXCTRL=0x0",
-      "RXPBSIZE(0)=0x20000", "RXPBSIZE(1)=0x0", "RXPBSIZE(2)=0x0", "RXPBSIZE(3)=0x0",
+      "RXPBSIZE(0)=0x80000", "RXPBSIZE(1)=0x0", "RXPBSIZE(2)=0x0", "RXPBSIZE(3)=0x0",
       "RXPBSIZE(4)=0x0", "RXPBSIZE(5)=0x0", "RXPBSIZE(6)=0x0", "RXPBSIZE(7)=0x0",
       "HLREG0=0x403",
       "RDRXCTL=0x600000a",
       "FCTRL=0x400",
       "SRRCTL(0)=0x12000002",
       `RDBAL(0)=${rdbal}`, `RDBAH(0)=${rdbah}`, "RDLEN(0)=0x400", "RDH(0)=0x0", "RDT(0)=0x0",
-      "CTRL_EXT=0x10000",
-      "DCA_RXCTRL(0)=0x0",
+      "CTRL_EXT=0x10010000",
+      // bit 12 and relaxed ordering (DATA_WRO_EN, HEAD_WRO_EN) off; descriptor read RO stays
+      "DCA_RXCTRL(0)=0x200",
       // 4.6.8 transmit init
       "HLREG0=0x403",
       "RTTDCS=0x40",
@@ -53,11 +61,15 @@ describe("ixgbe init (datasheet 4.6)", () => {
       "RTTDCS=0x0",
       `TDBAL(0)=${tdbal}`, `TDBAH(0)=${tdbah}`, "TDLEN(0)=0x400",
       "TXDCTL(0)=0x120",
+      "DCA_TXCTRL_82599(0)=0x2200", // DESC_WRO_EN off (ixgbe_start_hw_gen2)
       "DMATXCTL=0x1",
       // 4.6.7.1 enable the receive queue, then hand it its descriptors; then receive on
       "RXDCTL(0)=0x2000000",
       "RDT(0)=0x3f",
+      // receive on inside SECRXCTRL.RX_DIS (ixgbe_enable_rx_dma_82599)
+      "SECRXCTRL=0x2",
       "RXCTRL=0x1",
+      "SECRXCTRL=0x0",
       // 4.6.8.1 enable the transmit queue
       "TDH(0)=0x0", "TDT(0)=0x0",
       "TXDCTL(0)=0x2000120",
@@ -70,11 +82,12 @@ describe("ixgbe init (datasheet 4.6)", () => {
     const { trace } = openTraced();
     const events = trace.map((a) => `${a.op} ${regName(a.offset)}${a.op === "write" ? "=0x" + a.value.toString(16) : ""}`);
     const after = (event: string) => events[events.indexOf(event) + 1];
-    expect(after("write CTRL=0x4000008")).toBe("read CTRL");
+    expect(after("write CTRL=0x4")).toBe("read STATUS");
+    expect(after("write CTRL=0x400000c")).toBe("read CTRL");
     expect(after("write RXDCTL(0)=0x2000000")).toBe("read RXDCTL(0)");
     expect(after("write TXDCTL(0)=0x2000120")).toBe("read TXDCTL(0)");
     const first = (event: string) => events.indexOf(event);
-    const order = [first("write CTRL=0x4000008"), first("read EEC"), first("read RDRXCTL"), first("write AUTOC=0x7000"),
+    const order = [first("write CTRL=0x400000c"), first("read EEC"), first("read RDRXCTL"), first("write AUTOC=0x7000"),
       first("read GPRC"), first("write RXCTRL=0x0")];
     expect([...order].sort((a, b) => a - b)).toEqual(order);
     expect(events.at(-1)).toBe("read LINKS");
@@ -102,7 +115,8 @@ describe("ixgbe init (datasheet 4.6)", () => {
     expect(rdrxctl & T.IXGBE_RDRXCTL_RSCFRSTSIZE).toBe(0);
     expect(rdrxctl & (T.IXGBE_RDRXCTL_RSCACKC | T.IXGBE_RDRXCTL_FCOE_WRFIX)).toBe(T.IXGBE_RDRXCTL_RSCACKC | T.IXGBE_RDRXCTL_FCOE_WRFIX);
     expect(peek(T.IXGBE_FCTRL)).toBe((T.IXGBE_FCTRL_BAM | T.IXGBE_FCTRL_UPE | T.IXGBE_FCTRL_MPE) >>> 0);
-    expect(peek(T.IXGBE_RXPBSIZE(0)) >>> T.IXGBE_RXPBSIZE_SHIFT).toBe(128);
+    // 8.2.3.8.9: the whole 512 KB receive packet buffer of the 82599 (ixy gives away 384 KB).
+    expect(peek(T.IXGBE_RXPBSIZE(0)) >>> T.IXGBE_RXPBSIZE_SHIFT).toBe(512);
     expect(peek(T.IXGBE_TXPBSIZE(0)) >>> 10).toBe(160);
     for (let i = 1; i < 8; i++) expect([peek(T.IXGBE_RXPBSIZE(i)), peek(T.IXGBE_TXPBSIZE(i))]).toEqual([0, 0]);
     expect(peek(T.IXGBE_RTTDCS) & T.IXGBE_RTTDCS_ARBDIS).toBe(0);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { newStats } from "../../src/device.ts";
+import type { IxgbeDevice } from "../../src/drivers/ixgbe/ixgbe-device.ts";
 import * as T from "../../src/drivers/ixgbe/ixgbe_type.ts";
 import { DeviceProtocolError, DmaFaultError } from "../../src/errors.ts";
 import { bufIovaHi, bufIovaLo, bufLength } from "../../src/mem/buffer-table.ts";
@@ -21,9 +22,12 @@ describe("the 82599 model", () => {
     const model = new Ixgbe82599Model({ dma: new SimDma() });
     const bar = model.pci.bar(0);
     bar.write32(T.IXGBE_FCTRL, 0x700);
+    bar.write32(T.IXGBE_CTRL, T.IXGBE_CTRL_GIO_DIS);
     bar.write32(T.IXGBE_CTRL, T.IXGBE_CTRL_RST);
+    sleepMs(1); // the default reset takes 0.5 ms
     expect(bar.read32(T.IXGBE_CTRL) & T.IXGBE_CTRL_RST).toBe(0);
     expect(bar.read32(T.IXGBE_FCTRL)).toBe(0);
+    expect(model.violations).toEqual([]);
     expect(bar.read32(T.IXGBE_SRRCTL(3))).toBe(0x402); // reset value
     expect(model.resets).toBe(1);
   });
@@ -89,10 +93,11 @@ describe("the 82599 model", () => {
     tagged[12] = 0x81;
     expect(port.model.inject(tagged)).toBe(true);
     const stats = newStats();
-    port.dev.readStats(stats); // reads (and clears) RLEC
+    port.dev.readStats(stats); // reads (and clears) RLEC, RUC and ROC
     expect(stats.rxErrors).toBe(2);
     expect(port.model.counters.rxLengthErrors).toBe(2);
-    expect([bar.read32(T.IXGBE_RUC), bar.read32(T.IXGBE_ROC)]).toEqual([1, 1]);
+    expect([bar.read32(T.IXGBE_RUC), bar.read32(T.IXGBE_ROC)]).toEqual([0, 0]);
+    expect((port.dev as IxgbeDevice).hwCounters()).toMatchObject({ rxUndersize: 1, rxOversize: 1, rxFragments: 0, rxJabbers: 0 });
   });
 
   it("delivers frames with their CRC when CRC stripping is off", () => {

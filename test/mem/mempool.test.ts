@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { BufferOwnershipError } from "../../src/errors.ts";
+import { BufferOwnershipError, PoolClosedError } from "../../src/errors.ts";
 import {
   bufDataOffset,
   bufHome,
+  BUF_UNTRACKED,
   bufIovaHi,
   bufLength,
   bufPool,
@@ -84,7 +85,7 @@ describe("Mempool", () => {
     for (const [n, start] of [[5, 0], [2, 3], [-1, 0], [0, -1], [1, 4]] as const) {
       expect(() => pool.allocBatch(out, n, start), `n ${n} start ${start}`).toThrow(RangeError);
     }
-    expect(() => pool.allocBatch(out, 5)).toThrow(/args: allocBatch of 5 buffers at 0 does not fit a batch of 4/);
+    expect(() => pool.allocBatch(out, 5)).toThrow(/args: allocBatch\(\) of 5 buffers at 0 does not fit a batch of 4/);
     for (const [n, start] of [[Number.NaN, 0], [2.5, 0], [1, 0.5], [1, Number.NaN]] as const) {
       expect(() => pool.allocBatch(out, n, start), `n ${n} start ${start}`).toThrow(TypeError);
     }
@@ -251,9 +252,9 @@ describe("Mempool", () => {
     it("does not mark buffers of unchecked pools, which may then be freed twice unnoticed", () => {
       const pool = new Mempool(new SimDma(), { count: 4 });
       const buf = pool.alloc();
-      expect(bufHome[buf]).toBe(0);
+      expect(bufHome[buf]).toBe(BUF_UNTRACKED);
       pool.free(buf);
-      expect(bufHome[buf]).toBe(0);
+      expect(bufHome[buf]).toBe(BUF_UNTRACKED);
       pool.close();
     });
   });
@@ -271,14 +272,15 @@ describe("Mempool", () => {
     expect(() => freeBuffer(held)).toThrow(RangeError);
   });
 
-  it("a closed pool hands out nothing, and leaves the pool that took its place alone", () => {
+  it("a closed pool hands out nothing (PoolClosedError), and leaves the pool that took its place alone", () => {
     const dma = new SimDma();
     const old = new Mempool(dma, { count: 4, name: "old" });
     old.close();
     const next = new Mempool(dma, { count: 4, name: "next" });
     expect(next.id).toBe(old.id);
-    expect(old.alloc()).toBe(NO_BUFFER);
-    expect(old.allocBatch(new Int32Array(4), 4)).toBe(0);
+    expect(() => old.alloc()).toThrow(PoolClosedError);
+    expect(() => old.allocBatch(new Int32Array(4), 4)).toThrow(PoolClosedError);
+    expect(() => old.freeBatch(new Int32Array(4), 0)).toThrow(PoolClosedError);
     expect(next.available).toBe(4);
     const got = new Int32Array(4);
     expect(next.allocBatch(got, 4)).toBe(4);

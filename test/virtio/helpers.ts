@@ -27,6 +27,7 @@ export function withAddressing(dma: SimDma, addressing: DmaAddressing): DmaAlloc
   return {
     name: `${dma.name} (posing as ${addressing})`,
     addressing,
+    space: dma.space,
     get closed() {
       return dma.closed;
     },

@@ -47,7 +47,11 @@ fi
 node_bin=$(command -v node) || die "node is not on PATH"
 node_bin=$(readlink -f "$node_bin")
 # The libraries node needs (ldd prints "name => /path (addr)" or "/path (addr)").
-node_libs=$(ldd "$node_bin" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u)
+# The native addons under node_modules count too: vitest's bundler (rolldown) needs librt, which
+# node itself does not, and without it vitest cannot start in the guest (test/vm/hw-suite).
+addons=$(find "$project/node_modules" -name '*.node' -path '*linux*x64*' 2>/dev/null | sort || true)
+node_libs=$(for f in "$node_bin" $addons; do ldd "$f" 2>/dev/null || true; done |
+  awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u)
 inputs="format=$format node=$node_bin libs=$(echo "$node_libs" | tr '\n' ' ')"
 
 # --- up to date? -----------------------------------------------------------------------------

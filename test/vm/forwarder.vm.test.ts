@@ -26,7 +26,7 @@ describe.each([
     const s = await runTrafficSession({
       mode,
       packed,
-      command: `node --enable-source-maps ${fwd} $IXY_NIC0 $IXY_NIC1 --ring ${packed ? "packed" : "split"}`,
+      command: `node --enable-source-maps ${fwd} $IXY_NIC0 $IXY_NIC1 --ring ${packed ? "packed" : "split"}${mode === "legacy" ? " --unsafe-no-iommu" : ""}`,
       timeoutMs: 180_000,
       traffic: { rate: RATE, durationMs: 5000, size: "random", seed },
     });

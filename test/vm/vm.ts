@@ -19,7 +19,7 @@ import {
 } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_BASE_PORT, NIC_ADDRESSES, NIC_MACS, wiresFor } from './wires.ts';
+import { crossWires, DEFAULT_BASE_PORT, NIC_ADDRESSES, NIC_MACS, wiresFor } from './wires.ts';
 import type { Wire } from './wires.ts';
 
 export { DEFAULT_BASE_PORT, NIC_ADDRESSES, NIC_MACS, wiresFor };
@@ -73,6 +73,11 @@ export interface VmOptions<T = unknown> {
   /** Kill qemu after this long (default 180 s). */
   readonly timeoutMs?: number;
   readonly basePort?: number;
+  /**
+   * Cable the two NICs to each other instead of to the host: what NIC0 sends arrives at NIC1 and
+   * back (wires.ts crossWires), for tests that need a pair of ports, such as test:hw's suite.
+   */
+  readonly crossCabled?: boolean;
   /** Guest vCPUs (default 1; the host has 2 cores and the traffic program needs one). */
   readonly smp?: number;
   readonly memMiB?: number;
@@ -324,7 +329,7 @@ export async function runVm<T = unknown>(o: VmOptions<T>): Promise<VmResult<T>> 
   if (!VM_MODES.includes(o.mode)) throw new TypeError(`mode must be one of ${VM_MODES.join(', ')}`);
   testbedChecked ??= ensureTestbed();
   const testbed = testbedChecked;
-  const wires = wiresFor(o.basePort ?? DEFAULT_BASE_PORT);
+  const wires = (o.crossCabled === true ? crossWires : wiresFor)(o.basePort ?? DEFAULT_BASE_PORT);
   const timeoutMs = o.timeoutMs ?? 180_000;
   const ctlDir = makeCtlDir(o as VmOptions<unknown>, timeoutMs);
   const args = qemuArgs({ mode: o.mode, wires, ctlDir, testbed, smp: o.smp, memMiB: o.memMiB,

@@ -29,3 +29,16 @@ export function wiresFor(basePort: number = DEFAULT_BASE_PORT): readonly [Wire, 
     { qemuPort: basePort + 2, hostPort: basePort + 3 },
   ];
 }
+
+/**
+ * The two NICs cabled to each other: each one's qemu socket sends to the other's, so NIC0's TX
+ * is NIC1's RX and back, and no host program takes part. hostPort then names the peer NIC's
+ * qemuPort (the one address each qemu socket accepts datagrams from).
+ */
+export function crossWires(basePort: number = DEFAULT_BASE_PORT): readonly [Wire, Wire] {
+  const [a, b] = wiresFor(basePort);
+  return [
+    { qemuPort: a.qemuPort, hostPort: b.qemuPort },
+    { qemuPort: b.qemuPort, hostPort: a.qemuPort },
+  ];
+}

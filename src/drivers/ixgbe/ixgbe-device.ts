@@ -1,8 +1,9 @@
 /**
- * The ixgbe driver for the Intel 82599 family (82599/X520, X540, X550): createIxgbeDevice() and
- * the device's control path. Read #init() next to the 82599 datasheet: it is the list of steps
- * of section 4.6, each with its section number. The hot paths are in ixgbe-rx-queue.ts and
- * ixgbe-tx-queue.ts.
+ * The ixgbe driver for the Intel 82599 (X520 SFP+, KX4/KR backplane parts; the X540 and X550 are
+ * recognized and refused, see ixgbe_ids.ts): createIxgbeDevice() and the device's control path.
+ * Read #init() next to the 82599 datasheet: it is the list of steps of section 4.6, each with its
+ * section number, and the Linux function (ixgbe_reset_hw_82599, ...) where it follows Linux. The
+ * hot paths are in ixgbe-rx-queue.ts and ixgbe-tx-queue.ts.
  *
  * Ownership: the caller (openDevice, a test, an example) opens the PciFunction and the
  * DmaAllocator and closes them after the device. The driver enables DMA, maps BAR0, allocates
@@ -11,24 +12,37 @@
  * the allocator: that goes away when the allocator is closed.
  */
 import type { DeviceOptions, DeviceStats, NicDevice } from "../../device.ts";
-import { DeviceClosedError, DeviceTimeoutError } from "../../errors.ts";
+import { DeviceClosedError, DeviceTimeoutError, NotSupportedError } from "../../errors.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import type { PciFunction } from "../../pci/pci-function.ts";
 import { clearFlags32, getReg32, setFlags32, setReg32, sleepMs, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
-import { badBatchCall, goodBatch } from "../batch-args.ts";
+import { badBatchCall, checkPromiscArgument, checkStatsTarget, goodBatch } from "../batch-args.ts";
+import { checkDeviceOptionTypes, checkInteger, checkNonNegative, checkPowerOfTwo } from "../../validate.ts";
+import { requireStrongMemoryOrder } from "../memory-order.ts";
+import { IXGBE_BACKPLANE_DEVICE_IDS, findIxgbeDeviceId } from "./ixgbe_ids.ts";
 import { IxgbeRxQueue, MAX_RX_FRAME } from "./ixgbe-rx-queue.ts";
-import { IxgbeStats } from "./ixgbe-stats.ts";
+import { IxgbeStats, type IxgbeHwCounters } from "./ixgbe-stats.ts";
 import { IxgbeTxQueue, TX_CLEAN_BATCH } from "./ixgbe-tx-queue.ts";
 import {
   IXGBE_AUTOC,
   IXGBE_AUTOC2,
+  IXGBE_AUTOC2_LINK_DISABLE_MASK,
   IXGBE_AUTOC_AN_RESTART,
+  IXGBE_AUTOC_LMS_10G_SERIAL,
+  IXGBE_AUTOC_LMS_KX4_KX_KR,
+  IXGBE_AUTOC_LMS_MASK,
   IXGBE_CTRL,
   IXGBE_CTRL_EXT,
+  IXGBE_CTRL_EXT_DRV_LOAD,
   IXGBE_CTRL_EXT_NS_DIS,
+  IXGBE_CTRL_GIO_DIS,
   IXGBE_CTRL_RST_MASK,
   IXGBE_DCA_RXCTRL,
+  IXGBE_DCA_RXCTRL_DATA_WRO_EN,
+  IXGBE_DCA_RXCTRL_HEAD_WRO_EN,
+  IXGBE_DCA_TXCTRL_82599,
+  IXGBE_DCA_TXCTRL_DESC_WRO_EN,
   IXGBE_DMATXCTL,
   IXGBE_DMATXCTL_TE,
   IXGBE_DTXMXSZRQ,
@@ -36,6 +50,8 @@ import {
   IXGBE_EEC,
   IXGBE_EEC_ARD,
   IXGBE_EIMC,
+  IXGBE_ESDP,
+  IXGBE_ESDP_SDP3,
   IXGBE_FCTRL,
   IXGBE_FCTRL_BAM,
   IXGBE_FCTRL_MPE,
@@ -66,7 +82,13 @@ import {
   IXGBE_RXCTRL,
   IXGBE_RXCTRL_RXEN,
   IXGBE_RXPBSIZE,
-  IXGBE_RXPBSIZE_128KB,
+  IXGBE_RXPBSIZE_MAX,
+  IXGBE_SECRXCTRL,
+  IXGBE_SECRXCTRL_RX_DIS,
+  IXGBE_SECRXSTAT,
+  IXGBE_SECRXSTAT_SECRX_RDY,
+  IXGBE_STATUS,
+  IXGBE_STATUS_GIO,
   IXGBE_TXPBSIZE,
   IXGBE_TXPBSIZE_MAX,
 } from "./ixgbe_type.ts";
@@ -83,35 +105,48 @@ export const IXGBE_DEFAULT_LINK_TIMEOUT_MS = 10_000;
 
 /** Register waits during init and close; generous for hardware, instant for the model. */
 const REGISTER_TIMEOUT_MS = 1000;
-/** 4.6.3.2: after a global reset, wait at least 10 ms before touching the device again. */
-const RESET_SETTLE_MS = 10;
+/** ixgbe_reset_hw_82599: ~1 ms after writing CTRL.RST before the first poll of the bit. */
+const RESET_FIRST_POLL_MS = 1;
+/** ixgbe_reset_hw_82599: msleep(50) after the reset bits cleared, before touching the device. */
+const RESET_SETTLE_MS = 50;
+/** ixgbe_disable_pcie_master: up to 800 polls of 100 us for STATUS.GIO to clear. */
+const MASTER_DISABLE_TIMEOUT_MS = 80;
+/** ixgbe_disable_sec_rx_path_generic: how long to wait for SECRXSTAT.SECRX_RDY (then go on, as Linux does). */
+const SECRX_READY_TIMEOUT_MS = 40;
 const LINK_POLL_MS = 10;
+/**
+ * How long close() waits for a transmit queue to drain with the link up: a full 4096-descriptor
+ * ring of 1518-byte frames takes 5 ms at 10 Gbit/s. Longer means the partner holds it off.
+ */
+const TX_DISABLE_TIMEOUT_MS = 100;
+/**
+ * The statistics registers are read at least every STATS_POLL_CALLS calls of rxBatch (and of
+ * txBatch) on each queue, whatever the caller does (see IxgbeStats for why that is enough).
+ */
+export const STATS_POLL_CALLS = 1024;
 
 /**
  * Opens the 82599-family device behind `pci` with the ixgbe driver: enables DMA, maps BAR0,
  * resets and initializes the device (datasheet 4.6), starts all queues in promiscuous mode and
  * waits for the link (options.linkTimeoutMs, default 10 s; 0 = do not wait).
  * Throws RangeError for bad options, DeviceTimeoutError when the device or the link does not
- * come up, DmaError when memory runs out.
+ * come up, DmaError when memory runs out, NotSupportedError on a CPU other than x86-64 or for an
+ * X540/X550 (ixgbe_ids.ts says why).
+ *
+ * rxQueues > 1 gives no parallelism yet: without RSS (not programmed) or flow director, the
+ * 82599 puts every frame into queue 0, and the other receive queues stay empty on hardware (the
+ * model's rxQueueSelect pretends otherwise for tests).
  */
 export function createIxgbeDevice(pci: PciFunction, dma: DmaAllocator, options: DeviceOptions = {}): NicDevice {
   return new IxgbeDevice(pci, dma, options);
 }
 
 function checkCount(address: string, what: string, value: number): number {
-  if (!Number.isInteger(value) || value < 0 || value > IXGBE_MAX_QUEUES) {
-    throw new RangeError(`${address}: ${what} must be an integer from 0 to ${IXGBE_MAX_QUEUES}, got ${value}`);
-  }
-  return value;
+  return checkInteger(address, what, value, 0, IXGBE_MAX_QUEUES);
 }
 
 function checkRingSize(address: string, what: string, value: number): number {
-  if (!Number.isInteger(value) || value < IXGBE_MIN_RING_SIZE || value > IXGBE_MAX_RING_SIZE || (value & (value - 1)) !== 0) {
-    throw new RangeError(
-      `${address}: ${what} must be a power of two from ${IXGBE_MIN_RING_SIZE} to ${IXGBE_MAX_RING_SIZE}, got ${value}`,
-    );
-  }
-  return value;
+  return checkPowerOfTwo(address, what, value, IXGBE_MIN_RING_SIZE, IXGBE_MAX_RING_SIZE);
 }
 
 export class IxgbeDevice implements NicDevice {
@@ -125,78 +160,132 @@ export class IxgbeDevice implements NicDevice {
   #rx: IxgbeRxQueue[];
   #tx: IxgbeTxQueue[];
   readonly #stats: IxgbeStats;
+  /** An SFP+ part (X520): the driver sets the link mode; otherwise the NVM's is kept. */
+  readonly #sfp: boolean;
   #closed = false;
 
   constructor(pci: PciFunction, dma: DmaAllocator, options: DeviceOptions) {
     const address = pci.address;
+    // x86-64 ordering: the queues have no fences (memory-order.ts); refuse other CPUs up front.
+    requireStrongMemoryOrder(address);
+    options = checkDeviceOptionTypes(address, options);
+    const id = findIxgbeDeviceId(pci.vendorId, pci.deviceId);
+    if (id?.unsupported !== undefined) {
+      throw new NotSupportedError(`${address}: the ${id.name} (8086:${pci.deviceId.toString(16).padStart(4, "0")}) is not supported by ` +
+        `the ixgbe driver yet: ${id.unsupported}; use an 82599/X520 port, or the kernel's ixgbe driver`);
+    }
+    this.#sfp = !IXGBE_BACKPLANE_DEVICE_IDS.includes(pci.deviceId);
     this.address = address;
     this.dma = dma;
     this.rxQueues = checkCount(address, "rxQueues", options.rxQueues ?? 1);
     this.txQueues = checkCount(address, "txQueues", options.txQueues ?? 1);
     const rxRingSize = checkRingSize(address, "rxRingSize", options.rxRingSize ?? IXGBE_DEFAULT_RING_SIZE);
     const txRingSize = checkRingSize(address, "txRingSize", options.txRingSize ?? IXGBE_DEFAULT_RING_SIZE);
-    const mempoolSize = options.mempoolSize ?? Math.max(4096, 2 * rxRingSize);
-    if (!Number.isInteger(mempoolSize) || mempoolSize <= rxRingSize) {
+    const mempoolSize = checkInteger(address, "mempoolSize", options.mempoolSize ?? Math.max(4096, 2 * rxRingSize), 1, 1 << 24);
+    if (mempoolSize <= rxRingSize) {
       throw new RangeError(
         `${address}: mempoolSize must be an integer larger than rxRingSize (${rxRingSize}): the ring holds ` +
           `that many buffers and rxBatch needs spare ones to hand out; got ${mempoolSize}`,
       );
     }
-    const linkTimeoutMs = options.linkTimeoutMs ?? IXGBE_DEFAULT_LINK_TIMEOUT_MS;
-    if (!(linkTimeoutMs >= 0) || !Number.isFinite(linkTimeoutMs)) {
-      throw new RangeError(`${address}: linkTimeoutMs must be a non-negative number of milliseconds, got ${linkTimeoutMs}`);
-    }
+    const linkTimeoutMs = checkNonNegative(address, "linkTimeoutMs", options.linkTimeoutMs ?? IXGBE_DEFAULT_LINK_TIMEOUT_MS, "milliseconds");
 
     pci.enableDma();
     this.#mmio = pci.bar(0);
     this.#stats = new IxgbeStats(this.#mmio);
+    const pollStats = (): void => this.#stats.update();
 
+    // What the allocator held before: a failed init gives back everything it took (#abandon).
+    const mark = dma.mark?.();
     this.#rx = [];
-    for (let i = 0; i < this.rxQueues; i++) {
-      const queue = new IxgbeRxQueue(dma, this.#mmio, {
-        index: i, ringSize: rxRingSize, mempoolSize, checked: options.checked ?? false, device: address, hotPath: options.hotPath,
-      });
-      // SRRCTL.BSIZEPACKET says 2 KB but a buffer's data area is smaller (headroom): fine only
-      // because MAXFRS keeps frames at 1518 bytes (+4 VLAN) while jumbo frames are off.
-      if (queue.pool.dataCapacity < MAX_RX_FRAME) {
-        throw new RangeError(
-          `${address}: RX buffers hold ${queue.pool.dataCapacity} bytes, fewer than the ${MAX_RX_FRAME}-byte frames the device may write`,
-        );
-      }
-      this.#rx.push(queue);
-    }
     this.#tx = [];
-    for (let i = 0; i < this.txQueues; i++) {
-      this.#tx.push(new IxgbeTxQueue(dma, this.#mmio, { index: i, ringSize: txRingSize, device: address, hotPath: options.hotPath }));
-    }
-
     try {
+      for (let i = 0; i < this.rxQueues; i++) {
+        const queue = new IxgbeRxQueue(dma, this.#mmio, {
+          index: i, ringSize: rxRingSize, mempoolSize, checked: options.checked ?? false, device: address, hotPath: options.hotPath,
+          pollStats, pollCalls: STATS_POLL_CALLS,
+        });
+        // SRRCTL.BSIZEPACKET says 2 KB but a buffer's data area is smaller (headroom): fine only
+        // because MAXFRS keeps frames at 1518 bytes (+4 VLAN) while jumbo frames are off.
+        if (queue.pool.dataCapacity < MAX_RX_FRAME) {
+          throw new RangeError(
+            `${address}: RX buffers hold ${queue.pool.dataCapacity} bytes, fewer than the ${MAX_RX_FRAME}-byte frames the device may write`,
+          );
+        }
+        this.#rx.push(queue);
+      }
+      for (let i = 0; i < this.txQueues; i++) {
+        this.#tx.push(new IxgbeTxQueue(dma, this.#mmio, {
+          index: i, ringSize: txRingSize, device: address, hotPath: options.hotPath, pollStats, pollCalls: STATS_POLL_CALLS,
+        }));
+      }
       this.#init(linkTimeoutMs);
     } catch (e) {
       // Nobody gets a handle to close this device: stop it, so that it does not keep writing
-      // into memory its opener is about to release.
-      this.#abandon();
+      // into memory its opener is about to release, and give back the rings and pools.
+      this.#abandon(dma, mark);
       throw e;
     }
   }
 
-  /** Best-effort global reset after a failed init; a second failure must not hide the first. */
-  #abandon(): void {
+  /**
+   * After a failed init: stop the device with a reset and wait until it is done, so that it no
+   * longer reads or writes the rings; only then do the rings' buffers go back to their pools, the
+   * receive pools close and the allocator gets back what the init took (DmaAllocator.releaseSince).
+   * A second failure must not hide the first: if the reset cannot be confirmed, the buffers and
+   * the memory stay out (leaked, not handed to a device that may still write them).
+   */
+  #abandon(dma: DmaAllocator, mark: number | undefined): void {
     this.#closed = true;
+    let stopped = false;
     try {
       setReg32(this.#mmio, IXGBE_EIMC, IXGBE_IRQ_CLEAR_MASK);
-      setReg32(this.#mmio, IXGBE_CTRL, IXGBE_CTRL_RST_MASK);
+      this.#resetDevice(false);
+      stopped = true;
     } catch {
-      // the device is already unreachable
+      // the device is unreachable or stuck in reset: the original error says more
     }
-    try {
-      // As close() does: the receive rings' buffers go back to their pools (nothing was sent).
+    if (stopped) {
+      for (const q of this.#tx) q.releaseBuffers();
       for (const q of this.#rx) q.releaseBuffers();
-    } catch {
-      // the original error says more
+      try {
+        // Memory kept is safer than memory unmapped under a live pool: a pool that cannot be
+        // closed keeps it all.
+        for (const q of this.#rx) q.pool.close();
+        if (mark !== undefined) dma.releaseSince?.(mark);
+      } catch {
+        // the original error says more
+      }
     }
     this.#rx = [];
     this.#tx = [];
+  }
+
+  /**
+   * ixgbe_reset_hw_82599, the parts that apply here: PCIe master disable first (5.2.5.3.2,
+   * ixgbe_disable_pcie_master: CTRL.GIO_DIS, then wait for STATUS.GIO to clear), then the global
+   * reset (CTRL.RST and CTRL.LNK_RST, as ixy does), ~1 ms before the first poll of the bits, and
+   * with `settle` the 50 ms Linux sleeps before touching the device again. When mastering did not
+   * stop (requests still pending), the 82599 specification update asks for two resets in a row
+   * (Linux: IXGBE_FLAGS_DOUBLE_RESET_REQUIRED).
+   */
+  #resetDevice(settle: boolean): void {
+    const mmio = this.#mmio;
+    setFlags32(mmio, IXGBE_CTRL, IXGBE_CTRL_GIO_DIS);
+    let doubleReset = false;
+    try {
+      waitClearReg32(mmio, IXGBE_STATUS, IXGBE_STATUS_GIO, { timeoutMs: MASTER_DISABLE_TIMEOUT_MS, name: "STATUS.GIO" });
+    } catch (e) {
+      if (!(e instanceof DeviceTimeoutError)) throw e;
+      doubleReset = true;
+    }
+    for (let round = doubleReset ? 2 : 1; round > 0; round--) {
+      // Keep GIO_DIS in the written value, as Linux's "ctrl |= IXGBE_READ_REG(hw, IXGBE_CTRL)" does.
+      setFlags32(mmio, IXGBE_CTRL, IXGBE_CTRL_RST_MASK);
+      sleepMs(RESET_FIRST_POLL_MS);
+      waitClearReg32(mmio, IXGBE_CTRL, IXGBE_CTRL_RST_MASK, { timeoutMs: REGISTER_TIMEOUT_MS, name: "CTRL.RST" });
+      if (settle || round > 1) sleepMs(RESET_SETTLE_MS);
+    }
   }
 
   /** Datasheet 4.6: reset and initialize, one line per step. */
@@ -206,16 +295,18 @@ export class IxgbeDevice implements NicDevice {
 
     // 4.6.3.1: disable all interrupts (this driver polls).
     setReg32(mmio, IXGBE_EIMC, IXGBE_IRQ_CLEAR_MASK);
-    // 4.6.3.2: global reset (device and link), wait for the bits to self-clear, let it settle.
-    setReg32(mmio, IXGBE_CTRL, IXGBE_CTRL_RST_MASK);
-    waitClearReg32(mmio, IXGBE_CTRL, IXGBE_CTRL_RST_MASK, { ...wait, name: "CTRL.RST" });
-    sleepMs(RESET_SETTLE_MS);
+    // 4.6.3.2: global reset (device and link) after a PCIe master disable, wait for the bits to
+    // self-clear, let it settle (ixgbe_reset_hw_82599).
+    this.#resetDevice(true);
     // 4.6.3.1: the reset re-enabled nothing, but the datasheet wants interrupts disabled again.
     setReg32(mmio, IXGBE_EIMC, IXGBE_IRQ_CLEAR_MASK);
     // 4.6.3: wait for the EEPROM auto-read (it loads the MAC address and link settings)...
     waitSetReg32(mmio, IXGBE_EEC, IXGBE_EEC_ARD, { ...wait, name: "EEC.ARD" });
     // ... and for the DMA engine's init cycle.
     waitSetReg32(mmio, IXGBE_RDRXCTL, IXGBE_RDRXCTL_DMAIDONE, { ...wait, name: "RDRXCTL.DMAIDONE" });
+
+    // ixgbe_get_hw_control: tell manageability firmware a driver runs the port.
+    setFlags32(mmio, IXGBE_CTRL_EXT, IXGBE_CTRL_EXT_DRV_LOAD);
 
     // 4.6.4: link setup.
     this.#setupLink();
@@ -232,7 +323,7 @@ export class IxgbeDevice implements NicDevice {
     // 4.6.7.1 and 4.6.8.1: enable the queues, now that everything else is in place.
     for (const queue of this.#rx) queue.start(mmio, REGISTER_TIMEOUT_MS);
     // 4.6.7: start receiving only once every queue has its descriptors.
-    setFlags32(mmio, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
+    this.#enableRx();
     for (const queue of this.#tx) queue.start(mmio, REGISTER_TIMEOUT_MS);
 
     // 8.2.3.7.1: promiscuous mode makes testing easier (as in ixy); setPromisc(false) undoes it.
@@ -243,15 +334,46 @@ export class IxgbeDevice implements NicDevice {
   }
 
   /**
-   * 4.6.4: the EEPROM has already loaded AUTOC and AUTOC2 with the link mode the board is wired
-   * for (LMS, PMA/PMD: SFI on an X520, KX4 on a backplane ...), so they are kept; restarting
-   * auto-negotiation applies them. (ixy forces AUTOC.LMS to 10G serial, which suits the X520
-   * only.) On the X540 and X550 the internal copper PHY negotiates on its own.
+   * 4.6.4 link setup of the 82599.
+   * - "Enable link if disabled in NVM" (Linux, ixgbe_reset_pipeline_82599 and ixgbe_reset_hw_82599):
+   *   clear AUTOC2's link-disable bits.
+   * - Backplane parts (KX4, KR, ...): the NVM loaded AUTOC with the mode the board is wired for;
+   *   it is kept and auto-negotiation restarted with it.
+   * - SFP+ parts (X520): as ixgbe_setup_sfp_modules_82599 ends, force LMS to 10 Gb serial and
+   *   reset the pipeline (ixgbe_reset_pipeline_82599: write AUTOC with LMS[2] toggled and
+   *   Restart_AN, then with the wanted LMS and Restart_AN), and turn the laser on (DPDK's
+   *   ixgbe_enable_tx_laser: clear ESDP.SDP3, which the board may wire to TX_DISABLE). Not done:
+   *   the NVM's SFP+ init sequence into CORECTL (ixgbe_get_sfp_init_sequence_offsets) and 1 Gb
+   *   or multispeed modules; see README "Running on a real NIC".
    */
   #setupLink(): void {
-    const autoc = getReg32(this.#mmio, IXGBE_AUTOC);
-    getReg32(this.#mmio, IXGBE_AUTOC2); // read for the trace: the serial PMA/PMD the EEPROM chose
-    setReg32(this.#mmio, IXGBE_AUTOC, autoc | IXGBE_AUTOC_AN_RESTART);
+    const mmio = this.#mmio;
+    const autoc2 = getReg32(mmio, IXGBE_AUTOC2);
+    if ((autoc2 & IXGBE_AUTOC2_LINK_DISABLE_MASK) !== 0) setReg32(mmio, IXGBE_AUTOC2, autoc2 & ~IXGBE_AUTOC2_LINK_DISABLE_MASK);
+    let autoc = getReg32(mmio, IXGBE_AUTOC);
+    if (this.#sfp) {
+      clearFlags32(mmio, IXGBE_ESDP, IXGBE_ESDP_SDP3);
+      autoc = (autoc & ~IXGBE_AUTOC_LMS_MASK) | IXGBE_AUTOC_LMS_10G_SERIAL;
+      setReg32(mmio, IXGBE_AUTOC, (autoc ^ IXGBE_AUTOC_LMS_KX4_KX_KR) | IXGBE_AUTOC_AN_RESTART);
+    }
+    setReg32(mmio, IXGBE_AUTOC, autoc | IXGBE_AUTOC_AN_RESTART);
+  }
+
+  /**
+   * RXCTRL.RXEN on, inside the 82599 erratum workaround of Linux's ixgbe_enable_rx_dma_82599:
+   * stop the receive security path (SECRXCTRL.RX_DIS, wait for SECRXSTAT.SECRX_RDY; like Linux,
+   * go on if it does not come), set RXEN, let the path run again.
+   */
+  #enableRx(): void {
+    const mmio = this.#mmio;
+    setFlags32(mmio, IXGBE_SECRXCTRL, IXGBE_SECRXCTRL_RX_DIS);
+    try {
+      waitSetReg32(mmio, IXGBE_SECRXSTAT, IXGBE_SECRXSTAT_SECRX_RDY, { timeoutMs: SECRX_READY_TIMEOUT_MS, name: "SECRXSTAT.SECRX_RDY" });
+    } catch (e) {
+      if (!(e instanceof DeviceTimeoutError)) throw e;
+    }
+    setFlags32(mmio, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
+    clearFlags32(mmio, IXGBE_SECRXCTRL, IXGBE_SECRXCTRL_RX_DIS);
   }
 
   /** 4.6.7: receive initialization; the queues are enabled later (4.6.7.1). */
@@ -259,9 +381,9 @@ export class IxgbeDevice implements NicDevice {
     const mmio = this.#mmio;
     // Receive stays off while it is configured.
     clearFlags32(mmio, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
-    // 4.6.11.3.1 (no DCB, no virtualization): one 128 KB packet buffer, the other seven unused.
-    // 128 KB fits all family members (the X540 and X550 have 384 KB, the 82599 512 KB).
-    setReg32(mmio, IXGBE_RXPBSIZE(0), IXGBE_RXPBSIZE_128KB);
+    // 4.6.11.3.1 (no DCB, no virtualization): the whole 512 KB receive packet buffer of the
+    // 82599 to buffer 0, the other seven unused (X540/X550, with 384 KB, are refused).
+    setReg32(mmio, IXGBE_RXPBSIZE(0), IXGBE_RXPBSIZE_MAX);
     for (let i = 1; i < 8; i++) setReg32(mmio, IXGBE_RXPBSIZE(i), 0);
     // Strip the Ethernet CRC: HLREG0.RXCRCSTRP and RDRXCTL.CRCSTRIP must agree (8.2.3.8.8).
     setFlags32(mmio, IXGBE_HLREG0, IXGBE_HLREG0_RXCRCSTRP);
@@ -277,7 +399,11 @@ export class IxgbeDevice implements NicDevice {
     // Last sentence of 4.6.7: set CTRL_EXT.NS_DIS, and clear DCA_RXCTRL bit 12 (reserved, reads
     // as 1, must be written 0; Linux has no name for it).
     setFlags32(mmio, IXGBE_CTRL_EXT, IXGBE_CTRL_EXT_NS_DIS);
-    for (const queue of this.#rx) clearFlags32(mmio, IXGBE_DCA_RXCTRL(queue.index), 1 << 12);
+    // Also clear relaxed ordering of the data and header writes, as Linux's ixgbe_start_hw_gen2
+    // does: the DD write-back must not overtake them.
+    for (const queue of this.#rx) {
+      clearFlags32(mmio, IXGBE_DCA_RXCTRL(queue.index), (1 << 12) | IXGBE_DCA_RXCTRL_DATA_WRO_EN | IXGBE_DCA_RXCTRL_HEAD_WRO_EN);
+    }
   }
 
   /** 4.6.8: transmit initialization; the queues are enabled later (4.6.8.1). */
@@ -294,8 +420,12 @@ export class IxgbeDevice implements NicDevice {
     setReg32(mmio, IXGBE_MTQC, IXGBE_MTQC_64Q_1PB);
     setReg32(mmio, IXGBE_DTXMXSZRQ, IXGBE_DTXMXSZRQ_MAX_BYTES_NUM_REQ);
     clearFlags32(mmio, IXGBE_RTTDCS, IXGBE_RTTDCS_ARBDIS);
-    // Per queue: ring and TXDCTL thresholds (7.2.3.4.1).
-    for (const queue of this.#tx) queue.configure(mmio);
+    // Per queue: ring and TXDCTL thresholds (7.2.3.4.1); no relaxed ordering of the DD
+    // write-back (ixgbe_start_hw_gen2).
+    for (const queue of this.#tx) {
+      queue.configure(mmio);
+      clearFlags32(mmio, IXGBE_DCA_TXCTRL_82599(queue.index), IXGBE_DCA_TXCTRL_DESC_WRO_EN);
+    }
     // DMATXCTL.TE must be set before any transmit queue is enabled.
     setFlags32(mmio, IXGBE_DMATXCTL, IXGBE_DMATXCTL_TE);
   }
@@ -332,9 +462,12 @@ export class IxgbeDevice implements NicDevice {
    * Totals since the device was opened. Byte counts are the device's: they include the 4-byte
    * Ethernet CRC of every frame (GORC/GOTC count from the destination address through the CRC).
    * rxErrors adds the frames the driver dropped to the device's error counters; txErrors counts
-   * frames txBatch refused for their length.
+   * frames txBatch refused for their length (0, under 17 bytes, or over the buffer).
+   * rxMissed counts both causes of drops: no descriptor (QPRDC) and a full packet buffer (MPC);
+   * hwCounters() has them apart.
    */
   readStats(into: DeviceStats): void {
+    checkStatsTarget(this.address, into);
     if (!this.#closed) this.#stats.update();
     const totals = this.#stats.totals;
     let rxDropped = 0;
@@ -350,9 +483,19 @@ export class IxgbeDevice implements NicDevice {
     into.txErrors = totals.txErrors + txDropped;
   }
 
+  /**
+   * The device counters DeviceStats does not carry (drops by cause, length errors by kind),
+   * totals since open; read now unless the device is closed.
+   */
+  hwCounters(): Readonly<IxgbeHwCounters> {
+    if (!this.#closed) this.#stats.update();
+    return { ...this.#stats.hw };
+  }
+
   /** 8.2.3.7.1: FCTRL.UPE and FCTRL.MPE accept every unicast and multicast frame. */
   setPromisc(on: boolean): void {
     this.#checkOpen("setPromisc");
+    checkPromiscArgument(this.address, on);
     if (on) setFlags32(this.#mmio, IXGBE_FCTRL, IXGBE_FCTRL_UPE | IXGBE_FCTRL_MPE);
     else clearFlags32(this.#mmio, IXGBE_FCTRL, IXGBE_FCTRL_UPE | IXGBE_FCTRL_MPE);
   }
@@ -380,33 +523,96 @@ export class IxgbeDevice implements NicDevice {
 
   /**
    * Disables receive and every queue, resets the device and returns the buffers in the transmit
-   * rings to their pools. Idempotent. Does not close the PciFunction or the DmaAllocator.
+   * and receive rings to their pools. Idempotent. Does not close the PciFunction or the
+   * DmaAllocator.
+   *
+   * The reset always happens, whatever failed before it, and the rings' buffers go back to
+   * their pools only once the reset is confirmed: until then the device may still read or write
+   * them. A queue that did not finish disabling in time (a link partner holding transmission off
+   * with PAUSE frames, say) is stopped by that reset, so that timeout is not an error, as in
+   * Linux (which logs "Could not stop Tx queue" and resets); any other failure, or a reset that
+   * cannot be confirmed, is rethrown (the first one) after everything else was tried.
+   * Afterwards PCIe mastering stays disabled (CTRL.GIO_DIS), so that nothing the device does can
+   * reach memory that is freed later.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    // Take the last counts while the registers still hold them: the reset clears them.
-    this.#stats.update();
-    for (const q of this.#rx) this.#stats.totals.rxErrors += q.errors;
-    for (const q of this.#tx) this.#stats.totals.txErrors += q.errors;
     const rx = this.#rx;
     const tx = this.#tx;
     this.#rx = [];
     this.#tx = [];
     const mmio = this.#mmio;
+    let failure: unknown = null;
+    // A queue that would not disable: harmless once the reset below is confirmed.
+    let queueTimeout: unknown = null;
+    const queueStep = (step: () => void): void => {
+      try {
+        step();
+      } catch (e) {
+        if (e instanceof DeviceTimeoutError) queueTimeout ??= e;
+        else failure ??= e;
+      }
+    };
     try {
+      // Take the last counts while the registers still hold them: the reset clears them.
+      this.#stats.update();
+      for (const q of rx) this.#stats.totals.rxErrors += q.errors;
+      for (const q of tx) this.#stats.totals.txErrors += q.errors;
+      // ixgbe_disable_rx, then each receive queue (4.6.7.1: clear ENABLE, wait for it).
       clearFlags32(mmio, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
-      for (const q of rx) q.stop(mmio, REGISTER_TIMEOUT_MS);
-      for (const q of tx) q.stop(mmio, REGISTER_TIMEOUT_MS);
+    } catch (e) {
+      failure = e;
+    }
+    for (const q of rx) queueStep(() => q.stop(mmio, REGISTER_TIMEOUT_MS));
+    queueStep(() => this.#disableTx(tx));
+    let stopped = false;
+    try {
       setReg32(mmio, IXGBE_EIMC, IXGBE_IRQ_CLEAR_MASK);
-      setReg32(mmio, IXGBE_CTRL, IXGBE_CTRL_RST_MASK);
-      waitClearReg32(mmio, IXGBE_CTRL, IXGBE_CTRL_RST_MASK, { timeoutMs: REGISTER_TIMEOUT_MS, name: "CTRL.RST" });
-    } finally {
+      // ixgbe_release_hw_control: firmware may take the port back.
+      clearFlags32(mmio, IXGBE_CTRL_EXT, IXGBE_CTRL_EXT_DRV_LOAD);
+      this.#resetDevice(false);
+      stopped = true;
+      // The reset enabled mastering again: keep it off while the device is not ours.
+      setFlags32(mmio, IXGBE_CTRL, IXGBE_CTRL_GIO_DIS);
+    } catch (e) {
+      failure ??= e;
+    }
+    if (stopped) {
       // The device no longer reads the rings: give the frames it did not send, and the empty
       // receive buffers, back to their pools.
       for (const q of tx) q.releaseBuffers();
       for (const q of rx) q.releaseBuffers();
+    } else {
+      failure ??= queueTimeout;
     }
+    if (!stopped && failure instanceof Error) {
+      failure.message += " (the device could not be confirmed stopped: the buffers of its rings were not returned to their pools)";
+    }
+    if (failure !== null) throw failure;
+  }
+
+  /**
+   * Linux's ixgbe_disable_tx: every queue gets TXDCTL = SWFLSH (ENABLE cleared, descriptor
+   * write-back flushed). A queue holding descriptors cannot finish disabling while the link is
+   * down, so only with the link up does it wait for each ENABLE to clear (a timeout is an error,
+   * but the reset that follows stops the queue anyway). Then DMATXCTL.TE off.
+   */
+  #disableTx(tx: readonly IxgbeTxQueue[]): void {
+    const mmio = this.#mmio;
+    for (const q of tx) q.flush(mmio);
+    let failure: unknown = null;
+    if ((getReg32(mmio, IXGBE_LINKS) & IXGBE_LINKS_UP) !== 0) {
+      for (const q of tx) {
+        try {
+          q.waitStopped(mmio, TX_DISABLE_TIMEOUT_MS);
+        } catch (e) {
+          failure ??= e;
+        }
+      }
+    }
+    clearFlags32(mmio, IXGBE_DMATXCTL, IXGBE_DMATXCTL_TE);
+    if (failure !== null) throw failure;
   }
 
   #checkOpen(what: string): void {

@@ -56,6 +56,9 @@ export interface RxQueueOptions {
   /** Names the queue in errors and the mempool, e.g. "0000:01:00.0". */
   readonly device: string;
   readonly hotPath?: HotPathMode;
+  /** Reads the device's statistics registers (IxgbeStats.update); called every pollCalls calls. */
+  readonly pollStats: () => void;
+  readonly pollCalls: number;
 }
 
 /** Receives up to `max` frames into bufs[0 .. n); returns n. */
@@ -67,7 +70,10 @@ interface RxEnv {
   /** The buffer whose address is in each descriptor. */
   readonly ring: Int32Array;
   readonly mask: number;
-  /** [0]: the next descriptor to look at; [1]: 1 while inside a frame over several descriptors. */
+  /**
+   * [0]: the next descriptor to look at; [1]: 1 while inside a frame over several descriptors;
+   * [2]: calls left until the next statistics poll.
+   */
   readonly state: Int32Array;
   /** [0]: frames dropped for errors. */
   readonly counters: Float64Array;
@@ -84,6 +90,8 @@ interface RxEnv {
   readonly tailWords: Uint32Array | null;
   readonly tailOffset: number;
   readonly mmio: Mmio;
+  readonly pollStats: () => void;
+  readonly POLL_CALLS: number;
   readonly DD: number;
   readonly EOP: number;
   readonly ACCEPT_MASK: number;
@@ -101,9 +109,17 @@ interface RxEnv {
  */
 function receiveLoop(env: RxEnv): ReceiveLoop {
   const { desc, ring, mask, state, counters, capacity, pool, stack, checked, poolTop } = env;
-  const { bufIovaLo, bufIovaHi, bufLength, bufHome, tailWords, tailOffset, mmio, DD, EOP, ACCEPT_MASK } = env;
+  const { bufIovaLo, bufIovaHi, bufLength, bufHome, tailWords, tailOffset, mmio, pollStats, POLL_CALLS, DD, EOP, ACCEPT_MASK } = env;
   const tailWord = tailOffset >>> 2;
   return function receive(bufs: Int32Array, max: number): number {
+    // The clear-on-read counters must be read before they wrap, whether or not the caller ever
+    // calls readStats: every POLL_CALLS calls (IxgbeStats explains the bound). One decrement here.
+    const countdown = state[2]! - 1;
+    if (countdown > 0) state[2] = countdown;
+    else {
+      state[2] = POLL_CALLS;
+      pollStats();
+    }
     // Masked although it is always in range: then TurboFan knows index is 0 .. mask and drops
     // the overflow check on index + 1.
     let index = state[0]! & mask;
@@ -117,6 +133,8 @@ function receiveLoop(env: RxEnv): ReceiveLoop {
       // One 32-bit load: DD, EOP and the error bits come from the same device write.
       const status = desc[w + 2]!;
       if ((status & DD) === 0) break;
+      // x86-64 ordering: the length is loaded after DD and loads are not reordered with older
+      // loads, so it is the written-back length (Linux needs dma_rmb() here on other CPUs).
       const length = desc[w + 3]! & 0xffff;
       let refill = ring[index]!;
       if ((status & ACCEPT_MASK) === EOP && discarding === 0 && length !== 0 && length <= capacity) {
@@ -146,6 +164,8 @@ function receiveLoop(env: RxEnv): ReceiveLoop {
       state[1] = discarding;
       if (errors !== 0) counters[0] += errors;
       // Hand the descriptors back, all but the last one processed (see IxgbeRxQueue.start()).
+      // x86-64 ordering: the descriptor stores above are visible to the device before this tail
+      // store (stores are not reordered with other stores; Linux's wmb() before writel()).
       if (tailWords !== null) tailWords[tailWord] = (index - 1) & mask;
       else mmio.write32(tailOffset, (index - 1) & mask);
     }
@@ -163,7 +183,7 @@ export class IxgbeRxQueue {
   readonly receive: ReceiveLoop;
   readonly #desc: Uint32Array;
   readonly #ring: Int32Array;
-  readonly #state = new Int32Array(2);
+  readonly #state = new Int32Array(3);
   readonly #counters = new Float64Array(1);
 
   constructor(dma: DmaAllocator, mmio: Mmio, options: RxQueueOptions) {
@@ -201,6 +221,8 @@ export class IxgbeRxQueue {
       tailWords: mmio.words32,
       tailOffset: rdt,
       mmio,
+      pollStats: options.pollStats,
+      POLL_CALLS: options.pollCalls,
       DD: IXGBE_RXDADV_STAT_DD,
       EOP: IXGBE_RXDADV_STAT_EOP,
       ACCEPT_MASK: (IXGBE_RXDADV_STAT_EOP | IXGBE_RXDADV_ERR_FRAME_ERR_MASK) >>> 0,
@@ -242,8 +264,10 @@ export class IxgbeRxQueue {
     }
     this.#state[0] = 0;
     this.#state[1] = 0;
+    this.#state[2] = 1; // the first call reads the counters once
     setFlags32(mmio, IXGBE_RXDCTL(this.index), IXGBE_RXDCTL_ENABLE);
     waitSetReg32(mmio, IXGBE_RXDCTL(this.index), IXGBE_RXDCTL_ENABLE, { name: `RXDCTL(${this.index}).ENABLE`, timeoutMs });
+    // x86-64 ordering: the descriptors written above are visible before the tail store below.
     // The device owns RDH .. RDT - 1; keeping one descriptor back means RDT == RDH always
     // means "no descriptor for the device" and never "all of them".
     setReg32(mmio, IXGBE_RDT(this.index), this.size - 1);

@@ -13,10 +13,10 @@
  * no allocation.
  */
 import type { DmaAllocator } from "../../mem/dma.ts";
-import { bufHome, bufIovaHi, bufIovaLo, bufLength, bufPool, poolCapacity, tableState } from "../../mem/buffer-table.ts";
+import { bufHome, bufIovaHi, bufIovaLo, bufLength, bufPool, poolCapacity, poolSpace, tableState, BUF_UNTRACKED } from "../../mem/buffer-table.ts";
 import { freeBuffer, freeBuffers } from "../../mem/mempool.ts";
 import type { Mmio } from "../../pci/mmio.ts";
-import { clearFlags32, getReg32, setFlags32, setReg32, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
+import { getReg32, setFlags32, setReg32, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
 import { badTxBuffer } from "../batch-args.ts";
 import {
@@ -36,10 +36,14 @@ import {
   IXGBE_TXDCTL,
   IXGBE_TXDCTL_ENABLE,
   IXGBE_TXDCTL_HTHRESH_SHIFT,
+  IXGBE_TXDCTL_SWFLSH,
   IXGBE_TXDCTL_PTHRESH_SHIFT,
   IXGBE_TXDCTL_THRESH_MASK,
   IXGBE_TXDCTL_WTHRESH_SHIFT,
 } from "./ixgbe_type.ts";
+
+/** The shortest frame txBatch sends; shorter ones are refused and counted in txErrors. */
+export const IXGBE_MIN_TX_LENGTH = 17;
 
 /** Descriptors reclaimed at once, and the distance between two RS bits. A power of two. */
 export const TX_CLEAN_BATCH = 32;
@@ -54,6 +58,8 @@ export const TX_HTHRESH = 1;
 export const TX_WTHRESH = 0;
 
 const TWO_POW_32 = 0x1_0000_0000;
+/** The statistics countdown after start: the first call polls. */
+const STATE_POLL_FIRST = 1;
 /** Every frame is one advanced data descriptor: end of packet, insert the CRC. */
 const DATA_CMD = (IXGBE_ADVTXD_DTYP_DATA | IXGBE_ADVTXD_DCMD_DEXT | IXGBE_ADVTXD_DCMD_IFCS | IXGBE_ADVTXD_DCMD_EOP) >>> 0;
 
@@ -63,6 +69,9 @@ export interface TxQueueOptions {
   /** Names the queue in errors, e.g. "0000:01:00.0". */
   readonly device: string;
   readonly hotPath?: HotPathMode;
+  /** Reads the device's statistics registers (IxgbeStats.update); called every pollCalls calls. */
+  readonly pollStats: () => void;
+  readonly pollCalls: number;
 }
 
 /** Queues bufs[0 .. count) for sending; returns how many it took (a prefix). */
@@ -74,7 +83,10 @@ interface TxEnv {
   /** The buffer each in-flight descriptor points to (-1: none). */
   readonly ring: Int32Array;
   readonly mask: number;
-  /** [0]: first descriptor not yet reclaimed (a multiple of CLEAN_BATCH); [1]: next to fill (= TDT). */
+  /**
+   * [0]: first descriptor not yet reclaimed (a multiple of CLEAN_BATCH); [1]: next to fill (=
+   * TDT); [2]: calls left until the next statistics poll.
+   */
   readonly state: Int32Array;
   /** [0]: frames refused for their length. */
   readonly counters: Float64Array;
@@ -85,6 +97,12 @@ interface TxEnv {
   readonly bufPool: Int32Array;
   readonly bufHome: Uint8Array;
   readonly poolCapacity: Int32Array;
+  /** The address space of each pool's buffers (buffer-table.ts). */
+  readonly poolSpace: Int32Array;
+  /** bufHome of an unchecked pool's buffers (BUF_UNTRACKED). */
+  readonly UNTRACKED: number;
+  /** The address space of this queue's device (DmaAllocator.space). */
+  readonly SPACE: number;
   readonly freeBuffer: (buf: number) => void;
   readonly freeBuffers: (bufs: Int32Array, start: number, count: number) => void;
   readonly badBuffer: (bufs: Int32Array, i: number) => never;
@@ -92,6 +110,10 @@ interface TxEnv {
   readonly tailWords: Uint32Array | null;
   readonly tailOffset: number;
   readonly mmio: Mmio;
+  readonly pollStats: () => void;
+  readonly POLL_CALLS: number;
+  /** Frames shorter than this are refused (Linux pads to 17: "minimum packet size for olinfo paylen"). */
+  readonly MIN_LENGTH: number;
   readonly CLEAN_BATCH: number;
   readonly DATA_CMD: number;
   readonly RS: number;
@@ -111,13 +133,22 @@ interface TxEnv {
 function sendLoop(env: TxEnv): SendLoop {
   const { desc, ring, mask, state, counters, tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, poolCapacity } = env;
   const { freeBuffer, freeBuffers, badBuffer, tailWords, tailOffset, mmio, CLEAN_BATCH, DATA_CMD, RS, DD, PAYLEN_SHIFT } = env;
+  const { pollStats, POLL_CALLS, MIN_LENGTH } = env;
+  const { poolSpace, UNTRACKED, SPACE } = env;
   const tailWord = tailOffset >>> 2;
   return function send(bufs: Int32Array, count: number): number {
     const rows = tableState[0]!;
     for (let i = 0; i < count; i++) {
       const buf = bufs[i]!;
-      // A number outside every live pool, or (checked pools) a buffer that is in its pool.
-      if (!(buf >= 0 && buf < rows && bufPool[buf]! >= 0) || bufHome[buf] !== 0) badBuffer(bufs, i);
+      // Refused: a number outside every live pool, a buffer of another address space (its
+      // address means other memory to this device; a dead buffer's poolSpace is undefined),
+      // and in checked pools one the caller does not hold (in its pool, or already given to a
+      // device: twice in this batch, say). badBuffer undoes the marks of bufs[0 .. i).
+      // (bufHome: 0 the caller's, 1 in its pool, 2 a device's; UNTRACKED in unchecked pools.)
+      if (!(buf >= 0 && buf < rows)) badBuffer(bufs, i);
+      const home = bufHome[buf]!;
+      if (poolSpace[bufPool[buf]!] !== SPACE || (home !== 0 && home !== UNTRACKED)) badBuffer(bufs, i);
+      if (home === 0) bufHome[buf] = 2; // held by the device until reclaimed
     }
     // Masked although always in range, so that TurboFan can drop bounds and overflow checks.
     const start = state[1]! & mask;
@@ -125,6 +156,8 @@ function sendLoop(env: TxEnv): SendLoop {
     while (((start - clean) & mask) >= CLEAN_BATCH) {
       // clean is a multiple of CLEAN_BATCH and so is the ring size: the group never wraps.
       if ((desc[((clean + CLEAN_BATCH - 1) << 2) + 3]! & DD) === 0) break;
+      // x86-64 ordering: the buffers are reused only after DD was loaded (loads are not
+      // reordered with later stores), so the device has finished reading them.
       freeBuffers(ring, clean, CLEAN_BATCH);
       clean = (clean + CLEAN_BATCH) & mask;
     }
@@ -138,9 +171,10 @@ function sendLoop(env: TxEnv): SendLoop {
       if (next === clean) break; // full: one descriptor always stays empty
       const buf = bufs[taken]!;
       const length = bufLength[buf]!;
-      if (!(length > 0 && length <= poolCapacity[bufPool[buf]!]!)) {
+      if (!(length >= MIN_LENGTH && length <= poolCapacity[bufPool[buf]!]!)) {
         // A descriptor with length 0 or pointing past the buffer would hang the queue or send
-        // another buffer's bytes: refuse the frame, count it, and take the buffer back.
+        // another buffer's bytes, and one under 17 bytes is below what the hardware takes
+        // (Linux pads those): refuse the frame, count it, and take the buffer back.
         freeBuffer(buf);
         errors++;
         continue;
@@ -155,10 +189,19 @@ function sendLoop(env: TxEnv): SendLoop {
       tail = next;
     }
     if (errors !== 0) counters[0] += errors;
+    for (let k = taken; k < count; k++) if (bufHome[bufs[k]!] === 2) bufHome[bufs[k]!] = 0; // not taken: the caller's again
     if (tail !== start) {
       state[1] = tail;
+      // x86-64 ordering: the descriptor stores above reach the device before this tail store.
       if (tailWords !== null) tailWords[tailWord] = tail;
       else mmio.write32(tailOffset, tail);
+    }
+    // Read the clear-on-read counters every POLL_CALLS calls, as the receive path does.
+    const countdown = state[2]! - 1;
+    if (countdown > 0) state[2] = countdown;
+    else {
+      state[2] = POLL_CALLS;
+      pollStats();
     }
     return taken;
   };
@@ -173,7 +216,7 @@ export class IxgbeTxQueue {
   readonly #desc: Uint32Array;
   readonly #ring: Int32Array;
   readonly #mask: number;
-  readonly #state = new Int32Array(2);
+  readonly #state = new Int32Array(3);
   readonly #counters = new Float64Array(1);
 
   constructor(dma: DmaAllocator, mmio: Mmio, options: TxQueueOptions) {
@@ -200,12 +243,18 @@ export class IxgbeTxQueue {
       bufPool,
       bufHome,
       poolCapacity,
+      poolSpace,
+      UNTRACKED: BUF_UNTRACKED,
+      SPACE: dma.space,
       freeBuffer,
       freeBuffers,
-      badBuffer: (bufs, i) => badTxBuffer(`${device}: txBatch() on queue ${index}`, bufs, i),
+      badBuffer: (bufs, i) => badTxBuffer(`${device}: txBatch() on queue ${index}`, bufs, i, dma),
       tailWords: mmio.words32,
       tailOffset: IXGBE_TDT(options.index),
       mmio,
+      pollStats: options.pollStats,
+      POLL_CALLS: options.pollCalls,
+      MIN_LENGTH: IXGBE_MIN_TX_LENGTH,
       CLEAN_BATCH: TX_CLEAN_BATCH,
       DATA_CMD,
       RS: IXGBE_ADVTXD_DCMD_RS,
@@ -214,7 +263,7 @@ export class IxgbeTxQueue {
     }, `ixgbe ${device} TX ${index}`, options.hotPath);
   }
 
-  /** Frames refused because their length was 0 or larger than their buffer. */
+  /** Frames refused because their length was under 17 bytes or larger than their buffer. */
   get errors(): number {
     return this.#counters[0]!;
   }
@@ -242,15 +291,25 @@ export class IxgbeTxQueue {
   start(mmio: Mmio, timeoutMs: number): void {
     this.#state[0] = 0;
     this.#state[1] = 0;
+    this.#state[2] = STATE_POLL_FIRST;
     setReg32(mmio, IXGBE_TDH(this.index), 0);
     setReg32(mmio, IXGBE_TDT(this.index), 0);
     setFlags32(mmio, IXGBE_TXDCTL(this.index), IXGBE_TXDCTL_ENABLE);
     waitSetReg32(mmio, IXGBE_TXDCTL(this.index), IXGBE_TXDCTL_ENABLE, { name: `TXDCTL(${this.index}).ENABLE`, timeoutMs });
   }
 
-  /** 4.6.8.2 (disabling a queue): clear TXDCTL.ENABLE and wait until the device agrees. */
-  stop(mmio: Mmio, timeoutMs: number): void {
-    clearFlags32(mmio, IXGBE_TXDCTL(this.index), IXGBE_TXDCTL_ENABLE);
+  /**
+   * 4.6.8.2 (disabling a queue), as Linux's ixgbe_disable_tx writes it: TXDCTL = SWFLSH, which
+   * clears ENABLE (and the thresholds) and flushes pending descriptor write-backs. The queue is
+   * disabled once ENABLE reads 0, which a queue with pending descriptors reaches only with the
+   * link up (waitStopped).
+   */
+  flush(mmio: Mmio): void {
+    setReg32(mmio, IXGBE_TXDCTL(this.index), IXGBE_TXDCTL_SWFLSH);
+  }
+
+  /** Waits until TXDCTL.ENABLE reads 0 after flush(). */
+  waitStopped(mmio: Mmio, timeoutMs: number): void {
     waitClearReg32(mmio, IXGBE_TXDCTL(this.index), IXGBE_TXDCTL_ENABLE, { name: `TXDCTL(${this.index}).ENABLE`, timeoutMs });
   }
 

@@ -18,9 +18,16 @@ export const IXGBE_CTRL_EXT = 0x00018;
 export const IXGBE_CTRL_LNK_RST = 0x00000008; // link reset: resets the MAC and link as well
 export const IXGBE_CTRL_RST = 0x04000000; // device (software) reset, self-clearing
 export const IXGBE_CTRL_RST_MASK = IXGBE_CTRL_LNK_RST | IXGBE_CTRL_RST;
+export const IXGBE_CTRL_GIO_DIS = 0x00000004; // PCIe master disable
+export const IXGBE_STATUS = 0x00008;
+export const IXGBE_STATUS_GIO = 0x00080000; // PCIe master enable status
+export const IXGBE_ESDP = 0x00020;
+export const IXGBE_ESDP_SDP3 = 0x00000008; // SDP3: TX_DISABLE of the SFP+ laser on X520 boards
+export const IXGBE_ESDP_SDP3_DIR = 0x00000800; // SDP3 is an output
 
 /* CTRL_EXT bits */
 export const IXGBE_CTRL_EXT_NS_DIS = 0x00010000; // no snoop disable
+export const IXGBE_CTRL_EXT_DRV_LOAD = 0x10000000; // a driver is loaded (for manageability firmware)
 
 /* ---- EEPROM/flash (8.2.3.2) ---- */
 export const IXGBE_EEC = 0x10010;
@@ -69,6 +76,17 @@ export function IXGBE_RXPBSIZE(i: number): number {
   return 0x03c00 + i * 4;
 }
 export const IXGBE_RXCTRL = 0x03000;
+export const IXGBE_SECRXCTRL = 0x08d00;
+export const IXGBE_SECRXCTRL_RX_DIS = 0x00000002;
+export const IXGBE_SECRXSTAT = 0x08d04;
+export const IXGBE_SECRXSTAT_SECRX_RDY = 0x00000001;
+export const IXGBE_DCA_RXCTRL_DATA_WRO_EN = 1 << 13; // relaxed ordering of data writes
+export const IXGBE_DCA_RXCTRL_HEAD_WRO_EN = 1 << 15; // relaxed ordering of header writes
+/** Tx DCA control (82599 address). */
+export function IXGBE_DCA_TXCTRL_82599(i: number): number {
+  return 0x0600c + i * 0x40;
+}
+export const IXGBE_DCA_TXCTRL_DESC_WRO_EN = 1 << 11; // relaxed ordering of descriptor write-back
 
 /* RDRXCTL bits */
 export const IXGBE_RDRXCTL_CRCSTRIP = 0x00000002;
@@ -142,6 +160,7 @@ export const IXGBE_RTTDCS_ARBDIS = 0x00000040; // DCB arbiter disable
 export const IXGBE_MTQC_64Q_1PB = 0x00000000; // 64 queues, one packet buffer (no DCB, no VT)
 export const IXGBE_TXPBSIZE_MAX = 0x00028000; // 160 KB: the whole transmit packet buffer
 export const IXGBE_TXDCTL_ENABLE = 0x02000000;
+export const IXGBE_TXDCTL_SWFLSH = 0x04000000; // software flush of descriptor write-back
 /* TXDCTL threshold fields (7.2.3.4.1); ixgbe_type.h only names the WTHRESH shift. */
 export const IXGBE_TXDCTL_PTHRESH_SHIFT = 0;
 export const IXGBE_TXDCTL_HTHRESH_SHIFT = 8;
@@ -166,13 +185,18 @@ export const IXGBE_MHADD_MFS_SHIFT = 16; // MAXFRS.MFS, max frame size including
 export const IXGBE_AUTOC_AN_RESTART = 0x00001000;
 export const IXGBE_AUTOC_LMS_SHIFT = 13;
 export const IXGBE_AUTOC_LMS_10G_SERIAL = 0x3 << IXGBE_AUTOC_LMS_SHIFT;
+export const IXGBE_AUTOC_LMS_MASK = 0x7 << IXGBE_AUTOC_LMS_SHIFT;
+export const IXGBE_AUTOC_LMS_1G_NO_AN = 0x0 << IXGBE_AUTOC_LMS_SHIFT;
+export const IXGBE_AUTOC_LMS_KX4_KX_KR = 0x4 << IXGBE_AUTOC_LMS_SHIFT;
 export const IXGBE_AUTOC2_10G_SFI = 2 << 16;
+export const IXGBE_AUTOC2_LINK_DISABLE_MASK = 0x70000000;
 
 export const IXGBE_LINKS_UP = 0x40000000;
 export const IXGBE_LINKS_SPEED_82599 = 0x30000000;
 export const IXGBE_LINKS_SPEED_10G_82599 = 0x30000000;
 export const IXGBE_LINKS_SPEED_1G_82599 = 0x20000000;
 export const IXGBE_LINKS_SPEED_100_82599 = 0x10000000;
+export const IXGBE_LINKS_SPEED_NON_STD = 0x08000000; // X550: 10G means 2.5G, 100M means 5G
 
 /* ---- Statistics (8.2.3.23): all clear on read ---- */
 export const IXGBE_CRCERRS = 0x04000;
@@ -191,6 +215,12 @@ export const IXGBE_GOTCL = 0x04090;
 export const IXGBE_GOTCH = 0x04094;
 export const IXGBE_RUC = 0x040a4;
 export const IXGBE_ROC = 0x040ac;
+export const IXGBE_RFC = 0x040a8;
+export const IXGBE_RJC = 0x040b0;
+/** Queue packets received drop count, i = 0..15 (per statistics counter, RQSMR maps queues). */
+export function IXGBE_QPRDC(i: number): number {
+  return 0x01430 + i * 0x40;
+}
 
 /* ---- Advanced receive descriptor (7.1.6), 16 bytes = 4 little-endian 32-bit words ----
  *

@@ -21,10 +21,13 @@ import {
   bufLength,
   bufPool,
   poolCapacity,
+  poolSpace,
   poolWords16,
   poolWords32,
   tableState,
+  BUF_UNTRACKED,
 } from "../../mem/buffer-table.ts";
+import type { DmaAllocator } from "../../mem/dma.ts";
 import { freeBuffer, freeBuffers } from "../../mem/mempool.ts";
 import type { DeviceProtocolError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
@@ -72,6 +75,12 @@ interface PackedTxEnv {
   readonly poolCapacity: Int32Array;
   readonly poolWords16: Uint16Array[];
   readonly poolWords32: Uint32Array[];
+  /** The address space of each pool's buffers (buffer-table.ts). */
+  readonly poolSpace: Int32Array;
+  /** bufHome of an unchecked pool's buffers (BUF_UNTRACKED). */
+  readonly UNTRACKED: number;
+  /** The address space of this queue's device (DmaAllocator.space). */
+  readonly SPACE: number;
   readonly freeBuffer: (buf: number) => void;
   readonly freeBuffers: (bufs: Int32Array, start: number, count: number) => void;
   readonly badBuffer: (bufs: Int32Array, i: number) => never;
@@ -109,6 +118,7 @@ function packedSendLoop(env: PackedTxEnv): SendLoop {
   const { tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, bufDataOffset, poolCapacity } = env;
   const { poolWords16, poolWords32, freeBuffer, freeBuffers, badBuffer, queueIndex, notifyWords, notifyOffset } = env;
   const { mmio, CLEAN_BATCH, AVAIL, USED, EVENT_DISABLE, FULL_CHECK, throwBroken, usedIdError, usedCountError, fullCheck } = env;
+  const { poolSpace, UNTRACKED, SPACE } = env;
   const notifyWord = notifyOffset >>> 1;
   const BOTH = AVAIL | USED;
 
@@ -164,22 +174,45 @@ function packedSendLoop(env: PackedTxEnv): SendLoop {
     return ((desc32[(p << 2) + 3]! >>> 16) & BOTH) === usedFlags;
   }
 
+  /** None of bufs[0 .. count) is taken: the marks of the checking pass go (the caller's again). */
+  function unmark(bufs: Int32Array, count: number): void {
+    for (let k = 0; k < count; k++) if (bufHome[bufs[k]!] === 2) bufHome[bufs[k]!] = 0;
+  }
+
   return function send(bufs: Int32Array, count: number): number {
+    // A broken queue throws before anything is checked or marked.
+    if (state[6] !== 0) throwBroken();
     const rows = tableState[0]!;
     for (let i = 0; i < count; i++) {
       const buf = bufs[i]!;
-      // A number outside every live pool, or (checked pools) a buffer that is in its pool.
-      if (!(buf >= 0 && buf < rows && bufPool[buf]! >= 0) || bufHome[buf] !== 0) badBuffer(bufs, i);
+      // Refused (as on the split ring, virtio-tx-queue.ts): a number outside every live pool, a
+      // buffer of another address space (its address means other memory to this device; a dead
+      // buffer's poolSpace is undefined), and in checked pools one the caller does not hold (in
+      // its pool, or already given to a device: twice in this batch, say). badBuffer undoes the
+      // marks of bufs[0 .. i).
+      // (bufHome: 0 the caller's, 1 in its pool, 2 a device's; UNTRACKED in unchecked pools.)
+      if (!(buf >= 0 && buf < rows)) badBuffer(bufs, i);
+      const home = bufHome[buf]!;
+      if (poolSpace[bufPool[buf]!] !== SPACE || (home !== 0 && home !== UNTRACKED)) badBuffer(bufs, i);
+      if (home === 0) bufHome[buf] = 2; // held by the device until reclaimed
     }
-    if (state[6] !== 0) throwBroken();
     let free = state[4]!;
     if (free < count || batchUsed()) {
       free = reclaim();
       // A bad used descriptor: what came before it is reclaimed, none of this batch is taken.
-      if (state[6] !== 0) throwBroken();
-      if (free === 0 && (++state[7]! & (FULL_CHECK - 1)) === 0) fullCheck();
+      if (state[6] !== 0) {
+        unmark(bufs, count);
+        throwBroken();
+      }
+      if (free === 0 && (++state[7]! & (FULL_CHECK - 1)) === 0) {
+        unmark(bufs, count); // fullCheck() throws when the device needs a reset
+        fullCheck();
+      }
     }
-    if (free === 0 || count === 0) return 0;
+    if (free === 0 || count === 0) {
+      unmark(bufs, count);
+      return 0;
+    }
     const a0 = state[0]!;
     let a = a0;
     let wrap = state[1]!;
@@ -241,6 +274,7 @@ function packedSendLoop(env: PackedTxEnv): SendLoop {
       sent++;
     }
     state[4] = free;
+    for (let k = taken; k < count; k++) if (bufHome[bufs[k]!] === 2) bufHome[bufs[k]!] = 0; // not taken: the caller's again
     if (refused !== 0) counters[2] += refused;
     if (sent !== 0) {
       state[0] = a;
@@ -273,10 +307,18 @@ export class PackedTxQueue {
   /**
    * A packed ring has the size the driver chose: `capacity` is the ring size. `checkDevice` is
    * called now and then while the ring stays full after a reclaim; it throws (and breaks this
-   * queue through breakWith()) when the device needs a reset.
+   * queue through breakWith()) when the device needs a reset. `space`: the device's DMA
+   * allocator, whose address space alone txBatch accepts buffers of.
    */
-  constructor(name: string, ring: PackedRing, notify: NotifyTarget, hdrLen: number, hotPath?: HotPathMode,
-    checkDevice: () => void = () => {}) {
+  constructor(
+    name: string,
+    ring: PackedRing,
+    notify: NotifyTarget,
+    hdrLen: number,
+    hotPath: HotPathMode | undefined,
+    space: Pick<DmaAllocator, "name" | "space">,
+    checkDevice: () => void = () => {},
+  ) {
     const capacity = ring.size;
     this.name = name;
     this.capacity = capacity;
@@ -310,9 +352,12 @@ export class PackedTxQueue {
       poolCapacity,
       poolWords16,
       poolWords32,
+      poolSpace,
+      UNTRACKED: BUF_UNTRACKED,
+      SPACE: space.space,
       freeBuffer,
       freeBuffers,
-      badBuffer: (bufs, i) => badTxBuffer(`${name}: txBatch()`, bufs, i),
+      badBuffer: (bufs, i) => badTxBuffer(`${name}: txBatch()`, bufs, i, space),
       queueIndex: ring.index,
       notifyWords: notify.mmio.words16,
       notifyOffset: notify.offset,

@@ -53,7 +53,7 @@ const openPaths = new Set<string>();
 export function createVhostUserDevice(path: string, options: VhostUserOptions = {}): NicDevice {
   if (typeof path !== "string" || path.length === 0) throw new TypeError(`vhost-user: the socket path must be a non-empty string, got ${String(path)}`);
   const name = VHOST_USER_PREFIX + path;
-  checkDeviceOptions(name, options);
+  options = checkDeviceOptions(name, options);
   const { mac, memoryBytes = DEFAULT_MEMORY_BYTES, timeoutMs = DEFAULT_TIMEOUT_MS } = options;
   if (mac !== undefined && (!(mac instanceof Uint8Array) || mac.length !== 6)) {
     throw new TypeError(`${name}: mac must be a Uint8Array of 6 bytes, got ${String(mac)}`);

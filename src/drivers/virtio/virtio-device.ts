@@ -23,7 +23,8 @@ import { findVirtioDeviceId } from "./virtio_ids.ts";
 import { LegacyTransport } from "./transport-legacy.ts";
 import { ModernTransport } from "./transport-modern.ts";
 import type { TransportKind, VirtioTransport } from "./transport.ts";
-import { badBatchCall, goodBatch } from "../batch-args.ts";
+import { badBatchCall, checkPromiscArgument, checkStatsTarget, goodBatch } from "../batch-args.ts";
+import { checkDeviceOptionTypes, checkInteger, checkNonNegative, checkOneOf, checkPowerOfTwo } from "../../validate.ts";
 import { requireStrongMemoryOrder } from "../memory-order.ts";
 import { RxCounter, RxQueue } from "./virtio-rx-queue.ts";
 import { TxCounter, TxQueue } from "./virtio-tx-queue.ts";
@@ -77,7 +78,7 @@ const NOMINAL_LINK_SPEED = 1000;
  * `pci` and `dma`: close() resets the device but closes neither.
  */
 export function createVirtioDevice(pci: PciFunction, dma: DmaAllocator, options: VirtioDeviceOptions = {}): NicDevice {
-  checkOptions(pci.address, options);
+  options = checkOptions(pci.address, options);
   if (findVirtioDeviceId(pci.vendorId, pci.deviceId) === undefined) {
     throw new NotSupportedError(
       `${pci.address}: ${hex4(pci.vendorId)}:${hex4(pci.deviceId)} is not a virtio-net device ` +
@@ -90,6 +91,13 @@ export function createVirtioDevice(pci: PciFunction, dma: DmaAllocator, options:
   if (transport === "legacy") {
     const problem = legacyDmaProblem(pci.address, dma);
     if (problem !== null) throw new DmaError(problem);
+    if (dma.addressing === "physical" && options.unsafeNoIommu !== true) {
+      throw new NotSupportedError(
+        `${pci.address}: the legacy virtio transport puts host physical addresses on the rings (its DMA bypasses ` +
+          `the IOMMU, so the device can reach all of RAM): pass unsafeNoIommu: true to accept that, or use a ` +
+          `modern device with transport 'modern'`,
+      );
+    }
   }
   const driven: VirtioTransport = transport === "legacy" ? new LegacyTransport(pci) : new ModernTransport(pci);
   // Bus mastering only once the device is reset (the constructor's first step): a device left
@@ -141,6 +149,9 @@ export class VirtioNetDevice implements NicDevice {
     afterReset?.();
     let status = 0;
     let rxQueue: RxQueue | PackedRxQueue | null = null;
+    let pool: Mempool | null = null;
+    // What the allocator held before: a failed init gives back everything it took.
+    const mark = dma.mark?.();
     const addStatus = (bit: number): void => {
       status |= bit;
       transport.setStatus(status);
@@ -188,7 +199,7 @@ export class VirtioNetDevice implements NicDevice {
             `would deliver no frame at all; use at least twice the ring size`,
         );
       }
-      const pool = new Mempool(dma, { count: poolSize, checked: options.checked ?? false, name: `${name} RX queue 0 mempool` });
+      pool = new Mempool(dma, { count: poolSize, checked: options.checked ?? false, name: `${name} RX queue 0 mempool` });
 
       // All rings (and the control command area) in one area the device sees contiguously.
       const layoutBytes = (size: number): number => (packed ? packedRingLayout(size).bytes : ringLayout(size).bytes);
@@ -209,7 +220,7 @@ export class VirtioNetDevice implements NicDevice {
         const txNotify = transport.activateQueue(VIRTIO_NET_TX_QUEUE, tx.size, txRing.addresses);
         this.#rx = rxQueue = new PackedRxQueue(`${name} RX queue 0`, rxRing, rxNotify, pool, this.headerLength, options.hotPath,
           checkDevice);
-        this.#tx = new PackedTxQueue(`${name} TX queue 0`, txRing, txNotify, this.headerLength, options.hotPath, checkDevice);
+        this.#tx = new PackedTxQueue(`${name} TX queue 0`, txRing, txNotify, this.headerLength, options.hotPath, dma, checkDevice);
         if (ctrl !== null) {
           const ctrlRing = new PackedRing(region, ctrlOffset, VIRTIO_NET_CTRL_QUEUE, ctrl.size);
           const ctrlNotify = transport.activateQueue(VIRTIO_NET_CTRL_QUEUE, ctrl.size, ctrlRing.addresses);
@@ -224,7 +235,8 @@ export class VirtioNetDevice implements NicDevice {
         const txNotify = transport.activateQueue(VIRTIO_NET_TX_QUEUE, tx.size, txRing.addresses);
         this.#rx = rxQueue = new RxQueue(`${name} RX queue 0`, rxRing, rxNotify, pool, rx.capacity, this.headerLength, options.hotPath,
           checkDevice);
-        this.#tx = new TxQueue(`${name} TX queue 0`, txRing, txNotify, tx.capacity, this.headerLength, options.hotPath, checkDevice);
+        this.#tx = new TxQueue(`${name} TX queue 0`, txRing, txNotify, tx.capacity, this.headerLength, options.hotPath, dma,
+          checkDevice);
         if (ctrl !== null) {
           const ctrlRing = new VirtqueueRing(region, ctrlOffset, VIRTIO_NET_CTRL_QUEUE, ctrl.size);
           const ctrlNotify = transport.activateQueue(VIRTIO_NET_CTRL_QUEUE, ctrl.size, ctrlRing.addresses);
@@ -272,6 +284,10 @@ export class VirtioNetDevice implements NicDevice {
       try {
         // As close() does: the receive ring's buffers go back to the pool (nothing was sent).
         rxQueue?.releaseBuffers();
+        // Then the pool and the rings go back to the allocator (not if the pool cannot be
+        // closed: memory kept is safer than memory unmapped under a live pool).
+        pool?.close();
+        if (mark !== undefined) dma.releaseSince?.(mark);
       } catch {
         // likewise
       }
@@ -327,6 +343,7 @@ export class VirtioNetDevice implements NicDevice {
 
   /** Totals since the device was opened, counted by the driver (virtio-net has no counters). */
   readStats(into: DeviceStats): void {
+    checkStatsTarget(this.address, into);
     this.#fillStats(into);
     // After the counters, so that a broken device's last totals are there when this throws.
     if (!this.#closed) this.#checkDevice();
@@ -347,6 +364,7 @@ export class VirtioNetDevice implements NicDevice {
   /** §5.1.6.5.1: VIRTIO_NET_CTRL_RX_PROMISC through the control queue. vhost-user: always on. */
   setPromisc(on: boolean): void {
     this.#checkOpen("setPromisc");
+    checkPromiscArgument(this.address, on);
     if (this.transport === "vhost-user") {
       // No control queue over vhost-user (features.ts), and backends filter nothing.
       if (on) return;
@@ -479,22 +497,23 @@ function queueGeometry(
   return { size: transport.canResizeQueues ? capacity : max, capacity };
 }
 
-function checkOptions(address: string, options: VirtioDeviceOptions): void {
-  checkDeviceOptions(address, options);
-  const transport = options.transport;
-  if (transport === "legacy" && options.ring === "packed") {
+function checkOptions(address: string, options: VirtioDeviceOptions): VirtioDeviceOptions {
+  options = checkDeviceOptions(address, options);
+  checkOneOf(address, "transport", options.transport, ["modern", "legacy"]);
+  if (options.transport === "legacy" && options.ring === "packed") {
     throw new NotSupportedError(`${address}: ring 'packed' needs transport 'modern': the legacy interface has only split rings`);
   }
-  if (transport !== undefined && transport !== "modern" && transport !== "legacy") {
-    throw new TypeError(`${address}: transport must be 'modern' or 'legacy', got ${String(transport)}`);
-  }
+  return options;
 }
 
-/** The DeviceOptions checks of every virtio transport (the constructor does not repeat them). */
-export function checkDeviceOptions(address: string, options: DeviceOptions): void {
+/**
+ * The DeviceOptions checks of every virtio transport (the constructor does not repeat them);
+ * returns the options ({} when left out).
+ */
+export function checkDeviceOptions<T extends DeviceOptions>(address: string, options: T | undefined): T {
+  const o = checkDeviceOptionTypes(address, options);
   for (const key of ["rxQueues", "txQueues"] as const) {
-    const value = options[key] ?? 1;
-    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${address}: ${key} must be a positive integer, got ${value}`);
+    const value = checkInteger(address, key, o[key] ?? 1, 1, 0xffff);
     if (value > 1) {
       throw new NotSupportedError(
         `${address}: ${key}: ${value} — the virtio driver has one receive and one transmit queue ` +
@@ -503,21 +522,12 @@ export function checkDeviceOptions(address: string, options: DeviceOptions): voi
     }
   }
   for (const key of ["rxRingSize", "txRingSize"] as const) {
-    const value = options[key];
-    if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > VIRTQ_MAX_SIZE || (value & (value - 1)) !== 0)) {
-      throw new RangeError(`${address}: ${key} must be a power of two from 1 to ${VIRTQ_MAX_SIZE}, got ${value}`);
-    }
+    if (o[key] !== undefined) checkPowerOfTwo(address, key, o[key], 1, VIRTQ_MAX_SIZE);
   }
-  if (options.ring !== undefined && options.ring !== "packed" && options.ring !== "split") {
-    throw new TypeError(`${address}: ring must be 'packed' or 'split', got ${String(options.ring)}`);
-  }
-  if (options.mempoolSize !== undefined && (!Number.isInteger(options.mempoolSize) || options.mempoolSize < 1)) {
-    throw new RangeError(`${address}: mempoolSize must be a positive integer, got ${options.mempoolSize}`);
-  }
-  const timeout = options.linkTimeoutMs;
-  if (timeout !== undefined && !(timeout >= 0 && timeout !== Infinity)) {
-    throw new RangeError(`${address}: linkTimeoutMs must be a finite number of milliseconds >= 0, got ${timeout}`);
-  }
+  checkOneOf(address, "ring", o.ring, ["packed", "split"]);
+  if (o.mempoolSize !== undefined) checkInteger(address, "mempoolSize", o.mempoolSize, 1, 1 << 24);
+  if (o.linkTimeoutMs !== undefined) checkNonNegative(address, "linkTimeoutMs", o.linkTimeoutMs, "milliseconds");
+  return o;
 }
 
 function formatMac(mac: Uint8Array): string {

@@ -19,10 +19,13 @@ import {
   bufLength,
   bufPool,
   poolCapacity,
+  poolSpace,
   poolWords16,
   poolWords32,
   tableState,
+  BUF_UNTRACKED,
 } from "../../mem/buffer-table.ts";
+import type { DmaAllocator } from "../../mem/dma.ts";
 import { freeBuffer, freeBuffers } from "../../mem/mempool.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { badTxBuffer } from "../batch-args.ts";
@@ -76,6 +79,12 @@ interface TxEnv {
   readonly poolCapacity: Int32Array;
   readonly poolWords16: Uint16Array[];
   readonly poolWords32: Uint32Array[];
+  /** The address space of each pool's buffers (buffer-table.ts). */
+  readonly poolSpace: Int32Array;
+  /** bufHome of an unchecked pool's buffers (BUF_UNTRACKED). */
+  readonly UNTRACKED: number;
+  /** The address space of this queue's device (DmaAllocator.space). */
+  readonly SPACE: number;
   readonly freeBuffer: (buf: number) => void;
   readonly freeBuffers: (bufs: Int32Array, start: number, count: number) => void;
   readonly badBuffer: (bufs: Int32Array, i: number) => never;
@@ -112,6 +121,7 @@ function sendLoop(env: TxEnv): SendLoop {
   const { tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, bufDataOffset, poolCapacity } = env;
   const { poolWords16, poolWords32, freeBuffer, freeBuffers, badBuffer, queueIndex, notifyWords, notifyOffset } = env;
   const { mmio, CLEAN_BATCH, NO_NOTIFY, FULL_CHECK, throwBroken, usedIndexError, usedIdError, fullCheck } = env;
+  const { poolSpace, UNTRACKED, SPACE } = env;
   const mask = size - 1;
   const notifyWord = notifyOffset >>> 1;
 
@@ -146,23 +156,45 @@ function sendLoop(env: TxEnv): SendLoop {
     return free;
   }
 
+  /** None of bufs[0 .. count) is taken: the marks of the checking pass go (the caller's again). */
+  function unmark(bufs: Int32Array, count: number): void {
+    for (let k = 0; k < count; k++) if (bufHome[bufs[k]!] === 2) bufHome[bufs[k]!] = 0;
+  }
+
   return function send(bufs: Int32Array, count: number): number {
+    // A broken queue throws before anything is checked or marked.
+    if (state[3] !== 0) throwBroken();
     const rows = tableState[0]!;
     for (let i = 0; i < count; i++) {
       const buf = bufs[i]!;
-      // A number outside every live pool, or (checked pools) a buffer that is in its pool.
-      if (!(buf >= 0 && buf < rows && bufPool[buf]! >= 0) || bufHome[buf] !== 0) badBuffer(bufs, i);
+      // Refused: a number outside every live pool, a buffer of another address space (its
+      // address means other memory to this device; a dead buffer's poolSpace is undefined),
+      // and in checked pools one the caller does not hold (in its pool, or already given to a
+      // device: twice in this batch, say). badBuffer undoes the marks of bufs[0 .. i).
+      // (bufHome: 0 the caller's, 1 in its pool, 2 a device's; UNTRACKED in unchecked pools.)
+      if (!(buf >= 0 && buf < rows)) badBuffer(bufs, i);
+      const home = bufHome[buf]!;
+      if (poolSpace[bufPool[buf]!] !== SPACE || (home !== 0 && home !== UNTRACKED)) badBuffer(bufs, i);
+      if (home === 0) bufHome[buf] = 2; // held by the device until reclaimed
     }
-    if (state[3] !== 0) throwBroken();
     let free = state[2]!;
     // x86-64 ordering: a plain load of used.idx (see reclaim).
     if (free < count || ((used16[1]! - state[1]!) & 0xffff) >= CLEAN_BATCH) {
       free = reclaim();
       // A bad used entry: what came before it is reclaimed, none of this batch is taken.
-      if (state[3] !== 0) throwBroken();
-      if (free === 0 && (++state[4]! & (FULL_CHECK - 1)) === 0) fullCheck();
+      if (state[3] !== 0) {
+        unmark(bufs, count);
+        throwBroken();
+      }
+      if (free === 0 && (++state[4]! & (FULL_CHECK - 1)) === 0) {
+        unmark(bufs, count); // fullCheck() throws when the device needs a reset
+        fullCheck();
+      }
     }
-    if (free === 0 || count === 0) return 0;
+    if (free === 0 || count === 0) {
+      unmark(bufs, count);
+      return 0;
+    }
     let avail = state[0]!;
     let lastPool = -1;
     let words16 = poolWords16[0]!;
@@ -211,6 +243,7 @@ function sendLoop(env: TxEnv): SendLoop {
       sent++;
     }
     state[2] = free;
+    for (let k = taken; k < count; k++) if (bufHome[bufs[k]!] === 2) bufHome[bufs[k]!] = 0; // not taken: the caller's again
     if (refused !== 0) counters[2] += refused;
     if (sent !== 0) {
       state[0] = avail;
@@ -241,11 +274,20 @@ export class TxQueue {
   #broken: DeviceProtocolError | null = null;
 
   /**
+   * `space`: the device's DMA allocator, whose address space alone txBatch accepts buffers of.
    * `checkDevice` is called now and then while the ring stays full after a reclaim; it throws
    * (and breaks this queue through breakWith()) when the device needs a reset.
    */
-  constructor(name: string, ring: VirtqueueRing, notify: NotifyTarget, capacity: number, hdrLen: number, hotPath?: HotPathMode,
-    checkDevice: () => void = () => {}) {
+  constructor(
+    name: string,
+    ring: VirtqueueRing,
+    notify: NotifyTarget,
+    capacity: number,
+    hdrLen: number,
+    hotPath: HotPathMode | undefined,
+    space: Pick<DmaAllocator, "name" | "space">,
+    checkDevice: () => void = () => {},
+  ) {
     this.name = name;
     this.capacity = capacity;
     this.#table = new Int32Array(capacity).fill(-1);
@@ -276,9 +318,12 @@ export class TxQueue {
       poolCapacity,
       poolWords16,
       poolWords32,
+      poolSpace,
+      UNTRACKED: BUF_UNTRACKED,
+      SPACE: space.space,
       freeBuffer,
       freeBuffers,
-      badBuffer: (bufs, i) => badTxBuffer(`${name}: txBatch()`, bufs, i),
+      badBuffer: (bufs, i) => badTxBuffer(`${name}: txBatch()`, bufs, i, space),
       queueIndex: ring.index,
       notifyWords: notify.mmio.words16,
       notifyOffset: notify.offset,

@@ -23,14 +23,26 @@ function rxQueueRegister(n: number, low: number, high: number): number {
 
 /** 8.2.3.1.1 Device Control Register. */
 export const CTRL = 0x00000;
+export const CTRL_GIO_DIS = 1 << 2; // PCIe master disable (5.2.5.3.2)
 export const CTRL_LRST = 1 << 3; // link reset; resets the MAC as well, self-clearing
 export const CTRL_RST = 1 << 26; // device (software) reset, self-clearing
 /** Either bit starts a reset (4.6.3.2); the model treats both as a global reset. */
 export const CTRL_RESET_BITS = CTRL_LRST | CTRL_RST;
 
+/** 8.2.3.1.2 Device Status Register (read-only). */
+export const STATUS = 0x00008;
+/** PCIe master enable status: 0 once CTRL.GIO_DIS took effect and no request is pending. */
+export const STATUS_GIO = 1 << 19;
+
 /** 8.2.3.1.3 Extended Device Control Register. */
 export const CTRL_EXT = 0x00018;
 export const CTRL_EXT_NS_DIS = 1 << 16; // no snoop disable
+export const CTRL_EXT_DRV_LOAD = 1 << 28; // driver loaded: tells manageability firmware
+
+/** 8.2.3.1.4 Extended SDP Control: software-definable pins. On SFP+ boards SDP3 drives TX_DISABLE. */
+export const ESDP = 0x00020;
+export const ESDP_SDP3 = 1 << 3; // pin value: 1 = laser off where SDP3 is wired to TX_DISABLE
+export const ESDP_SDP3_DIR = 1 << 11; // 1 = output
 
 /* ---- 8.2.3.2 EEPROM / flash ---- */
 
@@ -133,6 +145,15 @@ export const RXPBSIZE_RESET = 0x200 << RXPBSIZE_SHIFT;
 export const RXCTRL = 0x03000;
 export const RXCTRL_RXEN = 1 << 0;
 
+/* ---- 8.2.3.12 Security (the 82599's IPsec block sits in the receive path) ---- */
+
+/** 8.2.3.12.5 Security Rx Control: RX_DIS stops the receive data path at the security block. */
+export const SECRXCTRL = 0x08d00;
+export const SECRXCTRL_RX_DIS = 1 << 1;
+/** 8.2.3.12.6 Security Rx Status: SECRX_RDY, the receive security path is empty and stopped. */
+export const SECRXSTAT = 0x08d04;
+export const SECRXSTAT_SECRX_RDY = 1 << 0;
+
 /* ---- 8.2.3.9 Transmit ---- */
 
 /** 8.2.3.9.1 DMA Tx TCP Max Allow Size Requests: Max_byte_num_req, bits 11:0. */
@@ -169,6 +190,7 @@ export const TXDCTL_HTHRESH_SHIFT = 8;
 export const TXDCTL_WTHRESH_SHIFT = 16;
 export const TXDCTL_THRESH_MASK = 0x7f; // each threshold, before shifting
 export const TXDCTL_ENABLE = 1 << 25;
+export const TXDCTL_SWFLSH = 1 << 26; // software flush of descriptor write-back, self-clearing
 
 /** 8.2.3.9.13 Transmit Packet Buffer Size, n = 0..7: SIZE (bits 19:10) in KB, reset 0xA0 = 160 KB. */
 export function TXPBSIZE(n: number): number {
@@ -201,8 +223,20 @@ export function DCA_RXCTRL(n: number): number {
 export function DCA_RXCTRL_ALIAS(n: number): number {
   return 0x02200 + n * 4;
 }
-/** Bit 12 is reserved, resets to 1 and must be cleared by software (4.6.7). */
-export const DCA_RXCTRL_RESET = 1 << 12;
+/** Relaxed ordering of the receive data and header writes (8.2.3.11.1); reset 1. */
+export const DCA_RXCTRL_DATA_WRO_EN = 1 << 13;
+export const DCA_RXCTRL_HEAD_WRO_EN = 1 << 15;
+/** Bit 12 is reserved, resets to 1 and must be cleared by software (4.6.7); bit 9 (descriptor read RO) is 1 too. */
+export const DCA_RXCTRL_RESET = (1 << 9) | (1 << 12) | DCA_RXCTRL_DATA_WRO_EN | DCA_RXCTRL_HEAD_WRO_EN;
+
+/** 8.2.3.11.2 Tx DCA Control, n = 0..127. */
+export function DCA_TXCTRL(n: number): number {
+  return 0x0600c + n * BANK_STRIDE;
+}
+/** Relaxed ordering of the descriptor write-back (DD): reset 1. */
+export const DCA_TXCTRL_DESC_WRO_EN = 1 << 11;
+/** Descriptor read (bit 9), write-back (11) and data read (13) relaxed ordering: all 1 at reset. */
+export const DCA_TXCTRL_RESET = (1 << 9) | DCA_TXCTRL_DESC_WRO_EN | (1 << 13);
 
 /* ---- 8.2.3.22 MAC ---- */
 
@@ -224,7 +258,10 @@ export const MAXFRS_RESET = 1518 << MAXFRS_MFS_SHIFT;
 export const AUTOC = 0x042a0;
 export const AUTOC_RESTART_AN = 1 << 12; // self-clearing
 export const AUTOC_LMS_SHIFT = 13; // Link Mode Select, bits 15:13
+export const AUTOC_LMS_MASK = 0x7 << AUTOC_LMS_SHIFT;
+export const AUTOC_LMS_1G_NO_AN = 0x0 << AUTOC_LMS_SHIFT; // 000b: 1 GbE, no auto-negotiation
 export const AUTOC_LMS_10G_SERIAL = 0x3 << AUTOC_LMS_SHIFT; // 011b: 10 GbE serial link
+export const AUTOC_LMS_KX4_KX_KR = 0x4 << AUTOC_LMS_SHIFT; // 100b: KX4/KX/KR backplane auto-negotiation
 
 /** 8.2.3.22.20 Link Status (read-only). */
 export const LINKS = 0x042a4;
@@ -233,10 +270,14 @@ export const LINKS_LINK_SPEED_10G = 0x3 << 28;
 export const LINKS_LINK_SPEED_1G = 0x2 << 28;
 export const LINKS_LINK_SPEED_100M = 0x1 << 28;
 export const LINKS_LINK_UP = 1 << 30;
+/** X550 only: with NON_STD set, LINK_SPEED 10G means 2.5 Gbit/s and 100M means 5 Gbit/s. */
+export const LINKS_NON_STD = 1 << 27;
 
 /** 8.2.3.22.22 Auto Negotiation Control 2: 10G_PMA_PMD_Serial, bits 17:16. */
 export const AUTOC2 = 0x042a8;
 export const AUTOC2_10G_PMA_PMD_SERIAL_SFI = 0x2 << 16; // 10b: SFI
+/** Bits 30:28, link disable (in D3 and always), loaded from the NVM; the link stays down while set. */
+export const AUTOC2_LINK_DISABLE_MASK = 0x7 << 28;
 
 /* ---- 8.2.3.23 Statistics: clear on read ---- */
 
@@ -255,7 +296,17 @@ export const GORCH = 0x0408c; // ... high 4 bits
 export const GOTCL = 0x04090; // good octets transmitted, low 32 bits
 export const GOTCH = 0x04094; // ... high 4 bits
 export const RUC = 0x040a4; // receive undersize
+export const RFC = 0x040a8; // receive fragments (undersize, bad CRC)
 export const ROC = 0x040ac; // receive oversize
+export const RJC = 0x040b0; // receive jabber (oversize, bad CRC)
+/**
+ * 8.2.3.23.x Queue Packets Received Drop Count, n = 0..15 (one per statistics counter; RQSMR maps
+ * queues to counters and resets to 0, so every queue counts in QPRDC(0)). With SRRCTL.DROP_EN set,
+ * a frame dropped for want of a descriptor counts here, not in MPC.
+ */
+export function QPRDC(n: number): number {
+  return 0x01430 + n * BANK_STRIDE;
+}
 
 /* ---- Descriptors: 16 bytes = 4 little-endian 32-bit words ---- */
 

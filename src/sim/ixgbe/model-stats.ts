@@ -13,6 +13,9 @@ import {
   GPTC,
   ILLERRC,
   MPC,
+  QPRDC,
+  RFC,
+  RJC,
   RLEC,
   ROC,
   RUC,
@@ -25,8 +28,15 @@ export interface Ixgbe82599Counters {
   rxPackets: number;
   /** Their length on the wire, CRC included (GORC). */
   rxBytes: number;
-  /** Frames dropped for want of a descriptor or with receive disabled (MPC). */
+  /**
+   * Frames dropped for want of a descriptor or with receive disabled: MPC, or QPRDC for a queue
+   * with SRRCTL.DROP_EN set (rxNoDescriptor counts that part).
+   */
   rxMissed: number;
+  /** The part of rxMissed counted in QPRDC: descriptor starvation of a DROP_EN queue. */
+  rxNoDescriptor: number;
+  /** Frames the address filter (FCTRL, RAL/RAH) refused: counted in no register. */
+  rxFiltered: number;
   /** Frames dropped as shorter than 64 or longer than the maximum frame size (RLEC, RUC/ROC). */
   rxLengthErrors: number;
   /** Frames injected while the link was down: they never reached the device and count nowhere. */
@@ -38,15 +48,19 @@ export interface Ixgbe82599Counters {
 }
 
 function zeroCounters(): Ixgbe82599Counters {
-  return { rxPackets: 0, rxBytes: 0, rxMissed: 0, rxLengthErrors: 0, rxLinkDown: 0, txPackets: 0, txBytes: 0 };
+  return {
+    rxPackets: 0, rxBytes: 0, rxMissed: 0, rxNoDescriptor: 0, rxFiltered: 0, rxLengthErrors: 0, rxLinkDown: 0,
+    txPackets: 0, txBytes: 0,
+  };
 }
 
 const TWO_POW_32 = 0x1_0000_0000;
 
 /** Plain 32-bit counters: they live in the register file and wrap around. */
 const COUNTERS_32 = [
-  CRCERRS, ILLERRC, ERRBC, RLEC, GPRC, GPTC, RUC, ROC,
+  CRCERRS, ILLERRC, ERRBC, RLEC, GPRC, GPTC, RUC, RFC, ROC, RJC,
   ...Array.from({ length: 8 }, (_, i) => MPC(i)),
+  ...Array.from({ length: 16 }, (_, i) => QPRDC(i)),
 ];
 
 /**
@@ -84,9 +98,12 @@ export class ModelStatistics {
   readonly #regs: SimMmio;
   readonly #gorc: OctetCounter;
   readonly #gotc: OctetCounter;
+  /** GORC/GOTC add every byte this many times (Ixgbe82599ModelOptions.octetScale). */
+  readonly #octetScale: number;
 
-  constructor(regs: SimMmio) {
+  constructor(regs: SimMmio, octetScale = 1) {
     this.#regs = regs;
+    this.#octetScale = octetScale;
     for (const reg of COUNTERS_32) {
       // Any read, of any width, returns the counter and clears all of it: the reason drivers
       // must never read these registers byte by byte (docs/performance.md).
@@ -110,15 +127,32 @@ export class ModelStatistics {
 
   received(wireLength: number): void {
     this.#add(GPRC, 1);
-    this.#gorc.add(wireLength);
+    this.#gorc.add(wireLength * this.#octetScale);
     this.counters.rxPackets++;
     this.counters.rxBytes += wireLength;
   }
 
+  /**
+   * A frame the packet buffer could not take (receive disabled, buffer full, or a queue without
+   * DROP_EN starved). One receive packet buffer in use (no DCB): every miss counts against buffer
+   * 0. GPRC counts it too: Linux and FreeBSD subtract MPC from GPRC ("hardware workaround, gprc
+   * counts missed packets", ixgbe_update_stats).
+   */
   missed(): void {
-    // One receive packet buffer in use (no DCB): every miss counts against buffer 0.
     this.#add(MPC(0), 1);
+    this.#add(GPRC, 1);
     this.counters.rxMissed++;
+  }
+
+  /** A frame dropped because queue's ring had no descriptor and SRRCTL.DROP_EN is set: QPRDC (RQSMR = 0: counter 0). */
+  noDescriptor(): void {
+    this.#add(QPRDC(0), 1);
+    this.counters.rxMissed++;
+    this.counters.rxNoDescriptor++;
+  }
+
+  filtered(): void {
+    this.counters.rxFiltered++;
   }
 
   lengthError(oversize: boolean): void {
@@ -133,7 +167,7 @@ export class ModelStatistics {
 
   transmitted(wireLength: number): void {
     this.#add(GPTC, 1);
-    this.#gotc.add(wireLength);
+    this.#gotc.add(wireLength * this.#octetScale);
     this.counters.txPackets++;
     this.counters.txBytes += wireLength;
   }
