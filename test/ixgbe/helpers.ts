@@ -85,16 +85,7 @@ export function regName(offset: number): string {
 }
 
 /** Deterministic pseudo-random numbers (mulberry32), so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 as rng } from "../../src/sim/seeded-random.ts";
 
 /** A frame of `length` random bytes whose first 4 bytes carry a sequence number. */
 export function randomFrame(random: () => number, length: number, seq: number): Uint8Array {

@@ -57,6 +57,7 @@ import { DeviceProtocolError, DmaFaultError, NotSupportedError } from "../../err
 import { SimDma } from "../sim-dma.ts";
 import { SimMmio } from "../sim-mmio.ts";
 import { SimPciFunction } from "../sim-pci.ts";
+import { mulberry32 as prng } from "../seeded-random.ts";
 import { withFcs } from "./crc32.ts";
 import { ModelStatistics, type Ixgbe82599Counters } from "./model-stats.ts";
 
@@ -227,17 +228,6 @@ class GatedRegisters extends SimMmio {
   override write32(offset: number, value: number): void { if (this.gate === null || this.gate(offset, true)) super.write32(offset, value); }
 }
 
-/** mulberry32: deterministic chunk sizes for the asynchronous mode. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const hex = (v: number): string => `0x${(v >>> 0).toString(16)}`;
 
