@@ -11,7 +11,7 @@
  * on the full receive ring the slots a jump marks name held ids, which no driver can tell from
  * completions, as on a full split ring; the receive loop cannot read a slot twice in one batch).
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { newStats } from "../../src/device.ts";
 import { DeviceProtocolError, DeviceTimeoutError } from "../../src/errors.ts";
 import { freeBuffer, Mempool } from "../../src/mem/mempool.ts";
@@ -330,6 +330,29 @@ describe("packed virtqueues: distrusting the device", () => {
       expect(() => dev.setPromisc(false)).toThrow(/completed buffer id \d+, but the command was 0/);
       model.faults.badUsedId = false;
       expect(() => dev.setPromisc(true)).toThrow(/control queue is broken/);
+      dev.close();
+    });
+  });
+
+  describe("the packed control queue, waiting", () => {
+    afterEach(() => {
+      vi.restoreAllMocks();
+    });
+
+    it("looks at the device status while it waits for an answer: a device that breaks meanwhile is not waited out", () => {
+      const { model, dev } = packedRig();
+      model.faults.ctrlNeverCompletes = true;
+      // The device breaks once the command is posted and the queue has begun to wait (its
+      // deadline is the first clock reading of the command).
+      const now = performance.now.bind(performance);
+      vi.spyOn(performance, "now").mockImplementation(() => {
+        if (!model.broken) model.breakDevice("test: an internal error while a command is pending");
+        return now();
+      });
+      // (Without the look, the 1000 ms timeout: a DeviceTimeoutError.)
+      expect(() => dev.setPromisc(false)).toThrow(/DEVICE_NEEDS_RESET/);
+      vi.restoreAllMocks();
+      expect(() => dev.setPromisc(true)).toThrow(/DEVICE_NEEDS_RESET/);
       dev.close();
     });
   });
