@@ -20,6 +20,9 @@ import { RX_IDLE_CHECK } from "../../src/drivers/virtio/virtio-rx-queue.ts";
 import { TX_FULL_CHECK } from "../../src/drivers/virtio/virtio-tx-queue.ts";
 import type { VirtioDeviceOptions } from "../../src/drivers/virtio/virtio-device.ts";
 import type { VirtioNetModelOptions } from "../../src/sim/virtio/virtio-model.ts";
+import { createVirtioDevice } from "../../src/drivers/virtio/virtio-device.ts";
+import { SimDma } from "../../src/sim/sim-dma.ts";
+import { VirtioNetModel } from "../../src/sim/virtio/virtio-model.ts";
 import { openRig } from "./helpers.ts";
 
 function frameFilled(value: number, length = 60): Uint8Array {
@@ -354,6 +357,45 @@ describe("packed virtqueues: distrusting the device", () => {
       vi.restoreAllMocks();
       expect(() => dev.setPromisc(true)).toThrow(/DEVICE_NEEDS_RESET/);
       dev.close();
+    });
+  });
+
+  describe("the other fault modes on packed rings", () => {
+    it("badUsedLength: the frame is dropped and counted; the ring works on", () => {
+      const { model, dev } = packedRig({}, { rxRingSize: 16 });
+      model.faults.badUsedLength = true;
+      model.inject(frameFilled(1));
+      model.faults.badUsedLength = false;
+      model.inject(frameFilled(2));
+      const bufs = new Int32Array(8);
+      expect(dev.rxBatch(0, bufs, 8)).toBe(1);
+      expect(frameOf(bufs[0]!)[0]).toBe(2);
+      expect(stats(dev)).toMatchObject({ rxPackets: 1, rxErrors: 1 });
+      expect(model.rxBuffersAvailable).toBe(16);
+      dev.close();
+    });
+
+    it("rejectCtrl: setPromisc() is a DeviceProtocolError, the packed control queue stays usable", () => {
+      const { model, dev } = packedRig();
+      model.faults.rejectCtrl = true;
+      expect(() => dev.setPromisc(false)).toThrow(/VIRTIO_NET_ERR/);
+      model.faults.rejectCtrl = false;
+      dev.setPromisc(false);
+      expect(model.promisc).toBe(false);
+      dev.close();
+    });
+
+    it("configGenerationChurn and a slow reset: the MAC is read again, close() waits", () => {
+      const mac = Uint8Array.of(0x52, 0x54, 0, 9, 8, 7);
+      const dma = new SimDma("churn DMA");
+      const model = new VirtioNetModel({ dma, mac, packed: true });
+      model.faults.configGenerationChurn = 9;
+      const dev = createVirtioDevice(model.pci, dma, { linkTimeoutMs: 0, ring: "packed" });
+      expect(dev.macAddress()).toEqual(mac);
+      model.faults.resetReads = 5;
+      dev.close();
+      expect(model.status).toBe(0);
+      expect(model.violations).toEqual([]);
     });
   });
 
