@@ -18,11 +18,9 @@ import { freeBuffer, Mempool } from "../../src/mem/mempool.ts";
 import { frameOf, setFrameLength, writeFrame } from "../../src/mem/packet.ts";
 import { RX_IDLE_CHECK } from "../../src/drivers/virtio/virtio-rx-queue.ts";
 import { TX_FULL_CHECK } from "../../src/drivers/virtio/virtio-tx-queue.ts";
-import type { VirtioDeviceOptions } from "../../src/drivers/virtio/virtio-device.ts";
-import type { VirtioNetModelOptions } from "../../src/sim/virtio/virtio-model.ts";
-import { createVirtioDevice } from "../../src/drivers/virtio/virtio-device.ts";
+import { createVirtioDevice, type VirtioDeviceOptions } from "../../src/drivers/virtio/virtio-device.ts";
 import { SimDma } from "../../src/sim/sim-dma.ts";
-import { VirtioNetModel } from "../../src/sim/virtio/virtio-model.ts";
+import { VirtioNetModel, type VirtioNetModelOptions } from "../../src/sim/virtio/virtio-model.ts";
 import { openRig } from "./helpers.ts";
 
 function frameFilled(value: number, length = 60): Uint8Array {
