@@ -27,11 +27,18 @@ describe("virtio hot path on packed rings", () => {
       }
     };
     run(100_000); // warm up: let V8 optimize the loops
-    forwarded = 0;
     // Three million calls: 16 bytes each would be 48 MB, several young-generation collections.
-    const gcs = await countGcs(() => run(3_000_000));
-    expect(forwarded).toBeGreaterThanOrEqual(3_000_000);
-    expect(gcs).toBeLessThanOrEqual(1);
+    // The loops deoptimize once during warm-up (the first wrap of the ring runs code without type
+    // feedback yet), and on a loaded machine the background recompile can miss the start of a
+    // window, which then runs unoptimized code (it boxes numbers). So: the best of three windows.
+    // An allocation in the loop itself shows in every window.
+    const counts: number[] = [];
+    for (let round = 0; round < 3 && !(counts.length > 0 && Math.min(...counts) <= 1); round++) {
+      forwarded = 0;
+      counts.push(await countGcs(() => run(3_000_000)));
+      expect(forwarded).toBeGreaterThanOrEqual(3_000_000);
+    }
+    expect(Math.min(...counts), `collections per window: ${counts.join(", ")}`).toBeLessThanOrEqual(1);
     expect(model.violations).toEqual([]);
   });
 });

@@ -45,7 +45,7 @@ import {
 } from "./packed-ring.ts";
 
 /** Slots of the state array. */
-const S = { availPos: 0, availWrap: 1, usedPos: 2, usedWrap: 3, broken: 4, idle: 5, position: 6 } as const;
+const S = { availPos: 0, availWrap: 1, usedPos: 2, usedWrap: 3, broken: 4, idle: 5, position: 6, scanPos: 7, scanWrap: 8, scanPosition: 9 } as const;
 /** struct ethhdr: a frame shorter than this is a runt. */
 const ETH_HLEN = 14;
 
@@ -183,15 +183,27 @@ function packedReceiveLoop(env: PackedRxEnv): ReceiveLoop {
       // visible now (past `max`, the ones this batch left; x86-64 ordering: plain loads).
       let seen = position;
       if (k === max) {
+        // The scan goes on from where the last one stopped (state[7..9]: slot, wrap, position),
+        // not from u: used descriptors stay used until the driver takes them, so each slot is
+        // scanned once, not once per call (at batches of 1 behind a full ring that would be the
+        // whole ring on every call).
         let p = u;
         let f = usedFlags;
-        for (let n = 0; n < size && ((desc32[(p << 2) + 3]! >>> 16) & BOTH) === f; n++) {
+        if (((state[9]! - position) | 0) > 0) {
+          p = state[7]!;
+          f = state[8] !== 0 ? BOTH : 0;
+          seen = state[9]!;
+        }
+        for (let n = (seen - position) | 0; n < size && ((desc32[(p << 2) + 3]! >>> 16) & BOTH) === f; n++) {
           seen = (seen + 1) | 0;
           if (++p === size) {
             p = 0;
             f ^= BOTH;
           }
         }
+        state[7] = p;
+        state[8] = f !== 0 ? 1 : 0;
+        state[9] = seen;
       }
       // §2.8.21: make the buffers available, oldest first; the driver's wrap counter flips where
       // its index passes the end of the ring.
@@ -248,7 +260,7 @@ export class PackedRxQueue {
   readonly #ring: PackedRing;
   readonly #notify: NotifyTarget;
   readonly #table: Int32Array;
-  readonly #state = new Int32Array(7);
+  readonly #state = new Int32Array(10);
   readonly #counters = new Float64Array(5);
   #broken: DeviceProtocolError | null = null;
 
