@@ -55,4 +55,6 @@ const result = await runSoak({
 process.stdout.write(summary(result) + "\n");
 if (result.problems.length > 0) process.stdout.write(result.problems.map((p) => `  ${p}`).join("\n") + "\n");
 process.stdout.write(`${faultTable(result)}\nlanes: ${result.lanes.join("; ")}\n`);
+const memory = process.memoryUsage();
+process.stdout.write(`memory at the end: rss ${(memory.rss / 1e6).toFixed(0)} MB, array buffers ${(memory.arrayBuffers / 1e6).toFixed(0)} MB\n`);
 process.exitCode = result.problems.length === 0 && result.buffersLost === 0 ? 0 : 1;

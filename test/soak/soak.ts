@@ -79,8 +79,12 @@ export type FaultKind = "ride" | "error";
  * A fault mode: which ports it applies to, how to switch it on and off. `atReset`: it acts at a
  * close and reopen, so switching it on closes and reopens the lane with it on (then it is
  * switched off). `reset`: switching it on is itself a close and reopen of the lane.
- * Faults of init alone (refused features, a control queue that never answers or refuses,
- * a reset that never completes) are not here: failed-init.test.ts covers them.
+ * Not here: faults of init alone (refused features, a control queue that refuses or never
+ * answers: test/validation/failed-init.test.ts, test/virtio/ctrl.test.ts); a reset that never
+ * completes (close() then keeps the ring buffers, which the device may still use, so they can
+ * never be home; test/virtio/device-faults.test.ts); a device error on a legacy virtio device
+ * (no DEVICE_NEEDS_RESET in legacy: the driver cannot tell it from a slow device); an ixgbe
+ * reset behind the driver's back (the ixgbe driver does not notice it).
  */
 export interface FaultMode {
   readonly name: string;
