@@ -2,10 +2,11 @@
  * npm run soak [-- --frames N] [--seed S] [--sample K] [--fault-rate P] [--without "mode,mode"]
  * [--vhost-user-frames N]: the soak of test/soak/soak.ts (default 100 million frames through the
  * model lanes, a hundredth of that more through the vhost-user lane), a progress line every 10 s on stderr, the
- * one-line summary on stdout; exit code 1 when anything was lost, reordered or corrupted.
+ * one-line summary and the fault table (per mode: kind, injected, detected, recovered) on stdout; exit code 1
+ * when anything was lost, reordered or corrupted, or a device error went undetected.
  */
 import { parseArgs } from "node:util";
-import { FAULTS, runSoak, summary } from "../test/soak/soak.ts";
+import { FAULTS, faultTable, runSoak, summary } from "../test/soak/soak.ts";
 
 const { values } = parseArgs({
   options: {
@@ -53,5 +54,7 @@ const result = await runSoak({
 });
 process.stdout.write(summary(result) + "\n");
 if (result.problems.length > 0) process.stdout.write(result.problems.map((p) => `  ${p}`).join("\n") + "\n");
-process.stdout.write(`faults by mode: ${JSON.stringify(result.faultsByMode)}\nlanes: ${result.lanes.join("; ")}\n`);
+process.stdout.write(`${faultTable(result)}\nlanes: ${result.lanes.join("; ")}\n`);
+const memory = process.memoryUsage();
+process.stdout.write(`memory at the end: rss ${(memory.rss / 1e6).toFixed(0)} MB, array buffers ${(memory.arrayBuffers / 1e6).toFixed(0)} MB\n`);
 process.exitCode = result.problems.length === 0 && result.buffersLost === 0 ? 0 : 1;
