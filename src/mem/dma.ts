@@ -87,8 +87,10 @@ export interface DmaAllocator {
    * Calls `callback` when close() is called, before the memory goes. Mempools use it to retire
    * their buffer numbers, so that a buffer of freed memory can never reach a device. Optional:
    * without it, a pool notices only when it is used or when the buffer table runs short.
+   * Returns the function that takes the callback back: a pool closed before its allocator calls
+   * it, or the allocator would keep every closed pool (and its memory) reachable until it closes.
    */
-  onClose?(callback: () => void): void;
+  onClose?(callback: () => void): () => void;
   /**
    * Releases every allocation: unmaps it from the device, then from the process. Views
    * into it must not be touched afterwards (a koffi view does not own its memory).

@@ -60,7 +60,7 @@ export class HugepageArena {
   #current: HugepageMapping | null = null;
   #used = 0;
   #closed = false;
-  readonly #onClose: (() => void)[] = [];
+  readonly #onClose = new Set<() => void>();
   /** Per allocation, the arena's state before it: what releaseSince() goes back to. */
   readonly #log: { mappings: number; current: HugepageMapping | null; used: number }[] = [];
 
@@ -137,15 +137,18 @@ export class HugepageArena {
     if (first) throw first;
   }
 
-  onClose(callback: () => void): void {
+  onClose(callback: () => void): () => void {
     if (this.#closed) throw new AllocatorClosedError(`${this.name}: onClose() on a closed allocator`);
-    this.#onClose.push(callback);
+    this.#onClose.add(callback);
+    return () => void this.#onClose.delete(callback);
   }
 
   /** Detaches and unmaps every mapping. Idempotent. */
   close(): void {
     if (this.#closed) return;
-    for (const callback of this.#onClose.splice(0)) callback();
+    const callbacks = [...this.#onClose];
+    this.#onClose.clear();
+    for (const callback of callbacks) callback();
     this.#closed = true;
     let first: unknown = null;
     for (const m of this.#mappings) {

@@ -72,6 +72,8 @@ export class Mempool {
   readonly #stack: Int32Array;
   readonly #dma: DmaAllocator;
   #closed = false;
+  /** Takes the onClose callback back from the allocator (null: none, or already done). */
+  #forgetAllocator: (() => void) | null = null;
 
   constructor(dma: DmaAllocator, options: MempoolOptions = {}) {
     if (typeof dma !== "object" || dma === null || typeof dma.allocate !== "function") {
@@ -132,7 +134,7 @@ export class Mempool {
     poolWords16[id] = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 1);
     poolWords32[id] = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
     // When the memory goes, so do the buffer numbers: none of them can reach a device again.
-    dma.onClose?.(() => this.#retire());
+    this.#forgetAllocator = dma.onClose?.(() => this.#retire()) ?? null;
   }
 
   #retire(): void {
@@ -227,6 +229,9 @@ export class Mempool {
     }
     this.#closed = true;
     unregisterPool(this.id);
+    // The allocator outlives the pool: it must not keep the pool (and its memory) reachable.
+    this.#forgetAllocator?.();
+    this.#forgetAllocator = null;
   }
 
   /**

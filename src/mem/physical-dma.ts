@@ -46,8 +46,8 @@ export class PhysicalDmaAllocator implements DmaAllocator {
     return this.#arena.allocate(size, align, options?.contiguous ?? true);
   }
 
-  onClose(callback: () => void): void {
-    this.#arena.onClose(callback);
+  onClose(callback: () => void): () => void {
+    return this.#arena.onClose(callback);
   }
 
   get closed(): boolean {

@@ -59,7 +59,7 @@ export class SharedMemoryDmaAllocator implements DmaAllocator {
   readonly #regionSize: number;
   readonly #mapped: Mapped[] = [];
   readonly #onRegionAdded: ((region: SharedRegion) => void)[] = [];
-  readonly #onClose: (() => void)[] = [];
+  readonly #onClose = new Set<() => void>();
   #nextGuestAddress = GUEST_ADDRESS_BASE;
   /** Bytes used of the last region. */
   #used = 0;
@@ -107,9 +107,10 @@ export class SharedMemoryDmaAllocator implements DmaAllocator {
     this.#onRegionAdded.push(callback);
   }
 
-  onClose(callback: () => void): void {
+  onClose(callback: () => void): () => void {
     if (this.#closed) throw new AllocatorClosedError(`${this.name}: onClose() on a closed allocator`);
-    this.#onClose.push(callback);
+    this.#onClose.add(callback);
+    return () => void this.#onClose.delete(callback);
   }
 
   /** This process's address of device address `guestAddress` (for vhost-user ring addresses). */
@@ -124,7 +125,9 @@ export class SharedMemoryDmaAllocator implements DmaAllocator {
   /** Calls the onClose callbacks, then unmaps every region and closes its fd. Idempotent. */
   close(): void {
     if (this.#closed) return;
-    for (const callback of this.#onClose.splice(0)) callback();
+    const callbacks = [...this.#onClose];
+    this.#onClose.clear();
+    for (const callback of callbacks) callback();
     this.#closed = true;
     this.#onRegionAdded.length = 0;
     let first: unknown = null;

@@ -51,7 +51,7 @@ export class SimDma implements DmaAllocator {
   #allocated = 0;
   #last: ContiguousRegion | null = null;
   #closed = false;
-  readonly #onClose: (() => void)[] = [];
+  readonly #onClose = new Set<() => void>();
 
   constructor(name = "sim DMA", options: SimDmaOptions = {}) {
     this.name = name;
@@ -109,9 +109,10 @@ export class SimDma implements DmaAllocator {
     return region;
   }
 
-  onClose(callback: () => void): void {
+  onClose(callback: () => void): () => void {
     this.#checkOpen("onClose");
-    this.#onClose.push(callback);
+    this.#onClose.add(callback);
+    return () => void this.#onClose.delete(callback);
   }
 
   #checkOpen(what: string): void {
@@ -119,7 +120,11 @@ export class SimDma implements DmaAllocator {
   }
 
   close(): void {
-    if (!this.#closed) for (const callback of this.#onClose.splice(0)) callback();
+    if (!this.#closed) {
+      const callbacks = [...this.#onClose];
+      this.#onClose.clear();
+      for (const callback of callbacks) callback();
+    }
     this.#closed = true;
     this.#regions.length = 0;
     this.#last = null;
