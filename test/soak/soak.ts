@@ -83,8 +83,7 @@ export type FaultKind = "ride" | "error";
  * answers: test/validation/failed-init.test.ts, test/virtio/ctrl.test.ts); a reset that never
  * completes (close() then keeps the ring buffers, which the device may still use, so they can
  * never be home; test/virtio/device-faults.test.ts); a device error on a legacy virtio device
- * (no DEVICE_NEEDS_RESET in legacy: the driver cannot tell it from a slow device); an ixgbe
- * reset behind the driver's back (the ixgbe driver does not notice it).
+ * (no DEVICE_NEEDS_RESET in legacy: the driver cannot tell it from a slow device).
  */
 export interface FaultMode {
   readonly name: string;
@@ -136,6 +135,7 @@ export const FAULTS: readonly FaultMode[] = [
   // which its driver cannot tell from a slow one. Modern devices only.
   { name: "virtio device error (NEEDS_RESET)", kind: "error", applies: (p) => isVirtio(p) && p.kind !== "virtio-legacy", on: (p) => v(p).breakDevice("soak: an injected device error"), off: nothing },
   { name: "virtio reset behind the driver's back", kind: "error", applies: isVirtio, on: (p) => v(p).pci.reset(), off: nothing },
+  { name: "ixgbe reset behind the driver's back", kind: "error", applies: isIxgbe, on: (p) => x(p).pci.reset(), off: nothing },
 ];
 
 export interface SoakOptions {

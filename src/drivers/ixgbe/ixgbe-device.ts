@@ -12,7 +12,7 @@
  * the allocator: that goes away when the allocator is closed.
  */
 import type { DeviceOptions, DeviceStats, NicDevice } from "../../device.ts";
-import { DeviceClosedError, DeviceTimeoutError, NotSupportedError } from "../../errors.ts";
+import { DeviceClosedError, DeviceProtocolError, DeviceTimeoutError, NotSupportedError } from "../../errors.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import type { PciFunction } from "../../pci/pci-function.ts";
@@ -159,6 +159,14 @@ export class IxgbeDevice implements NicDevice {
   /** Queue objects by index; emptied by close(), so a closed device has no valid queue. */
   #rx: IxgbeRxQueue[];
   #tx: IxgbeTxQueue[];
+  /**
+   * What rxBatch/txBatch look the queue up in: #rx and #tx while the device works, empty once it
+   * was found reset behind the driver's back (#checkAlive), so that every later call takes the
+   * slow path, which throws #broken, at no cost to the hot path.
+   */
+  #rxBy: readonly IxgbeRxQueue[] = [];
+  #txBy: readonly IxgbeTxQueue[] = [];
+  #broken: DeviceProtocolError | null = null;
   readonly #stats: IxgbeStats;
   /** An SFP+ part (X520): the driver sets the link mode; otherwise the NVM's is kept. */
   readonly #sfp: boolean;
@@ -193,7 +201,12 @@ export class IxgbeDevice implements NicDevice {
     pci.enableDma();
     this.#mmio = pci.bar(0);
     this.#stats = new IxgbeStats(this.#mmio);
-    const pollStats = (): void => this.#stats.update();
+    // Every POLL_CALLS rx/txBatch calls: the counters, and whether the device is still ours (it
+    // does not throw there: the transmit loop calls it after taking buffers; the next call does).
+    const pollStats = (): void => {
+      this.#stats.update();
+      this.#noticeReset();
+    };
 
     // What the allocator held before: a failed init gives back everything it took (#abandon).
     const mark = dma.mark?.();
@@ -325,6 +338,8 @@ export class IxgbeDevice implements NicDevice {
     // 4.6.7: start receiving only once every queue has its descriptors.
     this.#enableRx();
     for (const queue of this.#tx) queue.start(mmio, REGISTER_TIMEOUT_MS);
+    this.#rxBy = this.#rx;
+    this.#txBy = this.#tx;
 
     // 8.2.3.7.1: promiscuous mode makes testing easier (as in ixy); setPromisc(false) undoes it.
     this.setPromisc(true);
@@ -447,14 +462,20 @@ export class IxgbeDevice implements NicDevice {
   // ---- NicDevice ----
 
   rxBatch(queue: number, bufs: Int32Array, max: number): number {
-    const q = this.#rx[queue];
-    if (q === undefined || !goodBatch(bufs, max)) badBatchCall(this.address, "rxBatch", this.#closed, queue, this.rxQueues, bufs, max);
+    const q = this.#rxBy[queue];
+    if (q === undefined || !goodBatch(bufs, max)) {
+      if (this.#broken !== null && !this.#closed) throw this.#broken;
+      badBatchCall(this.address, "rxBatch", this.#closed, queue, this.rxQueues, bufs, max);
+    }
     return q.receive(bufs, max);
   }
 
   txBatch(queue: number, bufs: Int32Array, count: number): number {
-    const q = this.#tx[queue];
-    if (q === undefined || !goodBatch(bufs, count)) badBatchCall(this.address, "txBatch", this.#closed, queue, this.txQueues, bufs, count);
+    const q = this.#txBy[queue];
+    if (q === undefined || !goodBatch(bufs, count)) {
+      if (this.#broken !== null && !this.#closed) throw this.#broken;
+      badBatchCall(this.address, "txBatch", this.#closed, queue, this.txQueues, bufs, count);
+    }
     return q.send(bufs, count);
   }
 
@@ -468,7 +489,10 @@ export class IxgbeDevice implements NicDevice {
    */
   readStats(into: DeviceStats): void {
     checkStatsTarget(this.address, into);
-    if (!this.#closed) this.#stats.update();
+    if (!this.#closed) {
+      this.#stats.update();
+      this.#noticeReset();
+    }
     const totals = this.#stats.totals;
     let rxDropped = 0;
     let txDropped = 0;
@@ -481,6 +505,8 @@ export class IxgbeDevice implements NicDevice {
     into.rxMissed = totals.rxMissed;
     into.rxErrors = totals.rxErrors + rxDropped;
     into.txErrors = totals.txErrors + txDropped;
+    // After the counters, so that the last totals are there when this throws.
+    if (this.#broken !== null && !this.#closed) throw this.#broken;
   }
 
   /**
@@ -503,6 +529,8 @@ export class IxgbeDevice implements NicDevice {
   /** 8.2.3.22.19 LINKS: link state and speed in Mbit/s (0 while down). */
   linkSpeed(): number {
     this.#checkOpen("linkSpeed");
+    this.#noticeReset();
+    if (this.#broken !== null) throw this.#broken;
     const links = getReg32(this.#mmio, IXGBE_LINKS);
     if ((links & IXGBE_LINKS_UP) === 0) return 0;
     switch ((links & IXGBE_LINKS_SPEED_82599) >>> 0) {
@@ -542,6 +570,8 @@ export class IxgbeDevice implements NicDevice {
     const tx = this.#tx;
     this.#rx = [];
     this.#tx = [];
+    this.#rxBy = [];
+    this.#txBy = [];
     const mmio = this.#mmio;
     let failure: unknown = null;
     // A queue that would not disable: harmless once the reset below is confirmed.
@@ -613,6 +643,29 @@ export class IxgbeDevice implements NicDevice {
     }
     clearFlags32(mmio, IXGBE_DMATXCTL, IXGBE_DMATXCTL_TE);
     if (failure !== null) throw failure;
+  }
+
+  /**
+   * Is the device still the one this driver set up? CTRL_EXT.DRV_LOAD is set by the init and
+   * cleared only by a reset (or by close()): clear means a reset behind the driver's back (a
+   * function-level reset through sysfs, another process). All ones is a device that is gone
+   * (surprise removal: reads complete with 0xFFFFFFFF; Linux's ixgbe_check_remove). Either way
+   * every queue is dead, and the rings' buffers may have been read or written after the device
+   * forgot them: the device is marked broken, rx/txBatch, readStats and linkSpeed throw, and
+   * close() still gives the buffers back.
+   */
+  #noticeReset(): void {
+    if (this.#broken !== null || this.#closed) return;
+    const ctrlExt = getReg32(this.#mmio, IXGBE_CTRL_EXT);
+    if (ctrlExt !== 0xffffffff && (ctrlExt & IXGBE_CTRL_EXT_DRV_LOAD) !== 0) return;
+    const what = ctrlExt === 0xffffffff
+      ? "no longer answers (its registers read all ones: removed, or its PCIe link is down)"
+      : "was reset behind the driver's back (CTRL_EXT.DRV_LOAD is clear: a function-level reset or another driver)";
+    this.#broken = new DeviceProtocolError(
+      `${this.address}: the device ${what}; its queues are stopped: close() it (that gives its buffers back) and open it again`,
+    );
+    this.#rxBy = [];
+    this.#txBy = [];
   }
 
   #checkOpen(what: string): void {

@@ -1,0 +1,69 @@
+/**
+ * A device reset behind the driver's back (a function-level reset through sysfs, another
+ * process): its queues are gone, and rxBatch returned 0 forever while txBatch accepted frames that
+ * never reached the wire, with no error (found by the soak). The driver notices through
+ * CTRL_EXT.DRV_LOAD, which only its init sets and only a reset clears.
+ */
+import { describe, expect, it } from "vitest";
+import { newStats } from "../../src/device.ts";
+import { DeviceProtocolError } from "../../src/errors.ts";
+import { STATS_POLL_CALLS } from "../../src/drivers/ixgbe/ixgbe-device.ts";
+import { freeBuffers } from "../../src/mem/mempool.ts";
+import { IXGBE_CTRL_EXT } from "../../src/drivers/ixgbe/ixgbe_type.ts";
+import { allowViolations, batchWith, openSimPort, randomFrame, rng, txPool } from "./helpers.ts";
+
+describe("ixgbe: a reset behind the driver's back", () => {
+  it("makes readStats and linkSpeed throw, then rx/txBatch, and close() gives every buffer back", () => {
+    const { model, dev } = openSimPort({ checked: true, rxRingSize: 64, txRingSize: 64, mempoolSize: 256 });
+    allowViolations(model); // the reset itself is the fault
+    const pool = txPool(dev, 256);
+    const random = rng(7);
+    const frames = Array.from({ length: 8 }, (_, i) => randomFrame(random, 60 + i, i));
+    model.pci.reset();
+    const stats = newStats();
+    expect(() => dev.readStats(stats)).toThrow(DeviceProtocolError);
+    expect(() => dev.readStats(stats)).toThrow(/reset behind the driver's back.*close\(\) it/);
+    expect(() => dev.linkSpeed()).toThrow(DeviceProtocolError);
+    const batch = batchWith(pool, frames);
+    expect(() => dev.txBatch(0, batch, batch.length)).toThrow(DeviceProtocolError);
+    freeBuffers(batch, 0, batch.length); // refused: still the caller's
+    expect(() => dev.rxBatch(0, new Int32Array(8), 8)).toThrow(DeviceProtocolError);
+    dev.close();
+    expect(pool.available).toBe(pool.count);
+  });
+
+  it("is noticed from rx/txBatch alone within STATS_POLL_CALLS calls, without losing a buffer", () => {
+    const { model, dev } = openSimPort({ checked: true, rxRingSize: 64, txRingSize: 64, mempoolSize: 256 });
+    allowViolations(model);
+    const pool = txPool(dev, 256);
+    const random = rng(9);
+    model.pci.reset();
+    const bufs = new Int32Array(4);
+    let calls = 0;
+    let error: unknown = null;
+    for (; calls < 2 * STATS_POLL_CALLS + 2 && error === null; calls++) {
+      const batch = batchWith(pool, [randomFrame(random, 64, calls)]);
+      let sent = 0;
+      try {
+        const n = dev.rxBatch(0, bufs, 4);
+        freeBuffers(bufs, 0, n);
+        sent = dev.txBatch(0, batch, 1);
+      } catch (e) {
+        error = e;
+      }
+      freeBuffers(batch, sent, 1 - sent); // what txBatch did not take (or a throw refused) is ours
+    }
+    expect(error).toBeInstanceOf(DeviceProtocolError);
+    expect(calls).toBeLessThanOrEqual(STATS_POLL_CALLS + 1);
+    dev.close();
+    expect(pool.available).toBe(pool.count);
+  });
+
+  it("takes registers that read all ones (a device that is gone) for a dead device too", () => {
+    const { model, dev } = openSimPort();
+    allowViolations(model);
+    model.regs.poke32(IXGBE_CTRL_EXT, 0xffffffff);
+    expect(() => dev.linkSpeed()).toThrow(/no longer answers/);
+    dev.close();
+  });
+});
