@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { newStats } from "../../src/device.ts";
-import { DeviceProtocolError } from "../../src/errors.ts";
+import { DeviceProtocolError, DeviceTimeoutError } from "../../src/errors.ts";
 import { STATS_POLL_CALLS } from "../../src/drivers/ixgbe/ixgbe-device.ts";
 import { freeBuffers } from "../../src/mem/mempool.ts";
 import { IXGBE_CTRL_EXT } from "../../src/drivers/ixgbe/ixgbe_type.ts";
@@ -65,5 +65,25 @@ describe("ixgbe: a reset behind the driver's back", () => {
     model.regs.poke32(IXGBE_CTRL_EXT, 0xffffffff);
     expect(() => dev.linkSpeed()).toThrow(/no longer answers/);
     dev.close();
+  });
+});
+
+describe("ixgbe close() with a reset that hangs", () => {
+  it("keeps the rings' buffers while the reset is unconfirmed, and a later close() retries and gives them back", () => {
+    const { model, dev } = openSimPort({ checked: true, rxRingSize: 64, txRingSize: 64, mempoolSize: 256 });
+    allowViolations(model);
+    const pool = txPool(dev, 64);
+    const random = rng(11);
+    model.setLink(false); // nothing is sent: the frames stay in the transmit ring
+    const batch = batchWith(pool, Array.from({ length: 8 }, (_, i) => randomFrame(random, 60, i)));
+    expect(dev.txBatch(0, batch, 8)).toBe(8);
+    model.faults.resetStuck = true;
+    expect(() => dev.close()).toThrow(DeviceTimeoutError);
+    expect(pool.available).toBe(56); // the device may still read them
+    expect(() => dev.close()).toThrow(DeviceTimeoutError); // still hung
+    model.faults.resetStuck = false;
+    dev.close();
+    expect(pool.available).toBe(64);
+    dev.close(); // a no-op now
   });
 });

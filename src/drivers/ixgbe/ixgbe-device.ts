@@ -167,6 +167,8 @@ export class IxgbeDevice implements NicDevice {
   #rxBy: readonly IxgbeRxQueue[] = [];
   #txBy: readonly IxgbeTxQueue[] = [];
   #broken: DeviceProtocolError | null = null;
+  /** The queues of a close() whose reset could not be confirmed: their buffers are still out. */
+  #unreleased: { readonly rx: readonly IxgbeRxQueue[]; readonly tx: readonly IxgbeTxQueue[] } | null = null;
   readonly #stats: IxgbeStats;
   /** An SFP+ part (X520): the driver sets the link mode; otherwise the NVM's is kept. */
   readonly #sfp: boolean;
@@ -564,7 +566,10 @@ export class IxgbeDevice implements NicDevice {
    * reach memory that is freed later.
    */
   close(): void {
-    if (this.#closed) return;
+    if (this.#closed) {
+      this.#retryRelease();
+      return;
+    }
     this.#closed = true;
     const rx = this.#rx;
     const tx = this.#tx;
@@ -615,11 +620,24 @@ export class IxgbeDevice implements NicDevice {
       for (const q of rx) q.releaseBuffers();
     } else {
       failure ??= queueTimeout;
+      this.#unreleased = { rx, tx };
     }
     if (!stopped && failure instanceof Error) {
-      failure.message += " (the device could not be confirmed stopped: the buffers of its rings were not returned to their pools)";
+      failure.message += " (the device could not be confirmed stopped: the buffers of its rings stay with it; close() " +
+        "again retries the reset and gives them back once it succeeds)";
     }
     if (failure !== null) throw failure;
+  }
+
+  /** close() again after a reset that could not be confirmed: reset again, then give the buffers back. */
+  #retryRelease(): void {
+    const unreleased = this.#unreleased;
+    if (unreleased === null) return;
+    this.#resetDevice(false);
+    setFlags32(this.#mmio, IXGBE_CTRL, IXGBE_CTRL_GIO_DIS);
+    this.#unreleased = null;
+    for (const q of unreleased.tx) q.releaseBuffers();
+    for (const q of unreleased.rx) q.releaseBuffers();
   }
 
   /**

@@ -126,6 +126,8 @@ export class VirtioNetDevice implements NicDevice {
   readonly #mac: Uint8Array;
   readonly #hasStatus: boolean;
   #closed = false;
+  /** close() reset the device and gave the rings' buffers back (a reset that timed out leaves it false: retry). */
+  #released = false;
   /** Why the device cannot be used any more (it needs a reset), or null. */
   #broken: DeviceProtocolError | null = null;
 
@@ -417,16 +419,18 @@ export class VirtioNetDevice implements NicDevice {
    * may still be using them, and the error says so.
    */
   close(): void {
-    if (this.#closed) return;
+    if (this.#released) return;
     this.#closed = true;
     try {
       this.#transport.reset();
     } catch (error) {
       if (error instanceof DeviceTimeoutError) {
-        error.message += `; ${this.address}: close(): the buffers in its rings stay with the device, which may still use them`;
+        error.message += `; ${this.address}: close(): the buffers in its rings stay with the device, which may still use them; ` +
+          `close() again retries the reset and gives them back once it succeeds`;
       }
       throw error;
     }
+    this.#released = true;
     this.#tx.releaseBuffers();
     this.#rx.releaseBuffers();
   }

@@ -113,6 +113,11 @@ export interface Ixgbe82599Faults {
    * CTRL/STATUS/EEC is a violation. The next reset clears the fault.
    */
   masterDisableStuck?: boolean;
+  /**
+   * The device hangs in reset: CTRL.RST, once written, keeps reading 1 (and every access but
+   * CTRL/STATUS/EEC stays a violation) until the fault is cleared; then the reset completes.
+   */
+  resetStuck?: boolean;
 }
 
 export interface Ixgbe82599ModelOptions {
@@ -347,6 +352,11 @@ export class Ixgbe82599Model {
 
   /** Whether a reset is still in progress (CTRL.RST reads 1). */
   get resetting(): boolean {
+    // faults.resetStuck cleared: the hung reset completes now.
+    if (this.#resetDoneAt === Infinity && this.faults.resetStuck !== true) {
+      this.#resetDoneAt = performance.now();
+      this.#settledAt = this.#resetDoneAt + this.#resetSettleMs;
+    }
     return performance.now() < this.#resetDoneAt;
   }
 
@@ -625,7 +635,7 @@ export class Ixgbe82599Model {
         this.#needsSecondReset = this.faults.masterDisableStuck === true;
         this.faults.masterDisableStuck = false;
         this.#reset();
-        this.#resetDoneAt = now() + this.#resetDelayMs;
+        this.#resetDoneAt = this.faults.resetStuck === true ? Infinity : now() + this.#resetDelayMs;
         this.#settledAt = this.#resetDoneAt + this.#resetSettleMs;
         this.#gateArmed = true;
         return;
