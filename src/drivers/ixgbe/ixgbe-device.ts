@@ -193,7 +193,7 @@ export class IxgbeDevice implements NicDevice {
           `that many buffers and rxBatch needs spare ones to hand out; got ${mempoolSize}`,
       );
     }
-    const rssKey = checkRssKey(address, (options as { rssKey?: unknown }).rssKey, IXGBE_RSS_KEY_SIZE);
+    const rssKey = checkRssKey(address, options.rssKey, IXGBE_RSS_KEY_SIZE);
     this.#rssKey = this.rxQueues > 1 ? rssKey ?? randomRssKey() : null;
     const linkTimeoutMs = checkNonNegative(address, "linkTimeoutMs", options.linkTimeoutMs ?? IXGBE_DEFAULT_LINK_TIMEOUT_MS, "milliseconds");
 

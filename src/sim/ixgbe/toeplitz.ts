@@ -24,6 +24,8 @@ const PROTO_TCP = 6;
 const PROTO_UDP = 17;
 /** IPv6 next-header values that are extension headers (RFC 8200 4.1 order: hop-by-hop, routing, fragment, destination options). */
 const IPV6_EXTENSIONS: readonly number[] = [0, 43, 44, 60];
+/** The hash input being assembled (at most IPv6 addresses + ports); reused, the model is single-threaded. */
+const scratch = new Uint8Array(36);
 
 /** The Toeplitz hash of input[0 .. length) with `key` (at least length + 4 bytes), as a uint32. */
 export function toeplitzHash(key: Uint8Array, input: Uint8Array, length = input.length): number {
@@ -62,7 +64,7 @@ export function classifyRss(frame: Uint8Array, mrqc: number, key: Uint8Array): R
     if (frame.length < l3) return out;
     ethertype = (frame[16]! << 8) | frame[17]!;
   }
-  const input = new Uint8Array(36);
+  const input = scratch;
   if (ethertype === ETHERTYPE_IPV4) {
     if (frame.length < l3 + 20 || frame[l3]! >>> 4 !== 4) return out;
     const headerLength = (frame[l3]! & 0xf) * 4;
