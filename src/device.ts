@@ -106,4 +106,10 @@ export interface DeviceOptions {
    * without it and warns (process.emitWarning, code IXY_UNSAFE_NO_IOMMU) with it.
    */
   readonly unsafeNoIommu?: boolean;
+  /**
+   * ixgbe only: the 40-byte Toeplitz key of receive-side scaling, used when rxQueues > 1
+   * (default: a random key for each device, as Linux does). A fixed key makes the queue of each
+   * flow predictable, e.g. to test or to give both ports of a forwarder the same spreading.
+   */
+  readonly rssKey?: Uint8Array;
 }

@@ -120,6 +120,22 @@ const DEVICE_OPTION_TYPES = {
 } as const;
 
 /**
+ * A receive-side scaling key (DeviceOptions.rssKey): undefined, or a Uint8Array of exactly
+ * `size` bytes (the 82599's Toeplitz key is 40). Returns a copy, so that a caller changing its
+ * array later does not change what the driver programmed.
+ */
+export function checkRssKey(owner: string, value: unknown, size: number): Uint8Array | undefined {
+  if (value === undefined) return undefined;
+  if (!(value instanceof Uint8Array)) {
+    throw new TypeError(`${owner}: rssKey must be a Uint8Array of ${size} bytes, got ${describeValue(value)}`);
+  }
+  if (value.length !== size) {
+    throw new RangeError(`${owner}: rssKey must have exactly ${size} bytes (the Toeplitz key of this device), got ${value.length}`);
+  }
+  return Uint8Array.from(value);
+}
+
+/**
  * The type checks every driver makes on its DeviceOptions before its own range checks: an
  * options object (or nothing), numbers where numbers belong, booleans where booleans do, and
  * hotPath "specialized" or "shared". Returns the options ({} for undefined).

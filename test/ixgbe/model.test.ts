@@ -10,6 +10,7 @@ import { Ixgbe82599Model } from "../../src/sim/ixgbe/ixgbe-model.ts";
 import { SimDma } from "../../src/sim/sim-dma.ts";
 import { sleepMs } from "../../src/pci/regs.ts";
 import { bufferWith, expectSameFrames, openSimPort, randomFrame, rng, txPool } from "./helpers.ts";
+import { MS_IPV4_VECTORS, MS_RSS_KEY, flowFrame } from "./rss-frames.ts";
 
 function ringWords(port: ReturnType<typeof openSimPort>, bal: number, bah: number, len: number): Uint32Array {
   const regs = port.model.regs;
@@ -180,21 +181,26 @@ describe("the 82599 model", () => {
     expect(() => bar.write32(T.IXGBE_TDT(0), 1)).toThrow(/PAYLEN is 99 but the frame's descriptors hold 100 bytes/);
   });
 
-  it("wires two ports back to back in both directions, choosing the receive queue per frame", () => {
+  it("wires two ports back to back in both directions, the receiver steering each frame by RSS", () => {
     const dma = new SimDma();
-    const a = openSimPort({ rxQueues: 2 }, {}, dma);
-    const b = openSimPort({ rxQueues: 2 }, {}, dma);
+    // Microsoft's key: vector 4's TCP hash 0xafc7327f has low bits 127 (RETA entry 127 = queue 1
+    // of 2), vector 1's 0x51ccc178 has 120 (queue 0).
+    const a = openSimPort({ rxQueues: 2, rssKey: MS_RSS_KEY }, {}, dma);
+    const b = openSimPort({ rxQueues: 2, rssKey: MS_RSS_KEY }, {}, dma);
     a.model.connect(b.model);
-    b.model.rxQueueSelect = (frame) => frame[0]! & 1;
+    const flowOf = (v: (typeof MS_IPV4_VECTORS)[number]) => ({ v6: false, protocol: "tcp" as const, ...v });
+    const toQueue1 = flowFrame(flowOf(MS_IPV4_VECTORS[3]!), 1);
+    const toQueue0 = flowFrame(flowOf(MS_IPV4_VECTORS[0]!), 2);
     const pa = txPool(a.dev, 8);
     const pb = txPool(b.dev, 8);
-    a.dev.txBatch(0, Int32Array.of(bufferWith(pa, new Uint8Array(60).fill(1)), bufferWith(pa, new Uint8Array(60).fill(2))), 2);
+    a.dev.txBatch(0, Int32Array.of(bufferWith(pa, toQueue1), bufferWith(pa, toQueue0)), 2);
     b.dev.txBatch(0, Int32Array.of(bufferWith(pb, new Uint8Array(70).fill(3))), 1);
     const bufs = new Int32Array(4);
     expect(b.dev.rxBatch(1, bufs, 4)).toBe(1);
-    expect(frameOf(bufs[0]!)[0]).toBe(1);
+    expect(copyFrame(bufs[0]!)).toEqual(toQueue1);
     expect(b.dev.rxBatch(0, bufs, 4)).toBe(1);
-    expect(frameOf(bufs[0]!)[0]).toBe(2);
+    expect(copyFrame(bufs[0]!)).toEqual(toQueue0);
+    // Not IP: no hash, so RETA entry 0, queue 0.
     expect(a.dev.rxBatch(0, bufs, 4)).toBe(1);
     expect(bufLength[bufs[0]!]).toBe(70);
   });

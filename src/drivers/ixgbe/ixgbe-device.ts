@@ -18,9 +18,10 @@ import type { Mmio } from "../../pci/mmio.ts";
 import type { PciFunction } from "../../pci/pci-function.ts";
 import { clearFlags32, getReg32, setFlags32, setReg32, sleepMs, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
 import { badBatchCall, checkPromiscArgument, checkStatsTarget, goodBatch } from "../batch-args.ts";
-import { checkDeviceOptionTypes, checkInteger, checkNonNegative, checkPowerOfTwo } from "../../validate.ts";
+import { checkDeviceOptionTypes, checkInteger, checkNonNegative, checkPowerOfTwo, checkRssKey } from "../../validate.ts";
 import { requireStrongMemoryOrder } from "../memory-order.ts";
 import { IXGBE_BACKPLANE_DEVICE_IDS, findIxgbeDeviceId } from "./ixgbe_ids.ts";
+import { IXGBE_RSS_KEY_SIZE, randomRssKey, setupRss } from "./ixgbe-rss.ts";
 import { IxgbeRxQueue, MAX_RX_FRAME } from "./ixgbe-rx-queue.ts";
 import { IxgbeStats, type IxgbeHwCounters } from "./ixgbe-stats.ts";
 import { IxgbeTxQueue, TX_CLEAN_BATCH } from "./ixgbe-tx-queue.ts";
@@ -133,9 +134,11 @@ export const STATS_POLL_CALLS = 1024;
  * come up, DmaError when memory runs out, NotSupportedError on a CPU other than x86-64 or for an
  * X540/X550 (ixgbe_ids.ts says why).
  *
- * rxQueues > 1 gives no parallelism yet: without RSS (not programmed) or flow director, the
- * 82599 puts every frame into queue 0, and the other receive queues stay empty on hardware (the
- * model's rxQueueSelect pretends otherwise for tests).
+ * With rxQueues > 1 the driver programs receive-side scaling (ixgbe-rss.ts, datasheet 7.1.2.8):
+ * IPv4 and IPv6 frames are spread over the receive queues by a Toeplitz hash of their addresses
+ * and TCP/UDP ports (key: options.rssKey, or a random one), every flow always in the same queue;
+ * other frames (ARP, non-IP) go to queue 0. The 82599 spreads over at most 16 queues: queues
+ * 16 and up receive nothing. With rxQueues = 1 RSS stays off.
  */
 export function createIxgbeDevice(pci: PciFunction, dma: DmaAllocator, options: DeviceOptions = {}): NicDevice {
   return new IxgbeDevice(pci, dma, options);
@@ -172,6 +175,8 @@ export class IxgbeDevice implements NicDevice {
   readonly #stats: IxgbeStats;
   /** An SFP+ part (X520): the driver sets the link mode; otherwise the NVM's is kept. */
   readonly #sfp: boolean;
+  /** The RSS key programmed into RSSRK when rxQueues > 1 (null: RSS off). */
+  readonly #rssKey: Uint8Array | null;
   #closed = false;
 
   constructor(pci: PciFunction, dma: DmaAllocator, options: DeviceOptions) {
@@ -198,6 +203,8 @@ export class IxgbeDevice implements NicDevice {
           `that many buffers and rxBatch needs spare ones to hand out; got ${mempoolSize}`,
       );
     }
+    const rssKey = checkRssKey(address, options.rssKey, IXGBE_RSS_KEY_SIZE);
+    this.#rssKey = this.rxQueues > 1 ? rssKey ?? randomRssKey() : null;
     const linkTimeoutMs = checkNonNegative(address, "linkTimeoutMs", options.linkTimeoutMs ?? IXGBE_DEFAULT_LINK_TIMEOUT_MS, "milliseconds");
 
     pci.enableDma();
@@ -413,6 +420,8 @@ export class IxgbeDevice implements NicDevice {
     setFlags32(mmio, IXGBE_FCTRL, IXGBE_FCTRL_BAM);
     // Per queue: descriptor type, buffer size, drop policy, ring (7.1.9).
     for (const queue of this.#rx) queue.configure(mmio);
+    // 7.1.2.8: with several receive queues, spread flows over them (key, RETA, MRQC; ixgbe-rss.ts).
+    if (this.#rssKey !== null) setupRss(mmio, this.rxQueues, this.#rssKey);
     // Last sentence of 4.6.7: set CTRL_EXT.NS_DIS, and clear DCA_RXCTRL bit 12 (reserved, reads
     // as 1, must be written 0; Linux has no name for it).
     setFlags32(mmio, IXGBE_CTRL_EXT, IXGBE_CTRL_EXT_NS_DIS);

@@ -125,6 +125,32 @@ export function IXGBE_RAH(i: number): number {
 }
 export const IXGBE_RAH_AV = 0x80000000; // address valid
 
+/* ---- Receive-side scaling (datasheet 7.1.2.8; registers 8.2.3.7.x; Linux ixgbe_setup_mrqc) ---- */
+/** Receive Checksum Control; PCSD puts the RSS hash into the descriptor instead of the fragment checksum. */
+export const IXGBE_RXCSUM = 0x05000;
+export const IXGBE_RXCSUM_PCSD = 0x00002000;
+/** Multiple Receive Queues Command register: MRQE (bits 3:0) and the hash field enables. */
+export const IXGBE_MRQC = 0x0ec80;
+export const IXGBE_MRQC_MRQE_MASK = 0x0000000f;
+export const IXGBE_MRQC_RSSEN = 0x00000001; // MRQE = 0001b: RSS only (no DCB, no VMDq)
+export const IXGBE_MRQC_RSS_FIELD_IPV4_TCP = 0x00010000;
+export const IXGBE_MRQC_RSS_FIELD_IPV4 = 0x00020000;
+export const IXGBE_MRQC_RSS_FIELD_IPV6_EX_TCP = 0x00040000;
+export const IXGBE_MRQC_RSS_FIELD_IPV6_EX = 0x00080000;
+export const IXGBE_MRQC_RSS_FIELD_IPV6 = 0x00100000;
+export const IXGBE_MRQC_RSS_FIELD_IPV6_TCP = 0x00200000;
+export const IXGBE_MRQC_RSS_FIELD_IPV4_UDP = 0x00400000;
+export const IXGBE_MRQC_RSS_FIELD_IPV6_UDP = 0x00800000;
+export const IXGBE_MRQC_RSS_FIELD_IPV6_EX_UDP = 0x01000000;
+/** RSS Random Key registers, 10 x 32 bits = the 40-byte Toeplitz key; byte 4n+k in bits 8k+7:8k of RSSRK(n). */
+export function IXGBE_RSSRK(i: number): number {
+  return 0x0eb80 + i * 4;
+}
+/** Redirection table: 32 registers of four 8-bit entries (entry 4n+k in bits 8k+7:8k of RETA(n)). */
+export function IXGBE_RETA(i: number): number {
+  return 0x0eb00 + i * 4;
+}
+
 /* ---- Transmit DMA (8.2.3.9): one bank for all 128 queues ---- */
 export function IXGBE_TDBAL(i: number): number {
   return 0x06000 + i * 0x40;

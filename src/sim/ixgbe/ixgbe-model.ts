@@ -35,6 +35,13 @@
  *   violation and is not sent. Transmit waits while DMATXCTL.TE or TXDCTL.ENABLE is clear, the
  *   link is down or faults.stallTx is set. TXDCTL.ENABLE cleared on a queue with pending
  *   descriptors keeps reading 1 until they are sent (never while the link is down).
+ * - Receive-side scaling (7.1.2.8, toeplitz.ts): with MRQC.MRQE = 0001b a frame's queue is the
+ *   RETA entry (bits 3:0) picked by the low 7 bits of the Toeplitz hash (key from RSSRK) over the
+ *   fields of the enabled MRQC hash types; a frame no enabled type covers has hash 0 (RETA entry
+ *   0). With MRQE = 0 every frame goes to queue 0. The write-back carries the RSS type and the
+ *   packet type in word 0 and, with RXCSUM.PCSD, the hash in word 1. inject(frame, queue) skips
+ *   the steering, for tests that need a frame in a given queue; inject(frame) and frames from a
+ *   connected port are steered. Other MRQE modes (DCB, VMDq) are refused (NotSupportedError).
  * - Violations as well: RDH/TDH writes while the queue is enabled, RXEN set without SECRXCTRL.
  *   RX_DIS (82599 erratum) or without CTRL_EXT.DRV_LOAD, DMA with the relaxed-ordering bits of
  *   DCA_RXCTRL/DCA_TXCTRL still set (ixgbe_start_hw_gen2 clears them). `violations` lists them.
@@ -45,7 +52,7 @@
  * linkSpeed, nvm { autocLms, linkDisabled, laserOff }, asynchronous, seed, octetScale; at run
  * time faults { stallTx, rxBufferFull, phyPoweredDown, masterDisableStuck }, setLink(), step(), drain().
  * Not modelled: flow control (stallTx stands in for a partner's PAUSE), the multicast table,
- * RSS (inject() takes the queue), RQSMR (all queues count in QPRDC(0)), DCB, offloads, the SFP+
+ * flow director, the IPv6_EX hash types, RQSMR (all queues count in QPRDC(0)), DCB, offloads, the SFP+
  * module and the NVM's SFP init sequence, the X540/X550 PHY and semaphores, and frames held in
  * the packet buffer when SRRCTL.DROP_EN is clear (they are dropped and counted in MPC).
  *
@@ -59,6 +66,7 @@ import { SimMmio } from "../sim-mmio.ts";
 import { SimPciFunction } from "../sim-pci.ts";
 import { mulberry32 as prng } from "../seeded-random.ts";
 import { withFcs } from "./crc32.ts";
+import { classifyRss } from "./toeplitz.ts";
 import { ModelStatistics, type Ixgbe82599Counters } from "./model-stats.ts";
 
 export type { Ixgbe82599Counters } from "./model-stats.ts";
@@ -249,12 +257,6 @@ export class Ixgbe82599Model {
   readonly faults: Ixgbe82599Faults = {};
   /** Receives every frame the port puts on the wire, with the transmit queue it came from. */
   onTransmit: ((frame: Uint8Array, queue: number) => void) | null = null;
-  /**
-   * Picks the receive queue for a frame arriving from a connected port (a stand-in for RSS and
-   * flow director, which the driver does not program yet: on hardware every frame lands in queue
-   * 0 until it does). Default: queue 0.
-   */
-  rxQueueSelect: ((frame: Uint8Array) => number) | null = null;
 
   readonly #regs: GatedRegisters;
   readonly #dma: SimDma;
@@ -283,6 +285,8 @@ export class Ixgbe82599Model {
   readonly #txCache: DescriptorCache[] = [];
   /** TXDCTL.ENABLE was cleared but the queue still holds descriptors: the bit stays 1 until they are done. */
   readonly #txDisabling = new Uint8Array(IXGBE_MODEL_QUEUES);
+  /** The RSS key as bytes, read from RSSRK for each steered frame. */
+  readonly #rssKey = new Uint8Array(40);
   readonly #violations: string[] = [];
   readonly #violationSeen = new Set<string>();
   #resets = 0;
@@ -484,15 +488,17 @@ export class Ixgbe82599Model {
   }
 
   /**
-   * A frame arrives from the wire (without its CRC) for receive queue `queue`. Returns true when
+   * A frame arrives from the wire (without its CRC). Without `queue`, the device picks the queue
+   * as hardware does: by RSS when MRQC enables it, else queue 0. With `queue`, the frame goes to
+   * that receive queue whatever RSS says (for tests that need a frame in one queue). Returns true when
    * the model wrote it to host memory, false when it was dropped: missed for want of a
    * descriptor (QPRDC with SRRCTL.DROP_EN, else MPC) or with receive disabled (MPC), too short or
    * too long (RLEC), refused by the address filter (FCTRL, RAL/RAH), or the link is down.
    * Throws DmaFaultError when a descriptor or buffer address is not mapped.
    */
-  inject(frame: Uint8Array, queue = 0): boolean {
+  inject(frame: Uint8Array, queue?: number): boolean {
     if (!(frame instanceof Uint8Array)) throw new TypeError(`${this.address}: inject() needs a Uint8Array frame`);
-    if (!Number.isInteger(queue) || queue < 0 || queue >= IXGBE_MODEL_QUEUES) {
+    if (queue !== undefined && (!Number.isInteger(queue) || queue < 0 || queue >= IXGBE_MODEL_QUEUES)) {
       throw new RangeError(`${this.address}: receive queue must be an integer from 0 to ${IXGBE_MODEL_QUEUES - 1}, got ${queue}`);
     }
     const regs = this.regs;
@@ -514,6 +520,17 @@ export class Ixgbe82599Model {
       this.#stats.filtered();
       return false;
     }
+    // 7.1.2.8: RSS (MRQC.MRQE = 0001b) picks the queue by the Toeplitz hash and RETA.
+    const mrqc = regs.peek32(R.MRQC);
+    const mrqe = mrqc & R.MRQC_MRQE_MASK;
+    if (mrqe !== 0 && mrqe !== R.MRQC_MRQE_RSS) {
+      throw new NotSupportedError(`${this.address}: MRQC.MRQE = ${mrqe}: the model implements only 0 (one queue) and 1 (RSS)`);
+    }
+    const rssOn = mrqe === R.MRQC_MRQE_RSS;
+    if (rssOn) this.#readRssKey();
+    const rss = classifyRss(frame, rssOn ? mrqc : 0, this.#rssKey);
+    if (queue === undefined) queue = rssOn ? this.#retaEntry(rss.hash & 0x7f) : 0;
+    const rssField = rssOn && (regs.peek32(R.RXCSUM) & R.RXCSUM_PCSD) !== 0 ? rss.hash : 0;
     if ((regs.peek32(R.RXCTRL) & R.RXCTRL_RXEN) === 0 || (regs.peek32(R.RXDCTL(queue)) & R.RXDCTL_ENABLE) === 0 ||
       (regs.peek32(R.SECRXCTRL) & R.SECRXCTRL_RX_DIS) !== 0 || !this.#dmaAllowed() || this.faults.rxBufferFull === true) {
       this.#stats.missed();
@@ -569,9 +586,10 @@ export class Ixgbe82599Model {
       this.#dma.resolve(address, length, `RX packet write (queue ${queue}, descriptor ${head})`, this.address)
         .set(data.subarray(offset, offset + length));
       offset += length;
-      // 7.1.6.2 write-back: no packet type or RSS hash; status, then length and no VLAN tag.
-      words[w] = 0;
-      words[w + 1] = 0;
+      // 7.1.6.2 write-back: RSS type and packet type, the RSS hash (RXCSUM.PCSD; the fragment
+      // checksum is not modelled), status, then length and no VLAN tag.
+      words[w] = rss.rssType | rss.packetType;
+      words[w + 1] = rssField;
       words[w + 3] = length;
       words[w + 2] = R.RXD_STATUS_DD | (part === parts - 1 ? R.RXD_STATUS_EOP : 0);
       head = (head + 1) % size;
@@ -579,6 +597,19 @@ export class Ixgbe82599Model {
     regs.poke32(R.RDH(queue), head);
     this.#stats.received(frame.length + 4);
     return true;
+  }
+
+  /** 8.2.3.7.14: RSSRK(n) holds key bytes 4n .. 4n+3, the first in the low byte. */
+  #readRssKey(): void {
+    for (let n = 0; n < 10; n++) {
+      const v = this.regs.peek32(R.RSSRK(n));
+      for (let k = 0; k < 4; k++) this.#rssKey[4 * n + k] = (v >>> (8 * k)) & 0xff;
+    }
+  }
+
+  /** 8.2.3.7.13: RETA entry `index` (0-127); its bits 3:0 are the queue on the 82599. */
+  #retaEntry(index: number): number {
+    return (this.regs.peek32(R.RETA(index >>> 2)) >>> (8 * (index & 3))) & 0xf;
   }
 
   #passesFilter(frame: Uint8Array): boolean {
@@ -999,7 +1030,7 @@ export class Ixgbe82599Model {
     for (const frame of sent) {
       this.onTransmit?.(frame, q);
       const peer = this.#peer;
-      if (peer !== null) peer.inject(frame, peer.rxQueueSelect?.(frame) ?? 0);
+      if (peer !== null) peer.inject(frame);
     }
     return done;
   }

@@ -65,6 +65,31 @@ export const FCTRL_MPE = 1 << 8; // multicast promiscuous
 export const FCTRL_UPE = 1 << 9; // unicast promiscuous
 export const FCTRL_BAM = 1 << 10; // broadcast accept
 
+/** 8.2.3.7.5 Receive Checksum Control: PCSD = the descriptor's RSS field carries the RSS hash. */
+export const RXCSUM = 0x05000;
+export const RXCSUM_PCSD = 1 << 13;
+/**
+ * 8.2.3.7.12 Multiple Receive Queues Command: MRQE (bits 3:0) picks the queue mode, 0001b = RSS
+ * only; bits 16-23 enable the hash types (7.1.2.8.1). The model implements MRQE 0000b and 0001b.
+ */
+export const MRQC = 0x0ec80;
+export const MRQC_MRQE_MASK = 0xf;
+export const MRQC_MRQE_RSS = 0x1;
+export const MRQC_RSS_FIELD_IPV4_TCP = 1 << 16;
+export const MRQC_RSS_FIELD_IPV4 = 1 << 17;
+export const MRQC_RSS_FIELD_IPV6 = 1 << 20;
+export const MRQC_RSS_FIELD_IPV6_TCP = 1 << 21;
+export const MRQC_RSS_FIELD_IPV4_UDP = 1 << 22;
+export const MRQC_RSS_FIELD_IPV6_UDP = 1 << 23;
+/** 8.2.3.7.14 RSS Random Key, n = 0..9: key byte 4n+k in bits 8k+7:8k. */
+export function RSSRK(n: number): number {
+  return 0x0eb80 + n * 4;
+}
+/** 8.2.3.7.13 Redirection Table, n = 0..31: entry 4n+k in bits 8k+7:8k, of which bits 3:0 are the queue. */
+export function RETA(n: number): number {
+  return 0x0eb00 + n * 4;
+}
+
 /** 8.2.3.7.8 Receive Address Low, n = 0..127. */
 export function RAL(n: number): number {
   return 0x0a200 + n * 8;
@@ -315,6 +340,24 @@ export const DESCRIPTOR_SIZE = 16;
 /* 7.1.6.2 Advanced receive descriptor, write-back format: word 2 holds STATUS (bits 19:0). */
 export const RXD_STATUS_DD = 1 << 0; // descriptor done
 export const RXD_STATUS_EOP = 1 << 1; // end of packet
+/*
+ * Word 0 of the write-back (7.1.6.2): RSS Type in bits 3:0, Packet Type in bits 16:4; word 1 is
+ * the RSS hash when RXCSUM.PCSD is set. RSS types (7.1.6.2, "RSS Type" table):
+ */
+export const RXD_RSSTYPE_NONE = 0x0; // no hash computed
+export const RXD_RSSTYPE_IPV4_TCP = 0x1;
+export const RXD_RSSTYPE_IPV4 = 0x2;
+export const RXD_RSSTYPE_IPV6_TCP = 0x3;
+export const RXD_RSSTYPE_IPV6 = 0x5;
+export const RXD_RSSTYPE_IPV4_UDP = 0x7;
+export const RXD_RSSTYPE_IPV6_UDP = 0x8;
+/* Packet Type bits (bit 11 of the field clear: an L3/L4 type), in place in word 0. */
+export const RXD_PKTTYPE_IPV4 = 1 << 4;
+export const RXD_PKTTYPE_IPV4E = 1 << 5; // IPv4 with options
+export const RXD_PKTTYPE_IPV6 = 1 << 6;
+export const RXD_PKTTYPE_IPV6E = 1 << 7; // IPv6 with extension headers
+export const RXD_PKTTYPE_TCP = 1 << 8;
+export const RXD_PKTTYPE_UDP = 1 << 9;
 
 /* 7.2.3.2.4 Advanced transmit data descriptor, word 2: DTALEN 15:0, DTYP 23:20, DCMD 31:24. */
 export const TXD_DTALEN_MASK = 0xffff;
