@@ -591,7 +591,7 @@ export class VirtioNetModel {
    * The receive queue pair for `frame` among the active ones. Without VIRTIO_NET_F_RSS the spec
    * leaves the choice to the device (§5.1.6.5.5 automatic receive steering only says a flow's
    * packets should follow the queue it transmits on; qemu leaves it to its backend, e.g. the tap
-   * device's flow hash). This model hashes the flow (FNV-1a over the IPv4/IPv6 addresses, the
+   * device's flow hash). This model hashes the flow (FNV-1a, finalized, over the IPv4/IPv6 addresses, the
    * protocol and, for unfragmented TCP/UDP, the ports; other frames: the MAC addresses), so that
    * every frame of a flow lands on one queue, in order.
    */
@@ -616,7 +616,11 @@ export class VirtioNetModel {
       mix(20, 21);
       if (next === 6 || next === 17) mix(54, 58);
     } else mix(0, 12);
-    return (h >>> 0) % n;
+    // FNV-1a's low bits depend only on the low bits of the bytes (the multiplier is odd), and
+    // `% n` looks at little else: a final mix (MurmurHash3's fmix32) spreads every bit over them.
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    return ((h ^ (h >>> 16)) >>> 0) % n;
   }
 
   /** The receive chain for the next frame: the next available one, or (async) a random one taken ahead. */
