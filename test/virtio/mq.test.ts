@@ -8,6 +8,10 @@ import { DeviceProtocolError, NotSupportedError } from "../../src/errors.ts";
 import { Mempool } from "../../src/mem/mempool.ts";
 import { frameOf, writeFrame } from "../../src/mem/packet.ts";
 import { createVirtioDevice } from "../../src/drivers/virtio/virtio-device.ts";
+import { CtrlQueue } from "../../src/drivers/virtio/ctrl-queue.ts";
+import { ModernTransport } from "../../src/drivers/virtio/transport-modern.ts";
+import type { NotifyTarget } from "../../src/drivers/virtio/transport.ts";
+import { ringLayout, VirtqueueRing } from "../../src/drivers/virtio/virtqueue.ts";
 import { SimDma } from "../../src/sim/sim-dma.ts";
 import { VirtioNetModel } from "../../src/sim/virtio/virtio-model.ts";
 import { bytesEqual, freeAll, openRig } from "./helpers.ts";
@@ -215,5 +219,81 @@ describe.each(rings)("virtio multiqueue (%s rings)", (ring) => {
     expect(model.activeQueuePairs).toBe(2);
     expect(model.violations).toEqual([]);
     dev.close();
+  });
+});
+
+/**
+ * The model's side of VQ_PAIRS_SET, driven by a bare client (the driver's transport and control
+ * queue classes, no VirtioNetDevice) so that it can send what the driver never would.
+ */
+describe("virtio multiqueue model: VQ_PAIRS_SET and the queues beyond it", () => {
+  function bareClient(features: bigint, queues: number[], ctrlIndex: number) {
+    const dma = new SimDma("sim DMA");
+    const model = new VirtioNetModel({ dma, queuePairs: 2, queueSize: 16 });
+    const t = new ModernTransport(model.pci);
+    t.reset();
+    model.pci.enableDma();
+    t.setStatus(1);
+    t.setStatus(3);
+    t.writeDriverFeatures(features);
+    t.setStatus(11);
+    const size = 16;
+    const bytes = ringLayout(size).bytes;
+    const region = dma.allocate(bytes * (queues.length + 1) + 4096, { align: 4096, contiguous: true });
+    const rings = new Map<number, { ring: VirtqueueRing; notify: NotifyTarget }>();
+    for (const [k, index] of [...queues, ctrlIndex].entries()) {
+      const ring = new VirtqueueRing(region, k * bytes, index, size);
+      rings.set(index, { ring, notify: t.activateQueue(index, size, ring.addresses) });
+    }
+    t.setStatus(15);
+    const cmdOffset = bytes * (queues.length + 1);
+    const { ring, notify } = rings.get(ctrlIndex)!;
+    const ctrl = new CtrlQueue("bare control queue", ring, notify, region.bytes.subarray(cmdOffset, cmdOffset + 64), region.iovaOf(cmdOffset));
+    /** One 64-byte device-readable buffer made available on queue `index`, and a notification. */
+    const transmitOn = (index: number): void => {
+      const { ring: r, notify: n } = rings.get(index)!;
+      r.setDescriptor(0, region.iovaOf(cmdOffset + 1024), 64, 0, 0);
+      r.avail16[2] = 0;
+      r.avail16[1] = 1;
+      n.mmio.write16(n.offset, index);
+    };
+    return { model, ctrl, transmitOn };
+  }
+  const BASE = (1n << 32n) | (1n << 33n) | (1n << 17n); // VERSION_1, ACCESS_PLATFORM, CTRL_VQ
+
+  it("refuses 0, more than max_virtqueue_pairs and a malformed count with VIRTIO_NET_ERR, takes 1 to max", () => {
+    const { model, ctrl } = bareClient(BASE | MQ, [0, 1, 2, 3], 4);
+    expect(model.ctrlQueueIndex).toBe(4);
+    const set = (data: number[]) => () => ctrl.command(4, 0, Uint8Array.from(data), `VQ_PAIRS_SET ${data}`);
+    expect(set([0, 0])).toThrow(/VIRTIO_NET_ERR/);
+    expect(set([3, 0])).toThrow(/VIRTIO_NET_ERR/);
+    expect(set([2])).toThrow(/VIRTIO_NET_ERR/);
+    expect(() => ctrl.command(4, 1, Uint8Array.of(2, 0), "VIRTIO_NET_CTRL_MQ_RSS_CONFIG")).toThrow(/VIRTIO_NET_ERR/);
+    expect(model.activeQueuePairs).toBe(1);
+    set([2, 0])();
+    expect(model.activeQueuePairs).toBe(2);
+    set([1, 0])();
+    expect(model.activeQueuePairs).toBe(1);
+    expect(model.ctrlLog.map((c) => c.ack)).toEqual([1, 1, 1, 1, 0, 0]);
+    expect(model.violations).toEqual([]);
+  });
+
+  it("records transmissions on a queue pair beyond the count set, and sends none of them", () => {
+    const { model, ctrl, transmitOn } = bareClient(BASE | MQ, [0, 1, 2, 3], 4);
+    transmitOn(3); // transmitq2 while one pair is active (the state after reset)
+    expect(model.violations).toEqual([expect.stringMatching(/transmitq2 \(queue 3\) used while only 1 queue pair\(s\) are active/)]);
+    expect(model.counters.txFrames).toBe(0);
+    ctrl.command(4, 0, Uint8Array.of(2, 0), "VQ_PAIRS_SET 2");
+    model.poll(3);
+    expect(model.counters.txQueueFrames).toEqual([0, 1]);
+    expect(model.violations).toHaveLength(1);
+  });
+
+  it("keeps the three-queue layout without MQ negotiated: VQ_PAIRS_SET refused, queues past the control queue not there", () => {
+    const { model, ctrl } = bareClient(BASE, [0, 1], 2);
+    expect(model.ctrlQueueIndex).toBe(2);
+    expect(() => ctrl.command(4, 0, Uint8Array.of(2, 0), "VQ_PAIRS_SET 2")).toThrow(/VIRTIO_NET_ERR/);
+    expect(model.activeQueuePairs).toBe(1);
+    expect(model.violations).toEqual([]);
   });
 });
