@@ -8,6 +8,7 @@ import { DeviceProtocolError, NotSupportedError } from "../../src/errors.ts";
 import { Mempool } from "../../src/mem/mempool.ts";
 import { frameOf, writeFrame } from "../../src/mem/packet.ts";
 import { createVirtioDevice } from "../../src/drivers/virtio/virtio-device.ts";
+import { createVhostUserDevice } from "../../src/drivers/virtio/vhost-user-device.ts";
 import { CtrlQueue } from "../../src/drivers/virtio/ctrl-queue.ts";
 import { ModernTransport } from "../../src/drivers/virtio/transport-modern.ts";
 import type { NotifyTarget } from "../../src/drivers/virtio/transport.ts";
@@ -219,6 +220,31 @@ describe.each(rings)("virtio multiqueue (%s rings)", (ring) => {
     expect(model.activeQueuePairs).toBe(2);
     expect(model.violations).toEqual([]);
     dev.close();
+  });
+});
+
+describe("virtio multiqueue on other transports", () => {
+  it("works on the legacy interface of a transitional device (MQ is a low feature bit, the configuration the same)", () => {
+    const { model, dev } = openRig({ legacy: true, queuePairs: 2, queueSize: 64 }, { rxQueues: 2, txQueues: 2 });
+    expect(model.legacyMode).toBe(true);
+    expect(model.ctrlQueueIndex).toBe(4);
+    expect(model.activeQueuePairs).toBe(2);
+    const bufs = new Int32Array(64);
+    for (let flow = 0; flow < 48; flow++) expect(model.inject(udpFrame(flow, 0))).toBe(true);
+    const perQueue = [0, 1].map((q) => {
+      const n = dev.rxBatch(q, bufs, 64);
+      freeAll(bufs, n);
+      return n;
+    });
+    expect(perQueue[0]! + perQueue[1]!).toBe(48);
+    expect(perQueue.every((n) => n > 0)).toBe(true);
+    expect(model.violations).toEqual([]);
+  });
+
+  it("refuses more than one queue pair over vhost-user before connecting (not implemented there yet)", () => {
+    const attempt = () => createVhostUserDevice("/nonexistent/ixy-mq.sock", { rxQueues: 2, txQueues: 2, timeoutMs: 0 });
+    expect(attempt).toThrow(NotSupportedError);
+    expect(attempt).toThrow(/multiqueue over vhost-user .* is not implemented/);
   });
 });
 
