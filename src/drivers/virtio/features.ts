@@ -28,9 +28,12 @@
  *                             vhost-user the control queue is the front-end's own (qemu and DPDK's
  *                             virtio-user serve it themselves) and never reaches the backend;
  *                             DPDK 22.11 offers CTRL_VQ but has no code to serve it
+ *   VIRTIO_NET_F_MQ           PCI, only when more than one queue pair is asked for (then
+ *                             required, with CTRL_VQ: §5.1.3.1). With one pair it is left alone,
+ *                             so the device keeps the three-queue layout of §5.1.2
  *
  * Not accepted: checksum and segmentation offloads, MRG_RXBUF (one buffer per frame is enough for
- * standard frames), EVENT_IDX, INDIRECT_DESC, IN_ORDER (the packed queues take buffers back in any order), multiqueue.
+ * standard frames), EVENT_IDX, INDIRECT_DESC, IN_ORDER (the packed queues take buffers back in any order), RSS.
  */
 import { DmaError, NotSupportedError } from "../../errors.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
@@ -48,6 +51,7 @@ import {
   VIRTIO_NET_F_CTRL_RX,
   VIRTIO_NET_F_CTRL_VQ,
   VIRTIO_NET_F_MAC,
+  VIRTIO_NET_F_MQ,
   VIRTIO_NET_F_STATUS,
 } from "./virtio_types.ts";
 
@@ -58,6 +62,7 @@ export function chooseFeatures(
   transport: TransportKind,
   dma: Pick<DmaAllocator, "name" | "addressing">,
   ring?: "packed" | "split",
+  queuePairs = 1,
 ): bigint {
   if (ring === "packed") {
     if (transport === "legacy") {
@@ -113,6 +118,24 @@ export function chooseFeatures(
       );
     }
     wanted |= feature(VIRTIO_F_ANY_LAYOUT);
+  }
+  if (queuePairs > 1) {
+    if (transport === "vhost-user") {
+      throw new NotSupportedError(
+        `${device}: ${queuePairs} queue pairs: multiqueue over vhost-user (VHOST_USER_PROTOCOL_F_MQ) is not ` +
+          `implemented by this driver yet: use rxQueues and txQueues 1, or a PCI virtio-net device with mq=on`,
+      );
+    }
+    // §5.1.3.1: VIRTIO_NET_F_MQ requires VIRTIO_NET_F_CTRL_VQ (VQ_PAIRS_SET travels on it).
+    if (!hasFeature(offered, VIRTIO_NET_F_MQ) || !hasFeature(offered, VIRTIO_NET_F_CTRL_VQ)) {
+      throw new NotSupportedError(
+        `${device}: ${queuePairs} queue pairs, but the device does not offer VIRTIO_NET_F_MQ with VIRTIO_NET_F_CTRL_VQ ` +
+          `(it offers ${describeFeatures(offered)}): start qemu with -netdev tap,...,queues=${queuePairs} and ` +
+          `-device virtio-net-pci,mq=on,vectors=${2 * queuePairs + 2} (a vhost-user netdev: give its backend ` +
+          `${queuePairs} queue pairs and queues=${queuePairs}), or use rxQueues and txQueues 1`,
+      );
+    }
+    wanted |= feature(VIRTIO_NET_F_MQ);
   }
   let chosen = offered & wanted;
   // §5.1.3.1: CTRL_RX depends on CTRL_VQ.

@@ -9,7 +9,7 @@
  * when the last of them closes (vhost-user/shared-memory.ts).
  */
 import type { DeviceOptions, NicDevice } from "../../device.ts";
-import { IxyError } from "../../errors.ts";
+import { IxyError, NotSupportedError } from "../../errors.ts";
 import type { SharedMemoryDmaAllocator } from "../../mem/shared-dma.ts";
 import { VirtioNetDevice, checkDeviceOptions } from "./virtio-device.ts";
 import { acquireSharedMemory, DEFAULT_MEMORY_BYTES, releaseSharedMemory } from "./vhost-user/shared-memory.ts";
@@ -54,6 +54,13 @@ export function createVhostUserDevice(path: string, options: VhostUserOptions = 
   if (typeof path !== "string" || path.length === 0) throw new TypeError(`vhost-user: the socket path must be a non-empty string, got ${String(path)}`);
   const name = VHOST_USER_PREFIX + path;
   options = checkDeviceOptions(name, options);
+  if ((options.rxQueues ?? 1) > 1) {
+    // Before connecting: a missing backend would otherwise be the error shown.
+    throw new NotSupportedError(
+      `${name}: rxQueues and txQueues ${options.rxQueues}: multiqueue over vhost-user (VHOST_USER_PROTOCOL_F_MQ, ` +
+        `a vring pair per queue pair) is not implemented by this driver yet: use 1, or a PCI virtio-net device with mq=on`,
+    );
+  }
   const { mac, memoryBytes = DEFAULT_MEMORY_BYTES, timeoutMs = DEFAULT_TIMEOUT_MS } = options;
   if (mac !== undefined && (!(mac instanceof Uint8Array) || mac.length !== 6)) {
     throw new TypeError(`${name}: mac must be a Uint8Array of 6 bytes, got ${String(mac)}`);

@@ -1,6 +1,7 @@
 /**
  * The virtio-net driver: device initialization (virtio 1.1 §3.1.1, network device §5.1.5), then
- * one receive and one transmit queue driven by polling (virtio-rx-queue.ts, virtio-tx-queue.ts),
+ * receive and transmit queues driven by polling (virtio-rx-queue.ts, virtio-tx-queue.ts): one pair,
+ * or with rxQueues = txQueues = N > 1 N pairs through VIRTIO_NET_F_MQ (virtio 1.2 §5.1.6.5.5),
  * a control queue for the receive mode (ctrl-queue.ts), MAC and link status from the device
  * configuration.
  *
@@ -45,19 +46,25 @@ import {
   VIRTIO_F_RING_PACKED,
   VIRTIO_F_VERSION_1,
   VIRTIO_NET_CONFIG_MAC,
+  VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS,
   VIRTIO_NET_CONFIG_STATUS,
+  VIRTIO_NET_CTRL_MQ,
+  VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX,
+  VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN,
+  VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
   VIRTIO_NET_CTRL_QUEUE,
   VIRTIO_NET_CTRL_RX,
   VIRTIO_NET_CTRL_RX_PROMISC,
   VIRTIO_NET_F_CTRL_RX,
   VIRTIO_NET_F_CTRL_VQ,
   VIRTIO_NET_F_MAC,
+  VIRTIO_NET_F_MQ,
   VIRTIO_NET_F_STATUS,
   VIRTIO_NET_HDR_LEN,
   VIRTIO_NET_HDR_V1_LEN,
-  VIRTIO_NET_RX_QUEUE,
   VIRTIO_NET_S_LINK_UP,
-  VIRTIO_NET_TX_QUEUE,
+  rxQueueIndex,
+  txQueueIndex,
   VIRTIO_PCI_DEVICE_ID_NET_TRANSITIONAL,
   VIRTQ_MAX_SIZE,
 } from "./virtio_types.ts";
@@ -108,8 +115,11 @@ export function createVirtioDevice(pci: PciFunction, dma: DmaAllocator, options:
 export class VirtioNetDevice implements NicDevice {
   readonly driver = "virtio";
   readonly address: string;
-  readonly rxQueues = 1;
-  readonly txQueues = 1;
+  /** Queue pairs in use: rxQueues = txQueues (virtio-net queues come in pairs, §5.1.2). */
+  readonly rxQueues: number;
+  readonly txQueues: number;
+  /** max_virtqueue_pairs (§5.1.4) when VIRTIO_NET_F_MQ was negotiated, else 1. */
+  readonly maxQueuePairs: number;
   readonly dma: DmaAllocator;
   readonly transport: TransportKind;
   /** Features offered by the device and the subset negotiated (BigInt: read once at init). */
@@ -120,8 +130,9 @@ export class VirtioNetDevice implements NicDevice {
   /** The virtqueue layout negotiated: "packed" with VIRTIO_F_RING_PACKED (§2.8), else "split" (§2.7). */
   readonly ring: "packed" | "split";
   readonly #transport: VirtioTransport;
-  readonly #rx: RxQueue | PackedRxQueue;
-  readonly #tx: TxQueue | PackedTxQueue;
+  /** Per queue pair k: receiveq(k+1) and transmitq(k+1). */
+  readonly #rxs: Array<RxQueue | PackedRxQueue> = [];
+  readonly #txs: Array<TxQueue | PackedTxQueue> = [];
   readonly #ctrl: CtrlQueue | PackedCtrlQueue | null;
   readonly #mac: Uint8Array;
   readonly #hasStatus: boolean;
@@ -150,8 +161,10 @@ export class VirtioNetDevice implements NicDevice {
     transport.reset();
     afterReset?.();
     let status = 0;
-    let rxQueue: RxQueue | PackedRxQueue | null = null;
-    let pool: Mempool | null = null;
+    // checkDeviceOptions: rxQueues === txQueues.
+    const pairs = options.rxQueues ?? 1;
+    this.rxQueues = this.txQueues = pairs;
+    const pools: Mempool[] = [];
     // What the allocator held before: a failed init gives back everything it took.
     const mark = dma.mark?.();
     const addStatus = (bit: number): void => {
@@ -165,7 +178,7 @@ export class VirtioNetDevice implements NicDevice {
 
       // Step 4: read the device's features, write the subset this driver implements.
       this.offeredFeatures = transport.readDeviceFeatures();
-      this.features = chooseFeatures(name, this.offeredFeatures, kind, dma, options.ring);
+      this.features = chooseFeatures(name, this.offeredFeatures, kind, dma, options.ring, pairs);
       transport.writeDriverFeatures(this.features);
 
       // Steps 5 and 6 (modern only; §3.1.2: legacy devices have no FEATURES_OK): the device
@@ -187,63 +200,98 @@ export class VirtioNetDevice implements NicDevice {
       const packed = hasFeature(this.features, VIRTIO_F_RING_PACKED);
       this.ring = packed ? "packed" : "split";
       const hasCtrl = hasFeature(this.features, VIRTIO_NET_F_CTRL_VQ);
-      const rx = queueGeometry(name, transport, VIRTIO_NET_RX_QUEUE, options.rxRingSize, "receive");
-      const tx = queueGeometry(name, transport, VIRTIO_NET_TX_QUEUE, options.txRingSize, "transmit");
-      const ctrl = hasCtrl ? queueGeometry(name, transport, VIRTIO_NET_CTRL_QUEUE, CTRL_QUEUE_MAX_SIZE, "control") : null;
-
-      const poolSize = options.mempoolSize ?? Math.max(4096, 2 * rx.capacity);
-      if (poolSize <= rx.capacity) {
-        // Every buffer would sit in the ring: a received one could never be swapped for a fresh
-        // one, so every frame would be dropped as missed (ixgbe refuses it likewise).
-        throw new RangeError(
-          `${name}: mempoolSize ${poolSize} must be larger than the receive ring (${rx.capacity} buffers): the ring ` +
-            `keeps every buffer posted and swaps a received one for a free one, so a pool no larger than the ring ` +
-            `would deliver no frame at all; use at least twice the ring size`,
+      // §5.1.4: max_virtqueue_pairs is valid (and the layout has that many pairs) only with MQ.
+      const mq = hasFeature(this.features, VIRTIO_NET_F_MQ);
+      this.maxQueuePairs = mq ? this.#readMaxQueuePairs() : 1;
+      if (pairs > this.maxQueuePairs) {
+        throw new NotSupportedError(
+          `${name}: rxQueues and txQueues ${pairs}, but the device has at most ${this.maxQueuePairs} queue pairs ` +
+            `(max_virtqueue_pairs): use at most ${this.maxQueuePairs}, or give the device more (qemu: -netdev ...,queues=${pairs} ` +
+            `and -device virtio-net-pci,mq=on,vectors=${2 * pairs + 2})`,
         );
       }
-      pool = new Mempool(dma, { count: poolSize, checked: options.checked ?? false, name: `${name} RX queue 0 mempool` });
+      // §5.1.2: receiveq1, transmitq1, ..., receiveqN, transmitqN, then the control queue, at 2N
+      // for N = max_virtqueue_pairs with MQ (also when fewer pairs are used), at 2 without.
+      const ctrlIndex = mq ? 2 * this.maxQueuePairs : VIRTIO_NET_CTRL_QUEUE;
+      const queueName = (what: string, pair: number): string => (pairs === 1 ? what : `${what} (pair ${pair})`);
+      const rxs: Array<{ size: number; capacity: number }> = [];
+      const txs: Array<{ size: number; capacity: number }> = [];
+      for (let k = 0; k < pairs; k++) {
+        rxs.push(queueGeometry(name, transport, rxQueueIndex(k), options.rxRingSize, queueName("receive", k)));
+        txs.push(queueGeometry(name, transport, txQueueIndex(k), options.txRingSize, queueName("transmit", k)));
+      }
+      const ctrl = hasCtrl ? queueGeometry(name, transport, ctrlIndex, CTRL_QUEUE_MAX_SIZE, "control") : null;
 
-      // All rings (and the control command area) in one area the device sees contiguously.
+      // One pool per receive queue: a queue pair may be driven by a thread of its own.
+      for (let k = 0; k < pairs; k++) {
+        const rx = rxs[k]!;
+        const poolSize = options.mempoolSize ?? Math.max(4096, 2 * rx.capacity);
+        if (poolSize <= rx.capacity) {
+          // Every buffer would sit in the ring: a received one could never be swapped for a fresh
+          // one, so every frame would be dropped as missed (ixgbe refuses it likewise).
+          throw new RangeError(
+            `${name}: mempoolSize ${poolSize} must be larger than the receive ring (${rx.capacity} buffers): the ring ` +
+              `keeps every buffer posted and swaps a received one for a free one, so a pool no larger than the ring ` +
+              `would deliver no frame at all; use at least twice the ring size`,
+          );
+        }
+        pools.push(new Mempool(dma, { count: poolSize, checked: options.checked ?? false, name: `${name} RX queue ${k} mempool` }));
+      }
+
+      // All rings (and the control command area) in one area the device sees contiguously:
+      // receive and transmit ring of each pair, the control ring, the command area.
       const layoutBytes = (size: number): number => (packed ? packedRingLayout(size).bytes : ringLayout(size).bytes);
-      const rxBytes = layoutBytes(rx.size);
-      const txBytes = layoutBytes(tx.size);
-      const ctrlBytes = ctrl === null ? 0 : layoutBytes(ctrl.size);
-      const cmdOffset = rxBytes + txBytes + ctrlBytes;
+      const rxOffsets: number[] = [];
+      const txOffsets: number[] = [];
+      let offset = 0;
+      for (let k = 0; k < pairs; k++) {
+        rxOffsets.push(offset);
+        offset += layoutBytes(rxs[k]!.size);
+        txOffsets.push(offset);
+        offset += layoutBytes(txs[k]!.size);
+      }
+      const ctrlOffset = offset;
+      const cmdOffset = ctrlOffset + (ctrl === null ? 0 : layoutBytes(ctrl.size));
       const region = dma.allocate(cmdOffset + CTRL_COMMAND_AREA_SIZE, { align: 4096, contiguous: true });
-      const ctrlOffset = rxBytes + txBytes;
       const cmd = region.bytes.subarray(cmdOffset, cmdOffset + CTRL_COMMAND_AREA_SIZE);
       const checkDevice = (): void => this.#checkDevice();
-      if (packed) {
-        // Packed rings (§2.8): same queues, same order of steps; the transport passes the driver
-        // and device areas where a split ring's available and used rings would go (§4.1.4.3).
-        const rxRing = new PackedRing(region, 0, VIRTIO_NET_RX_QUEUE, rx.size);
-        const txRing = new PackedRing(region, rxBytes, VIRTIO_NET_TX_QUEUE, tx.size);
-        const rxNotify = transport.activateQueue(VIRTIO_NET_RX_QUEUE, rx.size, rxRing.addresses);
-        const txNotify = transport.activateQueue(VIRTIO_NET_TX_QUEUE, tx.size, txRing.addresses);
-        this.#rx = rxQueue = new PackedRxQueue(`${name} RX queue 0`, rxRing, rxNotify, pool, this.headerLength, options.hotPath,
-          checkDevice);
-        this.#tx = new PackedTxQueue(`${name} TX queue 0`, txRing, txNotify, this.headerLength, options.hotPath, dma, checkDevice);
-        if (ctrl !== null) {
-          const ctrlRing = new PackedRing(region, ctrlOffset, VIRTIO_NET_CTRL_QUEUE, ctrl.size);
-          const ctrlNotify = transport.activateQueue(VIRTIO_NET_CTRL_QUEUE, ctrl.size, ctrlRing.addresses);
-          this.#ctrl = new PackedCtrlQueue(`${name} control queue`, ctrlRing, ctrlNotify, cmd, region.iovaOf(cmdOffset), checkDevice);
-        } else this.#ctrl = null;
+      for (let k = 0; k < pairs; k++) {
+        const rx = rxs[k]!;
+        const tx = txs[k]!;
+        const rxIndex = rxQueueIndex(k);
+        const txIndex = txQueueIndex(k);
+        if (packed) {
+          // Packed rings (§2.8): same queues, same order of steps; the transport passes the driver
+          // and device areas where a split ring's available and used rings would go (§4.1.4.3).
+          const rxRing = new PackedRing(region, rxOffsets[k]!, rxIndex, rx.size);
+          const txRing = new PackedRing(region, txOffsets[k]!, txIndex, tx.size);
+          const rxNotify = transport.activateQueue(rxIndex, rx.size, rxRing.addresses);
+          const txNotify = transport.activateQueue(txIndex, tx.size, txRing.addresses);
+          this.#rxs.push(new PackedRxQueue(`${name} RX queue ${k}`, rxRing, rxNotify, pools[k]!, this.headerLength, options.hotPath,
+            checkDevice));
+          this.#txs.push(new PackedTxQueue(`${name} TX queue ${k}`, txRing, txNotify, this.headerLength, options.hotPath, dma,
+            checkDevice));
+        } else {
+          const rxRing = new VirtqueueRing(region, rxOffsets[k]!, rxIndex, rx.size);
+          const txRing = new VirtqueueRing(region, txOffsets[k]!, txIndex, tx.size);
+          // §4.1.5.1.3 (modern) / §4.1.4.8 (legacy): give each queue its rings and enable it.
+          const rxNotify = transport.activateQueue(rxIndex, rx.size, rxRing.addresses);
+          const txNotify = transport.activateQueue(txIndex, tx.size, txRing.addresses);
+          this.#rxs.push(new RxQueue(`${name} RX queue ${k}`, rxRing, rxNotify, pools[k]!, rx.capacity, this.headerLength,
+            options.hotPath, checkDevice));
+          this.#txs.push(new TxQueue(`${name} TX queue ${k}`, txRing, txNotify, tx.capacity, this.headerLength, options.hotPath, dma,
+            checkDevice));
+        }
+      }
+      if (ctrl === null) this.#ctrl = null;
+      else if (packed) {
+        const ctrlRing = new PackedRing(region, ctrlOffset, ctrlIndex, ctrl.size);
+        const ctrlNotify = transport.activateQueue(ctrlIndex, ctrl.size, ctrlRing.addresses);
+        this.#ctrl = new PackedCtrlQueue(`${name} control queue`, ctrlRing, ctrlNotify, cmd, region.iovaOf(cmdOffset), checkDevice);
       } else {
-        const rxRing = new VirtqueueRing(region, 0, VIRTIO_NET_RX_QUEUE, rx.size);
-        const txRing = new VirtqueueRing(region, rxBytes, VIRTIO_NET_TX_QUEUE, tx.size);
-
-        // §4.1.5.1.3 (modern) / §4.1.4.8 (legacy): give each queue its rings and enable it.
-        const rxNotify = transport.activateQueue(VIRTIO_NET_RX_QUEUE, rx.size, rxRing.addresses);
-        const txNotify = transport.activateQueue(VIRTIO_NET_TX_QUEUE, tx.size, txRing.addresses);
-        this.#rx = rxQueue = new RxQueue(`${name} RX queue 0`, rxRing, rxNotify, pool, rx.capacity, this.headerLength, options.hotPath,
-          checkDevice);
-        this.#tx = new TxQueue(`${name} TX queue 0`, txRing, txNotify, tx.capacity, this.headerLength, options.hotPath, dma,
-          checkDevice);
-        if (ctrl !== null) {
-          const ctrlRing = new VirtqueueRing(region, ctrlOffset, VIRTIO_NET_CTRL_QUEUE, ctrl.size);
-          const ctrlNotify = transport.activateQueue(VIRTIO_NET_CTRL_QUEUE, ctrl.size, ctrlRing.addresses);
-          this.#ctrl = new CtrlQueue(`${name} control queue`, ctrlRing, ctrlNotify, cmd, region.iovaOf(cmdOffset), checkDevice);
-        } else this.#ctrl = null;
+        const ctrlRing = new VirtqueueRing(region, ctrlOffset, ctrlIndex, ctrl.size);
+        const ctrlNotify = transport.activateQueue(ctrlIndex, ctrl.size, ctrlRing.addresses);
+        this.#ctrl = new CtrlQueue(`${name} control queue`, ctrlRing, ctrlNotify, cmd, region.iovaOf(cmdOffset), checkDevice);
       }
       this.#mac = this.#readMac();
 
@@ -252,7 +300,20 @@ export class VirtioNetDevice implements NicDevice {
       if ((transport.getStatus() & VIRTIO_CONFIG_S_NEEDS_RESET) !== 0) {
         throw new DeviceProtocolError(`${name}: the device needs a reset right after DRIVER_OK (DEVICE_NEEDS_RESET)`);
       }
-      this.#rx.kick();
+      for (const rx of this.#rxs) rx.kick();
+
+      // §5.1.6.5.5: after reset the device uses receiveq1 and transmitq1 only; VQ_PAIRS_SET tells
+      // it to spread received frames over the first `pairs` receive queues (Linux
+      // virtnet_set_queues). Its queues are configured already, as the spec asks. A refusal
+      // (VIRTIO_NET_ERR) fails the open: frames for queues the device does not use would never come.
+      if (pairs > 1) {
+        this.#ctrl!.command(
+          VIRTIO_NET_CTRL_MQ,
+          VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
+          Uint8Array.of(pairs & 0xff, pairs >> 8),
+          `VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET ${pairs} (of max_virtqueue_pairs ${this.maxQueuePairs})`,
+        );
+      }
 
       // Like ixy: receive everything (qemu's default too, but say so rather than rely on it).
       // §5.1.6.5: receive filtering is best effort, so a device that refuses the command is
@@ -284,11 +345,11 @@ export class VirtioNetDevice implements NicDevice {
         // The original error says more than a failure to reset after it.
       }
       try {
-        // As close() does: the receive ring's buffers go back to the pool (nothing was sent).
-        rxQueue?.releaseBuffers();
-        // Then the pool and the rings go back to the allocator (not if the pool cannot be
+        // As close() does: the receive rings' buffers go back to their pools (nothing was sent).
+        for (const rx of this.#rxs) rx.releaseBuffers();
+        // Then the pools and the rings go back to the allocator (not if a pool cannot be
         // closed: memory kept is safer than memory unmapped under a live pool).
-        pool?.close();
+        for (const pool of pools) pool.close();
         if (mark !== undefined) dma.releaseSince?.(mark);
       } catch {
         // likewise
@@ -313,8 +374,7 @@ export class VirtioNetDevice implements NicDevice {
       } catch (error) {
         if (!(error instanceof DeviceProtocolError)) throw error;
         this.#broken = error;
-        this.#rx?.breakWith(error);
-        this.#tx?.breakWith(error);
+        this.#breakQueues(error);
         throw error;
       }
       const status = this.#transport.getStatus();
@@ -327,20 +387,32 @@ export class VirtioNetDevice implements NicDevice {
           : `${this.address}: the device was reset behind the driver's back (device status 0x${status.toString(16)}, ` +
               `DRIVER_OK is clear): it no longer processes its queues; close the device and open it again`,
       );
-      this.#rx?.breakWith(this.#broken);
-      this.#tx?.breakWith(this.#broken);
+      this.#breakQueues(this.#broken);
     }
     throw this.#broken;
   }
 
-  rxBatch(queue: number, bufs: Int32Array, max: number): number {
-    if (queue !== 0 || this.#closed || !goodBatch(bufs, max)) badBatchCall(this.address, "rxBatch", this.#closed, queue, 1, bufs, max);
-    return this.#rx.receive(bufs, max);
+  #breakQueues(error: DeviceProtocolError): void {
+    for (const rx of this.#rxs) rx.breakWith(error);
+    for (const tx of this.#txs) tx.breakWith(error);
   }
 
+  /** Queue `queue` is receiveq(queue+1), of queue pair `queue`. */
+  rxBatch(queue: number, bufs: Int32Array, max: number): number {
+    const rx = this.#rxs[queue];
+    if (rx === undefined || this.#closed || !goodBatch(bufs, max)) {
+      badBatchCall(this.address, "rxBatch", this.#closed, queue, this.rxQueues, bufs, max);
+    }
+    return rx.receive(bufs, max);
+  }
+
+  /** Queue `queue` is transmitq(queue+1), of queue pair `queue`. */
   txBatch(queue: number, bufs: Int32Array, count: number): number {
-    if (queue !== 0 || this.#closed || !goodBatch(bufs, count)) badBatchCall(this.address, "txBatch", this.#closed, queue, 1, bufs, count);
-    return this.#tx.send(bufs, count);
+    const tx = this.#txs[queue];
+    if (tx === undefined || this.#closed || !goodBatch(bufs, count)) {
+      badBatchCall(this.address, "txBatch", this.#closed, queue, this.txQueues, bufs, count);
+    }
+    return tx.send(bufs, count);
   }
 
   /** Totals since the device was opened, counted by the driver (virtio-net has no counters). */
@@ -351,16 +423,21 @@ export class VirtioNetDevice implements NicDevice {
     if (!this.#closed) this.#checkDevice();
   }
 
+  /** The sums over all queues. */
   #fillStats(into: DeviceStats): void {
-    const rx = this.#rx.counters;
-    const tx = this.#tx.counters;
-    into.rxPackets = rx[RxCounter.packets]!;
-    into.rxBytes = rx[RxCounter.bytes]!;
-    into.rxMissed = rx[RxCounter.missed]!;
-    into.rxErrors = rx[RxCounter.errors]!;
-    into.txPackets = tx[TxCounter.packets]!;
-    into.txBytes = tx[TxCounter.bytes]!;
-    into.txErrors = tx[TxCounter.errors]!;
+    into.rxPackets = into.rxBytes = into.rxMissed = into.rxErrors = 0;
+    into.txPackets = into.txBytes = into.txErrors = 0;
+    for (const { counters: rx } of this.#rxs) {
+      into.rxPackets += rx[RxCounter.packets]!;
+      into.rxBytes += rx[RxCounter.bytes]!;
+      into.rxMissed += rx[RxCounter.missed]!;
+      into.rxErrors += rx[RxCounter.errors]!;
+    }
+    for (const { counters: tx } of this.#txs) {
+      into.txPackets += tx[TxCounter.packets]!;
+      into.txBytes += tx[TxCounter.bytes]!;
+      into.txErrors += tx[TxCounter.errors]!;
+    }
   }
 
   /** §5.1.6.5.1: VIRTIO_NET_CTRL_RX_PROMISC through the control queue. vhost-user: always on. */
@@ -396,19 +473,24 @@ export class VirtioNetDevice implements NicDevice {
     return this.#mac.slice();
   }
 
-  /** Descriptors free on the transmit queue (after its last reclaim). */
+  /** Descriptors free on transmit queue 0 (after its last reclaim). */
   get txFree(): number {
-    return this.#tx.free;
+    return this.#txs[0]!.free;
   }
 
-  /** Notifications sent per queue so far: [receive, transmit]. */
+  /** Notifications sent so far on queue pair 0: [receive, transmit]. */
   get notifications(): readonly [number, number] {
-    return [this.#rx.counters[RxCounter.notifications]!, this.#tx.counters[TxCounter.notifications]!];
+    return this.queueNotifications(0);
   }
 
-  /** Ring entries the device reads per queue: [receive, transmit]. */
+  /** Notifications sent so far on queue pair `pair`: [receive, transmit]. */
+  queueNotifications(pair: number): readonly [number, number] {
+    return [this.#rxs[pair]!.counters[RxCounter.notifications]!, this.#txs[pair]!.counters[TxCounter.notifications]!];
+  }
+
+  /** Ring entries the device reads on queue pair 0: [receive, transmit]. */
   get ringCapacity(): readonly [number, number] {
-    return [this.#rx.capacity, this.#tx.capacity];
+    return [this.#rxs[0]!.capacity, this.#txs[0]!.capacity];
   }
 
   /**
@@ -431,8 +513,20 @@ export class VirtioNetDevice implements NicDevice {
       throw error;
     }
     this.#released = true;
-    this.#tx.releaseBuffers();
-    this.#rx.releaseBuffers();
+    for (const tx of this.#txs) tx.releaseBuffers();
+    for (const rx of this.#rxs) rx.releaseBuffers();
+  }
+
+  /** §5.1.4: max_virtqueue_pairs, which a device offering MQ sets from 1 to 0x8000. */
+  #readMaxQueuePairs(): number {
+    const max = this.#transport.readConfig16(VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS);
+    if (max < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN || max > VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX) {
+      throw new DeviceProtocolError(
+        `${this.address}: the device offers VIRTIO_NET_F_MQ with max_virtqueue_pairs ${max} (§5.1.4: 1 to 0x8000); ` +
+          `it cannot be driven with more than one queue pair: use rxQueues and txQueues 1`,
+      );
+    }
+    return max;
   }
 
   /** §5.1.4: the link is up if STATUS was not negotiated, or VIRTIO_NET_S_LINK_UP says so. */
@@ -516,14 +610,14 @@ function checkOptions(address: string, options: VirtioDeviceOptions): VirtioDevi
  */
 export function checkDeviceOptions<T extends DeviceOptions>(address: string, options: T | undefined): T {
   const o = checkDeviceOptionTypes(address, options);
-  for (const key of ["rxQueues", "txQueues"] as const) {
-    const value = checkInteger(address, key, o[key] ?? 1, 1, 0xffff);
-    if (value > 1) {
-      throw new NotSupportedError(
-        `${address}: ${key}: ${value} — the virtio driver has one receive and one transmit queue ` +
-          `(virtio-net multiqueue, VIRTIO_NET_F_MQ, is not implemented): use 1`,
-      );
-    }
+  // §5.1.2: virtio-net queues come in pairs (VQ_PAIRS_SET counts pairs, up to 0x8000).
+  const rxQueues = checkInteger(address, "rxQueues", o.rxQueues ?? 1, 1, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX);
+  const txQueues = checkInteger(address, "txQueues", o.txQueues ?? 1, 1, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX);
+  if (rxQueues !== txQueues) {
+    throw new NotSupportedError(
+      `${address}: rxQueues ${rxQueues} and txQueues ${txQueues}: virtio-net multiqueue (VIRTIO_NET_F_MQ) works in ` +
+        `receive/transmit queue pairs, received frames steered over every pair in use: give both the same number`,
+    );
   }
   for (const key of ["rxRingSize", "txRingSize"] as const) {
     if (o[key] !== undefined) checkPowerOfTwo(address, key, o[key], 1, VIRTQ_MAX_SIZE);

@@ -176,10 +176,18 @@ export const VIRTQ_MAX_SIZE = 32768;
 export const VIRTIO_NET_RX_QUEUE = 0;
 export const VIRTIO_NET_TX_QUEUE = 1;
 export const VIRTIO_NET_CTRL_QUEUE = 2;
+/** With VIRTIO_NET_F_MQ (§5.1.2): receiveq(k+1) at 2k, transmitq(k+1) at 2k+1, the control queue at 2N (N = max_virtqueue_pairs). */
+export function rxQueueIndex(pair: number): number {
+  return 2 * pair;
+}
+export function txQueueIndex(pair: number): number {
+  return 2 * pair + 1;
+}
 
 /** struct virtio_net_config (§5.1.4). */
 export const VIRTIO_NET_CONFIG_MAC = 0; // u8 mac[6]
 export const VIRTIO_NET_CONFIG_STATUS = 6; // le16 status
+export const VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS = 8; // le16, valid with VIRTIO_NET_F_MQ
 export const VIRTIO_NET_S_LINK_UP = 1;
 
 /** struct virtio_net_hdr (legacy, without MRG_RXBUF) and virtio_net_hdr_v1 (VERSION_1) (§5.1.6). */
@@ -190,5 +198,10 @@ export const VIRTIO_NET_HDR_V1_LEN = 12;
 export const VIRTIO_NET_CTRL_RX = 0;
 export const VIRTIO_NET_CTRL_RX_PROMISC = 0;
 export const VIRTIO_NET_CTRL_RX_ALLMULTI = 1;
+/** §5.1.6.5.5: automatic receive steering over virtqueue_pairs (le16) queue pairs. */
+export const VIRTIO_NET_CTRL_MQ = 4;
+export const VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET = 0;
+export const VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN = 1;
+export const VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX = 0x8000;
 export const VIRTIO_NET_OK = 0;
 export const VIRTIO_NET_ERR = 1;

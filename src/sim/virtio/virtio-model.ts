@@ -19,6 +19,10 @@
  *   random chunks, and completes transmitted chains out of order (allowed without
  *   VIRTIO_F_IN_ORDER: split rings §2.7.9, packed rings §2.8.9); control commands complete a few
  *   status reads later;
+ * - with `queuePairs: N` (qemu's mq=on,queues=N), VIRTIO_NET_F_MQ: N receive/transmit queue pairs
+ *   and the control queue at index 2N once the driver accepts MQ (§5.1.2), one active pair after
+ *   reset until VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET (§5.1.6.5.5), received frames spread over the
+ *   active receive queues by a flow hash (#steer);
  * - qemu's virtio_error(): the violations qemu treats as fatal break the device (it stops, and
  *   sets DEVICE_NEEDS_RESET for a virtio 1.x driver) until it is reset (virtio-core.ts);
  * - fault modes (`faults`, VirtioNetFaults): bad, repeated and stale used ids, used.idx jumping
@@ -34,7 +38,21 @@ import type { AnyDeviceRing } from "./virtio-core.ts";
 import { attachLegacyInterface, LEGACY_BAR_SIZE } from "./legacy-interface.ts";
 import { attachModernInterface, MODERN_BAR_SIZE } from "./modern-interface.ts";
 import { VirtioCore } from "./virtio-core.ts";
-import { bit, CTRL_RX, CTRL_RX_ALLMULTI, CTRL_RX_PROMISC, F, NET_CONFIG_SIZE, NET_ERR, NET_OK, NET_S_LINK_UP } from "./virtio-spec.ts";
+import {
+  bit,
+  CTRL_MQ,
+  CTRL_MQ_VQ_PAIRS_MAX,
+  CTRL_MQ_VQ_PAIRS_MIN,
+  CTRL_MQ_VQ_PAIRS_SET,
+  CTRL_RX,
+  CTRL_RX_ALLMULTI,
+  CTRL_RX_PROMISC,
+  F,
+  NET_CONFIG_SIZE,
+  NET_ERR,
+  NET_OK,
+  NET_S_LINK_UP,
+} from "./virtio-spec.ts";
 
 export interface VirtioNetModelOptions {
   readonly dma: DeviceAddressSpace;
@@ -74,6 +92,11 @@ export interface VirtioNetModelOptions {
   readonly completion?: "instant" | "async";
   /** Seed of the asynchronous mode's random choices (default 1). */
   readonly seed?: number;
+  /**
+   * Receive/transmit queue pairs (qemu's mq=on with queues=N): above 1, VIRTIO_NET_F_MQ is offered
+   * and max_virtqueue_pairs says N (§5.1.4). Default 1: MQ not offered, three queues as before.
+   */
+  readonly queuePairs?: number;
 }
 
 /**
@@ -146,6 +169,9 @@ export interface VirtioNetCounters {
   /** Transmitted frames whose virtio_net_hdr was not all zero (no offloads are negotiated). */
   txBadHeader: number;
   ctrlCommands: number;
+  /** Per queue pair: frames written to receiveq(i+1) and sent from transmitq(i+1). */
+  rxQueueFrames: number[];
+  txQueueFrames: number[];
 }
 
 export interface CtrlCommand {
@@ -178,13 +204,10 @@ class VirtioSimPciFunction extends SimPciFunction {
 /** Offered and implemented by the model. */
 const IMPLEMENTED =
   bit(F.VERSION_1) | bit(F.ACCESS_PLATFORM) | bit(F.ANY_LAYOUT) | bit(F.MAC) | bit(F.STATUS) | bit(F.CTRL_VQ) | bit(F.CTRL_RX) |
-  bit(F.RING_PACKED);
+  bit(F.RING_PACKED) | bit(F.MQ);
 /** Offered by default like qemu, but not implemented: a driver must leave them alone. */
 const IMPLEMENTED_TOO = bit(F.ORDER_PLATFORM);
 const BAIT = bit(F.CSUM) | bit(F.GUEST_CSUM) | bit(F.MRG_RXBUF) | bit(F.CTRL_VLAN) | bit(F.INDIRECT_DESC) | bit(F.EVENT_IDX);
-const RX = 0;
-const TX = 1;
-const CTRL = 2;
 const CTRL_QUEUE_SIZE = 64;
 let instances = 0;
 
@@ -204,10 +227,15 @@ export class VirtioNetModel {
     txBytes: 0,
     txBadHeader: 0,
     ctrlCommands: 0,
+    rxQueueFrames: [],
+    txQueueFrames: [],
   };
   /** Every control command, in order. */
   readonly ctrlLog: CtrlCommand[] = [];
-  onTransmit: ((frame: Uint8Array) => void) | null = null;
+  /** Each transmitted frame, with the queue pair it was sent on (0: transmitq1). */
+  onTransmit: ((frame: Uint8Array, pair: number) => void) | null = null;
+  /** max_virtqueue_pairs (§5.1.4): 1 unless the `queuePairs` option says more. */
+  readonly queuePairs: number;
   readonly #dma: DeviceAddressSpace;
   readonly #core: VirtioCore;
   readonly #external: boolean;
@@ -217,13 +245,20 @@ export class VirtioNetModel {
   #allmulti = false;
   readonly #async: boolean;
   #seed: number;
-  /** Async mode: receive chains taken from the ring and not filled yet. */
-  #rxHeld: Chain[] = [];
-  /** Async mode: filled receive chains and completed transmit chains, not yet in the used ring. */
-  #rxDone: Array<[number, number]> = [];
-  #txDone: Array<[number, number]> = [];
-  /** Per queue: ids returned to the driver and not made available again since (for staleUsedId). */
-  readonly #returned: number[][] = [[], [], []];
+  /** Async mode, per queue pair: receive chains taken from the ring and not filled yet. */
+  #rxHeld: Chain[][] = [];
+  /** Async mode, per queue pair: filled receive chains and completed transmit chains, not yet in the used ring. */
+  #rxDone: Array<Array<[number, number]>> = [];
+  #txDone: Array<Array<[number, number]>> = [];
+  /** Per virtqueue index: ids returned to the driver and not made available again since (for staleUsedId). */
+  readonly #returned: number[][] = [];
+  /**
+   * Queue pairs in use (§5.1.6.5.5): 1 after reset and FEATURES_OK, then what the driver's
+   * VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET says.
+   */
+  #activePairs = 1;
+  /** Transmit queues beyond #activePairs already reported as a violation (once each until the count changes). */
+  readonly #reportedInactive = new Set<number>();
 
   constructor(options: VirtioNetModelOptions) {
     if (typeof options.dma?.resolve !== "function") {
@@ -255,6 +290,21 @@ export class VirtioNetModel {
     }
     this.#async = completion === "async";
     this.#seed = (options.seed ?? 1) >>> 0 || 1;
+    const pairs = options.queuePairs ?? 1;
+    // §5.1.4: max_virtqueue_pairs from 1 to 0x8000 (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX); capped lower
+    // here because the model allocates state per queue.
+    if (!Number.isInteger(pairs) || pairs < 1 || pairs > 256) {
+      throw new RangeError(`VirtioNetModel: queuePairs must be an integer from 1 to 256, got ${pairs}`);
+    }
+    this.queuePairs = pairs;
+    for (let i = 0; i < pairs; i++) {
+      this.#rxHeld.push([]);
+      this.#rxDone.push([]);
+      this.#txDone.push([]);
+      this.counters.rxQueueFrames.push(0);
+      this.counters.txQueueFrames.push(0);
+    }
+    for (let i = 0; i <= 2 * pairs; i++) this.#returned.push([]);
     const address = options.address ?? `sim:virtio${instances++}`;
     this.#external = external;
     this.transitional = transitional;
@@ -273,11 +323,17 @@ export class VirtioNetModel {
     if (options.orderPlatform === true) offered |= bit(F.ORDER_PLATFORM);
     // qemu: packed=on adds VIRTIO_F_RING_PACKED (modern interface only: it is above bit 31).
     if (options.packed === true) offered |= bit(F.RING_PACKED);
+    if (pairs > 1) {
+      // §5.1.3.1: VIRTIO_NET_F_MQ requires VIRTIO_NET_F_CTRL_VQ (VQ_PAIRS_SET goes through it).
+      if ((offered & bit(F.CTRL_VQ)) === 0n) throw new TypeError("VirtioNetModel: queuePairs above 1 needs VIRTIO_NET_F_CTRL_VQ offered");
+      offered |= bit(F.MQ);
+    }
 
-    // struct virtio_net_config: mac, status, max_virtqueue_pairs = 1.
+    // struct virtio_net_config: mac, status, le16 max_virtqueue_pairs (§5.1.4).
     this.#config.set(this.mac, 0);
     this.#config[6] = (options.link ?? true) ? NET_S_LINK_UP : 0;
-    this.#config[8] = 1;
+    this.#config[8] = pairs & 0xff;
+    this.#config[9] = pairs >> 8;
 
     const modernBar = new SimMmio(`${address} BAR4`, MODERN_BAR_SIZE);
     const legacyBar = transitional ? new SimMmio(`${address} BAR0`, LEGACY_BAR_SIZE) : null;
@@ -300,7 +356,10 @@ export class VirtioNetModel {
       busMaster: external ? () => true : () => pci.busMasterEnabled,
       offered,
       implemented: IMPLEMENTED | IMPLEMENTED_TOO,
-      queueSizes: hasCtrl ? [queueSize, queueSize, CTRL_QUEUE_SIZE] : [queueSize, queueSize],
+      // §5.1.2: receiveq1, transmitq1, ..., receiveqN, transmitqN, controlq. Which index the
+      // control queue has depends on whether the driver accepts MQ (#ctrlIndex): at 2 without it
+      // (as qemu, which shrinks to one pair then), at 2N with it.
+      queueSizes: [...new Array<number>(2 * pairs).fill(queueSize), ...(hasCtrl ? [CTRL_QUEUE_SIZE] : [])],
       requiredQueues: 2,
       refuseFeatures: () => this.faults.refuseFeatures === true,
       resetReads: () => this.faults.resetReads ?? 0,
@@ -312,10 +371,10 @@ export class VirtioNetModel {
       // qemu's virtio-net comes out of reset promiscuous.
       this.#promisc = true;
       this.#allmulti = false;
-      this.#rxHeld = [];
-      this.#rxDone = [];
-      this.#txDone = [];
-      for (const r of this.#returned) r.length = 0;
+      for (const list of [...this.#rxHeld, ...this.#rxDone, ...this.#txDone, ...this.#returned]) list.length = 0;
+      // §5.1.6.5.5: multiqueue is off (one pair) until the driver sends VQ_PAIRS_SET.
+      this.#activePairs = 1;
+      this.#reportedInactive.clear();
     };
     core.onConfigRead = () => {
       const churn = this.faults.configGenerationChurn ?? 0;
@@ -416,10 +475,22 @@ export class VirtioNetModel {
     const q = this.#core.queues[index];
     return q?.enabled ? q.size : 0;
   }
-  /** Receive buffers the driver has made available and the device has not used yet. */
+  /** Receive buffers the driver has made available on receiveq1 and the device has not used yet. */
   get rxBuffersAvailable(): number {
-    const ring = this.#core.ring(RX);
-    return ring === null ? 0 : ring.pending + this.#rxHeld.length;
+    return this.rxBuffersAvailableOn(0);
+  }
+  /** Likewise on the receive queue of pair `pair` (0: receiveq1). */
+  rxBuffersAvailableOn(pair: number): number {
+    const ring = this.#core.ring(2 * pair);
+    return ring === null ? 0 : ring.pending + (this.#rxHeld[pair]?.length ?? 0);
+  }
+  /** Queue pairs in use: 1 until the driver's VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET (§5.1.6.5.5). */
+  get activeQueuePairs(): number {
+    return this.#activePairs;
+  }
+  /** The control queue's index: 2 * max_virtqueue_pairs with MQ negotiated, else 2 (§5.1.2). */
+  get ctrlQueueIndex(): number {
+    return this.#ctrlIndex();
   }
   /**
    * Queue `index`'s ring indices while the device runs (null otherwise): avail.idx as the driver
@@ -464,12 +535,19 @@ export class VirtioNetModel {
   /**
    * A frame arrives from the wire (§5.1.6.4). Returns true when it was written to a receive
    * buffer; false when there was none (counted in rxDropped), the filter rejected it (rxFiltered)
-   * or it did not fit (rxOversize).
+   * or it did not fit (rxOversize). `pair`: the receive queue pair to put it on (0: receiveq1,
+   * below the active pair count); by default the device steers it (#steer).
    */
-  inject(frame: Uint8Array): boolean {
+  inject(frame: Uint8Array, pair?: number): boolean {
+    if (pair !== undefined && (!Number.isInteger(pair) || pair < 0 || pair >= this.#activePairs)) {
+      // §5.1.6.5.5: the device MUST NOT queue packets on receive queues beyond virtqueue_pairs.
+      throw new RangeError(`VirtioNetModel: inject() on queue pair ${pair}, but ${this.#activePairs} pair(s) are active`);
+    }
+    const q = pair ?? this.#steer(frame);
+    const rxIndex = 2 * q;
     const c = this.counters;
     const core = this.#core;
-    const ring = this.faults.stall ? null : core.ring(RX);
+    const ring = this.faults.stall ? null : core.ring(rxIndex);
     if (ring === null) {
       c.rxDropped++;
       return false;
@@ -483,7 +561,7 @@ export class VirtioNetModel {
       c.rxFiltered++;
       return false;
     }
-    const chain = this.#takeRxChain(ring);
+    const chain = this.#takeRxChain(q, ring);
     if (chain === null) {
       c.rxDropped++;
       return false;
@@ -494,25 +572,62 @@ export class VirtioNetModel {
     if (header.length === 12) header[10] = 1;
     const total = header.length + frame.length;
     if (total > chain.writableBytes) {
-      if (this.#async) this.#rxHeld.push(chain);
+      if (this.#async) this.#rxHeld[q]!.push(chain);
       else ring.unpop();
       c.rxOversize++;
       return false;
     }
     this.#scatter(chain.writable, header, frame);
     const used: [number, number] = [chain.head, this.faults.badUsedLength ? chain.writableBytes + 1 : total];
-    if (this.#async) this.#rxDone.push(used);
-    else this.#returnUsed(RX, ring, [used]);
+    if (this.#async) this.#rxDone[q]!.push(used);
+    else this.#returnUsed(rxIndex, ring, [used]);
     c.rxFrames++;
     c.rxBytes += frame.length;
+    c.rxQueueFrames[q]!++;
     return true;
   }
 
+  /**
+   * The receive queue pair for `frame` among the active ones. Without VIRTIO_NET_F_RSS the spec
+   * leaves the choice to the device (§5.1.6.5.5 automatic receive steering only says a flow's
+   * packets should follow the queue it transmits on; qemu leaves it to its backend, e.g. the tap
+   * device's flow hash). This model hashes the flow (FNV-1a, finalized, over the IPv4/IPv6 addresses, the
+   * protocol and, for unfragmented TCP/UDP, the ports; other frames: the MAC addresses), so that
+   * every frame of a flow lands on one queue, in order.
+   */
+  #steer(frame: Uint8Array): number {
+    const n = this.#activePairs;
+    if (n === 1) return 0;
+    let h = 0x811c9dc5;
+    const mix = (from: number, to: number): void => {
+      for (let i = from; i < to && i < frame.length; i++) h = Math.imul(h ^ frame[i]!, 0x01000193);
+    };
+    const type = frame.length >= 14 ? (frame[12]! << 8) | frame[13]! : 0;
+    if (type === 0x0800 && frame.length >= 34) {
+      const l4 = 14 + (frame[14]! & 0x0f) * 4;
+      const proto = frame[23]!;
+      const fragment = ((frame[20]! & 0x3f) | frame[21]!) !== 0; // MF or a fragment offset: no ports
+      mix(26, 34);
+      mix(23, 24);
+      if ((proto === 6 || proto === 17) && !fragment) mix(l4, l4 + 4);
+    } else if (type === 0x86dd && frame.length >= 54) {
+      const next = frame[20]!;
+      mix(22, 54);
+      mix(20, 21);
+      if (next === 6 || next === 17) mix(54, 58);
+    } else mix(0, 12);
+    // FNV-1a's low bits depend only on the low bits of the bytes (the multiplier is odd), and
+    // `% n` looks at little else: a final mix (MurmurHash3's fmix32) spreads every bit over them.
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    return ((h ^ (h >>> 16)) >>> 0) % n;
+  }
+
   /** The receive chain for the next frame: the next available one, or (async) a random one taken ahead. */
-  #takeRxChain(ring: AnyDeviceRing): Chain | null {
-    if (!this.#async) return this.#popped(RX, ring.pop());
-    for (let chain = ring.pop(); chain !== null; chain = ring.pop()) this.#rxHeld.push(this.#popped(RX, chain)!);
-    const held = this.#rxHeld;
+  #takeRxChain(pair: number, ring: AnyDeviceRing): Chain | null {
+    if (!this.#async) return this.#popped(2 * pair, ring.pop());
+    for (let chain = ring.pop(); chain !== null; chain = ring.pop()) this.#rxHeld[pair]!.push(this.#popped(2 * pair, chain)!);
+    const held = this.#rxHeld[pair]!;
     if (held.length === 0) return null;
     const i = this.#random(held.length);
     const chain = held[i]!;
@@ -582,10 +697,10 @@ export class VirtioNetModel {
 
   /**
    * Async mode: one piece of the device's pending work, chosen at random — a random-sized prefix
-   * of the filled receive buffers into the used ring; or a random number of transmit chains sent
-   * and a random subset of the sent ones completed, in random order; or the control commands.
-   * Only queue `queue` (0: receive, 1: transmit, 2: control) when given. Returns false when
-   * there was nothing to do. Instant mode: poll().
+   * of a receive queue's filled buffers into its used ring; or a random number of a transmit
+   * queue's chains sent and a random subset of the sent ones completed, in random order; or the
+   * control commands. Only virtqueue `queue` (0: receiveq1, 1: transmitq1, 2N: control, §5.1.2)
+   * when given. Returns false when there was nothing to do. Instant mode: poll().
    */
   step(queue?: number): boolean {
     if (!this.#async) {
@@ -595,35 +710,44 @@ export class VirtioNetModel {
     if (this.faults.stall) return false;
     const core = this.#core;
     const work: number[] = [];
-    const rx = core.ring(RX);
-    const tx = core.ring(TX);
-    const ctrl = core.ring(CTRL);
     const all = queue === undefined;
-    if ((all || queue === RX) && rx !== null && this.#rxDone.length > 0) work.push(RX);
-    if ((all || queue === TX) && tx !== null && (tx.pending > 0 || this.#txDone.length > 0)) work.push(TX);
-    if ((all || queue === CTRL) && ctrl !== null && ctrl.pending > 0 && !this.faults.ctrlNeverCompletes) work.push(CTRL);
+    for (let p = 0; p < this.#layoutPairs(); p++) {
+      const rx = core.ring(2 * p);
+      if ((all || queue === 2 * p) && rx !== null && this.#rxDone[p]!.length > 0) work.push(2 * p);
+      const tx = core.ring(2 * p + 1);
+      if ((all || queue === 2 * p + 1) && tx !== null && (tx.pending > 0 || this.#txDone[p]!.length > 0) && this.#txActive(p, tx)) {
+        work.push(2 * p + 1);
+      }
+    }
+    const ctrlIndex = this.#ctrlIndex();
+    const ctrl = core.ring(ctrlIndex);
+    if ((all || queue === ctrlIndex) && ctrl !== null && ctrl.pending > 0 && !this.faults.ctrlNeverCompletes) work.push(ctrlIndex);
     if (work.length === 0) return false;
     const chosen = work[this.#random(work.length)]!;
-    if (chosen === RX) {
-      const n = 1 + this.#random(this.#rxDone.length);
-      this.#returnUsed(RX, rx!, this.#rxDone.splice(0, n));
-    } else if (chosen === TX) {
-      this.#processTx(1 + this.#random(Math.max(1, tx!.pending)));
-      const done = this.#txDone;
+    const pair = chosen >> 1;
+    if (chosen === ctrlIndex) this.#processCtrl();
+    else if ((chosen & 1) === 0) {
+      const filled = this.#rxDone[pair]!;
+      const n = 1 + this.#random(filled.length);
+      this.#returnUsed(chosen, core.ring(chosen)!, filled.splice(0, n));
+    } else {
+      const tx = core.ring(chosen)!;
+      this.#processTx(pair, 1 + this.#random(Math.max(1, tx.pending)));
+      const done = this.#txDone[pair]!;
       if (done.length > 0) {
         const n = 1 + this.#random(done.length);
         const out: Array<[number, number]> = [];
         for (let k = 0; k < n; k++) out.push(done.splice(this.#random(done.length), 1)[0]!);
-        this.#returnUsed(TX, tx!, out);
+        this.#returnUsed(chosen, tx, out);
       }
-    } else this.#processCtrl();
+    }
     return true;
   }
 
   /**
-   * Processes the transmit and control queues as the device's own thread would; only queue
-   * `queue` (1: transmit, 2: control; async mode: 0, receive, too) when given. Async mode: all
-   * the pending work, in random pieces (step()).
+   * Processes the transmit and control queues as the device's own thread would; only virtqueue
+   * `queue` (a transmit queue, or the control queue; async mode: a receive queue too) when given.
+   * Async mode: all the pending work, in random pieces (step()).
    */
   poll(queue?: number): void {
     if (this.faults.stall) return;
@@ -631,16 +755,48 @@ export class VirtioNetModel {
       for (let n = 0; this.step(queue); n++) if (n > 1_000_000) throw new Error("VirtioNetModel: poll() found no end of work");
       return;
     }
-    if (queue === undefined || queue === TX) this.#processTx();
-    if (queue === undefined || queue === CTRL) this.#processCtrl();
+    for (let p = 0; p < this.#layoutPairs(); p++) if (queue === undefined || queue === 2 * p + 1) this.#processTx(p);
+    if (queue === undefined || queue === this.#ctrlIndex()) this.#processCtrl();
   }
 
   // --- Device internals -------------------------------------------------------------------------
 
+  /** Queue pairs in the layout (§5.1.2): max_virtqueue_pairs with MQ negotiated, else 1. */
+  #layoutPairs(): number {
+    return this.#core.negotiated(F.MQ) ? this.queuePairs : 1;
+  }
+
+  #ctrlIndex(): number {
+    return 2 * this.#layoutPairs();
+  }
+
+  /**
+   * Whether transmitq(pair+1) may be used (pair below the count VQ_PAIRS_SET gave). A driver that
+   * queued frames on one beyond it breaks §5.1.6.5.5 (the device uses only the first
+   * virtqueue_pairs pairs): a violation, once per queue until the count changes; the frames stay.
+   */
+  #txActive(pair: number, ring: AnyDeviceRing): boolean {
+    if (pair < this.#activePairs) return true;
+    if (ring.pending > 0 && !this.#reportedInactive.has(pair)) {
+      this.#reportedInactive.add(pair);
+      this.#core.violation(
+        `transmitq${pair + 1} (queue ${2 * pair + 1}) used while only ${this.#activePairs} queue pair(s) are active ` +
+          `(VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET)`,
+      );
+    }
+    return false;
+  }
+
   #onNotify(index: number): void {
+    const ctrlIndex = this.#ctrlIndex();
+    if (index > ctrlIndex) {
+      // qemu has no such virtqueue for the negotiated features (virtio_net_set_multiqueue).
+      this.#core.violation(`notification for queue ${index}, which is not in the layout of ${this.#layoutPairs()} queue pair(s) (§5.1.2)`);
+      return;
+    }
     if (this.faults.stall || this.#async) return;
-    if (index === TX) this.#processTx();
-    else if (index === CTRL) this.#processCtrl();
+    if (index === ctrlIndex) this.#processCtrl();
+    else if ((index & 1) === 1) this.#processTx(index >> 1);
   }
 
   #headerLength(): number {
@@ -664,13 +820,14 @@ export class VirtioNetModel {
    * §5.1.6.2: frames from the transmit queue, header stripped, to the wire: up to `max` chains.
    * Instant mode completes each at once; async mode keeps them in #txDone for step().
    */
-  #processTx(max = Infinity): void {
-    const ring = this.#core.ring(TX);
-    if (ring === null) return;
+  #processTx(pair: number, max = Infinity): void {
+    const index = 2 * pair + 1;
+    const ring = this.#core.ring(index);
+    if (ring === null || !this.#txActive(pair, ring)) return;
     const hdr = this.#headerLength();
     const done: Array<[number, number]> = [];
     for (let n = 0; n < max; n++) {
-      const chain = this.#popped(TX, ring.pop());
+      const chain = this.#popped(index, ring.pop());
       if (chain === null) break;
       if (!this.#dmaAllowed()) {
         ring.unpop();
@@ -693,18 +850,20 @@ export class VirtioNetModel {
       const frame = bytes.subarray(hdr);
       this.counters.txFrames++;
       this.counters.txBytes += frame.length;
-      this.onTransmit?.(frame);
+      this.counters.txQueueFrames[pair]!++;
+      this.onTransmit?.(frame, pair);
       this.#peer?.inject(frame);
     }
-    if (this.#async) this.#txDone.push(...done);
-    else if (done.length > 0) this.#returnUsed(TX, ring, done); // one publication per notification
+    if (this.#async) this.#txDone[pair]!.push(...done);
+    else if (done.length > 0) this.#returnUsed(index, ring, done); // one publication per notification
   }
 
   /** §5.1.6.5: class, command, data (device-readable), then the ack byte (device-writable). */
   #processCtrl(): void {
-    const ring = this.#core.ring(CTRL);
+    const ctrlIndex = this.#ctrlIndex();
+    const ring = this.#core.ring(ctrlIndex);
     if (ring === null || this.faults.ctrlNeverCompletes) return;
-    for (let chain = this.#popped(CTRL, ring.pop()); chain !== null; chain = this.#popped(CTRL, ring.pop())) {
+    for (let chain = this.#popped(ctrlIndex, ring.pop()); chain !== null; chain = this.#popped(ctrlIndex, ring.pop())) {
       if (!this.#dmaAllowed()) {
         ring.unpop();
         return;
@@ -719,15 +878,31 @@ export class VirtioNetModel {
       const ack = this.#command(command[0]!, command[1]!, command.subarray(2));
       this.ctrlLog.push({ cls: command[0]!, command: command[1]!, data: Array.from(command.subarray(2)), ack });
       this.#scatter(chain.writable, Uint8Array.of(ack));
-      this.#returnUsed(CTRL, ring, [[chain.head, 1]]);
+      this.#returnUsed(ctrlIndex, ring, [[chain.head, 1]]);
     }
   }
 
   #command(cls: number, command: number, data: Uint8Array): number {
-    if (this.faults.rejectCtrl || cls !== CTRL_RX || !this.#core.negotiated(F.CTRL_RX) || data.length !== 1) return NET_ERR;
+    if (this.faults.rejectCtrl) return NET_ERR;
+    if (cls === CTRL_MQ) return this.#setQueuePairs(command, data);
+    if (cls !== CTRL_RX || !this.#core.negotiated(F.CTRL_RX) || data.length !== 1) return NET_ERR;
     if (command === CTRL_RX_PROMISC) this.#promisc = data[0] !== 0;
     else if (command === CTRL_RX_ALLMULTI) this.#allmulti = data[0] !== 0;
     else return NET_ERR;
+    return NET_OK;
+  }
+
+  /**
+   * §5.1.6.5.5 VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET: le16 virtqueue_pairs, from 1 to
+   * max_virtqueue_pairs, only with MQ negotiated (qemu virtio_net_handle_mq answers VIRTIO_NET_ERR
+   * otherwise). Receive steering then uses the first virtqueue_pairs receive queues.
+   */
+  #setQueuePairs(command: number, data: Uint8Array): number {
+    if (command !== CTRL_MQ_VQ_PAIRS_SET || !this.#core.negotiated(F.MQ) || data.length !== 2) return NET_ERR;
+    const pairs = data[0]! | (data[1]! << 8);
+    if (pairs < CTRL_MQ_VQ_PAIRS_MIN || pairs > CTRL_MQ_VQ_PAIRS_MAX || pairs > this.queuePairs) return NET_ERR;
+    this.#activePairs = pairs;
+    this.#reportedInactive.clear();
     return NET_OK;
   }
 

@@ -23,6 +23,7 @@ export const F = {
   CTRL_VQ: 17,
   CTRL_RX: 18,
   CTRL_VLAN: 19,
+  MQ: 22,
   NOTIFY_ON_EMPTY: 24,
   ANY_LAYOUT: 27,
   INDIRECT_DESC: 28,
@@ -102,3 +103,9 @@ export const CTRL_RX_PROMISC = 0;
 export const CTRL_RX_ALLMULTI = 1;
 export const NET_OK = 0;
 export const NET_ERR = 1;
+
+// §5.1.6.5.5 automatic receive steering in multiqueue mode (virtio 1.2)
+export const CTRL_MQ = 4;
+export const CTRL_MQ_VQ_PAIRS_SET = 0;
+export const CTRL_MQ_VQ_PAIRS_MIN = 1;
+export const CTRL_MQ_VQ_PAIRS_MAX = 0x8000;
