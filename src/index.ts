@@ -45,3 +45,6 @@ export { SimMmio } from "./sim/sim-mmio.ts";
 export { SimPciFunction } from "./sim/sim-pci.ts";
 export { Ixgbe82599Model } from "./sim/ixgbe/index.ts";
 export { VirtioNetModel } from "./sim/virtio/index.ts";
+export { SpscRing, MAX_RING_CAPACITY, type SharedRing, type SpscRingOptions } from "./threads/spsc-ring.ts";
+export { allowedCores, formatCoreList, getAffinity, onlineCores, parseCoreList, pinThread } from "./threads/affinity.ts";
+export { startTsWorker } from "./threads/ts-worker.ts";

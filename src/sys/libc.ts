@@ -82,6 +82,8 @@ const c = {
   sysconf: libc.func("long sysconf(int name)"),
   geteuid: libc.func("uint32_t geteuid()"),
   schedSetaffinity: libc.func("int sched_setaffinity(int pid, size_t cpusetsize, const uint8_t *mask)"),
+  schedGetaffinity: libc.func("int sched_getaffinity(int pid, size_t cpusetsize, _Out_ uint8_t *mask)"),
+  gettid: libc.func("int gettid()"),
   // ioctl is variadic; fixed prototypes per argument shape are faster and pass the argument the
   // same way on x86-64 and arm64 (integer or pointer in a register).
   ioctlNone: libc.func("ioctl", "int", ["int", "unsigned long"]),
@@ -324,14 +326,31 @@ export function geteuid(): number {
   return c.geteuid() as number;
 }
 
+/** cpu_set_t's size in glibc: 1024 bits. */
+export const CPU_SETSIZE = 1024;
+
 /** Pins the calling thread (pid 0) to the given CPUs. */
-export function schedSetaffinity(cpus: readonly number[]): void {
-  const mask = new Uint8Array(128); // cpu_set_t: 1024 bits
+export function schedSetaffinity(cpus: readonly number[], context?: string): void {
+  const mask = new Uint8Array(CPU_SETSIZE / 8);
   for (const cpu of cpus) {
-    if (!Number.isInteger(cpu) || cpu < 0 || cpu >= 1024) throw new RangeError(`CPU number must be 0..1023, got ${cpu}`);
+    if (!Number.isInteger(cpu) || cpu < 0 || cpu >= CPU_SETSIZE) throw new RangeError(`CPU number must be 0..1023, got ${cpu}`);
     mask[cpu >>> 3]! |= 1 << (cpu & 7);
   }
-  if ((c.schedSetaffinity(0, mask.length, mask) as number) < 0) fail("sched_setaffinity");
+  if ((c.schedSetaffinity(0, mask.length, mask) as number) < 0) fail("sched_setaffinity", context);
+}
+
+/** The CPUs the calling thread (pid 0) may run on, ascending. */
+export function schedGetaffinity(context?: string): number[] {
+  const mask = new Uint8Array(CPU_SETSIZE / 8);
+  if ((c.schedGetaffinity(0, mask.length, mask) as number) < 0) fail("sched_getaffinity", context);
+  const cpus: number[] = [];
+  for (let cpu = 0; cpu < CPU_SETSIZE; cpu++) if (mask[cpu >>> 3]! & (1 << (cpu & 7))) cpus.push(cpu);
+  return cpus;
+}
+
+/** gettid(2): the calling thread's id (the pid for the main thread), as in /proc/self/task/<tid>. */
+export function gettid(): number {
+  return c.gettid() as number;
 }
 
 /** ioctl(fd, request) with no argument; returns the (non-negative) result. */
