@@ -771,6 +771,7 @@ export class Ixgbe82599Model {
         }
         if (!wasEnabled && (value & R.TXDCTL_ENABLE) !== 0) this.#txCache[q]!.next = regs.peek32(R.TDH(q));
         regs.poke32(R.TXDCTL(q), stored);
+        if (!wasEnabled && (value & R.TXDCTL_ENABLE) !== 0) this.#fetchTx(q);
         if (!this.asynchronous) this.#transmit(q, Number.POSITIVE_INFINITY);
       });
       // While the driver polls a queue's control register, time passes on the device.
@@ -830,6 +831,10 @@ export class Ixgbe82599Model {
   #fetchTx(q: number): void {
     if (!this.asynchronous) return;
     const regs = this.regs;
+    // A disabled queue fetches nothing (7.2.1.2: descriptors are fetched for an enabled queue):
+    // TDT writes to it are only stored, as after a reset behind the driver's back, when the
+    // ring registers read 0. Enabling the queue fetches what TDT already covers.
+    if ((regs.peek32(R.TXDCTL(q)) & R.TXDCTL_ENABLE) === 0 || !this.#dmaAllowed()) return;
     const tail = regs.peek32(R.TDT(q));
     const cache = this.#txCache[q]!;
     const ring = this.#ring(this.#txRings[q]!, R.TDBAL(q), R.TDBAH(q), R.TDLEN(q), `TX queue ${q}`);
