@@ -47,6 +47,11 @@ export interface DevicePlacement extends NumaPlacement {
   readonly deviceNode: number;
   /** The nodes its DMA memory's hugepages are on so far (move_pages), sorted. */
   readonly memoryNodes: readonly number[];
+  /**
+   * The node that memory is bound to (mbind), null for none: the devices of a process share
+   * one DMA memory, bound by the first device opened, so this can differ from `node`.
+   */
+  readonly memoryBoundTo: number | null;
 }
 
 type Driver = "ixgbe" | "virtio";
@@ -222,5 +227,5 @@ export function devicePlacement(address: string): DevicePlacement | null {
   if (entry === undefined) return null;
   const pages = [...(shared.iommu?.pageNodes() ?? []), ...(shared.physical?.pageNodes() ?? [])];
   const memoryNodes = [...new Set(pages)].sort((a, b) => a - b);
-  return { ...entry.placement, deviceNode: entry.deviceNode, memoryNodes };
+  return { ...entry.placement, deviceNode: entry.deviceNode, memoryNodes, memoryBoundTo: shared.numaNode };
 }

@@ -12,7 +12,7 @@ import { NUMA_NIC_ADDRESSES } from "./wires.ts";
 interface Line {
   case: string;
   address?: string;
-  placement?: { node: number | null; cpus: number[]; deviceNode: number; memoryNodes: number[] };
+  placement?: { node: number | null; cpus: number[]; deviceNode: number; memoryNodes: number[]; memoryBoundTo: number | null };
   error?: string;
   dmaError?: boolean;
   nodes?: { id: number; cpus: number[]; hugepages: { total: number; free: number } | null }[];
@@ -25,7 +25,12 @@ describe("NUMA placement in a guest with two nodes", () => {
     const vm = await runVm({
       mode: "modern",
       numa: true,
-      command: `node --enable-source-maps ${guestJsPath("test/vm/guest/numa.ts")} $IXY_NIC0 $IXY_NIC1`,
+      // Then the examples' start-up lines: pktgen on NIC1 alone, fwd on both (one shared DMA
+      // memory, bound to the node of the first device opened: NIC0's none).
+      command:
+        `node --enable-source-maps ${guestJsPath("test/vm/guest/numa.ts")} $IXY_NIC0 $IXY_NIC1 && ` +
+        `node ${guestJsPath("examples/pktgen.ts")} $IXY_NIC1 --count 100 && ` +
+        `node ${guestJsPath("examples/fwd.ts")} $IXY_NIC1 $IXY_NIC0 --seconds 1`,
       timeoutMs: 150_000,
     });
     expect(vm.exitCode, vm.output.slice(-3000)).toBe(0);
@@ -51,20 +56,25 @@ describe("NUMA placement in a guest with two nodes", () => {
     expect(topo.cpus1).toEqual([1]);
 
     // By default: the device's own node.
-    expect(get("nic1-default").placement).toEqual({ node: 1, cpus: [1], deviceNode: 1, memoryNodes: [1] });
+    expect(get("nic1-default").placement).toEqual({ node: 1, cpus: [1], deviceNode: 1, memoryNodes: [1], memoryBoundTo: 1 });
     // numa_node -1: no policy, as before (the pages are wherever the kernel put them).
     const nic0 = get("nic0-default").placement!;
-    expect([nic0.node, nic0.deviceNode, nic0.cpus]).toEqual([null, -1, [0, 1]]);
+    expect([nic0.node, nic0.deviceNode, nic0.cpus, nic0.memoryBoundTo]).toEqual([null, -1, [0, 1], null]);
     expect(nic0.memoryNodes.length).toBeGreaterThan(0);
     // The option overrides the device's node, in both directions.
-    expect(get("nic0-on-node1").placement).toEqual({ node: 1, cpus: [1], deviceNode: -1, memoryNodes: [1] });
-    expect(get("nic1-on-node0").placement).toEqual({ node: 0, cpus: [0], deviceNode: 1, memoryNodes: [0] });
+    expect(get("nic0-on-node1").placement).toEqual({ node: 1, cpus: [1], deviceNode: -1, memoryNodes: [1], memoryBoundTo: 1 });
+    expect(get("nic1-on-node0").placement).toEqual({ node: 0, cpus: [0], deviceNode: 1, memoryNodes: [0], memoryBoundTo: 0 });
     expect(get("nic1-no-policy").placement!.node).toBeNull();
+    expect(get("nic1-no-policy").placement!.memoryBoundTo).toBeNull();
     // More than node 1 has: a DmaError naming the node and the file to write.
     const big = get("nic1-too-big");
     expect(big.dmaError).toBe(true);
     expect(big.error).toMatch(/NUMA node 1 has \d+ free 2 MiB hugepages of \d+, 48 are needed/);
     expect(big.error).toContain("/sys/devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages");
+    // What the examples print at start: node, its CPUs, where the DMA memory is.
+    expect(vm.commandOutput).toContain("pktgen: 0000:21:00.0 NUMA node 1, CPUs 1, DMA memory on node 1\n");
+    expect(vm.commandOutput).toContain("fwd: 0000:21:00.0 NUMA node 1, CPUs 1, DMA memory on node 1\n");
+    expect(vm.commandOutput).toMatch(/fwd: 0000:00:01\.0 no NUMA node \(sysfs numa_node -1\), CPUs 0-1, DMA memory on node 1 \(bound to node 1 by the first device\)\n/);
     expect(vm.dmarFaults).toBe(0);
   }, 200_000);
 });
