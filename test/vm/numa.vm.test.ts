@@ -71,6 +71,10 @@ describe("NUMA placement in a guest with two nodes", () => {
     expect(big.dmaError).toBe(true);
     expect(big.error).toMatch(/NUMA node 1 has \d+ free 2 MiB hugepages of \d+, 48 are needed/);
     expect(big.error).toContain("/sys/devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages");
+    // A second device on another node shares the first one's memory, and is told so.
+    const shared = get("two-nodes-shared") as Line & { warnings: string[] };
+    expect(shared.placement).toMatchObject({ node: 1, memoryBoundTo: 0, memoryNodes: [0] });
+    expect(shared.warnings.join("\n")).toMatch(/^IXY_NUMA_REMOTE_MEMORY: 0000:21:00\.0 is on NUMA node 1, but the DMA memory .* is bound to node 0/m);
     // What the examples print at start: node, its CPUs, where the DMA memory is.
     expect(vm.commandOutput).toContain("pktgen: 0000:21:00.0 NUMA node 1, CPUs 1, DMA memory on node 1\n");
     expect(vm.commandOutput).toContain("fwd: 0000:21:00.0 NUMA node 1, CPUs 1, DMA memory on node 1\n");

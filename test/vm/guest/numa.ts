@@ -37,3 +37,14 @@ report("nic1-on-node0", nic1, { numaNode: 0 });
 report("nic1-no-policy", nic1, { numaNode: -1 });
 // More hugepages than node 1 has (it has half the guest's): a clear error, not memory elsewhere.
 report("nic1-too-big", nic1, {}, 48 * 1024);
+
+// Two devices, two nodes, one shared DMA memory: bound by the first (node 0 here), and the
+// second device is warned that its memory is remote.
+const warnings: string[] = [];
+process.on("warning", (w) => warnings.push(`${(w as { code?: string }).code}: ${w.message}`));
+const first = openDevice(nic0, { numaNode: 0 });
+const second = openDevice(nic1);
+await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+console.log(JSON.stringify({ case: "two-nodes-shared", warnings, placement: devicePlacement(nic1) }));
+second.close();
+first.close();
