@@ -20,7 +20,7 @@ import { writeFrame } from "../src/mem/packet.ts";
 import { intOption, parse, PORTS_HELP, runMain, UsageError } from "./lib/cli.ts";
 import { LiveStats } from "./lib/live-stats.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
-import { openPorts } from "./lib/ports.ts";
+import { openPorts, placementLines } from "./lib/ports.ts";
 import { MIN_FRAME, writeUdpFrame } from "./lib/udp-frame.ts";
 
 const USAGE =
@@ -83,6 +83,7 @@ async function main(): Promise<number> {
     `fwd: forwarding ${a.address} <-> ${b.address}, batch ${batch}${sim ? ` (device models: ${sim})` : ""}` +
       `${txFirstPools.length ? `, sent ${TX_FIRST_BURST} frames on each port first` : ""}${virtioRings(a, b)}\n`,
   );
+  process.stderr.write(placementLines("fwd", [a, b]));
 
   const bufs = new Int32Array(batch);
   let dropped = 0;

@@ -18,7 +18,7 @@ import { dataOf } from "../src/mem/packet.ts";
 import { intOption, parse, PORTS_HELP, runMain, UsageError } from "./lib/cli.ts";
 import { LiveStats } from "./lib/live-stats.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
-import { openPorts } from "./lib/ports.ts";
+import { openPorts, placementLines } from "./lib/ports.ts";
 import { setSequence, writeUdpFrame } from "./lib/udp-frame.ts";
 
 const USAGE =
@@ -59,6 +59,7 @@ async function main(): Promise<number> {
     `pktgen: ${dev.address}: ${size}-byte frames, ${rate ? `${rate} frames/s` : "unlimited rate"}` +
       `${count ? `, ${count} frames` : ""}${sim ? ` (device model: ${sim})` : ""}\n`,
   );
+  process.stderr.write(placementLines("pktgen", [dev]));
 
   const bufs = new Int32Array(batch);
   const bytes = pool.bytes; // buffer b's frame starts at bytes[bufDataOffset[b]]

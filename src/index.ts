@@ -1,7 +1,8 @@
 /**
  * ixy.ts: the public API in one place. Start reading at examples/fwd.ts, then src/open-device.ts.
  */
-export { openDevice, driverFor, type OpenOptions } from "./open-device.ts";
+export { openDevice, driverFor, devicePlacement, type DevicePlacement, type OpenOptions } from "./open-device.ts";
+export { deviceCpus, numaPlacement, parseCpuList, readNumaTopology, type NumaNode, type NumaPlacement, type NumaTopology } from "./mem/numa.ts";
 export { newStats, type DeviceOptions, type DeviceStats, type NicDevice } from "./device.ts";
 export * from "./errors.ts";
 export { Mempool, MEMPOOL_HEADROOM, NO_BUFFER, freeBuffer, freeBuffers, poolNameOf, type MempoolOptions } from "./mem/mempool.ts";

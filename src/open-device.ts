@@ -19,6 +19,7 @@ import { createVirtioDevice } from "./drivers/virtio/virtio-device.ts";
 import { VIRTIO_DEVICE_IDS } from "./drivers/virtio/virtio_ids.ts";
 import { createVhostUserDevice, VHOST_USER_PREFIX, type VhostUserOptions } from "./drivers/virtio/vhost-user-device.ts";
 import type { DmaAllocator } from "./mem/dma.ts";
+import { numaPlacement, readNumaTopology, type NumaPlacement } from "./mem/numa.ts";
 import { PhysicalDmaAllocator } from "./mem/physical-dma.ts";
 import { VfioDmaAllocator } from "./mem/vfio-dma.ts";
 import { PciAddress } from "./pci/pci-address.ts";
@@ -26,13 +27,32 @@ import type { PciFunction } from "./pci/pci-function.ts";
 import { readPciSysfs } from "./pci/sysfs.ts";
 import { VfioPciFunction } from "./pci/vfio-pci-function.ts";
 import { VfioContainer, type VfioPaths } from "./pci/vfio.ts";
-import { checkDeviceOptionTypes, checkOptionsObject, checkString, describeValue } from "./validate.ts";
+import { checkDeviceOptionTypes, checkInteger, checkOptionsObject, checkString, describeValue } from "./validate.ts";
 
 export const INTEL_VENDOR_ID = 0x8086;
 export const VIRTIO_VENDOR_ID = 0x1af4;
 
 /** Device options, VFIO paths (PCI devices) and the vhost-user options (mac, memoryBytes, timeoutMs). */
-export interface OpenOptions extends DeviceOptions, VfioPaths, VhostUserOptions {}
+export interface OpenOptions extends DeviceOptions, VfioPaths, VhostUserOptions {
+  /**
+   * NUMA node for the DMA memory (PCI devices): by default the device's own (sysfs numa_node),
+   * none when that is -1 or the machine has one node. -1 here: no memory policy at all.
+   */
+  readonly numaNode?: number;
+}
+
+/** Where a PCI device opened by openDevice() is, and where its memory is. */
+export interface DevicePlacement extends NumaPlacement {
+  /** The device's node as sysfs says (-1: unknown). */
+  readonly deviceNode: number;
+  /** The nodes its DMA memory's hugepages are on so far (move_pages), sorted. */
+  readonly memoryNodes: readonly number[];
+  /**
+   * The node that memory is bound to (mbind), null for none: the devices of a process share
+   * one DMA memory, bound by the first device opened, so this can differ from `node`.
+   */
+  readonly memoryBoundTo: number | null;
+}
 
 type Driver = "ixgbe" | "virtio";
 
@@ -48,16 +68,22 @@ const hex4 = (v: number) => v.toString(16).padStart(4, "0");
 /** The process-wide VFIO container and its DMA allocators, shared by every open device. */
 const shared: {
   container: VfioContainer | null;
-  iommu: DmaAllocator | null;
-  physical: DmaAllocator | null;
+  iommu: VfioDmaAllocator | null;
+  physical: PhysicalDmaAllocator | null;
+  /** The NUMA node the shared allocators bind to, fixed by the device that created them. */
+  numaNode: number | null;
   users: number;
+  /** Per open device: its sysfs node and its placement. */
+  placements: Map<string, { deviceNode: number; placement: NumaPlacement }>;
   /** Addresses open in this process: two drivers on one device would corrupt each other's rings. */
   open: Set<string>;
 } = {
   container: null,
   iommu: null,
   physical: null,
+  numaNode: null,
   users: 0,
+  placements: new Map(),
   open: new Set(),
 };
 
@@ -86,6 +112,7 @@ export function openDevice(pciAddress: string, options: OpenOptions = {}): NicDe
   checkDeviceOptionTypes(name, options);
   checkString(name, "sysfsRoot", options.sysfsRoot);
   checkString(name, "devVfio", options.devVfio);
+  if (options.numaNode !== undefined) checkInteger(name, "numaNode", options.numaNode, -1, 1023);
   const info = readPciSysfs(address, options.sysfsRoot);
   const driver = driverFor(info.vendorId, info.deviceId);
   if (driver === null) {
@@ -131,14 +158,31 @@ export function openDevice(pciAddress: string, options: OpenOptions = {}): NicDe
   shared.users++;
   let pci: PciFunction | null = null;
   try {
+    // NUMA: the DMA memory comes from the device's node (or the numaNode option's). All devices
+    // share one allocator (a buffer received on one is sent on another), so the first device
+    // fixes its node; a later device on another node is told so.
+    const placement =
+      options.numaNode === -1
+        ? numaPlacement(-1, readNumaTopology(options.sysfsRoot), name)
+        : numaPlacement(info.numaNode, readNumaTopology(options.sysfsRoot), name, options.numaNode);
+    if (shared.iommu === null && shared.physical === null) shared.numaNode = placement.node;
+    else if (placement.node !== null && placement.node !== shared.numaNode) {
+      process.emitWarning(
+        `${name} is on NUMA node ${placement.node}, but the DMA memory this process shares between its devices ` +
+          `is bound to ${shared.numaNode === null ? "no node" : `node ${shared.numaNode}`} (fixed by the first device opened): ` +
+          `its packets cross the interconnect; open the devices of one node per process`,
+        { code: "IXY_NUMA_REMOTE_MEMORY" },
+      );
+    }
     shared.container ??= VfioContainer.open(options);
     pci = new VfioPciFunction(shared.container.openDevice(info.iommuGroup, name));
     // The legacy device (checked above) gets physical addresses; everything else goes through the IOMMU.
     let dma: DmaAllocator;
-    if (legacy) dma = shared.physical ??= new PhysicalDmaAllocator("physical DMA memory (legacy virtio)");
-    else dma = shared.iommu ??= new VfioDmaAllocator(shared.container, "VFIO DMA memory");
+    if (legacy) dma = shared.physical ??= new PhysicalDmaAllocator("physical DMA memory (legacy virtio)", undefined, shared.numaNode);
+    else dma = shared.iommu ??= new VfioDmaAllocator(shared.container, "VFIO DMA memory", shared.numaNode);
     const nic = driver === "ixgbe" ? createIxgbeDevice(pci, dma, options) : createVirtioDevice(pci, dma, options);
     shared.open.add(name);
+    shared.placements.set(name, { deviceNode: info.numaNode, placement });
     return withRelease(nic, pci);
   } catch (e) {
     pci?.close();
@@ -163,6 +207,7 @@ function withRelease(nic: NicDevice, pci: PciFunction): NicDevice {
       } finally {
         pci.close();
         shared.open.delete(nic.address);
+        shared.placements.delete(nic.address);
         shared.users--;
         releaseShared();
       }
@@ -171,3 +216,16 @@ function withRelease(nic: NicDevice, pci: PciFunction): NicDevice {
   return nic;
 }
 
+
+/**
+ * The NUMA placement of a device openDevice() opened (null for other devices: vhost-user, or not
+ * open): its node, the CPUs near it (the default to pin its workers to) and the nodes its DMA
+ * memory's pages are really on.
+ */
+export function devicePlacement(address: string): DevicePlacement | null {
+  const entry = shared.placements.get(address);
+  if (entry === undefined) return null;
+  const pages = [...(shared.iommu?.pageNodes() ?? []), ...(shared.physical?.pageNodes() ?? [])];
+  const memoryNodes = [...new Set(pages)].sort((a, b) => a - b);
+  return { ...entry.placement, deviceNode: entry.deviceNode, memoryNodes, memoryBoundTo: shared.numaNode };
+}

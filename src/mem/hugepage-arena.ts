@@ -10,6 +10,7 @@ import { AllocatorClosedError, DmaError } from "../errors.ts";
 import { checkInteger } from "../validate.ts";
 import type { DmaRegion } from "./dma.ts";
 import { HUGEPAGE_SIZE, HugepageMapping } from "./hugepages.ts";
+import { mappingNodes } from "./numa.ts";
 
 export interface ChunkAddressing {
   /** Called once per new mapping, before any region of it is handed out. */
@@ -64,9 +65,18 @@ export class HugepageArena {
   /** Per allocation, the arena's state before it: what releaseSince() goes back to. */
   readonly #log: { mappings: number; current: HugepageMapping | null; used: number }[] = [];
 
-  constructor(name: string, addressing: ChunkAddressing) {
+  /** The NUMA node every mapping is bound to, or null for the kernel's default (first touch). */
+  readonly numaNode: number | null;
+
+  constructor(name: string, addressing: ChunkAddressing, numaNode: number | null = null) {
     this.name = name;
     this.#addressing = addressing;
+    this.numaNode = numaNode;
+  }
+
+  /** The NUMA node of each hugepage mapped so far (move_pages): where the DMA memory really is. */
+  pageNodes(): number[] {
+    return this.#mappings.flatMap((m) => mappingNodes(m.ptr, m.size, HUGEPAGE_SIZE, this.name));
   }
 
   allocate(size: number, align: number, contiguous: boolean): DmaRegion {
@@ -79,7 +89,7 @@ export class HugepageArena {
     const crosses = contiguous && size <= HUGEPAGE_SIZE && Math.floor(start / HUGEPAGE_SIZE) !== Math.floor((start + size - 1) / HUGEPAGE_SIZE);
     if (crosses) start = Math.ceil(start / HUGEPAGE_SIZE) * HUGEPAGE_SIZE;
     if (mapping === null || start + size > mapping.size) {
-      mapping = HugepageMapping.map(size, this.name);
+      mapping = HugepageMapping.map(size, this.name, this.numaNode ?? undefined);
       try {
         this.#addressing.attach(mapping);
       } catch (e) {

@@ -8,6 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { DmaError, SyscallError } from "../errors.ts";
+import { checkMappingNode, checkNodeHugepages, nodeHugepagesFile } from "./numa.ts";
 import {
   close,
   F_ADD_SEALS,
@@ -20,6 +21,7 @@ import {
   MAP_HUGETLB,
   MAP_POPULATE,
   MAP_SHARED,
+  mbindNode,
   memfdCreate,
   MFD_ALLOW_SEALING,
   MFD_CLOEXEC,
@@ -117,9 +119,15 @@ export class HugepageMapping {
     this.buffer = view(ptr, size);
   }
 
-  /** Maps `size` bytes (rounded up to whole hugepages). `owner` names the user in errors. */
-  static map(size: number, owner: string): HugepageMapping {
+  /**
+   * Maps `size` bytes (rounded up to whole hugepages). `owner` names the user in errors. With
+   * `numaNode`, every page comes from that NUMA node (mbind MPOL_BIND before the first touch),
+   * and where they landed is checked (move_pages) before the mapping is handed out.
+   */
+  static map(size: number, owner: string, numaNode?: number): HugepageMapping {
     const rounded = Math.ceil(size / HUGEPAGE_SIZE) * HUGEPAGE_SIZE;
+    // The global count says nothing about one node: say which node is short before mapping.
+    if (numaNode !== undefined) checkNodeHugepages(numaNode, rounded / HUGEPAGE_SIZE, owner);
     let ptr: bigint;
     try {
       ptr = mmap(rounded, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0, owner);
@@ -128,15 +136,40 @@ export class HugepageMapping {
       throw e;
     }
     try {
+      // The policy must be in place before the first touch (mlock below): a page that exists
+      // already stays where it is.
+      if (numaNode !== undefined) mbindNode(ptr, rounded, numaNode, `${owner}: binding DMA memory to NUMA node ${numaNode}`);
+    } catch (e) {
+      munmap(ptr, rounded);
+      throw e;
+    }
+    try {
       // Hugepages are never swapped, but mlock also faults every page in now, so that the
       // physical addresses exist before anyone asks for them.
       mlock(ptr, rounded, owner);
     } catch (e) {
       munmap(ptr, rounded);
+      // Bound to a node whose pool ran dry between the check and the fault: the fault fails
+      // (mlock reports it as ENOMEM) instead of taking a page of another node.
+      if (numaNode !== undefined && e instanceof SyscallError && e.code === "ENOMEM") {
+        throw new DmaError(
+          `${owner}: could not fault in ${rounded / HUGEPAGE_SIZE} x 2 MiB hugepages on NUMA node ${numaNode} ` +
+            `(ENOMEM: none left on that node, or RLIMIT_MEMLOCK): reserve more there as root ` +
+            `(echo N > ${nodeHugepagesFile(numaNode)}), or raise the memlock limit (ulimit -l unlimited)`,
+        );
+      }
       if (e instanceof SyscallError && (e.code === "ENOMEM" || e.code === "EPERM" || e.code === "EAGAIN")) {
         throw memlockError(owner, rounded, "locking");
       }
       throw e;
+    }
+    if (numaNode !== undefined) {
+      try {
+        checkMappingNode(ptr, rounded, HUGEPAGE_SIZE, numaNode, owner);
+      } catch (e) {
+        munmap(ptr, rounded);
+        throw e;
+      }
     }
     return new HugepageMapping(ptr, rounded);
   }

@@ -17,7 +17,7 @@ export class PhysicalDmaAllocator implements DmaAllocator {
   readonly space: number;
   readonly #arena: HugepageArena;
 
-  constructor(name = "physical DMA memory", pagemapPath = "/proc/self/pagemap") {
+  constructor(name = "physical DMA memory", pagemapPath = "/proc/self/pagemap", numaNode: number | null = null) {
     this.name = name;
     this.space = PHYSICAL_ADDRESS_SPACE;
     if (geteuid() !== 0) {
@@ -38,7 +38,7 @@ export class PhysicalDmaAllocator implements DmaAllocator {
       detach(mapping) {
         pages.delete(mapping);
       },
-    });
+    }, numaNode);
   }
 
   allocate(size: number, options?: AllocateOptions): DmaRegion {
@@ -60,6 +60,16 @@ export class PhysicalDmaAllocator implements DmaAllocator {
 
   releaseSince(mark: number): void {
     this.#arena.releaseSince(mark);
+  }
+
+  /** The NUMA node its hugepages are bound to (mbind), or null for the kernel's default. */
+  get numaNode(): number | null {
+    return this.#arena.numaNode;
+  }
+
+  /** The NUMA node of each hugepage it has mapped (move_pages): where the DMA memory is. */
+  pageNodes(): number[] {
+    return this.#arena.pageNodes();
   }
 
   close(): void {

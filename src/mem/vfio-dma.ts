@@ -16,7 +16,7 @@ export class VfioDmaAllocator implements DmaAllocator {
   readonly space: number;
   readonly #arena: HugepageArena;
 
-  constructor(container: VfioContainer, name = "VFIO DMA memory") {
+  constructor(container: VfioContainer, name = "VFIO DMA memory", numaNode: number | null = null) {
     this.name = name;
     this.space = container.space;
     const iovas = new Map<HugepageMapping, number>();
@@ -34,7 +34,7 @@ export class VfioDmaAllocator implements DmaAllocator {
         container.unmapDma(iovas.get(mapping)!, mapping.size);
         iovas.delete(mapping);
       },
-    });
+    }, numaNode);
   }
 
   allocate(size: number, options?: AllocateOptions): DmaRegion {
@@ -56,6 +56,16 @@ export class VfioDmaAllocator implements DmaAllocator {
 
   releaseSince(mark: number): void {
     this.#arena.releaseSince(mark);
+  }
+
+  /** The NUMA node its hugepages are bound to (mbind), or null for the kernel's default. */
+  get numaNode(): number | null {
+    return this.#arena.numaNode;
+  }
+
+  /** The NUMA node of each hugepage it has mapped (move_pages): where the DMA memory is. */
+  pageNodes(): number[] {
+    return this.#arena.pageNodes();
   }
 
   close(): void {

@@ -109,6 +109,10 @@ const c = {
   // The msghdr's own fields point to other buffers (iovec, data, control): see addressOf().
   sendmsg: libc.func("int64_t sendmsg(int fd, const uint8_t *msg, int flags)"),
   recvmsg: libc.func("int64_t recvmsg(int fd, _Inout_ uint8_t *msg, int flags)"),
+  // mbind and move_pages live in libnuma, not libc: glibc has only the raw syscall(2), variadic,
+  // declared here with the fixed argument shapes of those two calls (as ioctl above).
+  syscallMbind: libc.func("syscall", "long", ["long", "void *", "uint64_t", "int", "const uint8_t *", "uint64_t", "uint32_t"]),
+  syscallMovePages: libc.func("syscall", "long", ["long", "int", "uint64_t", "const uint8_t *", "void *", "_Out_ uint8_t *", "int"]),
 };
 
 const errnoMap = util.getSystemErrorMap();
@@ -351,6 +355,35 @@ export function schedGetaffinity(context?: string): number[] {
 /** gettid(2): the calling thread's id (the pid for the main thread), as in /proc/self/task/<tid>. */
 export function gettid(): number {
   return c.gettid() as number;
+}
+
+/** x86-64 system call numbers (asm/unistd_64.h) and the constants of mbind(2) / move_pages(2). */
+export const SYS_mbind = 237;
+export const SYS_move_pages = 279;
+export const MPOL_BIND = 2;
+export const MPOL_MF_STRICT = 1;
+
+/**
+ * mbind(2): memory of [addr, addr+length) comes from NUMA node `node` only (MPOL_BIND) when it is
+ * first touched. Must be called before the pages are faulted in; a nodemask of 1024 bits.
+ */
+export function mbindNode(addr: bigint, length: number, node: number, context?: string): void {
+  if (!Number.isInteger(node) || node < 0 || node >= 1024) throw new RangeError(`NUMA node must be 0..1023, got ${node}`);
+  const mask = new Uint8Array(128);
+  mask[node >>> 3]! |= 1 << (node & 7);
+  if (Number(c.syscallMbind(SYS_mbind, addr, length, MPOL_BIND, mask, mask.length * 8, 0)) < 0) fail("mbind", context);
+}
+
+/**
+ * move_pages(2) with nodes = NULL: moves nothing, returns for each page address the NUMA node it
+ * is on (or a negative errno for that page, e.g. -ENOENT when it is not faulted in).
+ */
+export function pageNodes(addrs: readonly bigint[], context?: string): number[] {
+  const pages = new BigUint64Array(addrs);
+  const status = new Int32Array(addrs.length);
+  const r = Number(c.syscallMovePages(SYS_move_pages, 0, addrs.length, new Uint8Array(pages.buffer), null, new Uint8Array(status.buffer), 0));
+  if (r < 0) fail("move_pages", context);
+  return [...status];
 }
 
 /** ioctl(fd, request) with no argument; returns the (non-negative) result. */

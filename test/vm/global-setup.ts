@@ -12,6 +12,7 @@ export const GUEST_PROGRAMS = [
   "test/vm/guest/reopen.ts",
   "test/vm/guest/bad-input.ts",
   "test/vm/guest/promisc.ts",
+  "test/vm/guest/numa.ts",
 ];
 
 export default async function setup(): Promise<void> {

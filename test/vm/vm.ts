@@ -19,7 +19,7 @@ import {
 } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { crossWires, DEFAULT_BASE_PORT, NIC_ADDRESSES, NIC_MACS, wiresFor } from './wires.ts';
+import { crossWires, DEFAULT_BASE_PORT, NIC_ADDRESSES, NIC_MACS, NUMA_NIC_ADDRESSES, wiresFor } from './wires.ts';
 import type { Wire } from './wires.ts';
 
 export { DEFAULT_BASE_PORT, NIC_ADDRESSES, NIC_MACS, wiresFor };
@@ -85,6 +85,12 @@ export interface VmOptions<T = unknown> {
   readonly hugepages?: number;
   /** Modern NICs with packed virtqueues offered (qemu virtio-net-pci packed=on); default off, as qemu. */
   readonly packed?: boolean;
+  /**
+   * Two NUMA nodes: vCPU 0 and half the memory on node 0, vCPU 1 and the other half on node 1
+   * (smp 2 unless given), NIC1 behind a pxb-pcie on node 1 at NUMA_NIC_ADDRESSES[1]. The
+   * kernel's hugepages= reservation is split between the nodes.
+   */
+  readonly numa?: boolean;
   /** Extra environment for the guest command. */
   readonly env?: Readonly<Record<string, string>>;
   /** Signal for stop() (default INT); TERM and KILL follow after stopGraceMs (default 5000). */
@@ -194,8 +200,10 @@ function linkedRoot(): string | null {
 export function qemuArgs(o: {
   mode: VmMode; wires: readonly [Wire, Wire]; ctlDir: string; testbed: TestbedInfo;
   smp?: number; memMiB?: number; hugepages?: number; firmware?: 'seabios' | 'qboot'; kernelArgs?: readonly string[]; extra?: readonly string[];
-  packed?: boolean;
+  packed?: boolean; numa?: boolean;
 }): string[] {
+  const nics = o.numa === true ? NUMA_NIC_ADDRESSES : NIC_ADDRESSES;
+  const memMiB = o.memMiB ?? 2048;
   const nodeDir = dirname(realpathSync(o.testbed.node));
   const links = linkedRoot();
   if (/\s/.test(PROJECT_ROOT)) throw new Error(`project path "${PROJECT_ROOT}" contains white space`);
@@ -204,7 +212,7 @@ export function qemuArgs(o: {
     'panic=-1', 'quiet', 'loglevel=4', 'cryptomgr.notests', 'no_timer_check', 'mitigations=off',
     'tsc=reliable',
     // no dots in these names: the kernel hands them to init as environment variables
-    `ixy_mode=${o.mode}`, `ixy_nics=${NIC_ADDRESSES.join(',')}`, `ixy_root=${PROJECT_ROOT}`,
+    `ixy_mode=${o.mode}`, `ixy_nics=${nics.join(',')}`, `ixy_root=${PROJECT_ROOT}`,
     ...(links === null ? [] : [`ixy_links=${links}`]),
     ...(o.kernelArgs ?? []),
   ].join(' ');
@@ -216,6 +224,14 @@ export function qemuArgs(o: {
       ? 'disable-legacy=off,disable-modern=off'
       : `disable-legacy=on,iommu_platform=on,ats=on${o.packed === true ? ',packed=on' : ''}`;
     const slot = NIC_ADDRESSES[i].split(':')[2]!.split('.')[0]!;
+    if (o.numa === true && i === 1) {
+      // An expander bridge on node 1 (ACPI _PXM of its host bridge: sysfs numa_node of what
+      // is behind it), a root port on it, the NIC on that port.
+      return ['-netdev', netdev,
+        '-device', 'pxb-pcie,id=pxb1,bus_nr=32,numa_node=1,bus=pcie.0,addr=0x3',
+        '-device', 'pcie-root-port,id=rp1,bus=pxb1,chassis=1,addr=0x0',
+        '-device', `virtio-net-pci,netdev=n${i},${flavour},mac=${NIC_MACS[i]},bus=rp1,addr=0x0,romfile=`];
+    }
     return ['-netdev', netdev, '-device',
       `virtio-net-pci,netdev=n${i},${flavour},mac=${NIC_MACS[i]},addr=0x${slot},romfile=`];
   };
@@ -225,18 +241,30 @@ export function qemuArgs(o: {
   ];
   return [
     '-machine', 'q35,kernel-irqchip=split', '-accel', 'tcg', '-cpu', 'max',
-    '-smp', String(o.smp ?? 1), '-m', `${o.memMiB ?? 2048}M`,
+    '-smp', String(o.smp ?? (o.numa === true ? 2 : 1)), '-m', `${memMiB}M`,
+    ...(o.numa === true ? numaArgs(memMiB) : []),
     '-nodefaults', '-no-reboot', '-no-user-config', '-display', 'none', '-serial', 'stdio',
     // the IOMMU first: devices with iommu_platform must find it when they are realized
     '-device', 'intel-iommu,intremap=on,caching-mode=on',
     ...(o.firmware === 'qboot' ? ['-bios', 'qboot.rom'] : []),
     '-kernel', o.testbed.kernelImage, '-initrd', o.testbed.initramfs, '-append', append,
-    ...nic(0), ...nic(1),
+    ...nic(0), ...(o.numa === true ? [] : nic(1)),
     ...share('fs0', 'app', PROJECT_ROOT, true, '0x8'),
     ...share('fs1', 'nodebin', nodeDir, true, '0x9'),
     ...share('fs2', 'ctl', o.ctlDir, false, '0xa'),
     ...(links === null ? [] : share('fs3', 'links', links, true, '0xb')),
+    // Last: qemu puts a -device without bus= on the newest bus, which would be the expander's.
+    ...(o.numa === true ? nic(1) : []),
     ...(o.extra ?? []),
+  ];
+}
+
+/** Two NUMA nodes of half the memory each, vCPU 0 on node 0 and vCPU 1 on node 1. */
+function numaArgs(memMiB: number): string[] {
+  const half = Math.floor(memMiB / 2);
+  return [
+    '-object', `memory-backend-ram,id=m0,size=${memMiB - half}M`, '-object', `memory-backend-ram,id=m1,size=${half}M`,
+    '-numa', 'node,nodeid=0,cpus=0,memdev=m0', '-numa', 'node,nodeid=1,cpus=1,memdev=m1',
   ];
 }
 
@@ -334,7 +362,7 @@ export async function runVm<T = unknown>(o: VmOptions<T>): Promise<VmResult<T>> 
   const ctlDir = makeCtlDir(o as VmOptions<unknown>, timeoutMs);
   const args = qemuArgs({ mode: o.mode, wires, ctlDir, testbed, smp: o.smp, memMiB: o.memMiB,
     hugepages: o.hugepages, firmware: o.firmware ?? firmwareFromEnv(), kernelArgs: o.kernelArgs, extra: o.extraQemuArgs,
-    packed: o.packed });
+    packed: o.packed, numa: o.numa });
   const started = Date.now();
 
   raiseRmem();
@@ -369,7 +397,7 @@ export async function runVm<T = unknown>(o: VmOptions<T>): Promise<VmResult<T>> 
     }
   };
   const handle: VmHandle = {
-    mode: o.mode, wires, nics: [NIC_ADDRESSES[0], NIC_ADDRESSES[1]], guestNics, ctlDir,
+    mode: o.mode, wires, nics: o.numa === true ? [NUMA_NIC_ADDRESSES[0], NUMA_NIC_ADDRESSES[1]] : [NIC_ADDRESSES[0], NIC_ADDRESSES[1]], guestNics, ctlDir,
     signal: exited.signal, output: () => output, stop,
   };
 

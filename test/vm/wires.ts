@@ -16,6 +16,13 @@ export const DEFAULT_BASE_PORT = 40000;
 /** Guest PCI addresses of the two NICs (fixed with addr= on qemu's -device). */
 export const NIC_ADDRESSES = ['0000:00:01.0', '0000:00:02.0'] as const;
 
+/**
+ * With the VM option numa: NIC0 stays on the root bus (node 0 as far as the guest knows: sysfs
+ * numa_node -1 or 0), NIC1 sits behind a PCIe expander bridge (pxb-pcie, bus_nr 0x20) that
+ * qemu puts on NUMA node 1, on a root port whose secondary bus is 0x21.
+ */
+export const NUMA_NIC_ADDRESSES = ['0000:00:01.0', '0000:21:00.0'] as const;
+
 /** MAC addresses qemu gives the two NICs. */
 export const NIC_MACS = ['52:54:00:12:34:01', '52:54:00:12:34:02'] as const;
 
