@@ -21,14 +21,11 @@ import type { Mmio } from "../../pci/mmio.ts";
 import { sleepMs } from "../../pci/regs.ts";
 import type { NotifyTarget } from "./transport.ts";
 import type { VirtqueueRing } from "./virtqueue.ts";
-import { VIRTIO_NET_OK, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_F_NO_NOTIFY } from "./virtio_types.ts";
+import { CMD_ACK, CMD_DATA, CMD_HEADER, checkAck, writeCommand } from "./ctrl-command.ts";
+import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_F_NO_NOTIFY } from "./virtio_types.ts";
 
-/** Offsets within the 64-byte command area. */
-const CMD_HEADER = 0;
-const CMD_DATA = 16;
-const CMD_ACK = 48;
-export const CTRL_COMMAND_AREA_SIZE = 64;
-const MAX_DATA = CMD_ACK - CMD_DATA;
+export { CTRL_COMMAND_AREA_SIZE } from "./ctrl-command.ts";
+
 
 export class CtrlQueue {
   readonly name: string;
@@ -67,16 +64,9 @@ export class CtrlQueue {
 
   /** Sends one command and waits for the device's ack; throws unless it is VIRTIO_NET_OK. */
   command(cls: number, command: number, data: Uint8Array, what: string): void {
-    if (data.length < 1 || data.length > MAX_DATA) throw new RangeError(`${this.name}: command data must be 1 to ${MAX_DATA} bytes`);
-    if (this.#broken !== null) {
-      throw new DeviceProtocolError(`${this.name}: ${what}: the control queue is broken (${this.#broken.message})`);
-    }
+    writeCommand(this.name, this.#cmd, this.#broken, cls, command, data, what);
     const ring = this.#ring;
     const cmd = this.#cmd;
-    cmd[CMD_HEADER] = cls;
-    cmd[CMD_HEADER + 1] = command;
-    cmd.set(data, CMD_DATA);
-    cmd[CMD_ACK] = 0xff; // anything but OK, in case the device completes without writing it
     const iova = this.#cmdIova;
     ring.setDescriptor(0, iova + CMD_HEADER, 2, VIRTQ_DESC_F_NEXT, 1);
     ring.setDescriptor(1, iova + CMD_DATA, data.length, VIRTQ_DESC_F_NEXT, 2);
@@ -104,10 +94,7 @@ export class CtrlQueue {
         `${this.name}: ${what}: the device completed descriptor ${id}, but the command was 0; close the device and open it again`,
       ));
     }
-    const ack = cmd[CMD_ACK]!;
-    if (ack !== VIRTIO_NET_OK) {
-      throw new DeviceProtocolError(`${this.name}: ${what}: the device answered ${ack === 1 ? "VIRTIO_NET_ERR" : `ack ${ack}`}`);
-    }
+    checkAck(this.name, cmd, what);
   }
 
   #break<E extends Error>(error: E): E {

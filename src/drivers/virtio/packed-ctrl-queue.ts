@@ -14,7 +14,7 @@
 import { DeviceProtocolError, DeviceTimeoutError } from "../../errors.ts";
 import { sleepMs } from "../../pci/regs.ts";
 import type { NotifyTarget } from "./transport.ts";
-import { CTRL_COMMAND_AREA_SIZE } from "./ctrl-queue.ts";
+import { CMD_ACK, CMD_DATA, CMD_HEADER, CTRL_COMMAND_AREA_SIZE, checkAck, writeCommand } from "./ctrl-command.ts";
 import {
   availFlags,
   VRING_DESC_F_NEXT,
@@ -24,12 +24,7 @@ import {
   VRING_PACKED_EVENT_FLAG_DISABLE,
   type PackedRing,
 } from "./packed-ring.ts";
-import { VIRTIO_NET_OK } from "./virtio_types.ts";
 
-const CMD_HEADER = 0;
-const CMD_DATA = 16;
-const CMD_ACK = 48;
-const MAX_DATA = CMD_ACK - CMD_DATA;
 const BUFFER_ID = 0;
 
 export class PackedCtrlQueue {
@@ -70,16 +65,9 @@ export class PackedCtrlQueue {
 
   /** Sends one command and waits for the device's ack; throws unless it is VIRTIO_NET_OK. */
   command(cls: number, command: number, data: Uint8Array, what: string): void {
-    if (data.length < 1 || data.length > MAX_DATA) throw new RangeError(`${this.name}: command data must be 1 to ${MAX_DATA} bytes`);
-    if (this.#broken !== null) {
-      throw new DeviceProtocolError(`${this.name}: ${what}: the control queue is broken (${this.#broken.message})`);
-    }
+    writeCommand(this.name, this.#cmd, this.#broken, cls, command, data, what);
     const ring = this.#ring;
     const cmd = this.#cmd;
-    cmd[CMD_HEADER] = cls;
-    cmd[CMD_HEADER + 1] = command;
-    cmd.set(data, CMD_DATA);
-    cmd[CMD_ACK] = 0xff;
     const iova = this.#cmdIova;
     const head = this.#availPos;
     const parts: [number, number, number][] = [
@@ -131,10 +119,7 @@ export class PackedCtrlQueue {
           `device and open it again`,
       ));
     }
-    const ack = cmd[CMD_ACK]!;
-    if (ack !== VIRTIO_NET_OK) {
-      throw new DeviceProtocolError(`${this.name}: ${what}: the device answered ${ack === 1 ? "VIRTIO_NET_ERR" : `ack ${ack}`}`);
-    }
+    checkAck(this.name, cmd, what);
   }
 
   #break<E extends Error>(error: E): E {
