@@ -1,12 +1,15 @@
 /**
  * fwd: forwards frames between two ports in both directions, ixy's reference app.
  *
- *   fwd <port-a> <port-b> [--batch 32] [--seconds N] [--json] [--tx-first] [--mac aa:bb:cc:dd:ee:ff] [--ring packed|split]
+ *   fwd <port-a> <port-b> [--batch 32] [--seconds N] [--json] [--tx-first] [--tx-retries N] [--mac aa:bb:cc:dd:ee:ff]
+ *       [--ring packed|split]
  *   fwd --sim [--sim-nic ixgbe|virtio] [--seconds N]   (two device models, no hardware)
  *
  * A port is a PCI address or a vhost-user backend, vhost-user:<socket> (DPDK's testpmd, say).
  * Run to completion: receive a batch on one port, send it on the other, and back. Frames the TX
- * ring has no room for are dropped (freed) — a forwarder must never block. (The loop yields to
+ * ring has no room for are dropped (freed) — a forwarder must never block; --tx-retries N first
+ * tries N more times for the rest, for a device that sends from a thread of its own (qemu's
+ * I/O thread, a vhost-user backend) and may have made room a moment later. (The loop yields to
  * Node's event loop every few milliseconds: see lib/poll-loop.ts.) --tx-first sends one batch
  * of generated frames on each port first, as testpmd's --tx-first does, so that frames circulate
  * between two forwarders (or a forwarder and testpmd) with no traffic source.
@@ -15,28 +18,22 @@
  * an Int32Array of them, allocated once: the loop never allocates, and never touches the frames.
  */
 import type { NicDevice } from "../src/device.ts";
-import { freeBuffers, Mempool } from "../src/mem/mempool.ts";
+import { Mempool } from "../src/mem/mempool.ts";
 import { writeFrame } from "../src/mem/packet.ts";
 import { intOption, parse, PORTS_HELP, runMain, UsageError } from "./lib/cli.ts";
+import { forward } from "./lib/forward.ts";
 import { LiveStats } from "./lib/live-stats.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
 import { openPorts, placementLines } from "./lib/ports.ts";
 import { MIN_FRAME, writeUdpFrame } from "./lib/udp-frame.ts";
 
 const USAGE =
-  "usage: fwd <port-a> <port-b> [--batch N] [--seconds N] [--json] [--tx-first] [--mac aa:bb:cc:dd:ee:ff] [--ring packed|split] | " +
+  "usage: fwd <port-a> <port-b> [--batch N] [--seconds N] [--json] [--tx-first] [--tx-retries N] [--mac aa:bb:cc:dd:ee:ff] " +
+  "[--ring packed|split] | " +
   `fwd --sim [--sim-nic ixgbe|virtio] [--seconds N]\n${PORTS_HELP}`;
 /** Frames --tx-first sends on each port (testpmd's burst). */
 const TX_FIRST_BURST = 32;
 
-/** Receives up to `batch` frames on rx and sends them on tx; returns how many it had to drop. */
-function forward(rx: NicDevice, tx: NicDevice, bufs: Int32Array, batch: number): number {
-  const n = rx.rxBatch(0, bufs, batch);
-  if (n === 0) return 0;
-  const sent = tx.txBatch(0, bufs, n); // bufs[0 .. sent) now belong to tx
-  if (sent < n) freeBuffers(bufs, sent, n - sent);
-  return n - sent;
-}
 
 /** --tx-first: one burst of 60-byte UDP frames on each port, from a pool of its own (returned). */
 function txFirst(dev: NicDevice): Mempool {
@@ -59,10 +56,12 @@ async function main(): Promise<number> {
     "frame-size": { type: "string" },
     "tx-first": { type: "boolean" },
     ring: { type: "string" },
+    "tx-retries": { type: "string" },
   });
   if (!sim && positionals.length !== 2) throw new UsageError(`fwd needs two PCI addresses or vhost-user:<socket> ports\n${USAGE}`);
   const batch = intOption("batch", values.batch, 32, 1, 512);
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
+  const txRetries = intOption("tx-retries", values["tx-retries"], 0, 0, 1e9);
   const ring = values.ring;
   if (ring !== undefined && ring !== "packed" && ring !== "split") throw new UsageError(`--ring must be packed or split, got ${ring}`);
   const ports = openPorts(sim ? ["a", "b"] : positionals, {
@@ -90,8 +89,8 @@ async function main(): Promise<number> {
   await pollLoop(
     () => {
       ports.pump(batch);
-      dropped += forward(a, b, bufs, batch);
-      dropped += forward(b, a, bufs, batch);
+      dropped += forward(a, b, bufs, batch, txRetries);
+      dropped += forward(b, a, bufs, batch, txRetries);
       return false;
     },
     { seconds, everySecond: () => stats.print() },

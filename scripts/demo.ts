@@ -51,7 +51,9 @@ async function main(): Promise<number> {
   };
   const s = await runTrafficSession({
     mode,
-    command: `node ${fwd} $IXY_NIC0 $IXY_NIC1 --json${mode === "legacy" ? " --unsafe-no-iommu" : ""}`,
+    // --tx-retries: under TCG the guest can stall for a few hundred ms; the burst that follows
+    // may find qemu's TX ring still full, and qemu's I/O thread empties it a moment later.
+    command: `node ${fwd} $IXY_NIC0 $IXY_NIC1 --json --tx-retries 10000${mode === "legacy" ? " --unsafe-no-iommu" : ""}`,
     timeoutMs: 240_000,
     traffic: {
       rate,
