@@ -2,7 +2,7 @@
  * fwd: forwards frames between two ports in both directions, ixy's reference app.
  *
  *   fwd <port-a> <port-b> [--batch 32] [--seconds N] [--json] [--tx-first] [--tx-retries N] [--mac aa:bb:cc:dd:ee:ff]
- *       [--ring packed|split]
+ *       [--ring packed|split] [--workers N [--cores LIST]]
  *   fwd --sim [--sim-nic ixgbe|virtio] [--seconds N]   (two device models, no hardware)
  *
  * A port is a PCI address or a vhost-user backend, vhost-user:<socket> (DPDK's testpmd, say).
@@ -14,6 +14,11 @@
  * of generated frames on each port first, as testpmd's --tx-first does, so that frames circulate
  * between two forwarders (or a forwarder and testpmd) with no traffic source.
  *
+ * --workers N opens N queue pairs on each port and forwards pair i in worker thread i, pinned to
+ * the i-th core of --cores (default: the CPUs near the first port's device, or all of them), as
+ * DPDK's l2fwd runs one lcore per queue: see lib/fwd-workers.ts. The ports spread received
+ * frames over their queues by flow (ixgbe RSS, virtio multiqueue), so each flow stays in order.
+ *
  * A packet is a number (its buffer's row in the buffer table, docs/packet-api.md) and a batch is
  * an Int32Array of them, allocated once: the loop never allocates, and never touches the frames.
  */
@@ -21,7 +26,10 @@ import type { NicDevice } from "../src/device.ts";
 import { Mempool } from "../src/mem/mempool.ts";
 import { writeFrame } from "../src/mem/packet.ts";
 import { intOption, parse, PORTS_HELP, runMain, UsageError } from "./lib/cli.ts";
-import { forward } from "./lib/forward.ts";
+import { forward, newForwardCounts, queueEnd } from "./lib/forward.ts";
+import { runForwardWorkers, type WorkerTotals } from "./lib/fwd-workers.ts";
+import { deviceCpus } from "../src/mem/numa.ts";
+import { onlineCores, parseCoreList } from "../src/threads/affinity.ts";
 import { LiveStats } from "./lib/live-stats.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
 import { openPorts, placementLines } from "./lib/ports.ts";
@@ -29,8 +37,8 @@ import { MIN_FRAME, writeUdpFrame } from "./lib/udp-frame.ts";
 
 const USAGE =
   "usage: fwd <port-a> <port-b> [--batch N] [--seconds N] [--json] [--tx-first] [--tx-retries N] [--mac aa:bb:cc:dd:ee:ff] " +
-  "[--ring packed|split] | " +
-  `fwd --sim [--sim-nic ixgbe|virtio] [--seconds N]\n${PORTS_HELP}`;
+  "[--ring packed|split] [--workers N [--cores LIST]] | " +
+  `fwd --sim [--sim-nic ixgbe|virtio] [--seconds N] [--workers N [--cores LIST]]\n${PORTS_HELP}`;
 /** Frames --tx-first sends on each port (testpmd's burst). */
 const TX_FIRST_BURST = 32;
 
@@ -43,7 +51,7 @@ function txFirst(dev: NicDevice): Mempool {
   const bufs = new Int32Array(TX_FIRST_BURST);
   const n = pool.allocBatch(bufs, TX_FIRST_BURST);
   for (let i = 0; i < n; i++) writeFrame(bufs[i]!, frame);
-  const sent = dev.txBatch(0, bufs, n);
+  const sent = dev.txBatch(0, bufs, n); // queue 0: before any pair is handed to a worker
   pool.freeBatch(bufs, n - sent, sent);
   return pool;
 }
@@ -57,11 +65,15 @@ async function main(): Promise<number> {
     "tx-first": { type: "boolean" },
     ring: { type: "string" },
     "tx-retries": { type: "string" },
+    workers: { type: "string" },
+    cores: { type: "string" },
   });
   if (!sim && positionals.length !== 2) throw new UsageError(`fwd needs two PCI addresses or vhost-user:<socket> ports\n${USAGE}`);
   const batch = intOption("batch", values.batch, 32, 1, 512);
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
   const txRetries = intOption("tx-retries", values["tx-retries"], 0, 0, 1e9);
+  const workers = intOption("workers", values.workers, 0, 0, 64);
+  if (values.cores !== undefined && workers === 0) throw new UsageError("--cores goes with --workers N");
   const ring = values.ring;
   if (ring !== undefined && ring !== "packed" && ring !== "split") throw new UsageError(`--ring must be packed or split, got ${ring}`);
   const ports = openPorts(sim ? ["a", "b"] : positionals, {
@@ -69,6 +81,7 @@ async function main(): Promise<number> {
     mac,
     ...(ring === undefined ? {} : { ring }),
     unsafeNoIommu,
+    ...(workers > 1 ? { rxQueues: workers, txQueues: workers } : {}),
     simFrameSize: intOption("frame-size", values["frame-size"], 60, 60, 1514),
   });
   const [a, b] = ports.devices as [NicDevice, NicDevice];
@@ -84,19 +97,44 @@ async function main(): Promise<number> {
   );
   process.stderr.write(placementLines("fwd", [a, b]));
 
-  const bufs = new Int32Array(batch);
   let dropped = 0;
-  await pollLoop(
-    () => {
-      ports.pump(batch);
-      dropped += forward(a, b, bufs, batch, txRetries);
-      dropped += forward(b, a, bufs, batch, txRetries);
-      return false;
-    },
-    { seconds, everySecond: () => stats.print() },
-  );
-
-  stats.finish();
+  if (workers === 0) {
+    const bufs = new Int32Array(batch);
+    const [qa, qb] = [queueEnd(a), queueEnd(b)];
+    const counts = newForwardCounts();
+    await pollLoop(
+      () => {
+        ports.pump(batch);
+        forward(qa, qb, bufs, batch, txRetries, counts);
+        forward(qb, qa, bufs, batch, txRetries, counts);
+        return false;
+      },
+      { seconds, everySecond: () => stats.print() },
+    );
+    dropped = counts.dropped;
+    stats.finish();
+  } else {
+    const cores = workerCores(workers, values.cores, a, sim !== null);
+    process.stderr.write(`fwd: ${workers} worker thread${workers > 1 ? "s" : ""}, queue pair i on core ${cores.map((c, i) => `${i}:${c}`).join(" ")}\n`);
+    const started = performance.now();
+    let totals: WorkerTotals[] = [];
+    try {
+      totals = await runForwardWorkers(a, b, {
+        workers, cores, batch, txRetries, seconds, everySecond: () => stats.print(), pump: sim ? (n) => ports.pump(n) : null,
+      });
+    } catch (e) {
+      ports.close();
+      throw e;
+    }
+    const elapsed = (performance.now() - started) / 1000;
+    stats.finish();
+    for (const t of totals) {
+      dropped += t.dropped;
+      process.stderr.write(
+        `fwd: worker ${t.index} (core ${t.core ?? "any"}): forwarded ${t.forwarded} frames, ${(t.forwarded / elapsed / 1e6).toFixed(3)} Mpps, dropped ${t.dropped}\n`,
+      );
+    }
+  }
   process.stderr.write(`fwd: dropped ${dropped} frames for lack of TX descriptors\n`);
   ports.wires.forEach((w, i) => {
     process.stderr.write(
@@ -105,6 +143,21 @@ async function main(): Promise<number> {
   });
   ports.close();
   return 0;
+}
+
+/**
+ * The core of each worker: --cores in the order written (one per worker), or by default the
+ * CPUs near the first port's PCI device (deviceCpus: its NUMA node's), all online CPUs for
+ * models and vhost-user ports, taken in turn.
+ */
+function workerCores(workers: number, list: string | undefined, first: NicDevice, sim: boolean): number[] {
+  if (list !== undefined) {
+    const cores = parseCoreList(list, "--cores");
+    if (cores.length < workers) throw new UsageError(`--cores ${list} names ${cores.length} cores for ${workers} workers: give one per worker`);
+    return cores.slice(0, workers);
+  }
+  const near = sim || first.address.startsWith("vhost-user:") ? onlineCores() : [...deviceCpus(first.address)];
+  return Array.from({ length: workers }, (_, i) => near[i % near.length]!);
 }
 
 /** ", virtio rings packed/split": the virtqueue layout each virtio port negotiated (DeviceOptions.ring). */

@@ -25,6 +25,7 @@
  */
 import type { DmaAllocator } from "./mem/dma.ts";
 import type { HotPathMode } from "./drivers/specialize.ts";
+import type { SharedQueuePair } from "./drivers/queue-sharing.ts";
 
 export interface DeviceStats {
   rxPackets: number;
@@ -64,6 +65,19 @@ export interface NicDevice {
   linkSpeed(): number;
   /** The MAC address, 6 bytes. */
   macAddress(): Uint8Array;
+  /**
+   * Hands queue pair `queue` (RX and TX queue `queue`, and the RX queue's mempool) to a worker
+   * thread: send the result to the worker (workerData or postMessage), which drives the pair
+   * with attachQueuePair() (src/threads/queue-pair.ts). Afterwards rxBatch/txBatch on `queue`
+   * throw QueueSharedError in this thread; readStats, linkSpeed and the rest stay here and see
+   * the pair's counters. docs/threads.md has the rules.
+   */
+  shareQueuePair(queue: number): SharedQueuePair;
+  /**
+   * Takes pair `queue` back once its worker detached it or exited; returns false if it was not
+   * handed out. close() throws QueueSharedError (and closes nothing) while a pair is out.
+   */
+  reclaimQueuePair(queue: number): boolean;
   /** Stops the queues, resets the device and releases everything it holds. Idempotent. */
   close(): void;
 }

@@ -97,3 +97,12 @@ export class DeviceClosedError extends IxyError {
 export class DeviceNotFoundError extends IxyError {
   override name = "DeviceNotFoundError";
 }
+
+/**
+ * A queue pair is driven by a worker thread (NicDevice.shareQueuePair), and this thread asked
+ * for something that needs it back: rxBatch/txBatch on it, sharing it twice, or close() before
+ * the worker gave it back (reclaimQueuePair).
+ */
+export class QueueSharedError extends IxyError {
+  override name = "QueueSharedError";
+}

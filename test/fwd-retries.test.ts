@@ -8,7 +8,7 @@
 import { describe, expect, it } from "vitest";
 import type { NicDevice } from "../src/device.ts";
 import { SimDma } from "../src/sim/sim-dma.ts";
-import { forward } from "../examples/lib/forward.ts";
+import { forward, newForwardCounts, queueEnd } from "../examples/lib/forward.ts";
 import { VARIANTS } from "./contract/rigs.ts";
 
 const ixgbe = VARIANTS.find((v) => v.name === "ixgbe on the 82599 model")!;
@@ -42,7 +42,10 @@ describe("fwd's forward step", () => {
     const frames = Array.from({ length: 48 }, (_, i) => frame(i));
     for (const f of frames) expect(rx.deliver(f)).toBe(true);
     const bufs = new Int32Array(64);
-    const dropped = forward(rx.dev, txDev, bufs, 64, retries);
+    const counts = newForwardCounts();
+    forward(queueEnd(rx.dev), queueEnd(txDev), bufs, 64, retries, counts);
+    const dropped = counts.dropped;
+    expect(counts.forwarded + dropped).toBe(48);
     tx.step();
     const sent = tx.transmitted();
     expect(dropped + sent.length).toBe(48);

@@ -10,9 +10,13 @@ import { createIxgbeDevice } from "../../src/drivers/ixgbe/ixgbe-device.ts";
 import { createVirtioDevice } from "../../src/drivers/virtio/virtio-device.ts";
 import { devicePlacement, openDevice, type OpenOptions } from "../../src/open-device.ts";
 import { SimDma } from "../../src/sim/sim-dma.ts";
+import { deliverPostedWrites } from "../../src/sim/sim-mmio.ts";
 import { Ixgbe82599Model } from "../../src/sim/ixgbe/ixgbe-model.ts";
 import { VirtioNetModel } from "../../src/sim/virtio/virtio-model.ts";
 import { writeUdpFrame } from "./udp-frame.ts";
+
+/** Flows the --sim traffic source cycles through. */
+const SIM_FLOWS = 16;
 
 export const SimKind = { ixgbe: "ixgbe", virtio: "virtio" } as const;
 export type SimKind = (typeof SimKind)[keyof typeof SimKind];
@@ -29,7 +33,10 @@ export interface Ports {
   readonly devices: NicDevice[];
   /** Per port, what crossed the simulated wire (empty on real hardware). */
   readonly wires: SimWire[];
-  /** --sim: offers each model up to `burst` frames from its traffic source. No-op on hardware. */
+  /**
+   * --sim: delivers the doorbells worker threads posted to the models, and offers each model up
+   * to `burst` frames from its traffic source. No-op on hardware.
+   */
   pump(burst: number): void;
   /** Closes every device (and, in --sim, the simulated DMA). Idempotent. */
   close(): void;
@@ -72,8 +79,14 @@ function openSimPorts(count: number, kind: SimKind, options: OpenPortsOptions): 
   // One DMA space for all ports, as one VFIO container is shared by all devices of a process:
   // a buffer received on one port can be sent on the other.
   const dma = new SimDma("sim DMA");
-  const frame = new Uint8Array(options.simFrameSize ?? 60);
-  writeUdpFrame(frame, frame.length);
+  // Frames of SIM_FLOWS flows (UDP source ports), in turn: the models steer flows to receive
+  // queues (ixgbe RSS, virtio's flow hash), so that every queue of a multiqueue port gets some.
+  const frames = Array.from({ length: SIM_FLOWS }, (_, i) => {
+    const frame = new Uint8Array(options.simFrameSize ?? 60);
+    writeUdpFrame(frame, frame.length, { srcPort: 1024 + i });
+    return frame;
+  });
+  let nextFlow = 0;
   const devices: NicDevice[] = [];
   const wires: SimWire[] = [];
   const inject: ((f: Uint8Array) => boolean)[] = [];
@@ -90,7 +103,8 @@ function openSimPorts(count: number, kind: SimKind, options: OpenPortsOptions): 
       inject.push((f) => model.inject(f));
       devices.push(createIxgbeDevice(model.pci, dma, options));
     } else {
-      const model = new VirtioNetModel({ dma, address, mac: Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, i) });
+      // As many queue pairs as asked for: qemu's mq=on,queues=N.
+      const model = new VirtioNetModel({ dma, address, mac: Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, i), queuePairs: options.rxQueues ?? 1 });
       model.onTransmit = sink;
       inject.push((f) => model.inject(f));
       devices.push(createVirtioDevice(model.pci, dma, options));
@@ -101,13 +115,16 @@ function openSimPorts(count: number, kind: SimKind, options: OpenPortsOptions): 
     devices,
     wires,
     pump(burst: number) {
+      // Doorbells that worker threads posted (fwd --workers): the models live in this thread.
+      deliverPostedWrites();
       if (!traffic) return;
       for (let p = 0; p < inject.length; p++) {
         const wire = wires[p]!;
         const put = inject[p]!;
         for (let i = 0; i < burst; i++) {
           wire.offered++;
-          if (put(frame)) wire.accepted++;
+          if (put(frames[nextFlow]!)) wire.accepted++;
+          nextFlow = (nextFlow + 1) % SIM_FLOWS;
         }
       }
     },

@@ -23,7 +23,8 @@
  * Rows are handed to mempools in contiguous ranges and come back when a pool is closed, or when
  * the DMA allocator behind it has been closed (its memory is gone, so are its buffers).
  */
-import { DmaError } from "../errors.ts";
+import { workerData } from "node:worker_threads";
+import { DmaError, IxyError } from "../errors.ts";
 
 /**
  * A packet buffer: its row in the buffer table. A plain number alias rather than a branded type,
@@ -37,16 +38,53 @@ export const BUFFER_TABLE_ROWS = 1 << 20;
 /** Mempools that can exist at once. */
 export const MAX_POOLS = 4096;
 
-function column(rows: number): Int32Array {
-  return new Int32Array(new SharedArrayBuffer(rows * 4));
+/**
+ * The key under which a worker thread finds the table of the thread that started it, in its
+ * workerData (src/threads/ts-worker.ts puts it there). A worker's copy of this module then uses
+ * the same SharedArrayBuffers instead of making a table of its own, so that a buffer number means
+ * the same buffer in every thread.
+ */
+export const BUFFER_TABLE_KEY = "ixy.ts buffer table";
+
+/** The columns, as a worker receives them. */
+export interface SharedBufferTable {
+  readonly bufIovaLo: Int32Array;
+  readonly bufIovaHi: Int32Array;
+  readonly bufLength: Int32Array;
+  readonly bufPool: Int32Array;
+  readonly bufDataOffset: Int32Array;
+  readonly bufHome: Uint8Array;
+  readonly poolTop: Int32Array;
+  readonly poolChecked: Uint8Array;
+  readonly poolSpace: Int32Array;
+  readonly poolCapacity: Int32Array;
+  readonly tableState: Int32Array;
 }
 
-export const bufIovaLo = column(BUFFER_TABLE_ROWS);
-export const bufIovaHi = column(BUFFER_TABLE_ROWS);
-export const bufLength = column(BUFFER_TABLE_ROWS);
-export const bufPool = column(BUFFER_TABLE_ROWS).fill(-1);
-export const bufDataOffset = column(BUFFER_TABLE_ROWS);
-export const bufHome = new Uint8Array(new SharedArrayBuffer(BUFFER_TABLE_ROWS));
+const inherited: SharedBufferTable | null =
+  (workerData as Record<string, SharedBufferTable> | null | undefined)?.[BUFFER_TABLE_KEY] ?? null;
+
+/**
+ * True in the thread that made the table (the one that opens devices and makes mempools); false
+ * in a worker that inherited it. Pools are registered only where the table was made: the row and
+ * pool-id allocator below is a plain JavaScript structure of that thread.
+ */
+export const ownsBufferTable = inherited === null;
+
+function column(rows: number, name: keyof SharedBufferTable): Int32Array {
+  return (inherited?.[name] as Int32Array | undefined) ?? new Int32Array(new SharedArrayBuffer(rows * 4));
+}
+
+function byteColumn(rows: number, name: keyof SharedBufferTable): Uint8Array {
+  return (inherited?.[name] as Uint8Array | undefined) ?? new Uint8Array(new SharedArrayBuffer(rows));
+}
+
+export const bufIovaLo = column(BUFFER_TABLE_ROWS, "bufIovaLo");
+export const bufIovaHi = column(BUFFER_TABLE_ROWS, "bufIovaHi");
+export const bufLength = column(BUFFER_TABLE_ROWS, "bufLength");
+export const bufPool = inherited === null ? column(BUFFER_TABLE_ROWS, "bufPool").fill(-1) : inherited.bufPool;
+export const bufDataOffset = column(BUFFER_TABLE_ROWS, "bufDataOffset");
+export const bufHome = byteColumn(BUFFER_TABLE_ROWS, "bufHome");
 /**
  * bufHome of every buffer of an unchecked pool: nothing is tracked. A value of its own (not 0),
  * so that txBatch's checking pass tells checked from unchecked buffers by bufHome alone: 0 is a
@@ -60,16 +98,16 @@ export const BUF_UNTRACKED = 3;
  * 32-bit words (for drivers that write headers into a buffer's headroom), and the capacity of its
  * buffers.
  */
-export const poolTop = new Int32Array(new SharedArrayBuffer(MAX_POOLS * 4));
-export const poolChecked = new Uint8Array(new SharedArrayBuffer(MAX_POOLS));
+export const poolTop = column(MAX_POOLS, "poolTop");
+export const poolChecked = byteColumn(MAX_POOLS, "poolChecked");
 /**
  * The address space of the pool's device addresses (DmaAllocator.space; 0 for no live pool).
  * txBatch compares it with its device's space: poolSpace[bufPool[b]] is undefined for a dead
  * buffer (bufPool -1), so one comparison refuses both a dead and a foreign buffer.
  */
-export const poolSpace = new Int32Array(new SharedArrayBuffer(MAX_POOLS * 4));
+export const poolSpace = column(MAX_POOLS, "poolSpace");
 /** Bytes a buffer of the pool can hold (its data capacity). */
-export const poolCapacity = new Int32Array(new SharedArrayBuffer(MAX_POOLS * 4));
+export const poolCapacity = column(MAX_POOLS, "poolCapacity");
 export const poolStacks: Int32Array[] = [];
 export const poolBytes: Uint8Array[] = [];
 export const poolWords16: Uint16Array[] = [];
@@ -91,7 +129,7 @@ for (let p = 0; p < MAX_POOLS; p++) {
  * driver accepts is below it (a cheap range check on the hot path). In a typed array rather than
  * a variable so that hot loops compiled against the table see it change.
  */
-export const tableState = new Int32Array(new SharedArrayBuffer(4));
+export const tableState = column(1, "tableState");
 export const ROWS_IN_USE = 0;
 
 /** What a pool registers about itself; the table asks it whether its memory is still alive. */
@@ -116,6 +154,12 @@ const freeRanges: Range[] = [{ first: 0, count: BUFFER_TABLE_ROWS }];
  * address space `space`; returns both. Throws DmaError when full.
  */
 export function registerPool(owner: PoolRegistration, count: number, space: number): { id: number; first: number } {
+  if (!ownsBufferTable) {
+    throw new IxyError(
+      `${owner.name}: mempools are made in the thread that opened the devices (it owns the buffer table); ` +
+        `make the pool there and hand it to this worker with sharePool() / attachPool()`,
+    );
+  }
   let id = owners.indexOf(null);
   let first = takeRows(count);
   if (id < 0 || first < 0) {
@@ -201,4 +245,28 @@ function giveRows(first: number, count: number): void {
     freeRanges[i - 1]!.count += freeRanges[i]!.count;
     freeRanges.splice(i, 1);
   }
+}
+
+/** The columns to hand to a worker (ts-worker.ts puts them into its workerData). */
+export function shareBufferTable(): SharedBufferTable {
+  return { bufIovaLo, bufIovaHi, bufLength, bufPool, bufDataOffset, bufHome, poolTop, poolChecked, poolSpace, poolCapacity, tableState };
+}
+
+/**
+ * In a worker: makes pool `id`'s memory and free stack known to this thread's copy of the
+ * per-pool views (what freeBuffer and the drivers index), for a pool made in the owning thread.
+ */
+export function attachPoolViews(id: number, stack: Int32Array, bytes: Uint8Array): void {
+  poolStacks[id] = stack;
+  poolBytes[id] = bytes;
+  poolWords16[id] = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 1);
+  poolWords32[id] = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+}
+
+/** In a worker: forgets pool `id`'s views again (the pool goes back to the owning thread). */
+export function detachPoolViews(id: number): void {
+  poolStacks[id] = EMPTY_STACK;
+  poolBytes[id] = EMPTY_BYTES;
+  poolWords16[id] = EMPTY_WORDS16;
+  poolWords32[id] = EMPTY_WORDS32;
 }

@@ -15,7 +15,9 @@
  * Nothing here allocates after the constructor: alloc/allocBatch/free/freeBatch move numbers
  * between Int32Arrays.
  */
-import { BufferOwnershipError, DmaError, PoolClosedError } from "../errors.ts";
+import { BufferOwnershipError, DmaError, IxyError, PoolClosedError } from "../errors.ts";
+import { openView, shareView, type SharedView } from "../threads/shared-view.ts";
+import { sharedInt32 } from "./shared-arrays.ts";
 import { badBatchRange, checkBoolean, checkInteger, checkOptionsObject, checkPowerOfTwo, checkString, describeValue } from "../validate.ts";
 import {
   bufDataOffset,
@@ -26,6 +28,9 @@ import {
   bufLength,
   bufPool,
   isBufferNumber,
+  ownsBufferTable,
+  attachPoolViews,
+  detachPoolViews,
   ownerOf,
   poolBytes,
   poolCapacity,
@@ -55,6 +60,63 @@ export interface MempoolOptions {
   readonly name?: string;
 }
 
+/**
+ * A pool as another thread receives it (Mempool.share(), through postMessage or workerData):
+ * the free stack and the liveness flag are SharedArrayBuffers, the memory a SharedView.
+ */
+export interface SharedPool {
+  readonly id: number;
+  readonly name: string;
+  readonly count: number;
+  readonly entrySize: number;
+  readonly checked: boolean;
+  readonly first: number;
+  readonly stack: Int32Array;
+  readonly alive: Int32Array;
+  readonly bytes: SharedView;
+}
+
+/**
+ * In a worker thread: the pool that another thread shared (Mempool.share()). Its buffers can be
+ * allocated, freed, read and written here as in the owning thread; close() only forgets it here.
+ */
+export function attachPool(shared: SharedPool): Mempool {
+  if (ownsBufferTable) {
+    throw new IxyError(`${shared.name}: attachPool() in the thread that owns the buffer table: use the pool itself there`);
+  }
+  if (shared.alive[0] === 0) throw new PoolClosedError(`${shared.name}: attachPool() of a pool its thread has closed: make a new pool there`);
+  return new Mempool(null as unknown as DmaAllocator, {}, shared);
+}
+
+/**
+ * The device addresses of a pool attached in a worker, read from the buffer table: each buffer
+ * is contiguous for the device, and its data address is in bufIovaLo/Hi.
+ */
+class PoolRegion implements DmaRegion {
+  readonly bytes: Uint8Array;
+  readonly size: number;
+  readonly iova: number;
+  readonly contiguous = false;
+  readonly #first: number;
+  readonly #entrySize: number;
+
+  constructor(bytes: Uint8Array, first: number, entrySize: number) {
+    this.bytes = bytes;
+    this.size = bytes.length;
+    this.#first = first;
+    this.#entrySize = entrySize;
+    this.iova = this.iovaOf(0);
+  }
+
+  iovaOf(offset: number): number {
+    if (!(offset >= 0 && offset < this.size)) throw new RangeError(`offset ${offset} is outside the ${this.size}-byte pool memory`);
+    const entry = Math.floor(offset / this.#entrySize);
+    const b = this.#first + entry;
+    const data = (bufIovaLo[b]! >>> 0) + bufIovaHi[b]! * 0x1_0000_0000;
+    return data - MEMPOOL_HEADROOM + (offset - entry * this.#entrySize);
+  }
+}
+
 export class Mempool {
   readonly name: string;
   /** The pool's id in the buffer table (bufPool[b] of each of its buffers). */
@@ -70,12 +132,38 @@ export class Mempool {
   /** Buffer numbers first .. first + count - 1 are this pool's. */
   readonly first: number;
   readonly #stack: Int32Array;
-  readonly #dma: DmaAllocator;
+  /** The allocator; null for a pool attached in a worker (its allocator lives in the owning thread). */
+  readonly #dma: DmaAllocator | null;
+  /** [0]: 1 while the pool lives in the thread that made it (shared with the threads it is attached in). */
+  readonly #alive: Int32Array;
+  /** True for a pool made in another thread and attached here (attachPool). */
+  readonly #attached: boolean;
   #closed = false;
   /** Takes the onClose callback back from the allocator (null: none, or already done). */
   #forgetAllocator: (() => void) | null = null;
 
-  constructor(dma: DmaAllocator, options: MempoolOptions = {}) {
+  constructor(dma: DmaAllocator, options: MempoolOptions = {}, attach?: SharedPool) {
+    if (attach !== undefined) {
+      // attachPool(): the same pool, seen from a worker thread (see SharedPool).
+      this.name = attach.name;
+      this.id = attach.id;
+      this.count = attach.count;
+      this.entrySize = attach.entrySize;
+      this.dataCapacity = attach.entrySize - MEMPOOL_HEADROOM;
+      this.checked = attach.checked;
+      this.first = attach.first;
+      this.#stack = attach.stack;
+      this.#alive = attach.alive;
+      this.#dma = null;
+      this.#attached = true;
+      this.bytes = openView(attach.bytes) as Uint8Array;
+      this.region = new PoolRegion(this.bytes, this.first, this.entrySize);
+      attachPoolViews(this.id, this.#stack, this.bytes);
+      return;
+    }
+    this.#attached = false;
+    this.#alive = sharedInt32(1);
+    this.#alive[0] = 1;
     if (typeof dma !== "object" || dma === null || typeof dma.allocate !== "function") {
       throw new TypeError(`Mempool: the first argument must be a DmaAllocator (a device's dma, say), got ${describeValue(dma)}`);
     }
@@ -140,7 +228,9 @@ export class Mempool {
   #retire(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#registered()) unregisterPool(this.id);
+    const registered = this.#registered();
+    this.#alive[0] = 0;
+    if (registered) unregisterPool(this.id);
   }
 
   /** Buffers currently in the pool. */
@@ -155,7 +245,21 @@ export class Mempool {
 
   /** True once close() was called or the pool's DMA allocator was closed. */
   get dead(): boolean {
-    return this.#closed || this.#dma.closed;
+    return this.#closed || this.#alive[0] === 0 || this.#dma?.closed === true;
+  }
+
+  /**
+   * What another thread needs to use this pool (attachPool() there): the pool then belongs to
+   * that thread, which alone allocates from it and frees into it (the free stack has no lock),
+   * until it detaches. Only the thread that made the pool can share it.
+   */
+  share(): SharedPool {
+    if (this.#attached) throw new IxyError(`${this.name}: share() in a worker: only the thread that made the pool can share it`);
+    if (this.dead) this.#throwClosed("share");
+    return {
+      id: this.id, name: this.name, count: this.count, entrySize: this.entrySize, checked: this.checked, first: this.first,
+      stack: this.#stack, alive: this.#alive, bytes: shareView(this.bytes, this.name),
+    };
   }
 
   /** True when `buf` is one of this pool's buffer numbers. */
@@ -215,6 +319,12 @@ export class Mempool {
    */
   close(): void {
     if (this.#closed) return;
+    if (this.#attached) {
+      // A worker's view of a pool of another thread: it forgets the views; the pool lives on there.
+      this.#closed = true;
+      if (this.#registered()) detachPoolViews(this.id);
+      return;
+    }
     if (!this.#registered()) {
       // The table already took the pool back (its DMA allocator was closed): the id may be
       // another pool's now, and must not be unregistered again.
@@ -228,6 +338,7 @@ export class Mempool {
       );
     }
     this.#closed = true;
+    this.#alive[0] = 0;
     unregisterPool(this.id);
     // The allocator outlives the pool: it must not keep the pool (and its memory) reachable.
     this.#forgetAllocator?.();
@@ -247,13 +358,14 @@ export class Mempool {
   }
 
   #throwClosed(call: string): never {
-    const why = this.#dma.closed && !this.#closed ? `its DMA allocator (${this.#dma.name}) was closed` : "it was closed";
+    const why = this.#alive[0] === 0 && this.#attached ? "the thread that made it closed it"
+      : this.#dma?.closed === true && !this.#closed ? `its DMA allocator (${this.#dma.name}) was closed` : "it was closed";
     throw new PoolClosedError(`${this.name}: ${call}() on a closed mempool (${why}): its buffers are gone; make a new pool`);
   }
 
   /** True while the buffer table still holds this pool under its id. */
   #registered(): boolean {
-    return poolStacks[this.id] === this.#stack;
+    return poolStacks[this.id] === this.#stack && this.#alive[0] !== 0;
   }
 }
 

@@ -10,6 +10,9 @@
  * (Uint8Array, Uint16Array, Uint32Array) is one naturally aligned access of the element width in
  * every tier, so that is what every implementation here uses.
  */
+import { shareView } from "../threads/shared-view.ts";
+import type { SharedMmio } from "./shared-mmio.ts";
+
 export interface Mmio {
   /** Names the window in error messages, e.g. "0000:01:00.0 BAR0". */
   readonly name: string;
@@ -51,13 +54,21 @@ export class TypedArrayMmio implements Mmio {
   readonly #u16: Uint16Array;
   readonly #u32: Uint32Array;
 
-  constructor(name: string, buffer: ArrayBuffer, byteOffset = 0, size = buffer.byteLength - byteOffset) {
+  constructor(name: string, buffer: ArrayBufferLike, byteOffset = 0, size = buffer.byteLength - byteOffset) {
     if (byteOffset % 4 !== 0) throw new RangeError(`${name}: register window must start 4-byte aligned`);
     this.name = name;
     this.size = size;
     this.#u8 = new Uint8Array(buffer, byteOffset, size);
     this.#u16 = new Uint16Array(buffer, byteOffset, size >>> 1);
     this.#u32 = new Uint32Array(buffer, byteOffset, size >>> 2);
+  }
+
+  /**
+   * For a worker thread that stores doorbells: it gets its own view of the same memory (a mapped
+   * BAR, or a SharedArrayBuffer). `offsets` need no mailbox here: any store reaches the device.
+   */
+  share(_offsets: readonly number[]): SharedMmio {
+    return { kind: "memory", name: this.name, bytes: shareView(this.#u8, this.name) };
   }
 
   /** Plain memory: a subclass that gives register accesses a meaning must return null here. */

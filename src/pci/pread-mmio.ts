@@ -6,6 +6,7 @@
  */
 import { pread, pwrite } from "../sys/libc.ts";
 import { checkAccess, type Mmio } from "./mmio.ts";
+import type { SharedMmio } from "./shared-mmio.ts";
 
 export class PreadMmio implements Mmio {
   readonly name: string;
@@ -28,6 +29,11 @@ export class PreadMmio implements Mmio {
     this.#fd = fd;
     this.#base = base;
     this.size = size;
+  }
+
+  /** For a worker thread: the descriptor is the process's, so it makes the same pwrite calls. */
+  share(_offsets: readonly number[]): SharedMmio {
+    return { kind: "fd", name: this.name, fd: this.#fd, base: this.#base, size: this.size };
   }
 
   read8(offset: number): number {

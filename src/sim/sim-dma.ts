@@ -1,5 +1,5 @@
 /**
- * SimDma: a DmaAllocator over ordinary ArrayBuffers, with made-up IOVAs, for the device models.
+ * SimDma: a DmaAllocator over SharedArrayBuffers, with made-up IOVAs, for the device models.
  * It plays the IOMMU as well: a model reaches driver memory only through resolve(), which throws
  * a DmaFaultError for any address outside every live allocation — the test sees the fault that
  * would have been a DMAR fault (or memory corruption) on real hardware.
@@ -102,7 +102,9 @@ export class SimDma implements DmaAllocator {
     if (iova + size > this.#iovaEnd) {
       throw new DmaError(`${this.name}: out of IOVA space (its window is ${WINDOW} bytes; ${size} more requested)`);
     }
-    const region = new ContiguousRegion(new Uint8Array(new ArrayBuffer(size)), iova);
+    // Shared memory, as DMA memory is: a queue handed to a worker thread (src/threads) is driven
+    // from there on the same bytes, while the model runs in the thread that owns it.
+    const region = new ContiguousRegion(new Uint8Array(new SharedArrayBuffer(size)), iova);
     this.#next = iova + size + GUARD;
     this.#allocated += size;
     this.#regions.push(region);

@@ -7,6 +7,28 @@
  * hardware (and qemu) does.
  */
 import { checkAccess, type Mmio } from "../pci/mmio.ts";
+import { PostedWrites, type SharedMmio } from "../pci/shared-mmio.ts";
+
+/** Every mailbox of a register file handed to a worker in this thread (see deliverPostedWrites). */
+const mailboxes: PostedWrites[] = [];
+
+/**
+ * Applies the register writes that worker threads posted to the models' register files of this
+ * thread (src/pci/shared-mmio.ts): the thread that runs a model calls it in its loop, as a real
+ * device sees the CPU's posted writes some time after they were issued. Returns how many
+ * registers it wrote.
+ */
+export function deliverPostedWrites(): number {
+  let n = 0;
+  for (let i = 0; i < mailboxes.length; i++) n += mailboxes[i]!.deliver();
+  return n;
+}
+
+/** Stops delivering to the register file of `mailbox` (its device closed). */
+export function forgetPostedWrites(mailbox: Int32Array): void {
+  const i = mailboxes.findIndex((m) => m.mailbox === mailbox);
+  if (i >= 0) mailboxes.splice(i, 1);
+}
 
 export type ReadHook = (offset: number, width: 1 | 2 | 4) => number;
 export type WriteHook = (value: number, offset: number, width: 1 | 2 | 4) => void;
@@ -31,6 +53,16 @@ export class SimMmio implements Mmio {
     this.#u8 = new Uint8Array(buffer);
     this.#u16 = new Uint16Array(buffer);
     this.#u32 = new Uint32Array(buffer);
+  }
+
+  /**
+   * For a worker thread that writes the registers at `offsets`: a mailbox that this thread's
+   * deliverPostedWrites() applies through the hooks (the model cannot run in the worker).
+   */
+  share(offsets: readonly number[]): SharedMmio {
+    const posted = new PostedWrites(this, offsets);
+    mailboxes.push(posted);
+    return { kind: "posted", name: this.name, size: this.size, offsets: offsets.slice(), mailbox: posted.mailbox };
   }
 
   /** Calls `hook` instead of reading the backing store for any access starting at `offset`. */

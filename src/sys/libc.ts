@@ -437,5 +437,20 @@ export function addressOf(array: ArrayBufferView): bigint {
  * mapping goes.
  */
 export function view(ptr: bigint, length: number): ArrayBuffer {
-  return koffi.view(ptr, length);
+  const buffer = koffi.view(ptr, length);
+  mappedAt.set(buffer, ptr);
+  return buffer;
+}
+
+/**
+ * Where each view() buffer starts, so that another thread of the process can make its own view of
+ * the same memory (src/threads/shared-view.ts): an ArrayBuffer that aliases foreign memory cannot
+ * be sent to a worker, but its address can, and the address means the same memory in every
+ * thread of the process.
+ */
+const mappedAt = new WeakMap<ArrayBuffer, bigint>();
+
+/** The address of byte 0 of a buffer made by view(), or null for any other buffer. */
+export function mappedAddress(buffer: ArrayBufferLike): bigint | null {
+  return mappedAt.get(buffer as ArrayBuffer) ?? null;
 }

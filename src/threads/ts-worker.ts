@@ -4,9 +4,16 @@
  * `execArgv: ["--import", "tsx"]` registers them too late for the worker's own entry file
  * (ERR_UNKNOWN_FILE_EXTENSION). So the worker starts from a two-line script that registers
  * tsx's loader in the worker (tsx/esm/api register(), as examples/bin/fwd.js does for the
- * process) and then imports the entry. workerData, transferList and the rest pass unchanged.
+ * process) and then imports the entry. transferList and the rest pass unchanged.
+ *
+ * The worker also gets this thread's buffer table: its workerData is the caller's object with
+ * one more key (BUFFER_TABLE_KEY), from which the worker's src/mem/buffer-table.ts takes the
+ * columns instead of making new ones, so that a buffer number means the same buffer in both
+ * threads (a queue pair shared with the worker, src/threads/queue-pair.ts, depends on it).
+ * The caller's workerData must then be an object (or absent).
  */
 import { Worker, type WorkerOptions } from "node:worker_threads";
+import { BUFFER_TABLE_KEY, shareBufferTable } from "../mem/buffer-table.ts";
 
 // Resolved here, where tsx is a dependency (the worker's eval script has no directory of its own),
 // and as an import: the CommonJS build's register() resolves its hooks against the caller's
@@ -17,5 +24,10 @@ const TSX_API = import.meta.resolve("tsx/esm/api");
 export function startTsWorker(entry: URL, options: Omit<WorkerOptions, "eval"> = {}): Worker {
   // An eval worker's script is CommonJS, but import() works there.
   const code = `import(${JSON.stringify(TSX_API)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`;
-  return new Worker(code, { ...options, eval: true });
+  const data = options.workerData;
+  if (data !== undefined && (typeof data !== "object" || data === null || Array.isArray(data))) {
+    throw new TypeError(`startTsWorker(${entry.href}): workerData must be an object (the buffer table is added to it), got ${typeof data}`);
+  }
+  const workerData = { ...(data as object | undefined), [BUFFER_TABLE_KEY]: shareBufferTable() };
+  return new Worker(code, { ...options, workerData, eval: true });
 }

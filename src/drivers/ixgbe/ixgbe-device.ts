@@ -11,6 +11,8 @@
  * but does not close the PciFunction or the allocator, and cannot free the memory it took from
  * the allocator: that goes away when the allocator is closed.
  */
+import { PairStatus, QueueSharing, type SharedQueuePair } from "../queue-sharing.ts";
+import type { HotPathMode } from "../specialize.ts";
 import type { DeviceOptions, DeviceStats, NicDevice } from "../../device.ts";
 import { DeviceClosedError, DeviceProtocolError, DeviceTimeoutError, NotSupportedError } from "../../errors.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
@@ -167,8 +169,11 @@ export class IxgbeDevice implements NicDevice {
    * was found reset behind the driver's back (#checkAlive), so that every later call takes the
    * slow path, which throws #broken, at no cost to the hot path.
    */
-  #rxBy: readonly IxgbeRxQueue[] = [];
-  #txBy: readonly IxgbeTxQueue[] = [];
+  #rxBy: readonly (IxgbeRxQueue | undefined)[] = [];
+  #txBy: readonly (IxgbeTxQueue | undefined)[] = [];
+  /** Queue pairs handed to worker threads (shareQueuePair): left out of #rxBy and #txBy. */
+  readonly #sharing: QueueSharing;
+  readonly #hotPath: HotPathMode | undefined;
   #broken: DeviceProtocolError | null = null;
   /** The queues of a close() whose reset could not be confirmed: their buffers are still out. */
   #unreleased: { readonly rx: readonly IxgbeRxQueue[]; readonly tx: readonly IxgbeTxQueue[] } | null = null;
@@ -194,6 +199,8 @@ export class IxgbeDevice implements NicDevice {
     this.dma = dma;
     this.rxQueues = checkCount(address, "rxQueues", options.rxQueues ?? 1);
     this.txQueues = checkCount(address, "txQueues", options.txQueues ?? 1);
+    this.#sharing = new QueueSharing(address, Math.min(this.rxQueues, this.txQueues));
+    this.#hotPath = options.hotPath;
     const rxRingSize = checkRingSize(address, "rxRingSize", options.rxRingSize ?? IXGBE_DEFAULT_RING_SIZE);
     const txRingSize = checkRingSize(address, "txRingSize", options.txRingSize ?? IXGBE_DEFAULT_RING_SIZE);
     const mempoolSize = checkInteger(address, "mempoolSize", options.mempoolSize ?? Math.max(4096, 2 * rxRingSize), 1, 1 << 24);
@@ -347,8 +354,7 @@ export class IxgbeDevice implements NicDevice {
     // 4.6.7: start receiving only once every queue has its descriptors.
     this.#enableRx();
     for (const queue of this.#tx) queue.start(mmio, REGISTER_TIMEOUT_MS);
-    this.#rxBy = this.#rx;
-    this.#txBy = this.#tx;
+    this.#dispatch();
 
     // 8.2.3.7.1: promiscuous mode makes testing easier (as in ixy); setPromisc(false) undoes it.
     this.setPromisc(true);
@@ -476,6 +482,7 @@ export class IxgbeDevice implements NicDevice {
     const q = this.#rxBy[queue];
     if (q === undefined || !goodBatch(bufs, max)) {
       if (this.#broken !== null && !this.#closed) throw this.#broken;
+      if (!this.#closed && this.#sharing.isShared(queue)) this.#sharing.refuse(queue, "rxBatch");
       badBatchCall(this.address, "rxBatch", this.#closed, queue, this.rxQueues, bufs, max);
     }
     return q.receive(bufs, max);
@@ -485,6 +492,7 @@ export class IxgbeDevice implements NicDevice {
     const q = this.#txBy[queue];
     if (q === undefined || !goodBatch(bufs, count)) {
       if (this.#broken !== null && !this.#closed) throw this.#broken;
+      if (!this.#closed && this.#sharing.isShared(queue)) this.#sharing.refuse(queue, "txBatch");
       badBatchCall(this.address, "txBatch", this.#closed, queue, this.txQueues, bufs, count);
     }
     return q.send(bufs, count);
@@ -579,6 +587,8 @@ export class IxgbeDevice implements NicDevice {
       this.#retryRelease();
       return;
     }
+    // Not while a worker may be inside a loop over the rings this unmaps (queue-sharing.ts).
+    this.#sharing.checkNoneOut();
     this.#closed = true;
     const rx = this.#rx;
     const tx = this.#tx;
@@ -693,6 +703,46 @@ export class IxgbeDevice implements NicDevice {
     );
     this.#rxBy = [];
     this.#txBy = [];
+    this.#sharing.stopAll(PairStatus.broken);
+  }
+
+  /**
+   * Hands queue pair `queue` (receive and transmit queue `queue`, and the receive queue's pool)
+   * to a worker thread, which drives it with attachQueuePair() (src/threads/queue-pair.ts).
+   * From now on rxBatch/txBatch on it throw QueueSharedError here; this thread keeps the
+   * registers: readStats() (call it at least once a minute: the 32-bit packet counters wrap
+   * after 2^32 frames, under 5 minutes at 14.88 Mpps, and the worker does not read them), the
+   * link, and close(), which needs every pair back first (reclaimQueuePair).
+   */
+  shareQueuePair(queue: number): SharedQueuePair {
+    this.#checkOpen("shareQueuePair");
+    if (this.#broken !== null) throw this.#broken;
+    const pairs = Math.min(this.rxQueues, this.txQueues);
+    checkInteger(this.address, "shareQueuePair()'s queue pair", queue, 0, pairs - 1);
+    const rx = this.#rx[queue]!;
+    const tx = this.#tx[queue]!;
+    const pair = this.#sharing.share(queue, (control) => ({
+      driver: this.driver, device: this.address, queue, rx: rx.share(), tx: tx.share(), rxPool: rx.pool.share(), control,
+      hotPath: this.#hotPath,
+    }));
+    this.#dispatch();
+    return pair;
+  }
+
+  /**
+   * Takes queue pair `queue` back from the worker it was shared with, once that worker has
+   * detached it (or exited): rxBatch/txBatch work here again. Returns false if it was not out.
+   */
+  reclaimQueuePair(queue: number): boolean {
+    if (!this.#sharing.reclaim(queue)) return false;
+    if (!this.#closed && this.#broken === null) this.#dispatch();
+    return true;
+  }
+
+  /** What rxBatch/txBatch may use: every queue but those of shared pairs. */
+  #dispatch(): void {
+    this.#rxBy = this.#rx.map((q, i) => (this.#sharing.isShared(i) ? undefined : q));
+    this.#txBy = this.#tx.map((q, i) => (this.#sharing.isShared(i) ? undefined : q));
   }
 
   #checkOpen(what: string): void {

@@ -17,6 +17,8 @@ import { freeBuffer, Mempool } from "../../mem/mempool.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { setFlags32, setReg32, waitClearReg32, waitSetReg32, clearFlags32 } from "../../pci/regs.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
+import { openEnv, shareEnv } from "../../threads/shared-env.ts";
+import type { SharedQueue } from "../shared-queue.ts";
 import {
   IXGBE_DESC_SIZE,
   IXGBE_RDBAH,
@@ -34,6 +36,7 @@ import {
   IXGBE_SRRCTL_DESCTYPE_ADV_ONEBUF,
   IXGBE_SRRCTL_DROP_EN,
 } from "./ixgbe_type.ts";
+import { sharedInt32, sharedFloat64 } from "../../mem/shared-arrays.ts";
 
 /**
  * Receive buffer size programmed into SRRCTL.BSIZEPACKET: 2 KB, the mempool's entry size. The
@@ -173,6 +176,12 @@ function receiveLoop(env: RxEnv): ReceiveLoop {
   };
 }
 
+/** In a worker thread: the receive loop of a queue another thread shared (IxgbeRxQueue.share()). */
+export function attachIxgbeReceive(shared: SharedQueue, hotPath?: HotPathMode): ReceiveLoop {
+  const env = { ...openEnv(shared.env), pollStats: () => {} } as unknown as RxEnv;
+  return specialize(receiveLoop, env, `${shared.label} (worker)`, hotPath);
+}
+
 export class IxgbeRxQueue {
   readonly index: number;
   readonly size: number;
@@ -183,8 +192,10 @@ export class IxgbeRxQueue {
   readonly receive: ReceiveLoop;
   readonly #desc: Uint32Array;
   readonly #ring: Int32Array;
-  readonly #state = new Int32Array(3);
-  readonly #counters = new Float64Array(1);
+  readonly #state = sharedInt32(3);
+  readonly #env: RxEnv;
+  readonly #label: string;
+  readonly #counters = sharedFloat64(1);
 
   constructor(dma: DmaAllocator, mmio: Mmio, options: RxQueueOptions) {
     this.index = options.index;
@@ -196,14 +207,14 @@ export class IxgbeRxQueue {
     region.bytes.fill(0xff);
     this.ringIova = region.iova;
     this.#desc = new Uint32Array(region.bytes.buffer, region.bytes.byteOffset, region.size >>> 2);
-    this.#ring = new Int32Array(options.ringSize).fill(-1);
+    this.#ring = sharedInt32(options.ringSize).fill(-1);
     this.pool = new Mempool(dma, {
       count: options.mempoolSize,
       checked: options.checked,
       name: `${options.device} RX queue ${options.index} mempool`,
     });
     const rdt = IXGBE_RDT(options.index);
-    this.receive = specialize(receiveLoop, {
+    const env: RxEnv = {
       desc: this.#desc,
       ring: this.#ring,
       mask: options.ringSize - 1,
@@ -226,7 +237,19 @@ export class IxgbeRxQueue {
       DD: IXGBE_RXDADV_STAT_DD,
       EOP: IXGBE_RXDADV_STAT_EOP,
       ACCEPT_MASK: (IXGBE_RXDADV_STAT_EOP | IXGBE_RXDADV_ERR_FRAME_ERR_MASK) >>> 0,
-    }, `ixgbe ${options.device} RX ${options.index}`, options.hotPath);
+    };
+    this.#env = env;
+    this.#label = `ixgbe ${options.device} RX ${options.index}`;
+    this.receive = specialize(receiveLoop, env, this.#label, options.hotPath);
+  }
+
+  /**
+   * The receive loop's data for a worker thread, which compiles its own copy (attachIxgbeReceive).
+   * The statistics poll stays here: while a worker drives the queue, the thread that opened the
+   * device reads the counters (readStats), often enough for them not to wrap (IxgbeStats).
+   */
+  share(): SharedQueue {
+    return { kind: "ixgbe-rx", label: this.#label, env: shareEnv(this.#env, this.#label, [this.#env.tailOffset]) };
   }
 
   /** Frames the driver dropped: error bits, impossible lengths, frames over several descriptors. */

@@ -18,6 +18,8 @@ import { freeBuffer, freeBuffers } from "../../mem/mempool.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { getReg32, setFlags32, setReg32, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
+import { openEnv, shareEnv } from "../../threads/shared-env.ts";
+import type { DmaSpace, SharedQueue } from "../shared-queue.ts";
 import { badTxBuffer } from "../batch-args.ts";
 import {
   IXGBE_ADVTXD_DCMD_DEXT,
@@ -41,6 +43,7 @@ import {
   IXGBE_TXDCTL_THRESH_MASK,
   IXGBE_TXDCTL_WTHRESH_SHIFT,
 } from "./ixgbe_type.ts";
+import { sharedInt32, sharedFloat64 } from "../../mem/shared-arrays.ts";
 
 /** The shortest frame txBatch sends; shorter ones are refused and counted in txErrors. */
 export const IXGBE_MIN_TX_LENGTH = 17;
@@ -207,6 +210,16 @@ function sendLoop(env: TxEnv): SendLoop {
   };
 }
 
+/** In a worker thread: the transmit loop of a queue another thread shared (IxgbeTxQueue.share()). */
+export function attachIxgbeSend(shared: SharedQueue, hotPath?: HotPathMode): SendLoop {
+  const { what, dma } = shared;
+  const env = {
+    ...openEnv(shared.env), pollStats: () => {}, freeBuffer, freeBuffers,
+    badBuffer: (bufs: Int32Array, i: number) => badTxBuffer(what!, bufs, i, dma!),
+  } as unknown as TxEnv;
+  return specialize(sendLoop, env, `${shared.label} (worker)`, hotPath);
+}
+
 export class IxgbeTxQueue {
   readonly index: number;
   readonly size: number;
@@ -216,8 +229,12 @@ export class IxgbeTxQueue {
   readonly #desc: Uint32Array;
   readonly #ring: Int32Array;
   readonly #mask: number;
-  readonly #state = new Int32Array(3);
-  readonly #counters = new Float64Array(1);
+  readonly #state = sharedInt32(3);
+  readonly #env: TxEnv;
+  readonly #label: string;
+  readonly #space: DmaSpace;
+  readonly #device: string;
+  readonly #counters = sharedFloat64(1);
 
   constructor(dma: DmaAllocator, mmio: Mmio, options: TxQueueOptions) {
     this.index = options.index;
@@ -227,10 +244,11 @@ export class IxgbeTxQueue {
     region.bytes.fill(0xff); // see IxgbeRxQueue
     this.ringIova = region.iova;
     this.#desc = new Uint32Array(region.bytes.buffer, region.bytes.byteOffset, region.size >>> 2);
-    this.#ring = new Int32Array(options.ringSize).fill(-1);
+    this.#ring = sharedInt32(options.ringSize).fill(-1);
     const device = options.device;
+    this.#device = device;
     const index = options.index;
-    this.send = specialize(sendLoop, {
+    const env: TxEnv = {
       desc: this.#desc,
       ring: this.#ring,
       mask: this.#mask,
@@ -260,7 +278,19 @@ export class IxgbeTxQueue {
       RS: IXGBE_ADVTXD_DCMD_RS,
       DD: IXGBE_ADVTXD_STAT_DD,
       PAYLEN_SHIFT: IXGBE_ADVTXD_PAYLEN_SHIFT,
-    }, `ixgbe ${device} TX ${index}`, options.hotPath);
+    };
+    this.#env = env;
+    this.#label = `ixgbe ${device} TX ${index}`;
+    this.#space = { name: dma.name, space: dma.space };
+    this.send = specialize(sendLoop, env, this.#label, options.hotPath);
+  }
+
+  /** The transmit loop's data for a worker thread (attachIxgbeSend); see IxgbeRxQueue.share(). */
+  share(): SharedQueue {
+    return {
+      kind: "ixgbe-tx", label: this.#label, env: shareEnv(this.#env, this.#label, [this.#env.tailOffset]),
+      what: `${this.#device}: txBatch() on queue ${this.index}`, dma: this.#space,
+    };
   }
 
   /** Frames refused because their length was under 17 bytes or larger than their buffer. */

@@ -32,6 +32,9 @@ import { freeBuffer, type Mempool } from "../../mem/mempool.ts";
 import type { DeviceProtocolError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
+import { openEnv, shareEnv } from "../../threads/shared-env.ts";
+import { SharedQueueKind, type SharedQueue } from "../shared-queue.ts";
+import { workerBreaker } from "./worker-breaker.ts";
 import { RX_IDLE_CHECK, RxCounter, type ReceiveLoop } from "./virtio-rx-queue.ts";
 import type { NotifyTarget } from "./transport.ts";
 import {
@@ -43,6 +46,7 @@ import {
   VRING_PACKED_EVENT_FLAG_DISABLE,
   type PackedRing,
 } from "./packed-ring.ts";
+import { sharedInt32, sharedUint8, sharedFloat64 } from "../../mem/shared-arrays.ts";
 
 /** Slots of the state array. */
 const S = { availPos: 0, availWrap: 1, usedPos: 2, usedWrap: 3, broken: 4, idle: 5, position: 6, scanPos: 7, scanWrap: 8, scanPosition: 9 } as const;
@@ -252,6 +256,22 @@ function packedReceiveLoop(env: PackedRxEnv): ReceiveLoop {
   };
 }
 
+/** In a worker thread: the receive loop of a queue another thread shared (PackedRxQueue.share()). */
+export function attachPackedReceive(shared: SharedQueue, hotPath?: HotPathMode): ReceiveLoop {
+  const data = openEnv(shared.env);
+  const { throwBroken, breakWith } = workerBreaker(shared, data["state"] as Int32Array, S.broken);
+  const name = shared.label;
+  const index = shared.queueIndex!;
+  const capacity = shared.capacity!;
+  const env = {
+    ...data, throwBroken, idleCheck: () => {},
+    usedIdError: (id: number, slot: number) => {
+      breakWith(packedUsedIdError(name, index, id, slot, capacity));
+    },
+  } as unknown as PackedRxEnv;
+  return specialize(packedReceiveLoop, env, `${name} (worker)`, hotPath);
+}
+
 export class PackedRxQueue {
   readonly name: string;
   readonly pool: Mempool;
@@ -260,9 +280,10 @@ export class PackedRxQueue {
   readonly #ring: PackedRing;
   readonly #notify: NotifyTarget;
   readonly #table: Int32Array;
-  readonly #state = new Int32Array(10);
-  readonly #counters = new Float64Array(5);
+  readonly #state = sharedInt32(10);
+  readonly #counters = sharedFloat64(5);
   #broken: DeviceProtocolError | null = null;
+  readonly #env: PackedRxEnv;
 
   /**
    * A packed ring has the size the driver chose (§4.1.5.1.3): `capacity` is the ring size.
@@ -277,8 +298,8 @@ export class PackedRxQueue {
     this.capacity = capacity;
     this.#ring = ring;
     this.#notify = notify;
-    this.#table = new Int32Array(capacity).fill(-1);
-    const held = new Uint8Array(capacity);
+    this.#table = sharedInt32(capacity).fill(-1);
+    const held = sharedUint8(capacity);
     const desc16 = new Uint16Array(ring.desc32.buffer, ring.desc32.byteOffset, 8 * ring.size);
     // §2.8.21: make every buffer available: descriptor i carries buffer id i in the driver's
     // first wrap (counter 1: AVAIL set, USED clear). Written before DRIVER_OK, so no ordering
@@ -299,13 +320,13 @@ export class PackedRxQueue {
     this.#state[S.availWrap] = 0;
     this.#state[S.usedPos] = 0;
     this.#state[S.usedWrap] = 1;
-    this.receive = specialize(packedReceiveLoop, {
+    const env: PackedRxEnv = {
       desc32: ring.desc32,
       desc16,
       device16: ring.device16,
       table: this.#table,
       held,
-      postedAt: new Int32Array(capacity),
+      postedAt: sharedInt32(capacity),
       size: ring.size,
       capacity,
       state: this.#state,
@@ -337,7 +358,17 @@ export class PackedRxQueue {
         this.breakWith(packedUsedIdError(name, ring.index, id, slot, capacity));
       },
       idleCheck: checkDevice,
-    }, name, hotPath);
+    };
+    this.#env = env;
+    this.receive = specialize(packedReceiveLoop, env, name, hotPath);
+  }
+
+  /** The receive loop's data for a worker thread (attachPackedReceive); see RxQueue.share(). */
+  share(): SharedQueue {
+    return {
+      kind: SharedQueueKind.packedRx, label: this.name, env: shareEnv(this.#env, this.name, [this.#env.notifyOffset]),
+      queueIndex: this.#env.queueIndex, capacity: this.capacity,
+    };
   }
 
   /** Marks the queue broken: every later receive() throws `error`. Returns it. */

@@ -33,6 +33,9 @@ import type { DeviceProtocolError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { badTxBuffer } from "../batch-args.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
+import { openEnv, shareEnv } from "../../threads/shared-env.ts";
+import { SharedQueueKind, type DmaSpace, type SharedQueue } from "../shared-queue.ts";
+import { workerBreaker } from "./worker-breaker.ts";
 import type { NotifyTarget } from "./transport.ts";
 import { TX_CLEAN_BATCH, TX_FULL_CHECK, TxCounter, type SendLoop } from "./virtio-tx-queue.ts";
 import {
@@ -43,6 +46,7 @@ import {
   VRING_PACKED_EVENT_FLAG_DISABLE,
   type PackedRing,
 } from "./packed-ring.ts";
+import { sharedInt32, sharedFloat64 } from "../../mem/shared-arrays.ts";
 
 /** Slots of the state array. */
 const S = { availPos: 0, availWrap: 1, usedPos: 2, usedWrap: 3, free: 4, inFlight: 5, broken: 6, full: 7 } as const;
@@ -295,13 +299,39 @@ function packedSendLoop(env: PackedTxEnv): SendLoop {
   };
 }
 
+/** In a worker thread: the transmit loop of a queue another thread shared (PackedTxQueue.share()). */
+export function attachPackedSend(shared: SharedQueue, hotPath?: HotPathMode): SendLoop {
+  const data = openEnv(shared.env);
+  const { what, dma } = shared;
+  const counters = data["counters"] as Float64Array;
+  const { throwBroken, breakWith } = workerBreaker(shared, data["state"] as Int32Array, S.broken);
+  const name = shared.label;
+  const index = shared.queueIndex!;
+  const capacity = shared.capacity!;
+  const env = {
+    ...data, throwBroken, poolWords16, poolWords32, freeBuffer, freeBuffers, fullCheck: () => {},
+    badBuffer: (bufs: Int32Array, i: number) => badTxBuffer(what!, bufs, i, dma!),
+    usedIdError: (id: number, slot: number) => {
+      counters[TxCounter.errors]!++;
+      breakWith(packedUsedIdError(name, index, id, slot, capacity));
+    },
+    usedCountError: (slot: number, outstanding: number) => {
+      counters[TxCounter.errors]!++;
+      breakWith(packedUsedCountError(name, index, slot, outstanding));
+    },
+  } as unknown as PackedTxEnv;
+  return specialize(packedSendLoop, env, `${name} (worker)`, hotPath);
+}
+
 export class PackedTxQueue {
   readonly name: string;
   readonly capacity: number;
   readonly send: SendLoop;
   readonly #table: Int32Array;
-  readonly #state = new Int32Array(8);
-  readonly #counters = new Float64Array(4);
+  readonly #env: PackedTxEnv;
+  readonly #space: DmaSpace;
+  readonly #state = sharedInt32(8);
+  readonly #counters = sharedFloat64(4);
   #broken: DeviceProtocolError | null = null;
 
   /**
@@ -322,21 +352,21 @@ export class PackedTxQueue {
     const capacity = ring.size;
     this.name = name;
     this.capacity = capacity;
-    this.#table = new Int32Array(capacity).fill(-1);
+    this.#table = sharedInt32(capacity).fill(-1);
     // Ids pop in ascending order.
-    const freeIds = new Int32Array(capacity);
+    const freeIds = sharedInt32(capacity);
     for (let i = 0; i < capacity; i++) freeIds[i] = capacity - 1 - i;
     // §2.8.2: both wrap counters start at 1.
     this.#state[S.availWrap] = 1;
     this.#state[S.usedWrap] = 1;
     this.#state[S.free] = capacity;
-    this.send = specialize(packedSendLoop, {
+    const env: PackedTxEnv = {
       desc32: ring.desc32,
       desc16: new Uint16Array(ring.desc32.buffer, ring.desc32.byteOffset, 8 * ring.size),
       device16: ring.device16,
       table: this.#table,
       freeIds,
-      scratch: new Int32Array(ring.size),
+      scratch: sharedInt32(ring.size),
       size: ring.size,
       capacity,
       state: this.#state,
@@ -379,7 +409,18 @@ export class PackedTxQueue {
         this.breakWith(packedUsedCountError(name, ring.index, slot, outstanding));
       },
       fullCheck: checkDevice,
-    }, name, hotPath);
+    };
+    this.#env = env;
+    this.#space = { name: space.name, space: space.space };
+    this.send = specialize(packedSendLoop, env, name, hotPath);
+  }
+
+  /** The transmit loop's data for a worker thread (attachPackedSend); see RxQueue.share(). */
+  share(): SharedQueue {
+    return {
+      kind: SharedQueueKind.packedTx, label: this.name, env: shareEnv(this.#env, this.name, [this.#env.notifyOffset]),
+      what: `${this.name}: txBatch()`, dma: this.#space, queueIndex: this.#env.queueIndex, capacity: this.capacity,
+    };
   }
 
   /** Marks the queue broken: every later send() throws `error`. Returns it. */

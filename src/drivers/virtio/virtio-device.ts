@@ -12,6 +12,8 @@
  *
  * Read this file top to bottom next to the specification: the constructor is the list of steps.
  */
+import { PairStatus, QueueSharing, type SharedQueuePair } from "../queue-sharing.ts";
+import type { HotPathMode } from "../specialize.ts";
 import { DeviceClosedError, DeviceProtocolError, DeviceTimeoutError, DmaError, NotSupportedError } from "../../errors.ts";
 import type { DeviceOptions, DeviceStats, NicDevice } from "../../device.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
@@ -133,6 +135,11 @@ export class VirtioNetDevice implements NicDevice {
   /** Per queue pair k: receiveq(k+1) and transmitq(k+1). */
   readonly #rxs: Array<RxQueue | PackedRxQueue> = [];
   readonly #txs: Array<TxQueue | PackedTxQueue> = [];
+  /** What rxBatch/txBatch look the queue up in: #rxs and #txs but the pairs shared with workers. */
+  #rxBy: readonly (RxQueue | PackedRxQueue | undefined)[] = [];
+  #txBy: readonly (TxQueue | PackedTxQueue | undefined)[] = [];
+  #sharing: QueueSharing | null = null;
+  #hotPath: HotPathMode | undefined;
   readonly #ctrl: CtrlQueue | PackedCtrlQueue | null;
   readonly #mac: Uint8Array;
   readonly #hasStatus: boolean;
@@ -164,6 +171,7 @@ export class VirtioNetDevice implements NicDevice {
     // checkDeviceOptions: rxQueues === txQueues.
     const pairs = options.rxQueues ?? 1;
     this.rxQueues = this.txQueues = pairs;
+    this.#hotPath = options.hotPath;
     const pools: Mempool[] = [];
     // What the allocator held before: a failed init gives back everything it took.
     const mark = dma.mark?.();
@@ -301,6 +309,7 @@ export class VirtioNetDevice implements NicDevice {
         throw new DeviceProtocolError(`${name}: the device needs a reset right after DRIVER_OK (DEVICE_NEEDS_RESET)`);
       }
       for (const rx of this.#rxs) rx.kick();
+      this.#dispatch();
 
       // §5.1.6.5.5: after reset the device uses receiveq1 and transmitq1 only; VQ_PAIRS_SET tells
       // it to spread received frames over the first `pairs` receive queues (Linux
@@ -395,12 +404,51 @@ export class VirtioNetDevice implements NicDevice {
   #breakQueues(error: DeviceProtocolError): void {
     for (const rx of this.#rxs) rx.breakWith(error);
     for (const tx of this.#txs) tx.breakWith(error);
+    this.#sharing?.stopAll(PairStatus.broken);
+  }
+
+  /**
+   * Hands queue pair `queue` (receiveq and transmitq of the pair, and the receive pool) to a
+   * worker thread, which drives it with attachQueuePair() (src/threads/queue-pair.ts); from now
+   * on rxBatch/txBatch on it throw QueueSharedError here. This thread keeps the device: its
+   * readStats() sums the pair's counters (shared memory) and notices a device that needs a
+   * reset, which stops the worker's queues too; close() needs every pair back first
+   * (reclaimQueuePair).
+   */
+  shareQueuePair(queue: number): SharedQueuePair {
+    if (this.#closed) throw new DeviceClosedError(`${this.address}: shareQueuePair() on a closed device; open it again`);
+    if (this.#broken !== null) throw this.#broken;
+    checkInteger(this.address, "shareQueuePair()'s queue pair", queue, 0, this.rxQueues - 1);
+    const rx = this.#rxs[queue]!;
+    const tx = this.#txs[queue]!;
+    const sharing = this.#sharing ??= new QueueSharing(this.address, this.rxQueues);
+    const pair = sharing.share(queue, (control) => ({
+      driver: this.driver, device: this.address, queue, rx: rx.share(), tx: tx.share(), rxPool: rx.pool.share(), control,
+      hotPath: this.#hotPath,
+    }));
+    this.#dispatch();
+    return pair;
+  }
+
+  /** Takes queue pair `queue` back once its worker detached it (or exited); false if it was not out. */
+  reclaimQueuePair(queue: number): boolean {
+    if (this.#sharing === null || !this.#sharing.reclaim(queue)) return false;
+    this.#dispatch();
+    return true;
+  }
+
+  /** What rxBatch/txBatch may use: every queue but those of shared pairs. */
+  #dispatch(): void {
+    const sharing = this.#sharing;
+    this.#rxBy = this.#rxs.map((q, i) => (sharing?.isShared(i) === true ? undefined : q));
+    this.#txBy = this.#txs.map((q, i) => (sharing?.isShared(i) === true ? undefined : q));
   }
 
   /** Queue `queue` is receiveq(queue+1), of queue pair `queue`. */
   rxBatch(queue: number, bufs: Int32Array, max: number): number {
-    const rx = this.#rxs[queue];
+    const rx = this.#rxBy[queue];
     if (rx === undefined || this.#closed || !goodBatch(bufs, max)) {
+      if (!this.#closed && this.#sharing?.isShared(queue) === true) this.#sharing.refuse(queue, "rxBatch");
       badBatchCall(this.address, "rxBatch", this.#closed, queue, this.rxQueues, bufs, max);
     }
     return rx.receive(bufs, max);
@@ -408,8 +456,9 @@ export class VirtioNetDevice implements NicDevice {
 
   /** Queue `queue` is transmitq(queue+1), of queue pair `queue`. */
   txBatch(queue: number, bufs: Int32Array, count: number): number {
-    const tx = this.#txs[queue];
+    const tx = this.#txBy[queue];
     if (tx === undefined || this.#closed || !goodBatch(bufs, count)) {
+      if (!this.#closed && this.#sharing?.isShared(queue) === true) this.#sharing.refuse(queue, "txBatch");
       badBatchCall(this.address, "txBatch", this.#closed, queue, this.txQueues, bufs, count);
     }
     return tx.send(bufs, count);
@@ -502,6 +551,8 @@ export class VirtioNetDevice implements NicDevice {
    */
   close(): void {
     if (this.#released) return;
+    // Not while a worker may be inside a loop over the rings this releases (queue-sharing.ts).
+    this.#sharing?.checkNoneOut();
     this.#closed = true;
     try {
       this.#transport.reset();

@@ -23,9 +23,13 @@ import { freeBuffer, type Mempool } from "../../mem/mempool.ts";
 import type { DeviceProtocolError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
+import { openEnv, shareEnv } from "../../threads/shared-env.ts";
+import { SharedQueueKind, type SharedQueue } from "../shared-queue.ts";
+import { workerBreaker } from "./worker-breaker.ts";
 import type { NotifyTarget } from "./transport.ts";
 import { usedIdError, usedIndexError, type VirtqueueRing } from "./virtqueue.ts";
 import { VIRTQ_DESC_F_WRITE, VIRTQ_USED_F_NO_NOTIFY } from "./virtio_types.ts";
+import { sharedInt32, sharedFloat64 } from "../../mem/shared-arrays.ts";
 
 /** Receives up to `max` frames into bufs[0 .. n); returns n. */
 export type ReceiveLoop = (bufs: Int32Array, max: number) => number;
@@ -191,6 +195,25 @@ function receiveLoop(env: RxEnv): ReceiveLoop {
   };
 }
 
+/** In a worker thread: the receive loop of a queue another thread shared (RxQueue.share()). */
+export function attachVirtioReceive(shared: SharedQueue, hotPath?: HotPathMode): ReceiveLoop {
+  const data = openEnv(shared.env);
+  const { throwBroken, breakWith } = workerBreaker(shared, data["state"] as Int32Array, 3);
+  const name = shared.label;
+  const index = shared.queueIndex!;
+  const capacity = shared.capacity!;
+  const env = {
+    ...data, throwBroken, idleCheck: () => {},
+    usedIndexError: (usedIdx: number, last: number, outstanding: number) => {
+      throw breakWith(usedIndexError(name, index, usedIdx, last, outstanding));
+    },
+    usedIdError: (id: number, position: number) => {
+      breakWith(usedIdError(name, index, id, position, capacity));
+    },
+  } as unknown as RxEnv;
+  return specialize(receiveLoop, env, `${shared.label} (worker)`, hotPath);
+}
+
 export class RxQueue {
   readonly name: string;
   readonly pool: Mempool;
@@ -201,8 +224,9 @@ export class RxQueue {
   readonly #ring: VirtqueueRing;
   readonly #notify: NotifyTarget;
   readonly #table: Int32Array;
-  readonly #state = new Int32Array(5);
-  readonly #counters = new Float64Array(5);
+  readonly #state = sharedInt32(5);
+  readonly #env: RxEnv;
+  readonly #counters = sharedFloat64(5);
   #broken: DeviceProtocolError | null = null;
 
   /**
@@ -216,7 +240,7 @@ export class RxQueue {
     this.capacity = capacity;
     this.#ring = ring;
     this.#notify = notify;
-    this.#table = new Int32Array(capacity).fill(-1);
+    this.#table = sharedInt32(capacity).fill(-1);
     // §5.1.6.3 / §2.6.13: make every buffer available. Length and flags of a descriptor never
     // change afterwards (all buffers of the pool have the same size); only the address does.
     for (let id = 0; id < capacity; id++) {
@@ -231,7 +255,7 @@ export class RxQueue {
     }
     this.#state[0] = capacity & 0xffff;
     Atomics.store(ring.avail16, 1, capacity & 0xffff);
-    this.receive = specialize(receiveLoop, {
+    const env: RxEnv = {
       desc32: ring.desc32,
       avail16: ring.avail16,
       used16: ring.used16,
@@ -240,7 +264,7 @@ export class RxQueue {
       size: ring.size,
       capacity,
       state: this.#state,
-      postedAt: new Int32Array(capacity),
+      postedAt: sharedInt32(capacity),
       counters: this.#counters,
       hdrLen,
       dataCapacity: pool.dataCapacity,
@@ -269,7 +293,21 @@ export class RxQueue {
         this.breakWith(usedIdError(name, ring.index, id, position, capacity));
       },
       idleCheck: checkDevice,
-    }, name, hotPath);
+    };
+    this.#env = env;
+    this.receive = specialize(receiveLoop, env, name, hotPath);
+  }
+
+  /**
+   * The receive loop's data for a worker thread, which compiles its own copy
+   * (attachVirtioReceive). The device checks stay here: the thread that opened the device notices
+   * a device that needs a reset in readStats, and breaks the queue through the shared state.
+   */
+  share(): SharedQueue {
+    return {
+      kind: SharedQueueKind.virtioRx, label: this.name, env: shareEnv(this.#env, this.name, [this.#env.notifyOffset]),
+      queueIndex: this.#ring.index, capacity: this.capacity,
+    };
   }
 
   /** Marks the queue broken: every later receive() throws `error`. Returns it. */

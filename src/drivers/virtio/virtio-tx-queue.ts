@@ -30,10 +30,14 @@ import { freeBuffer, freeBuffers } from "../../mem/mempool.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { badTxBuffer } from "../batch-args.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
+import { openEnv, shareEnv } from "../../threads/shared-env.ts";
+import { SharedQueueKind, type DmaSpace, type SharedQueue } from "../shared-queue.ts";
+import { workerBreaker } from "./worker-breaker.ts";
 import type { NotifyTarget } from "./transport.ts";
 import type { DeviceProtocolError } from "../../errors.ts";
 import { usedIdError, usedIndexError, type VirtqueueRing } from "./virtqueue.ts";
 import { VIRTQ_USED_F_NO_NOTIFY } from "./virtio_types.ts";
+import { sharedInt32, sharedFloat64 } from "../../mem/shared-arrays.ts";
 
 /** Used entries reclaimed at once once this many are pending (or when descriptors run short). */
 export const TX_CLEAN_BATCH = 32;
@@ -263,14 +267,41 @@ function sendLoop(env: TxEnv): SendLoop {
   };
 }
 
+/** In a worker thread: the transmit loop of a queue another thread shared (TxQueue.share()). */
+export function attachVirtioSend(shared: SharedQueue, hotPath?: HotPathMode): SendLoop {
+  const data = openEnv(shared.env);
+  const { what, dma } = shared;
+  const counters = data["counters"] as Float64Array;
+  const { throwBroken, breakWith } = workerBreaker(shared, data["state"] as Int32Array, 3);
+  const name = shared.label;
+  const index = shared.queueIndex!;
+  const capacity = shared.capacity!;
+  const env = {
+    ...data, throwBroken,
+    usedIndexError: (usedIdx: number, last: number, outstanding: number) => {
+      throw breakWith(usedIndexError(name, index, usedIdx, last, outstanding));
+    },
+    usedIdError: (id: number, position: number) => {
+      counters[TxCounter.errors]!++;
+      breakWith(usedIdError(name, index, id, position, capacity));
+    },
+    poolWords16, poolWords32, freeBuffer, freeBuffers, fullCheck: () => {},
+    badBuffer: (bufs: Int32Array, i: number) => badTxBuffer(what!, bufs, i, dma!),
+  } as unknown as TxEnv;
+  return specialize(sendLoop, env, `${shared.label} (worker)`, hotPath);
+}
+
 export class TxQueue {
   readonly name: string;
   readonly capacity: number;
   /** The compiled transmit loop of this queue; txBatch calls it after checking its arguments. */
   readonly send: SendLoop;
   readonly #table: Int32Array;
-  readonly #state = new Int32Array(5);
-  readonly #counters = new Float64Array(4);
+  readonly #state = sharedInt32(5);
+  readonly #env: TxEnv;
+  readonly #space: DmaSpace;
+  readonly #queueIndex: number;
+  readonly #counters = sharedFloat64(4);
   #broken: DeviceProtocolError | null = null;
 
   /**
@@ -290,19 +321,19 @@ export class TxQueue {
   ) {
     this.name = name;
     this.capacity = capacity;
-    this.#table = new Int32Array(capacity).fill(-1);
+    this.#table = sharedInt32(capacity).fill(-1);
     // Flags (0: one device-readable descriptor) and next never change; ids pop in ascending order.
-    const freeIds = new Int32Array(capacity);
+    const freeIds = sharedInt32(capacity);
     for (let i = 0; i < capacity; i++) freeIds[i] = capacity - 1 - i;
     this.#state[2] = capacity;
-    this.send = specialize(sendLoop, {
+    const env: TxEnv = {
       desc32: ring.desc32,
       avail16: ring.avail16,
       used16: ring.used16,
       used32: ring.used32,
       table: this.#table,
       freeIds,
-      scratch: new Int32Array(ring.size),
+      scratch: sharedInt32(ring.size),
       size: ring.size,
       capacity,
       state: this.#state,
@@ -342,7 +373,19 @@ export class TxQueue {
         this.breakWith(usedIdError(name, ring.index, id, position, capacity));
       },
       fullCheck: checkDevice,
-    }, name, hotPath);
+    };
+    this.#env = env;
+    this.#space = { name: space.name, space: space.space };
+    this.#queueIndex = ring.index;
+    this.send = specialize(sendLoop, env, name, hotPath);
+  }
+
+  /** The transmit loop's data for a worker thread (attachVirtioSend); see RxQueue.share(). */
+  share(): SharedQueue {
+    return {
+      kind: SharedQueueKind.virtioTx, label: this.name, env: shareEnv(this.#env, this.name, [this.#env.notifyOffset]),
+      what: `${this.name}: txBatch()`, dma: this.#space, queueIndex: this.#queueIndex, capacity: this.capacity,
+    };
   }
 
   /** Marks the queue broken: every later send() throws `error`. Returns it. */

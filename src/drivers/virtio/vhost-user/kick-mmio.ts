@@ -6,6 +6,7 @@
  * VIRTQ_USED_F_NO_NOTIFY (DPDK's vhost PMD always does). words16 is null: the write must run code.
  */
 import type { Mmio } from "../../../pci/mmio.ts";
+import type { SharedMmio } from "../../../pci/shared-mmio.ts";
 import { write } from "../../../sys/libc.ts";
 
 // The eventfd counter increment, 1 as a native u64, made once: a kick allocates nothing.
@@ -22,6 +23,11 @@ export class KickMmio implements Mmio {
   constructor(name: string, fd: number) {
     this.name = name;
     this.#fd = fd;
+  }
+
+  /** For a worker thread: it writes the same eventfd. */
+  share(_offsets: readonly number[]): SharedMmio {
+    return { kind: "kick", name: this.name, fd: this.#fd };
   }
 
   /** The kick. The value (the queue index) has no meaning over vhost-user. */
