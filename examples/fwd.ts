@@ -27,7 +27,8 @@ import { Mempool } from "../src/mem/mempool.ts";
 import { writeFrame } from "../src/mem/packet.ts";
 import { intOption, parse, PORTS_HELP, runMain, UsageError } from "./lib/cli.ts";
 import { forward, newForwardCounts, queueEnd } from "./lib/forward.ts";
-import { runForwardWorkers, type WorkerTotals } from "./lib/fwd-workers.ts";
+import { isMainThread, workerData } from "node:worker_threads";
+import { FWD_WORKER, runForwardWorkers, type WorkerTotals } from "./lib/fwd-workers.ts";
 import { deviceCpus } from "../src/mem/numa.ts";
 import { onlineCores, parseCoreList } from "../src/threads/affinity.ts";
 import { LiveStats } from "./lib/live-stats.ts";
@@ -121,6 +122,7 @@ async function main(): Promise<number> {
     try {
       totals = await runForwardWorkers(a, b, {
         workers, cores, batch, txRetries, seconds, everySecond: () => stats.print(), pump: sim ? (n) => ports.pump(n) : null,
+        entry: new URL(import.meta.url),
       });
     } catch (e) {
       ports.close();
@@ -166,4 +168,6 @@ function virtioRings(...devices: NicDevice[]): string {
   return rings.some((r) => r !== "-") ? `, virtio rings ${rings.join("/")}` : "";
 }
 
-await runMain(main);
+// fwd --workers starts its workers from this module (see fwd-workers.ts, ForwardWorkersOptions.entry).
+if (!isMainThread && (workerData as Record<string, unknown> | null)?.[FWD_WORKER] === true) await import("./lib/fwd-worker.ts");
+else await runMain(main);

@@ -19,6 +19,7 @@ export const COUNTER_STRIDE = 16;
 export const WorkerCounter = { forwardedAB: 0, forwardedBA: 1, dropped: 2, rounds: 3 } as const;
 
 export interface WorkerData {
+  readonly [FWD_WORKER]: true;
   readonly index: number;
   readonly core: number | null;
   readonly pairs: readonly SharedQueuePair[];
@@ -44,6 +45,12 @@ export interface ForwardWorkersOptions {
   readonly everySecond: () => void;
   /** --sim: the models' work, run by this thread between checks (null: this thread sleeps). */
   readonly pump: ((burst: number) => void) | null;
+  /**
+   * The module the workers start from: fwd.ts itself (its import.meta.url), which runs
+   * fwd-worker.ts when its workerData says FWD_WORKER. So a bundle of fwd.ts (the testbed runs
+   * bundles, test/vm/compile.ts) is its own worker entry, as the .ts file is under tsx.
+   */
+  readonly entry: URL;
 }
 
 export interface WorkerTotals {
@@ -53,7 +60,8 @@ export interface WorkerTotals {
   readonly dropped: number;
 }
 
-const ENTRY = new URL("./fwd-worker.ts", import.meta.url);
+/** The key in a worker's workerData that makes examples/fwd.ts run as a worker (fwd-worker.ts). */
+export const FWD_WORKER = "fwd worker";
 /** How long a worker gets to detach its pairs after the stop word, before it is terminated. */
 const STOP_TIMEOUT_MS = 5000;
 
@@ -82,8 +90,8 @@ export async function runForwardWorkers(a: NicDevice, b: NicDevice, o: ForwardWo
       shared.push({ dev: a, queue: i });
       pairs.push(b.shareQueuePair(i));
       shared.push({ dev: b, queue: i });
-      const data: WorkerData = { index: i, core: o.cores[i] ?? null, pairs, batch: o.batch, txRetries: o.txRetries, control, counters };
-      const worker = startTsWorker(ENTRY, { workerData: data });
+      const data: WorkerData = { [FWD_WORKER]: true, index: i, core: o.cores[i] ?? null, pairs, batch: o.batch, txRetries: o.txRetries, control, counters };
+      const worker = startTsWorker(o.entry, { workerData: data });
       workers.push(worker);
       exited.push(new Promise<void>((resolve) => {
         worker.on("message", (r: WorkerReport) => {
@@ -106,6 +114,8 @@ export async function runForwardWorkers(a: NicDevice, b: NicDevice, o: ForwardWo
     await Promise.all(exited.map((done, i) => Promise.race([done, delay(STOP_TIMEOUT_MS).then(() => workers[i]!.terminate())])));
     // Every worker has exited (or was terminated): nothing touches the rings any more.
     for (const { dev, queue } of shared) dev.reclaimQueuePair(queue);
+    // --sim: the doorbells the workers posted last reach the models (the frames they queued are sent).
+    o.pump?.(0);
   }
   if (failure !== null) throw failure;
   return Array.from({ length: o.workers }, (_, i) => ({

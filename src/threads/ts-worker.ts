@@ -20,14 +20,19 @@ import { BUFFER_TABLE_KEY, shareBufferTable } from "../mem/buffer-table.ts";
 // location, which an eval script does not have.
 const TSX_API = import.meta.resolve("tsx/esm/api");
 
-/** A Worker running the TypeScript module at `entry` (a file: URL, e.g. new URL("./w.ts", import.meta.url)). */
+/**
+ * A Worker running the module at `entry` (a file: URL, e.g. new URL("./w.ts", import.meta.url));
+ * a .js entry starts as it is.
+ */
 export function startTsWorker(entry: URL, options: Omit<WorkerOptions, "eval"> = {}): Worker {
-  // An eval worker's script is CommonJS, but import() works there.
-  const code = `import(${JSON.stringify(TSX_API)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`;
   const data = options.workerData;
   if (data !== undefined && (typeof data !== "object" || data === null || Array.isArray(data))) {
     throw new TypeError(`startTsWorker(${entry.href}): workerData must be an object (the buffer table is added to it), got ${typeof data}`);
   }
   const workerData = { ...(data as object | undefined), [BUFFER_TABLE_KEY]: shareBufferTable() };
+  // A JavaScript entry (a bundle, say: test/vm/compile.ts) needs no loader.
+  if (!entry.pathname.endsWith(".ts")) return new Worker(entry, { ...options, workerData });
+  // An eval worker's script is CommonJS, but import() works there.
+  const code = `import(${JSON.stringify(TSX_API)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`;
   return new Worker(code, { ...options, workerData, eval: true });
 }
