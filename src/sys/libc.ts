@@ -103,6 +103,7 @@ const c = {
   socketpair: libc.func("int socketpair(int domain, int type, int protocol, _Out_ int32_t *sv)"),
   connect: libc.func("int connect(int fd, const uint8_t *addr, uint32_t addrlen)"),
   bind: libc.func("int bind(int fd, const uint8_t *addr, uint32_t addrlen)"),
+  setsockopt: libc.func("int setsockopt(int fd, int level, int name, const uint8_t *value, uint32_t length)"),
   listen: libc.func("int listen(int fd, int backlog)"),
   accept4: libc.func("int accept4(int fd, void *addr, void *addrlen, int flags)"),
   poll: libc.func("int poll(_Inout_ uint8_t *fds, uint64_t nfds, int timeout)"),
@@ -232,6 +233,11 @@ export function connect(fd: number, addr: Uint8Array, addrlen: number, context?:
 /** bind(2) to the socket address in `addr` (e.g. a struct sockaddr_un). */
 export function bind(fd: number, addr: Uint8Array, addrlen: number, context?: string): void {
   if ((c.bind(fd, addr, addrlen) as number) < 0) fail("bind", context);
+}
+
+/** setsockopt(2) with an option value of bytes. */
+export function setsockopt(fd: number, level: number, name: number, value: Uint8Array, context?: string): void {
+  if ((c.setsockopt(fd, level, name, value, value.length) as number) < 0) fail("setsockopt", context);
 }
 
 /** listen(2). */

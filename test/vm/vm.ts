@@ -91,6 +91,13 @@ export interface VmOptions<T = unknown> {
    * kernel's hugepages= reservation is split between the nodes.
    */
   readonly numa?: boolean;
+  /**
+   * Multiqueue NICs on host tap interfaces instead of UDP wires: `-netdev tap,queues=N` named
+   * `names[i]`, and virtio-net-pci mq=on with 2N+2 MSI-X vectors (modern mode only). qemu creates
+   * the taps; the host side (test/vm/tap-wire.ts) brings them up and sends and receives frames
+   * on them with packet sockets. The UDP wires of the result are then unused.
+   */
+  readonly taps?: { readonly names: readonly [string, string]; readonly queues: number };
   /** Extra environment for the guest command. */
   readonly env?: Readonly<Record<string, string>>;
   /** Signal for stop() (default INT); TERM and KILL follow after stopGraceMs (default 5000). */
@@ -200,7 +207,7 @@ function linkedRoot(): string | null {
 export function qemuArgs(o: {
   mode: VmMode; wires: readonly [Wire, Wire]; ctlDir: string; testbed: TestbedInfo;
   smp?: number; memMiB?: number; hugepages?: number; firmware?: 'seabios' | 'qboot'; kernelArgs?: readonly string[]; extra?: readonly string[];
-  packed?: boolean; numa?: boolean;
+  packed?: boolean; numa?: boolean; taps?: VmOptions['taps'];
 }): string[] {
   const nics = o.numa === true ? NUMA_NIC_ADDRESSES : NIC_ADDRESSES;
   const memMiB = o.memMiB ?? 2048;
@@ -218,11 +225,16 @@ export function qemuArgs(o: {
   ].join(' ');
   const nic = (i: 0 | 1): string[] => {
     const w = o.wires[i];
-    const netdev = `dgram,id=n${i},local.type=inet,local.host=127.0.0.1,local.port=${w.qemuPort}` +
-      `,remote.type=inet,remote.host=127.0.0.1,remote.port=${w.hostPort}`;
+    const taps = o.taps;
+    const netdev = taps !== undefined
+      // vhost=off: qemu itself moves the frames (no vhost-net kernel module in the path).
+      ? `tap,id=n${i},ifname=${taps.names[i]},script=no,downscript=no,queues=${taps.queues},vhost=off`
+      : `dgram,id=n${i},local.type=inet,local.host=127.0.0.1,local.port=${w.qemuPort}` +
+        `,remote.type=inet,remote.host=127.0.0.1,remote.port=${w.hostPort}`;
+    const mq = taps !== undefined && taps.queues > 1 ? `,mq=on,vectors=${2 * taps.queues + 2}` : '';
     const flavour = o.mode === 'legacy'
       ? 'disable-legacy=off,disable-modern=off'
-      : `disable-legacy=on,iommu_platform=on,ats=on${o.packed === true ? ',packed=on' : ''}`;
+      : `disable-legacy=on,iommu_platform=on,ats=on${o.packed === true ? ',packed=on' : ''}${mq}`;
     const slot = NIC_ADDRESSES[i].split(':')[2]!.split('.')[0]!;
     if (o.numa === true && i === 1) {
       // An expander bridge on node 1 (ACPI _PXM of its host bridge: sysfs numa_node of what
@@ -362,7 +374,7 @@ export async function runVm<T = unknown>(o: VmOptions<T>): Promise<VmResult<T>> 
   const ctlDir = makeCtlDir(o as VmOptions<unknown>, timeoutMs);
   const args = qemuArgs({ mode: o.mode, wires, ctlDir, testbed, smp: o.smp, memMiB: o.memMiB,
     hugepages: o.hugepages, firmware: o.firmware ?? firmwareFromEnv(), kernelArgs: o.kernelArgs, extra: o.extraQemuArgs,
-    packed: o.packed, numa: o.numa });
+    packed: o.packed, numa: o.numa, taps: o.taps });
   const started = Date.now();
 
   raiseRmem();
