@@ -28,7 +28,7 @@ say() { printf 'build.sh: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 # --- host packages -------------------------------------------------------------------------
-packages="qemu-system-x86 qemu-system-data ipxe-qemu busybox-static cpio kmod xz-utils"
+packages="qemu-system-x86 qemu-system-data ipxe-qemu busybox-static cpio kmod xz-utils iproute2"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"
