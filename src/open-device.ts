@@ -48,8 +48,9 @@ export interface DevicePlacement extends NumaPlacement {
   /** The nodes its DMA memory's hugepages are on so far (move_pages), sorted. */
   readonly memoryNodes: readonly number[];
   /**
-   * The node that memory is bound to (mbind), null for none: the devices of a process share
-   * one DMA memory, bound by the first device opened, so this can differ from `node`.
+   * The node that memory is bound to (mbind), null for none: `node`, since each node has an
+   * allocator of its own; kept apart because it says what was asked of the kernel, while
+   * memoryNodes says where the pages are.
    */
   readonly memoryBoundTo: number | null;
 }
@@ -65,23 +66,25 @@ export function driverFor(vendorId: number, deviceId: number): Driver | null {
 
 const hex4 = (v: number) => v.toString(16).padStart(4, "0");
 
-/** The process-wide VFIO container and its DMA allocators, shared by every open device. */
+/**
+ * The process-wide VFIO container and its DMA allocators, shared by the open devices: one
+ * allocator per NUMA node (key: the node, or -1 for memory bound to no node), so that each device
+ * gets memory of its own node. All of them map into the one container (one IOMMU domain, one
+ * address space), so a buffer received on one device can be sent on another whatever its node.
+ */
 const shared: {
   container: VfioContainer | null;
-  iommu: VfioDmaAllocator | null;
-  physical: PhysicalDmaAllocator | null;
-  /** The NUMA node the shared allocators bind to, fixed by the device that created them. */
-  numaNode: number | null;
+  iommu: Map<number, VfioDmaAllocator>;
+  physical: Map<number, PhysicalDmaAllocator>;
   users: number;
-  /** Per open device: its sysfs node and its placement. */
-  placements: Map<string, { deviceNode: number; placement: NumaPlacement }>;
+  /** Per open device: its sysfs node, its placement and its allocator. */
+  placements: Map<string, { deviceNode: number; placement: NumaPlacement; dma: VfioDmaAllocator | PhysicalDmaAllocator }>;
   /** Addresses open in this process: two drivers on one device would corrupt each other's rings. */
   open: Set<string>;
 } = {
   container: null,
-  iommu: null,
-  physical: null,
-  numaNode: null,
+  iommu: new Map(),
+  physical: new Map(),
   users: 0,
   placements: new Map(),
   open: new Set(),
@@ -89,10 +92,11 @@ const shared: {
 
 function releaseShared(): void {
   if (shared.users > 0) return;
-  shared.iommu?.close();
-  shared.physical?.close();
+  for (const dma of [...shared.iommu.values(), ...shared.physical.values()]) dma.close();
+  shared.iommu.clear();
+  shared.physical.clear();
   shared.container?.close();
-  shared.iommu = shared.physical = shared.container = null;
+  shared.container = null;
 }
 
 /**
@@ -158,31 +162,24 @@ export function openDevice(pciAddress: string, options: OpenOptions = {}): NicDe
   shared.users++;
   let pci: PciFunction | null = null;
   try {
-    // NUMA: the DMA memory comes from the device's node (or the numaNode option's). All devices
-    // share one allocator (a buffer received on one is sent on another), so the first device
-    // fixes its node; a later device on another node is told so.
+    // NUMA: the DMA memory (rings, receive pools) comes from the device's node, or the numaNode
+    // option's, through that node's allocator.
     const placement =
       options.numaNode === -1
         ? numaPlacement(-1, readNumaTopology(options.sysfsRoot), name)
         : numaPlacement(info.numaNode, readNumaTopology(options.sysfsRoot), name, options.numaNode);
-    if (shared.iommu === null && shared.physical === null) shared.numaNode = placement.node;
-    else if (placement.node !== null && placement.node !== shared.numaNode) {
-      process.emitWarning(
-        `${name} is on NUMA node ${placement.node}, but the DMA memory this process shares between its devices ` +
-          `is bound to ${shared.numaNode === null ? "no node" : `node ${shared.numaNode}`} (fixed by the first device opened): ` +
-          `its packets cross the interconnect; open the devices of one node per process`,
-        { code: "IXY_NUMA_REMOTE_MEMORY" },
-      );
-    }
+    const node = placement.node;
     shared.container ??= VfioContainer.open(options);
-    pci = new VfioPciFunction(shared.container.openDevice(info.iommuGroup, name));
+    const container = shared.container;
+    pci = new VfioPciFunction(container.openDevice(info.iommuGroup, name));
     // The legacy device (checked above) gets physical addresses; everything else goes through the IOMMU.
-    let dma: DmaAllocator;
-    if (legacy) dma = shared.physical ??= new PhysicalDmaAllocator("physical DMA memory (legacy virtio)", undefined, shared.numaNode);
-    else dma = shared.iommu ??= new VfioDmaAllocator(shared.container, "VFIO DMA memory", shared.numaNode);
+    const where = node === null ? "" : ` on NUMA node ${node}`;
+    const dma = legacy
+      ? mapGet(shared.physical, node ?? -1, () => new PhysicalDmaAllocator(`physical DMA memory${where} (legacy virtio)`, undefined, node))
+      : mapGet(shared.iommu, node ?? -1, () => new VfioDmaAllocator(container, `VFIO DMA memory${where}`, node));
     const nic = driver === "ixgbe" ? createIxgbeDevice(pci, dma, options) : createVirtioDevice(pci, dma, options);
     shared.open.add(name);
-    shared.placements.set(name, { deviceNode: info.numaNode, placement });
+    shared.placements.set(name, { deviceNode: info.numaNode, placement, dma });
     return withRelease(nic, pci);
   } catch (e) {
     pci?.close();
@@ -192,6 +189,13 @@ export function openDevice(pciAddress: string, options: OpenOptions = {}): NicDe
     if (e instanceof IxyError && !e.message.includes(name)) e.message = `${name}: ${e.message}`;
     throw e;
   }
+}
+
+/** The value of `key`, made by `make` the first time. */
+function mapGet<K, V>(map: Map<K, V>, key: K, make: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) map.set(key, (value = make()));
+  return value;
 }
 
 /** Wraps close() so that the PCI function and, with the last device, VFIO are released too. */
@@ -225,7 +229,6 @@ function withRelease(nic: NicDevice, pci: PciFunction): NicDevice {
 export function devicePlacement(address: string): DevicePlacement | null {
   const entry = shared.placements.get(address);
   if (entry === undefined) return null;
-  const pages = [...(shared.iommu?.pageNodes() ?? []), ...(shared.physical?.pageNodes() ?? [])];
-  const memoryNodes = [...new Set(pages)].sort((a, b) => a - b);
-  return { ...entry.placement, deviceNode: entry.deviceNode, memoryNodes, memoryBoundTo: shared.numaNode };
+  const memoryNodes = [...new Set(entry.dma.pageNodes())].sort((a, b) => a - b);
+  return { ...entry.placement, deviceNode: entry.deviceNode, memoryNodes, memoryBoundTo: entry.dma.numaNode };
 }

@@ -147,8 +147,7 @@ export function placementLines(app: string, devices: readonly NicDevice[]): stri
     if (p === null) continue;
     const node = p.node === null ? `no NUMA node${p.deviceNode < 0 ? " (sysfs numa_node -1)" : " (one node)"}` : `NUMA node ${p.node}`;
     const memory = p.memoryNodes.length === 0 ? "none yet" : `on node ${p.memoryNodes.join(", ")}`;
-    const bound =
-      p.memoryBoundTo === null ? " (no policy)" : p.memoryBoundTo !== p.node ? ` (bound to node ${p.memoryBoundTo} by the first device)` : "";
+    const bound = p.memoryBoundTo === null ? " (no policy)" : "";
     out += `${app}: ${d.address} ${node}, CPUs ${compactList(p.cpus)}, DMA memory ${memory}${bound}\n`;
   }
   return out;

@@ -1,14 +1,12 @@
 /**
  * DMA memory for devices behind an IOMMU: hugepages mapped into a VFIO container at IOVAs that
- * this allocator chooses. IOVAs start at 4 GiB (clear of the x86 MSI window below 4 GiB) and grow
- * upwards; qemu's emulated Intel IOMMU accepts IOVAs below 2^39, real ones at least that.
+ * the container hands out (VfioContainer.reserveIova: from 4 GiB upwards, shared by all the
+ * container's allocators, e.g. one per NUMA node).
  */
 import { checkAllocateArgs, DmaAddressing, type AllocateOptions, type DmaAllocator, type DmaRegion } from "./dma.ts";
 import { HugepageArena } from "./hugepage-arena.ts";
 import { HUGEPAGE_SIZE, type HugepageMapping } from "./hugepages.ts";
 import type { VfioContainer } from "../pci/vfio.ts";
-
-const IOVA_BASE = 0x1_0000_0000;
 
 export class VfioDmaAllocator implements DmaAllocator {
   readonly name: string;
@@ -20,12 +18,11 @@ export class VfioDmaAllocator implements DmaAllocator {
     this.name = name;
     this.space = container.space;
     const iovas = new Map<HugepageMapping, number>();
-    let next = IOVA_BASE;
     this.#arena = new HugepageArena(name, {
       attach(mapping) {
-        container.mapDma(mapping.ptr, next, mapping.size);
-        iovas.set(mapping, next);
-        next += mapping.size;
+        const iova = container.reserveIova(mapping.size);
+        container.mapDma(mapping.ptr, iova, mapping.size);
+        iovas.set(mapping, iova);
       },
       iovaOf(mapping, offset) {
         return iovas.get(mapping)! + offset;

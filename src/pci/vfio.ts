@@ -47,6 +47,13 @@ export class VfioContainer {
   readonly #groups = new Map<number, number>(); // group number -> group fd
   #iommuSet = false;
   #closed = false;
+  /**
+   * The next free IOVA. The container hands out IOVAs, not each allocator, because several
+   * allocators (one per NUMA node, src/open-device.ts) map memory into the one IOMMU domain:
+   * their ranges must not overlap. From 4 GiB (clear of the x86 MSI window below it) upwards;
+   * qemu's emulated Intel IOMMU accepts IOVAs below 2^39, real ones at least that.
+   */
+  #nextIova = 0x1_0000_0000;
 
   private constructor(fd: number, paths: Required<VfioPaths>) {
     this.fd = fd;
@@ -147,6 +154,13 @@ export class VfioContainer {
     const groupFd = this.addGroup(group, address);
     const fd = ioctlString(groupFd, VFIO.GROUP_GET_DEVICE_FD, address, `${address}: VFIO_GROUP_GET_DEVICE_FD`);
     return new VfioDevice(address, fd);
+  }
+
+  /** An IOVA range of `size` bytes no other allocator of this container has. Never reused. */
+  reserveIova(size: number): number {
+    const iova = this.#nextIova;
+    this.#nextIova += size;
+    return iova;
   }
 
   /** Makes [vaddr, vaddr + size) reachable by the devices at [iova, iova + size). */

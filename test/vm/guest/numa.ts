@@ -6,6 +6,7 @@
  */
 import { DmaError } from "../../../src/errors.ts";
 import { Mempool } from "../../../src/mem/mempool.ts";
+import { writeFrame } from "../../../src/mem/packet.ts";
 import { deviceCpus, readNumaTopology } from "../../../src/mem/numa.ts";
 import { devicePlacement, openDevice, type OpenOptions } from "../../../src/open-device.ts";
 
@@ -38,13 +39,22 @@ report("nic1-no-policy", nic1, { numaNode: -1 });
 // More hugepages than node 1 has (it has half the guest's): a clear error, not memory elsewhere.
 report("nic1-too-big", nic1, {}, 48 * 1024);
 
-// Two devices, two nodes, one shared DMA memory: bound by the first (node 0 here), and the
-// second device is warned that its memory is remote.
+// Two devices on two nodes, opened together: each gets memory of its own node (an allocator per
+// node in the one container), and a buffer of one can be sent on the other.
 const warnings: string[] = [];
 process.on("warning", (w) => warnings.push(`${(w as { code?: string }).code}: ${w.message}`));
 const first = openDevice(nic0, { numaNode: 0 });
 const second = openDevice(nic1);
 await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
-console.log(JSON.stringify({ case: "two-nodes-shared", warnings, placement: devicePlacement(nic1) }));
+// A frame from the node-0 device's address space sent on the node-1 device: same container, same space.
+const pool = new Mempool(first.dma, { count: 8, name: "node-0 pool" });
+const bufs = new Int32Array(1);
+pool.allocBatch(bufs, 1);
+writeFrame(bufs[0]!, new Uint8Array(60).fill(0x5a));
+const sentAcross = second.txBatch(0, bufs, 1);
+console.log(JSON.stringify({
+  case: "two-nodes", warnings, placement: devicePlacement(nic1), first: devicePlacement(nic0), sentAcross,
+  sameSpace: first.dma.space === second.dma.space,
+}));
 second.close();
 first.close();
