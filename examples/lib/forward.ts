@@ -37,20 +37,28 @@ export function newForwardCounts(): ForwardCounts {
 export function forward(rx: QueueEnd, tx: QueueEnd, bufs: Int32Array, batch: number, retries: number, counts: ForwardCounts): void {
   const n = rx.rxBatch(bufs, batch);
   if (n === 0) return;
-  const sent = tx.txBatch(bufs, n); // bufs[0 .. sent) now belong to tx
-  let rest = n - sent;
-  if (rest === 0) {
-    counts.forwarded += n;
-    return;
-  }
-  // The unsent to the front: txBatch takes a prefix of what it is given.
-  bufs.copyWithin(0, sent, n);
-  for (let r = 0; r < retries && rest > 0; r++) {
-    const more = tx.txBatch(bufs, rest);
-    if (more !== 0) {
-      bufs.copyWithin(0, more, rest);
-      rest -= more;
+  let rest = n; // bufs[0 .. rest) are still ours
+  try {
+    const sent = tx.txBatch(bufs, n); // bufs[0 .. sent) now belong to tx
+    rest = n - sent;
+    if (rest === 0) {
+      counts.forwarded += n;
+      return;
     }
+    // The unsent to the front: txBatch takes a prefix of what it is given.
+    bufs.copyWithin(0, sent, n);
+    for (let r = 0; r < retries && rest > 0; r++) {
+      const more = tx.txBatch(bufs, rest);
+      if (more !== 0) {
+        bufs.copyWithin(0, more, rest);
+        rest -= more;
+      }
+    }
+  } catch (e) {
+    // A txBatch that throws takes none of the batch (src/device.ts): give back what we hold.
+    freeBuffers(bufs, 0, rest);
+    counts.forwarded += n - rest;
+    throw e;
   }
   if (rest > 0) freeBuffers(bufs, 0, rest);
   counts.forwarded += n - rest;

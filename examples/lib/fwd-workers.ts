@@ -66,9 +66,10 @@ export const FWD_WORKER = "fwd worker";
 const STOP_TIMEOUT_MS = 5000;
 
 /**
- * Runs the workers until a signal, the time limit or a worker's failure; returns each worker's
- * totals after every pair is back with its device. A worker's failure is rethrown (as IxyError
- * naming the worker) after the others have stopped.
+ * Runs the workers until a signal, the time limit or a failure; returns each worker's totals
+ * after every pair is back with its device. The first failure is rethrown after every worker has
+ * stopped: a worker's as IxyError naming the worker, or this thread's own (readStats finding a
+ * device broken, which also makes the workers' next calls throw).
  */
 export async function runForwardWorkers(a: NicDevice, b: NicDevice, o: ForwardWorkersOptions): Promise<WorkerTotals[]> {
   const control = new Int32Array(new SharedArrayBuffer(4));
@@ -76,7 +77,8 @@ export async function runForwardWorkers(a: NicDevice, b: NicDevice, o: ForwardWo
   const shared: { dev: NicDevice; queue: number }[] = [];
   const workers: Worker[] = [];
   const exited: Promise<void>[] = [];
-  let failure: IxyError | null = null;
+  /** The first error: a worker's (as IxyError naming it), or this thread's (statistics, models). */
+  let failure: Error | null = null;
   let stop = false;
   let wake: () => void = () => {};
   const stopAll = (): void => {
@@ -108,7 +110,10 @@ export async function runForwardWorkers(a: NicDevice, b: NicDevice, o: ForwardWo
       }));
     }
     onStopSignal(stopAll);
-    await untilStopped(o, () => stop, (w) => (wake = w));
+    await untilStopped(o, () => stop, (w) => (wake = w)).catch((e: unknown) => {
+      // This thread's statistics or models failed (a device found broken, say): stop everything.
+      failure ??= e instanceof Error ? e : new Error(String(e));
+    });
   } finally {
     stopAll();
     await Promise.all(exited.map((done, i) => Promise.race([done, delay(STOP_TIMEOUT_MS).then(() => workers[i]!.terminate())])));
@@ -134,7 +139,7 @@ export async function runForwardWorkers(a: NicDevice, b: NicDevice, o: ForwardWo
 function untilStopped(o: ForwardWorkersOptions, stopped: () => boolean, setWake: (wake: () => void) => void): Promise<void> {
   const start = performance.now();
   let nextSecond = start + 1000;
-  return new Promise<void>((resolve) => {
+  return new Promise<void>((resolve, reject) => {
     let timer: NodeJS.Timeout | null = null;
     const finish = () => {
       if (timer !== null) clearTimeout(timer);
@@ -142,6 +147,14 @@ function untilStopped(o: ForwardWorkersOptions, stopped: () => boolean, setWake:
     };
     setWake(finish);
     const slice = () => {
+      try {
+        step();
+      } catch (e) {
+        if (timer !== null) clearTimeout(timer);
+        reject(e);
+      }
+    };
+    const step = () => {
       const now = performance.now();
       if (now >= nextSecond) {
         o.everySecond();
