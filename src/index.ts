@@ -5,7 +5,7 @@ export { openDevice, driverFor, devicePlacement, type DevicePlacement, type Open
 export { deviceCpus, numaPlacement, parseCpuList, readNumaTopology, type NumaNode, type NumaPlacement, type NumaTopology } from "./mem/numa.ts";
 export { newStats, type DeviceOptions, type DeviceStats, type NicDevice } from "./device.ts";
 export * from "./errors.ts";
-export { Mempool, MEMPOOL_HEADROOM, NO_BUFFER, freeBuffer, freeBuffers, poolNameOf, type MempoolOptions } from "./mem/mempool.ts";
+export { Mempool, MEMPOOL_HEADROOM, NO_BUFFER, attachPool, freeBuffer, freeBuffers, poolNameOf, type MempoolOptions, type SharedPool } from "./mem/mempool.ts";
 export {
   bufDataOffset,
   bufIovaHi,
@@ -42,10 +42,12 @@ export { createVhostUserDevice, VHOST_USER_PREFIX, type VhostUserOptions } from 
 export { VhostUserBackendNotFoundError, VhostUserDisconnectedError } from "./drivers/virtio/vhost-user/errors.ts";
 export { SharedMemoryDmaAllocator, type SharedRegion, type SharedMemoryOptions } from "./mem/shared-dma.ts";
 export { SimDma } from "./sim/sim-dma.ts";
-export { SimMmio } from "./sim/sim-mmio.ts";
+export { SimMmio, deliverPostedWrites } from "./sim/sim-mmio.ts";
 export { SimPciFunction } from "./sim/sim-pci.ts";
 export { Ixgbe82599Model } from "./sim/ixgbe/index.ts";
 export { VirtioNetModel } from "./sim/virtio/index.ts";
 export { SpscRing, MAX_RING_CAPACITY, type SharedRing, type SpscRingOptions } from "./threads/spsc-ring.ts";
 export { allowedCores, formatCoreList, getAffinity, onlineCores, parseCoreList, pinThread } from "./threads/affinity.ts";
 export { startTsWorker } from "./threads/ts-worker.ts";
+export { AttachedQueuePair, attachQueuePair } from "./threads/queue-pair.ts";
+export type { SharedQueuePair } from "./drivers/queue-sharing.ts";
