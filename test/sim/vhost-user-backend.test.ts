@@ -297,7 +297,7 @@ class Rings {
 }
 
 /** The messages a front-end sends to bring the queue pair up, each acked (REPLY_ACK negotiated). */
-async function bringUp(fe: FrontEnd, rings: Rings): Promise<void> {
+async function bringUp(fe: FrontEnd, rings: Rings, enable: readonly number[] = [RX, TX]): Promise<void> {
   const mem = rings.mem;
   const offered = readU64(await fe.get(GET_FEATURES));
   expect(offered & PROTOCOL_FEATURES).toBe(PROTOCOL_FEATURES);
@@ -313,7 +313,7 @@ async function bringUp(fe: FrontEnd, rings: Rings): Promise<void> {
     expect(await fe.ack(SET_VRING_ADDR, vringAddr(q, rings.user(r.desc), rings.user(r.used), rings.user(r.avail)))).toBe(0n);
     expect(await fe.ack(SET_VRING_KICK, u64(BigInt(q)), [rings.kick[q]!])).toBe(0n);
     expect(await fe.ack(SET_VRING_CALL, u64(BigInt(q)), [rings.call[q]!])).toBe(0n);
-    expect(await fe.ack(SET_VRING_ENABLE, state(q, 1))).toBe(0n);
+    if (enable.includes(q)) expect(await fe.ack(SET_VRING_ENABLE, state(q, 1))).toBe(0n);
   }
 }
 
@@ -466,6 +466,50 @@ describe("vhost-user model backend (child process, real socket)", () => {
       await until("the frame sent after the restart", () => rings.usedIdx(RX) === 4);
       expect(mem.bytes.slice(RX_BUFFERS + 3 * BUFFER + 12, RX_BUFFERS + 3 * BUFFER + 12 + f1.length)).toEqual(f1);
       expect((await backend.stats()).violations).toEqual([]);
+    } finally {
+      fe.close();
+      await idle();
+      rings.close();
+      mem.close();
+    }
+  });
+
+  it("a ring left disabled (no SET_VRING_ENABLE): its frames are discarded, and using it is one violation until it is enabled", async () => {
+    const mem = sharedMemory();
+    const rings = new Rings(mem);
+    const fe = new FrontEnd(socket());
+    const before = await backend.stats();
+    try {
+      await bringUp(fe, rings, [RX]);
+      let s = await backend.stats();
+      expect(s.session!.rings.slice(0, 2).map((r) => r.state)).toEqual(["enabled", "disabled"]);
+      rings.setDescriptor(RX, 0, RX_BUFFERS, BUFFER, 2);
+      rings.publish(RX, 0);
+      for (const id of [0, 1]) {
+        const f = frame(10 + id);
+        mem.bytes.fill(0, TX_BUFFERS + id * BUFFER, TX_BUFFERS + id * BUFFER + 12);
+        mem.bytes.set(f, TX_BUFFERS + id * BUFFER + 12);
+        rings.setDescriptor(TX, id, TX_BUFFERS + id * BUFFER, 12 + f.length, 0);
+        rings.publish(TX, id);
+        eventfdWrite(rings.kick[TX]);
+        await until(`frame ${id} processed`, () => rings.usedIdx(TX) === id + 1);
+      }
+      s = await backend.stats();
+      // "started but disabled": processed and discarded, nothing looped back.
+      expect([s.discarded - before.discarded, s.transmitted - before.transmitted, rings.usedIdx(RX)]).toEqual([2, 0, 0]);
+      // One violation for the ring (its first kick or discard), not one per frame.
+      expect(s.violations.slice(before.violationCount)).toEqual([
+        expect.stringMatching(/ring 1: the front-end (kicked it|made frames available, which a disabled transmit ring discards) while the ring is disabled .*send VHOST_USER_SET_VRING_ENABLE 1/),
+      ]);
+      // Enabled: the next frame goes out and comes back, with no new violation.
+      expect(await fe.ack(SET_VRING_ENABLE, state(TX, 1))).toBe(0n);
+      const f = frame(12);
+      mem.bytes.set(f, TX_BUFFERS + 2 * BUFFER + 12);
+      rings.setDescriptor(TX, 2, TX_BUFFERS + 2 * BUFFER, 12 + f.length, 0);
+      rings.publish(TX, 2);
+      await until("the frame sent once the ring is enabled", () => rings.usedIdx(RX) === 1);
+      expect(mem.bytes.slice(RX_BUFFERS + 12, RX_BUFFERS + 12 + f.length)).toEqual(f);
+      expect((await backend.stats()).violationCount - before.violationCount).toBe(1);
     } finally {
       fe.close();
       await idle();
