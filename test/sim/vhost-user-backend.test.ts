@@ -499,7 +499,7 @@ describe("vhost-user model backend (child process, real socket)", () => {
       expect([s.discarded - before.discarded, s.transmitted - before.transmitted, rings.usedIdx(RX)]).toEqual([2, 0, 0]);
       // One violation for the ring (its first kick or discard), not one per frame.
       expect(s.violations.slice(before.violationCount)).toEqual([
-        expect.stringMatching(/ring 1: the front-end (kicked it|made frames available, which a disabled transmit ring discards) while the ring is disabled .*send VHOST_USER_SET_VRING_ENABLE 1/),
+        expect.stringMatching(/ring 1: the front-end (kicked it|made frames available on it \(discarded: a disabled transmit ring sends nothing\)) while the ring is disabled .*send VHOST_USER_SET_VRING_ENABLE 1/),
       ]);
       // Enabled: the next frame goes out and comes back, with no new violation.
       expect(await fe.ack(SET_VRING_ENABLE, state(TX, 1))).toBe(0n);
@@ -515,6 +515,46 @@ describe("vhost-user model backend (child process, real socket)", () => {
       await idle();
       rings.close();
       mem.close();
+    }
+  });
+
+  it("--queues 2: GET_QUEUE_NUM 2, VIRTIO_NET_F_MQ offered; without MQ negotiated only rings 0, 1 and the control ring 2 exist, with it rings 0 to 3 and the control ring 4", async () => {
+    const mq = startModelBackend({ socket: path.join(dir, "mq.sock"), mode: "loopback", queuePairs: 2 });
+    try {
+      await mq.ready;
+      expect(mq.events[0]).toMatchObject({ event: "listening", queuePairs: 2 });
+      const MQ_FEATURE = 1n << 22n;
+      const without = new FrontEnd(mq.socket);
+      try {
+        expect(readU64(await without.get(GET_FEATURES)) & MQ_FEATURE).toBe(MQ_FEATURE);
+        without.send(SET_PROTOCOL_FEATURES, u64(REPLY_ACK | MQ));
+        expect(readU64(await without.get(GET_QUEUE_NUM))).toBe(2n);
+        expect(await without.ack(SET_FEATURES, u64(VERSION_1 | PROTOCOL_FEATURES))).toBe(0n);
+        expect(await without.ack(SET_VRING_NUM, state(2, 8))).toBe(0n); // the control ring
+        expect(await without.ack(SET_VRING_NUM, state(3, 8))).not.toBe(0n);
+      } finally {
+        without.close();
+      }
+      await mq.waitFor((s) => !s.connected, 2000);
+      const withMq = new FrontEnd(mq.socket);
+      try {
+        withMq.send(SET_PROTOCOL_FEATURES, u64(REPLY_ACK | MQ));
+        expect(await withMq.ack(SET_FEATURES, u64(VERSION_1 | PROTOCOL_FEATURES | MQ_FEATURE))).toBe(0n);
+        for (const q of [0, 1, 2, 3, 4]) expect(await withMq.ack(SET_VRING_NUM, state(q, 8))).toBe(0n);
+        expect(await withMq.ack(SET_VRING_NUM, state(5, 8))).not.toBe(0n);
+        const s = await mq.stats();
+        expect(s.session!.queuePairs).toBe(2);
+        expect(s.session!.rings.map((r) => r.index)).toEqual([0, 1, 2, 3, 4]);
+      } finally {
+        withMq.close();
+      }
+      await mq.waitFor((s) => !s.connected, 2000);
+      expect((await mq.stats()).violations).toEqual([
+        expect.stringMatching(/SET_VRING_NUM \(8\): ring 3 is not in the layout of the features negotiated: without VIRTIO_NET_F_MQ/),
+        expect.stringMatching(/SET_VRING_NUM \(8\): ring 5 does not exist: the device has 2 queue pair\(s\)/),
+      ]);
+    } finally {
+      await mq.stop();
     }
   });
 

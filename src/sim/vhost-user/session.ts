@@ -161,7 +161,7 @@ export class Session {
       const index = 2 * pair + TX;
       if (this.#state(index) === "enabled") host.transmitted(frame, pair);
       else {
-        this.#disabledUse(this.#vrings[index]!, "made frames available, which a disabled transmit ring discards");
+        this.#disabledUse(this.#vrings[index]!, "made frames available on it (discarded: a disabled transmit ring sends nothing)");
         host.discarded(frame, pair);
       }
     };
@@ -233,11 +233,6 @@ export class Session {
     }
     for (const v of this.#vrings) this.#signal(v);
     return work;
-  }
-
-  /** Whether the receive ring of queue pair 0 takes frames now. */
-  get receiving(): boolean {
-    return this.receivingOn(0);
   }
 
   /** Whether the receive ring of queue pair `pair` takes frames now (started and enabled, in the layout). */
