@@ -248,6 +248,8 @@ describe("virtio multiqueue on other transports", () => {
     expect(attempt(129)).toThrow(/at most 128 queue pairs/);
     // The multiqueue checks need the backend's answers (test/vhost-user/multiqueue.test.ts).
     expect(attempt(2)).toThrow(VhostUserBackendNotFoundError);
+    // Queue pairs: rxQueues = txQueues, as on PCI.
+    expect(() => createVhostUserDevice("/nonexistent/ixy-mq.sock", { rxQueues: 2, txQueues: 1, timeoutMs: 0 })).toThrow(/rxQueues 2 and txQueues 1: .*give both the same number/);
   });
 });
 
