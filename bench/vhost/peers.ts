@@ -21,6 +21,8 @@ export interface PeerStart {
   batch: number | null;
   /** testpmd only: appended to each net_virtio_user --vdev, e.g. "mrg_rxbuf=0,in_order=0". */
   vdevArgs?: string;
+  /** Queue pairs per port (1: the default, one pair). */
+  queues?: number;
 }
 
 export interface PeerStop {
@@ -61,7 +63,10 @@ export async function startTestpmdPeer(o: PeerStart): Promise<Peer> {
     txFirst: o.traffic === "tx-first",
     frameSize: o.frameSize,
     totalNumMbufs: 32768,
-    ...(o.vdevArgs ? { vdevArgs: o.vdevArgs } : {}),
+    // N queue pairs: virtio-user queues=N (it then serves a control queue of its own and sends
+    // SET_VRING_ENABLE for the pairs testpmd configures), forwarded queue q <-> queue q.
+    ...(o.vdevArgs || (o.queues ?? 1) > 1 ? { vdevArgs: [o.vdevArgs, (o.queues ?? 1) > 1 ? `queues=${o.queues}` : ""].filter(Boolean).join(",") } : {}),
+    ...((o.queues ?? 1) > 1 ? { extraArgs: [`--rxq=${o.queues}`, `--txq=${o.queues}`] } : {}),
   });
   let failed: Error | null = null;
   let stopping = false;
@@ -102,6 +107,9 @@ export const DEFAULT_IXY_CMD: Record<Traffic, string> = {
   flowgen: "node --import tsx examples/fwd.ts vhost-user:{s0} vhost-user:{s1} --seconds {seconds}",
 };
 
+/** With --queues N > 1 (flowgen only): the forwarder of N queue pairs per port, bench/vhost/mq-fwd.ts. */
+export const DEFAULT_IXY_MQ_CMD = "node --import tsx bench/vhost/mq-fwd.ts {s0} {s1} --queues {queues} --seconds {seconds}";
+
 /** The ixy command for one run: placeholders filled in, --batch added if asked and not placed. */
 export function ixyCommand(template: string, o: PeerStart): string {
   let cmd = template
@@ -109,6 +117,7 @@ export function ixyCommand(template: string, o: PeerStart): string {
     .replaceAll("{s1}", o.sockets[1])
     .replaceAll("{frameSize}", String(o.frameSize))
     .replaceAll("{seconds}", String(o.seconds))
+    .replaceAll("{queues}", String(o.queues ?? 1))
     .replaceAll("{batch}", String(o.batch ?? 32));
   if (o.batch !== null && !template.includes("{batch}")) cmd += ` --batch ${o.batch}`;
   return cmd;

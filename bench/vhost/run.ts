@@ -4,6 +4,7 @@
 //
 //   npm run bench:vhost                 3 interleaved runs of 10 s per peer and frame size
 //   npm run bench:vhost -- --quick      1 run of 3 s per peer and frame size
+//   npm run bench:vhost -- --queues 2   2 queue pairs per port on every side (one core each all the same)
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, release } from "node:os";
@@ -13,7 +14,7 @@ import { parseArgs } from "node:util";
 import { busyPercent } from "../lib/machine.ts";
 import { cpuSeconds, measure } from "../../test/dpdk/measure.ts";
 import { startTestpmd, stopAll, TestpmdError, type Testpmd } from "../../test/dpdk/testpmd.ts";
-import { DEFAULT_IXY_CMD, startIxyPeer, startTestpmdPeer, type Peer, type PeerName, type PeerStart, type Traffic } from "./peers.ts";
+import { DEFAULT_IXY_CMD, DEFAULT_IXY_MQ_CMD, startIxyPeer, startTestpmdPeer, type Peer, type PeerName, type PeerStart, type Traffic } from "./peers.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const DEFAULT_SOCKETS = "/tmp/ixy-v0,/tmp/ixy-v1";
@@ -43,6 +44,10 @@ const USAGE = `usage: npm run bench:vhost -- [options]
   --batches 1,32,256    run the ixy peer once per batch size, passing --batch N (the testpmd peer's burst stays 32)
   --strict              exit 1 if any run failed or a peer was unavailable (default: only if no testpmd run worked)
   --verbose             print the last lines of every peer's output after its run
+  --queues N            queue pairs per port (default 1): the backend's net_vhost ports get queues=N and
+                        --rxq=N --txq=N, the testpmd peer virtio-user queues=N and --rxq=N --txq=N, the
+                        ixy.ts peer bench/vhost/mq-fwd.ts --queues N (flowgen only, unless --ixy-cmd);
+                        every forwarder still has one core, the backend the other
   --ring split|packed   the virtqueue layout of both peers: ixy.ts gets --ring, the testpmd peer packed_vq=1
                         for packed (default split, the driver's default)
   --sockets A,B         the two vhost-user socket paths (default ${DEFAULT_SOCKETS})
@@ -66,6 +71,7 @@ interface Options {
   strict: boolean;
   sockets: [string, string];
   testpmdVdev: string;
+  queues: number;
   write: boolean;
   outDir: string;
 }
@@ -109,6 +115,7 @@ function parseOptions(argv: string[]): Options {
       sockets: { type: "string" },
       "testpmd-vdev": { type: "string" },
       ring: { type: "string" },
+      queues: { type: "string" },
       "out-dir": { type: "string" },
       help: { type: "boolean" },
     },
@@ -125,6 +132,11 @@ function parseOptions(argv: string[]): Options {
   if (ring !== "split" && ring !== "packed") throw new UsageError(`--ring ${ring}: split or packed`);
   const peers = (values.peers ?? "ixy,testpmd").split(",").map((s) => s.trim());
   for (const p of peers) if (p !== "ixy" && p !== "testpmd") throw new UsageError(`--peers: ixy and/or testpmd, not ${p}`);
+  const queues = int("queues", values.queues, 1, 1, 16);
+  const ixyCmdGiven = values["ixy-cmd"] ?? process.env.IXY_CMD;
+  if (queues > 1 && traffic === "tx-first" && ixyCmdGiven === undefined && peers.includes("ixy")) {
+    throw new UsageError("--queues with --traffic tx-first: the multiqueue ixy.ts peer (bench/vhost/mq-fwd.ts) has no --tx-first; use flowgen, or give --ixy-cmd");
+  }
   return {
     quick,
     runs: int("runs", values.runs, quick ? 1 : 3, 1, 100),
@@ -133,12 +145,13 @@ function parseOptions(argv: string[]): Options {
     sizes: values.sizes ? intList("sizes", values.sizes, 60, 1514) : [60, 1514],
     peers: [...new Set(peers)] as PeerName[],
     traffic,
-    ixyCmd: `${values["ixy-cmd"] ?? process.env.IXY_CMD ?? DEFAULT_IXY_CMD[traffic]}${ring === "packed" ? " --ring packed" : ""}`,
+    ixyCmd: `${ixyCmdGiven ?? (queues > 1 ? DEFAULT_IXY_MQ_CMD : DEFAULT_IXY_CMD[traffic])}${ring === "packed" ? " --ring packed" : ""}`,
     batches: values.batches ? intList("batches", values.batches, 1, 512) : null,
     verbose: values.verbose ?? false,
     strict: values.strict ?? false,
     sockets: socketPair(values.sockets ?? DEFAULT_SOCKETS),
     testpmdVdev: [values["testpmd-vdev"] ?? DEFAULT_TESTPMD_VDEV, ring === "packed" ? "packed_vq=1" : ""].filter((a) => a !== "").join(","),
+    queues,
     write: !(values["no-write"] ?? false),
     outDir: resolve(values["out-dir"] ?? join(ROOT, "bench/results")),
   };
@@ -209,6 +222,8 @@ async function oneRun(o: Options, run: number, size: number, peerName: PeerName,
         frameSize: o.traffic === "flowgen" ? size + 4 : size,
         totalNumMbufs: 32768,
         statsPeriod: STATS_PERIOD,
+        // N queue pairs a port; flowgen then generates on every transmit queue, io forwards q to q.
+        ...(o.queues > 1 ? { vdevArgs: `queues=${o.queues}`, extraArgs: [`--rxq=${o.queues}`, `--txq=${o.queues}`] } : {}),
       });
       await be.ready;
     } catch (e) {
@@ -226,6 +241,7 @@ async function oneRun(o: Options, run: number, size: number, peerName: PeerName,
       seconds: Math.ceil(o.warmup + o.seconds + 4 * (STATS_PERIOD + 1) + 15),
       batch,
       vdevArgs: o.testpmdVdev,
+      queues: o.queues,
     };
     peer = peerName === "testpmd" ? await startTestpmdPeer(start) : startIxyPeer(o.ixyCmd, start, ROOT);
     base.command = peer.command;
@@ -476,6 +492,7 @@ async function main(): Promise<number> {
   log(`machine  ${m.cpu}, ${m.cpus} CPUs, ${m.os}, Linux ${m.kernel}; node ${m.node}; ${m.dpdk}`);
   log(`pinning  backend forwarding lcore on CPU ${BACKEND_CPU}, the forwarder under test on CPU ${PEER_CPU}`);
   log(`traffic  ${o.traffic === "flowgen" ? "backend flowgen (open loop: generates on both ports, counts what comes back)" : "peer --tx-first, everything io-forwarded (closed loop)"}`);
+  if (o.queues > 1) log(`queues   ${o.queues} queue pairs per port on the backend and on both peers; still one core per forwarder`);
   log(`plan     ${o.runs} run${o.runs === 1 ? "" : "s"} x sizes ${o.sizes.join(",")} x peers ${o.peers.join(",")}${o.batches ? ` (ixy batches ${o.batches.join(",")})` : ""}; warm-up ${o.warmup} s, window >= ${o.seconds} s`);
   if (o.peers.includes("ixy")) log(`ixy cmd  ${o.ixyCmd}`);
   if ((busy ?? 0) >= 10) log(`warning  other work is using ${busy}% of the CPUs: every peer will look slower, and the runs will disagree`);
@@ -535,7 +552,7 @@ async function main(): Promise<number> {
   if (o.write) {
     const day = started.toISOString().slice(0, 10);
     mkdirSync(o.outDir, { recursive: true });
-    const file = join(o.outDir, `vhost-${day}${o.quick ? "-quick" : ""}.json`);
+    const file = join(o.outDir, `vhost-${day}${o.queues > 1 ? `-queues${o.queues}` : ""}${o.quick ? "-quick" : ""}.json`);
     const data = {
       schema: "ixy.ts/bench-vhost/1",
       date: started.toISOString(),
@@ -543,7 +560,7 @@ async function main(): Promise<number> {
       machine: m,
       config: {
         traffic: o.traffic, sizes: o.sizes, runs: o.runs, seconds: o.seconds, warmup: o.warmup, batches: o.batches,
-        sockets: o.sockets, testpmdVdev: o.testpmdVdev, backendCpu: BACKEND_CPU, peerCpu: PEER_CPU, statsPeriod: STATS_PERIOD, ixyCmd: o.ixyCmd,
+        sockets: o.sockets, testpmdVdev: o.testpmdVdev, queues: o.queues, backendCpu: BACKEND_CPU, peerCpu: PEER_CPU, statsPeriod: STATS_PERIOD, ixyCmd: o.ixyCmd,
       },
       durationS,
       unavailable: ixyUnavailable !== null ? { ixy: ixyUnavailable } : {},

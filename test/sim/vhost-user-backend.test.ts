@@ -297,7 +297,7 @@ class Rings {
 }
 
 /** The messages a front-end sends to bring the queue pair up, each acked (REPLY_ACK negotiated). */
-async function bringUp(fe: FrontEnd, rings: Rings): Promise<void> {
+async function bringUp(fe: FrontEnd, rings: Rings, enable: readonly number[] = [RX, TX]): Promise<void> {
   const mem = rings.mem;
   const offered = readU64(await fe.get(GET_FEATURES));
   expect(offered & PROTOCOL_FEATURES).toBe(PROTOCOL_FEATURES);
@@ -313,7 +313,7 @@ async function bringUp(fe: FrontEnd, rings: Rings): Promise<void> {
     expect(await fe.ack(SET_VRING_ADDR, vringAddr(q, rings.user(r.desc), rings.user(r.used), rings.user(r.avail)))).toBe(0n);
     expect(await fe.ack(SET_VRING_KICK, u64(BigInt(q)), [rings.kick[q]!])).toBe(0n);
     expect(await fe.ack(SET_VRING_CALL, u64(BigInt(q)), [rings.call[q]!])).toBe(0n);
-    expect(await fe.ack(SET_VRING_ENABLE, state(q, 1))).toBe(0n);
+    if (enable.includes(q)) expect(await fe.ack(SET_VRING_ENABLE, state(q, 1))).toBe(0n);
   }
 }
 
@@ -471,6 +471,90 @@ describe("vhost-user model backend (child process, real socket)", () => {
       await idle();
       rings.close();
       mem.close();
+    }
+  });
+
+  it("a ring left disabled (no SET_VRING_ENABLE): its frames are discarded, and using it is one violation until it is enabled", async () => {
+    const mem = sharedMemory();
+    const rings = new Rings(mem);
+    const fe = new FrontEnd(socket());
+    const before = await backend.stats();
+    try {
+      await bringUp(fe, rings, [RX]);
+      let s = await backend.stats();
+      expect(s.session!.rings.slice(0, 2).map((r) => r.state)).toEqual(["enabled", "disabled"]);
+      rings.setDescriptor(RX, 0, RX_BUFFERS, BUFFER, 2);
+      rings.publish(RX, 0);
+      for (const id of [0, 1]) {
+        const f = frame(10 + id);
+        mem.bytes.fill(0, TX_BUFFERS + id * BUFFER, TX_BUFFERS + id * BUFFER + 12);
+        mem.bytes.set(f, TX_BUFFERS + id * BUFFER + 12);
+        rings.setDescriptor(TX, id, TX_BUFFERS + id * BUFFER, 12 + f.length, 0);
+        rings.publish(TX, id);
+        eventfdWrite(rings.kick[TX]);
+        await until(`frame ${id} processed`, () => rings.usedIdx(TX) === id + 1);
+      }
+      s = await backend.stats();
+      // "started but disabled": processed and discarded, nothing looped back.
+      expect([s.discarded - before.discarded, s.transmitted - before.transmitted, rings.usedIdx(RX)]).toEqual([2, 0, 0]);
+      // One violation for the ring (its first kick or discard), not one per frame.
+      expect(s.violations.slice(before.violationCount)).toEqual([
+        expect.stringMatching(/ring 1: the front-end (kicked it|made frames available on it \(discarded: a disabled transmit ring sends nothing\)) while the ring is disabled .*send VHOST_USER_SET_VRING_ENABLE 1/),
+      ]);
+      // Enabled: the next frame goes out and comes back, with no new violation.
+      expect(await fe.ack(SET_VRING_ENABLE, state(TX, 1))).toBe(0n);
+      const f = frame(12);
+      mem.bytes.set(f, TX_BUFFERS + 2 * BUFFER + 12);
+      rings.setDescriptor(TX, 2, TX_BUFFERS + 2 * BUFFER, 12 + f.length, 0);
+      rings.publish(TX, 2);
+      await until("the frame sent once the ring is enabled", () => rings.usedIdx(RX) === 1);
+      expect(mem.bytes.slice(RX_BUFFERS + 12, RX_BUFFERS + 12 + f.length)).toEqual(f);
+      expect((await backend.stats()).violationCount - before.violationCount).toBe(1);
+    } finally {
+      fe.close();
+      await idle();
+      rings.close();
+      mem.close();
+    }
+  });
+
+  it("--queues 2: GET_QUEUE_NUM 2, VIRTIO_NET_F_MQ offered; without MQ negotiated only rings 0, 1 and the control ring 2 exist, with it rings 0 to 3 and the control ring 4", async () => {
+    const mq = startModelBackend({ socket: path.join(dir, "mq.sock"), mode: "loopback", queuePairs: 2 });
+    try {
+      await mq.ready;
+      expect(mq.events[0]).toMatchObject({ event: "listening", queuePairs: 2 });
+      const MQ_FEATURE = 1n << 22n;
+      const without = new FrontEnd(mq.socket);
+      try {
+        expect(readU64(await without.get(GET_FEATURES)) & MQ_FEATURE).toBe(MQ_FEATURE);
+        without.send(SET_PROTOCOL_FEATURES, u64(REPLY_ACK | MQ));
+        expect(readU64(await without.get(GET_QUEUE_NUM))).toBe(2n);
+        expect(await without.ack(SET_FEATURES, u64(VERSION_1 | PROTOCOL_FEATURES))).toBe(0n);
+        expect(await without.ack(SET_VRING_NUM, state(2, 8))).toBe(0n); // the control ring
+        expect(await without.ack(SET_VRING_NUM, state(3, 8))).not.toBe(0n);
+      } finally {
+        without.close();
+      }
+      await mq.waitFor((s) => !s.connected, 2000);
+      const withMq = new FrontEnd(mq.socket);
+      try {
+        withMq.send(SET_PROTOCOL_FEATURES, u64(REPLY_ACK | MQ));
+        expect(await withMq.ack(SET_FEATURES, u64(VERSION_1 | PROTOCOL_FEATURES | MQ_FEATURE))).toBe(0n);
+        for (const q of [0, 1, 2, 3, 4]) expect(await withMq.ack(SET_VRING_NUM, state(q, 8))).toBe(0n);
+        expect(await withMq.ack(SET_VRING_NUM, state(5, 8))).not.toBe(0n);
+        const s = await mq.stats();
+        expect(s.session!.queuePairs).toBe(2);
+        expect(s.session!.rings.map((r) => r.index)).toEqual([0, 1, 2, 3, 4]);
+      } finally {
+        withMq.close();
+      }
+      await mq.waitFor((s) => !s.connected, 2000);
+      expect((await mq.stats()).violations).toEqual([
+        expect.stringMatching(/SET_VRING_NUM \(8\): ring 3 is not in the layout of the features negotiated: without VIRTIO_NET_F_MQ/),
+        expect.stringMatching(/SET_VRING_NUM \(8\): ring 5 does not exist: the device has 2 queue pair\(s\)/),
+      ]);
+    } finally {
+      await mq.stop();
     }
   });
 

@@ -28,6 +28,8 @@ export interface ScriptOptions {
   readonly features?: bigint;
   /** GET_PROTOCOL_FEATURES answer (default REPLY_ACK | MQ). */
   readonly protocolFeatures?: bigint;
+  /** GET_QUEUE_NUM answer (default 1). */
+  readonly queueNum?: number;
   /** GET_CONFIG answers from these bytes (struct virtio_net_config). */
   readonly config?: Uint8Array;
   readonly faults?: readonly Fault[];
@@ -67,7 +69,7 @@ function handle(sock, request, flags, payload) {
   let body = null;
   if (request === 1) body = u64(cfg.features);
   else if (request === 15) body = u64(cfg.protocolFeatures);
-  else if (request === 17) body = u64(1);
+  else if (request === 17) body = u64(cfg.queueNum);
   else if (request === 11) { body = Buffer.alloc(8); body.writeUInt32LE(payload.readUInt32LE(0), 0); }
   else if (request === 24) {
     const offset = payload.readUInt32LE(0), size = payload.readUInt32LE(4);
@@ -139,6 +141,7 @@ export class ScriptedBackend {
       path: socket,
       features: `${options.features ?? (1n << 32n) | (1n << 30n)}`,
       protocolFeatures: `${options.protocolFeatures ?? (1n << 3n) | 1n}`,
+      queueNum: options.queueNum ?? 1,
       config: Buffer.from(options.config ?? new Uint8Array(16)).toString("hex"),
       faults: options.faults ?? [],
       listenDelayMs: options.listenDelayMs ?? 0,

@@ -9,6 +9,7 @@ import { Mempool } from "../../src/mem/mempool.ts";
 import { frameOf, writeFrame } from "../../src/mem/packet.ts";
 import { createVirtioDevice } from "../../src/drivers/virtio/virtio-device.ts";
 import { createVhostUserDevice } from "../../src/drivers/virtio/vhost-user-device.ts";
+import { VhostUserBackendNotFoundError } from "../../src/drivers/virtio/vhost-user/errors.ts";
 import { CtrlQueue } from "../../src/drivers/virtio/ctrl-queue.ts";
 import { ModernTransport } from "../../src/drivers/virtio/transport-modern.ts";
 import type { NotifyTarget } from "../../src/drivers/virtio/transport.ts";
@@ -241,10 +242,14 @@ describe("virtio multiqueue on other transports", () => {
     expect(model.violations).toEqual([]);
   });
 
-  it("refuses more than one queue pair over vhost-user before connecting (not implemented there yet)", () => {
-    const attempt = () => createVhostUserDevice("/nonexistent/ixy-mq.sock", { rxQueues: 2, txQueues: 2, timeoutMs: 0 });
-    expect(attempt).toThrow(NotSupportedError);
-    expect(attempt).toThrow(/multiqueue over vhost-user .* is not implemented/);
+  it("over vhost-user: more than 128 queue pairs (an 8-bit ring index) is a RangeError before connecting; 2 pairs go on to connect", () => {
+    const attempt = (pairs: number) => () => createVhostUserDevice("/nonexistent/ixy-mq.sock", { rxQueues: pairs, txQueues: pairs, timeoutMs: 0 });
+    expect(attempt(129)).toThrow(RangeError);
+    expect(attempt(129)).toThrow(/at most 128 queue pairs/);
+    // The multiqueue checks need the backend's answers (test/vhost-user/multiqueue.test.ts).
+    expect(attempt(2)).toThrow(VhostUserBackendNotFoundError);
+    // Queue pairs: rxQueues = txQueues, as on PCI.
+    expect(() => createVhostUserDevice("/nonexistent/ixy-mq.sock", { rxQueues: 2, txQueues: 1, timeoutMs: 0 })).toThrow(/rxQueues 2 and txQueues 1: .*give both the same number/);
   });
 });
 

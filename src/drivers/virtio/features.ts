@@ -28,9 +28,11 @@
  *                             vhost-user the control queue is the front-end's own (qemu and DPDK's
  *                             virtio-user serve it themselves) and never reaches the backend;
  *                             DPDK 22.11 offers CTRL_VQ but has no code to serve it
- *   VIRTIO_NET_F_MQ           PCI, only when more than one queue pair is asked for (then
- *                             required, with CTRL_VQ: §5.1.3.1). With one pair it is left alone,
- *                             so the device keeps the three-queue layout of §5.1.2
+ *   VIRTIO_NET_F_MQ           only when more than one queue pair is asked for (then required;
+ *                             on PCI with CTRL_VQ, §5.1.3.1, over vhost-user without: the
+ *                             front-end plays the control queue and enables the rings of the
+ *                             pairs in use, vhost-user/transport.ts). With one pair it is left
+ *                             alone, so the device keeps the layout of §5.1.2 for one pair
  *
  * Not accepted: checksum and segmentation offloads, MRG_RXBUF (one buffer per frame is enough for
  * standard frames), EVENT_IDX, INDIRECT_DESC, IN_ORDER (the packed queues take buffers back in any order), RSS.
@@ -119,13 +121,18 @@ export function chooseFeatures(
     }
     wanted |= feature(VIRTIO_F_ANY_LAYOUT);
   }
-  if (queuePairs > 1) {
-    if (transport === "vhost-user") {
+  if (queuePairs > 1 && transport === "vhost-user") {
+    // The transport shows VIRTIO_NET_F_MQ only when the backend offers it and
+    // VHOST_USER_PROTOCOL_F_MQ (createVhostUserDevice says which of the two is missing).
+    if (!hasFeature(offered, VIRTIO_NET_F_MQ)) {
       throw new NotSupportedError(
-        `${device}: ${queuePairs} queue pairs: multiqueue over vhost-user (VHOST_USER_PROTOCOL_F_MQ) is not ` +
-          `implemented by this driver yet: use rxQueues and txQueues 1, or a PCI virtio-net device with mq=on`,
+        `${device}: ${queuePairs} queue pairs, but the vhost-user backend offers no multiqueue (VIRTIO_NET_F_MQ with ` +
+          `VHOST_USER_PROTOCOL_F_MQ; it offers ${describeFeatures(offered)}): use rxQueues and txQueues 1, or give the ` +
+          `backend ${queuePairs} queue pairs (dpdk-testpmd --vdev net_vhost0,iface=PATH,queues=${queuePairs})`,
       );
     }
+    wanted |= feature(VIRTIO_NET_F_MQ);
+  } else if (queuePairs > 1) {
     // §5.1.3.1: VIRTIO_NET_F_MQ requires VIRTIO_NET_F_CTRL_VQ (VQ_PAIRS_SET travels on it).
     if (!hasFeature(offered, VIRTIO_NET_F_MQ) || !hasFeature(offered, VIRTIO_NET_F_CTRL_VQ)) {
       throw new NotSupportedError(

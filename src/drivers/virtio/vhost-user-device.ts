@@ -13,11 +13,15 @@ import { IxyError, NotSupportedError } from "../../errors.ts";
 import type { SharedMemoryDmaAllocator } from "../../mem/shared-dma.ts";
 import { VirtioNetDevice, checkDeviceOptions } from "./virtio-device.ts";
 import { acquireSharedMemory, DEFAULT_MEMORY_BYTES, releaseSharedMemory } from "./vhost-user/shared-memory.ts";
-import { VhostUserTransport } from "./vhost-user/transport.ts";
+import { MAX_QUEUE_PAIRS, VhostUserTransport } from "./vhost-user/transport.ts";
+import { VhostUserProtocolFeature } from "./vhost-user/protocol.ts";
+import { describeFeatures, hasFeature, VIRTIO_NET_F_MQ } from "./virtio_types.ts";
 
 /**
  * DeviceOptions (rxRingSize and txRingSize default to 256 here: vhost-user cannot ask the backend
- * for its maximum; DPDK takes up to 32768, the model backend 256 unless started otherwise) and:
+ * for its maximum; DPDK takes up to 32768, the model backend 256 unless started otherwise;
+ * rxQueues = txQueues = N > 1 queue pairs need a backend with VHOST_USER_PROTOCOL_F_MQ, at least N
+ * pairs by GET_QUEUE_NUM, and VIRTIO_NET_F_MQ) and:
  */
 export interface VhostUserOptions extends DeviceOptions {
   /**
@@ -53,12 +57,14 @@ const openPaths = new Set<string>();
 export function createVhostUserDevice(path: string, options: VhostUserOptions = {}): NicDevice {
   if (typeof path !== "string" || path.length === 0) throw new TypeError(`vhost-user: the socket path must be a non-empty string, got ${String(path)}`);
   const name = VHOST_USER_PREFIX + path;
+  // rxQueues === txQueues: virtio-net queues come in pairs (checkDeviceOptions says so otherwise).
   options = checkDeviceOptions(name, options);
-  if ((options.rxQueues ?? 1) > 1) {
+  const pairs = options.rxQueues ?? 1;
+  if (pairs > MAX_QUEUE_PAIRS) {
     // Before connecting: a missing backend would otherwise be the error shown.
-    throw new NotSupportedError(
-      `${name}: rxQueues and txQueues ${options.rxQueues}: multiqueue over vhost-user (VHOST_USER_PROTOCOL_F_MQ, ` +
-        `a vring pair per queue pair) is not implemented by this driver yet: use 1, or a PCI virtio-net device with mq=on`,
+    throw new RangeError(
+      `${name}: rxQueues and txQueues ${pairs}: vhost-user names a ring in 8 bits (SET_VRING_KICK), so at most ` +
+        `${MAX_QUEUE_PAIRS} queue pairs: use fewer`,
     );
   }
   const { mac, memoryBytes = DEFAULT_MEMORY_BYTES, timeoutMs = DEFAULT_TIMEOUT_MS } = options;
@@ -74,6 +80,7 @@ export function createVhostUserDevice(path: string, options: VhostUserOptions = 
   let transport: VhostUserTransport | null = null;
   try {
     transport = new VhostUserTransport({ path, name, dma, timeoutMs, mac: mac?.slice() });
+    if (pairs > 1) checkQueuePairs(name, path, transport, pairs);
     // vhost-user cannot ask the backend for its ring sizes: 256 unless told, as qemu's and
     // DPDK's virtio-user front-ends default to (and the model backend's maximum).
     const sized = { ...options, rxRingSize: options.rxRingSize ?? DEFAULT_RING_SIZE, txRingSize: options.txRingSize ?? DEFAULT_RING_SIZE };
@@ -86,6 +93,33 @@ export function createVhostUserDevice(path: string, options: VhostUserOptions = 
     // Every error names the device, also those of the shared memory.
     if (e instanceof IxyError && !e.message.includes(name)) e.message = `${name}: ${e.message}`;
     throw e;
+  }
+}
+
+/**
+ * vhost-user: "Multiple queue support": more than one queue pair needs VHOST_USER_PROTOCOL_F_MQ,
+ * and "Front-end should stop when the number of requested queues is bigger than" GET_QUEUE_NUM;
+ * the backend must also offer VIRTIO_NET_F_MQ (DPDK's vhost drops every ring beyond the first
+ * pair at SET_FEATURES without it: vhost_user_set_features).
+ */
+function checkQueuePairs(name: string, path: string, transport: VhostUserTransport, pairs: number): void {
+  const advice =
+    `use rxQueues and txQueues ${transport.maxQueuePairs === 1 ? "1" : `of at most ${transport.maxQueuePairs}`}, or start the backend ` +
+    `with ${pairs} queue pairs (dpdk-testpmd --vdev 'net_vhost0,iface=${path},queues=${pairs}'; the model backend: --queues ${pairs})`;
+  if (!hasFeature(transport.protocolFeatures, VhostUserProtocolFeature.MQ)) {
+    throw new NotSupportedError(
+      `${name}: rxQueues and txQueues ${pairs}, but the backend does not offer VHOST_USER_PROTOCOL_F_MQ ` +
+        `(protocol features 0x${transport.protocolFeatures.toString(16)}), so it has one queue pair: ${advice}`,
+    );
+  }
+  if (pairs > transport.maxQueuePairs) {
+    throw new NotSupportedError(`${name}: rxQueues and txQueues ${pairs}, but the backend has at most ${transport.maxQueuePairs} queue pair(s) (VHOST_USER_GET_QUEUE_NUM): ${advice}`);
+  }
+  if (!hasFeature(transport.backendFeatures, VIRTIO_NET_F_MQ)) {
+    throw new NotSupportedError(
+      `${name}: rxQueues and txQueues ${pairs}: the backend has ${transport.maxQueuePairs} queue pairs (GET_QUEUE_NUM) but does ` +
+        `not offer VIRTIO_NET_F_MQ (features ${describeFeatures(transport.backendFeatures)}): ${advice}`,
+    );
   }
 }
 

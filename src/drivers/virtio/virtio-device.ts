@@ -315,7 +315,9 @@ export class VirtioNetDevice implements NicDevice {
       // it to spread received frames over the first `pairs` receive queues (Linux
       // virtnet_set_queues). Its queues are configured already, as the spec asks. A refusal
       // (VIRTIO_NET_ERR) fails the open: frames for queues the device does not use would never come.
-      if (pairs > 1) {
+      // Over vhost-user there is no control queue: the transport enabled the rings of exactly
+      // these pairs (SET_VRING_ENABLE), which is what front-ends turn VQ_PAIRS_SET into.
+      if (pairs > 1 && kind !== "vhost-user") {
         this.#ctrl!.command(
           VIRTIO_NET_CTRL_MQ,
           VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,

@@ -3,7 +3,10 @@
  * real socket:
  *
  *   node --import tsx src/sim/vhost-user/backend-main.ts --socket /path [--mode loopback|sink]
- *        [--queue-size N] [--mac 52:54:00:12:34:56] [--keep N] [--backlog N] [--packed] [--no-stdin]
+ *        [--queue-size N] [--queues N] [--mac 52:54:00:12:34:56] [--keep N] [--backlog N] [--packed] [--no-stdin]
+ *
+ * --queues N: N queue pairs (default 1): GET_QUEUE_NUM answers N, and above 1 VIRTIO_NET_F_MQ is
+ * offered; looped-back frames return on their own pair, injected ones are steered by flow.
  *
  * It prints {"event":"listening",...} on stdout once it listens, then takes JSON-line commands
  * on stdin and prints replies and events on stdout (control-protocol.ts). It ends, closing its
@@ -15,12 +18,13 @@ import { VhostUserBackend } from "./backend.ts";
 import { type BackendCommand, type BackendMode, fromHex, toHex } from "./control-protocol.ts";
 
 const USAGE =
-  "usage: backend-main.ts --socket PATH [--mode loopback|sink] [--queue-size N] [--mac XX:XX:XX:XX:XX:XX] [--keep N] [--backlog N] [--no-stdin]";
+  "usage: backend-main.ts --socket PATH [--mode loopback|sink] [--queue-size N] [--queues N] [--mac XX:XX:XX:XX:XX:XX] [--keep N] [--backlog N] [--packed] [--no-stdin]";
 
 interface Arguments {
   socket: string;
   mode: BackendMode;
   queueSize: number;
+  queuePairs: number;
   mac?: Uint8Array;
   keep: number;
   backlog: number;
@@ -66,6 +70,9 @@ function parseArguments(argv: readonly string[]): Arguments {
       case "--queue-size":
         args.queueSize = integer(arg, next());
         break;
+      case "--queues":
+        args.queuePairs = integer(arg, next());
+        break;
       case "--mac": {
         const mac = next();
         if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac)) throw new UsageError(`--mac must look like 52:54:00:12:34:56, got ${JSON.stringify(mac)}`);
@@ -93,7 +100,7 @@ function parseArguments(argv: readonly string[]): Arguments {
     }
   }
   if (args.socket === undefined) throw new UsageError("--socket PATH is required");
-  return { mode: "loopback", queueSize: 256, keep: 1024, backlog: 1024, ...args, socket: args.socket };
+  return { mode: "loopback", queueSize: 256, queuePairs: 1, keep: 1024, backlog: 1024, ...args, socket: args.socket };
 }
 
 function print(line: object): void {
@@ -137,7 +144,7 @@ function main(): void {
   // Whoever reads stdout went away: nobody is left to serve.
   process.stdout.on("error", () => shutdown(0));
 
-  print({ event: "listening", socket: backend.socket, pid: process.pid, mode: backend.mode, queueSize: backend.queueSize });
+  print({ event: "listening", socket: backend.socket, pid: process.pid, mode: backend.mode, queueSize: backend.queueSize, queuePairs: backend.queuePairs });
 
   if (!args.stdin) return;
   const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });

@@ -21,6 +21,8 @@ export interface ModelBackendOptions {
   readonly socket: string;
   readonly mode?: BackendMode;
   readonly queueSize?: number;
+  /** Queue pairs (--queues; default 1). */
+  readonly queuePairs?: number;
   /** "52:54:00:12:34:56" */
   readonly mac?: string;
   readonly keep?: number;
@@ -74,6 +76,7 @@ interface Pending {
 export function startModelBackend(options: ModelBackendOptions): ModelBackend {
   const args = [MAIN, "--socket", options.socket, "--mode", options.mode ?? "loopback"];
   if (options.queueSize !== undefined) args.push("--queue-size", String(options.queueSize));
+  if (options.queuePairs !== undefined) args.push("--queues", String(options.queuePairs));
   if (options.mac !== undefined) args.push("--mac", options.mac);
   if (options.keep !== undefined) args.push("--keep", String(options.keep));
   if (options.backlog !== undefined) args.push("--backlog", String(options.backlog));

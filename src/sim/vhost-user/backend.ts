@@ -4,12 +4,16 @@
  * followed by the next, so a driver may reconnect), speaks the back-end side of the protocol
  * (session.ts), and runs the model's rings on the front-end's shared memory.
  *
- * Traffic: in "loopback" mode every frame the driver transmits comes back on its receive ring,
- * byte for byte; in "sink" mode frames are only counted and the last `keep` kept. inject() adds
- * frames from outside. Frames for the receive ring wait in a backlog (in order, up to `backlog`
- * frames) until the driver posts buffers, so that loopback loses nothing while the driver
- * refills; frames still waiting when the front-end hangs up are dropped (counted in backlogDropped),
- * those injected while none is connected wait for the next.
+ * Traffic: in "loopback" mode every frame the driver transmits comes back on the receive ring of
+ * the same queue pair, byte for byte; in "sink" mode frames are only counted and the last `keep`
+ * kept. inject() adds frames from outside; with several queue pairs they are steered by flow
+ * (flowHash of virtio-model.ts over the addresses, protocol and ports, modulo the receive rings
+ * enabled when the frame is handed on), so that every frame of a flow lands on one queue, in
+ * order, as long as the front-end does not change which rings are enabled. Frames for a receive
+ * ring wait in its backlog (in order; all backlogs together hold up to `backlog` frames) until
+ * the driver posts buffers, so that loopback loses nothing while the driver refills; frames
+ * still waiting when the front-end hangs up are dropped (counted in backlogDropped), those
+ * injected while none is connected wait for the next.
  *
  * Everything runs on the event loop: start() polls the listening socket, the connection, the
  * kick eventfds and the rings, one step per setImmediate while there is work (and for a while
@@ -20,7 +24,7 @@
 import * as fs from "node:fs";
 import { close } from "../../sys/libc.ts";
 import { acceptUnixConnection, listenUnixSocket, WOULD_BLOCK } from "../../sys/unix-listen.ts";
-import { VirtioNetModel } from "../virtio/virtio-model.ts";
+import { flowHash, VirtioNetModel } from "../virtio/virtio-model.ts";
 import type { BackendEvent, BackendMode, BackendStats } from "./control-protocol.ts";
 import { MAX_VIOLATION_EVENTS, MAX_VIOLATIONS } from "./control-protocol.ts";
 import { Session, type SessionHost } from "./session.ts";
@@ -31,6 +35,11 @@ export interface VhostUserBackendOptions {
   readonly mode?: BackendMode;
   /** Maximum size of the receive and transmit rings, a power of two (default 256). */
   readonly queueSize?: number;
+  /**
+   * Queue pairs (default 1): GET_QUEUE_NUM's answer, and above 1 VIRTIO_NET_F_MQ is offered
+   * (rings 0 to 2N-1, the control ring at 2N). VHOST_USER_PROTOCOL_F_MQ is offered either way.
+   */
+  readonly queuePairs?: number;
   readonly mac?: Uint8Array;
   /** Offer VIRTIO_F_RING_PACKED (packed virtqueues, as DPDK's vhost does); default false. */
   readonly packed?: boolean;
@@ -49,6 +58,7 @@ export class VhostUserBackend {
   readonly socket: string;
   readonly mode: BackendMode;
   readonly queueSize: number;
+  readonly queuePairs: number;
   readonly model: VirtioNetModel;
   readonly #name: string;
   readonly #keep: number;
@@ -65,7 +75,10 @@ export class VhostUserBackend {
   #transmittedCount = 0;
   #transmittedBytes = 0;
   #discarded = 0;
-  readonly #backlog: Uint8Array[] = [];
+  /** Injected frames not steered to a queue pair yet (no receive ring was enabled). */
+  readonly #inbox: Uint8Array[] = [];
+  /** Per queue pair: frames steered (or looped back) to its receive ring, waiting for buffers. */
+  readonly #backlogs: Uint8Array[][] = [];
   #delivered = 0;
   #backlogDropped = 0;
   #rejected = 0;
@@ -81,6 +94,8 @@ export class VhostUserBackend {
     this.#keep = positiveInteger(options.keep ?? 1024, "keep");
     this.#backlogLimit = positiveInteger(options.backlog ?? 1024, "backlog");
     this.queueSize = options.queueSize ?? 256;
+    this.queuePairs = positiveInteger(options.queuePairs ?? 1, "queuePairs");
+    for (let p = 0; p < this.queuePairs; p++) this.#backlogs.push([]);
     this.#name = `vhost-user backend ${this.socket}`;
     this.#onEvent = options.onEvent ?? (() => {});
     this.model = new VirtioNetModel({
@@ -90,6 +105,7 @@ export class VhostUserBackend {
       ...(options.mac === undefined ? {} : { mac: options.mac }),
       accessPlatform: false,
       packed: options.packed ?? false,
+      queuePairs: this.queuePairs,
       transport: "external",
     });
     // A polling backend: the driver need not kick (virtio 1.1 §2.6.10).
@@ -97,9 +113,9 @@ export class VhostUserBackend {
     this.#host = {
       model: this.model,
       violation: (message) => this.#violation(`${this.#name}: ${message}`),
-      transmitted: (frame) => this.#onTransmitted(frame),
+      transmitted: (frame, pair) => this.#onTransmitted(frame, pair),
       discarded: () => void this.#discarded++,
-      deliver: () => this.#deliver(),
+      deliver: (pair) => this.#deliver(pair),
     };
   }
 
@@ -147,8 +163,10 @@ export class VhostUserBackend {
     if (session !== null && session.closed !== null) {
       this.#session = null;
       // What the old driver would have received is not the next one's.
-      this.#backlogDropped += this.#backlog.length;
-      this.#backlog.length = 0;
+      for (const backlog of this.#backlogs) {
+        this.#backlogDropped += backlog.length;
+        backlog.length = 0;
+      }
       this.#onEvent({ event: "disconnected", connection: session.connection, reason: session.closed.reason });
     }
     return work;
@@ -160,19 +178,19 @@ export class VhostUserBackend {
    * frames still waiting. A full backlog is a RangeError.
    */
   inject(frame: Uint8Array): { delivered: boolean; backlog: number } {
-    if (this.#backlog.length >= this.#backlogLimit) {
+    if (this.#waiting() >= this.#backlogLimit) {
       throw new RangeError(`${this.#name}: the receive backlog is full (${this.#backlogLimit} frames): let the driver receive, or start the backend with a larger --backlog`);
     }
     const copy = frame.slice();
-    this.#backlog.push(copy);
-    if (this.#session?.receiving === true) {
-      try {
-        this.#deliver();
-      } catch {
-        // a DMA fault: the next step() stops the ring and records it
-      }
+    this.#inbox.push(copy);
+    const pairs = this.#session?.receivingPairs() ?? [];
+    try {
+      for (const p of pairs) this.#deliver(p);
+    } catch {
+      // a DMA fault: the next step() stops the ring and records it
     }
-    return { delivered: !this.#backlog.includes(copy), backlog: this.#backlog.length };
+    const waiting = this.#inbox.includes(copy) || this.#backlogs.some((b) => b.includes(copy));
+    return { delivered: !waiting, backlog: this.#waiting() };
   }
 
   /** The transmitted frames kept (the latest `keep`), oldest first. */
@@ -192,7 +210,7 @@ export class VhostUserBackend {
       transmittedBytes: this.#transmittedBytes,
       discarded: this.#discarded,
       delivered: this.#delivered,
-      backlog: this.#backlog.length,
+      backlog: this.#waiting(),
       backlogDropped: this.#backlogDropped,
       rejected: this.#rejected,
       violations: this.#violations.slice(),
@@ -235,27 +253,46 @@ export class VhostUserBackend {
     else this.#timeout = setTimeout(tick, 1);
   }
 
-  #onTransmitted(frame: Uint8Array): void {
+  /** Frames waiting: not steered yet, or in a queue pair's backlog. */
+  #waiting(): number {
+    let n = this.#inbox.length;
+    for (const b of this.#backlogs) n += b.length;
+    return n;
+  }
+
+  /** Loopback: what transmitq(pair+1) sent comes back on receiveq(pair+1). */
+  #onTransmitted(frame: Uint8Array, pair: number): void {
     this.#transmittedCount++;
     this.#transmittedBytes += frame.length;
     this.#transmitted.push(frame);
     if (this.#transmitted.length > this.#keep) this.#transmitted.shift();
     if (this.mode !== "loopback") return;
-    if (this.#backlog.length >= this.#backlogLimit) this.#backlogDropped++;
-    else this.#backlog.push(frame);
+    if (this.#waiting() >= this.#backlogLimit) this.#backlogDropped++;
+    else this.#backlogs[pair]!.push(frame);
   }
 
-  /** Writes waiting frames into receive buffers, in order, until the backlog or the buffers run out. */
-  #deliver(): void {
+  /**
+   * Steers the injected frames over the receive rings enabled now (flow hash modulo their
+   * number), then writes the waiting frames of queue pair `pair` into its receive buffers, in
+   * order, until its backlog or its buffers run out.
+   */
+  #deliver(pair: number): void {
+    if (this.#inbox.length > 0) {
+      const pairs = this.#session?.receivingPairs() ?? [];
+      if (pairs.length > 0) {
+        for (const frame of this.#inbox.splice(0)) this.#backlogs[pairs.length === 1 ? pairs[0]! : pairs[flowHash(frame) % pairs.length]!]!.push(frame);
+      }
+    }
+    const backlog = this.#backlogs[pair]!;
     const c = this.model.counters;
     // Only with a buffer posted: inject() without one would count the frame as dropped.
-    while (this.#backlog.length > 0 && this.model.rxBuffersAvailable > 0) {
+    while (backlog.length > 0 && this.model.rxBuffersAvailableOn(pair) > 0) {
       const rejectedBefore = c.rxFiltered + c.rxOversize;
-      if (this.model.inject(this.#backlog[0]!)) {
-        this.#backlog.shift();
+      if (this.model.inject(backlog[0]!, pair)) {
+        backlog.shift();
         this.#delivered++;
       } else if (c.rxFiltered + c.rxOversize !== rejectedBefore) {
-        this.#backlog.shift(); // refused for good: it would never fit, or the filter drops it
+        backlog.shift(); // refused for good: it would never fit, or the filter drops it
         this.#rejected++;
       } else {
         return; // the receive ring stopped under it

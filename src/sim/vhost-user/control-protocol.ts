@@ -10,7 +10,7 @@
  * stdin EOF (or SIGTERM, SIGINT): the backend closes, unlinks its socket and exits with 0.
  *
  * stdout, events (no `id`):
- *   {"event":"listening","socket":"/path","pid":123,"mode":"loopback","queueSize":256}  (first line: ready)
+ *   {"event":"listening","socket":"/path","pid":123,"mode":"loopback","queueSize":256,"queuePairs":1}  (first line: ready)
  *   {"event":"connected","connection":1}
  *   {"event":"disconnected","connection":1,"reason":"the front-end hung up"}
  *   {"event":"violation","message":"..."}   (the first MAX_VIOLATION_EVENTS only; stats has them all)
@@ -22,7 +22,7 @@ import type { SessionStats } from "./session.ts";
 export type BackendMode = "loopback" | "sink";
 
 export type BackendEvent =
-  | { readonly event: "listening"; readonly socket: string; readonly pid: number; readonly mode: BackendMode; readonly queueSize: number }
+  | { readonly event: "listening"; readonly socket: string; readonly pid: number; readonly mode: BackendMode; readonly queueSize: number; readonly queuePairs: number }
   | { readonly event: "connected"; readonly connection: number }
   | { readonly event: "disconnected"; readonly connection: number; readonly reason: string }
   | { readonly event: "violation"; readonly message: string }

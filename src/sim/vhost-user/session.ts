@@ -12,10 +12,20 @@
  *   libvhost-user, starts it when the kick fd arrives, since a polling front-end that is told
  *   VIRTQ_USED_F_NO_NOTIFY need never kick;
  * - vhost-user has no status register: the device runs (DRIVER_OK for the core) while the
- *   memory table is in place and both rings of the queue pair are started;
+ *   memory table is in place and both rings of the first queue pair are started (DPDK's
+ *   virtio_is_ready likewise waits for rings 0 and 1 only);
  * - a started ring is "enabled" unless VHOST_USER_F_PROTOCOL_FEATURES was negotiated, in which
  *   case SET_VRING_ENABLE decides. A disabled receive ring gets no frames; a disabled transmit
- *   ring is processed and its frames discarded, without side effects;
+ *   ring is processed and its frames discarded, without side effects. Stricter than the
+ *   specification, which only says what a backend does with such rings: a kick on a disabled
+ *   ring, and frames a disabled transmit ring discards, are violations (once per ring until
+ *   SET_VRING_ENABLE changes its state), since a front-end that does either forgot to enable it;
+ * - multiqueue (vhost-user: "Multiple queue support"): the model's N queue pairs (`queuePairs`)
+ *   are GET_QUEUE_NUM's answer; with VIRTIO_NET_F_MQ negotiated rings 0 to 2N-1 are the pairs
+ *   (receive 2k, transmit 2k+1) and the control ring is 2N, without it only rings 0, 1 and the
+ *   control ring 2 exist (§5.1.2; DPDK's vhost_user_set_features likewise drops the rings beyond
+ *   the first pair). Which pairs are in use is the front-end's choice, made by enabling their
+ *   rings: no VQ_PAIRS_SET reaches a vhost-user backend (the front-end serves the control queue);
  * - GET_VRING_BASE stops a ring (and, like DPDK and libvhost-user, closes its eventfds).
  *
  * Requests that make no sense are refused: a violation is recorded and, when REPLY_ACK was
@@ -59,19 +69,18 @@ export const OFFERED_PROTOCOL_FEATURES = bit(ProtocolFeature.MQ) | bit(ProtocolF
 const MESSAGES_PER_SERVE = 64;
 const RX = 0;
 const TX = 1;
-const CTRL = 2;
 
 /** What a session needs of the backend that accepted it. */
 export interface SessionHost {
   readonly model: VirtioNetModel;
   /** Records a protocol violation (prefixed with the backend's name). */
   violation(message: string): void;
-  /** A frame the driver transmitted on an enabled transmit ring. */
-  transmitted(frame: Uint8Array): void;
+  /** A frame the driver transmitted on the enabled transmit ring of queue pair `pair`. */
+  transmitted(frame: Uint8Array, pair: number): void;
   /** A frame of a disabled transmit ring, processed and dropped. */
-  discarded(frame: Uint8Array): void;
-  /** Moves waiting frames into the receive ring (it runs and is enabled). */
-  deliver(): void;
+  discarded(frame: Uint8Array, pair: number): void;
+  /** Moves waiting frames into the receive ring of queue pair `pair` (it runs and is enabled). */
+  deliver(pair: number): void;
 }
 
 export interface RingStats {
@@ -96,10 +105,12 @@ export interface SessionStats {
   readonly features: string | null;
   readonly protocolFeatures: string;
   readonly owner: boolean;
-  /** The queue pair runs (the core's DRIVER_OK). */
+  /** The device runs (the core's DRIVER_OK: the first queue pair's rings are started). */
   readonly running: boolean;
+  /** Queue pairs in the layout: the backend's queue pairs with VIRTIO_NET_F_MQ negotiated, else 1. */
+  readonly queuePairs: number;
   readonly memoryRegions: readonly MemoryRegionDescription[];
-  /** Receive and transmit ring, and the control ring when CTRL_VQ was negotiated (or the front-end used it). */
+  /** Receive and transmit ring of each queue pair, and the control ring when CTRL_VQ was negotiated (or the front-end used it). */
   readonly rings: readonly RingStats[];
 }
 
@@ -146,7 +157,14 @@ export class Session {
     // there is no IOTLB here), and the bit that announces GET/SET_PROTOCOL_FEATURES.
     this.#offered = (this.#core.modernFeatures & ~bit(F.ACCESS_PLATFORM)) | bit(F_PROTOCOL_FEATURES);
     this.#handlers = this.#makeHandlers();
-    host.model.onTransmit = (frame) => (this.#state(TX) === "enabled" ? host.transmitted(frame) : host.discarded(frame));
+    host.model.onTransmit = (frame, pair) => {
+      const index = 2 * pair + TX;
+      if (this.#state(index) === "enabled") host.transmitted(frame, pair);
+      else {
+        this.#disabledUse(this.#vrings[index]!, "made frames available on it (discarded: a disabled transmit ring sends nothing)");
+        host.discarded(frame, pair);
+      }
+    };
   }
 
   /** Set once the connection is gone. */
@@ -196,24 +214,37 @@ export class Session {
       if (kicks > 0) {
         v.kicks += kicks;
         work = true;
+        if (v.state(this.#protocolFeaturesNegotiated) === "disabled") this.#disabledUse(v, "kicked it");
       }
     }
     if (!this.#core.driverOk) return work;
     const model = this.#host.model;
-    const tx = this.#vrings[TX]!;
-    const ctrl = this.#vrings[CTRL];
-    const rx = this.#vrings[RX]!;
+    const pairs = this.#layoutPairs();
     // A DMA fault stops its ring, and with it the device: each step checks that it still runs.
-    if (tx.started) work = this.#run(tx, () => model.poll(TX)) || work;
-    if (ctrl !== undefined && this.#core.driverOk && this.#state(CTRL) === "enabled") work = this.#run(ctrl, () => model.poll(CTRL)) || work;
-    if (this.receiving) work = this.#run(rx, () => this.#host.deliver()) || work;
+    for (let p = 0; p < pairs; p++) {
+      const tx = this.#vrings[2 * p + TX]!;
+      if (tx.started && this.#core.driverOk) work = this.#run(tx, () => model.poll(tx.index)) || work;
+    }
+    const ctrlIndex = model.ctrlQueueIndex;
+    const ctrl = this.#vrings[ctrlIndex];
+    if (ctrl !== undefined && this.#core.driverOk && this.#state(ctrlIndex) === "enabled") work = this.#run(ctrl, () => model.poll(ctrlIndex)) || work;
+    for (let p = 0; p < pairs; p++) {
+      if (this.receivingOn(p)) work = this.#run(this.#vrings[2 * p + RX]!, () => this.#host.deliver(p)) || work;
+    }
     for (const v of this.#vrings) this.#signal(v);
     return work;
   }
 
-  /** Whether the receive ring takes frames now. */
-  get receiving(): boolean {
-    return this.#closed === null && this.#core.driverOk && this.#state(RX) === "enabled";
+  /** Whether the receive ring of queue pair `pair` takes frames now (started and enabled, in the layout). */
+  receivingOn(pair: number): boolean {
+    return this.#closed === null && this.#core.driverOk && pair < this.#layoutPairs() && this.#state(2 * pair + RX) === "enabled";
+  }
+
+  /** The queue pairs whose receive rings take frames now, in order. */
+  receivingPairs(): number[] {
+    const out: number[] = [];
+    for (let p = 0; p < this.#layoutPairs(); p++) if (this.receivingOn(p)) out.push(p);
+    return out;
   }
 
   /**
@@ -245,6 +276,7 @@ export class Session {
       protocolFeatures: `0x${this.#protocolFeatures.toString(16)}`,
       owner: this.#owner,
       running: this.#core.driverOk,
+      queuePairs: this.#layoutPairs(),
       memoryRegions: this.#memory.regions,
       rings: this.#vrings.filter((v) => this.#listed(v)).map((v) => ({
         index: v.index,
@@ -263,10 +295,29 @@ export class Session {
     };
   }
 
-  /** virtio 1.1 §5.1.2: the control ring exists only with VIRTIO_NET_F_CTRL_VQ; listed too once the front-end used it. */
+  /**
+   * virtio 1.1 §5.1.2: the receive and transmit rings of the layout's pairs; the control ring
+   * only with VIRTIO_NET_F_CTRL_VQ. Any other ring too once the front-end used it.
+   */
   #listed(v: Vring): boolean {
-    if (v.index !== CTRL || this.#core.negotiated(F.CTRL_VQ)) return true;
+    if (v.index < 2 * this.#layoutPairs()) return true;
+    if (v.index === this.#host.model.ctrlQueueIndex && this.#core.negotiated(F.CTRL_VQ)) return true;
     return v.num !== 0 || v.addresses !== null || v.started || v.kickFd >= 0 || v.callFd >= 0 || v.polled;
+  }
+
+  /** Queue pairs in the layout (§5.1.2): all of the model's with VIRTIO_NET_F_MQ negotiated, else 1. */
+  #layoutPairs(): number {
+    return this.#core.negotiated(F.MQ) ? this.#host.model.queuePairs : 1;
+  }
+
+  /** A started ring the front-end used while it is disabled: a violation, once until its state changes. */
+  #disabledUse(v: Vring, what: string): void {
+    if (v.reportedDisabled) return;
+    v.reportedDisabled = true;
+    this.#host.violation(
+      `ring ${v.index}: the front-end ${what} while the ring is disabled (VHOST_USER_F_PROTOCOL_FEATURES was negotiated, so ` +
+        `rings start disabled: vhost-user "Ring states"): send VHOST_USER_SET_VRING_ENABLE 1 for it first`,
+    );
   }
 
   // --- Dispatch -----------------------------------------------------------------------------
@@ -331,8 +382,9 @@ export class Session {
       [Request.SET_VRING_ERR, { size: U64_SIZE, run: (p, m) => this.#setVringFd(p, m, "err") }],
       [Request.GET_PROTOCOL_FEATURES, { size: 0, replies: true, run: () => u64Payload(OFFERED_PROTOCOL_FEATURES) }],
       [Request.SET_PROTOCOL_FEATURES, { size: U64_SIZE, run: (p) => this.#setProtocolFeatures(p.u64(0)) }],
-      // vhost-user: Multiple queue support: the number of queue pairs (one).
-      [Request.GET_QUEUE_NUM, { size: 0, replies: true, run: () => u64Payload(1n) }],
+      // vhost-user: Multiple queue support: "Query how many queues the back-end supports"; for
+      // vhost-user-net the queue pairs (qemu compares it with queues=, DPDK answers its maximum of pairs).
+      [Request.GET_QUEUE_NUM, { size: 0, replies: true, run: () => u64Payload(BigInt(this.#host.model.queuePairs)) }],
       [Request.SET_VRING_ENABLE, { size: VRING_STATE_SIZE, run: (p) => this.#setVringEnable(p) }],
     ]);
   }
@@ -352,6 +404,10 @@ export class Session {
       }
     } else if (!this.#core.negotiateFeatures(virtio)) {
       throw new FrontEndViolation(`the device refuses features 0x${virtio.toString(16)}: ${this.#core.violations.at(-1) ?? "see the violations"}`);
+    } else {
+      // No VQ_PAIRS_SET comes over vhost-user: every pair of the layout may be used, as the
+      // front-end enables its rings.
+      this.#host.model.setActiveQueuePairs(this.#layoutPairs());
     }
     this.#features = features;
   }
@@ -405,9 +461,25 @@ export class Session {
 
   // --- Rings --------------------------------------------------------------------------------
 
+  /**
+   * Ring `index` of the device. Once the features are set, only the rings of their layout
+   * (§5.1.2): without VIRTIO_NET_F_MQ, the first pair and the control ring at 2.
+   */
   #vring(index: number): Vring {
     const v = this.#vrings[index];
-    if (v === undefined) throw new FrontEndViolation(`ring ${index} does not exist: the device has rings 0 to ${this.#vrings.length - 1} (receive, transmit, control)`);
+    const pairs = this.#host.model.queuePairs;
+    if (v === undefined) {
+      throw new FrontEndViolation(
+        `ring ${index} does not exist: the device has ${pairs} queue pair(s) (GET_QUEUE_NUM), rings 0 to ${this.#vrings.length - 1} ` +
+          `(receive 2k, transmit 2k+1, control last)`,
+      );
+    }
+    if (this.#features !== null && index >= 2 * this.#layoutPairs() && index !== this.#host.model.ctrlQueueIndex) {
+      throw new FrontEndViolation(
+        `ring ${index} is not in the layout of the features negotiated: without VIRTIO_NET_F_MQ only the first queue pair ` +
+          `(rings 0 and 1) and the control ring 2 exist (virtio 1.1 §5.1.2); negotiate VIRTIO_NET_F_MQ to use ${pairs} pairs`,
+      );
+    }
     return v;
   }
 
@@ -520,6 +592,7 @@ export class Session {
       throw new FrontEndViolation("only legal once VHOST_USER_F_PROTOCOL_FEATURES (bit 30) was negotiated in SET_FEATURES; without it, started rings are enabled");
     }
     if (num > 1) throw new FrontEndViolation(`ring ${v.index}: ${num}; 1 enables, 0 disables`);
+    if (v.enableRequested !== (num === 1)) v.reportedDisabled = false;
     v.enableRequested = num === 1;
   }
 
@@ -602,7 +675,7 @@ export class Session {
     this.#updateRunning();
   }
 
-  /** The queue pair runs while the memory is there and both its rings are started. */
+  /** The device runs while the memory is there and both rings of the first queue pair are started. */
   #updateRunning(): void {
     const running = this.#memory.mapped && this.#vrings[RX]!.started && this.#vrings[TX]!.started;
     this.#core.setDriverOk(running);

@@ -30,6 +30,8 @@ export class Vring {
   polled = false;
   /** SET_VRING_ENABLE (only with VHOST_USER_F_PROTOCOL_FEATURES: rings start disabled then). */
   enableRequested = false;
+  /** A use of the ring while disabled was reported (session.ts); cleared when SET_VRING_ENABLE changes the state. */
+  reportedDisabled = false;
   /** The ring in the model's core while started. */
   ring: AnyDeviceRing | null = null;
   /** Kicks read from the kick eventfd, and calls written to the call eventfd (this connection). */

@@ -488,6 +488,20 @@ export class VirtioNetModel {
   get activeQueuePairs(): number {
     return this.#activePairs;
   }
+  /**
+   * "external" transport only: the queue pairs in use, as the transport decides them. Over
+   * vhost-user no VQ_PAIRS_SET reaches the device (the front-end serves the control queue and
+   * enables rings with SET_VRING_ENABLE instead), so the backend says: every pair of the layout.
+   * Undone by a reset, like VQ_PAIRS_SET.
+   */
+  setActiveQueuePairs(pairs: number): void {
+    if (!this.#external) throw new TypeError("VirtioNetModel: setActiveQueuePairs() is for an external transport; a PCI driver sends VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET");
+    if (!Number.isInteger(pairs) || pairs < 1 || pairs > this.#layoutPairs()) {
+      throw new RangeError(`VirtioNetModel: setActiveQueuePairs(${pairs}): from 1 to the ${this.#layoutPairs()} pair(s) of the layout`);
+    }
+    this.#activePairs = pairs;
+    this.#reportedInactive.clear();
+  }
   /** The control queue's index: 2 * max_virtqueue_pairs with MQ negotiated, else 2 (§5.1.2). */
   get ctrlQueueIndex(): number {
     return this.#ctrlIndex();
@@ -598,29 +612,7 @@ export class VirtioNetModel {
   #steer(frame: Uint8Array): number {
     const n = this.#activePairs;
     if (n === 1) return 0;
-    let h = 0x811c9dc5;
-    const mix = (from: number, to: number): void => {
-      for (let i = from; i < to && i < frame.length; i++) h = Math.imul(h ^ frame[i]!, 0x01000193);
-    };
-    const type = frame.length >= 14 ? (frame[12]! << 8) | frame[13]! : 0;
-    if (type === 0x0800 && frame.length >= 34) {
-      const l4 = 14 + (frame[14]! & 0x0f) * 4;
-      const proto = frame[23]!;
-      const fragment = ((frame[20]! & 0x3f) | frame[21]!) !== 0; // MF or a fragment offset: no ports
-      mix(26, 34);
-      mix(23, 24);
-      if ((proto === 6 || proto === 17) && !fragment) mix(l4, l4 + 4);
-    } else if (type === 0x86dd && frame.length >= 54) {
-      const next = frame[20]!;
-      mix(22, 54);
-      mix(20, 21);
-      if (next === 6 || next === 17) mix(54, 58);
-    } else mix(0, 12);
-    // FNV-1a's low bits depend only on the low bits of the bytes (the multiplier is odd), and
-    // `% n` looks at little else: a final mix (MurmurHash3's fmix32) spreads every bit over them.
-    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-    return ((h ^ (h >>> 16)) >>> 0) % n;
+    return flowHash(frame) % n;
   }
 
   /** The receive chain for the next frame: the next available one, or (async) a random one taken ahead. */
@@ -945,4 +937,36 @@ export class VirtioNetModel {
       }
     }
   }
+}
+
+/**
+ * The flow hash the model steers received frames by (see #steer): FNV-1a, finalized, over the
+ * IPv4/IPv6 addresses, the protocol and, for unfragmented TCP/UDP, the ports; other frames: the
+ * MAC addresses. Every frame of a flow has the same hash. Exported for the vhost-user backend,
+ * which steers over the receive rings the front-end enabled.
+ */
+export function flowHash(frame: Uint8Array): number {
+  let h = 0x811c9dc5;
+  const mix = (from: number, to: number): void => {
+    for (let i = from; i < to && i < frame.length; i++) h = Math.imul(h ^ frame[i]!, 0x01000193);
+  };
+  const type = frame.length >= 14 ? (frame[12]! << 8) | frame[13]! : 0;
+  if (type === 0x0800 && frame.length >= 34) {
+    const l4 = 14 + (frame[14]! & 0x0f) * 4;
+    const proto = frame[23]!;
+    const fragment = ((frame[20]! & 0x3f) | frame[21]!) !== 0; // MF or a fragment offset: no ports
+    mix(26, 34);
+    mix(23, 24);
+    if ((proto === 6 || proto === 17) && !fragment) mix(l4, l4 + 4);
+  } else if (type === 0x86dd && frame.length >= 54) {
+    const next = frame[20]!;
+    mix(22, 54);
+    mix(20, 21);
+    if (next === 6 || next === 17) mix(54, 58);
+  } else mix(0, 12);
+  // FNV-1a's low bits depend only on the low bits of the bytes (the multiplier is odd), and
+  // `% n` looks at little else: a final mix (MurmurHash3's fmix32) spreads every bit over them.
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }

@@ -19,8 +19,17 @@
  *   (link always up, while the connection is). A `mac` option supplies the MAC instead: the
  *   driver then sees VIRTIO_NET_F_MAC, which goes to the backend only if it offered it.
  * - The control queue: vhost-user front-ends (qemu, DPDK's virtio-user) handle it themselves,
- *   it never reaches a backend (DPDK 22.11 offers VIRTIO_NET_F_CTRL_VQ but has no code for it),
- *   so features.ts does not negotiate it: only queues 0 (receive) and 1 (transmit) exist.
+ *   it never reaches a backend (DPDK 22.11 offers VIRTIO_NET_F_CTRL_VQ but has no code for it;
+ *   DPDK's virtio_user_dev_set_features strips it from SET_FEATURES), so features.ts does not
+ *   negotiate it: only receive and transmit queues exist.
+ * - Multiqueue (vhost-user: "Multiple queue support"): with VHOST_USER_PROTOCOL_F_MQ the backend
+ *   says how many queue pairs it has (GET_QUEUE_NUM); that is the device's max_virtqueue_pairs
+ *   (offset 8 of struct virtio_net_config, answered here as DPDK's virtio-user does), and
+ *   VIRTIO_NET_F_MQ is shown to the driver only then (DPDK: vhost_user_setup hides it without
+ *   the protocol feature). The front-end chooses the pairs in use by enabling their rings
+ *   (SET_VRING_ENABLE), which is what qemu and DPDK's virtio-user turn the driver's
+ *   VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET into (virtio_user_handle_mq): this transport sets up and
+ *   enables exactly the rings of the pairs the driver opens, so no VQ_PAIRS_SET is needed.
  * - Ring addresses: SET_VRING_ADDR takes the front-end's user (virtual) addresses of the rings,
  *   the descriptors carry device ("guest") addresses; the backend translates both through the
  *   memory table of the SharedMemoryDmaAllocator (vhost-user: "Memory access").
@@ -37,7 +46,9 @@ import {
   VIRTIO_CONFIG_S_FEATURES_OK,
   VIRTIO_CONFIG_S_NEEDS_RESET,
   VIRTIO_NET_CONFIG_MAC,
+  VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS,
   VIRTIO_NET_F_MAC,
+  VIRTIO_NET_F_MQ,
   VIRTIO_NET_F_STATUS,
   VIRTIO_F_RING_PACKED,
   VIRTQ_MAX_SIZE,
@@ -52,6 +63,7 @@ import {
   VHOST_USER_F_PROTOCOL_FEATURES,
   VhostUserProtocolFeature,
   VhostUserRequest as R,
+  VRING_INDEX_MASK,
   VRING_NOFD,
 } from "./protocol.ts";
 
@@ -60,8 +72,12 @@ import {
  * split virtqueue may have (DPDK takes up to that); createVhostUserDevice picks 256 unless told.
  */
 export const QUEUE_MAX_SIZE = VIRTQ_MAX_SIZE;
-/** Queues this transport sets up: 0 receiveq1, 1 transmitq1 (virtio 1.1 §5.1.2). */
-const QUEUES = 2;
+/**
+ * The most queue pairs this front-end drives: SET_VRING_KICK and _CALL name the ring in bits 0-7
+ * of their payload (vhost-user: SET_VRING_KICK), so rings 0 to 255, 128 pairs (DPDK's
+ * VHOST_MAX_QUEUE_PAIRS, which its GET_QUEUE_NUM answers, is 128 too).
+ */
+export const MAX_QUEUE_PAIRS = (VRING_INDEX_MASK + 1) / 2;
 /** Protocol features this front-end uses, when offered. */
 const WANTED_PROTOCOL_FEATURES =
   feature(VhostUserProtocolFeature.REPLY_ACK) | feature(VhostUserProtocolFeature.MQ) | feature(VhostUserProtocolFeature.CONFIG);
@@ -96,6 +112,11 @@ export class VhostUserTransport implements VirtioTransport {
   readonly backendFeatures: bigint;
   /** The protocol features negotiated (0 when the backend has none). */
   readonly protocolFeatures: bigint;
+  /**
+   * Queue pairs the backend has: GET_QUEUE_NUM's answer (capped at MAX_QUEUE_PAIRS) with
+   * VHOST_USER_PROTOCOL_F_MQ, else 1 (vhost-user: "Multiple queue support").
+   */
+  readonly maxQueuePairs: number;
   readonly #name: string;
   readonly #channel: VhostUserChannel;
   readonly #dma: SharedMemoryDmaAllocator;
@@ -130,6 +151,7 @@ export class VhostUserTransport implements VirtioTransport {
       channel.command(R.SET_OWNER, (m, f) => m.empty(R.SET_OWNER, f));
       this.backendFeatures = channel.query(R.GET_FEATURES, (m, f) => m.empty(R.GET_FEATURES, f), PayloadSize.u64).payloadU64;
       this.protocolFeatures = 0n;
+      let maxPairs = 1;
       if (hasFeature(this.backendFeatures, VHOST_USER_F_PROTOCOL_FEATURES)) {
         // "GET_PROTOCOL_FEATURES: Only legal if feature bit VHOST_USER_F_PROTOCOL_FEATURES is
         // present in VHOST_USER_GET_FEATURES. It does not need to be acknowledged by SET_FEATURES."
@@ -139,11 +161,16 @@ export class VhostUserTransport implements VirtioTransport {
         channel.command(R.SET_PROTOCOL_FEATURES, (m, f) => m.u64(R.SET_PROTOCOL_FEATURES, chosen, f));
         // REPLY_ACK is in force for the requests after the one that negotiated it.
         if (hasFeature(chosen, VhostUserProtocolFeature.REPLY_ACK)) channel.enableReplyAck();
+        // GET_QUEUE_NUM: "This request should be sent only when VHOST_USER_PROTOCOL_F_MQ is set
+        // in queried protocol features". For vhost-user-net the answer counts queue pairs (qemu
+        // compares it with its queues=, DPDK answers VHOST_MAX_QUEUE_PAIRS).
         if (hasFeature(chosen, VhostUserProtocolFeature.MQ)) {
           const pairs = channel.query(R.GET_QUEUE_NUM, (m, f) => m.empty(R.GET_QUEUE_NUM, f), PayloadSize.u64).payloadU64;
           if (pairs < 1n) throw new DeviceProtocolError(`${this.#name}: the backend has ${pairs} queue pairs (GET_QUEUE_NUM); at least 1 is needed`);
+          maxPairs = pairs > BigInt(MAX_QUEUE_PAIRS) ? MAX_QUEUE_PAIRS : Number(pairs);
         }
       }
+      this.maxQueuePairs = maxPairs;
       this.#config = hasFeature(this.protocolFeatures, VhostUserProtocolFeature.CONFIG);
       this.#unsubscribe = onSharedRegionAdded((region, table) => this.#announce(region, table));
     } catch (e) {
@@ -187,11 +214,14 @@ export class VhostUserTransport implements VirtioTransport {
 
   /**
    * The backend's features as the driver may use them: VIRTIO_NET_F_MAC and _STATUS only with a
-   * configuration space to read them from (CONFIG), VIRTIO_NET_F_MAC also with a `mac` option.
+   * configuration space to read them from (CONFIG), VIRTIO_NET_F_MAC also with a `mac` option;
+   * VIRTIO_NET_F_MQ only with VHOST_USER_PROTOCOL_F_MQ (GET_QUEUE_NUM gives its
+   * max_virtqueue_pairs; DPDK's virtio-user hides MQ likewise).
    */
   readDeviceFeatures(): bigint {
     let features = this.backendFeatures;
     if (!this.#config) features &= ~(feature(VIRTIO_NET_F_MAC) | feature(VIRTIO_NET_F_STATUS));
+    if (!hasFeature(this.protocolFeatures, VhostUserProtocolFeature.MQ)) features &= ~feature(VIRTIO_NET_F_MQ);
     if (this.#mac !== null) features |= feature(VIRTIO_NET_F_MAC);
     return features;
   }
@@ -208,18 +238,27 @@ export class VhostUserTransport implements VirtioTransport {
     this.#packed = hasFeature(sent, VIRTIO_F_RING_PACKED);
   }
 
+  /** Receive and transmit queues of every pair the backend has (§5.1.2: 2k and 2k+1); no control queue. */
   queueSize(index: number): number {
-    return index < QUEUES ? QUEUE_MAX_SIZE : 0;
+    return index < 2 * this.maxQueuePairs ? QUEUE_MAX_SIZE : 0;
   }
 
   /**
    * vhost-user: the memory table first (once), then per ring, in qemu's order: SET_VRING_NUM,
    * SET_VRING_BASE (the rings are new), SET_VRING_ADDR (packed rings: descriptor ring, driver
    * area as "avail", device area as "used"), SET_VRING_KICK, SET_VRING_CALL, and
-   * SET_VRING_ENABLE when the rings start disabled ("Ring states").
+   * SET_VRING_ENABLE when the rings start disabled ("Ring states"). Every queue pair the driver
+   * opens is set up this way and enabled ("Multiple queue support": "The front-end enables
+   * queues by sending message VHOST_USER_SET_VRING_ENABLE"); pairs it does not open are left
+   * stopped, and the backend never hands frames to a stopped or disabled ring.
    */
   activateQueue(index: number, size: number, rings: RingAddresses): NotifyTarget {
-    if (index >= QUEUES) throw new NotSupportedError(`${this.#name}: virtqueue ${index}: only queues 0 and 1 exist over vhost-user`);
+    if (index >= 2 * this.maxQueuePairs) {
+      throw new NotSupportedError(
+        `${this.#name}: virtqueue ${index}: the backend has ${this.maxQueuePairs} queue pair(s) (rings 0 to ${2 * this.maxQueuePairs - 1}; ` +
+          `no control queue over vhost-user)`,
+      );
+    }
     const c = this.#channel;
     if (!this.#memTableSent) {
       this.#sendMemTable(this.#dma.regions());
@@ -248,6 +287,9 @@ export class VhostUserTransport implements VirtioTransport {
   }
 
   readConfig16(offset: number): number {
+    // max_virtqueue_pairs is the front-end's to give (GET_QUEUE_NUM), as DPDK's virtio-user
+    // answers it (virtio_user_read_dev_config): a backend's configuration space need not have it.
+    if (offset === VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS) return this.maxQueuePairs;
     const bytes = this.#getConfig(offset, 2);
     return bytes[0]! | (bytes[1]! << 8);
   }
