@@ -44,17 +44,25 @@ const USAGE =
 const TX_FIRST_BURST = 32;
 
 
-/** --tx-first: one burst of 60-byte UDP frames on each port, from a pool of its own (returned). */
-function txFirst(dev: NicDevice): Mempool {
-  const pool = new Mempool(dev.dma, { count: TX_FIRST_BURST, name: `fwd --tx-first pool on ${dev.address}` });
-  const frame = new Uint8Array(MIN_FRAME);
-  writeUdpFrame(frame, MIN_FRAME, { srcMac: dev.macAddress() });
-  const bufs = new Int32Array(TX_FIRST_BURST);
-  const n = pool.allocBatch(bufs, TX_FIRST_BURST);
-  for (let i = 0; i < n; i++) writeFrame(bufs[i]!, frame);
-  const sent = dev.txBatch(0, bufs, n); // queue 0: before any pair is handed to a worker
-  pool.freeBatch(bufs, n - sent, sent);
-  return pool;
+/**
+ * --tx-first: one burst of 60-byte UDP frames on each queue of the port, from a pool of its own
+ * per queue (returned, by queue): the frames come back to it when they are dropped, which with
+ * --workers happens in the worker of that queue pair, so the pool goes to that worker.
+ */
+function txFirst(dev: NicDevice, queues: number): Mempool[] {
+  const pools: Mempool[] = [];
+  for (let q = 0; q < queues; q++) {
+    const pool = new Mempool(dev.dma, { count: TX_FIRST_BURST, name: `fwd --tx-first pool on ${dev.address} queue ${q}` });
+    pools.push(pool);
+    const frame = new Uint8Array(MIN_FRAME);
+    writeUdpFrame(frame, MIN_FRAME, { srcMac: dev.macAddress(), srcPort: 1024 + q });
+    const bufs = new Int32Array(TX_FIRST_BURST);
+    const n = pool.allocBatch(bufs, TX_FIRST_BURST);
+    for (let i = 0; i < n; i++) writeFrame(bufs[i]!, frame);
+    const sent = dev.txBatch(q, bufs, n); // before any pair is handed to a worker
+    pool.freeBatch(bufs, n - sent, sent);
+  }
+  return pools;
 }
 
 async function main(): Promise<number> {
@@ -90,11 +98,12 @@ async function main(): Promise<number> {
   // (DPDK drops what it cannot forward yet): let it, before the first burst.
   if (values["tx-first"]) await new Promise((resolve) => setTimeout(resolve, 200));
   // Kept until the end: the frames circulate, and come back to these pools when they are dropped.
-  const txFirstPools = values["tx-first"] ? [txFirst(a), txFirst(b)] : [];
+  const queues = Math.max(1, workers);
+  const txFirstPools = values["tx-first"] ? [txFirst(a, queues), txFirst(b, queues)] : [];
   const stats = new LiveStats([a, b], { json: values.json ?? false });
   process.stderr.write(
     `fwd: forwarding ${a.address} <-> ${b.address}, batch ${batch}${sim ? ` (device models: ${sim})` : ""}` +
-      `${txFirstPools.length ? `, sent ${TX_FIRST_BURST} frames on each port first` : ""}${virtioRings(a, b)}\n`,
+      `${txFirstPools.length ? `, sent ${TX_FIRST_BURST} frames on each ${queues > 1 ? "queue of each " : ""}port first` : ""}${virtioRings(a, b)}\n`,
   );
   process.stderr.write(placementLines("fwd", [a, b]));
 
@@ -122,6 +131,7 @@ async function main(): Promise<number> {
     try {
       totals = await runForwardWorkers(a, b, {
         workers, cores, batch, txRetries, seconds, everySecond: () => stats.print(), pump: sim ? (n) => ports.pump(n) : null,
+        pools: Array.from({ length: workers }, (_, i) => txFirstPools.map((byQueue) => byQueue[i]!)),
         entry: new URL(import.meta.url),
       });
     } catch (e) {

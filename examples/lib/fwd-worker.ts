@@ -7,6 +7,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { SharedQueuePair } from "../../src/drivers/queue-sharing.ts";
 import { attachQueuePair, type AttachedQueuePair } from "../../src/threads/queue-pair.ts";
+import { attachPool, type Mempool } from "../../src/mem/mempool.ts";
 import { pinThread } from "../../src/threads/affinity.ts";
 import { forward, newForwardCounts } from "./forward.ts";
 import { COUNTER_STRIDE, WorkerCounter, type WorkerData, type WorkerReport } from "./fwd-workers.ts";
@@ -15,6 +16,7 @@ const data = workerData as WorkerData;
 const { index, core, batch, txRetries, control } = data;
 const counters = new Float64Array(data.counters.buffer, data.counters.byteOffset + index * COUNTER_STRIDE * 8, COUNTER_STRIDE);
 const attached: AttachedQueuePair[] = [];
+const pools: Mempool[] = [];
 
 function report(r: WorkerReport): void {
   parentPort!.postMessage(r);
@@ -27,6 +29,8 @@ try {
   attached.push(a);
   const b = attachQueuePair(pairB);
   attached.push(b);
+  // Pools whose buffers reach this worker's queues (fwd --tx-first's): freed into here.
+  for (const p of data.pools) pools.push(attachPool(p));
   report({ kind: "ready", index });
   const bufs = new Int32Array(batch);
   const ab = newForwardCounts();
@@ -43,9 +47,11 @@ try {
     counters[WorkerCounter.rounds]! += 64;
   }
   for (const q of attached) q.detach();
+  for (const p of pools) p.close();
   report({ kind: "stopped", index });
 } catch (e) {
   for (const q of attached) q.detach();
+  for (const p of pools) p.close();
   const error = e as Error;
   report({ kind: "failed", index, name: error.name ?? "Error", message: error.message ?? String(e) });
 }

@@ -10,6 +10,7 @@
 import type { Worker } from "node:worker_threads";
 import type { NicDevice } from "../../src/device.ts";
 import type { SharedQueuePair } from "../../src/drivers/queue-sharing.ts";
+import type { Mempool, SharedPool } from "../../src/mem/mempool.ts";
 import { IxyError } from "../../src/errors.ts";
 import { startTsWorker } from "../../src/threads/ts-worker.ts";
 import { onStopSignal } from "./cli.ts";
@@ -23,6 +24,7 @@ export interface WorkerData {
   readonly index: number;
   readonly core: number | null;
   readonly pairs: readonly SharedQueuePair[];
+  readonly pools: readonly SharedPool[];
   readonly batch: number;
   readonly txRetries: number;
   /** [0]: non-zero: stop. */
@@ -51,6 +53,8 @@ export interface ForwardWorkersOptions {
    * bundles, test/vm/compile.ts) is its own worker entry, as the .ts file is under tsx.
    */
   readonly entry: URL;
+  /** Per worker, more pools whose buffers reach its queues (fwd --tx-first's): they go to that worker. */
+  readonly pools?: readonly (readonly Mempool[])[];
 }
 
 export interface WorkerTotals {
@@ -92,7 +96,8 @@ export async function runForwardWorkers(a: NicDevice, b: NicDevice, o: ForwardWo
       shared.push({ dev: a, queue: i });
       pairs.push(b.shareQueuePair(i));
       shared.push({ dev: b, queue: i });
-      const data: WorkerData = { [FWD_WORKER]: true, index: i, core: o.cores[i] ?? null, pairs, batch: o.batch, txRetries: o.txRetries, control, counters };
+      const pools = (o.pools?.[i] ?? []).map((p) => p.share());
+      const data: WorkerData = { [FWD_WORKER]: true, index: i, core: o.cores[i] ?? null, pairs, pools, batch: o.batch, txRetries: o.txRetries, control, counters };
       const worker = startTsWorker(o.entry, { workerData: data });
       workers.push(worker);
       exited.push(new Promise<void>((resolve) => {

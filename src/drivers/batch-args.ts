@@ -73,7 +73,8 @@ function txBufferError(what: string, bufs: Int32Array, i: number, dma: Pick<DmaA
         `Mempool.alloc() or rxBatch()); nothing was sent`,
     );
   }
-  const pool = ownerOf(buf)!.name;
+  // (In a worker, a pool not attached there has no entry in its table of owners.)
+  const pool = ownerOf(buf)?.name ?? `pool ${bufPool[buf]}`;
   const space = poolSpace[bufPool[buf]!]!;
   if (space !== dma.space) {
     return new AddressSpaceError(

@@ -256,7 +256,9 @@ export function shareBufferTable(): SharedBufferTable {
  * In a worker: makes pool `id`'s memory and free stack known to this thread's copy of the
  * per-pool views (what freeBuffer and the drivers index), for a pool made in the owning thread.
  */
-export function attachPoolViews(id: number, stack: Int32Array, bytes: Uint8Array): void {
+export function attachPoolViews(id: number, stack: Int32Array, bytes: Uint8Array, owner: PoolRegistration): void {
+  // The owner table is this thread's: the worker's own entry names the pool in its errors.
+  owners[id] = owner;
   poolStacks[id] = stack;
   poolBytes[id] = bytes;
   poolWords16[id] = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 1);
@@ -265,6 +267,7 @@ export function attachPoolViews(id: number, stack: Int32Array, bytes: Uint8Array
 
 /** In a worker: forgets pool `id`'s views again (the pool goes back to the owning thread). */
 export function detachPoolViews(id: number): void {
+  owners[id] = null;
   poolStacks[id] = EMPTY_STACK;
   poolBytes[id] = EMPTY_BYTES;
   poolWords16[id] = EMPTY_WORDS16;

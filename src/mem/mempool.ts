@@ -158,7 +158,7 @@ export class Mempool {
       this.#attached = true;
       this.bytes = openView(attach.bytes) as Uint8Array;
       this.region = new PoolRegion(this.bytes, this.first, this.entrySize);
-      attachPoolViews(this.id, this.#stack, this.bytes);
+      attachPoolViews(this.id, this.#stack, this.bytes, this);
       return;
     }
     this.#attached = false;
@@ -389,8 +389,10 @@ export function freeBuffer(buf: PacketBuffer): void {
   const id = POOL_OF[buf];
   // (A string "3" would index the column too: only numbers pass.)
   if (id === undefined || id < 0 || typeof buf !== "number") throw badBuffer(buf);
+  const stack = STACKS[id]!;
+  if (stack.length === 0) throw notHere(buf, id);
   if (CHECKED[id] !== 0) checkFree(buf, id);
-  STACKS[id]![TOPS[id]!++] = buf;
+  stack[TOPS[id]!++] = buf;
 }
 
 /**
@@ -411,6 +413,10 @@ export function freeBuffers(bufs: Int32Array, start: number, count: number): voi
       if (!(id >= 0)) throw badBuffer(buf);
       pool = id;
       stack = STACKS[id]!;
+      if (stack.length === 0) {
+        pool = -1;
+        throw notHere(buf, id);
+      }
       top = TOPS[id]!;
     }
     if (CHECKED[id] !== 0) {
@@ -427,6 +433,18 @@ function checkFree(buf: number, id: number): void {
   if (bufHome[buf] === 1) throw new BufferOwnershipError(`${owner.name}: buffer ${buf} freed twice (it is already in the pool)`);
   if (poolTop[id]! >= poolStacks[id]!.length) throw new BufferOwnershipError(`${owner.name}: more buffers freed than the pool holds`);
   bufHome[buf] = 1;
+}
+
+/**
+ * A buffer of a live pool whose free stack this thread does not have: a pool made in another
+ * thread and not attached here (attachPool). Pushing onto the empty stand-in would lose the
+ * buffer and corrupt the pool's count.
+ */
+function notHere(buf: number, id: number): Error {
+  return new BufferOwnershipError(
+    `buffer ${buf} belongs to ${ownerOf(buf)?.name ?? `pool ${id}`}, which is not attached in this thread: a pool belongs to one ` +
+      `thread at a time; hand it over with pool.share() and attachPool(), or free the buffer in the thread that owns it`,
+  );
 }
 
 function badBuffer(buf: unknown): Error {

@@ -7,7 +7,8 @@ import type { Worker } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
 import { newStats, type NicDevice } from "../../src/device.ts";
 import { DeviceProtocolError, QueueSharedError } from "../../src/errors.ts";
-import type { SimDma } from "../../src/sim/sim-dma.ts";
+import { SimDma } from "../../src/sim/sim-dma.ts";
+import { Mempool } from "../../src/mem/mempool.ts";
 import { account } from "../contract/accounting.ts";
 import { allowViolations, openSimPort } from "../ixgbe/helpers.ts";
 import { openRig as openVirtioRig } from "../virtio/helpers.ts";
@@ -132,4 +133,22 @@ describe("a queue pair in a worker thread, when the device breaks", () => {
       model.step?.();
     });
   }, 30_000);
+});
+
+describe("a pool in a worker thread", () => {
+  it("a buffer of a pool the worker has not attached cannot be freed there (it would vanish); attached, it goes home", async () => {
+    const dma = new SimDma("foreign-free test");
+    const pool = new Mempool(dma, { count: 8, name: "main-thread pool", checked: true });
+    const buf = pool.alloc();
+    const worker = startTsWorker(new URL("./workers/free-foreign.ts", import.meta.url), { workerData: { buf, pool: pool.share() } });
+    const result = await new Promise<{ foreign: string; attached: string }>((resolve, reject) => {
+      worker.on("message", resolve);
+      worker.on("error", reject);
+    });
+    expect(result.foreign).toMatch(/^BufferOwnershipError: buffer \d+ belongs to pool \d+, which is not attached in this thread/);
+    expect(result.attached).toBe("available 8");
+    expect(pool.available).toBe(8);
+    pool.close();
+    dma.close();
+  });
 });

@@ -31,8 +31,8 @@ function run(args: string[]): Promise<{ status: number | null; stdout: string; s
 }
 
 const backends: ModelBackend[] = [];
-async function backend(mode: "loopback" | "sink"): Promise<ModelBackend> {
-  const b = startModelBackend({ socket: socketPath(), mode });
+async function backend(mode: "loopback" | "sink", queuePairs = 1): Promise<ModelBackend> {
+  const b = startModelBackend({ socket: socketPath(), mode, queuePairs });
   backends.push(b);
   await b.ready;
   return b;
@@ -57,6 +57,24 @@ describe.skipIf(why !== null)("examples on vhost-user ports", () => {
     // What one port received, the other sent (give or take the frames in flight at the end).
     expect(Math.abs(tb.txPackets - ta.rxPackets)).toBeLessThanOrEqual(64);
     expect((await a.stats()).violations).toEqual([]);
+  });
+
+  it("fwd --workers 2 --tx-first over two queue pairs per port: each worker's frames circulate on its own pair", async () => {
+    const [a, b] = [await backend("loopback", 2), await backend("loopback", 2)];
+    const r = await run(["examples/fwd.ts", `vhost-user:${a.socket}`, `vhost-user:${b.socket}`, "--tx-first", "--workers", "2", "--seconds", "3", "--json"]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/sent 32 frames on each queue of each port first/);
+    const workers = [...r.stderr.matchAll(/worker (\d) \(core \d\): forwarded (\d+) frames, [\d.]+ Mpps, dropped (\d+)/g)];
+    expect(workers.length).toBe(2);
+    for (const w of workers) {
+      expect(Number(w[2])).toBeGreaterThan(100);
+      expect(Number(w[3])).toBe(0);
+    }
+    const totals = r.stdout.trim().split("\n").map((l) => JSON.parse(l)).find((l) => l.totals).totals;
+    const [ta, tb] = totals.map((t: { totals: Record<string, number> }) => t.totals);
+    // What one port received, the other sent (give or take the 2 x 2 x 32 frames in flight at the end).
+    expect(Math.abs(tb.txPackets - ta.rxPackets)).toBeLessThanOrEqual(128);
+    for (const x of [a, b]) expect((await x.stats()).violations).toEqual([]);
   });
 
   it("pktgen sends exactly --count frames with the --mac source address", async () => {
