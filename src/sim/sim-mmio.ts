@@ -9,8 +9,12 @@
 import { checkAccess, type Mmio } from "../pci/mmio.ts";
 import { PostedWrites, type SharedMmio } from "../pci/shared-mmio.ts";
 
-/** Every mailbox of a register file handed to a worker in this thread (see deliverPostedWrites). */
-const mailboxes: PostedWrites[] = [];
+/**
+ * Every mailbox of a register file handed to a worker in this thread (see deliverPostedWrites),
+ * held weakly: the register file holds its own mailboxes, so they live as long as the model,
+ * and a model nobody uses any more takes its mailboxes with it.
+ */
+const mailboxes: WeakRef<PostedWrites>[] = [];
 
 /**
  * Applies the register writes that worker threads posted to the models' register files of this
@@ -20,14 +24,12 @@ const mailboxes: PostedWrites[] = [];
  */
 export function deliverPostedWrites(): number {
   let n = 0;
-  for (let i = 0; i < mailboxes.length; i++) n += mailboxes[i]!.deliver();
+  for (let i = 0; i < mailboxes.length; i++) {
+    const posted = mailboxes[i]!.deref();
+    if (posted !== undefined) n += posted.deliver();
+    else mailboxes.splice(i--, 1);
+  }
   return n;
-}
-
-/** Stops delivering to the register file of `mailbox` (its device closed). */
-export function forgetPostedWrites(mailbox: Int32Array): void {
-  const i = mailboxes.findIndex((m) => m.mailbox === mailbox);
-  if (i >= 0) mailboxes.splice(i, 1);
 }
 
 export type ReadHook = (offset: number, width: 1 | 2 | 4) => number;
@@ -44,6 +46,8 @@ export class SimMmio implements Mmio {
   readonly #u32: Uint32Array;
   readonly #readHooks = new Map<number, ReadHook>();
   readonly #writeHooks = new Map<number, WriteHook>();
+  /** Mailboxes of the workers this register file was shared with (share()). */
+  readonly #posted: PostedWrites[] = [];
 
   constructor(name: string, size: number) {
     if (size % 4 !== 0) throw new RangeError(`${name}: size must be a multiple of 4`);
@@ -61,7 +65,8 @@ export class SimMmio implements Mmio {
    */
   share(offsets: readonly number[]): SharedMmio {
     const posted = new PostedWrites(this, offsets);
-    mailboxes.push(posted);
+    this.#posted.push(posted);
+    mailboxes.push(new WeakRef(posted));
     return { kind: "posted", name: this.name, size: this.size, offsets: offsets.slice(), mailbox: posted.mailbox };
   }
 
