@@ -130,7 +130,7 @@ async function main(): Promise<number> {
     let totals: WorkerTotals[] = [];
     try {
       totals = await runForwardWorkers(a, b, {
-        workers, cores, batch, txRetries, seconds, everySecond: () => stats.print(), pump: sim ? (n) => ports.pump(n) : null,
+        workers, cores, batch, txRetries, seconds, everySecond: (now) => stats.print(workerRates(now)), pump: sim ? (n) => ports.pump(n) : null,
         pools: Array.from({ length: workers }, (_, i) => txFirstPools.map((byQueue) => byQueue[i]!)),
         entry: new URL(import.meta.url),
       });
@@ -155,6 +155,18 @@ async function main(): Promise<number> {
   });
   ports.close();
   return 0;
+}
+
+/** Each worker's forwarding rate since the last call, for the per-second statistics. */
+let lastWorkers: { forwarded: number; at: number }[] = [];
+function workerRates(now: readonly WorkerTotals[]): { json: Record<string, unknown>; text: string } {
+  const t = performance.now();
+  const rates = now.map((w, i) => {
+    const last = lastWorkers[i] ?? { forwarded: 0, at: t - 1000 };
+    return { worker: w.index, core: w.core, mpps: (w.forwarded - last.forwarded) / ((t - last.at) / 1000) / 1e6, dropped: w.dropped };
+  });
+  lastWorkers = now.map((w) => ({ forwarded: w.forwarded, at: t }));
+  return { json: { workers: rates }, text: ` | workers ${rates.map((r) => `${r.worker}: ${r.mpps.toFixed(3)} Mpps`).join(", ")}` };
 }
 
 /**

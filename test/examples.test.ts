@@ -40,6 +40,10 @@ describe("examples", () => {
     expect(workers.length).toBe(2);
     for (const n of workers) expect(n).toBeGreaterThan(100);
     const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    // Once a second, each worker's rate from its shared counters.
+    const perSecond = lines.filter((l) => l.workers);
+    expect(perSecond.length).toBeGreaterThanOrEqual(1);
+    expect(perSecond.at(-1).workers.map((w: { worker: number; core: number }) => [w.worker, w.core])).toEqual([[0, 0], [1, 1]]);
     const [a, b] = lines.find((l) => l.totals).totals.map((t: { totals: Record<string, number> }) => t.totals);
     // What the workers forwarded is what the ports sent; with what they dropped, no more than the
     // ports received (frames still in a receive ring at the stop were received but not forwarded).

@@ -44,7 +44,8 @@ export interface ForwardWorkersOptions {
   readonly batch: number;
   readonly txRetries: number;
   readonly seconds: number;
-  readonly everySecond: () => void;
+  /** Once a second, with each worker's totals so far (its counters, read from shared memory). */
+  readonly everySecond: (workers: readonly WorkerTotals[]) => void;
   /** --sim: the models' work, run by this thread between checks (null: this thread sleeps). */
   readonly pump: ((burst: number) => void) | null;
   /**
@@ -85,6 +86,13 @@ export async function runForwardWorkers(a: NicDevice, b: NicDevice, o: ForwardWo
   let failure: Error | null = null;
   let stop = false;
   let wake: () => void = () => {};
+  const totals = (): WorkerTotals[] =>
+    Array.from({ length: o.workers }, (_, i) => ({
+      index: i,
+      core: o.cores[i] ?? null,
+      forwarded: counters[i * COUNTER_STRIDE + WorkerCounter.forwardedAB]! + counters[i * COUNTER_STRIDE + WorkerCounter.forwardedBA]!,
+      dropped: counters[i * COUNTER_STRIDE + WorkerCounter.dropped]!,
+    }));
   const stopAll = (): void => {
     stop = true;
     Atomics.store(control, 0, 1);
@@ -115,7 +123,7 @@ export async function runForwardWorkers(a: NicDevice, b: NicDevice, o: ForwardWo
       }));
     }
     onStopSignal(stopAll);
-    await untilStopped(o, () => stop, (w) => (wake = w)).catch((e: unknown) => {
+    await untilStopped(o, () => o.everySecond(totals()), () => stop, (w) => (wake = w)).catch((e: unknown) => {
       // This thread's statistics or models failed (a device found broken, say): stop everything.
       failure ??= e instanceof Error ? e : new Error(String(e));
     });
@@ -128,12 +136,7 @@ export async function runForwardWorkers(a: NicDevice, b: NicDevice, o: ForwardWo
     o.pump?.(0);
   }
   if (failure !== null) throw failure;
-  return Array.from({ length: o.workers }, (_, i) => ({
-    index: i,
-    core: o.cores[i] ?? null,
-    forwarded: counters[i * COUNTER_STRIDE + WorkerCounter.forwardedAB]! + counters[i * COUNTER_STRIDE + WorkerCounter.forwardedBA]!,
-    dropped: counters[i * COUNTER_STRIDE + WorkerCounter.dropped]!,
-  }));
+  return totals();
 }
 
 /**
@@ -141,7 +144,9 @@ export async function runForwardWorkers(a: NicDevice, b: NicDevice, o: ForwardWo
  * models (in slices of a few milliseconds, yielding to the event loop between them so that
  * worker messages and signals get through); otherwise it sleeps.
  */
-function untilStopped(o: ForwardWorkersOptions, stopped: () => boolean, setWake: (wake: () => void) => void): Promise<void> {
+function untilStopped(
+  o: ForwardWorkersOptions, everySecond: () => void, stopped: () => boolean, setWake: (wake: () => void) => void,
+): Promise<void> {
   const start = performance.now();
   let nextSecond = start + 1000;
   return new Promise<void>((resolve, reject) => {
@@ -162,7 +167,7 @@ function untilStopped(o: ForwardWorkersOptions, stopped: () => boolean, setWake:
     const step = () => {
       const now = performance.now();
       if (now >= nextSecond) {
-        o.everySecond();
+        everySecond();
         nextSecond += 1000;
       }
       if (stopped() || (o.seconds > 0 && now - start >= o.seconds * 1000)) return finish();

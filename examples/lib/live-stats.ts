@@ -44,8 +44,12 @@ export class LiveStats {
     this.#startTime = this.#lastTime = performance.now();
   }
 
-  /** Reads every device's counters and prints the rates since the last call. */
-  print(): PortRates[] {
+  /**
+   * Reads every device's counters and prints the rates since the last call. `extra` adds to the
+   * line: its `json` fields to the JSON object, its `text` to the status line (fwd --workers:
+   * each worker's rate).
+   */
+  print(extra?: { readonly json: Record<string, unknown>; readonly text: string }): PortRates[] {
     const t = performance.now();
     const seconds = (t - this.#lastTime) / 1000;
     const rates = this.#devices.map((d, i) => {
@@ -56,11 +60,11 @@ export class LiveStats {
     });
     this.#lastTime = t;
     if (this.#json) {
-      this.#out.write(JSON.stringify({ time: new Date().toISOString(), ports: rates }) + "\n");
+      this.#out.write(JSON.stringify({ time: new Date().toISOString(), ports: rates, ...extra?.json }) + "\n");
     } else {
       const line = rates
         .map((r) => `${r.port} RX ${mpps(r.rxMpps)} Mpps ${r.rxMbit.toFixed(1)} Mbit/s TX ${mpps(r.txMpps)} Mpps ${r.txMbit.toFixed(1)} Mbit/s drops ${r.rxMissed + r.rxErrors + r.txErrors}`)
-        .join(" | ");
+        .join(" | ") + (extra?.text ?? "");
       if (this.#out.isTTY) this.#out.write(`\r\x1b[2K${line}`);
       else this.#out.write(line + "\n");
       this.#printedLine = this.#out.isTTY;
