@@ -53,14 +53,18 @@ describe.each([
 // The queue pairs driven from a worker thread pinned to the guest's second vCPU: the worker makes
 // its own views of the VFIO-mapped BAR and of the hugepage DMA memory by address (the device
 // models, whose memory is SharedArrayBuffers, do not exercise that path).
-describe("fwd --workers 1 --cores 1 on modern virtio devices, 2 vCPUs", () => {
+// Legacy: the worker rings the doorbell with its own pwrite on the VFIO device fd (the I/O BAR).
+describe.each([
+  { mode: "modern", seed: 4 },
+  { mode: "legacy", seed: 6 },
+] as const)("fwd --workers 1 --cores 1 on $mode virtio devices, 2 vCPUs", ({ mode, seed }) => {
   it("forwards random frames in both directions without loss, byte-exact and in order, and stops cleanly on SIGINT", async () => {
     const s = await runTrafficSession({
-      mode: "modern",
+      mode,
       smp: 2,
-      command: `node --enable-source-maps ${fwd} $IXY_NIC0 $IXY_NIC1 --workers 1 --cores 1`,
+      command: `node --enable-source-maps ${fwd} $IXY_NIC0 $IXY_NIC1 --workers 1 --cores 1${mode === "legacy" ? " --unsafe-no-iommu" : ""}`,
       timeoutMs: 180_000,
-      traffic: { rate: RATE, durationMs: 5000, size: "random", seed: 4 },
+      traffic: { rate: RATE, durationMs: 5000, size: "random", seed },
     });
     expect(s.trafficError, String(s.trafficError)).toBeUndefined();
     expect(s.vm.exitCode, s.vm.output.slice(-3000)).toBe(0);
