@@ -144,6 +144,11 @@ export class PipelineWorkers {
     this.#onFailure();
   }
 
+  /** True once both workers are attached and in their loops. */
+  get ready(): boolean {
+    return Atomics.load(this.#control, Control.ready) === 2;
+  }
+
   /** The first worker failure (null: none so far). */
   get failure(): IxyError | null {
     return this.#failure;
