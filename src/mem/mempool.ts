@@ -290,7 +290,8 @@ export class Mempool {
   /**
    * What another thread needs to use this pool (attachPool() there): the pool then belongs to
    * that thread, which alone allocates from it and frees into it (the free stack has no lock),
-   * until it detaches. Only the thread that made the pool can share it.
+   * until it detaches. Further threads that only free its buffers attach it for returns
+   * (attachPool's `returns`, src/mem/pool-returns.ts). Only the thread that made the pool can share it.
    */
   share(): SharedPool {
     if (this.#attached) throw new IxyError(`${this.name}: share() in a worker: only the thread that made the pool can share it`);
