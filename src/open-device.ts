@@ -18,7 +18,6 @@ import { IXGBE_DEVICE_IDS } from "./drivers/ixgbe/ixgbe_ids.ts";
 import { createVirtioDevice } from "./drivers/virtio/virtio-device.ts";
 import { VIRTIO_DEVICE_IDS } from "./drivers/virtio/virtio_ids.ts";
 import { createVhostUserDevice, VHOST_USER_PREFIX, type VhostUserOptions } from "./drivers/virtio/vhost-user-device.ts";
-import type { DmaAllocator } from "./mem/dma.ts";
 import { numaPlacement, readNumaTopology, type NumaPlacement } from "./mem/numa.ts";
 import { PhysicalDmaAllocator } from "./mem/physical-dma.ts";
 import { VfioDmaAllocator } from "./mem/vfio-dma.ts";

@@ -53,6 +53,30 @@ describe("examples", () => {
     expect(a.txPackets + b.txPackets + dropped).toBeGreaterThan(a.rxPackets + b.rxPackets - 4 * 512);
   }, 60_000);
 
+  it("pipeline --sim runs its two workers, rewrites and sends what it receives, and accounts for every frame", () => {
+    const r = run(["examples/pipeline.ts", "--sim", "--seconds", "2", "--json"]);
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const port = lines.find((l) => l.totals).totals[0].totals;
+    const m = /received (\d+), sent (\d+) .*dropped (\d+) for a full ring, (\d+) not IPv4 or TTL expired, (\d+) for lack of TX descriptors/.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    const [received, sent, ringDropped, filtered, txDropped] = m!.slice(1).map(Number) as [number, number, number, number, number];
+    expect(received).toBeGreaterThan(0);
+    expect(received).toBe(port.rxPackets);
+    expect(sent).toBeGreaterThan(0);
+    expect(sent).toBe(port.txPackets);
+    expect(filtered).toBe(0); // the simulated source sends IPv4 with TTL 64
+    expect(sent + ringDropped + filtered + txDropped).toBe(received);
+    expect(r.stderr).toMatch(/receive worker on core \d+, process worker on core \d+/);
+  });
+
+  it("pipeline: a worker's failure stops the app with its message", () => {
+    // Core 1000 is not online here: the process worker's pinThread throws, in the worker.
+    const r = run(["examples/pipeline.ts", "--sim", "--seconds", "30", "--cores", "0,1000"]);
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^error: IxyError: pipeline process worker \(core 1000\): RangeError: .*1000/m);
+  });
+
   it("pktgen --sim sends exactly --count frames", () => {
     const r = run(["examples/pktgen.ts", "--sim", "--count", "5000", "--size", "128"]);
     expect(r.status, r.stderr).toBe(0);

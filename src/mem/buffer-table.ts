@@ -9,7 +9,9 @@
  *   bufDataOffset[b]            where its data starts within its pool's memory (poolBytes[pool])
  *   bufHome[b]                  checked pools: 1 while it is in its pool's free stack, 2 while a
  *                               device queue holds it (from txBatch until it is reclaimed), 0 while
- *                               the application has it; unchecked pools: always 3 (BUF_UNTRACKED)
+ *                               the application has it, 4 (BUF_RETURNING) while it is in a return
+ *                               ring on its way back to its pool (pool-returns.ts); unchecked pools:
+ *                               always 3 (BUF_UNTRACKED)
  *
  * Why numbers and columns instead of one object per buffer: a JavaScript object per packet costs
  * three or more cache lines per packet (the object, its view, the view's backing store), a write
@@ -91,6 +93,12 @@ export const bufHome = byteColumn(BUFFER_TABLE_ROWS, "bufHome");
  * checked buffer the caller holds (marked 2 as it goes to the device), this one passes as it is.
  */
 export const BUF_UNTRACKED = 3;
+/**
+ * bufHome of a checked pool's buffer that another thread freed into the pool's return ring
+ * (src/mem/pool-returns.ts): neither free yet (its owner has not collected it) nor anyone's.
+ * txBatch refuses it like any buffer that is not 0 or BUF_UNTRACKED.
+ */
+export const BUF_RETURNING = 4;
 
 /**
  * Per pool, by pool id: the top of its free stack (poolTop[p] buffers are free, the stack holds

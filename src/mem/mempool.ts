@@ -18,8 +18,11 @@
 import { BufferOwnershipError, DmaError, IxyError, PoolClosedError } from "../errors.ts";
 import { openView, shareView, type SharedView } from "../threads/shared-view.ts";
 import { sharedInt32 } from "./shared-arrays.ts";
+import { SpscRing, type SharedRing } from "../threads/spsc-ring.ts";
+import { clearReturnPath, poolReturns, returnOne, returnRun, setReturnPath } from "./pool-returns.ts";
 import { badBatchRange, checkBoolean, checkInteger, checkOptionsObject, checkPowerOfTwo, checkString, describeValue } from "../validate.ts";
 import {
+  BUF_RETURNING,
   bufDataOffset,
   bufHome,
   BUF_UNTRACKED,
@@ -76,17 +79,46 @@ export interface SharedPool {
   readonly bytes: SharedView;
 }
 
+export interface AttachPoolOptions {
+  /**
+   * Attach the pool "for returns" (src/mem/pool-returns.ts): another thread allocates from it
+   * and has accepted this ring (acceptReturns); here the pool's buffers can be read, written,
+   * sent and freed, and every free of them in this thread goes into the ring. alloc() throws.
+   * The ring's capacity must be at least the pool's count (returnRing() makes such a ring).
+   */
+  readonly returns?: SpscRing | SharedRing;
+}
+
 /**
  * In a worker thread: the pool that another thread shared (Mempool.share()). Its buffers can be
  * allocated, freed, read and written here as in the owning thread; close() only forgets it here.
+ * With `returns`, a thread that only frees the pool's buffers back to the thread that allocates
+ * from it (see AttachPoolOptions).
  */
-export function attachPool(shared: SharedPool): Mempool {
+export function attachPool(shared: SharedPool, options: AttachPoolOptions = {}): Mempool {
   if (ownsBufferTable) {
     throw new IxyError(`${shared.name}: attachPool() in the thread that owns the buffer table: use the pool itself there`);
   }
   if (shared.alive[0] === 0) throw new PoolClosedError(`${shared.name}: attachPool() of a pool its thread has closed: make a new pool there`);
-  return new Mempool(null as unknown as DmaAllocator, {}, shared);
+  options = checkOptionsObject(shared.name, "attachPool()'s options", options);
+  const returns = options.returns === undefined ? undefined : openReturnRing(shared, options.returns, "attachPool");
+  return new Mempool(null as unknown as DmaAllocator, {}, shared, returns);
 }
+
+/** A return ring for `pool`, checked: an SpscRing (or what its shared() gave) that holds every buffer. */
+function openReturnRing(pool: { readonly name: string; readonly count: number }, ring: SpscRing | SharedRing, call: string): SpscRing {
+  const r = ring instanceof SpscRing ? ring : SpscRing.fromShared(ring);
+  if (r.capacity < pool.count) {
+    throw new RangeError(
+      `${pool.name}: ${call}() with the return ring ${r.name} of ${r.capacity} slots, fewer than the pool's ${pool.count} ` +
+        `buffers: it could fill; make it with returnRing(pool) (src/mem/pool-returns.ts)`,
+    );
+  }
+  return r;
+}
+
+/** Names of the pools attached in this thread, by id: a worker's buffer table knows no owners. */
+const attachedNames = new Map<number, string>();
 
 /**
  * The device addresses of a pool attached in a worker, read from the buffer table: each buffer
@@ -138,11 +170,16 @@ export class Mempool {
   readonly #alive: Int32Array;
   /** True for a pool made in another thread and attached here (attachPool). */
   readonly #attached: boolean;
+  /** Attached for returns (attachPool's `returns`): frees go into this ring; no alloc here. */
+  readonly #returnsTo: SpscRing | null;
+  /** The owner's side: the rings other threads return this pool's buffers through (acceptReturns). */
+  readonly #returnRings: SpscRing[] = [];
   #closed = false;
   /** Takes the onClose callback back from the allocator (null: none, or already done). */
   #forgetAllocator: (() => void) | null = null;
 
-  constructor(dma: DmaAllocator, options: MempoolOptions = {}, attach?: SharedPool) {
+  constructor(dma: DmaAllocator, options: MempoolOptions = {}, attach?: SharedPool, returns?: SpscRing) {
+    this.#returnsTo = returns ?? null;
     if (attach !== undefined) {
       // attachPool(): the same pool, seen from a worker thread (see SharedPool).
       this.name = attach.name;
@@ -159,6 +196,8 @@ export class Mempool {
       this.bytes = openView(attach.bytes) as Uint8Array;
       this.region = new PoolRegion(this.bytes, this.first, this.entrySize);
       attachPoolViews(this.id, this.#stack, this.bytes, this);
+      attachedNames.set(this.id, this.name);
+      if (returns !== undefined) setReturnPath(this.id, returns, this.name, this.checked);
       return;
     }
     this.#attached = false;
@@ -251,7 +290,8 @@ export class Mempool {
   /**
    * What another thread needs to use this pool (attachPool() there): the pool then belongs to
    * that thread, which alone allocates from it and frees into it (the free stack has no lock),
-   * until it detaches. Only the thread that made the pool can share it.
+   * until it detaches. Further threads that only free its buffers attach it for returns
+   * (attachPool's `returns`, src/mem/pool-returns.ts). Only the thread that made the pool can share it.
    */
   share(): SharedPool {
     if (this.#attached) throw new IxyError(`${this.name}: share() in a worker: only the thread that made the pool can share it`);
@@ -275,6 +315,7 @@ export class Mempool {
     // After close() (or the table's reclaiming a pool whose allocator was closed) the id may
     // be another pool's by now: never hand out that pool's buffers.
     if (poolStacks[this.id] !== this.#stack || this.#closed) this.#throwClosed("alloc");
+    if (this.#returnsTo !== null) this.#throwReturnsOnly("alloc");
     const top = poolTop[this.id]!;
     if (top === 0) return NO_BUFFER;
     if (top > this.count) this.#throwOverfreed("alloc");
@@ -290,6 +331,7 @@ export class Mempool {
     const id = this.id;
     const stack = this.#stack;
     if (poolStacks[id] !== stack || this.#closed) this.#throwClosed("allocBatch"); // see alloc()
+    if (this.#returnsTo !== null) this.#throwReturnsOnly("allocBatch");
     let top = poolTop[id]!;
     if (top > this.count) this.#throwOverfreed("allocBatch");
     const got = n < top ? n : top;
@@ -313,15 +355,81 @@ export class Mempool {
   }
 
   /**
+   * The owner's side of remote frees (src/mem/pool-returns.ts): another thread, which attached
+   * this pool with `{ returns: ring }`, frees its buffers into `ring`; collectReturns() here
+   * moves them onto the free stack. Only the thread that allocates from the pool may accept
+   * returns (it alone pushes onto the stack); one ring per returning thread (each ring has one
+   * producer). Returns the ring, opened in this thread.
+   */
+  acceptReturns(ring: SpscRing | SharedRing): SpscRing {
+    if (this.#returnsTo !== null) this.#throwReturnsOnly("acceptReturns");
+    if (this.dead) this.#throwClosed("acceptReturns");
+    const r = openReturnRing(this, ring, "acceptReturns");
+    this.#returnRings.push(r);
+    return r;
+  }
+
+  /**
+   * Moves the buffers other threads returned (acceptReturns) onto the free stack, straight from
+   * each ring into the stack; returns how many. Call it once per loop: with nothing returned it
+   * costs one load of each ring's head. Checked pools: each buffer must be marked
+   * BUF_RETURNING (it is then home); anything else came through a ring without being returned
+   * (freed here and there at once) and throws BufferOwnershipError.
+   */
+  collectReturns(): number {
+    const rings = this.#returnRings;
+    if (rings.length === 0) return 0;
+    const id = this.id;
+    const stack = this.#stack;
+    if (poolStacks[id] !== stack || this.#closed) this.#throwClosed("collectReturns");
+    let top = poolTop[id]!;
+    if (top > this.count) this.#throwOverfreed("collectReturns");
+    let got = 0;
+    for (let r = 0; r < rings.length; r++) {
+      const ring = rings[r]!;
+      // Never more than the stack has room for: a ring with more is a double free (below).
+      const n = ring.dequeue(stack, top, this.count - top);
+      if (this.checked) this.#settle(ring, top, n);
+      top += n;
+      got += n;
+    }
+    poolTop[id] = top;
+    if (top === this.count) {
+      for (let r = 0; r < rings.length; r++) if (rings[r]!.count !== 0) this.#throwOverfreed("collectReturns");
+    }
+    return got;
+  }
+
+  /** Checked pools: the n buffers just collected at stack[top..] were returned, and are home now. */
+  #settle(ring: SpscRing, top: number, n: number): void {
+    const stack = this.#stack;
+    for (let k = top; k < top + n; k++) {
+      const buf = stack[k]!;
+      if (bufHome[buf] !== BUF_RETURNING) {
+        poolTop[this.id] = k; // the stack keeps what was settled; the pool is broken all the same
+        throw new BufferOwnershipError(
+          `${this.name}: buffer ${buf} came back through ${ring.name} but was not in it as a returned buffer ` +
+            `(bufHome ${bufHome[buf]}): it was freed twice, in two threads at once`,
+        );
+      }
+      bufHome[buf] = 1;
+    }
+  }
+
+  /**
    * Gives the pool's buffer numbers back to the buffer table. Every buffer should be home: a
    * buffer still in a ring or held by someone becomes an invalid number. Throws
    * BufferOwnershipError (and closes nothing) for a checked pool that is missing buffers.
    */
   close(): void {
     if (this.#closed) return;
+    // What other threads returned so far is home again (they must have stopped freeing by now).
+    if (this.#returnRings.length !== 0 && this.#registered()) this.collectReturns();
     if (this.#attached) {
       // A worker's view of a pool of another thread: it forgets the views; the pool lives on there.
       this.#closed = true;
+      if (this.#returnsTo !== null) clearReturnPath(this.id);
+      attachedNames.delete(this.id);
       if (this.#registered()) detachPoolViews(this.id);
       return;
     }
@@ -357,6 +465,13 @@ export class Mempool {
     );
   }
 
+  #throwReturnsOnly(call: string): never {
+    throw new IxyError(
+      `${this.name}: ${call}() in a thread that attached the pool for returns (attachPool with returns): only the ` +
+        `thread that allocates from it may take buffers from its stack or accept returns`,
+    );
+  }
+
   #throwClosed(call: string): never {
     const why = this.#alive[0] === 0 && this.#attached ? "the thread that made it closed it"
       : this.#dma?.closed === true && !this.#closed ? `its DMA allocator (${this.#dma.name}) was closed` : "it was closed";
@@ -383,12 +498,19 @@ const POOL_OF = bufPool;
 const STACKS = poolStacks;
 const TOPS = poolTop;
 const CHECKED = poolChecked;
+/** This thread's return paths (pool-returns.ts): null for a pool whose stack this thread pushes onto. */
+const RETURNS = poolReturns;
 
-/** Returns one buffer to the pool it belongs to. */
+/**
+ * Returns one buffer to the pool it belongs to: onto its free stack, or, in a thread that
+ * attached the pool for returns, into its return ring (pool-returns.ts).
+ */
 export function freeBuffer(buf: PacketBuffer): void {
   const id = POOL_OF[buf];
   // (A string "3" would index the column too: only numbers pass.)
   if (id === undefined || id < 0 || typeof buf !== "number") throw badBuffer(buf);
+  const path = RETURNS[id]!;
+  if (path !== null) return returnOne(buf, path);
   const stack = STACKS[id]!;
   if (stack.length === 0) throw notHere(buf, id);
   if (CHECKED[id] !== 0) checkFree(buf, id);
@@ -398,7 +520,9 @@ export function freeBuffer(buf: PacketBuffer): void {
 /**
  * Returns bufs[start .. start + count) to the pools they belong to. Consecutive buffers of the
  * same pool (the common case: a TX ring's worth from one RX pool) cost two typed-array accesses
- * each; the pool's stack and top are looked up again only when the pool changes.
+ * each; the pool's stack and top are looked up again only when the pool changes, and so is
+ * this thread's return path for it: a run of buffers of a pool attached for returns goes into
+ * its return ring in one enqueue (pool-returns.ts).
  */
 export function freeBuffers(bufs: Int32Array, start: number, count: number): void {
   const end = start + count;
@@ -411,6 +535,13 @@ export function freeBuffers(bufs: Int32Array, start: number, count: number): voi
     if (id !== pool) {
       if (pool >= 0) TOPS[pool] = top;
       if (!(id >= 0)) throw badBuffer(buf);
+      const path = RETURNS[id]!;
+      if (path !== null) {
+        // The whole run of this pool's buffers, into the ring; the loop goes on after it.
+        pool = -1;
+        i = returnRun(bufs, i, end, id, path) - 1;
+        continue;
+      }
       pool = id;
       stack = STACKS[id]!;
       if (stack.length === 0) {
@@ -429,9 +560,12 @@ export function freeBuffers(bufs: Int32Array, start: number, count: number): voi
 }
 
 function checkFree(buf: number, id: number): void {
-  const owner = ownerOf(buf)!;
-  if (bufHome[buf] === 1) throw new BufferOwnershipError(`${owner.name}: buffer ${buf} freed twice (it is already in the pool)`);
-  if (poolTop[id]! >= poolStacks[id]!.length) throw new BufferOwnershipError(`${owner.name}: more buffers freed than the pool holds`);
+  const home = bufHome[buf];
+  if (home === 1) throw new BufferOwnershipError(`${nameOfPool(buf, id)}: buffer ${buf} freed twice (it is already in the pool)`);
+  if (home === BUF_RETURNING) {
+    throw new BufferOwnershipError(`${nameOfPool(buf, id)}: buffer ${buf} freed twice (another thread returned it already: it is in a return ring)`);
+  }
+  if (poolTop[id]! >= poolStacks[id]!.length) throw new BufferOwnershipError(`${nameOfPool(buf, id)}: more buffers freed than the pool holds`);
   bufHome[buf] = 1;
 }
 
@@ -442,9 +576,14 @@ function checkFree(buf: number, id: number): void {
  */
 function notHere(buf: number, id: number): Error {
   return new BufferOwnershipError(
-    `buffer ${buf} belongs to ${ownerOf(buf)?.name ?? `pool ${id}`}, which is not attached in this thread: a pool belongs to one ` +
+    `buffer ${buf} belongs to ${nameOfPool(buf, id)}, which is not attached in this thread: a pool belongs to one ` +
       `thread at a time; hand it over with pool.share() and attachPool(), or free the buffer in the thread that owns it`,
   );
+}
+
+/** A pool's name for an error: the table's owner here, or the pool attached in this worker. */
+function nameOfPool(buf: number, id: number): string {
+  return ownerOf(buf)?.name ?? attachedNames.get(id) ?? `mempool ${id}`;
 }
 
 function badBuffer(buf: unknown): Error {

@@ -15,37 +15,14 @@
  * and allocate nothing. What the worker cannot do is whatever needs the device's registers
  * beyond its doorbells (statistics, link, reset): that stays with the thread that opened it.
  */
-import { DeviceClosedError, DeviceProtocolError, IxyError, QueueSharedError } from "../errors.ts";
+import { IxyError, QueueSharedError } from "../errors.ts";
 import { ownsBufferTable } from "../mem/buffer-table.ts";
 import { attachPool, type Mempool } from "../mem/mempool.ts";
 import { badBatchCall, goodBatch } from "../drivers/batch-args.ts";
-import { attachIxgbeReceive } from "../drivers/ixgbe/ixgbe-rx-queue.ts";
-import { attachIxgbeSend } from "../drivers/ixgbe/ixgbe-tx-queue.ts";
+import { checkPairStatus, receiveLoopOf, sendLoopOf } from "./attach-common.ts";
 import { ATTACHED, PairStatus, STATUS, type SharedQueuePair } from "../drivers/queue-sharing.ts";
-import { SharedQueueKind, type SharedQueue } from "../drivers/shared-queue.ts";
-import type { HotPathMode } from "../drivers/specialize.ts";
-import { attachPackedReceive } from "../drivers/virtio/packed-rx-queue.ts";
-import { attachPackedSend } from "../drivers/virtio/packed-tx-queue.ts";
-import { attachVirtioReceive, type ReceiveLoop } from "../drivers/virtio/virtio-rx-queue.ts";
-import { attachVirtioSend, type SendLoop } from "../drivers/virtio/virtio-tx-queue.ts";
-
-function receiveLoopOf(q: SharedQueue, hotPath: HotPathMode | undefined): ReceiveLoop {
-  switch (q.kind) {
-    case SharedQueueKind.ixgbeRx: return attachIxgbeReceive(q, hotPath);
-    case SharedQueueKind.virtioRx: return attachVirtioReceive(q, hotPath);
-    case SharedQueueKind.packedRx: return attachPackedReceive(q, hotPath);
-    default: throw new TypeError(`${q.label}: a ${q.kind} queue is not a receive queue`);
-  }
-}
-
-function sendLoopOf(q: SharedQueue, hotPath: HotPathMode | undefined): SendLoop {
-  switch (q.kind) {
-    case SharedQueueKind.ixgbeTx: return attachIxgbeSend(q, hotPath);
-    case SharedQueueKind.virtioTx: return attachVirtioSend(q, hotPath);
-    case SharedQueueKind.packedTx: return attachPackedSend(q, hotPath);
-    default: throw new TypeError(`${q.label}: a ${q.kind} queue is not a transmit queue`);
-  }
-}
+import type { ReceiveLoop } from "../drivers/virtio/virtio-rx-queue.ts";
+import type { SendLoop } from "../drivers/virtio/virtio-tx-queue.ts";
 
 /** Drives a queue pair in a worker thread: attachQueuePair(). */
 export class AttachedQueuePair {
@@ -105,19 +82,7 @@ export class AttachedQueuePair {
   }
 
   #checkStatus(call: string): void {
-    switch (Atomics.load(this.#control, STATUS)) {
-      case PairStatus.running:
-        return;
-      case PairStatus.broken:
-        throw new DeviceProtocolError(
-          `${this.device}: ${call}() on queue pair ${this.queue}: the thread that opened the device found it broken ` +
-            `(reset behind the driver's back, or it needs a reset); that thread's readStats() says why: stop this worker`,
-        );
-      case PairStatus.reclaimed:
-        throw new QueueSharedError(`${this.device}: ${call}() on queue pair ${this.queue}, which the thread that opened the device has taken back`);
-      default:
-        throw new DeviceClosedError(`${this.device}: ${call}() on queue pair ${this.queue} of a closed device`);
-    }
+    checkPairStatus(this.#control, this.device, this.queue, call);
   }
 
   #bad(call: "rxBatch" | "txBatch", bufs: Int32Array, n: number): never {

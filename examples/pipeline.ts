@@ -1,0 +1,122 @@
+/**
+ * pipeline: a two-stage router on one port, each stage a worker thread pinned to its core.
+ *
+ *   pipeline <port> [--batch 32] [--seconds N] [--cores LIST] [--ring-size 1024] [--tx-retries N] [--json]
+ *   pipeline --sim [--sim-nic ixgbe|virtio] [--seconds N] ...   (a device model, no hardware)
+ *
+ * The receive worker drives queue 0's receive queue and hands each batch through a lock-free
+ * single-producer single-consumer ring (src/threads/spsc-ring.ts) to the process worker, which
+ * swaps the MAC addresses of each IPv4 frame, decrements its TTL, updates the header checksum
+ * incrementally (RFC 1624), drops what is not IPv4 or would expire, and sends the rest on queue
+ * 0's transmit queue. The buffers it frees (dropped frames, sent ones its TX queue reclaims) go
+ * back through a second ring to the receive worker, whose pool they belong to: a pool's free
+ * stack has one thread that pushes onto it (src/mem/pool-returns.ts, docs/threads.md).
+ *
+ * --cores LIST: the receive worker's core, then the process worker's (default: the first two
+ * CPUs near the port's device, or of the machine). --ring-size: slots of the ring between them
+ * (a power of two); what does not fit is dropped by the receive worker. --tx-retries N: rounds
+ * the process worker tries again a batch the TX ring did not take in full, as fwd's.
+ */
+import { intOption, parse, PORTS_HELP, runMain, onStopSignal, UsageError } from "./lib/cli.ts";
+import { deviceCpus } from "../src/mem/numa.ts";
+import { onlineCores, parseCoreList } from "../src/threads/affinity.ts";
+import { LiveStats } from "./lib/live-stats.ts";
+import { PipelineWorkers, type PipelineTotals } from "./lib/pipeline-workers.ts";
+import { openPorts, placementLines } from "./lib/ports.ts";
+
+const USAGE =
+  "usage: pipeline <port> [--batch N] [--seconds N] [--cores LIST] [--ring-size N] [--tx-retries N] [--json] | " +
+  `pipeline --sim [--sim-nic ixgbe|virtio] [--seconds N] [--cores LIST] [--ring-size N]\n${PORTS_HELP}`;
+
+async function main(): Promise<number> {
+  const { values, positionals, sim, mac, unsafeNoIommu } = parse(USAGE, {
+    batch: { type: "string" },
+    seconds: { type: "string" },
+    json: { type: "boolean" },
+    cores: { type: "string" },
+    "ring-size": { type: "string" },
+    "tx-retries": { type: "string" },
+  });
+  if (!sim && positionals.length !== 1) throw new UsageError(`pipeline needs one PCI address or vhost-user:<socket> port\n${USAGE}`);
+  const batch = intOption("batch", values.batch, 32, 1, 512);
+  const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
+  const ringSize = intOption("ring-size", values["ring-size"], 1024, 2, 1 << 20);
+  if ((ringSize & (ringSize - 1)) !== 0) throw new UsageError(`--ring-size must be a power of two, got ${ringSize}`);
+  const txRetries = intOption("tx-retries", values["tx-retries"], 0, 0, 1e9);
+  const ports = openPorts(sim ? ["a"] : positionals, { sim, mac, unsafeNoIommu });
+  const dev = ports.devices[0]!;
+  let totals: PipelineTotals;
+  let elapsed: number;
+  const stats = new LiveStats([dev], { json: values.json ?? false });
+  try {
+    const cores = stageCores(values.cores, dev.address, sim !== null);
+    process.stderr.write(
+      `pipeline: ${dev.address}${sim ? ` (device model: ${sim})` : ""}, batch ${batch}, ring ${ringSize}: ` +
+        `receive worker on core ${cores[0]}, process worker on core ${cores[1]}\n`,
+    );
+    process.stderr.write(placementLines("pipeline", [dev]));
+    const started = performance.now();
+    const pipeline = PipelineWorkers.start(dev, { batch, ringSize, txRetries, cores });
+    // --seconds (and the rate) count from when both workers run: starting one takes a moment (tsx in the worker).
+    let running: number | null = null;
+    let stop = false;
+    let wake = () => {};
+    const stopAll = () => {
+      stop = true;
+      wake();
+    };
+    pipeline.onFailure = stopAll;
+    onStopSignal(stopAll);
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      let nextSecond = started + 1000;
+      const slice = () => {
+        const now = performance.now();
+        if (now >= nextSecond) {
+          stats.print();
+          nextSecond += 1000;
+        }
+        if (running === null && pipeline.ready) running = now;
+        if (stop || (seconds > 0 && running !== null && now - running >= seconds * 1000)) return resolve();
+        if (sim === null) {
+          setTimeout(slice, Math.max(1, Math.min(nextSecond - now, 100)));
+          return;
+        }
+        // The model's work, in slices of a few milliseconds: worker messages and signals get through between them.
+        const end = now + 5;
+        while (performance.now() < end) for (let k = 0; k < 16; k++) ports.pump(batch);
+        setImmediate(slice);
+      };
+      setImmediate(slice);
+    });
+    // While the workers finish, the model still takes their doorbells (but no new frames).
+    totals = await pipeline.stop(() => ports.pump(0));
+    elapsed = (performance.now() - (running ?? started)) / 1000;
+  } catch (e) {
+    ports.close();
+    throw e;
+  }
+  stats.finish();
+  process.stderr.write(
+    `pipeline: received ${totals.received}, sent ${totals.sent} (${(totals.sent / elapsed / 1e6).toFixed(3)} Mpps), ` +
+      `dropped ${totals.ringDropped} for a full ring, ${totals.filtered} not IPv4 or TTL expired, ${totals.txDropped} for lack of TX descriptors\n`,
+  );
+  ports.wires.forEach((w) => {
+    process.stderr.write(`pipeline: simulated wire of ${dev.address}: offered ${w.offered}, taken by the NIC ${w.accepted}, transmitted ${w.transmitted}\n`);
+  });
+  ports.close();
+  return 0;
+}
+
+/** --cores: the receive worker's core, then the process worker's; default: the first two near the device. */
+function stageCores(list: string | undefined, address: string, sim: boolean): [number, number] {
+  if (list !== undefined) {
+    const cores = parseCoreList(list, "--cores");
+    if (cores.length !== 2) throw new UsageError(`--cores ${list} names ${cores.length} cores: give two, the receive worker's and the process worker's`);
+    return [cores[0]!, cores[1]!];
+  }
+  const near = sim || address.startsWith("vhost-user:") ? onlineCores() : [...deviceCpus(address)];
+  return [near[0]!, near[1 % near.length]!];
+}
+
+await runMain(main);
