@@ -145,7 +145,7 @@ describe("a pool in a worker thread", () => {
       worker.on("message", resolve);
       worker.on("error", reject);
     });
-    expect(result.foreign).toMatch(/^BufferOwnershipError: buffer \d+ belongs to pool \d+, which is not attached in this thread/);
+    expect(result.foreign).toMatch(/^BufferOwnershipError: buffer \d+ belongs to mempool \d+, which is not attached in this thread/);
     expect(result.attached).toBe("available 8");
     expect(pool.available).toBe(8);
     pool.close();
