@@ -20,7 +20,7 @@
  * in the thread that opened the device.
  */
 import { IxyError } from "../errors.ts";
-import { write } from "../sys/libc.ts";
+import { KickMmio } from "../drivers/virtio/vhost-user/kick-mmio.ts";
 import { openView, type SharedView } from "../threads/shared-view.ts";
 import { checkAccess, TypedArrayMmio, type Mmio } from "./mmio.ts";
 import { PreadMmio } from "./pread-mmio.ts";
@@ -59,34 +59,11 @@ export function openMmio(shared: SharedMmio): Mmio {
     case "fd":
       return new PreadMmio(shared.name, shared.fd, shared.base, shared.size);
     case "kick":
-      return new SharedKick(shared.name, shared.fd);
+      // The same eventfd, written by the same class as the driver's (a kick allocates nothing).
+      return new KickMmio(shared.name, shared.fd);
     case "posted":
       return new PostedMmio(shared);
   }
-}
-
-// The worker's end of a vhost-user kick eventfd (the driver's is kick-mmio.ts, which a module
-// of the PCI layer should not import): one write(2) adding 1 to the counter.
-const ONE = new Uint8Array(new BigUint64Array([1n]).buffer);
-
-class SharedKick implements Mmio {
-  readonly name: string;
-  readonly size = 2;
-  readonly words16 = null;
-  readonly words32 = null;
-  readonly #fd: number;
-  constructor(name: string, fd: number) {
-    this.name = name;
-    this.#fd = fd;
-  }
-  write16(): void {
-    write(this.#fd, ONE, this.name);
-  }
-  read8(): number { return refuseRead(this.name); }
-  read16(): number { return refuseRead(this.name); }
-  read32(): number { return refuseRead(this.name); }
-  write8(offset: number): void { refuseWrite(this.name, offset); }
-  write32(offset: number): void { refuseWrite(this.name, offset); }
 }
 
 /** Mailbox slot layout: per posted register, [writes so far, last value, width]. */
