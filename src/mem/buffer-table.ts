@@ -168,12 +168,12 @@ export function registerPool(owner: PoolRegistration, count: number, space: numb
         `make the pool there and hand it to this worker with sharePool() / attachPool()`,
     );
   }
-  let id = owners.indexOf(null);
+  let id = freePoolId();
   let first = takeRows(count);
   if (id < 0 || first < 0) {
     reclaimDeadPools();
     // Ask again only for what is missing: rows already taken must not be taken a second time.
-    if (id < 0) id = owners.indexOf(null);
+    if (id < 0) id = freePoolId();
     if (first < 0) first = takeRows(count);
   }
   if (id < 0 || first < 0) {
@@ -219,6 +219,26 @@ export function ownerOf(buf: number): PoolRegistration | null {
 /** True for an integer that names a row of a live pool. */
 export function isBufferNumber(buf: number): boolean {
   return Number.isInteger(buf) && buf >= 0 && buf < tableState[ROWS_IN_USE]! && bufPool[buf]! >= 0;
+}
+
+/** Pool ids whose poolTop entries share one 64-byte cache line. */
+const IDS_PER_LINE = 16;
+
+/**
+ * A free pool id, preferring one whose poolTop entry shares its cache line with no live pool.
+ * poolTop is the one per-pool column the hot paths write (every RX refill, every TX reclaim):
+ * two pools of two worker threads with neighbouring ids would put both workers' stores on one
+ * line, which then moves between their cores at every batch (false sharing). With at most
+ * MAX_POOLS / IDS_PER_LINE = 256 pools every pool has a line of its own; beyond that ids are
+ * shared lines, as any free id would be.
+ */
+function freePoolId(): number {
+  for (let line = 0; line < MAX_POOLS; line += IDS_PER_LINE) {
+    let empty = true;
+    for (let id = line; id < line + IDS_PER_LINE && empty; id++) empty = owners[id] === null;
+    if (empty) return line;
+  }
+  return owners.indexOf(null);
 }
 
 function reclaimDeadPools(): void {

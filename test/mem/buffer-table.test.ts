@@ -11,6 +11,7 @@ import {
   isBufferNumber,
   MAX_POOLS,
   ownerOf,
+  poolTop,
   ROWS_IN_USE,
   tableState,
 } from "../../src/mem/buffer-table.ts";
@@ -109,6 +110,15 @@ describe("the buffer table", () => {
     expect(d.first).toBe(a!.first);
     c!.close();
     d.close();
+  });
+
+  it("gives pools ids whose poolTop entries sit on cache lines of their own (no false sharing between two workers' pools)", () => {
+    const dma = new SimDma();
+    const pools = Array.from({ length: 8 }, (_, i) => new Mempool(dma, { count: 4, name: `p${i}` }));
+    const lines = pools.map((p) => Math.floor((poolTop.byteOffset + p.id * 4) / 64));
+    expect(new Set(lines).size).toBe(pools.length);
+    for (const p of pools) p.close();
+    dma.close();
   });
 
   it("tells buffer numbers from everything else: isBufferNumber and ownerOf", () => {
