@@ -1,0 +1,82 @@
+// `npm run bench -- --scaling`: the instant-device forwarder in 1 and 2 worker threads, one queue
+// pair each, pinned to its own core; total and per-worker packet rates, scaling efficiency and
+// per-frame latency. bench/run.ts dispatches here; see bench/README.md, "--scaling".
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { busyPercent, machineFacts } from '../lib/machine.ts';
+import { localDay, toJson } from '../lib/results.ts';
+import { runDriver, type ScalingRun } from './harness.ts';
+import { parseScalingOptions, SCALING_USAGE, ScalingUsageError } from './options.ts';
+import { formatScalingTable, perCoreParagraph, summarizeScaling, type ScalingRow } from './summary.ts';
+
+const log = (line: string): void => void process.stdout.write(`${line}\n`);
+
+export async function runScaling(argv: readonly string[], root: string): Promise<void> {
+  const o = parseScalingOptions(argv);
+  const started = new Date();
+  const t0 = performance.now();
+  const machine = machineFacts('-', null, await busyPercent());
+  log('ixy.ts bench --scaling: the TypeScript forwarder in worker threads, one queue pair each, on the instant device');
+  log(`machine  ${machine.cpu}, ${machine.cpus} CPUs, ${machine.os}, Linux ${machine.kernel}`);
+  log(`node     ${machine.node}`);
+  log(`date     ${started.toISOString()}`);
+  log(`pinning  ${o.cores.every((c) => c === null) ? 'none' : o.cores.map((c, i) => `worker ${i} on core ${c}`).join(', ')}; the main thread sleeps`);
+  if (Math.max(...o.workers) > availableParallelism()) log(`warning  more workers than the ${availableParallelism()} CPUs: they share cores`);
+  if ((machine.busyAtStartPct ?? 0) >= 15) log(`warning  other work is using ${machine.busyAtStartPct}% of the CPUs: expect a wide spread`);
+  log(
+    `plan     ${o.rounds} round${o.rounds === 1 ? '' : 's'} of workers ${o.workers.join(',')} per driver (${o.drivers.join(', ')}); batch ${o.batch}; ` +
+      `per worker and run ${o.warmup.toLocaleString('en-US')} warm-up + ${o.frames.toLocaleString('en-US')} timed frames; ` +
+      (o.latency ? `latency: one receive batch in ${o.sampleEvery} stamped` : 'latency off'),
+  );
+  log('');
+
+  const rows: ScalingRow[] = [];
+  const raw: { driver: string; runs: ScalingRun[]; forwarded: number }[] = [];
+  for (const driver of o.drivers) {
+    const result = await runDriver(driver, {
+      batch: o.batch, frames: o.frames, warmup: o.warmup, rounds: o.rounds, workerCounts: o.workers, cores: o.cores,
+      latency: o.latency, sampleEvery: o.sampleEvery,
+    }, log);
+    rows.push(...summarizeScaling(result, o.workers));
+    raw.push({ driver, runs: result.runs, forwarded: result.forwarded });
+  }
+
+  log('');
+  log(formatScalingTable(rows));
+  log('');
+  log(`total Mpps: all workers' frames over the time from the first one's start to the last one's end, median over ${o.rounds} rounds; ±: half the min-max range.`);
+  log('Mpps/worker: each worker\'s frames over its own time (mean over the workers), median over the rounds; ns/frame/core is its inverse.');
+  log('efficiency: total(k) / (k x total(1)), formed within each round, median over the rounds.');
+  log(o.latency
+    ? 'p50, p99: from the instant device stamping a frame as it receives it to its seeing the frame on a TX ring, over every stamped frame of the configuration.'
+    : 'latency: off (--no-latency).');
+  log('on-CPU: the lowest share of its timed run a worker spent running (its thread\'s CPU time over wall time); below ~95% other work took its core.');
+  log('GCs, heap KiB: the worst worker and round (collections and heap growth in the worker during its timed run).');
+  log('');
+  log(perCoreParagraph(rows));
+  log('Every run checked: the device side got back every frame it delivered, nothing dropped.');
+
+  const durationS = (performance.now() - t0) / 1000;
+  if (o.write) {
+    const dir = resolve(root, o.resultsDir);
+    mkdirSync(dir, { recursive: true });
+    const suffix = [o.quick ? '-quick' : '', o.custom ? '-custom' : ''].join('');
+    const file = join(dir, `scaling-${localDay(started)}${suffix}.json`);
+    const tail = argv.join(' ');
+    writeFileSync(file, toJson({
+      schema: 'ixy.ts-bench-scaling/1',
+      date: started.toISOString(),
+      command: `npm run bench -- --scaling${tail ? ` ${tail}` : ''}`,
+      machine: { ...machine, gcc: undefined, pinnedTo: undefined },
+      config: { ...o, write: undefined, resultsDir: undefined },
+      durationS: Math.round(durationS * 10) / 10,
+      runs: raw,
+      summary: rows,
+    }));
+    log(`wrote ${file}`);
+  }
+  log(`done in ${durationS.toFixed(1)} s`);
+}
+
+export { SCALING_USAGE, ScalingUsageError };

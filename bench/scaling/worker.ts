@@ -1,0 +1,171 @@
+/**
+ * One worker of the scaling bench (harness.ts starts it): pins itself to its core, attaches queue
+ * pair i of both ports, builds the instant device's side of those two pairs, and on each "run"
+ * command forwards between them, run to completion, with the device side in the same loop: per
+ * iteration, for A->B and then B->A, exactly as bench/fwd-ts.ts does for pair 0 in one thread:
+ *
+ *   device completes up to `batch` RX descriptors; n = rxBatch; data[1]++ on each frame;
+ *   sent = txBatch(n), the rest freed; the device completes every TX descriptor.
+ *
+ * With latency on, the device stamps one receive batch in `sampleEvery` per port with
+ * performance.now() (one clock read for the batch: the instant device fills the whole batch at
+ * that instant), and its transmit side records now - stamp for every stamped frame it sends
+ * (one clock read per transmit call that meets one). Between runs the worker waits in its event
+ * loop; nothing on the forwarding path allocates or posts a message.
+ */
+import { readFileSync } from "node:fs";
+import { PerformanceObserver } from "node:perf_hooks";
+import { getHeapStatistics } from "node:v8";
+import { parentPort, workerData } from "node:worker_threads";
+import { bufDataOffset, bufPool, poolBytes } from "../../src/mem/buffer-table.ts";
+import { freeBuffers } from "../../src/mem/mempool.ts";
+import { pinThread } from "../../src/threads/affinity.ts";
+import { attachQueuePair, type AttachedQueuePair } from "../../src/threads/queue-pair.ts";
+import { InstantIxgbeQueue } from "../instant/ixgbe.ts";
+import { InstantVirtioQueue } from "../instant/virtio.ts";
+import { COUNTER_STRIDE, Counter, type Command, type DeviceQueueData, type Report, type WorkerData } from "./protocol.ts";
+
+const data = workerData as WorkerData;
+const { index, core, batch, barrier, latency, sampleEvery } = data;
+const counters = new Float64Array(data.counters.buffer, data.counters.byteOffset + index * COUNTER_STRIDE * 8, COUNTER_STRIDE);
+const POOL_OF = bufPool;
+const DATA_AT = bufDataOffset;
+const BYTES = poolBytes;
+const SAMPLE_MASK = sampleEvery - 1;
+
+type DeviceSide = InstantIxgbeQueue | InstantVirtioQueue;
+
+function deviceSide(d: DeviceQueueData): DeviceSide {
+  return d.kind === "ixgbe" ? new InstantIxgbeQueue(d) : new InstantVirtioQueue(d);
+}
+
+const report = (r: Report): void => parentPort!.postMessage(r);
+
+const attached: AttachedQueuePair[] = [];
+let a: AttachedQueuePair;
+let b: AttachedQueuePair;
+let devA: DeviceSide;
+let devB: DeviceSide;
+const bufs = new Int32Array(batch);
+/** Receive calls so far per port (the sampling counter). */
+let callsA = 0;
+let callsB = 0;
+// Per run, added to the shared counters at its end.
+let deviceReceived = 0;
+let deviceSent = 0;
+let dropped = 0;
+
+/** One direction of one iteration; returns the frames received. */
+function forward(devRx: DeviceSide, rx: AttachedQueuePair, tx: AttachedQueuePair, devTx: DeviceSide, stamp: number, timed: boolean): number {
+  deviceReceived += stamp !== 0 ? devRx.receiveStamped(batch, stamp) : devRx.receive(batch);
+  const n = rx.rxBatch(bufs, batch);
+  let lastPool = -1;
+  let bytes = BYTES[0]!;
+  for (let i = 0; i < n; i++) {
+    const buf = bufs[i]!;
+    const pool = POOL_OF[buf]!;
+    if (pool !== lastPool) {
+      lastPool = pool;
+      bytes = BYTES[pool]!;
+    }
+    bytes[DATA_AT[buf]! + 1]!++;
+  }
+  const sent = tx.txBatch(bufs, n);
+  if (sent < n) {
+    freeBuffers(bufs, sent, n - sent);
+    dropped += n - sent;
+  }
+  deviceSent += timed ? devTx.transmitTimed(latency) : devTx.transmit();
+  return n;
+}
+
+function run(frames: number, timed: boolean): number {
+  let moved = 0;
+  while (moved < frames) {
+    const stampA = timed && (++callsA & SAMPLE_MASK) === 0 ? performance.now() : 0;
+    moved += forward(devA, a, b, devB, stampA, timed);
+    const stampB = timed && (++callsB & SAMPLE_MASK) === 0 ? performance.now() : 0;
+    moved += forward(devB, b, a, devA, stampB, timed);
+  }
+  return moved;
+}
+
+let gcs = 0;
+const observer = new PerformanceObserver((list) => {
+  gcs += list.getEntries().length;
+});
+observer.observe({ entryTypes: ["gc"] });
+// GC entries arrive asynchronously: let those of the warm-up go by before counting. (No forced
+// gc() here, unlike bench/fwd-ts.ts: one forced through v8.setFlagsFromString("--expose-gc") in a
+// worker was followed by 2.6 MB of allocation in the next timed run of virtio-packed, against
+// 160 KiB without, so it disturbs more than it settles.)
+const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 20));
+
+/** This thread's CPU time so far in clock ticks (utime + stime of /proc/thread-self/stat), or NaN. */
+function cpuTicks(): number {
+  try {
+    const stat = readFileSync("/proc/thread-self/stat", "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return NaN;
+  }
+}
+
+async function timedRun(c: Extract<Command, { kind: "run" }>): Promise<void> {
+  run(c.warmup, c.latency);
+  await settle();
+  latency.fill(0);
+  deviceReceived = deviceSent = dropped = 0;
+  gcs = 0;
+  const heapBefore = getHeapStatistics().used_heap_size;
+  const ticksBefore = cpuTicks();
+  // The start line: every worker of this run has warmed up (a spin of microseconds).
+  Atomics.add(barrier, 0, 1);
+  while (Atomics.load(barrier, 0) < c.active);
+  const startMs = performance.timeOrigin + performance.now();
+  const frames = run(c.frames, c.latency);
+  const endMs = performance.timeOrigin + performance.now();
+  const ticks = cpuTicks() - ticksBefore;
+  const heapGrowthKiB = Math.round((getHeapStatistics().used_heap_size - heapBefore) / 1024);
+  // Everything handed to the TX rings was taken by the device side in the same iteration.
+  counters[Counter.deviceReceived]! += deviceReceived;
+  counters[Counter.deviceSent]! += deviceSent;
+  counters[Counter.forwarded]! += frames;
+  counters[Counter.dropped]! += dropped;
+  await settle();
+  let timedFrames = 0;
+  for (let i = 0; i < latency.length; i++) timedFrames += latency[i]!;
+  report({ kind: "done", index, frames, startMs, endMs, gcs, heapGrowthKiB, timed: timedFrames, cpuTicks: ticks });
+}
+
+function fail(e: unknown): void {
+  for (const q of attached) q.detach();
+  const error = e as Error;
+  report({ kind: "failed", index, name: error?.name ?? "Error", message: error?.message ?? String(e) });
+  observer.disconnect();
+  parentPort!.close();
+}
+
+try {
+  if (core !== null) pinThread(core, `scaling worker ${index}`);
+  a = attachQueuePair(data.pairs[0]);
+  attached.push(a);
+  b = attachQueuePair(data.pairs[1]);
+  attached.push(b);
+  devA = deviceSide(data.devices[0]);
+  devB = deviceSide(data.devices[1]);
+  parentPort!.on("message", (c: Command) => {
+    if (c.kind === "stop") {
+      for (const q of attached) q.detach();
+      observer.disconnect();
+      report({ kind: "stopped", index });
+      parentPort!.close();
+      return;
+    }
+    timedRun(c).catch(fail);
+  });
+  report({ kind: "ready", index });
+} catch (e) {
+  fail(e);
+}
