@@ -121,10 +121,18 @@ async function expect<K extends Report["kind"]>(box: Mailbox, kind: K, who: stri
 }
 
 /**
- * Runs the rounds for `driver` and returns every run. `afterClose` sees the allocator once the
- * devices are closed and every buffer is back in its pool (the test checks that).
+ * Runs the rounds for `driver` and returns every run.
  */
-export async function runDriver(driver: Driver, c: ScalingConfig, log: (line: string) => void = () => {}, afterClose?: (dma: SimDma) => void): Promise<DriverResult> {
+export interface Hooks {
+  readonly log?: (line: string) => void;
+  /** After each timed run of `workers` workers in `round` (the C reference runs here); returns a note for the log. */
+  readonly afterRun?: (round: number, workers: number) => Promise<string>;
+  /** Sees the allocator once the devices are closed and every buffer is back in its pool (the test checks that). */
+  readonly afterClose?: (dma: SimDma) => void;
+}
+
+export async function runDriver(driver: Driver, c: ScalingConfig, hooks: Hooks = {}): Promise<DriverResult> {
+  const log = hooks.log ?? (() => {});
   const maxWorkers = Math.max(...c.workerCounts);
   const dma = new SimDma(`scaling ${driver} DMA`);
   const ports = openPorts(driver, dma, maxWorkers);
@@ -175,6 +183,7 @@ export async function runDriver(driver: Driver, c: ScalingConfig, log: (line: st
         const run = summarizeRun(round, k, reports, histograms, latency, c.latency);
         runs.push(run);
         said.push(`${k}w ${run.totalMpps.toFixed(1)} Mpps`);
+        if (hooks.afterRun !== undefined) said.push(await hooks.afterRun(round, k));
       }
       log(`  ${driver} round ${round}/${c.rounds}: ${said.join(', ')}`);
     }
@@ -184,7 +193,7 @@ export async function runDriver(driver: Driver, c: ScalingConfig, log: (line: st
     // Every worker has detached and exited: nothing touches the rings any more.
     for (const { port, q } of shared) port.dev.reclaimQueuePair(q);
     for (const p of ports) p.dev.close();
-    afterClose?.(dma);
+    hooks.afterClose?.(dma);
     dma.close();
   }
   let forwarded = 0;

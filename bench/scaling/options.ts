@@ -24,6 +24,8 @@ export interface ScalingOptions {
   cores: (number | null)[];
   latency: boolean;
   sampleEvery: number;
+  /** Also run the C reference (bench/ref/<driver>-fwd --threads k) after each TS run. */
+  c: boolean;
   write: boolean;
   resultsDir: string;
   custom: boolean;
@@ -40,6 +42,7 @@ export const SCALING_USAGE = `usage: npm run bench -- --scaling [options]
   --warmup N         frames each worker forwards before each timed run
   --sample N         stamp one receive batch in N for the latency (a power of two, default 64)
   --no-latency       no timestamps at all
+  --no-c             no C reference runs (bench/ref/*-fwd --threads k)
   --no-pin           do not pin the workers
   --no-write         print the table only; write no results
   --results-dir DIR  where results go (default ${DEFAULT_RESULTS_DIR})`;
@@ -66,7 +69,7 @@ export function parseScalingOptions(argv: readonly string[]): ScalingOptions {
   const preset = quick ? PRESETS.quick : PRESETS.full;
   const o: ScalingOptions = {
     quick, ...preset, drivers: [...DRIVERS], batch: 32, workers: [1, 2], cores: [], latency: true, sampleEvery: 64,
-    write: true, resultsDir: DEFAULT_RESULTS_DIR, custom: false,
+    c: true, write: true, resultsDir: DEFAULT_RESULTS_DIR, custom: false,
   };
   let cores: number[] | null = null;
   let pin = true;
@@ -115,6 +118,10 @@ export function parseScalingOptions(argv: readonly string[]): ScalingOptions {
         break;
       case '--no-latency':
         o.latency = false;
+        resized = true;
+        break;
+      case '--no-c':
+        o.c = false;
         resized = true;
         break;
       case '--no-pin':

@@ -4,7 +4,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
+import { buildReference, CFLAGS, ensureGcc } from '../lib/build.ts';
 import { busyPercent, machineFacts } from '../lib/machine.ts';
+import { runCThreads, type CThreadsResult } from './c-ref.ts';
 import { localDay, toJson } from '../lib/results.ts';
 import { runDriver, type ScalingRun } from './harness.ts';
 import { parseScalingOptions, SCALING_USAGE, ScalingUsageError } from './options.ts';
@@ -16,10 +18,13 @@ export async function runScaling(argv: readonly string[], root: string): Promise
   const o = parseScalingOptions(argv);
   const started = new Date();
   const t0 = performance.now();
-  const machine = machineFacts('-', null, await busyPercent());
   log('ixy.ts bench --scaling: the TypeScript forwarder in worker threads, one queue pair each, on the instant device');
+  const gcc = o.c ? ensureGcc(log) : '-';
+  if (o.c) buildReference(o.drivers);
+  const machine = machineFacts(gcc, null, await busyPercent());
   log(`machine  ${machine.cpu}, ${machine.cpus} CPUs, ${machine.os}, Linux ${machine.kernel}`);
   log(`node     ${machine.node}`);
+  if (o.c) log(`gcc      ${gcc}; ${CFLAGS.join(' ')}; C reference: bench/ref/<driver>-fwd --threads k after each TS run of k workers`);
   log(`date     ${started.toISOString()}`);
   log(`pinning  ${o.cores.every((c) => c === null) ? 'none' : o.cores.map((c, i) => `worker ${i} on core ${c}`).join(', ')}; the main thread sleeps`);
   if (Math.max(...o.workers) > availableParallelism()) log(`warning  more workers than the ${availableParallelism()} CPUs: they share cores`);
@@ -32,14 +37,24 @@ export async function runScaling(argv: readonly string[], root: string): Promise
   log('');
 
   const rows: ScalingRow[] = [];
-  const raw: { driver: string; runs: ScalingRun[]; forwarded: number }[] = [];
+  const raw: { driver: string; runs: ScalingRun[]; forwarded: number; c: { round: number; result: CThreadsResult }[] }[] = [];
   for (const driver of o.drivers) {
+    const cRuns = new Map<number, Map<number, CThreadsResult>>();
+    const cList: { round: number; result: CThreadsResult }[] = [];
+    const afterRun = async (round: number, k: number): Promise<string> => {
+      const r = await runCThreads(driver, k, o.batch, o.frames, o.warmup, o.cores);
+      const byThreads = cRuns.get(round) ?? new Map<number, CThreadsResult>();
+      byThreads.set(k, r);
+      cRuns.set(round, byThreads);
+      cList.push({ round, result: r });
+      return `C ${k}t ${r.totalMpps.toFixed(1)} Mpps`;
+    };
     const result = await runDriver(driver, {
       batch: o.batch, frames: o.frames, warmup: o.warmup, rounds: o.rounds, workerCounts: o.workers, cores: o.cores,
       latency: o.latency, sampleEvery: o.sampleEvery,
-    }, log);
-    rows.push(...summarizeScaling(result, o.workers));
-    raw.push({ driver, runs: result.runs, forwarded: result.forwarded });
+    }, { log, afterRun: o.c ? afterRun : undefined });
+    rows.push(...summarizeScaling(result, o.workers, o.c ? cRuns : undefined));
+    raw.push({ driver, runs: result.runs, forwarded: result.forwarded, c: cList });
   }
 
   log('');
@@ -48,6 +63,7 @@ export async function runScaling(argv: readonly string[], root: string): Promise
   log(`total Mpps: all workers' frames over the time from the first one's start to the last one's end, median over ${o.rounds} rounds; ±: half the min-max range.`);
   log('Mpps/worker: each worker\'s frames over its own time (mean over the workers), median over the rounds; ns/frame/core is its inverse.');
   log('efficiency: total(k) / (k x total(1)), formed within each round, median over the rounds.');
+  if (o.c) log('C total, C eff: the C reference with k threads (bench/ref/<driver>-fwd --threads k, pinned like the workers, no timestamps), the same way.');
   log(o.latency
     ? 'p50, p99: from the instant device stamping a frame as it receives it to its seeing the frame on a TX ring, over every stamped frame of the configuration.'
     : 'latency: off (--no-latency).');
@@ -68,7 +84,7 @@ export async function runScaling(argv: readonly string[], root: string): Promise
       schema: 'ixy.ts-bench-scaling/1',
       date: started.toISOString(),
       command: `npm run bench -- --scaling${tail ? ` ${tail}` : ''}`,
-      machine: { ...machine, gcc: undefined, pinnedTo: undefined },
+      machine: { ...machine, pinnedTo: undefined },
       config: { ...o, write: undefined, resultsDir: undefined },
       durationS: Math.round(durationS * 10) / 10,
       runs: raw,

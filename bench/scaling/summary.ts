@@ -5,6 +5,7 @@
 import { nonEmpty, quantile } from '../lib/histogram.ts';
 import { median } from '../lib/summary.ts';
 import type { Driver } from '../lib/types.ts';
+import type { CThreadsResult } from './c-ref.ts';
 import type { DriverResult } from './harness.ts';
 
 export interface ScalingRow {
@@ -28,6 +29,9 @@ export interface ScalingRow {
   heapGrowthKiBMax: number;
   /** The lowest on-CPU share of a worker in any round (100: never descheduled). */
   onCpuPctMin: number;
+  /** The C reference with as many threads (null: not run): total Mpps and efficiency, medians over the rounds. */
+  cTotalMpps: number | null;
+  cEfficiency: number | null;
   /** The pooled latency histogram, [bucket low ns, frames] for the non-empty buckets. */
   latencyBuckets: [number, number][];
 }
@@ -36,7 +40,8 @@ function spreadPct(xs: readonly number[], mid: number): number {
   return xs.length === 0 || mid === 0 ? 0 : ((Math.max(...xs) - Math.min(...xs)) / 2 / mid) * 100;
 }
 
-export function summarizeScaling(result: DriverResult, workerCounts: readonly number[]): ScalingRow[] {
+/** `c`: the C runs by round, then by thread count. */
+export function summarizeScaling(result: DriverResult, workerCounts: readonly number[], c?: ReadonlyMap<number, ReadonlyMap<number, CThreadsResult>>): ScalingRow[] {
   const rows: ScalingRow[] = [];
   const single = new Map(result.runs.filter((r) => r.workers === 1).map((r) => [r.round, r.totalMpps]));
   for (const k of workerCounts) {
@@ -51,6 +56,13 @@ export function summarizeScaling(result: DriverResult, workerCounts: readonly nu
     const totalMedian = median(totals);
     const pooled = result.latency.get(k);
     const hasLatency = runs.some((r) => r.p50Ns !== null) && pooled !== undefined;
+    const cRounds = c === undefined ? [] : [...c.values()];
+    const cTotals = cRounds.flatMap((byThreads) => byThreads.get(k)?.totalMpps ?? []);
+    const cEff = cRounds.flatMap((byThreads) => {
+      const one = byThreads.get(1);
+      const many = byThreads.get(k);
+      return one === undefined || many === undefined ? [] : [many.totalMpps / (k * one.totalMpps)];
+    });
     rows.push({
       driver: result.driver,
       workers: k,
@@ -67,6 +79,8 @@ export function summarizeScaling(result: DriverResult, workerCounts: readonly nu
       gcsMax: Math.max(...runs.flatMap((r) => r.gcs)),
       heapGrowthKiBMax: Math.max(...runs.flatMap((r) => r.heapGrowthKiB)),
       onCpuPctMin: Math.min(...runs.flatMap((r) => r.onCpuPct)),
+      cTotalMpps: cTotals.length > 0 ? median(cTotals) : null,
+      cEfficiency: cEff.length > 0 ? median(cEff) : null,
       latencyBuckets: hasLatency ? nonEmpty(pooled) : [],
     });
   }
@@ -85,6 +99,8 @@ const COLUMNS = [
   { head: 'ns/frame/core', cell: (r: ScalingRow) => (1000 / r.perWorkerMpps).toFixed(1) },
   { head: 'efficiency', cell: (r: ScalingRow) => (r.workers === 1 ? '1' : Number.isNaN(r.efficiency) ? '-' : r.efficiency.toFixed(2)) },
   { head: 'eff ±', cell: (r: ScalingRow) => (r.workers === 1 || Number.isNaN(r.efficiency) ? '' : fmtPct(r.efficiencySpreadPct)) },
+  { head: 'C total', cell: (r: ScalingRow) => (r.cTotalMpps === null ? '-' : r.cTotalMpps.toFixed(1)) },
+  { head: 'C eff', cell: (r: ScalingRow) => (r.cEfficiency === null ? '-' : r.workers === 1 ? '1' : r.cEfficiency.toFixed(2)) },
   { head: 'p50 µs', cell: (r: ScalingRow) => fmtUs(r.p50Ns) },
   { head: 'p99 µs', cell: (r: ScalingRow) => fmtUs(r.p99Ns) },
   { head: 'on-CPU', cell: (r: ScalingRow) => (Number.isNaN(r.onCpuPctMin) ? '-' : `${r.onCpuPctMin}%`) },
@@ -118,10 +134,13 @@ export function perCoreParagraph(rows: readonly ScalingRow[], cores = 16): strin
     const most = rows.filter((r) => r.driver === driver).sort((a, b) => b.workers - a.workers)[0];
     if (one === undefined || most === undefined || most.workers === 1) continue;
     const perCore = most.totalMpps / most.workers;
+    const cNote = most.cTotalMpps === null || one.cTotalMpps === null
+      ? ''
+      : ` C: ${one.cTotalMpps.toFixed(1)} Mpps on one core, ${(most.cTotalMpps / most.workers).toFixed(1)} a core with ${most.workers} (efficiency ${most.cEfficiency?.toFixed(2)}).`;
     lines.push(
       `${driver}: one core ${one.totalMpps.toFixed(1)} Mpps (${(1000 / one.totalMpps).toFixed(1)} ns a frame); with ${most.workers} workers ` +
         `${perCore.toFixed(1)} Mpps a core (efficiency ${most.efficiency.toFixed(2)}); ${cores} cores at that rate: ` +
-        `${(perCore * cores).toFixed(0)} Mpps, if nothing else were shared (bench/README.md says what is).`,
+        `${(perCore * cores).toFixed(0)} Mpps, if nothing else were shared (bench/README.md says what is).${cNote}`,
     );
   }
   return lines.join('\n');
