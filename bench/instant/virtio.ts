@@ -225,16 +225,8 @@ class PackedInstantRing {
     return i;
   }
 
+  /** As complete(), writing `stamp` into every frame first (at the descriptor's address). */
   completeStamped(max: number, len: number, stamp: number): number {
-    return this.#run(max, len, stamp, null);
-  }
-
-  completeTimed(max: number, len: number, latency: Float64Array): number {
-    return this.#run(max, len, 0, latency);
-  }
-
-  /** complete() that also writes `stamp` (not 0) into each frame, or with `latency` times each stamped frame. */
-  #run(max: number, len: number, stamp: number, latency: Float64Array | null): number {
     const d32 = this.#desc32;
     const state = this.#state;
     const frames = this.#frames;
@@ -243,14 +235,44 @@ class PackedInstantRing {
     let u = state[2]!;
     let uw = state[3]!;
     let i = 0;
-    if (latency !== null) frames.newBatch();
-    else frames.setStamp(stamp);
+    frames.setStamp(stamp);
     for (; i < max; i++) {
       const w = d32[(a << 2) + 3]!;
-      // Available: AVAIL (bit 7) = the wrap counter, USED (bit 15) = its inverse.
       if (((w >>> 16) & 0x8080) !== (aw !== 0 ? 0x80 : 0x8000)) break;
-      if (stamp !== 0) frames.put(d32[a << 2]!);
-      else if (latency !== null) frames.timeFrame(d32[a << 2]!, latency);
+      frames.put(d32[a << 2]!);
+      if (++a === QUEUE_SIZE) {
+        a = 0;
+        aw ^= 1;
+      }
+      d32[(u << 2) + 2] = len;
+      d32[(u << 2) + 3] = ((w & 0xffff) | ((uw !== 0 ? 0x8080 : 0) << 16)) >>> 0;
+      if (++u === QUEUE_SIZE) {
+        u = 0;
+        uw ^= 1;
+      }
+    }
+    state[0] = a;
+    state[1] = aw;
+    state[2] = u;
+    state[3] = uw;
+    return i;
+  }
+
+  /** As complete(), recording now - stamp of every stamped frame into `latency` (see InstantIxgbeQueue.transmitTimed). */
+  completeTimed(max: number, len: number, latency: Float64Array): number {
+    const d32 = this.#desc32;
+    const state = this.#state;
+    const frames = this.#frames;
+    let a = state[0]!;
+    let aw = state[1]!;
+    let u = state[2]!;
+    let uw = state[3]!;
+    let i = 0;
+    frames.newBatch();
+    for (; i < max; i++) {
+      const w = d32[(a << 2) + 3]!;
+      if (((w >>> 16) & 0x8080) !== (aw !== 0 ? 0x80 : 0x8000)) break;
+      frames.timeFrame(d32[a << 2]!, latency);
       if (++a === QUEUE_SIZE) {
         a = 0;
         aw ^= 1;

@@ -8,8 +8,8 @@
  *   sent = txBatch(n), the rest freed; the device completes every TX descriptor.
  *
  * With latency on, the device stamps one receive batch in `sampleEvery` per port with
- * performance.now() (one clock read for the batch: the instant device fills the whole batch at
- * that instant), and its transmit side records now - stamp for every stamped frame it sends
+ * performance.now() in 10 ns ticks (one clock read for the batch: the instant device fills the
+ * whole batch at that instant; bench/instant/frames.ts), and its transmit side records now - stamp for every stamped frame it sends
  * (one clock read per transmit call that meets one). Between runs the worker waits in its event
  * loop; nothing on the forwarding path allocates or posts a message.
  */
@@ -21,6 +21,7 @@ import { bufDataOffset, bufPool, poolBytes } from "../../src/mem/buffer-table.ts
 import { freeBuffers } from "../../src/mem/mempool.ts";
 import { pinThread } from "../../src/threads/affinity.ts";
 import { attachQueuePair, type AttachedQueuePair } from "../../src/threads/queue-pair.ts";
+import { stampTicks } from "../instant/frames.ts";
 import { InstantIxgbeQueue } from "../instant/ixgbe.ts";
 import { InstantVirtioQueue } from "../instant/virtio.ts";
 import { COUNTER_STRIDE, Counter, type Command, type DeviceQueueData, type Report, type WorkerData } from "./protocol.ts";
@@ -82,9 +83,9 @@ function forward(devRx: DeviceSide, rx: AttachedQueuePair, tx: AttachedQueuePair
 function run(frames: number, timed: boolean): number {
   let moved = 0;
   while (moved < frames) {
-    const stampA = timed && (++callsA & SAMPLE_MASK) === 0 ? performance.now() : 0;
+    const stampA = timed && (++callsA & SAMPLE_MASK) === 0 ? stampTicks(performance.now()) : 0;
     moved += forward(devA, a, b, devB, stampA, timed);
-    const stampB = timed && (++callsB & SAMPLE_MASK) === 0 ? performance.now() : 0;
+    const stampB = timed && (++callsB & SAMPLE_MASK) === 0 ? stampTicks(performance.now()) : 0;
     moved += forward(devB, b, a, devA, stampB, timed);
   }
   return moved;

@@ -24,8 +24,10 @@ describe.each(DRIVERS)("the scaling harness: %s", (driver) => {
     const pools: { name: string; available: number; count: number }[] = [];
     const result = await runDriver(driver, {
       batch: 32, frames: FRAMES, warmup: WARMUP, rounds: 2, workerCounts: [1, 2], cores: CORES, latency: true, sampleEvery: 1,
-    }, undefined, (dma) => {
-      for (const p of poolsOn(dma)) pools.push({ name: p.name, available: p.available, count: p.count });
+    }, {
+      afterClose: (dma) => {
+        for (const p of poolsOn(dma)) pools.push({ name: p.name, available: p.available, count: p.count });
+      },
     });
     expect(result.runs.map((r) => r.workers)).toEqual([1, 2, 1, 2]);
     for (const run of result.runs) {
