@@ -160,6 +160,16 @@ export class InstantIxgbeQueue {
   }
 }
 
+/**
+ * `words` Int32s of a queue's device-side state on a cache-line block of their own: each queue
+ * pair's worker writes its state on every call, and two small SharedArrayBuffers made one after
+ * the other may share a 64-byte line (the allocator puts them next to each other), which two
+ * cores would then pull back and forth. 128 bytes: the adjacent-line prefetcher works in pairs.
+ */
+export function deviceState(words: number): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(128), 0, words);
+}
+
 /** One port: the device, and a device side per queue pair. */
 export class InstantIxgbePort {
   readonly dev: NicDevice;
@@ -183,7 +193,7 @@ export class InstantIxgbePort {
         kind: "ixgbe", regs, rdtWord: T.IXGBE_RDT(q) >>> 2, tdtWord: T.IXGBE_TDT(q) >>> 2,
         rx: ring(T.IXGBE_RDBAL(q), T.IXGBE_RDBAH(q), T.IXGBE_RDLEN(q)),
         tx: ring(T.IXGBE_TDBAL(q), T.IXGBE_TDBAH(q), T.IXGBE_TDLEN(q)),
-        heads: new Int32Array(new SharedArrayBuffer(8)), frames: [],
+        heads: deviceState(2), frames: [],
       });
     }
     this.#q0 = new InstantIxgbeQueue(this.#queues[0]!);

@@ -21,6 +21,7 @@ import type { HotPathMode } from "../../src/drivers/specialize.ts";
 import type { SimDma } from "../../src/sim/sim-dma.ts";
 import { VirtioNetModel } from "../../src/sim/virtio/virtio-model.ts";
 import { frameRegionAt, FrameStamps, type FrameRegion } from "./frames.ts";
+import { deviceState } from "./ixgbe.ts";
 
 export const QUEUE_SIZE = 512;
 const MASK = QUEUE_SIZE - 1;
@@ -68,7 +69,7 @@ function splitRing(model: VirtioNetModel, dma: SimDma, index: number): SplitRing
   const avail = dma.resolve(address(0x28), 4 + 2 * QUEUE_SIZE);
   const used = dma.resolve(address(0x30), 4 + 8 * QUEUE_SIZE);
   const used16 = new Uint16Array(used.buffer, used.byteOffset, 2);
-  const state = new Int32Array(new SharedArrayBuffer(4));
+  const state = deviceState(1);
   state[0] = used16[1]!;
   return {
     kind: "split",
@@ -86,7 +87,7 @@ function packedRing(model: VirtioNetModel, dma: SimDma, index: number): PackedRi
   // The device area (queue_device): event suppression flags DISABLE, no notifications.
   const device = dma.resolve(address(0x30), 4);
   new Uint16Array(device.buffer, device.byteOffset, 2)[1] = 1;
-  const state = new Int32Array(new SharedArrayBuffer(16));
+  const state = deviceState(4);
   state[1] = 1;
   state[3] = 1;
   return { kind: "packed", desc32: new Uint32Array(desc.buffer, desc.byteOffset, 4 * QUEUE_SIZE), state };
