@@ -12,6 +12,7 @@
 import { spawnSync } from "node:child_process";
 import type { Worker } from "node:worker_threads";
 import type { NicDevice } from "../../src/device.ts";
+import { Mempool } from "../../src/mem/mempool.ts";
 import { SimDma } from "../../src/sim/sim-dma.ts";
 import { startTsWorker } from "../../src/threads/ts-worker.ts";
 import { newCounts, quantile } from "../lib/histogram.ts";
@@ -34,6 +35,14 @@ export interface ScalingConfig {
   readonly latency: boolean;
   /** One receive batch in this many is stamped (a power of two). */
   readonly sampleEvery: number;
+  /**
+   * "queues" (the default): two ports with one queue pair per worker, worker i on pair i of both.
+   * "apart": the experiment on shared lines: each worker gets two single-queue ports of its own,
+   * and padding pools put each worker's pools on a 128-byte block of the buffer table's poolTop
+   * column of their own (which "queues" cannot: a device makes its queues' pools one after the
+   * other, so four workers' pool tops share a line; bench/README.md).
+   */
+  readonly layout?: "queues" | "apart";
 }
 
 /** One timed run of one configuration. */
@@ -64,6 +73,8 @@ export interface DriverResult {
   readonly deviceReceived: number;
   readonly deviceSent: number;
   readonly dropped: number;
+  /** Each worker's two receive pools' ids (their poolTop entries: 16 to a 64-byte line). */
+  readonly poolIds: number[][];
 }
 
 interface Port {
@@ -83,16 +94,46 @@ function clockTicks(): number {
 }
 const STOP_TIMEOUT_MS = 10_000;
 
-function openPorts(driver: Driver, dma: SimDma, queues: number): [Port, Port] {
-  const open = (i: number): Port =>
-    driver === "ixgbe" ? new InstantIxgbePort(dma, i, undefined, queues) : new InstantVirtioPort(dma, i, undefined, driver === "virtio-packed", queues);
-  const a = open(0);
-  try {
-    return [a, open(1)];
-  } catch (e) {
-    a.dev.close();
-    throw e;
+function openPort(driver: Driver, dma: SimDma, index: number, queues: number): Port {
+  return driver === "ixgbe"
+    ? new InstantIxgbePort(dma, index, undefined, queues)
+    : new InstantVirtioPort(dma, index, undefined, driver === "virtio-packed", queues);
+}
+
+/** poolTop entries per 128-byte block (Int32s). */
+const POOL_TOPS_PER_BLOCK = 32;
+
+/** Makes small pools until the next pool id starts a 128-byte block of poolTop; returns them. */
+function padPoolIds(dma: SimDma): Mempool[] {
+  const pads: Mempool[] = [];
+  const poolIds: number[][] = [];
+  for (;;) {
+    const pad = new Mempool(dma, { count: 1, entrySize: 256, name: "scaling bench: poolTop padding" });
+    pads.push(pad);
+    if ((pad.id + 1) % POOL_TOPS_PER_BLOCK === 0) return pads;
   }
+}
+
+/**
+ * The ports each worker uses, as [port, queue pair] for A and B. "queues": two ports of `workers`
+ * pairs; "apart": two single-queue ports per worker, their pools on a poolTop block of their own.
+ */
+function openLayout(driver: Driver, dma: SimDma, workers: number, layout: "queues" | "apart", opened: Port[], pads: Mempool[]): [Port, Port][] {
+  if (layout === "queues") {
+    opened.push(openPort(driver, dma, 0, workers));
+    opened.push(openPort(driver, dma, 1, workers));
+    return Array.from({ length: workers }, () => [opened[0]!, opened[1]!]);
+  }
+  const out: [Port, Port][] = [];
+  for (let i = 0; i < workers; i++) {
+    pads.push(...padPoolIds(dma));
+    const a = openPort(driver, dma, 2 * i, 1);
+    opened.push(a);
+    const b = openPort(driver, dma, 2 * i + 1, 1);
+    opened.push(b);
+    out.push([a, b]);
+  }
+  return out;
 }
 
 /** A worker's messages, as a queue the harness awaits one at a time. */
@@ -135,7 +176,10 @@ export async function runDriver(driver: Driver, c: ScalingConfig, hooks: Hooks =
   const log = hooks.log ?? (() => {});
   const maxWorkers = Math.max(...c.workerCounts);
   const dma = new SimDma(`scaling ${driver} DMA`);
-  const ports = openPorts(driver, dma, maxWorkers);
+  const layout = c.layout ?? "queues";
+  const ports: Port[] = [];
+  const pads: Mempool[] = [];
+  const poolIds: number[][] = [];
   const shared: { port: Port; q: number }[] = [];
   const workers: Worker[] = [];
   const boxes: Mailbox[] = [];
@@ -146,15 +190,18 @@ export async function runDriver(driver: Driver, c: ScalingConfig, hooks: Hooks =
   const runs: ScalingRun[] = [];
   const latency = new Map<number, Float64Array>();
   try {
+    const perWorker = openLayout(driver, dma, maxWorkers, layout, ports, pads);
     for (let i = 0; i < maxWorkers; i++) {
-      const [pa, pb] = ports;
-      // Pair i of A only ever holds buffers of A's and B's pair-i receive pools.
-      const frames = [pa.rxPoolRegion(i), pb.rxPoolRegion(i)];
-      const devices: [DeviceQueueData, DeviceQueueData] = [pa.queueData(i, frames), pb.queueData(i, frames)];
-      const pairA = pa.dev.shareQueuePair(i);
-      shared.push({ port: pa, q: i });
-      const pairB = pb.dev.shareQueuePair(i);
-      shared.push({ port: pb, q: i });
+      const [pa, pb] = perWorker[i]!;
+      const q = layout === "queues" ? i : 0;
+      // Pair q of A only ever holds buffers of A's and B's pair-q receive pools.
+      const frames = [pa.rxPoolRegion(q), pb.rxPoolRegion(q)];
+      const devices: [DeviceQueueData, DeviceQueueData] = [pa.queueData(q, frames), pb.queueData(q, frames)];
+      const pairA = pa.dev.shareQueuePair(q);
+      shared.push({ port: pa, q });
+      const pairB = pb.dev.shareQueuePair(q);
+      shared.push({ port: pb, q });
+      poolIds.push([pairA.rxPool.id, pairB.rxPool.id]);
       const data: WorkerData = {
         index: i, core: c.cores[i] ?? null, batch: c.batch, pairs: [pairA, pairB], devices, barrier, counters,
         latency: histograms[i]!, sampleEvery: c.sampleEvery,
@@ -193,6 +240,7 @@ export async function runDriver(driver: Driver, c: ScalingConfig, hooks: Hooks =
     // Every worker has detached and exited: nothing touches the rings any more.
     for (const { port, q } of shared) port.dev.reclaimQueuePair(q);
     for (const p of ports) p.dev.close();
+    for (const pad of pads) pad.close();
     hooks.afterClose?.(dma);
     dma.close();
   }
@@ -212,7 +260,7 @@ export async function runDriver(driver: Driver, c: ScalingConfig, hooks: Hooks =
         `forwarded ${forwarded} and dropped ${dropped} (all four must agree, with 0 dropped)`,
     );
   }
-  return { driver, runs, latency, forwarded, deviceReceived, deviceSent, dropped };
+  return { driver, runs, latency, forwarded, deviceReceived, deviceSent, dropped, poolIds };
 }
 
 function summarizeRun(

@@ -24,6 +24,8 @@ export interface ScalingOptions {
   cores: (number | null)[];
   latency: boolean;
   sampleEvery: number;
+  /** "queues" (default) or "apart": see ScalingConfig.layout (harness.ts). */
+  layout: 'queues' | 'apart';
   /** Also run the C reference (bench/ref/<driver>-fwd --threads k) after each TS run. */
   c: boolean;
   write: boolean;
@@ -42,6 +44,8 @@ export const SCALING_USAGE = `usage: npm run bench -- --scaling [options]
   --warmup N         frames each worker forwards before each timed run
   --sample N         stamp one receive batch in N for the latency (a power of two, default 64)
   --no-latency       no timestamps at all
+  --layout L         queues (default): two ports, one queue pair per worker; apart: two
+                     single-queue ports per worker, pools on poolTop blocks of their own
   --no-c             no C reference runs (bench/ref/*-fwd --threads k)
   --no-pin           do not pin the workers
   --no-write         print the table only; write no results
@@ -69,7 +73,7 @@ export function parseScalingOptions(argv: readonly string[]): ScalingOptions {
   const preset = quick ? PRESETS.quick : PRESETS.full;
   const o: ScalingOptions = {
     quick, ...preset, drivers: [...DRIVERS], batch: 32, workers: [1, 2], cores: [], latency: true, sampleEvery: 64,
-    c: true, write: true, resultsDir: DEFAULT_RESULTS_DIR, custom: false,
+    layout: 'queues', c: true, write: true, resultsDir: DEFAULT_RESULTS_DIR, custom: false,
   };
   let cores: number[] | null = null;
   let pin = true;
@@ -120,6 +124,13 @@ export function parseScalingOptions(argv: readonly string[]): ScalingOptions {
         o.latency = false;
         resized = true;
         break;
+      case '--layout': {
+        const l = value();
+        if (l !== 'queues' && l !== 'apart') throw new ScalingUsageError(`--layout wants queues or apart, got ${l ?? 'nothing'}`);
+        o.layout = l;
+        resized = true;
+        break;
+      }
       case '--no-c':
         o.c = false;
         resized = true;

@@ -32,12 +32,13 @@ export async function runScaling(argv: readonly string[], root: string): Promise
   log(
     `plan     ${o.rounds} round${o.rounds === 1 ? '' : 's'} of workers ${o.workers.join(',')} per driver (${o.drivers.join(', ')}); batch ${o.batch}; ` +
       `per worker and run ${o.warmup.toLocaleString('en-US')} warm-up + ${o.frames.toLocaleString('en-US')} timed frames; ` +
-      (o.latency ? `latency: one receive batch in ${o.sampleEvery} stamped` : 'latency off'),
+      (o.latency ? `latency: one receive batch in ${o.sampleEvery} stamped` : 'latency off') +
+      (o.layout === 'apart' ? '; layout apart: two single-queue ports per worker, pools on poolTop blocks of their own' : ''),
   );
   log('');
 
   const rows: ScalingRow[] = [];
-  const raw: { driver: string; runs: ScalingRun[]; forwarded: number; c: { round: number; result: CThreadsResult }[] }[] = [];
+  const raw: { driver: string; runs: ScalingRun[]; forwarded: number; poolIds: number[][]; c: { round: number; result: CThreadsResult }[] }[] = [];
   for (const driver of o.drivers) {
     const cRuns = new Map<number, Map<number, CThreadsResult>>();
     const cList: { round: number; result: CThreadsResult }[] = [];
@@ -51,10 +52,11 @@ export async function runScaling(argv: readonly string[], root: string): Promise
     };
     const result = await runDriver(driver, {
       batch: o.batch, frames: o.frames, warmup: o.warmup, rounds: o.rounds, workerCounts: o.workers, cores: o.cores,
-      latency: o.latency, sampleEvery: o.sampleEvery,
+      latency: o.latency, sampleEvery: o.sampleEvery, layout: o.layout,
     }, { log, afterRun: o.c ? afterRun : undefined });
     rows.push(...summarizeScaling(result, o.workers, o.c ? cRuns : undefined));
-    raw.push({ driver, runs: result.runs, forwarded: result.forwarded, c: cList });
+    raw.push({ driver, runs: result.runs, forwarded: result.forwarded, poolIds: result.poolIds, c: cList });
+    log(`  ${driver}: worker pools (ids) ${result.poolIds.map((ids, i) => `${i}: ${ids.join(',')}`).join('; ')}`);
   }
 
   log('');
