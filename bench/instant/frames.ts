@@ -13,8 +13,8 @@
  * forwarder touches anyway (data[1]++): the worker's clock (performance.now()) in ticks of 10 ns,
  * modulo 2^30 and never 0 (stampTicks). 0 means "not stamped": the transmit side clears each
  * stamp it reads, so a recycled buffer starts at 0. Ticks below 2^30 are small integers to V8,
- * which no tier boxes; a Float64 stamp was boxed per frame whenever the code reading it was not
- * optimized (2.6 MB of garbage per 10 M frames on packed rings). Differences are taken modulo
+ * which no tier boxes; a Float64 stamp made a heap number per stamped frame in some runs
+ * (2.6 MB of garbage per 10 M frames on packed rings). Differences are taken modulo
  * 2^30, right for latencies under 10.7 s.
  */
 import type { SimDma } from "../../src/sim/sim-dma.ts";
