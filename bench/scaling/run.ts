@@ -9,7 +9,7 @@ import { busyPercent, machineFacts } from '../lib/machine.ts';
 import { runCThreads, type CThreadsResult } from './c-ref.ts';
 import { localDay, toJson } from '../lib/results.ts';
 import { runDriver, type ScalingRun } from './harness.ts';
-import { parseScalingOptions, SCALING_USAGE, ScalingUsageError } from './options.ts';
+import { DEFAULT_RESULTS_DIR, parseScalingOptions, SCALING_USAGE, ScalingUsageError } from './options.ts';
 import { formatScalingTable, perCoreParagraph, summarizeScaling, type ScalingRow } from './summary.ts';
 
 const log = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -77,7 +77,8 @@ export async function runScaling(argv: readonly string[], root: string): Promise
 
   const durationS = (performance.now() - t0) / 1000;
   if (o.write) {
-    const dir = resolve(root, o.resultsDir);
+    // A --results-dir on the command line is the caller's path; the default is the repository's.
+    const dir = o.resultsDir === DEFAULT_RESULTS_DIR ? join(root, o.resultsDir) : resolve(o.resultsDir);
     mkdirSync(dir, { recursive: true });
     const suffix = [o.quick ? '-quick' : '', o.custom ? '-custom' : ''].join('');
     const file = join(dir, `scaling-${localDay(started)}${suffix}.json`);
