@@ -75,6 +75,8 @@ export class FrameStamps {
   readonly #now = new Int32Array(1);
   /** [0]: the stamp of the current receive call. */
   readonly #stamp = new Int32Array(1);
+  /** [0]: stamped frames not yet timed (put() minus the stamps timeFrame() found). */
+  readonly #out = new Int32Array(1);
 
   constructor(device: string, regions: readonly FrameRegion[], frameOffset: number) {
     if (regions.length > 2) throw new RangeError(`${device}: FrameStamps covers at most two regions`);
@@ -99,6 +101,7 @@ export class FrameStamps {
    */
   put(addressLo: number): void {
     const off0 = addressLo - this.#base0;
+    this.#out[0]!++;
     if (off0 >= 0 && off0 < this.#size0) {
       this.#mem0[(off0 + this.#at) >>> 2] = this.#stamp[0]!;
       return;
@@ -108,9 +111,15 @@ export class FrameStamps {
     this.#mem1[(off1 + this.#at) >>> 2] = this.#stamp[0]!;
   }
 
-  /** Before a transmit call's timeFrame() calls: the clock is read again at the first stamped frame. */
-  newBatch(): void {
+  /**
+   * Before a transmit call's timeFrame() calls: the clock is read again at the first stamped
+   * frame. Returns whether any stamped frame is still out: if not, the call need not look at its
+   * frames at all (one RX batch in 64 is stamped, so most transmit calls skip the check). This
+   * is what the two ports' device sides in one worker share one FrameStamps for.
+   */
+  newBatch(): boolean {
     this.#now[0] = 0;
+    return this.#out[0]! > 0;
   }
 
   /**
@@ -130,6 +139,7 @@ export class FrameStamps {
     const stamp = mem[i]!;
     if (stamp === 0) return;
     mem[i] = 0;
+    this.#out[0]!--;
     if (this.#now[0] === 0) this.#now[0] = stampTicks(performance.now());
     latency[bucketOf(((this.#now[0]! - stamp) & TICK_MASK) * TICK_NS)]!++;
   }

@@ -83,14 +83,22 @@ export class InstantIxgbeQueue {
   readonly #heads: Int32Array;
   readonly #frames: FrameStamps;
 
-  constructor(d: IxgbeQueueData) {
+  /**
+   * `stamps`: share one with the device side of the other port in the same worker, so that a
+   * transmit call knows whether any stamped frame is out (FrameStamps.newBatch).
+   */
+  constructor(d: IxgbeQueueData, stamps?: FrameStamps) {
     this.#regs = d.regs;
     this.#rdt = d.rdtWord;
     this.#tdt = d.tdtWord;
     this.#rx = d.rx;
     this.#tx = d.tx;
     this.#heads = d.heads;
-    this.#frames = new FrameStamps("instant ixgbe", d.frames, 0);
+    this.#frames = stamps ?? new FrameStamps("instant ixgbe", d.frames, 0);
+  }
+
+  get stamps(): FrameStamps {
+    return this.#frames;
   }
 
   /** "Receives" a 60-byte frame into each descriptor it owns, up to `max`; returns how many. */
@@ -150,9 +158,9 @@ export class InstantIxgbeQueue {
     const tail = this.#regs[this.#tdt]!;
     const first = this.#heads[1]!;
     let head = first;
-    frames.newBatch();
+    const timing = frames.newBatch();
     for (; head !== tail; head = (head + 1) & MASK) {
-      frames.timeFrame(tx[head * 4]!, latency);
+      if (timing) frames.timeFrame(tx[head * 4]!, latency);
       if ((tx[head * 4 + 2]! & TX_RS) !== 0) tx[head * 4 + 3] = TX_DD;
     }
     this.#heads[1] = head;

@@ -167,10 +167,10 @@ class DeviceRing {
     let used = this.#used16[1]!;
     let last = this.#state[0]!;
     let i = 0;
-    frames.newBatch();
+    const timing = frames.newBatch();
     for (; i < max && last !== availIdx; i++) {
       const id = avail16[2 + (last & MASK)]!;
-      frames.timeFrame(desc32[(id & MASK) << 2]!, latency);
+      if (timing) frames.timeFrame(desc32[(id & MASK) << 2]!, latency);
       const e = 1 + 2 * (used & MASK);
       used32[e] = id;
       used32[e + 1] = len;
@@ -269,11 +269,11 @@ class PackedInstantRing {
     let u = state[2]!;
     let uw = state[3]!;
     let i = 0;
-    frames.newBatch();
+    const timing = frames.newBatch();
     for (; i < max; i++) {
       const w = d32[(a << 2) + 3]!;
       if (((w >>> 16) & 0x8080) !== (aw !== 0 ? 0x80 : 0x8000)) break;
-      frames.timeFrame(d32[a << 2]!, latency);
+      if (timing) frames.timeFrame(d32[a << 2]!, latency);
       if (++a === QUEUE_SIZE) {
         a = 0;
         aw ^= 1;
@@ -298,9 +298,13 @@ export class InstantVirtioQueue {
   readonly #rx: DeviceRing | PackedInstantRing;
   readonly #tx: DeviceRing | PackedInstantRing;
 
-  constructor(d: VirtioQueueData) {
+  readonly stamps: FrameStamps;
+
+  /** `stamps`: see InstantIxgbeQueue. */
+  constructor(d: VirtioQueueData, stamps?: FrameStamps) {
     // The descriptors point at the 12-byte header in front of the frame.
-    const frames = new FrameStamps("instant virtio", d.frames, HEADER);
+    const frames = stamps ?? new FrameStamps("instant virtio", d.frames, HEADER);
+    this.stamps = frames;
     this.#rx = d.rx.kind === "packed" ? new PackedInstantRing(d.rx, frames) : new DeviceRing(d.rx, frames);
     this.#tx = d.tx.kind === "packed" ? new PackedInstantRing(d.tx, frames) : new DeviceRing(d.tx, frames);
   }

@@ -15,7 +15,8 @@
  */
 import { readFileSync } from "node:fs";
 import { PerformanceObserver } from "node:perf_hooks";
-import { getHeapStatistics } from "node:v8";
+import { getHeapStatistics, setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { parentPort, workerData } from "node:worker_threads";
 import { bufDataOffset, bufPool, poolBytes } from "../../src/mem/buffer-table.ts";
 import { freeBuffers } from "../../src/mem/mempool.ts";
@@ -36,8 +37,9 @@ const SAMPLE_MASK = sampleEvery - 1;
 
 type DeviceSide = InstantIxgbeQueue | InstantVirtioQueue;
 
-function deviceSide(d: DeviceQueueData): DeviceSide {
-  return d.kind === "ixgbe" ? new InstantIxgbeQueue(d) : new InstantVirtioQueue(d);
+/** `other`: the device side of the other port, whose FrameStamps this one shares. */
+function deviceSide(d: DeviceQueueData, other?: DeviceSide): DeviceSide {
+  return d.kind === "ixgbe" ? new InstantIxgbeQueue(d, other?.stamps) : new InstantVirtioQueue(d, other?.stamps);
 }
 
 const report = (r: Report): void => parentPort!.postMessage(r);
@@ -91,15 +93,25 @@ function run(frames: number, timed: boolean): number {
   return moved;
 }
 
+/**
+ * Collections that started inside the timed part (performance.now() of this thread). The entries
+ * arrive asynchronously, after the run, mixed with those of the warm-up and of the idle moments
+ * around it (when V8 likes to collect): their start times tell them apart.
+ */
 let gcs = 0;
+let windowStart = Infinity;
+let windowEnd = Infinity;
 const observer = new PerformanceObserver((list) => {
-  gcs += list.getEntries().length;
+  for (const e of list.getEntries()) if (e.startTime >= windowStart && e.startTime <= windowEnd) gcs++;
 });
 observer.observe({ entryTypes: ["gc"] });
-// GC entries arrive asynchronously: let those of the warm-up go by before counting. (No forced
-// gc() here, unlike bench/fwd-ts.ts: one forced through v8.setFlagsFromString("--expose-gc") in a
-// worker was followed by 2.6 MB of allocation in the next timed run of virtio-packed, against
-// 160 KiB without, so it disturbs more than it settles.)
+// A worker gets no --expose-gc from the command line: set the flag here and take gc from a fresh
+// context, to empty the young generation before each timed run (bench/fwd-ts.ts calls gc()
+// after its warm-up for the same reason): the clock's results are the one allocation left in
+// the loop, and the timed part should not pay for the warm-up's garbage.
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as (options?: { type: "minor" | "major" }) => void;
+// Let the entries of the warm-up and the forced collection arrive before the run.
 const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 20));
 
 /** This thread's CPU time so far in clock ticks (utime + stime of /proc/thread-self/stat), or NaN. */
@@ -124,6 +136,7 @@ function addCounts(forwarded: number): void {
 
 async function timedRun(c: Extract<Command, { kind: "run" }>): Promise<void> {
   addCounts(run(c.warmup, c.latency));
+  gc({ type: "minor" });
   await settle();
   latency.fill(0);
   gcs = 0;
@@ -132,9 +145,12 @@ async function timedRun(c: Extract<Command, { kind: "run" }>): Promise<void> {
   // The start line: every worker of this run has warmed up (a spin of microseconds).
   Atomics.add(barrier, 0, 1);
   while (Atomics.load(barrier, 0) < c.active);
-  const startMs = performance.timeOrigin + performance.now();
+  windowStart = performance.now();
+  windowEnd = Infinity;
+  const startMs = performance.timeOrigin + windowStart;
   const frames = run(c.frames, c.latency);
-  const endMs = performance.timeOrigin + performance.now();
+  windowEnd = performance.now();
+  const endMs = performance.timeOrigin + windowEnd;
   const ticks = cpuTicks() - ticksBefore;
   const heapGrowthKiB = Math.round((getHeapStatistics().used_heap_size - heapBefore) / 1024);
   addCounts(frames);
@@ -159,7 +175,7 @@ try {
   b = attachQueuePair(data.pairs[1]);
   attached.push(b);
   devA = deviceSide(data.devices[0]);
-  devB = deviceSide(data.devices[1]);
+  devB = deviceSide(data.devices[1], devA);
   parentPort!.on("message", (c: Command) => {
     if (c.kind === "stop") {
       for (const q of attached) q.detach();
