@@ -178,12 +178,22 @@ export function deviceState(words: number): Int32Array {
   return new Int32Array(new SharedArrayBuffer(128), 0, words);
 }
 
-/** One port: the device, and a device side per queue pair. */
+/**
+ * One port: the device, and a device side per queue pair. receive() and transmit() are pair 0's
+ * device side for the single-threaded bench (bench/fwd-ts.ts), written as it was before there
+ * were queue pairs (heads in fields, RDT/TDT offsets as constants), so that `npm run bench` goes
+ * on measuring the same thing; a port whose pairs go to workers uses queueData() instead, never
+ * both (the two keep their own heads).
+ */
 export class InstantIxgbePort {
   readonly dev: NicDevice;
   readonly #dma: SimDma;
   readonly #queues: IxgbeQueueData[] = [];
-  readonly #q0: InstantIxgbeQueue;
+  readonly #rx: Uint32Array;
+  readonly #tx: Uint32Array;
+  readonly #regs: Uint32Array;
+  #rxHead = 0;
+  #txHead = 0;
 
   constructor(dma: SimDma, index: number, hotPath?: HotPathMode, queues = 1) {
     const bar = new InstantBar(`instant ixgbe ${index} BAR0`);
@@ -204,7 +214,9 @@ export class InstantIxgbePort {
         heads: deviceState(2), frames: [],
       });
     }
-    this.#q0 = new InstantIxgbeQueue(this.#queues[0]!);
+    this.#regs = regs;
+    this.#rx = this.#queues[0]!.rx;
+    this.#tx = this.#queues[0]!.tx;
   }
 
   /** Queue pair `q`'s device side as data for a worker, with the frame regions `frames`. */
@@ -218,12 +230,29 @@ export class InstantIxgbePort {
     return frameRegionAt(this.#dma, rx[0]! + rx[1]! * 2 ** 32);
   }
 
-  /** Pair 0's device side (the single-threaded bench, bench/fwd-ts.ts). */
-  receive(max: number): number {
-    return this.#q0.receive(max);
+  /** Pair 0: "receives" a 60-byte frame into each descriptor it owns, up to `max`. */
+  receive(max: number): void {
+    const rx = this.#rx;
+    const tail = this.#regs[RDT0]!;
+    let head = this.#rxHead;
+    for (let i = 0; i < max && head !== tail; i++) {
+      rx[head * 4 + 2] = RX_DONE;
+      rx[head * 4 + 3] = 60;
+      head = (head + 1) & MASK;
+    }
+    this.#rxHead = head;
   }
 
-  transmit(): number {
-    return this.#q0.transmit();
+  /** Pair 0: sends everything up to TDT at once, writing DD back where RS is set. */
+  transmit(): void {
+    const tx = this.#tx;
+    const tail = this.#regs[TDT0]!;
+    let head = this.#txHead;
+    for (; head !== tail; head = (head + 1) & MASK) {
+      if ((tx[head * 4 + 2]! & TX_RS) !== 0) tx[head * 4 + 3] = TX_DD;
+    }
+    this.#txHead = head;
   }
 }
+const RDT0 = T.IXGBE_RDT(0) >>> 2;
+const TDT0 = T.IXGBE_TDT(0) >>> 2;
