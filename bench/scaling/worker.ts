@@ -9,9 +9,10 @@
  *
  * With latency on, the device stamps one receive batch in `sampleEvery` per port with
  * performance.now() in 10 ns ticks (one clock read for the batch: the instant device fills the
- * whole batch at that instant; bench/instant/frames.ts), and its transmit side records now - stamp for every stamped frame it sends
- * (one clock read per transmit call that meets one). Between runs the worker waits in its event
- * loop; nothing on the forwarding path allocates or posts a message.
+ * whole batch at that instant; bench/instant/frames.ts), and its transmit side records
+ * now - stamp for every stamped frame it sends (one clock read per transmit call that meets
+ * one). Between runs the worker waits in its event loop. Nothing on the forwarding path posts a
+ * message or allocates, but for the number each performance.now() call returns.
  */
 import { readFileSync } from "node:fs";
 import { PerformanceObserver } from "node:perf_hooks";
