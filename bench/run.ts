@@ -4,6 +4,7 @@
 //
 //   npm run bench              5 rounds, 10,000,000 packets x 3 timed runs per batch size
 //   npm run bench -- --quick   3 rounds, 2,000,000 x 2 (under a minute on a 2-core machine)
+//   npm run bench -- --scaling 1 and 2 worker threads, one queue pair each (bench/scaling/run.ts)
 import { existsSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +13,7 @@ import { runChild, type ChildSpec } from './lib/child.ts';
 import { busyPercent, machineFacts, pinTarget } from './lib/machine.ts';
 import { DEFAULT_TS_SCRIPT, parseOptions, USAGE, UsageError, type Options } from './lib/options.ts';
 import { writeResults } from './lib/results.ts';
+import { runScaling, SCALING_USAGE, ScalingUsageError } from './scaling/run.ts';
 import { summarize } from './lib/summary.ts';
 import { formatTable } from './lib/table.ts';
 import type { Driver, Impl, ResultFile, Round } from './lib/types.ts';
@@ -50,6 +52,10 @@ function childSpec(o: Options, impl: Impl, driver: Driver, pin: string | null): 
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
+  if (args.includes('--scaling')) {
+    await runScaling(args.filter((a) => a !== '--scaling'), ROOT);
+    return;
+  }
   const o = parseOptions(args);
   // Paths on the command line are the caller's; everything else is relative to the repository.
   o.tsScript = fromRoot(o.tsScript);
@@ -129,6 +135,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof ScalingUsageError) {
+    if (err.message) process.stderr.write(`bench --scaling: ${err.message}\n`);
+    process.stderr.write(`${SCALING_USAGE}\n`);
+    process.exit(err.message ? 2 : 0);
+  }
   if (err instanceof UsageError) {
     if (err.message) process.stderr.write(`bench: ${err.message}\n`);
     process.stderr.write(`${USAGE}\n`);

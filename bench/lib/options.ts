@@ -38,7 +38,8 @@ export const USAGE = `usage: npm run bench -- [options]   (or: tsx bench/run.ts 
   --no-write         print the table only; write no results
   --no-pin           do not pin the forwarders to CPU 1 with taskset
   --ts-script PATH   the TypeScript forwarder (default ${DEFAULT_TS_SCRIPT})
-  --results-dir DIR  where results go (default ${DEFAULT_RESULTS_DIR})`;
+  --results-dir DIR  where results go (default ${DEFAULT_RESULTS_DIR})
+  --scaling          the worker-thread scaling bench instead (npm run bench -- --scaling --help)`;
 
 export class UsageError extends Error {}
 

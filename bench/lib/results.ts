@@ -7,13 +7,13 @@ import { join } from 'node:path';
 import { writePlot } from '../plot.ts';
 import type { ResultFile } from './types.ts';
 
-function localDay(d: Date): string {
+export function localDay(d: Date): string {
   const two = (n: number): string => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
 }
 
 // Indented, but with arrays of plain values on one line: a round's runsNs stays readable.
-function toJson(value: unknown): string {
+export function toJson(value: unknown): string {
   const text = JSON.stringify(value, null, 2);
   return text.replace(/\[\s+([^[\]{}]*?)\s+\]/g, (_, inner: string) => `[${inner.split(/,\n\s*/).join(', ')}]`) + '\n';
 }

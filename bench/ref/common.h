@@ -14,6 +14,9 @@
 #ifndef BENCH_REF_COMMON_H
 #define BENCH_REF_COMMON_H
 
+#define _GNU_SOURCE /* pthread_setaffinity_np, CPU_SET: the --threads mode pins its threads */
+#include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +37,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian hosts o
 #define MAX_BATCH 512u      /* no ring is larger, so no batch needs to be */
 #define MAX_BATCHES 32
 #define MAX_RUNS 64
+#define MAX_THREADS 64
 
 #define NOINLINE __attribute__((noinline))
 
@@ -211,12 +215,17 @@ struct bench_args {
 	uint64_t packets; /* per timed run */
 	int runs;
 	uint64_t warmup;  /* packets before the timed runs of each batch size */
+	int threads;      /* --threads N: the scaling bench's mode (bench_threads); 0: the normal one */
+	int cores[MAX_THREADS]; /* --cores LIST: thread t runs on cores[t]; -1: not pinned */
 };
 
 static inline void usage(const char *prog) {
 	fprintf(stderr,
 	        "usage: %s [--batches 1,2,...,256] [--packets N] [--runs R] [--warmup W]\n"
-	        "  prints one JSON line per batch size: ns per packet of each timed run\n",
+	        "  prints one JSON line per batch size: ns per packet of each timed run\n"
+	        "       %s --threads N [--cores 0,1,...] [--batches B] [--packets N] [--warmup W]\n"
+	        "  N threads, each with its own two ports, forward N packets each at once; one JSON line\n",
+	        prog,
 	        prog);
 	exit(2);
 }
@@ -239,6 +248,8 @@ static inline void parse_args(int argc, char **argv, struct bench_args *a) {
 	a->packets = 10000000;
 	a->runs = 3;
 	a->warmup = 2000000;
+	a->threads = 0;
+	for (int t = 0; t < MAX_THREADS; t++) a->cores[t] = -1;
 	for (int i = 1; i < argc; i++) {
 		const char *opt = argv[i];
 		if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) usage(argv[0]);
@@ -253,6 +264,16 @@ static inline void parse_args(int argc, char **argv, struct bench_args *a) {
 			a->runs = (int)parse_count(argv[0], val, 1, MAX_RUNS);
 		} else if (!strcmp(opt, "--warmup")) {
 			a->warmup = parse_count(argv[0], val, 0, 1000000000000ull);
+		} else if (!strcmp(opt, "--threads")) {
+			a->threads = (int)parse_count(argv[0], val, 1, MAX_THREADS);
+		} else if (!strcmp(opt, "--cores")) {
+			char list[256];
+			snprintf(list, sizeof(list), "%s", val);
+			int t = 0;
+			for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+				if (t == MAX_THREADS) die("%s: at most %d cores", argv[0], MAX_THREADS);
+				a->cores[t++] = (int)parse_count(argv[0], tok, 0, CPU_SETSIZE - 1);
+			}
 		} else if (!strcmp(opt, "--batches")) {
 			char list[256];
 			snprintf(list, sizeof(list), "%s", val);
@@ -295,6 +316,75 @@ static inline void bench_run(const char *driver, const struct bench_args *a, for
 		printf("],\"bestNs\":%.4f}\n", best);
 		fflush(stdout);
 	}
+}
+
+/*
+ * --threads N (npm run bench -- --scaling, bench/scaling/): N threads, each pinned to its core and
+ * each with a forwarder of its own (two ports, their rings and pools: what a worker of the
+ * TypeScript scaling bench drives as queue pair t of two shared ports). Each thread warms up,
+ * waits at a barrier, then forwards `packets` frames with the first batch size; one JSON line
+ * gives each thread's start and end (CLOCK_MONOTONIC, shared by the threads) and frames.
+ */
+struct thread_job {
+	forward_fn forward;
+	void *ctx;
+	uint32_t batch;
+	uint64_t packets, warmup;
+	int core;
+	pthread_barrier_t *start_line;
+	uint64_t start_ns, end_ns, forwarded;
+};
+
+static void *thread_main(void *arg) {
+	struct thread_job *j = arg;
+	if (j->core >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(j->core, &set);
+		int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+		if (err) die("--threads: pinning a thread to core %d failed (error %d)", j->core, err);
+	}
+	if (j->warmup) j->forward(j->ctx, j->batch, j->warmup);
+	pthread_barrier_wait(j->start_line);
+	j->start_ns = now_ns();
+	j->forwarded = j->forward(j->ctx, j->batch, j->packets);
+	j->end_ns = now_ns();
+	return NULL;
+}
+
+/* `ctxs[t]` is thread t's forwarder. */
+static inline void bench_threads(const char *driver, const struct bench_args *a, forward_fn forward, void **ctxs) {
+	struct thread_job jobs[MAX_THREADS];
+	pthread_t ids[MAX_THREADS];
+	pthread_barrier_t start_line;
+	if (pthread_barrier_init(&start_line, NULL, (unsigned)a->threads)) die("--threads: pthread_barrier_init failed");
+	for (int t = 0; t < a->threads; t++) {
+		jobs[t] = (struct thread_job){forward, ctxs[t], a->batches[0], a->packets, a->warmup, a->cores[t], &start_line, 0, 0, 0};
+		if (pthread_create(&ids[t], NULL, thread_main, &jobs[t])) die("--threads: pthread_create failed");
+	}
+	for (int t = 0; t < a->threads; t++) pthread_join(ids[t], NULL);
+	pthread_barrier_destroy(&start_line);
+	printf("{\"impl\":\"c\",\"driver\":\"%s\",\"threads\":%d,\"batch\":%u,\"packets\":%llu,\"startNs\":[", driver, a->threads,
+	       a->batches[0], (unsigned long long)a->packets);
+	for (int t = 0; t < a->threads; t++) printf("%s%llu", t ? "," : "", (unsigned long long)jobs[t].start_ns);
+	printf("],\"endNs\":[");
+	for (int t = 0; t < a->threads; t++) printf("%s%llu", t ? "," : "", (unsigned long long)jobs[t].end_ns);
+	printf("],\"forwarded\":[");
+	for (int t = 0; t < a->threads; t++) printf("%s%llu", t ? "," : "", (unsigned long long)jobs[t].forwarded);
+	printf("]}\n");
+	fflush(stdout);
+}
+
+/* Forwarders of their own for --threads, page-aligned and apart (no line shared between threads). */
+static inline void **forwarders(int n, size_t size) {
+	static void *ctxs[MAX_THREADS];
+	size = (size + PAGE - 1) / PAGE * PAGE;
+	for (int t = 0; t < n; t++) {
+		ctxs[t] = aligned_alloc(PAGE, size);
+		if (!ctxs[t]) die("out of memory for a forwarder");
+		memset(ctxs[t], 0, size);
+	}
+	return ctxs;
 }
 
 /*

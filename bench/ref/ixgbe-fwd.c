@@ -249,6 +249,16 @@ static void verify(struct forwarder *f) {
 int main(int argc, char **argv) {
 	struct bench_args args;
 	parse_args(argc, argv, &args);
+	if (args.threads > 0) {
+		void **fs = forwarders(args.threads, sizeof(struct forwarder));
+		for (int t = 0; t < args.threads; t++) {
+			port_init(&((struct forwarder *)fs[t])->ports[0]);
+			port_init(&((struct forwarder *)fs[t])->ports[1]);
+		}
+		bench_threads("ixgbe", &args, forward, fs);
+		for (int t = 0; t < args.threads; t++) verify(fs[t]);
+		return 0;
+	}
 	static struct forwarder f; /* static: large, and zeroed */
 	port_init(&f.ports[0]);
 	port_init(&f.ports[1]);
