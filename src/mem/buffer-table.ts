@@ -221,16 +221,20 @@ export function isBufferNumber(buf: number): boolean {
   return Number.isInteger(buf) && buf >= 0 && buf < tableState[ROWS_IN_USE]! && bufPool[buf]! >= 0;
 }
 
-/** Pool ids whose poolTop entries share one 64-byte cache line. */
-const IDS_PER_LINE = 16;
+/**
+ * Pool ids whose poolTop entries share one 128-byte block: a cache line and its pair, which
+ * Intel's L2 spatial prefetcher fetches together (the SPSC ring keeps its indices that far apart
+ * for the same reason).
+ */
+const IDS_PER_LINE = 32;
 
 /**
  * A free pool id, preferring one whose poolTop entry shares its cache line with no live pool.
  * poolTop is the one per-pool column the hot paths write (every RX refill, every TX reclaim):
  * two pools of two worker threads with neighbouring ids would put both workers' stores on one
  * line, which then moves between their cores at every batch (false sharing). With at most
- * MAX_POOLS / IDS_PER_LINE = 256 pools every pool has a line of its own; beyond that ids are
- * shared lines, as any free id would be.
+ * MAX_POOLS / IDS_PER_LINE = 128 pools every pool has a block of its own; beyond that ids share
+ * blocks, as any free id would.
  */
 function freePoolId(): number {
   for (let line = 0; line < MAX_POOLS; line += IDS_PER_LINE) {

@@ -115,7 +115,7 @@ describe("the buffer table", () => {
   it("gives pools ids whose poolTop entries sit on cache lines of their own (no false sharing between two workers' pools)", () => {
     const dma = new SimDma();
     const pools = Array.from({ length: 8 }, (_, i) => new Mempool(dma, { count: 4, name: `p${i}` }));
-    const lines = pools.map((p) => Math.floor((poolTop.byteOffset + p.id * 4) / 64));
+    const lines = pools.map((p) => Math.floor((poolTop.byteOffset + p.id * 4) / 128));
     expect(new Set(lines).size).toBe(pools.length);
     for (const p of pools) p.close();
     dma.close();
