@@ -28,6 +28,8 @@ export interface ScalingOptions {
   layout: 'queues' | 'apart';
   /** Also run the C reference (bench/ref/<driver>-fwd --threads k) after each TS run. */
   c: boolean;
+  /** Also compare run to completion on one core with the two-worker pipeline (pipeline.ts). */
+  pipeline: boolean;
   write: boolean;
   resultsDir: string;
   custom: boolean;
@@ -47,6 +49,7 @@ export const SCALING_USAGE = `usage: npm run bench -- --scaling [options]
   --layout L         queues (default): two ports, one queue pair per worker; apart: two
                      single-queue ports per worker, pools on poolTop blocks of their own
   --no-c             no C reference runs (bench/ref/*-fwd --threads k)
+  --no-pipeline      no comparison of run to completion with the two-worker pipeline
   --no-pin           do not pin the workers
   --no-write         print the table only; write no results
   --results-dir DIR  where results go (default ${DEFAULT_RESULTS_DIR})`;
@@ -73,7 +76,7 @@ export function parseScalingOptions(argv: readonly string[]): ScalingOptions {
   const preset = quick ? PRESETS.quick : PRESETS.full;
   const o: ScalingOptions = {
     quick, ...preset, drivers: [...DRIVERS], batch: 32, workers: [1, 2], cores: [], latency: true, sampleEvery: 64,
-    layout: 'queues', c: true, write: true, resultsDir: DEFAULT_RESULTS_DIR, custom: false,
+    layout: 'queues', c: true, pipeline: true, write: true, resultsDir: DEFAULT_RESULTS_DIR, custom: false,
   };
   let cores: number[] | null = null;
   let pin = true;
@@ -133,6 +136,10 @@ export function parseScalingOptions(argv: readonly string[]): ScalingOptions {
       }
       case '--no-c':
         o.c = false;
+        resized = true;
+        break;
+      case '--no-pipeline':
+        o.pipeline = false;
         resized = true;
         break;
       case '--no-pin':

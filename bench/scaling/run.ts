@@ -11,6 +11,7 @@ import { localDay, toJson } from '../lib/results.ts';
 import { runDriver, type ScalingRun } from './harness.ts';
 import { DEFAULT_RESULTS_DIR, parseScalingOptions, SCALING_USAGE, ScalingUsageError } from './options.ts';
 import { formatScalingTable, perCoreParagraph, summarizeScaling, type ScalingRow } from './summary.ts';
+import { formatPipelineTable, runPipeline, type PipelineResult } from './pipeline.ts';
 
 const log = (line: string): void => void process.stdout.write(`${line}\n`);
 
@@ -75,6 +76,21 @@ export async function runScaling(argv: readonly string[], root: string): Promise
   log(perCoreParagraph(rows));
   log('Every run checked: the device side got back every frame it delivered, nothing dropped.');
 
+  const pipeline: PipelineResult[] = [];
+  if (o.pipeline) {
+    log('');
+    log('run to completion against the pipeline: one queue pair, every frame through processFrame (MAC swap, TTL, checksum)');
+    for (const driver of o.drivers) {
+      pipeline.push(await runPipeline(driver, { batch: o.batch, frames: o.frames, warmup: o.warmup, rounds: o.rounds, cores: o.cores }, log));
+    }
+    log('');
+    log(formatPipelineTable(pipeline));
+    log('');
+    log('rtc: one worker receives, processes and sends; pipeline: a receive worker hands batches through an SPSC ring to a process');
+    log('worker on the other core, which sends (the buffers come back through the return ring). Medians over the rounds; pipeline/rtc');
+    log('is formed within each round. dropped: frames freed for a full ring or TX ring (freed, not lost).');
+  }
+
   const durationS = (performance.now() - t0) / 1000;
   if (o.write) {
     // A --results-dir on the command line is the caller's path; the default is the repository's.
@@ -92,6 +108,7 @@ export async function runScaling(argv: readonly string[], root: string): Promise
       durationS: Math.round(durationS * 10) / 10,
       runs: raw,
       summary: rows,
+      pipeline,
     }));
     log(`wrote ${file}`);
   }

@@ -10,6 +10,7 @@ import { onlineCores } from "../../src/threads/affinity.ts";
 import { bucketLow, bucketOf, BUCKETS, newCounts, quantile, record } from "../../bench/lib/histogram.ts";
 import { runDriver } from "../../bench/scaling/harness.ts";
 import { summarizeScaling } from "../../bench/scaling/summary.ts";
+import { runPipeline } from "../../bench/scaling/pipeline.ts";
 import { DRIVERS } from "../../bench/lib/types.ts";
 import { poolsOn } from "../contract/accounting.ts";
 
@@ -54,6 +55,15 @@ describe.each(DRIVERS)("the scaling harness: %s", (driver) => {
     expect(rows.map((r) => r.workers)).toEqual([1, 2]);
     expect(rows[1]!.efficiencyPerRound).toHaveLength(2);
   }, 120_000);
+});
+
+describe.each(DRIVERS)("bench --scaling, run to completion against the pipeline: %s", (driver) => {
+  it("moves the frames through one worker and through the two-stage pipeline, and every buffer comes home", async () => {
+    const cores = onlineCores();
+    const r = await runPipeline(driver, { batch: 32, frames: 4000, warmup: 1000, rounds: 1, cores: [cores[0]!, cores[1 % cores.length]!] }, () => {});
+    expect(r.rtcMpps[0]).toBeGreaterThan(0);
+    expect(r.pipelineMpps[0]).toBeGreaterThan(0);
+  }, 60_000);
 });
 
 describe("the latency histogram", () => {
