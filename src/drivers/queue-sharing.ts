@@ -17,7 +17,7 @@
 import { QueueSharedError } from "../errors.ts";
 import type { SharedPool } from "../mem/mempool.ts";
 import type { HotPathMode } from "./specialize.ts";
-import type { SharedQueue } from "./shared-queue.ts";
+import type { SharedQueue } from "./queue-handoff.ts";
 
 /** control[STATUS]: what the worker's next call does. */
 export const PairStatus = { running: 0, closed: 1, broken: 2, reclaimed: 3 } as const;

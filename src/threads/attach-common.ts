@@ -7,7 +7,7 @@ import { DeviceClosedError, DeviceProtocolError, QueueSharedError } from "../err
 import { attachIxgbeReceive } from "../drivers/ixgbe/ixgbe-rx-queue.ts";
 import { attachIxgbeSend } from "../drivers/ixgbe/ixgbe-tx-queue.ts";
 import { PairStatus, STATUS } from "../drivers/queue-sharing.ts";
-import { SharedQueueKind, type SharedQueue } from "../drivers/shared-queue.ts";
+import { SharedQueueKind, type SharedQueue } from "../drivers/queue-handoff.ts";
 import type { HotPathMode } from "../drivers/specialize.ts";
 import { attachPackedReceive } from "../drivers/virtio/packed-rx-queue.ts";
 import { attachPackedSend } from "../drivers/virtio/packed-tx-queue.ts";

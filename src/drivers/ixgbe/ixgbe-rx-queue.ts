@@ -18,7 +18,7 @@ import type { Mmio } from "../../pci/mmio.ts";
 import { setFlags32, setReg32, waitClearReg32, waitSetReg32, clearFlags32 } from "../../pci/regs.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
 import { openEnv, shareEnv } from "../../threads/shared-env.ts";
-import type { SharedQueue } from "../shared-queue.ts";
+import type { SharedQueue } from "../queue-handoff.ts";
 import {
   IXGBE_DESC_SIZE,
   IXGBE_RDBAH,

@@ -19,7 +19,7 @@ import type { Mmio } from "../../pci/mmio.ts";
 import { getReg32, setFlags32, setReg32, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
 import { openEnv, shareEnv } from "../../threads/shared-env.ts";
-import type { DmaSpace, SharedQueue } from "../shared-queue.ts";
+import type { DmaSpace, SharedQueue } from "../queue-handoff.ts";
 import { badTxBuffer } from "../batch-args.ts";
 import {
   IXGBE_ADVTXD_DCMD_DEXT,

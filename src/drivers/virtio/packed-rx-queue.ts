@@ -33,7 +33,7 @@ import type { DeviceProtocolError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
 import { openEnv, shareEnv } from "../../threads/shared-env.ts";
-import { SharedQueueKind, type SharedQueue } from "../shared-queue.ts";
+import { SharedQueueKind, type SharedQueue } from "../queue-handoff.ts";
 import { workerBreaker } from "./worker-breaker.ts";
 import { RX_IDLE_CHECK, RxCounter, type ReceiveLoop } from "./virtio-rx-queue.ts";
 import type { NotifyTarget } from "./transport.ts";

@@ -34,7 +34,7 @@ import type { Mmio } from "../../pci/mmio.ts";
 import { badTxBuffer } from "../batch-args.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
 import { openEnv, shareEnv } from "../../threads/shared-env.ts";
-import { SharedQueueKind, type DmaSpace, type SharedQueue } from "../shared-queue.ts";
+import { SharedQueueKind, type DmaSpace, type SharedQueue } from "../queue-handoff.ts";
 import { workerBreaker } from "./worker-breaker.ts";
 import type { NotifyTarget } from "./transport.ts";
 import { TX_CLEAN_BATCH, TX_FULL_CHECK, TxCounter, type SendLoop } from "./virtio-tx-queue.ts";

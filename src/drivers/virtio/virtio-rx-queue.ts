@@ -24,7 +24,7 @@ import type { DeviceProtocolError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
 import { openEnv, shareEnv } from "../../threads/shared-env.ts";
-import { SharedQueueKind, type SharedQueue } from "../shared-queue.ts";
+import { SharedQueueKind, type SharedQueue } from "../queue-handoff.ts";
 import { workerBreaker } from "./worker-breaker.ts";
 import type { NotifyTarget } from "./transport.ts";
 import { usedIdError, usedIndexError, type VirtqueueRing } from "./virtqueue.ts";

@@ -31,7 +31,7 @@ import type { Mmio } from "../../pci/mmio.ts";
 import { badTxBuffer } from "../batch-args.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
 import { openEnv, shareEnv } from "../../threads/shared-env.ts";
-import { SharedQueueKind, type DmaSpace, type SharedQueue } from "../shared-queue.ts";
+import { SharedQueueKind, type DmaSpace, type SharedQueue } from "../queue-handoff.ts";
 import { workerBreaker } from "./worker-breaker.ts";
 import type { NotifyTarget } from "./transport.ts";
 import type { DeviceProtocolError } from "../../errors.ts";

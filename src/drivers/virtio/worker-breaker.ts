@@ -7,7 +7,7 @@
  * throws an error that says where to look.
  */
 import { DeviceProtocolError } from "../../errors.ts";
-import type { SharedQueue } from "../shared-queue.ts";
+import type { SharedQueue } from "../queue-handoff.ts";
 
 export interface WorkerBreaker {
   /** The loop's throwBroken. */
