@@ -117,9 +117,6 @@ function openReturnRing(pool: { readonly name: string; readonly count: number },
   return r;
 }
 
-/** Names of the pools attached in this thread, by id: a worker's buffer table knows no owners. */
-const attachedNames = new Map<number, string>();
-
 /**
  * The device addresses of a pool attached in a worker, read from the buffer table: each buffer
  * is contiguous for the device, and its data address is in bufIovaLo/Hi.
@@ -196,7 +193,6 @@ export class Mempool {
       this.bytes = openView(attach.bytes) as Uint8Array;
       this.region = new PoolRegion(this.bytes, this.first, this.entrySize);
       attachPoolViews(this.id, this.#stack, this.bytes, this);
-      attachedNames.set(this.id, this.name);
       if (returns !== undefined) setReturnPath(this.id, returns, this.name, this.checked);
       return;
     }
@@ -429,7 +425,6 @@ export class Mempool {
       // A worker's view of a pool of another thread: it forgets the views; the pool lives on there.
       this.#closed = true;
       if (this.#returnsTo !== null) clearReturnPath(this.id);
-      attachedNames.delete(this.id);
       if (this.#registered()) detachPoolViews(this.id);
       return;
     }
@@ -581,9 +576,12 @@ function notHere(buf: number, id: number): Error {
   );
 }
 
-/** A pool's name for an error: the table's owner here, or the pool attached in this worker. */
+/**
+ * A pool's name for an error: its entry in this thread's table of owners (a pool attached in a
+ * worker has one there too, attachPoolViews), else its id.
+ */
 function nameOfPool(buf: number, id: number): string {
-  return ownerOf(buf)?.name ?? attachedNames.get(id) ?? `mempool ${id}`;
+  return ownerOf(buf)?.name ?? `mempool ${id}`;
 }
 
 function badBuffer(buf: unknown): Error {
