@@ -539,10 +539,7 @@ export function freeBuffers(bufs: Int32Array, start: number, count: number): voi
       }
       pool = id;
       stack = STACKS[id]!;
-      if (stack.length === 0) {
-        pool = -1;
-        throw notHere(buf, id);
-      }
+      if (stack.length === 0) throw notHere(buf, id);
       top = TOPS[id]!;
     }
     if (CHECKED[id] !== 0) {

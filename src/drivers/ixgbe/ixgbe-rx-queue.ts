@@ -18,7 +18,7 @@ import type { Mmio } from "../../pci/mmio.ts";
 import { setFlags32, setReg32, waitClearReg32, waitSetReg32, clearFlags32 } from "../../pci/regs.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
 import { openEnv, shareEnv } from "../../threads/shared-env.ts";
-import type { SharedQueue } from "../queue-handoff.ts";
+import { SharedQueueKind, type SharedQueue } from "../queue-handoff.ts";
 import {
   IXGBE_DESC_SIZE,
   IXGBE_RDBAH,
@@ -249,7 +249,7 @@ export class IxgbeRxQueue {
    * device reads the counters (readStats), often enough for them not to wrap (IxgbeStats).
    */
   share(): SharedQueue {
-    return { kind: "ixgbe-rx", label: this.#label, env: shareEnv(this.#env, this.#label, [this.#env.tailOffset]) };
+    return { kind: SharedQueueKind.ixgbeRx, label: this.#label, env: shareEnv(this.#env, this.#label, [this.#env.tailOffset]) };
   }
 
   /** Frames the driver dropped: error bits, impossible lengths, frames over several descriptors. */

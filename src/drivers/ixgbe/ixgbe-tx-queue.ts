@@ -19,7 +19,7 @@ import type { Mmio } from "../../pci/mmio.ts";
 import { getReg32, setFlags32, setReg32, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
 import { openEnv, shareEnv } from "../../threads/shared-env.ts";
-import type { DmaSpace, SharedQueue } from "../queue-handoff.ts";
+import { SharedQueueKind, type DmaSpace, type SharedQueue } from "../queue-handoff.ts";
 import { badTxBuffer } from "../batch-args.ts";
 import {
   IXGBE_ADVTXD_DCMD_DEXT,
@@ -288,7 +288,7 @@ export class IxgbeTxQueue {
   /** The transmit loop's data for a worker thread (attachIxgbeSend); see IxgbeRxQueue.share(). */
   share(): SharedQueue {
     return {
-      kind: "ixgbe-tx", label: this.#label, env: shareEnv(this.#env, this.#label, [this.#env.tailOffset]),
+      kind: SharedQueueKind.ixgbeTx, label: this.#label, env: shareEnv(this.#env, this.#label, [this.#env.tailOffset]),
       what: `${this.#device}: txBatch() on queue ${this.index}`, dma: this.#space,
     };
   }

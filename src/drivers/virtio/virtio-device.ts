@@ -138,8 +138,8 @@ export class VirtioNetDevice implements NicDevice {
   /** What rxBatch/txBatch look the queue up in: #rxs and #txs but the pairs shared with workers. */
   #rxBy: readonly (RxQueue | PackedRxQueue | undefined)[] = [];
   #txBy: readonly (TxQueue | PackedTxQueue | undefined)[] = [];
-  #sharing: QueueSharing | null = null;
-  #hotPath: HotPathMode | undefined;
+  readonly #sharing: QueueSharing;
+  readonly #hotPath: HotPathMode | undefined;
   readonly #ctrl: CtrlQueue | PackedCtrlQueue | null;
   readonly #mac: Uint8Array;
   readonly #hasStatus: boolean;
@@ -172,6 +172,7 @@ export class VirtioNetDevice implements NicDevice {
     const pairs = options.rxQueues ?? 1;
     this.rxQueues = this.txQueues = pairs;
     this.#hotPath = options.hotPath;
+    this.#sharing = new QueueSharing(name, pairs);
     const pools: Mempool[] = [];
     // What the allocator held before: a failed init gives back everything it took.
     const mark = dma.mark?.();
@@ -406,7 +407,7 @@ export class VirtioNetDevice implements NicDevice {
   #breakQueues(error: DeviceProtocolError): void {
     for (const rx of this.#rxs) rx.breakWith(error);
     for (const tx of this.#txs) tx.breakWith(error);
-    this.#sharing?.stopAll(PairStatus.broken);
+    this.#sharing.stopAll(PairStatus.broken);
   }
 
   /**
@@ -423,8 +424,7 @@ export class VirtioNetDevice implements NicDevice {
     checkInteger(this.address, "shareQueuePair()'s queue pair", queue, 0, this.rxQueues - 1);
     const rx = this.#rxs[queue]!;
     const tx = this.#txs[queue]!;
-    const sharing = this.#sharing ??= new QueueSharing(this.address, this.rxQueues);
-    const pair = sharing.share(queue, (control) => ({
+    const pair = this.#sharing.share(queue, (control) => ({
       driver: this.driver, device: this.address, queue, rx: rx.share(), tx: tx.share(), rxPool: rx.pool.share(), control,
       hotPath: this.#hotPath,
     }));
@@ -434,23 +434,22 @@ export class VirtioNetDevice implements NicDevice {
 
   /** Takes queue pair `queue` back once its worker detached it (or exited); false if it was not out. */
   reclaimQueuePair(queue: number): boolean {
-    if (this.#sharing === null || !this.#sharing.reclaim(queue)) return false;
+    if (!this.#sharing.reclaim(queue)) return false;
     this.#dispatch();
     return true;
   }
 
   /** What rxBatch/txBatch may use: every queue but those of shared pairs. */
   #dispatch(): void {
-    const sharing = this.#sharing;
-    this.#rxBy = this.#rxs.map((q, i) => (sharing?.isShared(i) === true ? undefined : q));
-    this.#txBy = this.#txs.map((q, i) => (sharing?.isShared(i) === true ? undefined : q));
+    this.#rxBy = this.#rxs.map((q, i) => (this.#sharing.isShared(i) ? undefined : q));
+    this.#txBy = this.#txs.map((q, i) => (this.#sharing.isShared(i) ? undefined : q));
   }
 
   /** Queue `queue` is receiveq(queue+1), of queue pair `queue`. */
   rxBatch(queue: number, bufs: Int32Array, max: number): number {
     const rx = this.#rxBy[queue];
     if (rx === undefined || this.#closed || !goodBatch(bufs, max)) {
-      if (!this.#closed && this.#sharing?.isShared(queue) === true) this.#sharing.refuse(queue, "rxBatch");
+      if (!this.#closed && this.#sharing.isShared(queue)) this.#sharing.refuse(queue, "rxBatch");
       badBatchCall(this.address, "rxBatch", this.#closed, queue, this.rxQueues, bufs, max);
     }
     return rx.receive(bufs, max);
@@ -460,7 +459,7 @@ export class VirtioNetDevice implements NicDevice {
   txBatch(queue: number, bufs: Int32Array, count: number): number {
     const tx = this.#txBy[queue];
     if (tx === undefined || this.#closed || !goodBatch(bufs, count)) {
-      if (!this.#closed && this.#sharing?.isShared(queue) === true) this.#sharing.refuse(queue, "txBatch");
+      if (!this.#closed && this.#sharing.isShared(queue)) this.#sharing.refuse(queue, "txBatch");
       badBatchCall(this.address, "txBatch", this.#closed, queue, this.txQueues, bufs, count);
     }
     return tx.send(bufs, count);
@@ -554,7 +553,7 @@ export class VirtioNetDevice implements NicDevice {
   close(): void {
     if (this.#released) return;
     // Not while a worker may be inside a loop over the rings this releases (queue-sharing.ts).
-    this.#sharing?.checkNoneOut();
+    this.#sharing.checkNoneOut();
     this.#closed = true;
     try {
       this.#transport.reset();
