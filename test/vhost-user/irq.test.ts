@@ -69,7 +69,7 @@ describe.skipIf(noHugepages !== null).each([
   it("waitForRx wakes on the backend's call when a frame arrives; none while disarmed", async () => {
     const { b, dev } = await rig(packed);
     const t0 = performance.now();
-    const waiting = dev.waitForRx(0, 15_000);
+    const waiting = dev.waitForRx!(0, 15_000);
     setTimeout(() => void b.inject(testFrame(1)), 50);
     expect(await waiting).toBe(true);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(40);
@@ -93,15 +93,15 @@ describe.skipIf(noHugepages !== null).each([
     await new Promise((r) => setTimeout(r, 30));
     expect((await b.stats()).session!.rings[0]!.calls).toBe(0);
     const t0 = performance.now();
-    expect(await dev.waitForRx(0, 5000)).toBe(true);
+    expect(await dev.waitForRx!(0, 5000)).toBe(true);
     expect(performance.now() - t0).toBeLessThan(2000);
     expect(drain(dev)).toBe(1);
   });
 
   it("times out, and close() ends a parked wait", async () => {
     const { dev } = await rig(packed);
-    expect(await dev.waitForRx(0, 50)).toBe(false);
-    const p = dev.waitForRx(0, 30_000);
+    expect(await dev.waitForRx!(0, 50)).toBe(false);
+    const p = dev.waitForRx!(0, 30_000);
     setTimeout(() => dev.close(), 20);
     expect(await p).toBe(false);
   });
