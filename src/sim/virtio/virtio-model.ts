@@ -398,9 +398,9 @@ export class VirtioNetModel {
     };
     if (external) return;
 
-    // MSI-X capability: 4 vectors, table and PBA in BAR1 (not implemented: the driver polls). Its
-    // enable bit moves the legacy device configuration from 0x14 to 0x18.
-    const msix = pci.addCapability(PCI_CAP_ID_MSIX, Uint8Array.of(3, 0, 1, 0, 0, 0, 0x01, 0x08, 0, 0));
+    // MSI-X capability: 4 vectors (qemu's default for one queue pair), table and PBA in BAR1.
+    // Its enable bit moves the legacy device configuration from 0x14 to 0x18.
+    const msix = pci.addMsixCapability(4);
     attachModernInterface(core, pci, modernBar, {
       notifyOffMultiplier: multiplier,
       config: this.#config,
