@@ -78,6 +78,13 @@ export interface NicDevice {
    * handed out. close() throws QueueSharedError (and closes nothing) while a pair is out.
    */
   reclaimQueuePair(queue: number): boolean;
+  /**
+   * Arms receive queue `queue`'s interrupt, re-checks the ring (a frame that arrived before
+   * arming resolves at once), sleeps without blocking the event loop, disarms on wake. True:
+   * frames may be waiting; false: timed out, or close() ended the wait. NotSupportedError on a
+   * device opened without interrupts: true.
+   */
+  waitForRx?(queue: number, timeoutMs: number): Promise<boolean>;
   /** Stops the queues, resets the device and releases everything it holds. Idempotent. */
   close(): void;
 }
@@ -126,4 +133,9 @@ export interface DeviceOptions {
    * flow predictable, e.g. to test or to give both ports of a forwarder the same spreading.
    */
   readonly rssKey?: Uint8Array;
+  /**
+   * MSI-X interrupts for waitForRx (default false: pure polling): one vector per receive queue
+   * plus one for the rest, set up at open; NotSupportedError naming the device if it has none.
+   */
+  readonly interrupts?: boolean;
 }

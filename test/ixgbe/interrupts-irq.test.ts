@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { NicDevice } from "../../src/device.ts";
 import * as T from "../../src/drivers/ixgbe/ixgbe_type.ts";
 import { IXGBE_DEFAULT_ITR_US } from "../../src/drivers/ixgbe/ixgbe-interrupts.ts";
+import type { IxgbeDevice } from "../../src/drivers/ixgbe/ixgbe-device.ts";
 import { NotSupportedError } from "../../src/errors.ts";
 import { freeBuffers } from "../../src/mem/mempool.ts";
 import * as M from "../../src/sim/ixgbe/model-registers.ts";
@@ -24,7 +25,7 @@ afterEach(() => {
 function port(rxQueues = 1, interrupts = true) {
   const p = openSimPort({ rxQueues, txQueues: 1, interrupts });
   open.push(p.dev);
-  return p;
+  return { ...p, dev: p.dev as IxgbeDevice };
 }
 
 /** Arms vector v by hand (EIMS_EX(0) bit v), as waitForRx does. */

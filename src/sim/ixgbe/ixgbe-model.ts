@@ -181,6 +181,8 @@ export interface Ixgbe82599ModelOptions {
 }
 
 export const IXGBE_MODEL_QUEUES = 128;
+/** MSI-X vectors of an 82599 function (MSI-X Table Size 63). */
+export const IXGBE_MODEL_MSIX_VECTORS = 64;
 /** BAR0 of the 82599: 128 KB of registers. */
 export const IXGBE_MODEL_BAR0_SIZE = 0x20000;
 
@@ -334,6 +336,8 @@ export class Ixgbe82599Model {
       bars: [this.regs],
     });
     this.pci.onReset = () => this.#reset();
+    // 7.3: 64 MSI-X vectors, the table in BAR4 (BAR3 with 32-bit BARs; only VFIO reads it).
+    this.pci.addMsixCapability(IXGBE_MODEL_MSIX_VECTORS, 4);
     for (let q = 0; q < IXGBE_MODEL_QUEUES; q++) {
       this.#rxRings.push(new RingWindow());
       this.#txRings.push(new RingWindow());

@@ -30,8 +30,8 @@ import type { SimMmio } from "../sim-mmio.ts";
 export const MODEL_QUEUE_VECTORS = 16;
 
 export interface InterruptSink {
-  /** Sends MSI-X message `vector` (SimPciFunction.signal). */
-  signal(vector: number): void;
+  /** Sends MSI-X message `vector` (SimPciFunction.signal); false: it went nowhere (MSI-X off). */
+  signal(vector: number): boolean;
   /** Records what a correct driver would not do. */
   violation(message: string): void;
 }
@@ -44,7 +44,7 @@ export class ModelInterrupts {
   readonly #lastFired = new Float64Array(MODEL_QUEUE_VECTORS).fill(Number.NEGATIVE_INFINITY);
   /** A moderation timer per vector, pending while a cause waits for the interval to end. */
   readonly #timers: (ReturnType<typeof setTimeout> | null)[] = new Array(MODEL_QUEUE_VECTORS).fill(null);
-  /** MSI-X messages sent per vector since the last reset (what reached signal()). */
+  /** MSI-X messages delivered per vector (to an enabled vector's eventfd) since the last reset. */
   readonly fired = new Float64Array(MODEL_QUEUE_VECTORS);
   /** The bits 31:16 of EIMS_EX(0)/EIAM_EX(0) and all of EIMS_EX(1)/EIAM_EX(1): stored, unused. */
   readonly #exStore = new Uint32Array(4);
@@ -114,8 +114,7 @@ export class ModelInterrupts {
     // 7.3.1.3: auto-clear of the cause (EIAC), auto-mask of the vector (EIAM with GPIE.EIAME).
     if ((regs.peek32(R.EIAC) & bit) !== 0) regs.poke32(R.EICR, (regs.peek32(R.EICR) & ~bit) >>> 0);
     if ((gpie & R.GPIE_EIAME) !== 0 && (regs.peek32(R.EIAM) & bit) !== 0) regs.poke32(R.EIMS, (regs.peek32(R.EIMS) & ~bit) >>> 0);
-    this.fired[v]!++;
-    this.#sink.signal(v);
+    if (this.#sink.signal(v)) this.fired[v]!++;
   }
 
   /** Sets EIMS bits; newly unmasked vectors with a pending cause fire (7.3.1.2). */
