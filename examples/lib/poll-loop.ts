@@ -154,11 +154,14 @@ export function pollLoop(step: () => boolean, options: PollLoopOptions = {}): Pr
       if (seconds > 0 && now - start >= seconds * 1000) stop = true;
       if (!stop && park && parker !== null) {
         const remaining = seconds > 0 ? start + seconds * 1000 - now : PARK_MS;
-        await parker.park(Math.max(1, Math.min(PARK_MS, remaining, nextSecond - now)), stopped);
-        lastFrameAt = performance.now(); // back to polling: a fresh idle period
+        // Woken by an interrupt: poll again, with a fresh idle period. Woken by the clock: one
+        // step (the statistics, --seconds), then asleep again at once.
+        if (await parker.park(Math.max(1, Math.min(PARK_MS, remaining, nextSecond - now)), stopped)) lastFrameAt = performance.now();
       }
       if (stop) {
-        parker?.finish();
+        // Waits still parked end within PARK_MS (or at once when the devices close): the next
+        // loop on these queues must not find them armed.
+        await parker?.finish();
         resolve(result);
       } else setImmediate(run);
     };
@@ -192,7 +195,8 @@ class Parker {
     this.#pending = irq.sources.map(() => null);
   }
 
-  async park(ms: number, stopped: Promise<void>): Promise<void> {
+  /** Sleeps until a source's interrupt (true), `stopped`, or `ms` passed (false). */
+  async park(ms: number, stopped: Promise<void>): Promise<boolean> {
     this.#result.parks++;
     this.#interrupted = false;
     const woke = new Promise<void>((resolve) => {
@@ -226,10 +230,12 @@ class Parker {
     this.#woke = null;
     if (this.#interrupted) this.#result.wakeups++;
     if (this.#error !== null) throw this.#error;
+    return this.#interrupted;
   }
 
-  /** The loop ends: waits still parked end when the devices close (they resolve false). */
-  finish(): void {
+  /** The loop ends: lets the waits still parked end (timeout, interrupt or close()). */
+  async finish(): Promise<void> {
     this.#woke = null;
+    await Promise.allSettled(this.#pending.filter((p) => p !== null));
   }
 }
