@@ -13,7 +13,7 @@
  */
 import { PairStatus, QueueSharing, type SharedQueuePair } from "../queue-sharing.ts";
 import type { HotPathMode } from "../specialize.ts";
-import type { DeviceOptions, DeviceStats, NicDevice } from "../../device.ts";
+import { NO_OFFLOADS, type DeviceOffloads, type DeviceOptions, type DeviceStats, type NicDevice } from "../../device.ts";
 import { DeviceClosedError, DeviceProtocolError, DeviceTimeoutError, NotSupportedError } from "../../errors.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
 import type { Mmio } from "../../pci/mmio.ts";
@@ -161,6 +161,8 @@ export class IxgbeDevice implements NicDevice {
   readonly rxQueues: number;
   readonly txQueues: number;
   readonly dma: DmaAllocator;
+  /** What the device offloads (decided in the constructor). */
+  offloads: DeviceOffloads = NO_OFFLOADS;
   readonly #mmio: Mmio;
   /** Queue objects by index; emptied by close(), so a closed device has no valid queue. */
   #rx: IxgbeRxQueue[];
@@ -358,7 +360,10 @@ export class IxgbeDevice implements NicDevice {
     this.#initTx();
 
     // 7.3: with DeviceOptions.interrupts, MSI-X and one vector per receive queue, all masked.
-    if (this.#wantInterrupts) this.#irq = new IxgbeInterrupts(mmio, this.#pci, this.address, this.rxQueues);
+    if (this.#wantInterrupts) {
+      this.#irq = new IxgbeInterrupts(mmio, this.#pci, this.address, this.rxQueues);
+      this.offloads = { ...this.offloads, interrupts: true };
+    }
 
     // 4.6.7.1 and 4.6.8.1: enable the queues, now that everything else is in place.
     for (const queue of this.#rx) queue.start(mmio, REGISTER_TIMEOUT_MS);
