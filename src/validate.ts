@@ -118,6 +118,7 @@ const DEVICE_OPTION_TYPES = {
   hotPath: "string",
   unsafeNoIommu: "boolean",
   maxFrameSize: "number",
+  interrupts: "boolean",
 } as const;
 
 /**
