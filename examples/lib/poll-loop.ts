@@ -206,7 +206,7 @@ class Parker {
       if (this.#pending[i] !== null) return;
       // Each wait's own timeout is the sleep's: a wait left over from an earlier sleep ends at
       // most PARK_MS after it started.
-      const p = s.device.waitForRx?.(s.queue, ms) ?? Promise.reject(new UsageError(`${s.device.address}: its driver has no waitForRx: use --irq poll`));
+      const p = s.device.waitForRx(s.queue, ms);
       this.#pending[i] = p;
       p.then(
         (fired) => {
