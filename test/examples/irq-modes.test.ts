@@ -13,6 +13,8 @@ import type { NicDevice } from "../../src/device.ts";
 import { createIxgbeDevice } from "../../src/drivers/ixgbe/ixgbe-device.ts";
 import { Ixgbe82599Model } from "../../src/sim/ixgbe/ixgbe-model.ts";
 import { SimDma } from "../../src/sim/sim-dma.ts";
+import { createVirtioDevice } from "../../src/drivers/virtio/virtio-device.ts";
+import { VirtioNetModel } from "../../src/sim/virtio/virtio-model.ts";
 import { forward, newForwardCounts, queueEnd } from "../../examples/lib/forward.ts";
 import { IrqMode, pollLoop, type PollLoopResult } from "../../examples/lib/poll-loop.ts";
 import { prng } from "../helpers/prng.ts";
@@ -31,14 +33,35 @@ function randomFrame(rand: () => number, size: number): Uint8Array {
   return f;
 }
 
+interface SimModel {
+  onTransmit: ((frame: Uint8Array, queue: number) => void) | null;
+  inject(frame: Uint8Array): boolean;
+}
+
 /**
- * Two 82599 models with the driver on each, fwd's forwarding step between them in `mode`;
- * a first burst at once, a second one after a pause of `pauseMs`. Returns what port b sent.
+ * Two models (82599 or virtio-net) with the driver on each, fwd's forwarding step between them in
+ * `mode`; a first burst at once, a second one after a pause of `pauseMs`. Returns what port b sent.
  */
-async function forwardWithPause(mode: IrqMode, pauseMs: number) {
+async function forwardWithPause(mode: IrqMode, pauseMs: number, nic: "ixgbe" | "virtio" = "ixgbe") {
   const dma = new SimDma("irq-modes DMA");
-  const models = [0, 1].map((i) => new Ixgbe82599Model({ dma, mac: Uint8Array.of(2, 0, 0, 0, 0x99, i) }));
-  const devices: NicDevice[] = models.map((m) => createIxgbeDevice(m.pci, dma, { linkTimeoutMs: 1000, interrupts: mode !== IrqMode.poll }));
+  const options = { linkTimeoutMs: 1000, interrupts: mode !== IrqMode.poll };
+  const models: SimModel[] = [];
+  const devices: NicDevice[] = [];
+  const delivered: (() => number)[] = [];
+  for (let i = 0; i < 2; i++) {
+    const mac = Uint8Array.of(2, 0, 0, 0, 0x99, i);
+    if (nic === "ixgbe") {
+      const m = new Ixgbe82599Model({ dma, mac });
+      models.push(m);
+      devices.push(createIxgbeDevice(m.pci, dma, options));
+      delivered.push(() => m.interruptsFired[0]!);
+    } else {
+      const m = new VirtioNetModel({ dma, mac });
+      models.push(m);
+      devices.push(createVirtioDevice(m.pci, dma, options));
+      delivered.push(() => m.pci.interruptCounts.reduce((x, y) => x + y, 0));
+    }
+  }
   cleanups.push(() => {
     for (const d of devices) d.close();
     dma.close();
@@ -78,13 +101,15 @@ async function forwardWithPause(mode: IrqMode, pauseMs: number) {
       },
     },
   );
-  return { frames, out, result, asleepBeforeSecond, counts, models };
+  return { frames, out, result, asleepBeforeSecond, counts, interrupts: delivered[0]! };
 }
 
-describe("the examples' loop in each --irq mode, on the 82599 models", () => {
-  it.each([IrqMode.irq, IrqMode.adaptive])("%s: sleeps through a pause, wakes at the next frame, and forwards every frame byte-exact", async (mode) => {
+describe("the examples' loop in each --irq mode, on the device models", () => {
+  it.each([
+    [IrqMode.irq, "ixgbe"], [IrqMode.adaptive, "ixgbe"], [IrqMode.irq, "virtio"], [IrqMode.adaptive, "virtio"],
+  ] as const)("%s on %s: sleeps through a pause, wakes at the next frame, and forwards every frame byte-exact", async (mode, nic) => {
     const start = performance.now();
-    const { frames, out, result, asleepBeforeSecond, counts, models } = await forwardWithPause(mode, 300);
+    const { frames, out, result, asleepBeforeSecond, counts, interrupts } = await forwardWithPause(mode, 300, nic);
     expect(out.length).toBe(frames.length);
     for (let i = 0; i < frames.length; i++) expect(out[i], `frame ${i}`).toEqual(frames[i]);
     expect(counts.dropped).toBe(0);
@@ -92,16 +117,16 @@ describe("the examples' loop in each --irq mode, on the 82599 models", () => {
     expect(asleepBeforeSecond).toBeGreaterThan(10);
     expect(result.parks).toBeGreaterThanOrEqual(1);
     expect(result.wakeups).toBeGreaterThanOrEqual(1);
-    expect(models[0]!.interruptsFired[0]).toBeGreaterThanOrEqual(1);
+    expect(interrupts()).toBeGreaterThanOrEqual(1);
     // Well before the 10 s limit: the second burst came through as soon as it arrived.
     expect(performance.now() - start).toBeLessThan(5000);
   });
 
   it("poll: never sleeps, never arms an interrupt", async () => {
-    const { frames, out, result, models } = await forwardWithPause(IrqMode.poll, 100);
+    const { frames, out, result, interrupts } = await forwardWithPause(IrqMode.poll, 100);
     expect(out.length).toBe(frames.length);
     expect(result.parks).toBe(0);
-    expect(models[0]!.interruptsFired[0]).toBe(0);
+    expect(interrupts()).toBe(0);
   });
 
   it("adaptive keeps polling while frames keep coming: no sleep within a burst", async () => {
