@@ -35,7 +35,7 @@ import { FWD_WORKER, runForwardWorkers, type WorkerTotals } from "./lib/fwd-work
 import { deviceCpus } from "../src/mem/numa.ts";
 import { onlineCores, parseCoreList } from "../src/threads/affinity.ts";
 import { LiveStats } from "./lib/live-stats.ts";
-import { IRQ_HELP, IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simSource } from "./lib/poll-loop.ts";
+import { cpuMeter, IRQ_HELP, IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simSource } from "./lib/poll-loop.ts";
 import { openPorts, placementLines } from "./lib/ports.ts";
 import { MIN_FRAME, writeUdpFrame } from "./lib/udp-frame.ts";
 
@@ -122,6 +122,15 @@ async function main(): Promise<number> {
     const pump = simSource((n) => ports.pump(n), batch, values["sim-pps"]);
     const activity = () => counts.forwarded + counts.dropped;
     const sources = [{ device: a, queue: 0 }, { device: b, queue: 0 }];
+    // With --irq (any mode): once a second, the CPU use and the frames forwarded in that second.
+    const cpu = values.irq === undefined ? null : cpuMeter();
+    let lastForwarded = 0;
+    const everySecond = () => {
+      stats.print();
+      if (cpu === null) return;
+      process.stderr.write(`fwd: cpu ${cpu().toFixed(1)}% of one core, forwarded ${counts.forwarded - lastForwarded}\n`);
+      lastForwarded = counts.forwarded;
+    };
     const run = await pollLoop(
       () => {
         pump();
@@ -129,7 +138,7 @@ async function main(): Promise<number> {
         forward(qb, qa, bufs, batch, txRetries, counts);
         return false;
       },
-      { seconds, everySecond: () => stats.print(), irq: { mode: irq, sources, activity, whileParked: sim ? pump : undefined } },
+      { seconds, everySecond, irq: { mode: irq, sources, activity, whileParked: sim ? pump : undefined } },
     );
     if (irq !== IrqMode.poll) process.stderr.write(`fwd: --irq ${irq}: slept ${run.parks} times, ${run.wakeups} woken by an interrupt\n`);
     dropped = counts.dropped;
