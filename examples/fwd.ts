@@ -125,10 +125,13 @@ async function main(): Promise<number> {
     // With --irq (any mode): once a second, the CPU use and the frames forwarded in that second.
     const cpu = values.irq === undefined ? null : cpuMeter();
     let lastForwarded = 0;
+    const sleeps = { parks: 0, wakeups: 0 };
     const everySecond = () => {
       stats.print();
       if (cpu === null) return;
-      process.stderr.write(`fwd: cpu ${cpu().toFixed(1)}% of one core, forwarded ${counts.forwarded - lastForwarded}\n`);
+      process.stderr.write(
+        `fwd: cpu ${cpu().toFixed(1)}% of one core, forwarded ${counts.forwarded - lastForwarded}, slept ${sleeps.parks} (${sleeps.wakeups} woken by irq)\n`,
+      );
       lastForwarded = counts.forwarded;
     };
     const run = await pollLoop(
@@ -138,7 +141,7 @@ async function main(): Promise<number> {
         forward(qb, qa, bufs, batch, txRetries, counts);
         return false;
       },
-      { seconds, everySecond, irq: { mode: irq, sources, activity, whileParked: sim ? pump : undefined } },
+      { seconds, everySecond, irq: { mode: irq, sources, activity, whileParked: sim ? pump : undefined, counts: sleeps } },
     );
     if (irq !== IrqMode.poll) process.stderr.write(`fwd: --irq ${irq}: slept ${run.parks} times, ${run.wakeups} woken by an interrupt\n`);
     dropped = counts.dropped;

@@ -99,6 +99,8 @@ export interface IrqLoopOptions {
   readonly idleMs?: number;
   /** Called every millisecond while asleep (--sim: the device models' traffic keeps coming). */
   readonly whileParked?: () => void;
+  /** Where the loop counts its sleeps as it goes (default: an object of its own); also the result. */
+  readonly counts?: { parks: number; wakeups: number };
 }
 
 export interface PollLoopOptions {
@@ -131,7 +133,7 @@ export function pollLoop(step: () => boolean, options: PollLoopOptions = {}): Pr
   });
   const start = performance.now();
   let nextSecond = start + 1000;
-  const result = { parks: 0, wakeups: 0 };
+  const result = options.irq?.counts ?? { parks: 0, wakeups: 0 };
   const parker = irq === null ? null : new Parker(irq, result);
   const idleMs = irq?.idleMs ?? ADAPTIVE_IDLE_MS;
   const adaptive = irq?.mode === IrqMode.adaptive;
