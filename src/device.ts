@@ -125,7 +125,7 @@ export interface NicDevice {
    * frames may be waiting; false: timed out, or close() ended the wait. NotSupportedError on a
    * device opened without interrupts: true.
    */
-  waitForRx?(queue: number, timeoutMs: number): Promise<boolean>;
+  waitForRx(queue: number, timeoutMs: number): Promise<boolean>;
   /** Stops the queues, resets the device and releases everything it holds. Idempotent. */
   close(): void;
 }

@@ -27,6 +27,7 @@ import { IXGBE_RSS_KEY_SIZE, randomRssKey, setupRss } from "./ixgbe-rss.ts";
 import { IxgbeRxQueue, MAX_RX_FRAME } from "./ixgbe-rx-queue.ts";
 import { IxgbeStats, type IxgbeHwCounters } from "./ixgbe-stats.ts";
 import { IxgbeTxQueue, TX_CLEAN_BATCH } from "./ixgbe-tx-queue.ts";
+import { IxgbeInterrupts } from "./ixgbe-interrupts.ts";
 import {
   IXGBE_AUTOC,
   IXGBE_AUTOC2,
@@ -184,6 +185,10 @@ export class IxgbeDevice implements NicDevice {
   readonly #sfp: boolean;
   /** The RSS key programmed into RSSRK when rxQueues > 1 (null: RSS off). */
   readonly #rssKey: Uint8Array | null;
+  /** DeviceOptions.interrupts: MSI-X set up at init (ixgbe-interrupts.ts); null: polling only. */
+  #irq: IxgbeInterrupts | null = null;
+  readonly #pci: PciFunction;
+  readonly #wantInterrupts: boolean;
   #closed = false;
 
   constructor(pci: PciFunction, dma: DmaAllocator, options: DeviceOptions) {
@@ -197,6 +202,8 @@ export class IxgbeDevice implements NicDevice {
         `the ixgbe driver yet: ${id.unsupported}; use an 82599/X520 port, or the kernel's ixgbe driver`);
     }
     this.#sfp = !IXGBE_BACKPLANE_DEVICE_IDS.includes(pci.deviceId);
+    this.#pci = pci;
+    this.#wantInterrupts = options.interrupts === true;
     this.address = address;
     this.dma = dma;
     this.rxQueues = checkCount(address, "rxQueues", options.rxQueues ?? 1);
@@ -268,6 +275,7 @@ export class IxgbeDevice implements NicDevice {
    */
   #abandon(dma: DmaAllocator, mark: number | undefined): void {
     this.#closed = true;
+    this.#irq?.close();
     let stopped = false;
     try {
       setReg32(this.#mmio, IXGBE_EIMC, IXGBE_IRQ_CLEAR_MASK);
@@ -350,6 +358,12 @@ export class IxgbeDevice implements NicDevice {
 
     // 4.6.8: transmit initialization.
     this.#initTx();
+
+    // 7.3: with DeviceOptions.interrupts, MSI-X and one vector per receive queue, all masked.
+    if (this.#wantInterrupts) {
+      this.#irq = new IxgbeInterrupts(mmio, this.#pci, this.address, this.rxQueues);
+      this.offloads = { ...this.offloads, interrupts: true };
+    }
 
     // 4.6.7.1 and 4.6.8.1: enable the queues, now that everything else is in place.
     for (const queue of this.#rx) queue.start(mmio, REGISTER_TIMEOUT_MS);
@@ -501,6 +515,29 @@ export class IxgbeDevice implements NicDevice {
   }
 
   /**
+   * Sleeps until receive queue `queue` may have frames (true) or `timeoutMs` passed (false), on
+   * the queue's MSI-X interrupt (ixgbe-interrupts.ts has the sequence); never blocks the event
+   * loop. Needs the device opened with interrupts: true (NotSupportedError otherwise).
+   */
+  waitForRx(queue: number, timeoutMs: number): Promise<boolean> {
+    try {
+      this.#checkOpen("waitForRx");
+      if (this.#broken !== null) throw this.#broken;
+      const irq = this.#irq;
+      if (irq === null) {
+        throw new NotSupportedError(`${this.address}: waitForRx() on a device opened without interrupts: open it with interrupts: true`);
+      }
+      checkInteger(this.address, "waitForRx()'s queue", queue, 0, this.rxQueues - 1);
+      checkNonNegative(this.address, "waitForRx()'s timeoutMs", timeoutMs, "milliseconds");
+      if (this.#sharing.isShared(queue)) this.#sharing.refuse(queue, "waitForRx");
+      const rx = this.#rx[queue]!;
+      return irq.wait(queue, () => rx.hasFrame(), timeoutMs);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
    * Totals since the device was opened. Byte counts are the device's: they include the 4-byte
    * Ethernet CRC of every frame (GORC/GOTC count from the destination address through the CRC).
    * rxErrors adds the frames the driver dropped to the device's error counters; txErrors counts
@@ -592,6 +629,8 @@ export class IxgbeDevice implements NicDevice {
     // Not while a worker may be inside a loop over the rings this unmaps (queue-sharing.ts).
     this.#sharing.checkNoneOut();
     this.#closed = true;
+    // Parked waits end (false) and MSI-X goes off before the device stops.
+    this.#irq?.close();
     const rx = this.#rx;
     const tx = this.#tx;
     this.#rx = [];

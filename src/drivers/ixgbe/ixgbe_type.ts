@@ -39,6 +39,42 @@ export const IXGBE_EICR = 0x00800;
 export const IXGBE_EIMS = 0x00880;
 export const IXGBE_EIMC = 0x00888;
 export const IXGBE_IRQ_CLEAR_MASK = 0xffffffff;
+export const IXGBE_EICS = 0x00808;
+export const IXGBE_EIAC = 0x00810;
+export const IXGBE_EIAM = 0x00890;
+export const IXGBE_GPIE = 0x00898;
+/** The registers of MSI-X vectors 0-63 (82599): vector 32i+k in bit k of register i. */
+export function IXGBE_EICS_EX(i: number): number {
+  return 0x00a90 + i * 4;
+}
+export function IXGBE_EIMS_EX(i: number): number {
+  return 0x00aa0 + i * 4;
+}
+export function IXGBE_EIMC_EX(i: number): number {
+  return 0x00ab0 + i * 4;
+}
+export function IXGBE_EIAM_EX(i: number): number {
+  return 0x00ad0 + i * 4;
+}
+export const IXGBE_EICR_RTX_QUEUE = 0x0000ffff; // RTxQ: vectors 0-15 in MSI-X mode
+export const IXGBE_EICR_LSC = 0x00100000; // link status change
+export const IXGBE_EICR_TCP_TIMER = 0x40000000;
+export const IXGBE_EICR_OTHER = 0x80000000;
+export const IXGBE_GPIE_MSIX_MODE = 0x00000010; // the datasheet's Multiple_MSIX
+export const IXGBE_GPIE_OCD = 0x00000020; // other clear disable
+export const IXGBE_GPIE_EIAME = 0x40000000; // auto-mask in MSI-X mode
+export const IXGBE_GPIE_PBA_SUPPORT = 0x80000000;
+export function IXGBE_EITR(i: number): number {
+  return (i <= 23 ? 0x00820 + i * 4 : 0x12300 + (i - 24) * 4);
+}
+export const IXGBE_EITR_ITR_INT_MASK = 0x00000ff8; // ITR_Interval, bits 11:3, 2 us units
+export const IXGBE_EITR_CNT_WDIS = 0x80000000;
+export function IXGBE_IVAR(i: number): number {
+  return 0x00900 + i * 4;
+}
+export const IXGBE_IVAR_MISC = 0x00a00;
+export const IXGBE_IVAR_INT_ALLOC_MASK = 0x3f; // the vector of an IVAR entry (Linux has no name)
+export const IXGBE_IVAR_ALLOC_VAL = 0x80;
 
 /* ---- Receive DMA (8.2.3.8) ---- */
 function rxQueueBank(i: number, low: number, high: number): number {

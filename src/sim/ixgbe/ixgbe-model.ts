@@ -46,8 +46,11 @@
  *   RX_DIS (82599 erratum) or without CTRL_EXT.DRV_LOAD, DMA with the relaxed-ordering bits of
  *   DCA_RXCTRL/DCA_TXCTRL still set (ixgbe_start_hw_gen2 clears them). `violations` lists them.
  * - Statistics count and clear on read (see model-stats.ts; options.octetScale multiplies the
- *   octet counts to bring a 36-bit wrap within reach of a test); interrupt masks are kept but no
- *   interrupt is ever raised.
+ *   octet counts to bring a 36-bit wrap within reach of a test).
+ * - MSI-X interrupts (7.3, model-interrupts.ts): a receive write-back raises the cause of the
+ *   queue's IVAR vector; EIMS/EIMC masks, EIAC auto-clear, EIAM auto-mask (GPIE.EIAME), EITR
+ *   moderation; the message goes to SimPciFunction.signal. Nothing fires outside MSI-X mode
+ *   (GPIE.Multiple_MSIX) or while MSI-X is disabled in the PCI capability.
  * Knobs for tests and the soak run: options resetDelayMs, resetSettleMs, linkUpDelayMs,
  * linkSpeed, nvm { autocLms, linkDisabled, laserOff }, asynchronous, seed, octetScale; at run
  * time faults { stallTx, rxBufferFull, phyPoweredDown, masterDisableStuck }, setLink(), step(), drain().
@@ -68,6 +71,7 @@ import { mulberry32 as prng } from "../seeded-random.ts";
 import { withFcs } from "./crc32.ts";
 import { classifyRss } from "./toeplitz.ts";
 import { ModelStatistics, type Ixgbe82599Counters } from "./model-stats.ts";
+import { ModelInterrupts } from "./model-interrupts.ts";
 
 export type { Ixgbe82599Counters } from "./model-stats.ts";
 
@@ -177,6 +181,8 @@ export interface Ixgbe82599ModelOptions {
 }
 
 export const IXGBE_MODEL_QUEUES = 128;
+/** MSI-X vectors of an 82599 function (MSI-X Table Size 63). */
+export const IXGBE_MODEL_MSIX_VECTORS = 64;
 /** BAR0 of the 82599: 128 KB of registers. */
 export const IXGBE_MODEL_BAR0_SIZE = 0x20000;
 
@@ -262,6 +268,8 @@ export class Ixgbe82599Model {
   readonly #dma: SimDma;
   readonly #mac: Uint8Array;
   readonly #stats: ModelStatistics;
+  /** MSI-X causes, masks, IVAR, EITR (model-interrupts.ts). */
+  readonly #irq: ModelInterrupts;
   readonly #linkUpDelayMs: number;
   readonly #resetDelayMs: number;
   readonly #resetSettleMs: number;
@@ -328,6 +336,8 @@ export class Ixgbe82599Model {
       bars: [this.regs],
     });
     this.pci.onReset = () => this.#reset();
+    // 7.3: 64 MSI-X vectors, the table in BAR4 (BAR3 with 32-bit BARs; only VFIO reads it).
+    this.pci.addMsixCapability(IXGBE_MODEL_MSIX_VECTORS, 4);
     for (let q = 0; q < IXGBE_MODEL_QUEUES; q++) {
       this.#rxRings.push(new RingWindow());
       this.#txRings.push(new RingWindow());
@@ -335,6 +345,10 @@ export class Ixgbe82599Model {
       this.#txCache.push(new DescriptorCache());
     }
     this.#stats = new ModelStatistics(this.regs, options.octetScale ?? 1);
+    this.#irq = new ModelInterrupts(this.regs, this.address, {
+      signal: (vector) => this.pci.signal(vector),
+      violation: (message) => this.#violation(message),
+    });
     this.#installHooks();
     this.#reset();
     // Power-on: the device is out of reset when the driver first sees it.
@@ -342,6 +356,11 @@ export class Ixgbe82599Model {
     this.#settledAt = 0;
     this.#resets = 0;
     this.#regs.gate = (offset, write) => this.#gate(offset, write);
+  }
+
+  /** MSI-X messages the model sent, per vector 0-15, since its last reset. */
+  get interruptsFired(): Readonly<Float64Array> {
+    return this.#irq.fired;
   }
 
   /** What the model counted since its last reset. */
@@ -596,6 +615,8 @@ export class Ixgbe82599Model {
     }
     regs.poke32(R.RDH(queue), head);
     this.#stats.received(frame.length + 4);
+    // 7.3.4: the write-back raises the cause of the vector IVAR gives the queue.
+    this.#irq.rxWriteBack(queue);
     return true;
   }
 
@@ -687,15 +708,8 @@ export class Ixgbe82599Model {
     regs.onRead(R.RDRXCTL, () => regs.peek32(R.RDRXCTL) | (this.resetting ? 0 : R.RDRXCTL_DMAIDONE));
     regs.onWrite(R.RDRXCTL, (value) => regs.poke32(R.RDRXCTL, value & ~R.RDRXCTL_DMAIDONE));
 
-    // 8.2.3.5 interrupts: EIMS sets mask bits, EIMC clears them, EICR clears on read.
-    regs.onWrite(R.EIMS, (value) => regs.poke32(R.EIMS, regs.peek32(R.EIMS) | value));
-    regs.onWrite(R.EIMC, (value) => regs.poke32(R.EIMS, regs.peek32(R.EIMS) & ~value));
-    regs.onRead(R.EIMC, () => 0); // write-only
-    regs.onRead(R.EICR, () => {
-      const v = regs.peek32(R.EICR);
-      regs.poke32(R.EICR, 0);
-      return v;
-    });
+    // 8.2.3.5 interrupts: model-interrupts.ts installs EICR, EICS, EIMS, EIMC, EIAM and the
+    // extended registers of 64 vectors.
 
     // 4.6.4 / 8.2.3.22.19 AUTOC: RESTART_AN self-clears and (re)starts link establishment with
     // the LMS written. The X540 and X550 run their link through the PHY: Linux never writes
@@ -858,6 +872,7 @@ export class Ixgbe82599Model {
     this.#anRestartedAt = Number.NaN;
     this.#lmsAtRestart = -1;
     this.#stats.clear();
+    this.#irq.reset();
     for (const ring of this.#rxRings) ring.base = -1;
     for (const ring of this.#txRings) ring.base = -1;
     for (const cache of this.#rxCache) cache.valid.fill(0);
