@@ -117,6 +117,7 @@ const DEVICE_OPTION_TYPES = {
   linkTimeoutMs: "number",
   hotPath: "string",
   unsafeNoIommu: "boolean",
+  flowDirector: "boolean",
 } as const;
 
 /**
