@@ -118,6 +118,7 @@ const DEVICE_OPTION_TYPES = {
   hotPath: "string",
   unsafeNoIommu: "boolean",
   flowDirector: "boolean",
+  maxFrameSize: "number",
 } as const;
 
 /**

@@ -55,6 +55,11 @@ describe("ixgbe Flow Director (datasheet 7.1.2.7)", () => {
     expect(() => dev.addFlowRule({ proto: "udp", dst: "10.0.0.2" }, 1)).toThrow(NotSupportedError);
     expect(() => dev.addFlowRule({ proto: "udp", dst: "10.0.0.2" }, 1)).toThrow(/flowDirector: true/);
     expect(() => dev.removeFlowRule(1)).toThrow(NotSupportedError);
+    expect(dev.offloads.flowDirector).toBe(false);
+  });
+
+  it("reports itself in NicDevice.offloads", () => {
+    expect(openFdir().dev.offloads.flowDirector).toBe(true);
   });
 
   it("takes 64 KB of the receive packet buffer and initialises a perfect-match table of 2047 filters", () => {

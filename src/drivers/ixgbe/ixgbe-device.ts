@@ -13,7 +13,7 @@
  */
 import { PairStatus, QueueSharing, type SharedQueuePair } from "../queue-sharing.ts";
 import type { HotPathMode } from "../specialize.ts";
-import type { DeviceOptions, DeviceStats, FlowAction, FlowMatch, NicDevice } from "../../device.ts";
+import { NO_OFFLOADS, type DeviceOffloads, type DeviceOptions, type DeviceStats, type FlowAction, type FlowMatch, type NicDevice } from "../../device.ts";
 import { DeviceClosedError, DeviceProtocolError, DeviceTimeoutError, NotSupportedError } from "../../errors.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
 import type { Mmio } from "../../pci/mmio.ts";
@@ -162,6 +162,8 @@ export class IxgbeDevice implements NicDevice {
   readonly rxQueues: number;
   readonly txQueues: number;
   readonly dma: DmaAllocator;
+  /** What the device offloads (decided in the constructor). */
+  offloads: DeviceOffloads = NO_OFFLOADS;
   readonly #mmio: Mmio;
   /** Queue objects by index; emptied by close(), so a closed device has no valid queue. */
   #rx: IxgbeRxQueue[];
@@ -436,7 +438,10 @@ export class IxgbeDevice implements NicDevice {
     // 7.1.2.8: with several receive queues, spread flows over them (key, RETA, MRQC; ixgbe-rss.ts).
     if (this.#rssKey !== null) setupRss(mmio, this.rxQueues, this.#rssKey);
     // 7.1.2.7: Flow Director perfect filters, set up before receive is enabled (ixgbe-fdir.ts).
-    this.#fdir?.init();
+    if (this.#fdir !== null) {
+      this.#fdir.init();
+      this.offloads = { ...this.offloads, flowDirector: true };
+    }
     // Last sentence of 4.6.7: set CTRL_EXT.NS_DIS, and clear DCA_RXCTRL bit 12 (reserved, reads
     // as 1, must be written 0; Linux has no name for it).
     setFlags32(mmio, IXGBE_CTRL_EXT, IXGBE_CTRL_EXT_NS_DIS);
