@@ -35,11 +35,13 @@ import { LiveStats } from "./lib/live-stats.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
 import { openPorts, placementLines } from "./lib/ports.ts";
 import { MIN_FRAME, writeUdpFrame } from "./lib/udp-frame.ts";
+import { addFlowRules, FLOW_FLAG, OFFLOAD_FLAGS, OFFLOAD_HELP, offloadDeviceOptions, offloadLines, parseFlowRule } from "./lib/offload-options.ts";
 
 const USAGE =
   "usage: fwd <port-a> <port-b> [--batch N] [--seconds N] [--json] [--tx-first] [--tx-retries N] [--mac aa:bb:cc:dd:ee:ff] " +
   "[--ring packed|split] [--workers N [--cores LIST]] | " +
-  `fwd --sim [--sim-nic ixgbe|virtio] [--seconds N] [--workers N [--cores LIST]]\n${PORTS_HELP}`;
+  `fwd --sim [--sim-nic ixgbe|virtio] [--seconds N] [--workers N [--cores LIST]]\n${PORTS_HELP}\n${OFFLOAD_HELP}; ` +
+  "--flow RULE (repeatable, on both ports, implies --flow-director): e.g. udp,dst=10.0.0.2,dport=5000,queue=1 or tcp,src=10.0.0.1,drop";
 /** Frames --tx-first sends on each port (testpmd's burst). */
 const TX_FIRST_BURST = 32;
 
@@ -76,7 +78,10 @@ async function main(): Promise<number> {
     "tx-retries": { type: "string" },
     workers: { type: "string" },
     cores: { type: "string" },
+    ...OFFLOAD_FLAGS,
+    ...FLOW_FLAG,
   });
+  const flowRules = (values.flow ?? []).map(parseFlowRule);
   if (!sim && positionals.length !== 2) throw new UsageError(`fwd needs two PCI addresses or vhost-user:<socket> ports\n${USAGE}`);
   const batch = intOption("batch", values.batch, 32, 1, 512);
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
@@ -92,6 +97,7 @@ async function main(): Promise<number> {
     unsafeNoIommu,
     ...(workers > 1 ? { rxQueues: workers, txQueues: workers } : {}),
     simFrameSize: intOption("frame-size", values["frame-size"], 60, 60, 1514),
+    ...offloadDeviceOptions(values),
   });
   const [a, b] = ports.devices as [NicDevice, NicDevice];
   // A vhost-user backend starts its queues a moment after the handshake, with no signal for it
@@ -106,6 +112,7 @@ async function main(): Promise<number> {
       `${txFirstPools.length ? `, sent ${TX_FIRST_BURST} frames on each ${queues > 1 ? "queue of each " : ""}port first` : ""}${virtioRings(a, b)}\n`,
   );
   process.stderr.write(placementLines("fwd", [a, b]));
+  process.stderr.write(offloadLines("fwd", [a, b]) + addFlowRules("fwd", [a, b], flowRules));
 
   let dropped = 0;
   if (workers === 0) {
