@@ -38,11 +38,13 @@ import { LiveStats } from "./lib/live-stats.ts";
 import { cpuMeter, IRQ_HELP, IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simSource } from "./lib/poll-loop.ts";
 import { openPorts, placementLines } from "./lib/ports.ts";
 import { MIN_FRAME, writeUdpFrame } from "./lib/udp-frame.ts";
+import { addFlowRules, FLOW_FLAG, OFFLOAD_FLAGS, OFFLOAD_HELP, offloadDeviceOptions, offloadLines, parseFlowRule } from "./lib/offload-options.ts";
 
 const USAGE =
   "usage: fwd <port-a> <port-b> [--batch N] [--seconds N] [--json] [--tx-first] [--tx-retries N] [--mac aa:bb:cc:dd:ee:ff] " +
   `[--ring packed|split] [--workers N [--cores LIST]] ${IRQ_HELP} | ` +
-  `fwd --sim [--sim-nic ixgbe|virtio] [--seconds N] [--workers N [--cores LIST]]\n${PORTS_HELP}`;
+  `fwd --sim [--sim-nic ixgbe|virtio] [--seconds N] [--workers N [--cores LIST]]\n${PORTS_HELP}\n${OFFLOAD_HELP}; ` +
+  "--flow RULE (repeatable, on both ports, implies --flow-director): e.g. udp,dst=10.0.0.2,dport=5000,queue=1 or tcp,src=10.0.0.1,drop";
 /** Frames --tx-first sends on each port (testpmd's burst). */
 const TX_FIRST_BURST = 32;
 
@@ -80,9 +82,12 @@ async function main(): Promise<number> {
     workers: { type: "string" },
     cores: { type: "string" },
     ...IRQ_OPTIONS,
+    ...OFFLOAD_FLAGS,
+    ...FLOW_FLAG,
   });
   const irq = irqModeOption(values.irq);
   if (irq !== IrqMode.poll && Number(values.workers ?? 0) > 0) throw new UsageError("--irq irq|adaptive does not go with --workers (yet)");
+  const flowRules = (values.flow ?? []).map(parseFlowRule);
   if (!sim && positionals.length !== 2) throw new UsageError(`fwd needs two PCI addresses or vhost-user:<socket> ports\n${USAGE}`);
   const batch = intOption("batch", values.batch, 32, 1, 512);
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
@@ -99,6 +104,7 @@ async function main(): Promise<number> {
     ...(workers > 1 ? { rxQueues: workers, txQueues: workers } : {}),
     ...(irq === IrqMode.poll ? {} : { interrupts: true }),
     simFrameSize: intOption("frame-size", values["frame-size"], 60, 60, 1514),
+    ...offloadDeviceOptions(values),
   });
   const [a, b] = ports.devices as [NicDevice, NicDevice];
   // A vhost-user backend starts its queues a moment after the handshake, with no signal for it
@@ -113,6 +119,7 @@ async function main(): Promise<number> {
       `${txFirstPools.length ? `, sent ${TX_FIRST_BURST} frames on each ${queues > 1 ? "queue of each " : ""}port first` : ""}${virtioRings(a, b)}\n`,
   );
   process.stderr.write(placementLines("fwd", [a, b]));
+  process.stderr.write(offloadLines("fwd", [a, b]) + addFlowRules("fwd", [a, b], flowRules));
 
   let dropped = 0;
   if (workers === 0) {

@@ -14,17 +14,19 @@ import { intOption, parse, PORTS_HELP, runMain, UsageError } from "./lib/cli.ts"
 import { PcapWriter } from "./lib/pcap-writer.ts";
 import { IRQ_HELP, IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simSource } from "./lib/poll-loop.ts";
 import { openPorts } from "./lib/ports.ts";
+import { OFFLOAD_FLAGS, OFFLOAD_HELP, offloadDeviceOptions, offloadLines } from "./lib/offload-options.ts";
 
 const USAGE =
   `usage: pcap <port> <file.pcap> [--count N] [--seconds N] [--mac aa:bb:cc:dd:ee:ff] ${IRQ_HELP} | ` +
   `pcap --sim [--sim-nic ixgbe|virtio] <file.pcap> [--count N] ${IRQ_HELP}` +
-  `\n${PORTS_HELP}`;
+  `\n${PORTS_HELP}\n${OFFLOAD_HELP}`;
 
 async function main(): Promise<number> {
   const { values, positionals, sim, mac, unsafeNoIommu } = parse(USAGE, {
     count: { type: "string" },
     seconds: { type: "string" },
     ...IRQ_OPTIONS,
+    ...OFFLOAD_FLAGS,
   });
   const irq = irqModeOption(values.irq);
   if (positionals.length !== (sim ? 1 : 2)) throw new UsageError(USAGE);
@@ -32,10 +34,12 @@ async function main(): Promise<number> {
   const count = intOption("count", values.count, 0, 0, Number.MAX_SAFE_INTEGER);
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
 
-  const ports = openPorts(sim ? ["cap"] : positionals.slice(0, 1), { sim, mac, unsafeNoIommu, ...(irq === IrqMode.poll ? {} : { interrupts: true }) });
+  const ports = openPorts(sim ? ["cap"] : positionals.slice(0, 1), {
+    sim, mac, unsafeNoIommu, ...(irq === IrqMode.poll ? {} : { interrupts: true }), ...offloadDeviceOptions(values),
+  });
   const dev = ports.devices[0] as NicDevice;
   const writer = new PcapWriter(file);
-  process.stderr.write(`pcap: capturing on ${dev.address} to ${file}${count ? ` (${count} frames)` : ""}\n`);
+  process.stderr.write(`pcap: capturing on ${dev.address} to ${file}${count ? ` (${count} frames)` : ""}\n` + offloadLines("pcap", [dev]));
 
   const bufs = new Int32Array(32);
   const pump = simSource((n) => ports.pump(n), 4, values["sim-pps"]);

@@ -13,7 +13,7 @@
  */
 import { PairStatus, QueueSharing, type SharedQueuePair } from "../queue-sharing.ts";
 import type { HotPathMode } from "../specialize.ts";
-import { NO_OFFLOADS, type DeviceOffloads, type DeviceOptions, type DeviceStats, type NicDevice } from "../../device.ts";
+import { NO_OFFLOADS, type DeviceOffloads, type DeviceOptions, type DeviceStats, type FlowAction, type FlowMatch, type NicDevice } from "../../device.ts";
 import { DeviceClosedError, DeviceProtocolError, DeviceTimeoutError, NotSupportedError } from "../../errors.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
 import type { Mmio } from "../../pci/mmio.ts";
@@ -24,6 +24,7 @@ import { checkDeviceOptionTypes, checkInteger, checkNonNegative, checkPowerOfTwo
 import { requireStrongMemoryOrder } from "../memory-order.ts";
 import { IXGBE_BACKPLANE_DEVICE_IDS, findIxgbeDeviceId } from "./ixgbe_ids.ts";
 import { IXGBE_RSS_KEY_SIZE, randomRssKey, setupRss } from "./ixgbe-rss.ts";
+import { FDIR_PACKET_BUFFER_KB, IxgbeFlowDirector } from "./ixgbe-fdir.ts";
 import { IxgbeRxQueue, MAX_RX_FRAME } from "./ixgbe-rx-queue.ts";
 import { IxgbeStats, type IxgbeHwCounters } from "./ixgbe-stats.ts";
 import { IxgbeTxQueue, TX_CLEAN_BATCH } from "./ixgbe-tx-queue.ts";
@@ -87,6 +88,7 @@ import {
   IXGBE_RXCTRL_RXEN,
   IXGBE_RXPBSIZE,
   IXGBE_RXPBSIZE_MAX,
+  IXGBE_RXPBSIZE_SHIFT,
   IXGBE_SECRXCTRL,
   IXGBE_SECRXCTRL_RX_DIS,
   IXGBE_SECRXSTAT,
@@ -189,6 +191,8 @@ export class IxgbeDevice implements NicDevice {
   #irq: IxgbeInterrupts | null = null;
   readonly #pci: PciFunction;
   readonly #wantInterrupts: boolean;
+  /** Flow Director perfect filters (ixgbe-fdir.ts); null unless opened with flowDirector: true. */
+  readonly #fdir: IxgbeFlowDirector | null;
   #closed = false;
 
   constructor(pci: PciFunction, dma: DmaAllocator, options: DeviceOptions) {
@@ -225,6 +229,7 @@ export class IxgbeDevice implements NicDevice {
 
     pci.enableDma();
     this.#mmio = pci.bar(0);
+    this.#fdir = options.flowDirector === true ? new IxgbeFlowDirector(this.#mmio, address, this.rxQueues) : null;
     this.#stats = new IxgbeStats(this.#mmio);
     // Every POLL_CALLS rx/txBatch calls: the counters, and whether the device is still ours (it
     // does not throw there: the transmit loop calls it after taking buffers; the next call does).
@@ -428,8 +433,10 @@ export class IxgbeDevice implements NicDevice {
     // Receive stays off while it is configured.
     clearFlags32(mmio, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
     // 4.6.11.3.1 (no DCB, no virtualization): the whole 512 KB receive packet buffer of the
-    // 82599 to buffer 0, the other seven unused (X540/X550, with 384 KB, are refused).
-    setReg32(mmio, IXGBE_RXPBSIZE(0), IXGBE_RXPBSIZE_MAX);
+    // 82599 to buffer 0, the other seven unused (X540/X550, with 384 KB, are refused); with
+    // Flow Director on, less the table's share of it (7.1.2.7; Linux's ixgbe_configure_pb).
+    const fdirKb = this.#fdir !== null ? FDIR_PACKET_BUFFER_KB : 0;
+    setReg32(mmio, IXGBE_RXPBSIZE(0), (IXGBE_RXPBSIZE_MAX - (fdirKb << IXGBE_RXPBSIZE_SHIFT)) >>> 0);
     for (let i = 1; i < 8; i++) setReg32(mmio, IXGBE_RXPBSIZE(i), 0);
     // Strip the Ethernet CRC: HLREG0.RXCRCSTRP and RDRXCTL.CRCSTRIP must agree (8.2.3.8.8).
     setFlags32(mmio, IXGBE_HLREG0, IXGBE_HLREG0_RXCRCSTRP);
@@ -444,6 +451,11 @@ export class IxgbeDevice implements NicDevice {
     for (const queue of this.#rx) queue.configure(mmio);
     // 7.1.2.8: with several receive queues, spread flows over them (key, RETA, MRQC; ixgbe-rss.ts).
     if (this.#rssKey !== null) setupRss(mmio, this.rxQueues, this.#rssKey);
+    // 7.1.2.7: Flow Director perfect filters, set up before receive is enabled (ixgbe-fdir.ts).
+    if (this.#fdir !== null) {
+      this.#fdir.init();
+      this.offloads = { ...this.offloads, flowDirector: true };
+    }
     // Last sentence of 4.6.7: set CTRL_EXT.NS_DIS, and clear DCA_RXCTRL bit 12 (reserved, reads
     // as 1, must be written 0; Linux has no name for it).
     setFlags32(mmio, IXGBE_CTRL_EXT, IXGBE_CTRL_EXT_NS_DIS);
@@ -574,6 +586,34 @@ export class IxgbeDevice implements NicDevice {
   hwCounters(): Readonly<IxgbeHwCounters> {
     if (!this.#closed) this.#stats.update();
     return { ...this.#stats.hw };
+  }
+
+  /**
+   * A Flow Director perfect filter (ixgbe-fdir.ts, docs/flow-director.md): IPv4 frames matching
+   * `match` go to queue `action` or are dropped, ahead of RSS.
+   */
+  addFlowRule(match: FlowMatch, action: FlowAction): number {
+    return this.#flowDirector("addFlowRule").add(match, action);
+  }
+
+  removeFlowRule(id: number): void {
+    this.#flowDirector("removeFlowRule").remove(id);
+  }
+
+  /** FDIRMATCH / FDIRMISS totals since open: frames a rule matched (dropped ones too), frames no rule matched. */
+  flowDirectorCounters(): { matched: number; missed: number; rules: number } {
+    const fdir = this.#flowDirector("flowDirectorCounters");
+    return { ...fdir.counters(), rules: fdir.ruleCount };
+  }
+
+  #flowDirector(what: string): IxgbeFlowDirector {
+    this.#checkOpen(what);
+    if (this.#broken !== null) throw this.#broken;
+    if (this.#fdir === null) {
+      throw new NotSupportedError(`${this.address}: ${what}() needs Flow Director, which is off: open the device with flowDirector: true ` +
+        `(it takes 64 KB of the receive packet buffer)`);
+    }
+    return this.#fdir;
   }
 
   /** 8.2.3.7.1: FCTRL.UPE and FCTRL.MPE accept every unicast and multicast frame. */

@@ -54,8 +54,11 @@
  * Knobs for tests and the soak run: options resetDelayMs, resetSettleMs, linkUpDelayMs,
  * linkSpeed, nvm { autocLms, linkDisabled, laserOff }, asynchronous, seed, octetScale; at run
  * time faults { stallTx, rxBufferFull, phyPoweredDown, masterDisableStuck }, setLink(), step(), drain().
+ * - Flow Director perfect filters (7.1.2.7, model-fdir.ts): init, the filter table and its
+ *   commands, masks and statistics; a matching frame goes to its filter's queue (or is dropped)
+ *   ahead of RSS.
  * Not modelled: flow control (stallTx stands in for a partner's PAUSE), the multicast table,
- * flow director, the IPv6_EX hash types, RQSMR (all queues count in QPRDC(0)), DCB, offloads, the SFP+
+ * the IPv6_EX hash types, RQSMR (all queues count in QPRDC(0)), DCB, offloads, the SFP+
  * module and the NVM's SFP init sequence, the X540/X550 PHY and semaphores, and frames held in
  * the packet buffer when SRRCTL.DROP_EN is clear (they are dropped and counted in MPC).
  *
@@ -72,6 +75,7 @@ import { withFcs } from "./crc32.ts";
 import { classifyRss } from "./toeplitz.ts";
 import { ModelStatistics, type Ixgbe82599Counters } from "./model-stats.ts";
 import { ModelInterrupts } from "./model-interrupts.ts";
+import { FlowDirectorModel, type FdirCounters } from "./model-fdir.ts";
 
 export type { Ixgbe82599Counters } from "./model-stats.ts";
 
@@ -270,6 +274,8 @@ export class Ixgbe82599Model {
   readonly #stats: ModelStatistics;
   /** MSI-X causes, masks, IVAR, EITR (model-interrupts.ts). */
   readonly #irq: ModelInterrupts;
+  /** Flow Director perfect filters (model-fdir.ts). */
+  readonly #fdir: FlowDirectorModel;
   readonly #linkUpDelayMs: number;
   readonly #resetDelayMs: number;
   readonly #resetSettleMs: number;
@@ -349,6 +355,7 @@ export class Ixgbe82599Model {
       signal: (vector) => this.pci.signal(vector),
       violation: (message) => this.#violation(message),
     });
+    this.#fdir = new FlowDirectorModel(this.regs, this.address, (message) => this.#violation(message));
     this.#installHooks();
     this.#reset();
     // Power-on: the device is out of reset when the driver first sees it.
@@ -366,6 +373,16 @@ export class Ixgbe82599Model {
   /** What the model counted since its last reset. */
   get counters(): Readonly<Ixgbe82599Counters> {
     return this.#stats.counters;
+  }
+
+  /** What Flow Director counted since the last reset (matches, misses, frames its drop filters dropped). */
+  get fdirCounters(): Readonly<FdirCounters> {
+    return this.#fdir.counters;
+  }
+
+  /** Filters in the Flow Director table. */
+  get fdirFilters(): number {
+    return this.#fdir.filterCount;
   }
 
   /** Device resets (CTRL.RST or function-level) since construction. */
@@ -548,7 +565,12 @@ export class Ixgbe82599Model {
     const rssOn = mrqe === R.MRQC_MRQE_RSS;
     if (rssOn) this.#readRssKey();
     const rss = classifyRss(frame, rssOn ? mrqc : 0, this.#rssKey);
-    if (queue === undefined) queue = rssOn ? this.#retaEntry(rss.hash & 0x7f) : 0;
+    if (queue === undefined) {
+      // 7.1.2: Flow Director's decision comes before RSS's.
+      const fdir = this.#fdir.steer(frame);
+      if (fdir.dropped) return false;
+      queue = fdir.queue >= 0 ? fdir.queue : rssOn ? this.#retaEntry(rss.hash & 0x7f) : 0;
+    }
     const rssField = rssOn && (regs.peek32(R.RXCSUM) & R.RXCSUM_PCSD) !== 0 ? rss.hash : 0;
     if ((regs.peek32(R.RXCTRL) & R.RXCTRL_RXEN) === 0 || (regs.peek32(R.RXDCTL(queue)) & R.RXDCTL_ENABLE) === 0 ||
       (regs.peek32(R.SECRXCTRL) & R.SECRXCTRL_RX_DIS) !== 0 || !this.#dmaAllowed() || this.faults.rxBufferFull === true) {
@@ -873,6 +895,7 @@ export class Ixgbe82599Model {
     this.#lmsAtRestart = -1;
     this.#stats.clear();
     this.#irq.reset();
+    this.#fdir.reset();
     for (const ring of this.#rxRings) ring.base = -1;
     for (const ring of this.#txRings) ring.base = -1;
     for (const cache of this.#rxCache) cache.valid.fill(0);
