@@ -68,6 +68,7 @@ import { mulberry32 as prng } from "../seeded-random.ts";
 import { withFcs } from "./crc32.ts";
 import { classifyRss } from "./toeplitz.ts";
 import { ModelStatistics, type Ixgbe82599Counters } from "./model-stats.ts";
+import { rxChecksumBits, TxOffloads } from "./model-offloads.ts";
 
 export type { Ixgbe82599Counters } from "./model-stats.ts";
 
@@ -285,6 +286,8 @@ export class Ixgbe82599Model {
   readonly #txCache: DescriptorCache[] = [];
   /** TXDCTL.ENABLE was cleared but the queue still holds descriptors: the bit stays 1 until they are done. */
   readonly #txDisabling = new Uint8Array(IXGBE_MODEL_QUEUES);
+  /** The two transmit contexts of every queue (model-offloads.ts). */
+  readonly #offloads = new TxOffloads(IXGBE_MODEL_QUEUES);
   /** The RSS key as bytes, read from RSSRK for each steered frame. */
   readonly #rssKey = new Uint8Array(40);
   readonly #violations: string[] = [];
@@ -556,6 +559,8 @@ export class Ixgbe82599Model {
     if (head >= size) throw new DeviceProtocolError(`${this.address}: RDH(${queue}) = ${head} is beyond the ${size}-descriptor ring`);
     // 7.1.9: the model owns the descriptors from RDH up to RDT (exclusive).
     const data = (hlreg0 & R.HLREG0_RXCRCSTRP) !== 0 ? frame : withFcs(frame);
+    // 7.1.11: the checksum checks, reported in the last descriptor of the frame.
+    const checksums = rxChecksumBits(frame);
     const parts = Math.ceil(data.length / bufferSize);
     if ((tail - head + size) % size < parts) {
       // 8.2.3.8.7 SRRCTL.DROP_EN: a queue without descriptors drops (QPRDC) instead of holding the
@@ -591,7 +596,7 @@ export class Ixgbe82599Model {
       words[w] = rss.rssType | rss.packetType;
       words[w + 1] = rssField;
       words[w + 3] = length;
-      words[w + 2] = R.RXD_STATUS_DD | (part === parts - 1 ? R.RXD_STATUS_EOP : 0);
+      words[w + 2] = (R.RXD_STATUS_DD | (part === parts - 1 ? R.RXD_STATUS_EOP | checksums : 0)) >>> 0;
       head = (head + 1) % size;
     }
     regs.poke32(R.RDH(queue), head);
@@ -769,7 +774,10 @@ export class Ixgbe82599Model {
           this.#txDisabling[q] = 1;
           stored |= R.TXDCTL_ENABLE;
         }
-        if (!wasEnabled && (value & R.TXDCTL_ENABLE) !== 0) this.#txCache[q]!.next = regs.peek32(R.TDH(q));
+        if (!wasEnabled && (value & R.TXDCTL_ENABLE) !== 0) {
+          this.#txCache[q]!.next = regs.peek32(R.TDH(q));
+          this.#offloads.clear(q); // an enabled queue starts without contexts: the driver loads them again
+        }
         regs.poke32(R.TXDCTL(q), stored);
         if (!wasEnabled && (value & R.TXDCTL_ENABLE) !== 0) this.#fetchTx(q);
         if (!this.asynchronous) this.#transmit(q, Number.POSITIVE_INFINITY);
@@ -863,6 +871,7 @@ export class Ixgbe82599Model {
     for (const cache of this.#rxCache) cache.valid.fill(0);
     for (const cache of this.#txCache) cache.valid.fill(0);
     this.#txDisabling.fill(0);
+    this.#offloads.clear();
     // Reset values (8.2.3), as far as they are modelled; everything else is 0.
     regs.poke32(R.EEC, R.EEC_EE_PRES);
     regs.poke32(R.RDRXCTL, R.RDRXCTL_RESET);
@@ -950,6 +959,9 @@ export class Ixgbe82599Model {
       let total = 0;
       let payLength = 0;
       let cmd = 0;
+      // Words 2 and 3 of the frame's first data descriptor: its offload fields (7.2.3.2.4).
+      let firstCmd = 0;
+      let firstOlinfo = 0;
       let complete = false;
       while (i !== tail) {
         const w = i * 4;
@@ -969,7 +981,10 @@ export class Ixgbe82599Model {
         }
         const type = cmd & R.TXD_DTYP_MASK;
         if (type === R.TXD_DTYP_CONTEXT && parts.length === 0) {
-          complete = true; // a context descriptor carries offload settings only, no data
+          // 7.2.3.2.3: offload settings only, no data; loaded into one of the queue's contexts.
+          const problem = this.#offloads.load(q, words[w]!, words[w + 1]!, cmd, words[w + 3]!);
+          if (problem !== null) this.#violation(problem);
+          complete = true;
           break;
         }
         if (type !== R.TXD_DTYP_DATA) {
@@ -977,7 +992,14 @@ export class Ixgbe82599Model {
         }
         const length = cmd & R.TXD_DTALEN_MASK;
         if (length === 0) throw new DeviceProtocolError(`${this.address}: ${where} has a data length of 0`);
-        if (parts.length === 0) payLength = words[w + 3]! >>> R.TXD_PAYLEN_SHIFT;
+        if (length > R.TXD_MAX_DATA) {
+          this.#violation(`${where} holds ${length} bytes, more than the ${R.TXD_MAX_DATA} a data descriptor may (split the buffer over several)`);
+        }
+        if (parts.length === 0) {
+          payLength = words[w + 3]! >>> R.TXD_PAYLEN_SHIFT;
+          firstCmd = cmd;
+          firstOlinfo = words[w + 3]!;
+        }
         const address = words[w]! + words[w + 1]! * TWO_POW_32;
         parts.push(this.#dma.resolve(address, length, `TX packet read (${where})`, this.address));
         total += length;
@@ -988,8 +1010,9 @@ export class Ixgbe82599Model {
         i = (i + 1) % size;
       }
       if (!complete) break; // the rest of the frame is not there yet: wait for the next TDT write
+      const offloaded = ((firstCmd & R.TXD_DCMD_TSE) | (firstOlinfo & (R.TXD_POPTS_IXSM | R.TXD_POPTS_TXSM))) !== 0;
       if (parts.length > 0) {
-        if (payLength !== total) {
+        if (payLength !== total && !offloaded) {
           throw new DeviceProtocolError(
             `${this.address}: TX queue ${q}: PAYLEN is ${payLength} but the frame's descriptors hold ${total} bytes`,
           );
@@ -1000,14 +1023,28 @@ export class Ixgbe82599Model {
           this.#violation(`TX queue ${q}: a ${total}-byte frame, below the 17-byte minimum (Linux pads to 17)`);
         } else {
           const ifcs = (cmd & R.TXD_DCMD_IFCS) !== 0;
-          const frame = new Uint8Array(ifcs && txpad ? Math.max(total, MIN_FRAME) : total);
+          let frame = new Uint8Array(total);
           let offset = 0;
           for (const part of parts) {
             frame.set(part, offset);
             offset += part.length;
           }
-          this.#stats.transmitted(frame.length + (ifcs ? 4 : 0));
-          sent.push(frame);
+          // 7.2.5 / 7.2.4: checksums and segmentation, before padding and the CRC.
+          let frames = [frame];
+          if (offloaded) {
+            const result = this.#offloads.transmit(q, frame, firstCmd, firstOlinfo);
+            if (result.violation !== null) this.#violation(result.violation);
+            frames = result.frames;
+          }
+          for (frame of frames) {
+            if (ifcs && txpad && frame.length < MIN_FRAME) {
+              const padded = new Uint8Array(MIN_FRAME);
+              padded.set(frame);
+              frame = padded;
+            }
+            this.#stats.transmitted(frame.length + (ifcs ? 4 : 0));
+            sent.push(frame);
+          }
         }
       }
       // 7.2.3.5: write DD back into every descriptor of the frame that asked for it (RS).
