@@ -15,7 +15,7 @@
 import { PairStatus, QueueSharing, type SharedQueuePair } from "../queue-sharing.ts";
 import type { HotPathMode } from "../specialize.ts";
 import { DeviceClosedError, DeviceProtocolError, DeviceTimeoutError, DmaError, NotSupportedError } from "../../errors.ts";
-import type { DeviceOptions, DeviceStats, NicDevice } from "../../device.ts";
+import { NO_OFFLOADS, type DeviceOffloads, type DeviceOptions, type DeviceStats, type NicDevice } from "../../device.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
 import { Mempool } from "../../mem/mempool.ts";
 import { sleepMs } from "../../pci/regs.ts";
@@ -123,6 +123,8 @@ export class VirtioNetDevice implements NicDevice {
   /** max_virtqueue_pairs (§5.1.4) when VIRTIO_NET_F_MQ was negotiated, else 1. */
   readonly maxQueuePairs: number;
   readonly dma: DmaAllocator;
+  /** What the device offloads (decided in the constructor). */
+  offloads: DeviceOffloads = NO_OFFLOADS;
   readonly transport: TransportKind;
   /** Features offered by the device and the subset negotiated (BigInt: read once at init). */
   readonly offeredFeatures: bigint;
