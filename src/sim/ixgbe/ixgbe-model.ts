@@ -1023,14 +1023,14 @@ export class Ixgbe82599Model {
           this.#violation(`TX queue ${q}: a ${total}-byte frame, below the 17-byte minimum (Linux pads to 17)`);
         } else {
           const ifcs = (cmd & R.TXD_DCMD_IFCS) !== 0;
-          let frame = new Uint8Array(total);
+          let frame: Uint8Array = new Uint8Array(total);
           let offset = 0;
           for (const part of parts) {
             frame.set(part, offset);
             offset += part.length;
           }
           // 7.2.5 / 7.2.4: checksums and segmentation, before padding and the CRC.
-          let frames = [frame];
+          let frames: Uint8Array[] = [frame];
           if (offloaded) {
             const result = this.#offloads.transmit(q, frame, firstCmd, firstOlinfo);
             if (result.violation !== null) this.#violation(result.violation);
