@@ -45,6 +45,12 @@
  * - Violations as well: RDH/TDH writes while the queue is enabled, RXEN set without SECRXCTRL.
  *   RX_DIS (82599 erratum) or without CTRL_EXT.DRV_LOAD, DMA with the relaxed-ordering bits of
  *   DCA_RXCTRL/DCA_TXCTRL still set (ixgbe_start_hw_gen2 clears them). `violations` lists them.
+ * - Offloads (model-offloads.ts): every received frame's IPv4 header and TCP/UDP checksums are
+ *   checked and reported in the EOP descriptor's status and error bits (7.1.11, with the 82599's
+ *   UDP zero-checksum erratum); transmit context descriptors load one of a queue's two contexts,
+ *   and data descriptors with POPTS.IXSM/TXSM or DCMD.TSE get their checksums inserted and TCP
+ *   segments cut as the hardware does (7.2.4, 7.2.5), from whatever the context and the frame say.
+ *   A data descriptor over 16 KB is a violation.
  * - Statistics count and clear on read (see model-stats.ts; options.octetScale multiplies the
  *   octet counts to bring a 36-bit wrap within reach of a test); interrupt masks are kept but no
  *   interrupt is ever raised.
@@ -52,7 +58,8 @@
  * linkSpeed, nvm { autocLms, linkDisabled, laserOff }, asynchronous, seed, octetScale; at run
  * time faults { stallTx, rxBufferFull, phyPoweredDown, masterDisableStuck }, setLink(), step(), drain().
  * Not modelled: flow control (stallTx stands in for a partner's PAUSE), the multicast table,
- * flow director, the IPv6_EX hash types, RQSMR (all queues count in QPRDC(0)), DCB, offloads, the SFP+
+ * flow director, the IPv6_EX hash types, RQSMR (all queues count in QPRDC(0)), DCB, VLAN insertion and
+ * stripping, IPsec, FCoE, RSC, SCTP checksums, the SFP+
  * module and the NVM's SFP init sequence, the X540/X550 PHY and semaphores, and frames held in
  * the packet buffer when SRRCTL.DROP_EN is clear (they are dropped and counted in MPC).
  *
