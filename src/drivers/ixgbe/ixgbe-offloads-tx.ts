@@ -64,6 +64,7 @@ export interface TxOffloadEnv {
   readonly completeChecksums: (buf: number) => void;
   /** Whether checksum requests go to the device (txChecksum on); false: software. */
   readonly HW_CHECKSUM: boolean;
+  /** Frames shorter than this are refused (Linux pads to 17: "minimum packet size for olinfo paylen"). */
   readonly MIN_LENGTH: number;
   /** The longest frame without TSO: maxFrameSize plus a VLAN tag. */
   readonly MAX_LENGTH: number;
