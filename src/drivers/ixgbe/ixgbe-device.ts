@@ -25,7 +25,8 @@ import { requireStrongMemoryOrder } from "../memory-order.ts";
 import { IXGBE_BACKPLANE_DEVICE_IDS, findIxgbeDeviceId } from "./ixgbe_ids.ts";
 import { IXGBE_RSS_KEY_SIZE, randomRssKey, setupRss } from "./ixgbe-rss.ts";
 import { FDIR_PACKET_BUFFER_KB, IxgbeFlowDirector } from "./ixgbe-fdir.ts";
-import { IxgbeRxQueue, MAX_RX_FRAME } from "./ixgbe-rx-queue.ts";
+import { IxgbeRxQueue } from "./ixgbe-rx-queue.ts";
+import { decideIxgbeOffloads, rxBufferLayout, setupFrameSize, type IxgbeDataOffloads } from "./ixgbe-offloads.ts";
 import { IxgbeStats, type IxgbeHwCounters } from "./ixgbe-stats.ts";
 import { IxgbeTxQueue, TX_CLEAN_BATCH } from "./ixgbe-tx-queue.ts";
 import { IxgbeInterrupts } from "./ixgbe-interrupts.ts";
@@ -193,6 +194,8 @@ export class IxgbeDevice implements NicDevice {
   readonly #wantInterrupts: boolean;
   /** Flow Director perfect filters (ixgbe-fdir.ts); null unless opened with flowDirector: true. */
   readonly #fdir: IxgbeFlowDirector | null;
+  /** Checksums, TSO, frame size (ixgbe-offloads.ts). */
+  readonly #data: IxgbeDataOffloads;
   #closed = false;
 
   constructor(pci: PciFunction, dma: DmaAllocator, options: DeviceOptions) {
@@ -226,6 +229,10 @@ export class IxgbeDevice implements NicDevice {
     const rssKey = checkRssKey(address, options.rssKey, IXGBE_RSS_KEY_SIZE);
     this.#rssKey = this.rxQueues > 1 ? rssKey ?? randomRssKey() : null;
     const linkTimeoutMs = checkNonNegative(address, "linkTimeoutMs", options.linkTimeoutMs ?? IXGBE_DEFAULT_LINK_TIMEOUT_MS, "milliseconds");
+    const data = decideIxgbeOffloads(address, options);
+    this.#data = data;
+    this.offloads = { ...NO_OFFLOADS, ...data };
+    const layout = rxBufferLayout(data.maxFrameSize);
 
     pci.enableDma();
     this.#mmio = pci.bar(0);
@@ -246,13 +253,13 @@ export class IxgbeDevice implements NicDevice {
       for (let i = 0; i < this.rxQueues; i++) {
         const queue = new IxgbeRxQueue(dma, this.#mmio, {
           index: i, ringSize: rxRingSize, mempoolSize, checked: options.checked ?? false, device: address, hotPath: options.hotPath,
-          pollStats, pollCalls: STATS_POLL_CALLS,
+          pollStats, pollCalls: STATS_POLL_CALLS, entrySize: layout.entrySize, bufferSize: layout.bufferSize, rxChecksum: data.rxChecksum,
         });
-        // SRRCTL.BSIZEPACKET says 2 KB but a buffer's data area is smaller (headroom): fine only
-        // because MAXFRS keeps frames at 1518 bytes (+4 VLAN) while jumbo frames are off.
-        if (queue.pool.dataCapacity < MAX_RX_FRAME) {
+        // SRRCTL.BSIZEPACKET may be larger than a buffer's data area (headroom): fine only
+        // because MAXFRS keeps frames at maxFrameSize (+4 VLAN), which the data area holds.
+        if (queue.pool.dataCapacity < layout.largestWrite) {
           throw new RangeError(
-            `${address}: RX buffers hold ${queue.pool.dataCapacity} bytes, fewer than the ${MAX_RX_FRAME}-byte frames the device may write`,
+            `${address}: RX buffers hold ${queue.pool.dataCapacity} bytes, fewer than the ${layout.largestWrite}-byte frames the device may write`,
           );
         }
         this.#rx.push(queue);
@@ -260,6 +267,7 @@ export class IxgbeDevice implements NicDevice {
       for (let i = 0; i < this.txQueues; i++) {
         this.#tx.push(new IxgbeTxQueue(dma, this.#mmio, {
           index: i, ringSize: txRingSize, device: address, hotPath: options.hotPath, pollStats, pollCalls: STATS_POLL_CALLS,
+          txChecksum: data.txChecksum, tso: data.tso, maxFrameSize: data.maxFrameSize,
         }));
       }
       this.#init(linkTimeoutMs);
@@ -440,6 +448,8 @@ export class IxgbeDevice implements NicDevice {
     for (let i = 1; i < 8; i++) setReg32(mmio, IXGBE_RXPBSIZE(i), 0);
     // Strip the Ethernet CRC: HLREG0.RXCRCSTRP and RDRXCTL.CRCSTRIP must agree (8.2.3.8.8).
     setFlags32(mmio, IXGBE_HLREG0, IXGBE_HLREG0_RXCRCSTRP);
+    // The largest frame received: MAXFRS, and HLREG0.JUMBOEN above 1514 bytes (ixgbe-offloads.ts).
+    setupFrameSize(mmio, this.#data.maxFrameSize);
     // RDRXCTL: RSCFRSTSIZE reads non-zero but must be written 0; RSCACKC and FCOE_WRFIX read 0
     // but must be written 1 (8.2.3.8.8).
     let rdrxctl = getReg32(mmio, IXGBE_RDRXCTL);
