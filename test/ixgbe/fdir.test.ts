@@ -3,7 +3,7 @@
  * 82599 model (model-fdir.ts), which steers by nothing but what is in its registers, hashes each
  * frame itself and sends it where the matching filter says, ahead of RSS.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { newStats, type FlowMatch, type NicDevice } from "../../src/device.ts";
 import { FDIR_MAX_RULES, fdirBucketHash } from "../../src/drivers/ixgbe/ixgbe-fdir.ts";
 import type { IxgbeDevice } from "../../src/drivers/ixgbe/ixgbe-device.ts";
@@ -288,5 +288,30 @@ describe("82599 model Flow Director strictness", () => {
     expect(model.fdirFilters).toBe(2);
     regs.write32(F.FDIRDIP4M, 0xffffffff);
     expect(model.violations.some((v) => v.includes("changed while the table holds"))).toBe(true);
+  });
+
+  it("a command that completes while the driver is descheduled past its deadline is not a timeout", () => {
+    // The model completes a command on the second FDIRCMD read. Here the clock jumps 50 ms
+    // during every FDIRCMD read, as if the thread lost the CPU right then: a driver that reads
+    // the clock after the register would give up on a command the device has done.
+    const { model, dev } = openFdir(2);
+    const inner = model.regs.readHookAt(F.FDIRCMD)!;
+    let skew = 0;
+    const now = performance.now.bind(performance);
+    const spy = vi.spyOn(performance, "now").mockImplementation(() => now() + skew);
+    model.regs.onRead(F.FDIRCMD, (offset, width) => {
+      const v = inner(offset, width);
+      skew += 50;
+      return v;
+    });
+    try {
+      const id = dev.addFlowRule({ proto: "udp", dst: "10.0.0.2", dstPort: 5000 }, 1);
+      expect(model.fdirFilters).toBe(1);
+      dev.removeFlowRule(id);
+      expect(model.fdirFilters).toBe(0);
+    } finally {
+      spy.mockRestore();
+      model.regs.onRead(F.FDIRCMD, inner);
+    }
   });
 });
