@@ -117,6 +117,7 @@ const DEVICE_OPTION_TYPES = {
   linkTimeoutMs: "number",
   hotPath: "string",
   unsafeNoIommu: "boolean",
+  flowDirector: "boolean",
   maxFrameSize: "number",
   interrupts: "boolean",
 } as const;

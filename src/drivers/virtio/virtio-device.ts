@@ -16,7 +16,7 @@ import { PairStatus, QueueSharing, type SharedQueuePair } from "../queue-sharing
 import type { HotPathMode } from "../specialize.ts";
 import { DeviceClosedError, DeviceProtocolError, DeviceTimeoutError, DmaError, NotSupportedError } from "../../errors.ts";
 import { InterruptWait } from "../../irq/interrupt-wait.ts";
-import { NO_OFFLOADS, type DeviceOffloads, type DeviceOptions, type DeviceStats, type NicDevice } from "../../device.ts";
+import { NO_OFFLOADS, type DeviceOffloads, type DeviceOptions, type DeviceStats, type FlowAction, type FlowMatch, type NicDevice } from "../../device.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
 import { Mempool } from "../../mem/mempool.ts";
 import { sleepMs } from "../../pci/regs.ts";
@@ -534,6 +534,17 @@ export class VirtioNetDevice implements NicDevice {
     }
   }
 
+  /** virtio-net has no flow steering: NotSupportedError (after the usual closed-device check). */
+  addFlowRule(_match: FlowMatch, _action: FlowAction): number {
+    this.#checkOpen("addFlowRule");
+    throw new NotSupportedError(noFlowSteering(this.address, "addFlowRule()"));
+  }
+
+  removeFlowRule(_id: number): void {
+    this.#checkOpen("removeFlowRule");
+    throw new NotSupportedError(noFlowSteering(this.address, "removeFlowRule()"));
+  }
+
   /** §5.1.6.5.1: VIRTIO_NET_CTRL_RX_PROMISC through the control queue. vhost-user: always on. */
   setPromisc(on: boolean): void {
     this.#checkOpen("setPromisc");
@@ -707,6 +718,12 @@ function checkOptions(address: string, options: VirtioDeviceOptions): VirtioDevi
  * The DeviceOptions checks of every virtio transport (the constructor does not repeat them);
  * returns the options ({} when left out).
  */
+/** Why virtio-net cannot take a flow rule. */
+function noFlowSteering(address: string, what: string): string {
+  return `${address}: ${what}: virtio-net has no flow steering to program (the device spreads flows over the queue pairs ` +
+    `itself, virtio 1.2 §5.1.6.5.6 (VIRTIO_NET_F_RSS) offers a hash, not per-flow rules); steer in software, or use an ixgbe port`;
+}
+
 export function checkDeviceOptions<T extends DeviceOptions>(address: string, options: T | undefined): T {
   const o = checkDeviceOptionTypes(address, options);
   // §5.1.2: virtio-net queues come in pairs (VQ_PAIRS_SET counts pairs, up to 0x8000).
@@ -718,6 +735,7 @@ export function checkDeviceOptions<T extends DeviceOptions>(address: string, opt
         `receive/transmit queue pairs, received frames steered over every pair in use: give both the same number`,
     );
   }
+  if (o.flowDirector === true) throw new NotSupportedError(noFlowSteering(address, "flowDirector: true"));
   for (const key of ["rxRingSize", "txRingSize"] as const) {
     if (o[key] !== undefined) checkPowerOfTwo(address, key, o[key], 1, VIRTQ_MAX_SIZE);
   }
