@@ -98,6 +98,7 @@ describe("interrupts on qemu's virtio-net through VFIO (MSI-X)", () => {
     const { irq, poll } = vm.ready!;
     const result = { idle, irqDone, pollDone: line("POLL-DONE"), irqRtt: summary(irq), pollRtt: summary(poll) };
     console.log(`irq.vm: ${JSON.stringify(result)}`);
+    console.log(out.split("\n").filter((l) => /vfio/i.test(l)).join("\n"));
     // An idle wait costs next to nothing: far below a busy loop's 100% of a vCPU.
     expect(idle.cpuMs).toBeLessThan(0.1 * idle.wallMs);
     // Every echo in the interrupt phase followed a wake-up from waitForRx.
