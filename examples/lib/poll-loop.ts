@@ -253,9 +253,15 @@ class Parker {
     return this.#interrupted;
   }
 
-  /** The loop ends: lets the waits still parked end (timeout, interrupt or close()). */
+  /**
+   * The loop ends: lets the waits still parked end (timeout or interrupt, within PARK_MS), but
+   * waits no longer than that: the devices' close() ends any that are left.
+   */
   async finish(): Promise<void> {
     this.#woke = null;
-    await Promise.allSettled(this.#pending.filter((p) => p !== null));
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, PARK_MS + 50)));
+    await Promise.race([Promise.allSettled(this.#pending.filter((p) => p !== null)), bound]);
+    if (timer !== null) clearTimeout(timer);
   }
 }

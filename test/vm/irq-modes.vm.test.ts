@@ -4,8 +4,8 @@
  * 1. 200 frames/s per direction for 3 s: every frame comes through (byte-exact, in order, as the
  *    traffic tool checks), and its one-way latency host -> guest fwd -> host (p50/p99);
  * 2. 4 s without traffic: fwd's once-a-second "cpu" line gives its CPU use while idle;
- * 3. 10 000 frames/s per direction for 3 s: what it delivered (throughput near the harness's
- *    ceiling; loss there is qemu's host socket or a full TX ring, not a test failure).
+ * 3. 2000 frames/s per direction for 3 s, last: what it delivered, and that it still exits
+ *    cleanly at SIGINT.
  * The test asserts that frames flow in every mode and that an idle fwd in irq or adaptive mode
  * leaves the vCPU mostly idle (polling keeps it busy); it prints the figures of each mode.
  */
@@ -16,7 +16,7 @@ import { runVm } from "./vm.ts";
 
 const fwd = guestJsPath("examples/fwd.ts");
 const LOW_RATE = 200;
-const HIGH_RATE = 10_000;
+const HIGH_RATE = 2000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Figures {
