@@ -273,6 +273,15 @@ export class IxgbeRxQueue {
     return { kind: SharedQueueKind.ixgbeRx, label: this.#label, env: shareEnv(this.#env, this.#label, [this.#env.tailOffset]) };
   }
 
+  /**
+   * Whether the device wrote back the next descriptor the receive loop looks at (DD): what
+   * waitForRx re-checks after arming the interrupt (ixgbe-interrupts.ts).
+   */
+  hasFrame(): boolean {
+    const env = this.#env;
+    return (this.#desc[((this.#state[0]! & env.mask) << 2) + 2]! & env.DD) !== 0;
+  }
+
   /** Frames the driver dropped: error bits, impossible lengths, frames over several descriptors. */
   get errors(): number {
     return this.#counters[0]!;

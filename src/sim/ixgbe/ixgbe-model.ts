@@ -52,14 +52,20 @@
  *   segments cut as the hardware does (7.2.4, 7.2.5), from whatever the context and the frame say.
  *   A data descriptor over 16 KB is a violation.
  * - Statistics count and clear on read (see model-stats.ts; options.octetScale multiplies the
- *   octet counts to bring a 36-bit wrap within reach of a test); interrupt masks are kept but no
- *   interrupt is ever raised.
+ *   octet counts to bring a 36-bit wrap within reach of a test).
+ * - MSI-X interrupts (7.3, model-interrupts.ts): a receive write-back raises the cause of the
+ *   queue's IVAR vector; EIMS/EIMC masks, EIAC auto-clear, EIAM auto-mask (GPIE.EIAME), EITR
+ *   moderation; the message goes to SimPciFunction.signal. Nothing fires outside MSI-X mode
+ *   (GPIE.Multiple_MSIX) or while MSI-X is disabled in the PCI capability.
  * Knobs for tests and the soak run: options resetDelayMs, resetSettleMs, linkUpDelayMs,
  * linkSpeed, nvm { autocLms, linkDisabled, laserOff }, asynchronous, seed, octetScale; at run
  * time faults { stallTx, rxBufferFull, phyPoweredDown, masterDisableStuck }, setLink(), step(), drain().
+ * - Flow Director perfect filters (7.1.2.7, model-fdir.ts): init, the filter table and its
+ *   commands, masks and statistics; a matching frame goes to its filter's queue (or is dropped)
+ *   ahead of RSS.
  * Not modelled: flow control (stallTx stands in for a partner's PAUSE), the multicast table,
- * flow director, the IPv6_EX hash types, RQSMR (all queues count in QPRDC(0)), DCB, VLAN insertion and
- * stripping, IPsec, FCoE, RSC, SCTP checksums, the SFP+
+ * the IPv6_EX hash types, RQSMR (all queues count in QPRDC(0)), DCB, VLAN insertion and stripping,
+ * IPsec, FCoE, RSC, SCTP checksums, the SFP+
  * module and the NVM's SFP init sequence, the X540/X550 PHY and semaphores, and frames held in
  * the packet buffer when SRRCTL.DROP_EN is clear (they are dropped and counted in MPC).
  *
@@ -76,6 +82,8 @@ import { withFcs } from "./crc32.ts";
 import { classifyRss } from "./toeplitz.ts";
 import { ModelStatistics, type Ixgbe82599Counters } from "./model-stats.ts";
 import { rxChecksumBits, TxOffloads } from "./model-offloads.ts";
+import { ModelInterrupts } from "./model-interrupts.ts";
+import { FlowDirectorModel, type FdirCounters } from "./model-fdir.ts";
 
 export type { Ixgbe82599Counters } from "./model-stats.ts";
 
@@ -185,6 +193,8 @@ export interface Ixgbe82599ModelOptions {
 }
 
 export const IXGBE_MODEL_QUEUES = 128;
+/** MSI-X vectors of an 82599 function (MSI-X Table Size 63). */
+export const IXGBE_MODEL_MSIX_VECTORS = 64;
 /** BAR0 of the 82599: 128 KB of registers. */
 export const IXGBE_MODEL_BAR0_SIZE = 0x20000;
 
@@ -270,6 +280,10 @@ export class Ixgbe82599Model {
   readonly #dma: SimDma;
   readonly #mac: Uint8Array;
   readonly #stats: ModelStatistics;
+  /** MSI-X causes, masks, IVAR, EITR (model-interrupts.ts). */
+  readonly #irq: ModelInterrupts;
+  /** Flow Director perfect filters (model-fdir.ts). */
+  readonly #fdir: FlowDirectorModel;
   readonly #linkUpDelayMs: number;
   readonly #resetDelayMs: number;
   readonly #resetSettleMs: number;
@@ -338,6 +352,8 @@ export class Ixgbe82599Model {
       bars: [this.regs],
     });
     this.pci.onReset = () => this.#reset();
+    // 7.3: 64 MSI-X vectors, the table in BAR4 (BAR3 with 32-bit BARs; only VFIO reads it).
+    this.pci.addMsixCapability(IXGBE_MODEL_MSIX_VECTORS, 4);
     for (let q = 0; q < IXGBE_MODEL_QUEUES; q++) {
       this.#rxRings.push(new RingWindow());
       this.#txRings.push(new RingWindow());
@@ -345,6 +361,11 @@ export class Ixgbe82599Model {
       this.#txCache.push(new DescriptorCache());
     }
     this.#stats = new ModelStatistics(this.regs, options.octetScale ?? 1);
+    this.#irq = new ModelInterrupts(this.regs, this.address, {
+      signal: (vector) => this.pci.signal(vector),
+      violation: (message) => this.#violation(message),
+    });
+    this.#fdir = new FlowDirectorModel(this.regs, this.address, (message) => this.#violation(message));
     this.#installHooks();
     this.#reset();
     // Power-on: the device is out of reset when the driver first sees it.
@@ -354,9 +375,24 @@ export class Ixgbe82599Model {
     this.#regs.gate = (offset, write) => this.#gate(offset, write);
   }
 
+  /** MSI-X messages the model sent, per vector 0-15, since its last reset. */
+  get interruptsFired(): Readonly<Float64Array> {
+    return this.#irq.fired;
+  }
+
   /** What the model counted since its last reset. */
   get counters(): Readonly<Ixgbe82599Counters> {
     return this.#stats.counters;
+  }
+
+  /** What Flow Director counted since the last reset (matches, misses, frames its drop filters dropped). */
+  get fdirCounters(): Readonly<FdirCounters> {
+    return this.#fdir.counters;
+  }
+
+  /** Filters in the Flow Director table. */
+  get fdirFilters(): number {
+    return this.#fdir.filterCount;
   }
 
   /** Device resets (CTRL.RST or function-level) since construction. */
@@ -539,7 +575,12 @@ export class Ixgbe82599Model {
     const rssOn = mrqe === R.MRQC_MRQE_RSS;
     if (rssOn) this.#readRssKey();
     const rss = classifyRss(frame, rssOn ? mrqc : 0, this.#rssKey);
-    if (queue === undefined) queue = rssOn ? this.#retaEntry(rss.hash & 0x7f) : 0;
+    if (queue === undefined) {
+      // 7.1.2: Flow Director's decision comes before RSS's.
+      const fdir = this.#fdir.steer(frame);
+      if (fdir.dropped) return false;
+      queue = fdir.queue >= 0 ? fdir.queue : rssOn ? this.#retaEntry(rss.hash & 0x7f) : 0;
+    }
     const rssField = rssOn && (regs.peek32(R.RXCSUM) & R.RXCSUM_PCSD) !== 0 ? rss.hash : 0;
     if ((regs.peek32(R.RXCTRL) & R.RXCTRL_RXEN) === 0 || (regs.peek32(R.RXDCTL(queue)) & R.RXDCTL_ENABLE) === 0 ||
       (regs.peek32(R.SECRXCTRL) & R.SECRXCTRL_RX_DIS) !== 0 || !this.#dmaAllowed() || this.faults.rxBufferFull === true) {
@@ -608,6 +649,8 @@ export class Ixgbe82599Model {
     }
     regs.poke32(R.RDH(queue), head);
     this.#stats.received(frame.length + 4);
+    // 7.3.4: the write-back raises the cause of the vector IVAR gives the queue.
+    this.#irq.rxWriteBack(queue);
     return true;
   }
 
@@ -699,15 +742,8 @@ export class Ixgbe82599Model {
     regs.onRead(R.RDRXCTL, () => regs.peek32(R.RDRXCTL) | (this.resetting ? 0 : R.RDRXCTL_DMAIDONE));
     regs.onWrite(R.RDRXCTL, (value) => regs.poke32(R.RDRXCTL, value & ~R.RDRXCTL_DMAIDONE));
 
-    // 8.2.3.5 interrupts: EIMS sets mask bits, EIMC clears them, EICR clears on read.
-    regs.onWrite(R.EIMS, (value) => regs.poke32(R.EIMS, regs.peek32(R.EIMS) | value));
-    regs.onWrite(R.EIMC, (value) => regs.poke32(R.EIMS, regs.peek32(R.EIMS) & ~value));
-    regs.onRead(R.EIMC, () => 0); // write-only
-    regs.onRead(R.EICR, () => {
-      const v = regs.peek32(R.EICR);
-      regs.poke32(R.EICR, 0);
-      return v;
-    });
+    // 8.2.3.5 interrupts: model-interrupts.ts installs EICR, EICS, EIMS, EIMC, EIAM and the
+    // extended registers of 64 vectors.
 
     // 4.6.4 / 8.2.3.22.19 AUTOC: RESTART_AN self-clears and (re)starts link establishment with
     // the LMS written. The X540 and X550 run their link through the PHY: Linux never writes
@@ -873,6 +909,8 @@ export class Ixgbe82599Model {
     this.#anRestartedAt = Number.NaN;
     this.#lmsAtRestart = -1;
     this.#stats.clear();
+    this.#irq.reset();
+    this.#fdir.reset();
     for (const ring of this.#rxRings) ring.base = -1;
     for (const ring of this.#txRings) ring.base = -1;
     for (const cache of this.#rxCache) cache.valid.fill(0);

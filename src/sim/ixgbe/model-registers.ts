@@ -53,9 +53,63 @@ export const EEC_AUTO_RD = 1 << 9; // EEPROM auto-read done (read-only)
 
 /* ---- 8.2.3.5 Interrupts ---- */
 
-export const EICR = 0x00800; // 8.2.3.5.1 Extended Interrupt Cause Register (clear on read)
+export const EICR = 0x00800; // 8.2.3.5.1 Extended Interrupt Cause Register (clear on read, write 1 to clear)
+export const EICS = 0x00808; // 8.2.3.5.2 Extended Interrupt Cause Set (write-only)
+export const EIAC = 0x00810; // 8.2.3.5.5 Extended Interrupt Auto Clear
 export const EIMS = 0x00880; // 8.2.3.5.3 Extended Interrupt Mask Set/Read
 export const EIMC = 0x00888; // 8.2.3.5.4 Extended Interrupt Mask Clear (write-only)
+export const EIAM = 0x00890; // 8.2.3.5.6 Extended Interrupt Auto Mask Enable
+export const GPIE = 0x00898; // 8.2.3.5.18 General Purpose Interrupt Enable
+/**
+ * 8.2.3.5 EICS[n]/EIMS[n]/EIMC[n]/EIAM[n] (n = 1, 2; here i = n - 1): the registers of 64 MSI-X vectors: vector 32i+k in bit k. Bits
+ * 15:0 of EICS_EX(0)/EIMS_EX(0)/EIMC_EX(0)/EIAM_EX(0) are the same bits as bits 15:0 of
+ * EICS/EIMS/EIMC/EIAM.
+ */
+export function EICS_EX(i: number): number {
+  return 0x00a90 + i * 4;
+}
+export function EIMS_EX(i: number): number {
+  return 0x00aa0 + i * 4;
+}
+export function EIMC_EX(i: number): number {
+  return 0x00ab0 + i * 4;
+}
+export function EIAM_EX(i: number): number {
+  return 0x00ad0 + i * 4;
+}
+/** EICR bits 15:0, RTxQ: in MSI-X mode, the cause of vectors 0-15 (whichever queues IVAR maps there). */
+export const EICR_RTXQ_MASK = 0xffff;
+export const EICR_LSC = 1 << 20; // link status change
+export const EICR_TCP_TIMER = 1 << 30;
+export const EICR_OTHER = 1 << 31; // "other cause": any of bits 29:16
+/** GPIE fields (8.2.3.5.18). */
+export const GPIE_MULTIPLE_MSIX = 1 << 4; // MSI-X mode: one vector per cause group, through IVAR
+export const GPIE_OCD = 1 << 5; // other clear disable
+export const GPIE_EIAME = 1 << 30; // auto-mask (EIAM) applies in MSI-X mode too
+export const GPIE_PBA_SUPPORT = 1 << 31; // must be set in MSI-X mode
+/**
+ * 8.2.3.5.12 EITR, n = 0..128 (0-23 at 0x820, the rest at 0x12300): ITR_Interval in bits 11:3,
+ * in 2 us units (0: no moderation); CNT_WDIS (bit 31): the write leaves the counter alone.
+ */
+export function EITR(n: number): number {
+  return n <= 23 ? 0x00820 + n * 4 : 0x12300 + (n - 24) * 4;
+}
+export const EITR_ITR_INTERVAL_MASK = 0x1ff << 3;
+export const EITR_ITR_INTERVAL_SHIFT = 3;
+export const EITR_INTERVAL_UNIT_US = 2;
+export const EITR_CNT_WDIS = 1 << 31;
+/**
+ * 8.2.3.5 IVAR (Interrupt Vector Allocation), n = 0..63: the vectors of RX queue 2n (bits 7:0), TX queue 2n (15:8), RX queue
+ * 2n+1 (23:16), TX queue 2n+1 (31:24); each entry is INT_ALLOC (bits 5:0, the vector) and
+ * INT_ALLOC_VAL (bit 7).
+ */
+export function IVAR(n: number): number {
+  return 0x00900 + n * 4;
+}
+/** 8.2.3.5 IVAR_MISC: TCP timer vector in bits 7:0, other causes in bits 15:8 (same entry format). */
+export const IVAR_MISC = 0x00a00;
+export const IVAR_INT_ALLOC_MASK = 0x3f;
+export const IVAR_INT_ALLOC_VAL = 0x80;
 
 /* ---- 8.2.3.7 Receive filtering ---- */
 
