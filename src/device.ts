@@ -120,6 +120,13 @@ export interface NicDevice {
    */
   reclaimQueuePair(queue: number): boolean;
   /**
+   * Arms receive queue `queue`'s interrupt, re-checks the ring (a frame that arrived before
+   * arming resolves at once), sleeps without blocking the event loop, disarms on wake. True:
+   * frames may be waiting; false: timed out, or close() ended the wait. NotSupportedError on a
+   * device opened without interrupts: true.
+   */
+  waitForRx(queue: number, timeoutMs: number): Promise<boolean>;
+  /**
    * Adds a receive steering rule (ixgbe: a Flow Director perfect filter, docs/flow-director.md):
    * IPv4 frames that match `match` go to receive queue `action`, or are dropped by the device
    * ("drop"). Returns the rule's id for removeFlowRule. Needs a device opened with
@@ -206,6 +213,11 @@ export interface DeviceOptions {
    * jumbo frames). ixgbe: up to 9014; virtio: as far as the device allows.
    */
   readonly maxFrameSize?: number;
+  /**
+   * MSI-X interrupts for waitForRx (default false: pure polling): one vector per receive queue
+   * plus one for the rest, set up at open; NotSupportedError naming the device if it has none.
+   */
+  readonly interrupts?: boolean;
   /**
    * ixgbe only: turn the 82599's Flow Director on in perfect-match mode, so that addFlowRule
    * works (default false). It takes 64 KB of the 512 KB receive packet buffer for its filter table

@@ -119,6 +119,7 @@ const DEVICE_OPTION_TYPES = {
   unsafeNoIommu: "boolean",
   flowDirector: "boolean",
   maxFrameSize: "number",
+  interrupts: "boolean",
 } as const;
 
 /**

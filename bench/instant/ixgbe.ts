@@ -51,7 +51,7 @@ class InstantBar extends TypedArrayMmio {
 function instantPci(address: string, bar: InstantBar): PciFunction {
   return {
     address, vendorId: 0x8086, deviceId: 0x10fb, config: new SimMmio(`${address} config`, 256),
-    barKind: () => BarKind.memory, bar: () => bar, enableDma() {}, reset: () => false, close() {},
+    barKind: () => BarKind.memory, bar: () => bar, enableDma() {}, reset: () => false, close() {}, msix: null,
   };
 }
 

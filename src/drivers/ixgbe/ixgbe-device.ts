@@ -25,9 +25,11 @@ import { requireStrongMemoryOrder } from "../memory-order.ts";
 import { IXGBE_BACKPLANE_DEVICE_IDS, findIxgbeDeviceId } from "./ixgbe_ids.ts";
 import { IXGBE_RSS_KEY_SIZE, randomRssKey, setupRss } from "./ixgbe-rss.ts";
 import { FDIR_PACKET_BUFFER_KB, IxgbeFlowDirector } from "./ixgbe-fdir.ts";
-import { IxgbeRxQueue, MAX_RX_FRAME } from "./ixgbe-rx-queue.ts";
+import { IxgbeRxQueue } from "./ixgbe-rx-queue.ts";
+import { decideIxgbeOffloads, rxBufferLayout, setupFrameSize, type IxgbeDataOffloads } from "./ixgbe-offloads.ts";
 import { IxgbeStats, type IxgbeHwCounters } from "./ixgbe-stats.ts";
 import { IxgbeTxQueue, TX_CLEAN_BATCH } from "./ixgbe-tx-queue.ts";
+import { IxgbeInterrupts } from "./ixgbe-interrupts.ts";
 import {
   IXGBE_AUTOC,
   IXGBE_AUTOC2,
@@ -186,8 +188,14 @@ export class IxgbeDevice implements NicDevice {
   readonly #sfp: boolean;
   /** The RSS key programmed into RSSRK when rxQueues > 1 (null: RSS off). */
   readonly #rssKey: Uint8Array | null;
+  /** DeviceOptions.interrupts: MSI-X set up at init (ixgbe-interrupts.ts); null: polling only. */
+  #irq: IxgbeInterrupts | null = null;
+  readonly #pci: PciFunction;
+  readonly #wantInterrupts: boolean;
   /** Flow Director perfect filters (ixgbe-fdir.ts); null unless opened with flowDirector: true. */
   readonly #fdir: IxgbeFlowDirector | null;
+  /** Checksums, TSO, frame size (ixgbe-offloads.ts). */
+  readonly #data: IxgbeDataOffloads;
   #closed = false;
 
   constructor(pci: PciFunction, dma: DmaAllocator, options: DeviceOptions) {
@@ -201,6 +209,8 @@ export class IxgbeDevice implements NicDevice {
         `the ixgbe driver yet: ${id.unsupported}; use an 82599/X520 port, or the kernel's ixgbe driver`);
     }
     this.#sfp = !IXGBE_BACKPLANE_DEVICE_IDS.includes(pci.deviceId);
+    this.#pci = pci;
+    this.#wantInterrupts = options.interrupts === true;
     this.address = address;
     this.dma = dma;
     this.rxQueues = checkCount(address, "rxQueues", options.rxQueues ?? 1);
@@ -219,6 +229,10 @@ export class IxgbeDevice implements NicDevice {
     const rssKey = checkRssKey(address, options.rssKey, IXGBE_RSS_KEY_SIZE);
     this.#rssKey = this.rxQueues > 1 ? rssKey ?? randomRssKey() : null;
     const linkTimeoutMs = checkNonNegative(address, "linkTimeoutMs", options.linkTimeoutMs ?? IXGBE_DEFAULT_LINK_TIMEOUT_MS, "milliseconds");
+    const data = decideIxgbeOffloads(address, options);
+    this.#data = data;
+    this.offloads = { ...NO_OFFLOADS, ...data };
+    const layout = rxBufferLayout(data.maxFrameSize);
 
     pci.enableDma();
     this.#mmio = pci.bar(0);
@@ -239,13 +253,13 @@ export class IxgbeDevice implements NicDevice {
       for (let i = 0; i < this.rxQueues; i++) {
         const queue = new IxgbeRxQueue(dma, this.#mmio, {
           index: i, ringSize: rxRingSize, mempoolSize, checked: options.checked ?? false, device: address, hotPath: options.hotPath,
-          pollStats, pollCalls: STATS_POLL_CALLS,
+          pollStats, pollCalls: STATS_POLL_CALLS, entrySize: layout.entrySize, bufferSize: layout.bufferSize, rxChecksum: data.rxChecksum,
         });
-        // SRRCTL.BSIZEPACKET says 2 KB but a buffer's data area is smaller (headroom): fine only
-        // because MAXFRS keeps frames at 1518 bytes (+4 VLAN) while jumbo frames are off.
-        if (queue.pool.dataCapacity < MAX_RX_FRAME) {
+        // SRRCTL.BSIZEPACKET may be larger than a buffer's data area (headroom): fine only
+        // because MAXFRS keeps frames at maxFrameSize (+4 VLAN), which the data area holds.
+        if (queue.pool.dataCapacity < layout.largestWrite) {
           throw new RangeError(
-            `${address}: RX buffers hold ${queue.pool.dataCapacity} bytes, fewer than the ${MAX_RX_FRAME}-byte frames the device may write`,
+            `${address}: RX buffers hold ${queue.pool.dataCapacity} bytes, fewer than the ${layout.largestWrite}-byte frames the device may write`,
           );
         }
         this.#rx.push(queue);
@@ -253,6 +267,7 @@ export class IxgbeDevice implements NicDevice {
       for (let i = 0; i < this.txQueues; i++) {
         this.#tx.push(new IxgbeTxQueue(dma, this.#mmio, {
           index: i, ringSize: txRingSize, device: address, hotPath: options.hotPath, pollStats, pollCalls: STATS_POLL_CALLS,
+          txChecksum: data.txChecksum, tso: data.tso, maxFrameSize: data.maxFrameSize,
         }));
       }
       this.#init(linkTimeoutMs);
@@ -273,6 +288,7 @@ export class IxgbeDevice implements NicDevice {
    */
   #abandon(dma: DmaAllocator, mark: number | undefined): void {
     this.#closed = true;
+    this.#irq?.close();
     let stopped = false;
     try {
       setReg32(this.#mmio, IXGBE_EIMC, IXGBE_IRQ_CLEAR_MASK);
@@ -356,6 +372,12 @@ export class IxgbeDevice implements NicDevice {
     // 4.6.8: transmit initialization.
     this.#initTx();
 
+    // 7.3: with DeviceOptions.interrupts, MSI-X and one vector per receive queue, all masked.
+    if (this.#wantInterrupts) {
+      this.#irq = new IxgbeInterrupts(mmio, this.#pci, this.address, this.rxQueues);
+      this.offloads = { ...this.offloads, interrupts: true };
+    }
+
     // 4.6.7.1 and 4.6.8.1: enable the queues, now that everything else is in place.
     for (const queue of this.#rx) queue.start(mmio, REGISTER_TIMEOUT_MS);
     // 4.6.7: start receiving only once every queue has its descriptors.
@@ -426,6 +448,8 @@ export class IxgbeDevice implements NicDevice {
     for (let i = 1; i < 8; i++) setReg32(mmio, IXGBE_RXPBSIZE(i), 0);
     // Strip the Ethernet CRC: HLREG0.RXCRCSTRP and RDRXCTL.CRCSTRIP must agree (8.2.3.8.8).
     setFlags32(mmio, IXGBE_HLREG0, IXGBE_HLREG0_RXCRCSTRP);
+    // The largest frame received: MAXFRS, and HLREG0.JUMBOEN above 1514 bytes (ixgbe-offloads.ts).
+    setupFrameSize(mmio, this.#data.maxFrameSize);
     // RDRXCTL: RSCFRSTSIZE reads non-zero but must be written 0; RSCACKC and FCOE_WRFIX read 0
     // but must be written 1 (8.2.3.8.8).
     let rdrxctl = getReg32(mmio, IXGBE_RDRXCTL);
@@ -510,6 +534,29 @@ export class IxgbeDevice implements NicDevice {
       badBatchCall(this.address, "txBatch", this.#closed, queue, this.txQueues, bufs, count);
     }
     return q.send(bufs, count);
+  }
+
+  /**
+   * Sleeps until receive queue `queue` may have frames (true) or `timeoutMs` passed (false), on
+   * the queue's MSI-X interrupt (ixgbe-interrupts.ts has the sequence); never blocks the event
+   * loop. Needs the device opened with interrupts: true (NotSupportedError otherwise).
+   */
+  waitForRx(queue: number, timeoutMs: number): Promise<boolean> {
+    try {
+      this.#checkOpen("waitForRx");
+      if (this.#broken !== null) throw this.#broken;
+      const irq = this.#irq;
+      if (irq === null) {
+        throw new NotSupportedError(`${this.address}: waitForRx() on a device opened without interrupts: open it with interrupts: true`);
+      }
+      checkInteger(this.address, "waitForRx()'s queue", queue, 0, this.rxQueues - 1);
+      checkNonNegative(this.address, "waitForRx()'s timeoutMs", timeoutMs, "milliseconds");
+      if (this.#sharing.isShared(queue)) this.#sharing.refuse(queue, "waitForRx");
+      const rx = this.#rx[queue]!;
+      return irq.wait(queue, () => rx.hasFrame(), timeoutMs);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /**
@@ -632,6 +679,8 @@ export class IxgbeDevice implements NicDevice {
     // Not while a worker may be inside a loop over the rings this unmaps (queue-sharing.ts).
     this.#sharing.checkNoneOut();
     this.#closed = true;
+    // Parked waits end (false) and MSI-X goes off before the device stops.
+    this.#irq?.close();
     const rx = this.#rx;
     const tx = this.#tx;
     this.#rx = [];
