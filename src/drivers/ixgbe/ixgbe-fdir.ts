@@ -311,9 +311,12 @@ export class IxgbeFlowDirector {
   #waitCommand(what: string): number {
     const deadline = performance.now() + COMMAND_TIMEOUT_MS;
     for (;;) {
+      // The clock before the read: a read after the deadline always gets its chance (a pause
+      // of this thread between the two must not fail a command that did complete).
+      const expired = performance.now() > deadline;
       const v = getReg32(this.#mmio, T.IXGBE_FDIRCMD);
       if ((v & T.IXGBE_FDIRCMD_CMD_MASK) === 0) return v;
-      if (performance.now() > deadline) {
+      if (expired) {
         throw new DeviceTimeoutError(`${this.#device}: the Flow Director ${what} command did not complete within ${COMMAND_TIMEOUT_MS} ms ` +
           `(FDIRCMD 0x${v.toString(16)}): close and open the device again`);
       }
