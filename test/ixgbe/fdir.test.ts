@@ -173,6 +173,30 @@ describe("ixgbe Flow Director (datasheet 7.1.2.7)", () => {
     expect(got[0]).toHaveLength(1);
   });
 
+  it("keeps rules whose bucket hashes collide apart: both in one bucket, each flow to its own queue", () => {
+    const { model, dev } = openFdir(4);
+    // Two destination addresses (udp, dst + dstPort 53 compared) whose filters land in one bucket.
+    const bucketOf = (a: number): number => fdirBucketHash(0x3dad14e2, 1 << 16, (a ^ 53) >>> 0);
+    const seen = new Map<number, number>();
+    let pair: [number, number] | null = null;
+    for (let a = 0x0a000001; pair === null; a++) {
+      const b = bucketOf(a);
+      const other = seen.get(b);
+      if (other !== undefined) pair = [other, a];
+      else seen.set(b, a);
+    }
+    const dotted = (a: number): string => [a >>> 24, (a >>> 16) & 0xff, (a >>> 8) & 0xff, a & 0xff].join(".");
+    const [x, y] = pair.map(dotted) as [string, string];
+    dev.addFlowRule({ proto: "udp", dst: x, dstPort: 53 }, 1);
+    dev.addFlowRule({ proto: "udp", dst: y, dstPort: 53 }, 2);
+    expect(model.regs.read32(F.FDIRLEN) & 0x3f).toBe(2); // the longest bucket holds both
+    model.inject(flowFrame(udp(x, 53), 1));
+    model.inject(flowFrame(udp(y, 53), 2));
+    const got = drain(dev, 4);
+    expect(got[1]!.map((f) => Buffer.from(f.subarray(30, 34)).join("."))).toEqual([x]);
+    expect(got[2]!.map((f) => Buffer.from(f.subarray(30, 34)).join("."))).toEqual([y]);
+  });
+
   it("refuses bad rules with typed errors before touching the device", () => {
     const { model, dev } = openFdir(4);
     dev.addFlowRule({ proto: "udp", dst: "10.0.0.2", dstPort: 5000 }, 1);
@@ -251,6 +275,24 @@ describe("82599 model Flow Director strictness", () => {
     const got = drain(dev, 4);
     expect(got[target]).toHaveLength(1);
     expect(got[rssQueue(flow, 4)]).toHaveLength(1);
+  });
+
+  it("the same fields under a second index in one bucket are a collision: the add fails and is counted", () => {
+    const { model } = openSimPort({ rxQueues: 2, flowDirector: true });
+    const regs = model.regs;
+    const hash = F.perfectBucketHash(0x3dad14e2, 0, DST);
+    program(regs, DST, hash, 1);
+    expect(model.fdirFilters).toBe(1);
+    regs.read32(F.FDIRUSTAT);
+    // Index 8 this time, same bucket, same fields.
+    regs.write32(F.FDIRHASH, (hash | (8 << 16)) >>> 0);
+    regs.write32(F.FDIRCMD, (1 | (1 << 11) | (1 << 15) | (1 << 16)) >>> 0);
+    regs.read32(F.FDIRCMD); // completes
+    expect(regs.read32(F.FDIRCMD) & (1 << 12)).not.toBe(0); // COLLISION
+    expect(model.fdirFilters).toBe(1);
+    expect(regs.read32(F.FDIRFSTAT) & 0xff).toBe(1);
+    expect(regs.read32(F.FDIRFREE) >>> 16).toBe(1);
+    expect(regs.read32(F.FDIRUSTAT) & 0xffff).toBe(0);
   });
 
   it("a filter programmed before INIT_DONE was seen does not exist, and that is a violation", () => {

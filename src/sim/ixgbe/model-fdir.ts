@@ -159,6 +159,9 @@ interface FrameFields {
 
 type InitState = "off" | "initializing" | "ready" | "failed";
 
+/** steer()'s answer when Flow Director has no say (shared: most frames get it). */
+const NO_DECISION: { readonly queue: number; readonly dropped: boolean } = Object.freeze({ queue: -1, dropped: false });
+
 export interface FdirCounters {
   /** Frames a filter matched (FDIRMATCH). */
   rxFdirMatched: number;
@@ -225,7 +228,7 @@ export class FlowDirectorModel {
    * tells the caller the frame is gone (a drop filter whose drop queue is not enabled).
    */
   steer(frame: Uint8Array): { queue: number; dropped: boolean } {
-    const none = { queue: -1, dropped: false };
+    const none = NO_DECISION;
     if (this.#state !== "ready") return none;
     const f = this.#parse(frame);
     if (f === null) return none;
