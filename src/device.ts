@@ -41,6 +41,45 @@ export interface DeviceStats {
   txErrors: number;
 }
 
+/**
+ * What a device does for the driver, as decided at open (DeviceOptions.offloads and
+ * maxFrameSize; docs/offloads.md). fwd prints it at start.
+ */
+export interface DeviceOffloads {
+  /** Received frames carry the device's checksum verdict (bufRxOffload). */
+  readonly rxChecksum: boolean;
+  /** Checksum requests (requestChecksum) are done by the device; otherwise by the driver in software. */
+  readonly txChecksum: boolean;
+  /** TCP segmentation requests (requestTso) are done by the device; otherwise txBatch refuses them. */
+  readonly tso: boolean;
+  /** The largest frame received and sent, bytes without the FCS (1514: no jumbo frames). */
+  readonly maxFrameSize: number;
+  /** virtio: a received frame may span several receive buffers (VIRTIO_NET_F_MRG_RXBUF). */
+  readonly mergeableRx: boolean;
+  /** ixgbe: Flow Director perfect filters are set up (addFlowRule). */
+  readonly flowDirector: boolean;
+  /** MSI-X interrupts are set up (waitForRx). */
+  readonly interrupts: boolean;
+}
+
+/** Offloads a device starts from before its driver turns any on. */
+export const NO_OFFLOADS: DeviceOffloads = Object.freeze({
+  rxChecksum: false,
+  txChecksum: false,
+  tso: false,
+  maxFrameSize: 1514,
+  mergeableRx: false,
+  flowDirector: false,
+  interrupts: false,
+});
+
+/** DeviceOptions.offloads: for each, undefined: on if the device offers it; false: off; true: required. */
+export interface OffloadOptions {
+  readonly rxChecksum?: boolean;
+  readonly txChecksum?: boolean;
+  readonly tso?: boolean;
+}
+
 export function newStats(): DeviceStats {
   return { rxPackets: 0, txPackets: 0, rxBytes: 0, txBytes: 0, rxMissed: 0, rxErrors: 0, txErrors: 0 };
 }
@@ -65,6 +104,8 @@ export interface NicDevice {
   linkSpeed(): number;
   /** The MAC address, 6 bytes. */
   macAddress(): Uint8Array;
+  /** What the device offloads, as decided at open. */
+  readonly offloads: DeviceOffloads;
   /**
    * Hands queue pair `queue` (RX and TX queue `queue`, and the RX queue's mempool) to a worker
    * thread: send the result to the worker (workerData or postMessage), which drives the pair
@@ -126,4 +167,15 @@ export interface DeviceOptions {
    * flow predictable, e.g. to test or to give both ports of a forwarder the same spreading.
    */
   readonly rssKey?: Uint8Array;
+  /**
+   * Checksum and segmentation offloads (docs/offloads.md): for each, undefined (the default) turns
+   * it on where the device offers it, false turns it off, true requires it (NotSupportedError at
+   * open from a device without it). NicDevice.offloads says what is on.
+   */
+  readonly offloads?: OffloadOptions;
+  /**
+   * The largest frame to receive and send, in bytes without the 4-byte FCS (default 1514, no
+   * jumbo frames). ixgbe: up to 9014; virtio: as far as the device allows.
+   */
+  readonly maxFrameSize?: number;
 }

@@ -3,7 +3,11 @@
  */
 export { openDevice, driverFor, devicePlacement, type DevicePlacement, type OpenOptions } from "./open-device.ts";
 export { deviceCpus, numaPlacement, parseCpuList, readNumaTopology, type NumaNode, type NumaPlacement, type NumaTopology } from "./mem/numa.ts";
-export { newStats, type DeviceOptions, type DeviceStats, type NicDevice } from "./device.ts";
+export { newStats, NO_OFFLOADS, type DeviceOffloads, type DeviceOptions, type DeviceStats, type NicDevice, type OffloadOptions } from "./device.ts";
+export { clearOffloadRequest, requestChecksum, requestTso, rxChecksumOf, RX_OFFLOAD, TSO_MAX_FRAME, TX_OFFLOAD, type RxChecksum } from "./mem/offload.ts";
+export { checkFrameChecksums, completeChecksums, internetChecksum, type ChecksumVerdict } from "./net/checksum.ts";
+export { segmentTcp } from "./net/tcp-segment.ts";
+export { parseFrameHeaders, type FrameHeaders } from "./net/headers.ts";
 export * from "./errors.ts";
 export { Mempool, MEMPOOL_HEADROOM, NO_BUFFER, attachPool, freeBuffer, freeBuffers, poolNameOf, type MempoolOptions, type SharedPool } from "./mem/mempool.ts";
 export {
@@ -12,6 +16,12 @@ export {
   bufIovaLo,
   bufLength,
   bufPool,
+  bufTxOffload,
+  bufRxOffload,
+  bufL2Len,
+  bufL3Len,
+  bufL4Len,
+  bufMss,
   poolBytes,
   poolSpace,
   isBufferNumber,

@@ -117,6 +117,7 @@ const DEVICE_OPTION_TYPES = {
   linkTimeoutMs: "number",
   hotPath: "string",
   unsafeNoIommu: "boolean",
+  maxFrameSize: "number",
 } as const;
 
 /**

@@ -4,6 +4,7 @@
  * (ixy's trick: the pool's buffers keep their contents between uses), so the send loop only
  * stores four bytes per packet. The UDP checksum is 0 ("not computed", allowed for IPv4, RFC 768).
  */
+import { internetChecksum } from "../../src/net/checksum.ts";
 
 export const ETH_HLEN = 14;
 export const IPV4_HLEN = 20;
@@ -23,13 +24,9 @@ export interface UdpFrameOptions {
   readonly dstPort?: number;
 }
 
-/** RFC 1071 ones'-complement sum of 16-bit big-endian words, folded and inverted. */
+/** The Internet checksum (RFC 1071) of `header`: 0 for a header whose checksum is right. */
 export function ipv4Checksum(header: Uint8Array): number {
-  let sum = 0;
-  for (let i = 0; i + 1 < header.length; i += 2) sum += (header[i]! << 8) | header[i + 1]!;
-  if (header.length & 1) sum += header[header.length - 1]! << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
+  return internetChecksum(header, 0, header.length);
 }
 
 /** Writes a complete frame of `size` bytes (60..1514) into `out`; returns size. */

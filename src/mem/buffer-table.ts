@@ -56,6 +56,12 @@ export interface SharedBufferTable {
   readonly bufPool: Int32Array;
   readonly bufDataOffset: Int32Array;
   readonly bufHome: Uint8Array;
+  readonly bufTxOffload: Uint8Array;
+  readonly bufRxOffload: Uint8Array;
+  readonly bufL2Len: Uint8Array;
+  readonly bufL3Len: Uint16Array;
+  readonly bufL4Len: Uint8Array;
+  readonly bufMss: Uint16Array;
   readonly poolTop: Int32Array;
   readonly poolChecked: Uint8Array;
   readonly poolSpace: Int32Array;
@@ -81,6 +87,10 @@ function byteColumn(rows: number, name: keyof SharedBufferTable): Uint8Array {
   return (inherited?.[name] as Uint8Array | undefined) ?? new Uint8Array(new SharedArrayBuffer(rows));
 }
 
+function halfColumn(rows: number, name: keyof SharedBufferTable): Uint16Array {
+  return (inherited?.[name] as Uint16Array | undefined) ?? new Uint16Array(new SharedArrayBuffer(rows * 2));
+}
+
 export const bufIovaLo = column(BUFFER_TABLE_ROWS, "bufIovaLo");
 export const bufIovaHi = column(BUFFER_TABLE_ROWS, "bufIovaHi");
 export const bufLength = column(BUFFER_TABLE_ROWS, "bufLength");
@@ -99,6 +109,29 @@ export const BUF_UNTRACKED = 3;
  * txBatch refuses it like any buffer that is not 0 or BUF_UNTRACKED.
  */
 export const BUF_RETURNING = 4;
+
+/**
+ * Offloads (src/mem/offload.ts has the flags and the functions that set them):
+ *
+ *   bufTxOffload[b]  what the next send of b asks of the device (TX_OFFLOAD flags; 0: nothing).
+ *                    txBatch reads it once and clears it as it takes the buffer: a request
+ *                    applies to one send. Mempool.alloc/allocBatch clear it too.
+ *   bufL2Len[b], bufL3Len[b], bufL4Len[b]
+ *                    the header lengths the request was made for (Ethernet with any VLAN tag;
+ *                    IPv4 with options or IPv6 with extension headers; TCP with options)
+ *   bufMss[b]        TSO: the TCP payload bytes per segment
+ *   bufRxOffload[b]  what the device said about a received frame (RX_OFFLOAD flags; 0: nothing
+ *                    known). Every rxBatch writes it, and bufTxOffload, for each frame.
+ *
+ * Columns rather than fields of a descriptor so that a frame without offloads costs one byte
+ * load on transmit and two byte stores on receive.
+ */
+export const bufTxOffload = byteColumn(BUFFER_TABLE_ROWS, "bufTxOffload");
+export const bufRxOffload = byteColumn(BUFFER_TABLE_ROWS, "bufRxOffload");
+export const bufL2Len = byteColumn(BUFFER_TABLE_ROWS, "bufL2Len");
+export const bufL3Len = halfColumn(BUFFER_TABLE_ROWS, "bufL3Len");
+export const bufL4Len = byteColumn(BUFFER_TABLE_ROWS, "bufL4Len");
+export const bufMss = halfColumn(BUFFER_TABLE_ROWS, "bufMss");
 
 /**
  * Per pool, by pool id: the top of its free stack (poolTop[p] buffers are free, the stack holds
@@ -281,7 +314,7 @@ function giveRows(first: number, count: number): void {
 
 /** The columns to hand to a worker (ts-worker.ts puts them into its workerData). */
 export function shareBufferTable(): SharedBufferTable {
-  return { bufIovaLo, bufIovaHi, bufLength, bufPool, bufDataOffset, bufHome, poolTop, poolChecked, poolSpace, poolCapacity, tableState };
+  return { bufIovaLo, bufIovaHi, bufLength, bufPool, bufDataOffset, bufHome, bufTxOffload, bufRxOffload, bufL2Len, bufL3Len, bufL4Len, bufMss, poolTop, poolChecked, poolSpace, poolCapacity, tableState };
 }
 
 /**

@@ -30,6 +30,7 @@ import {
   bufIovaLo,
   bufLength,
   bufPool,
+  bufTxOffload,
   isBufferNumber,
   ownsBufferTable,
   attachPoolViews,
@@ -318,6 +319,7 @@ export class Mempool {
     const buf = this.#stack[top - 1]!;
     poolTop[this.id] = top - 1;
     if (this.checked) bufHome[buf] = 0;
+    bufTxOffload[buf] = 0; // a request made before an earlier free must not ride along
     return buf;
   }
 
@@ -331,7 +333,11 @@ export class Mempool {
     let top = poolTop[id]!;
     if (top > this.count) this.#throwOverfreed("allocBatch");
     const got = n < top ? n : top;
-    for (let i = 0; i < got; i++) out[start + i] = stack[--top]!;
+    for (let i = 0; i < got; i++) {
+      const buf = stack[--top]!;
+      out[start + i] = buf;
+      bufTxOffload[buf] = 0; // see alloc()
+    }
     poolTop[id] = top;
     if (this.checked) for (let i = 0; i < got; i++) bufHome[out[start + i]!] = 0;
     return got;

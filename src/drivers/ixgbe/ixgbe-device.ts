@@ -13,7 +13,7 @@
  */
 import { PairStatus, QueueSharing, type SharedQueuePair } from "../queue-sharing.ts";
 import type { HotPathMode } from "../specialize.ts";
-import type { DeviceOptions, DeviceStats, NicDevice } from "../../device.ts";
+import { NO_OFFLOADS, type DeviceOffloads, type DeviceOptions, type DeviceStats, type NicDevice } from "../../device.ts";
 import { DeviceClosedError, DeviceProtocolError, DeviceTimeoutError, NotSupportedError } from "../../errors.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
 import type { Mmio } from "../../pci/mmio.ts";
@@ -160,6 +160,8 @@ export class IxgbeDevice implements NicDevice {
   readonly rxQueues: number;
   readonly txQueues: number;
   readonly dma: DmaAllocator;
+  /** What the device offloads (decided in the constructor). */
+  offloads: DeviceOffloads = NO_OFFLOADS;
   readonly #mmio: Mmio;
   /** Queue objects by index; emptied by close(), so a closed device has no valid queue. */
   #rx: IxgbeRxQueue[];

@@ -24,7 +24,7 @@
  */
 import { bufDataOffset, bufL2Len, bufL3Len, bufL4Len, bufLength, bufMss, bufPool, bufRxOffload, bufTxOffload, poolBytes } from "../../mem/buffer-table.ts";
 import { RX_OFFLOAD, TX_OFFLOAD } from "../../mem/offload.ts";
-import { completeChecksums, internetChecksum, pseudoHeaderSum } from "../../net/checksum.ts";
+import { completeChecksums, fillIpv4Checksum, ipPayloadEnd, pseudoHeaderSum } from "../../net/checksum.ts";
 import {
   VIRTIO_NET_HDR_CSUM_OFFSET,
   VIRTIO_NET_HDR_CSUM_START,
@@ -62,19 +62,16 @@ export function txOffloadHeader(hdrLen: number, csum: boolean): TxOffloadHeader 
     const ipv6 = (request & TX_OFFLOAD.ipv6) !== 0;
     const tso = (request & TX_OFFLOAD.tso) !== 0;
     const tcp = tso || (request & TX_OFFLOAD.tcpChecksum) !== 0;
-    if (!ipv6 && (tso || (request & TX_OFFLOAD.ipChecksum) !== 0)) {
-      // No IP checksum offload in virtio: fill it in here (for TSO the device redoes it per segment).
-      const ip = data + l2;
-      bytes[ip + 10] = 0;
-      bytes[ip + 11] = 0;
-      const sum = internetChecksum(bytes, ip, ip + l3);
-      bytes[ip + 10] = sum >>> 8;
-      bytes[ip + 11] = sum & 0xff;
-    }
+    const ip = data + l2;
+    // No IP checksum offload in virtio: filled in here (for TSO the device redoes it per segment).
+    if (!ipv6 && (tso || (request & TX_OFFLOAD.ipChecksum) !== 0)) fillIpv4Checksum(bytes, ip, l3);
     const check = tcp ? TCP_CHECK : UDP_CHECK;
-    // The pseudo-header sum over this frame's L4 length (a TSO super-frame's: the device's
-    // segmentation adjusts it per segment, as Linux's tcp_gso_segment does).
-    const seed = pseudoHeaderSum(bytes, data + l2, ipv6, tcp ? 6 : 17, bufLength[buf]! - l2 - l3);
+    // The pseudo-header sum with this frame's L4 length (by the IP header: Ethernet padding is
+    // not part of it). For TSO that is the super-frame's: requestTso seeds without the length, as
+    // the 82599 wants, but a virtio device's segmentation adjusts the seed by the length
+    // difference per segment (Linux tcp_gso_segment, DPDK virtio_tso_fix_cksum), so it needs it.
+    const l4Length = ipPayloadEnd(bytes, ip, ipv6, data + bufLength[buf]!) - l4;
+    const seed = pseudoHeaderSum(bytes, ip, ipv6, tcp ? 6 : 17, l4Length);
     bytes[l4 + check] = seed >>> 8;
     bytes[l4 + check + 1] = seed & 0xff;
     const h = data - hdrLen;
