@@ -260,8 +260,8 @@ function packedSendLoop(env: PackedTxEnv): SendLoop {
       const h = bufDataOffset[buf]! - hdrLen;
       const request = bufTxOffload[buf]!;
       if (request !== 0) {
-        bufTxOffload[buf] = 0;
         txOffload(buf, request);
+        bufTxOffload[buf] = 0;
       } else if (hdrLen === 12) {
         const w = h >>> 2;
         words32[w] = 0;

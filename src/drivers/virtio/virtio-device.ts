@@ -23,6 +23,7 @@ import { BarKind, type PciFunction } from "../../pci/pci-function.ts";
 import { CTRL_COMMAND_AREA_SIZE, CtrlQueue } from "./ctrl-queue.ts";
 import { chooseFeatures, legacyDmaProblem } from "./features.ts";
 import { planOffloads } from "./offload-plan.ts";
+import { checkOffloadOptions } from "../offload-options.ts";
 import { findVirtioDeviceId } from "./virtio_ids.ts";
 import { LegacyTransport } from "./transport-legacy.ts";
 import { ModernTransport } from "./transport-modern.ts";
@@ -689,6 +690,7 @@ export function checkDeviceOptions<T extends DeviceOptions>(address: string, opt
     if (o[key] !== undefined) checkPowerOfTwo(address, key, o[key], 1, VIRTQ_MAX_SIZE);
   }
   checkOneOf(address, "ring", o.ring, ["packed", "split"]);
+  checkOffloadOptions(address, o.offloads);
   if (o.mempoolSize !== undefined) checkInteger(address, "mempoolSize", o.mempoolSize, 1, 1 << 24);
   if (o.linkTimeoutMs !== undefined) checkNonNegative(address, "linkTimeoutMs", o.linkTimeoutMs, "milliseconds");
   return o;

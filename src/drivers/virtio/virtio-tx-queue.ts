@@ -244,8 +244,8 @@ function sendLoop(env: TxEnv): SendLoop {
       const h = bufDataOffset[buf]! - hdrLen;
       const request = bufTxOffload[buf]!;
       if (request !== 0) {
-        bufTxOffload[buf] = 0; // a request applies to one send
         txOffload(buf, request);
+        bufTxOffload[buf] = 0; // a request applies to one send (cleared after: software completion reads it)
       } else if (hdrLen === 12) {
         const w = h >>> 2;
         words32[w] = 0;

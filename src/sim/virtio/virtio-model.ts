@@ -98,6 +98,12 @@ export interface VirtioNetModelOptions {
   readonly completion?: "instant" | "async";
   /** Seed of the asynchronous mode's random choices (default 1). */
   readonly seed?: number;
+  /**
+   * Offer the data-path offloads of net-offloads.ts (CSUM, GUEST_CSUM, HOST_TSO4/6, MRG_RXBUF)
+   * with the default feature set (default true, as qemu with a tap netdev; false: a device
+   * without them, like one whose header every test writes itself).
+   */
+  readonly offloads?: boolean;
   /** Offer VIRTIO_NET_F_MTU with this mtu in the device configuration (qemu's host_mtu); default: not offered. */
   readonly mtu?: number;
   /**
@@ -332,7 +338,7 @@ export class VirtioNetModel {
     this.#dma = options.dma;
 
     let offered = options.features === undefined
-      ? bit(F.VERSION_1) | bit(F.MAC) | bit(F.STATUS) | bit(F.CTRL_VQ) | bit(F.CTRL_RX) | BAIT | OFFLOADS |
+      ? bit(F.VERSION_1) | bit(F.MAC) | bit(F.STATUS) | bit(F.CTRL_VQ) | bit(F.CTRL_RX) | BAIT | (options.offloads === false ? 0n : OFFLOADS) |
         (transitional ? bit(F.ANY_LAYOUT) | bit(F.NOTIFY_ON_EMPTY) : 0n)
       : typeof options.features === "bigint"
         ? options.features
