@@ -411,7 +411,9 @@ export class InstantVirtioPort {
   readonly #tx: LocalSplitRing | LocalPackedRing;
 
   constructor(dma: SimDma, index: number, hotPath?: HotPathMode, packed = false, queues = 1) {
-    const model = new VirtioNetModel({ dma, queueSize: QUEUE_SIZE, address: `instant-virtio${index}`, packed, queuePairs: queues });
+    // No data-path offloads: the instant device writes no net header (num_buffers, flags), as a
+    // device offering none needs not (docs/offloads-virtio.md).
+    const model = new VirtioNetModel({ dma, queueSize: QUEUE_SIZE, address: `instant-virtio${index}`, packed, queuePairs: queues, offloads: false });
     this.#dma = dma;
     this.dev = createVirtioDevice(model.pci, dma, {
       linkTimeoutMs: 0, hotPath, ring: packed ? "packed" : "split", rxQueues: queues, txQueues: queues,

@@ -89,8 +89,10 @@ afterEach(async () => {
 
 // Both ring layouts: DPDK's vhost offers VIRTIO_F_RING_PACKED (bit 34) and serves packed rings.
 describe.skipIf(why !== null).each([
-  { ring: "split" as const, features: "0x140000000" },
-  { ring: "packed" as const, features: "0x540000000" },
+  // Besides VERSION_1 and PROTOCOL_FEATURES: CSUM, GUEST_CSUM, MRG_RXBUF (0x8003). No HOST_TSO:
+  // net_vhost turns DPDK's TSO features off unless started with tso=1.
+  { ring: "split" as const, features: "0x140008003" },
+  { ring: "packed" as const, features: "0x540008003" },
 ])("the virtio-net driver on DPDK 22.11's vhost (dpdk-testpmd), $ring ring", ({ ring, features }) => {
   it("random frames go out and come back byte-exact through testpmd; close stops the rings", () => {
     const socket = socketPath();
@@ -116,7 +118,7 @@ describe.skipIf(why !== null).each([
       dev.close();
     }
     const text = fs.readFileSync(log, "utf8");
-    expect(text).toContain(`negotiated Virtio features: ${features}`);
+    expect(text.match(/negotiated Virtio features: (0x[0-9a-f]+)/)?.[1]).toBe(features);
     expect(text).toMatch(/virtio is now ready for processing/);
     expect(text.match(/read message VHOST_USER_GET_VRING_BASE/g)?.length).toBe(2);
     expect(text.match(/read message VHOST_USER_SET_MEM_TABLE/g)?.length).toBe(2);
@@ -222,8 +224,8 @@ describe.skipIf(why !== null)("the virtio-net driver on DPDK 22.11's vhost (dpdk
       dev.close();
     }
     const text = fs.readFileSync(log, "utf8");
-    // VERSION_1, PROTOCOL_FEATURES, MQ (bit 22); no CTRL_VQ.
-    expect(text).toContain("negotiated Virtio features: 0x140400000");
+    // VERSION_1, PROTOCOL_FEATURES, MQ (bit 22), CSUM, GUEST_CSUM, MRG_RXBUF; no CTRL_VQ.
+    expect(text.match(/negotiated Virtio features: (0x[0-9a-f]+)/)?.[1]).toBe("0x140408003");
     for (const q of [0, 1, 2, 3]) expect(text).toContain(`set queue enable: 1 to qp idx: ${q}`);
     expect(text.match(/read message VHOST_USER_GET_VRING_BASE/g)?.length).toBe(4);
   });

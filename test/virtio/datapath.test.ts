@@ -176,13 +176,30 @@ describe.each(transports)("virtio data path ($name transport)", ({ legacy }) => 
   });
 
   it("accepts frames up to the buffer's capacity; the device refuses larger ones", () => {
-    const { model, dev } = openRig({ legacy });
+    // Without MRG_RXBUF: a frame that does not fit one buffer is the device's to drop.
+    const features = BigInt.asUintN(64, (1n << 32n) | (1n << 5n) | (1n << 16n) | (legacy ? 1n << 27n : 0n));
+    const { model, dev } = openRig({ legacy, features });
     const bufs = new Int32Array(32);
     expect(model.inject(new Uint8Array(1984).fill(1))).toBe(true);
     expect(model.inject(new Uint8Array(1985))).toBe(false);
     expect(model.counters.rxOversize).toBe(1);
     expect(dev.rxBatch(0, bufs, 32)).toBe(1);
     expect(bufLength[bufs[0]!]).toBe(1984);
+  });
+
+  it("with MRG_RXBUF the device spreads a frame larger than a buffer over two; the driver drops it as longer than maxFrameSize's buffers", () => {
+    const { model, dev } = openRig({ legacy });
+    const bufs = new Int32Array(32);
+    expect(model.inject(new Uint8Array(1984).fill(1))).toBe(true);
+    expect(model.inject(new Uint8Array(1985))).toBe(true);
+    expect(model.counters.rxMerged).toBe(1);
+    expect(dev.rxBatch(0, bufs, 32)).toBe(1);
+    expect(bufLength[bufs[0]!]).toBe(1984);
+    const s = newStats();
+    dev.readStats(s);
+    expect(s.rxErrors).toBe(1);
+    // Both of the long frame's buffers were given back to the device.
+    expect(model.rxBuffersAvailable).toBe(dev.ringCapacity[0]);
   });
 
   it("fills the transmit ring while the device stalls, accepts a prefix, and recovers", () => {

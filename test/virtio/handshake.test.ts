@@ -23,6 +23,8 @@ const CTRL_RX = bit(18);
 const ANY_LAYOUT = bit(27);
 const VERSION_1 = bit(32);
 const ACCESS_PLATFORM = bit(33);
+/** CSUM, GUEST_CSUM, HOST_TSO4, HOST_TSO6, MRG_RXBUF: the offloads the model offers and the driver takes (docs/offloads-virtio.md). */
+const OFFLOADS = bit(0) | bit(1) | bit(11) | bit(12) | bit(15);
 
 describe("virtio device initialization", () => {
   it("walks a modern device through reset, ACKNOWLEDGE, DRIVER, FEATURES_OK and DRIVER_OK (§3.1.1)", () => {
@@ -39,16 +41,17 @@ describe("virtio device initialization", () => {
     expect(model.legacyMode).toBe(true);
     expect(model.violations).toEqual([]);
     expect(dev.transport).toBe("legacy");
-    expect(dev.headerLength).toBe(10);
+    // §5.1.6: the legacy header with MRG_RXBUF's num_buffers (10 bytes without it: offload-negotiation.test.ts).
+    expect(dev.headerLength).toBe(12);
   });
 
   it("accepts exactly the features it implements and none of the others the device offers", () => {
     const modern = openRig();
-    expect(modern.model.offeredFeatures & bit(15)).not.toBe(0n); // MRG_RXBUF is on offer ...
-    expect(modern.model.driverFeatures).toBe(VERSION_1 | ACCESS_PLATFORM | MAC | STATUS | CTRL_VQ | CTRL_RX); // ... and declined
+    expect(modern.model.offeredFeatures & bit(7)).not.toBe(0n); // GUEST_TSO4 is on offer ...
+    expect(modern.model.driverFeatures).toBe(VERSION_1 | ACCESS_PLATFORM | MAC | STATUS | CTRL_VQ | CTRL_RX | OFFLOADS); // ... and declined
     expect(modern.dev.features).toBe(modern.model.driverFeatures);
     const legacy = openRig({ legacy: true });
-    expect(legacy.model.driverFeatures).toBe(ANY_LAYOUT | MAC | STATUS | CTRL_VQ | CTRL_RX);
+    expect(legacy.model.driverFeatures).toBe(ANY_LAYOUT | MAC | STATUS | CTRL_VQ | CTRL_RX | OFFLOADS);
   });
 
   it("accepts VIRTIO_F_ACCESS_PLATFORM whenever the device offers it", () => {
@@ -116,7 +119,7 @@ describe("virtio device initialization", () => {
     expect(dev.transport).toBe("modern");
     expect(model.legacyMode).toBe(false);
     expect(model.statusLog).toEqual([0, ACK, ACK | DRIVER, ACK | DRIVER | FEATURES_OK, ACK | DRIVER | FEATURES_OK | DRIVER_OK]);
-    expect(model.driverFeatures).toBe(VERSION_1 | MAC | STATUS | CTRL_VQ | CTRL_RX);
+    expect(model.driverFeatures).toBe(VERSION_1 | MAC | STATUS | CTRL_VQ | CTRL_RX | OFFLOADS);
     expect(model.violations).toEqual([]);
   });
 

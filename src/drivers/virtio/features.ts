@@ -34,8 +34,22 @@
  *                             pairs in use, vhost-user/transport.ts). With one pair it is left
  *                             alone, so the device keeps the layout of §5.1.2 for one pair
  *
- * Not accepted: checksum and segmentation offloads, MRG_RXBUF (one buffer per frame is enough for
- * standard frames), EVENT_IDX, INDIRECT_DESC, IN_ORDER (the packed queues take buffers back in any order), RSS.
+ *   VIRTIO_NET_F_CSUM         every transport, whenever offered unless offloads.txChecksum is false
+ *                             (docs/offloads-virtio.md): the device completes a TCP/UDP checksum
+ *                             from csum_start to the end of the frame (§5.1.6.2)
+ *   VIRTIO_NET_F_HOST_TSO4/6  whenever offered with CSUM chosen, unless offloads.tso is false
+ *                             (§5.1.3.1: they require VIRTIO_NET_F_CSUM)
+ *   VIRTIO_NET_F_GUEST_CSUM   whenever offered unless offloads.rxChecksum is false: received frames
+ *                             carry DATA_VALID or NEEDS_CSUM (§5.1.6.4)
+ *   VIRTIO_NET_F_MRG_RXBUF    whenever offered: the header grows num_buffers (12 bytes on the
+ *                             legacy interface too); the receive buffers still hold a whole frame
+ *                             of maxFrameSize each, so a device splits only when it wants to, and
+ *                             the receive queue copies the pieces back together
+ *   VIRTIO_NET_F_MTU          whenever offered: the device's largest MTU bounds maxFrameSize
+ *
+ * Not accepted: GUEST_TSO4/6 and GUEST_UFO (receive coalescing: frames beyond maxFrameSize, which
+ * one buffer per frame cannot hold), EVENT_IDX, INDIRECT_DESC, IN_ORDER (the packed queues take
+ * buffers back in any order), RSS.
  */
 import { DmaError, NotSupportedError } from "../../errors.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
@@ -50,12 +64,25 @@ import {
   VIRTIO_F_ORDER_PLATFORM,
   VIRTIO_F_RING_PACKED,
   VIRTIO_F_VERSION_1,
+  VIRTIO_NET_F_CSUM,
   VIRTIO_NET_F_CTRL_RX,
   VIRTIO_NET_F_CTRL_VQ,
+  VIRTIO_NET_F_GUEST_CSUM,
+  VIRTIO_NET_F_HOST_TSO4,
+  VIRTIO_NET_F_HOST_TSO6,
   VIRTIO_NET_F_MAC,
+  VIRTIO_NET_F_MRG_RXBUF,
+  VIRTIO_NET_F_MTU,
   VIRTIO_NET_F_MQ,
   VIRTIO_NET_F_STATUS,
 } from "./virtio_types.ts";
+
+/** DeviceOptions.offloads: undefined on when offered, false off, true required. */
+export interface OffloadChoice {
+  readonly rxChecksum?: boolean | undefined;
+  readonly txChecksum?: boolean | undefined;
+  readonly tso?: boolean | undefined;
+}
 
 /** The features to write to the device, or a clear error when the device cannot be driven. */
 export function chooseFeatures(
@@ -65,6 +92,7 @@ export function chooseFeatures(
   dma: Pick<DmaAllocator, "name" | "addressing">,
   ring?: "packed" | "split",
   queuePairs = 1,
+  offloads: OffloadChoice = {},
 ): bigint {
   if (ring === "packed") {
     if (transport === "legacy") {
@@ -144,10 +172,44 @@ export function chooseFeatures(
     }
     wanted |= feature(VIRTIO_NET_F_MQ);
   }
+  wanted |= offloadFeatures(device, offered, offloads);
   let chosen = offered & wanted;
   // §5.1.3.1: CTRL_RX depends on CTRL_VQ.
   if (!hasFeature(chosen, VIRTIO_NET_F_CTRL_VQ)) chosen &= ~feature(VIRTIO_NET_F_CTRL_RX);
   return chosen;
+}
+
+/**
+ * The offload features to accept, the same on every transport (docs/offloads-virtio.md), with
+ * §5.1.3.1's dependencies: HOST_TSO4 and HOST_TSO6 require CSUM. An offload asked for with true
+ * that the device does not offer is a NotSupportedError.
+ */
+function offloadFeatures(device: string, offered: bigint, o: OffloadChoice): bigint {
+  const missing = (what: string, needs: string, hint: string): never => {
+    throw new NotSupportedError(
+      `${device}: offloads.${what} is true, but the device does not offer ${needs} (it offers ${describeFeatures(offered)}): ` +
+        `${hint}, or leave offloads.${what} out to use it only where it is offered`,
+    );
+  };
+  let wanted = feature(VIRTIO_NET_F_MRG_RXBUF) | feature(VIRTIO_NET_F_MTU);
+  const csum = o.txChecksum !== false && hasFeature(offered, VIRTIO_NET_F_CSUM);
+  if (o.txChecksum === true && !csum) missing("txChecksum", "VIRTIO_NET_F_CSUM", "start qemu with -device virtio-net-pci,csum=on and a netdev with a vnet header (tap)");
+  if (csum) wanted |= feature(VIRTIO_NET_F_CSUM);
+  if (o.tso === true && o.txChecksum === false) {
+    throw new NotSupportedError(
+      `${device}: offloads.tso is true but offloads.txChecksum is false: virtio TSO (VIRTIO_NET_F_HOST_TSO4/6) needs ` +
+        `VIRTIO_NET_F_CSUM (virtio 1.2 §5.1.3.1); turn txChecksum on or tso off`,
+    );
+  }
+  const tso = csum && o.tso !== false ? offered & (feature(VIRTIO_NET_F_HOST_TSO4) | feature(VIRTIO_NET_F_HOST_TSO6)) : 0n;
+  if (o.tso === true && tso === 0n) {
+    missing("tso", "VIRTIO_NET_F_HOST_TSO4 or VIRTIO_NET_F_HOST_TSO6 with VIRTIO_NET_F_CSUM", "start qemu with -device virtio-net-pci,host_tso4=on and a tap netdev");
+  }
+  wanted |= tso;
+  const guest = o.rxChecksum !== false && hasFeature(offered, VIRTIO_NET_F_GUEST_CSUM);
+  if (o.rxChecksum === true && !guest) missing("rxChecksum", "VIRTIO_NET_F_GUEST_CSUM", "start qemu with -device virtio-net-pci,guest_csum=on and a tap netdev");
+  if (guest) wanted |= feature(VIRTIO_NET_F_GUEST_CSUM);
+  return wanted;
 }
 
 /** Why a legacy device cannot use `dma`, or null when it can. */

@@ -27,7 +27,10 @@
  * queue look at the device status every RX_IDLE_CHECK polls (DEVICE_NEEDS_RESET, a reset behind
  * the driver's back).
  */
-import { bufIovaHi, bufIovaLo, bufLength, bufHome, bufPool, poolTop } from "../../mem/buffer-table.ts";
+import { bufDataOffset, bufIovaHi, bufIovaLo, bufLength, bufHome, bufPool, bufRxOffload, bufTxOffload, poolBytes, poolTop } from "../../mem/buffer-table.ts";
+import { RX_OFFLOAD } from "../../mem/offload.ts";
+import { rxPartial } from "./net-offload.ts";
+import { NO_RX_OFFLOADS, type RxQueueOffloads } from "./queue-offloads.ts";
 import { freeBuffer, type Mempool } from "../../mem/mempool.ts";
 import type { DeviceProtocolError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
@@ -81,6 +84,15 @@ interface PackedRxEnv {
   readonly bufIovaHi: Int32Array;
   readonly bufLength: Int32Array;
   readonly bufHome: Uint8Array;
+  /** Offloads, as in the split receive loop (virtio-rx-queue.ts). */
+  readonly bufDataOffset: Int32Array;
+  readonly bufRxOffload: Uint8Array;
+  readonly bufTxOffload: Uint8Array;
+  readonly poolBytes: Uint8Array[];
+  readonly GUEST_CSUM: number;
+  readonly MRG: number;
+  readonly L4_GOOD: number;
+  readonly rxPartial: (buf: number, hdrLen: number) => boolean;
   readonly queueIndex: number;
   readonly notifyWords: Uint16Array | null;
   readonly notifyOffset: number;
@@ -115,9 +127,59 @@ function packedReceiveLoop(env: PackedRxEnv): ReceiveLoop {
   const { pool, stack, checked, poolTop, bufIovaLo, bufIovaHi, bufLength, bufHome } = env;
   const { queueIndex, notifyWords, notifyOffset, mmio, AVAIL, USED, WRITE, EVENT_DISABLE, MIN_FRAME, IDLE_CHECK } = env;
   const { throwBroken, usedIdError, idleCheck } = env;
+  const { bufDataOffset, bufRxOffload, bufTxOffload, poolBytes, GUEST_CSUM, MRG, L4_GOOD, rxPartial } = env;
   const notifyWord = notifyOffset >>> 1;
   const BOTH = AVAIL | USED;
   const bufferLength = hdrLen + dataCapacity;
+
+  /** Whether the `pieces - 1` slots after slot `u` are marked used too (the rest of a merged frame). */
+  function merged(u: number, usedFlags: number, pieces: number): boolean {
+    for (let j = 1; j < pieces; j++) {
+      if (++u === size) {
+        u = 0;
+        usedFlags ^= BOTH;
+      }
+      if (((desc32[(u << 2) + 3]! >>> 16) & BOTH) !== usedFlags) return false;
+    }
+    return true;
+  }
+
+  /**
+   * §5.1.6.4 with VIRTIO_NET_F_MRG_RXBUF (see the split receive loop's merge()): the pieces in the
+   * `pieces - 1` used slots after `u` are copied behind the first `first` bytes of buffer id
+   * `id`, and each piece's buffer goes back to the device as it is, in the slots from `a` + 1 on.
+   * Returns the frame's length, -1 when it is longer than a buffer, -2 for a slot naming an id
+   * the device does not hold (the queue breaks).
+   */
+  function merge(mem: Uint8Array, id: number, first: number, pieces: number, u: number, a: number, position: number): number {
+    const dst = bufDataOffset[table[id]!]!;
+    let length = first;
+    for (let j = 1; j < pieces; j++) {
+      if (++u === size) u = 0;
+      if (++a === size) a = 0;
+      const w = desc32[(u << 2) + 3]!;
+      const piece = w & 0xffff;
+      if (piece >= capacity || held[piece] === 0 || ((position + j - postedAt[piece]!) | 0) < 0) {
+        usedIdError(piece, u);
+        return -2;
+      }
+      held[piece] = 0;
+      const len = desc32[(u << 2) + 2]!;
+      const buf = table[piece]!;
+      if (length >= 0 && length + len <= dataCapacity) {
+        const src = bufDataOffset[buf]! - hdrLen;
+        mem.copyWithin(dst + length, src, src + len);
+        length += len;
+      } else length = -1;
+      const da = a << 2;
+      desc32[da] = bufIovaLo[buf]! - hdrLen;
+      desc32[da + 1] = bufIovaHi[buf]!;
+      desc32[da + 2] = bufferLength;
+      desc16[(a << 3) + 6] = piece;
+    }
+    return length;
+  }
+
   return function receive(bufs: Int32Array, max: number): number {
     if (state[4] !== 0) throwBroken();
     let u = state[2]!;
@@ -133,6 +195,7 @@ function packedReceiveLoop(env: PackedRxEnv): ReceiveLoop {
     let bad = 0;
     let reposted = 0;
     let position = state[6]!;
+    const mem = poolBytes[pool]!;
     let k = 0;
     for (; k < max; k++) {
       const d = u << 2;
@@ -150,7 +213,34 @@ function packedReceiveLoop(env: PackedRxEnv): ReceiveLoop {
         bad++;
         break;
       }
-      const frameLength = desc32[d + 2]! - hdrLen;
+      let frameLength = desc32[d + 2]! - hdrLen;
+      let buf = table[id]!;
+      // The header's flags (GUEST_CSUM) and num_buffers (MRG_RXBUF); both constants here.
+      const h = bufDataOffset[buf]! - hdrLen;
+      const flags = GUEST_CSUM !== 0 ? mem[h]! : 0;
+      const pieces = MRG !== 0 ? mem[h + 10]! | (mem[h + 11]! << 8) : 1;
+      if (pieces !== 1) {
+        // The rest of a merged frame not marked used yet: leave it (and the batch) for later.
+        const many = pieces > 1 && pieces <= capacity;
+        if (many && !merged(u, usedFlags, pieces)) break;
+        held[id] = 0;
+        if (many) {
+          frameLength = merge(mem, id, frameLength, pieces, u, a, position);
+          if (frameLength === -2) {
+            errors++;
+            bad++;
+            break;
+          }
+          for (let j = 1; j < pieces; j++) {
+            if (++u === size) {
+              u = 0;
+              usedFlags ^= BOTH;
+            }
+          }
+          position = (position + pieces - 1) | 0;
+          k += pieces - 1;
+        } else frameLength = -1; // num_buffers 0 (no buffer) or beyond the ring: a bad frame
+      }
       // §2.8.4: one descriptor per buffer, so the next used descriptor is the next slot.
       if (++u === size) {
         u = 0;
@@ -158,15 +248,23 @@ function packedReceiveLoop(env: PackedRxEnv): ReceiveLoop {
       }
       held[id] = 0;
       position = (position + 1) | 0;
-      let buf = table[id]!;
       if (frameLength < MIN_FRAME || frameLength > dataCapacity) errors++;
       else if (top !== 0) {
         bufLength[buf] = frameLength;
-        bufs[out++] = buf;
-        bytes += frameLength;
-        buf = stack[--top]!;
-        if (checked) bufHome[buf] = 0;
-        table[id] = buf;
+        // §5.1.6.4: DATA_VALID / NEEDS_CSUM (see the split receive loop).
+        let good = true;
+        if ((flags & 1) !== 0) good = rxPartial(buf, hdrLen);
+        else {
+          bufRxOffload[buf] = (flags & 2) !== 0 ? L4_GOOD : 0;
+          bufTxOffload[buf] = 0;
+        }
+        if (good) {
+          bufs[out++] = buf;
+          bytes += frameLength;
+          buf = stack[--top]!;
+          if (checked) bufHome[buf] = 0;
+          table[id] = buf;
+        } else errors++;
       } else missed++;
       // The slot just read is free (the ring stays full, so it is where the next buffer goes):
       // address, length (the device wrote the used length over it) and id now; the flags, which
@@ -176,8 +274,11 @@ function packedReceiveLoop(env: PackedRxEnv): ReceiveLoop {
       desc32[da + 1] = bufIovaHi[buf]!;
       desc32[da + 2] = bufferLength;
       desc16[(a << 3) + 6] = id;
-      if (++a === size) a = 0;
-      reposted++;
+      // The pieces of a merged frame went into the slots after this one (merge()).
+      const slots = pieces > 1 && pieces <= capacity ? pieces : 1;
+      a += slots;
+      if (a >= size) a -= size;
+      reposted += slots;
     }
     poolTop[pool] = top;
     state[2] = u;
@@ -187,7 +288,7 @@ function packedReceiveLoop(env: PackedRxEnv): ReceiveLoop {
       // Where a buffer re-posted now can come back at the earliest: after every used descriptor
       // visible now (past `max`, the ones this batch left; x86-64 ordering: plain loads).
       let seen = position;
-      if (k === max) {
+      if (k >= max) {
         // The scan goes on from where the last one stopped (state[7..9]: slot, wrap, position),
         // not from u: used descriptors stay used until the driver takes them, so each slot is
         // scanned once, not once per call (at batches of 1 behind a full ring that would be the
@@ -265,7 +366,7 @@ export function attachPackedReceive(shared: SharedQueue, hotPath?: HotPathMode):
   const index = shared.queueIndex!;
   const capacity = shared.capacity!;
   const env = {
-    ...data, throwBroken, idleCheck: () => {},
+    ...data, throwBroken, idleCheck: () => {}, poolBytes, rxPartial,
     usedIdError: (id: number, slot: number) => {
       breakWith(packedUsedIdError(name, index, id, slot, capacity));
     },
@@ -292,7 +393,7 @@ export class PackedRxQueue {
    * queue through breakWith()) when the device needs a reset.
    */
   constructor(name: string, ring: PackedRing, notify: NotifyTarget, pool: Mempool, hdrLen: number, hotPath?: HotPathMode,
-    checkDevice: () => void = () => {}) {
+    checkDevice: () => void = () => {}, offloads: RxQueueOffloads = NO_RX_OFFLOADS) {
     const capacity = ring.size;
     this.name = name;
     this.pool = pool;
@@ -342,6 +443,14 @@ export class PackedRxQueue {
       bufIovaHi,
       bufLength,
       bufHome,
+      bufDataOffset,
+      bufRxOffload,
+      bufTxOffload,
+      poolBytes,
+      GUEST_CSUM: offloads.guestCsum ? 1 : 0,
+      MRG: offloads.mergeable ? 1 : 0,
+      L4_GOOD: RX_OFFLOAD.l4ChecksumGood,
+      rxPartial,
       queueIndex: ring.index,
       notifyWords: notify.mmio.words16,
       notifyOffset: notify.offset,

@@ -1,7 +1,8 @@
 /**
  * The virtio-net transmit queue on a packed virtqueue (virtio 1.2 §2.8, §5.1.6.2): the same
  * contract as the split transmit queue (virtio-tx-queue.ts) — one device-readable descriptor per
- * frame with a zeroed net header in the headroom — on the packed layout of packed-ring.ts.
+ * frame with the net header in the headroom, zeroed or filled from the buffer's offload request
+ * (net-offload.ts) — on the packed layout of packed-ring.ts.
  *
  * Buffer ids come from a stack of free ids; the device returns them in whatever order it finishes
  * (VIRTIO_F_IN_ORDER is not negotiated). An id the device does not hold (table[id] < 0: never
@@ -16,6 +17,7 @@
 import {
   bufDataOffset,
   bufHome,
+  bufTxOffload,
   bufIovaHi,
   bufIovaLo,
   bufLength,
@@ -47,6 +49,8 @@ import {
   type PackedRing,
 } from "./packed-ring.ts";
 import { sharedInt32, sharedFloat64 } from "../../mem/shared-arrays.ts";
+import { txOffloadHeader, type TxOffloadHeader } from "./net-offload.ts";
+import { NO_TX_OFFLOADS, tsoRefused, type TxQueueOffloads } from "./queue-offloads.ts";
 
 /** Slots of the state array. */
 const S = { availPos: 0, availWrap: 1, usedPos: 2, usedWrap: 3, free: 4, inFlight: 5, broken: 6, full: 7 } as const;
@@ -76,6 +80,12 @@ interface PackedTxEnv {
   readonly bufPool: Int32Array;
   readonly bufHome: Uint8Array;
   readonly bufDataOffset: Int32Array;
+  /** Offload requests, as in the split transmit loop (virtio-tx-queue.ts): CSUM, TSO, txOffload, tsoRefused. */
+  readonly bufTxOffload: Uint8Array;
+  readonly CSUM: number;
+  readonly TSO: number;
+  readonly txOffload: TxOffloadHeader;
+  readonly tsoRefused: (bufs: Int32Array, i: number) => never;
   readonly poolCapacity: Int32Array;
   readonly poolWords16: Uint16Array[];
   readonly poolWords32: Uint32Array[];
@@ -122,7 +132,7 @@ function packedSendLoop(env: PackedTxEnv): SendLoop {
   const { tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, bufDataOffset, poolCapacity } = env;
   const { poolWords16, poolWords32, freeBuffer, freeBuffers, badBuffer, queueIndex, notifyWords, notifyOffset } = env;
   const { mmio, CLEAN_BATCH, AVAIL, USED, EVENT_DISABLE, FULL_CHECK, throwBroken, usedIdError, usedCountError, fullCheck } = env;
-  const { poolSpace, UNTRACKED, SPACE } = env;
+  const { poolSpace, UNTRACKED, SPACE, bufTxOffload, TSO, txOffload, tsoRefused } = env;
   const notifyWord = notifyOffset >>> 1;
   const BOTH = AVAIL | USED;
 
@@ -199,6 +209,9 @@ function packedSendLoop(env: PackedTxEnv): SendLoop {
       const home = bufHome[buf]!;
       if (poolSpace[bufPool[buf]!] !== SPACE || (home !== 0 && home !== UNTRACKED)) badBuffer(bufs, i);
       if (home === 0) bufHome[buf] = 2; // held by the device until reclaimed
+      // A TSO request the device cannot segment: refused before anything is taken (split loop).
+      const request = bufTxOffload[buf]!;
+      if ((request & 8) !== 0 && (TSO & ((request & 16) !== 0 ? 2 : 1)) === 0) tsoRefused(bufs, i);
     }
     let free = state[4]!;
     if (free < count || batchUsed()) {
@@ -243,9 +256,13 @@ function packedSendLoop(env: PackedTxEnv): SendLoop {
         words16 = poolWords16[pool]!;
         words32 = poolWords32[pool]!;
       }
-      // Zero the header in the headroom (see the split transmit loop).
+      // Zero the header in the headroom, or fill it from a request (see the split transmit loop).
       const h = bufDataOffset[buf]! - hdrLen;
-      if (hdrLen === 12) {
+      const request = bufTxOffload[buf]!;
+      if (request !== 0) {
+        txOffload(buf, request);
+        bufTxOffload[buf] = 0;
+      } else if (hdrLen === 12) {
         const w = h >>> 2;
         words32[w] = 0;
         words32[w + 1] = 0;
@@ -311,6 +328,8 @@ export function attachPackedSend(shared: SharedQueue, hotPath?: HotPathMode): Se
   const env = {
     ...data, throwBroken, poolWords16, poolWords32, freeBuffer, freeBuffers, fullCheck: () => {},
     badBuffer: (bufs: Int32Array, i: number) => badTxBuffer(what!, bufs, i, dma!),
+    txOffload: txOffloadHeader(data["hdrLen"] as number, data["CSUM"] === 1),
+    tsoRefused: (bufs: Int32Array, i: number) => tsoRefused(what!, bufs, i, data["TSO"] as number),
     usedIdError: (id: number, slot: number) => {
       counters[TxCounter.errors]!++;
       breakWith(packedUsedIdError(name, index, id, slot, capacity));
@@ -348,6 +367,7 @@ export class PackedTxQueue {
     hotPath: HotPathMode | undefined,
     space: Pick<DmaAllocator, "name" | "space">,
     checkDevice: () => void = () => {},
+    offloads: TxQueueOffloads = NO_TX_OFFLOADS,
   ) {
     const capacity = ring.size;
     this.name = name;
@@ -379,6 +399,11 @@ export class PackedTxQueue {
       bufPool,
       bufHome,
       bufDataOffset,
+      bufTxOffload,
+      CSUM: offloads.csum ? 1 : 0,
+      TSO: offloads.tso,
+      txOffload: txOffloadHeader(hdrLen, offloads.csum),
+      tsoRefused: (bufs, i) => tsoRefused(`${name}: txBatch()`, bufs, i, offloads.tso),
       poolCapacity,
       poolWords16,
       poolWords32,

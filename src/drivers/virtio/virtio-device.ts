@@ -16,13 +16,15 @@ import { PairStatus, QueueSharing, type SharedQueuePair } from "../queue-sharing
 import type { HotPathMode } from "../specialize.ts";
 import { DeviceClosedError, DeviceProtocolError, DeviceTimeoutError, DmaError, NotSupportedError } from "../../errors.ts";
 import { InterruptWait } from "../../irq/interrupt-wait.ts";
-import { NO_OFFLOADS, type DeviceOffloads, type DeviceOptions, type DeviceStats, type FlowAction, type FlowMatch, type NicDevice } from "../../device.ts";
+import type { DeviceOffloads, DeviceOptions, DeviceStats, FlowAction, FlowMatch, NicDevice } from "../../device.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
 import { Mempool } from "../../mem/mempool.ts";
 import { sleepMs } from "../../pci/regs.ts";
 import { BarKind, type PciFunction } from "../../pci/pci-function.ts";
 import { CTRL_COMMAND_AREA_SIZE, CtrlQueue } from "./ctrl-queue.ts";
 import { chooseFeatures, legacyDmaProblem } from "./features.ts";
+import { planOffloads } from "./offload-plan.ts";
+import { checkOffloadOptions } from "../offload-options.ts";
 import { findVirtioDeviceId } from "./virtio_ids.ts";
 import { LegacyTransport } from "./transport-legacy.ts";
 import { ModernTransport } from "./transport-modern.ts";
@@ -62,8 +64,11 @@ import {
   VIRTIO_NET_F_CTRL_VQ,
   VIRTIO_NET_F_MAC,
   VIRTIO_NET_F_MQ,
+  VIRTIO_NET_F_MRG_RXBUF,
   VIRTIO_NET_F_STATUS,
+  VIRTIO_NET_CONFIG_MTU,
   VIRTIO_NET_HDR_LEN,
+  VIRTIO_NET_HDR_MRG_LEN,
   VIRTIO_NET_HDR_V1_LEN,
   VIRTIO_NET_S_LINK_UP,
   rxQueueIndex,
@@ -124,14 +129,14 @@ export class VirtioNetDevice implements NicDevice {
   /** max_virtqueue_pairs (§5.1.4) when VIRTIO_NET_F_MQ was negotiated, else 1. */
   readonly maxQueuePairs: number;
   readonly dma: DmaAllocator;
-  /** What the device offloads (decided in the constructor). */
-  offloads: DeviceOffloads = NO_OFFLOADS;
   readonly transport: TransportKind;
   /** Features offered by the device and the subset negotiated (BigInt: read once at init). */
   readonly offeredFeatures: bigint;
   readonly features: bigint;
-  /** Bytes of virtio_net_hdr in front of every frame: 12 (VERSION_1) or 10 (legacy). */
+  /** Bytes of virtio_net_hdr in front of every frame: 12 (VERSION_1, or legacy with MRG_RXBUF) or 10 (legacy). */
   readonly headerLength: number;
+  /** What is on (docs/offloads-virtio.md): checksums, TSO, maxFrameSize, mergeable receive buffers. */
+  readonly offloads: DeviceOffloads;
   /** The virtqueue layout negotiated: "packed" with VIRTIO_F_RING_PACKED (§2.8), else "split" (§2.7). */
   readonly ring: "packed" | "split";
   readonly #transport: VirtioTransport;
@@ -202,7 +207,7 @@ export class VirtioNetDevice implements NicDevice {
 
       // Step 4: read the device's features, write the subset this driver implements.
       this.offeredFeatures = transport.readDeviceFeatures();
-      this.features = chooseFeatures(name, this.offeredFeatures, kind, dma, options.ring, pairs);
+      this.features = chooseFeatures(name, this.offeredFeatures, kind, dma, options.ring, pairs, options.offloads);
       transport.writeDriverFeatures(this.features);
 
       // Steps 5 and 6 (modern only; §3.1.2: legacy devices have no FEATURES_OK): the device
@@ -218,7 +223,13 @@ export class VirtioNetDevice implements NicDevice {
       }
 
       // Step 7, device-specific setup (§5.1.5): virtqueues, receive buffers, MAC address.
-      this.headerLength = hasFeature(this.features, VIRTIO_F_VERSION_1) ? VIRTIO_NET_HDR_V1_LEN : VIRTIO_NET_HDR_LEN;
+      // §5.1.6: 12 bytes with VERSION_1 or (legacy) MRG_RXBUF's num_buffers, 10 without either.
+      const mergeable = hasFeature(this.features, VIRTIO_NET_F_MRG_RXBUF);
+      this.headerLength = hasFeature(this.features, VIRTIO_F_VERSION_1)
+        ? VIRTIO_NET_HDR_V1_LEN
+        : mergeable ? VIRTIO_NET_HDR_MRG_LEN : VIRTIO_NET_HDR_LEN;
+      const offloadPlan = planOffloads(name, this.features, options.maxFrameSize, () => this.#transport.readConfig16(VIRTIO_NET_CONFIG_MTU));
+      this.offloads = offloadPlan.offloads;
       this.#hasStatus = hasFeature(this.features, VIRTIO_NET_F_STATUS);
       // §2.8: with VIRTIO_F_RING_PACKED every virtqueue of the device is packed.
       const packed = hasFeature(this.features, VIRTIO_F_RING_PACKED);
@@ -259,7 +270,9 @@ export class VirtioNetDevice implements NicDevice {
               `would deliver no frame at all; use at least twice the ring size`,
           );
         }
-        pools.push(new Mempool(dma, { count: poolSize, checked: options.checked ?? false, name: `${name} RX queue ${k} mempool` }));
+        pools.push(new Mempool(dma, {
+          count: poolSize, checked: options.checked ?? false, name: `${name} RX queue ${k} mempool`, entrySize: offloadPlan.rxEntrySize,
+        }));
       }
 
       // All rings (and the control command area) in one area the device sees contiguously:
@@ -292,9 +305,9 @@ export class VirtioNetDevice implements NicDevice {
           const rxNotify = transport.activateQueue(rxIndex, rx.size, rxRing.addresses, interrupts ? 1 + k : undefined);
           const txNotify = transport.activateQueue(txIndex, tx.size, txRing.addresses);
           this.#rxs.push(new PackedRxQueue(`${name} RX queue ${k}`, rxRing, rxNotify, pools[k]!, this.headerLength, options.hotPath,
-            checkDevice));
+            checkDevice, offloadPlan.rx));
           this.#txs.push(new PackedTxQueue(`${name} TX queue ${k}`, txRing, txNotify, this.headerLength, options.hotPath, dma,
-            checkDevice));
+            checkDevice, offloadPlan.tx));
         } else {
           const rxRing = new VirtqueueRing(region, rxOffsets[k]!, rxIndex, rx.size);
           const txRing = new VirtqueueRing(region, txOffsets[k]!, txIndex, tx.size);
@@ -302,9 +315,9 @@ export class VirtioNetDevice implements NicDevice {
           const rxNotify = transport.activateQueue(rxIndex, rx.size, rxRing.addresses, interrupts ? 1 + k : undefined);
           const txNotify = transport.activateQueue(txIndex, tx.size, txRing.addresses);
           this.#rxs.push(new RxQueue(`${name} RX queue ${k}`, rxRing, rxNotify, pools[k]!, rx.capacity, this.headerLength,
-            options.hotPath, checkDevice));
+            options.hotPath, checkDevice, offloadPlan.rx));
           this.#txs.push(new TxQueue(`${name} TX queue ${k}`, txRing, txNotify, tx.capacity, this.headerLength, options.hotPath, dma,
-            checkDevice));
+            checkDevice, offloadPlan.tx));
         }
       }
       if (ctrl === null) this.#ctrl = null;
@@ -740,6 +753,7 @@ export function checkDeviceOptions<T extends DeviceOptions>(address: string, opt
     if (o[key] !== undefined) checkPowerOfTwo(address, key, o[key], 1, VIRTQ_MAX_SIZE);
   }
   checkOneOf(address, "ring", o.ring, ["packed", "split"]);
+  checkOffloadOptions(address, o.offloads);
   if (o.mempoolSize !== undefined) checkInteger(address, "mempoolSize", o.mempoolSize, 1, 1 << 24);
   if (o.linkTimeoutMs !== undefined) checkNonNegative(address, "linkTimeoutMs", o.linkTimeoutMs, "milliseconds");
   return o;

@@ -18,7 +18,10 @@
  * the device's own checks (qemu's virtio_error) and DEVICE_NEEDS_RESET, which virtio-device.ts
  * reads.
  */
-import { bufIovaHi, bufIovaLo, bufLength, bufHome, bufPool, poolTop } from "../../mem/buffer-table.ts";
+import { bufDataOffset, bufIovaHi, bufIovaLo, bufLength, bufHome, bufPool, bufRxOffload, bufTxOffload, poolBytes, poolTop } from "../../mem/buffer-table.ts";
+import { RX_OFFLOAD } from "../../mem/offload.ts";
+import { rxPartial } from "./net-offload.ts";
+import { NO_RX_OFFLOADS, type RxQueueOffloads } from "./queue-offloads.ts";
 import { freeBuffer, type Mempool } from "../../mem/mempool.ts";
 import type { DeviceProtocolError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
@@ -72,6 +75,20 @@ interface RxEnv {
   readonly bufIovaHi: Int32Array;
   readonly bufLength: Int32Array;
   readonly bufHome: Uint8Array;
+  readonly bufDataOffset: Int32Array;
+  /** What the device said about each frame (RX_OFFLOAD), and the transmit request it implies. */
+  readonly bufRxOffload: Uint8Array;
+  readonly bufTxOffload: Uint8Array;
+  /** Each pool's bytes (the receive pool's header and data; not shared: a worker supplies its own). */
+  readonly poolBytes: Uint8Array[];
+  /** VIRTIO_NET_F_GUEST_CSUM negotiated and on (1): the header's flags say DATA_VALID or NEEDS_CSUM. */
+  readonly GUEST_CSUM: number;
+  /** VIRTIO_NET_F_MRG_RXBUF negotiated (1): the header's num_buffers may say a frame spans entries. */
+  readonly MRG: number;
+  /** RX_OFFLOAD.l4ChecksumGood. */
+  readonly L4_GOOD: number;
+  /** A NEEDS_CSUM frame: sets its offload columns; false for a header that makes no sense. */
+  readonly rxPartial: (buf: number, hdrLen: number) => boolean;
   readonly queueIndex: number;
   /** The notify register as 16-bit words of a mapped BAR, or null: then through mmio.write16. */
   readonly notifyWords: Uint16Array | null;
@@ -105,8 +122,41 @@ function receiveLoop(env: RxEnv): ReceiveLoop {
   const { pool, stack, checked, poolTop, bufIovaLo, bufIovaHi, bufLength, bufHome } = env;
   const { queueIndex, notifyWords, notifyOffset, mmio, NO_NOTIFY, MIN_FRAME, IDLE_CHECK } = env;
   const { throwBroken, usedIndexError, usedIdError, idleCheck } = env;
+  const { bufDataOffset, bufRxOffload, bufTxOffload, poolBytes, GUEST_CSUM, MRG, L4_GOOD, rxPartial } = env;
   const mask = size - 1;
   const notifyWord = notifyOffset >>> 1;
+
+  /**
+   * §5.1.6.4 with VIRTIO_NET_F_MRG_RXBUF: the frame whose first piece (`first` bytes after the
+   * header) is in the buffer of descriptor `id` continues in the `pieces - 1` used entries after
+   * `last`, each piece from the start of its descriptor's buffer (no header there). Every
+   * receive buffer holds a whole frame of the largest size (docs/offloads-virtio.md), so the
+   * pieces are copied behind the first one, and their descriptors go back to the device as they
+   * are, from avail + 1 on. Returns the frame's length, -1 when it is longer than a buffer (the
+   * frame is dropped), -2 for an entry naming an id the device does not hold (the queue breaks).
+   */
+  function merge(mem: Uint8Array, id: number, first: number, pieces: number, last: number, position: number, seen: number, avail: number): number {
+    const dst = bufDataOffset[table[id]!]!;
+    let length = first;
+    for (let j = 1; j < pieces; j++) {
+      const e = (((last + j) & mask) << 1) + 1;
+      const piece = used32[e]!;
+      if (piece >= capacity || ((position + j - postedAt[piece]!) | 0) < 0) {
+        usedIdError(piece, (last + j) & 0xffff);
+        return -2;
+      }
+      postedAt[piece] = seen;
+      const len = used32[e + 1]!;
+      if (length >= 0 && length + len <= dataCapacity) {
+        const src = bufDataOffset[table[piece]!]! - hdrLen;
+        mem.copyWithin(dst + length, src, src + len);
+        length += len;
+      } else length = -1;
+      avail16[2 + ((avail + j) & mask)] = piece;
+    }
+    return length;
+  }
+
   return function receive(bufs: Int32Array, max: number): number {
     if (state[3] !== 0) throwBroken();
     // x86-64 ordering: used.idx is a plain load, and the loads of the used entries below must not
@@ -130,6 +180,7 @@ function receiveLoop(env: RxEnv): ReceiveLoop {
     const seen = (position + pending) | 0;
     let avail = state[0]!;
     let top = poolTop[pool]!;
+    const mem = poolBytes[pool]!;
     let out = 0;
     let bytes = 0;
     let errors = 0;
@@ -146,27 +197,57 @@ function receiveLoop(env: RxEnv): ReceiveLoop {
         errors++;
         break;
       }
-      postedAt[id] = seen;
-      const frameLength = used32[e + 1]! - hdrLen;
+      const buf = table[id]!;
+      // The header's flags (GUEST_CSUM) and num_buffers (MRG_RXBUF); both constants here.
+      const h = bufDataOffset[buf]! - hdrLen;
+      const flags = GUEST_CSUM !== 0 ? mem[h]! : 0;
+      const pieces = MRG !== 0 ? mem[h + 10]! | (mem[h + 11]! << 8) : 1;
+      let frameLength = used32[e + 1]! - hdrLen;
+      if (pieces !== 1) {
+        // The rest of the frame must be in the used ring already: if not, leave the frame (and
+        // the batch) for a later call. A count of 0 (no buffer) or beyond the ring: a bad frame.
+        const many = pieces > 1 && pieces <= capacity;
+        if (many && k + pieces > pending) break;
+        postedAt[id] = seen;
+        if (many) {
+          frameLength = merge(mem, id, frameLength, pieces, last, position, seen, avail);
+          if (frameLength === -2) {
+            errors++;
+            break;
+          }
+          last = (last + pieces - 1) & 0xffff;
+          position = (position + pieces - 1) | 0;
+          k += pieces - 1;
+        } else frameLength = -1;
+      } else postedAt[id] = seen;
       last = (last + 1) & 0xffff;
       position = (position + 1) | 0;
       if (frameLength < MIN_FRAME || frameLength > dataCapacity) errors++;
       else if (top !== 0) {
-        const buf = table[id]!;
         bufLength[buf] = frameLength;
-        bufs[out++] = buf;
-        bytes += frameLength;
-        const fresh = stack[--top]!;
-        if (checked) bufHome[fresh] = 0;
-        table[id] = fresh;
-        // The header goes just below the data; the mempool guarantees that never borrows from
-        // the high half, so both halves come straight from the buffer table.
-        const d = id << 2;
-        desc32[d] = bufIovaLo[fresh]! - hdrLen;
-        desc32[d + 1] = bufIovaHi[fresh]!;
+        // §5.1.6.4: DATA_VALID, the device checked the checksum; NEEDS_CSUM, it is to be
+        // completed (rxPartial sets both offload columns; false: a header that makes no sense).
+        let good = true;
+        if ((flags & 1) !== 0) good = rxPartial(buf, hdrLen);
+        else {
+          bufRxOffload[buf] = (flags & 2) !== 0 ? L4_GOOD : 0;
+          bufTxOffload[buf] = 0;
+        }
+        if (good) {
+          bufs[out++] = buf;
+          bytes += frameLength;
+          const fresh = stack[--top]!;
+          if (checked) bufHome[fresh] = 0;
+          table[id] = fresh;
+          // The header goes just below the data; the mempool guarantees that never borrows from
+          // the high half, so both halves come straight from the buffer table.
+          const d = id << 2;
+          desc32[d] = bufIovaLo[fresh]! - hdrLen;
+          desc32[d + 1] = bufIovaHi[fresh]!;
+        } else errors++;
       } else missed++;
       avail16[2 + (avail & mask)] = id;
-      avail = (avail + 1) & 0xffff;
+      avail = (avail + (pieces > 1 && pieces <= capacity ? pieces : 1)) & 0xffff;
     }
     poolTop[pool] = top;
     state[1] = last;
@@ -203,7 +284,7 @@ export function attachVirtioReceive(shared: SharedQueue, hotPath?: HotPathMode):
   const index = shared.queueIndex!;
   const capacity = shared.capacity!;
   const env = {
-    ...data, throwBroken, idleCheck: () => {},
+    ...data, throwBroken, idleCheck: () => {}, poolBytes, rxPartial,
     usedIndexError: (usedIdx: number, last: number, outstanding: number) => {
       throw breakWith(usedIndexError(name, index, usedIdx, last, outstanding));
     },
@@ -234,7 +315,7 @@ export class RxQueue {
    * queue through breakWith()) when the device needs a reset.
    */
   constructor(name: string, ring: VirtqueueRing, notify: NotifyTarget, pool: Mempool, capacity: number, hdrLen: number,
-    hotPath?: HotPathMode, checkDevice: () => void = () => {}) {
+    hotPath?: HotPathMode, checkDevice: () => void = () => {}, offloads: RxQueueOffloads = NO_RX_OFFLOADS) {
     this.name = name;
     this.pool = pool;
     this.capacity = capacity;
@@ -276,6 +357,14 @@ export class RxQueue {
       bufIovaHi,
       bufLength,
       bufHome,
+      bufDataOffset,
+      bufRxOffload,
+      bufTxOffload,
+      poolBytes,
+      GUEST_CSUM: offloads.guestCsum ? 1 : 0,
+      MRG: offloads.mergeable ? 1 : 0,
+      L4_GOOD: RX_OFFLOAD.l4ChecksumGood,
+      rxPartial,
       queueIndex: ring.index,
       notifyWords: notify.mmio.words16,
       notifyOffset: notify.offset,

@@ -1,7 +1,8 @@
 /**
- * The virtio-net transmit queue (virtio 1.1 §5.1.6.2): one descriptor per frame, a zeroed net
- * header in the headroom in front of the frame (no offloads: flags 0, gso_type NONE), so header
- * and frame are one device-readable buffer. Descriptor ids come from a stack of free ids;
+ * The virtio-net transmit queue (virtio 1.1 §5.1.6.2): one descriptor per frame, the net header
+ * in the headroom in front of the frame, so header and frame are one device-readable buffer. The
+ * header is zeroed (flags 0, gso_type NONE) for a frame without an offload request; one with a
+ * request (bufTxOffload) gets its checksum and TSO fields from net-offload.ts, off the hot path. Descriptor ids come from a stack of free ids;
  * completed ids come back through the used ring in whatever order the device finishes them.
  *
  * The device is not trusted: table[id] is -1 for an id the device does not hold, so a used entry
@@ -14,6 +15,7 @@
 import {
   bufDataOffset,
   bufHome,
+  bufTxOffload,
   bufIovaHi,
   bufIovaLo,
   bufLength,
@@ -38,6 +40,8 @@ import type { DeviceProtocolError } from "../../errors.ts";
 import { usedIdError, usedIndexError, type VirtqueueRing } from "./virtqueue.ts";
 import { VIRTQ_USED_F_NO_NOTIFY } from "./virtio_types.ts";
 import { sharedInt32, sharedFloat64 } from "../../mem/shared-arrays.ts";
+import { txOffloadHeader, type TxOffloadHeader } from "./net-offload.ts";
+import { NO_TX_OFFLOADS, tsoRefused, type TxQueueOffloads } from "./queue-offloads.ts";
 
 /** Used entries reclaimed at once once this many are pending (or when descriptors run short). */
 export const TX_CLEAN_BATCH = 32;
@@ -80,6 +84,16 @@ interface TxEnv {
   readonly bufPool: Int32Array;
   readonly bufHome: Uint8Array;
   readonly bufDataOffset: Int32Array;
+  /** Offload requests per buffer (TX_OFFLOAD), read once and cleared when the buffer is taken. */
+  readonly bufTxOffload: Uint8Array;
+  /** VIRTIO_NET_F_CSUM negotiated and on (1) or not (0): checksum requests in the header or in software. */
+  readonly CSUM: number;
+  /** TSO requests allowed (§5.1.3: HOST_TSO4 and HOST_TSO6), as bits: TSO_V4 1, TSO_V6 2. */
+  readonly TSO: number;
+  /** Writes the header of a buffer with a request (or completes it in software). */
+  readonly txOffload: TxOffloadHeader;
+  /** A TSO request the device cannot take: undoes the marks of bufs[0 .. i] and throws NotSupportedError. */
+  readonly tsoRefused: (bufs: Int32Array, i: number) => never;
   readonly poolCapacity: Int32Array;
   readonly poolWords16: Uint16Array[];
   readonly poolWords32: Uint32Array[];
@@ -125,7 +139,7 @@ function sendLoop(env: TxEnv): SendLoop {
   const { tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, bufDataOffset, poolCapacity } = env;
   const { poolWords16, poolWords32, freeBuffer, freeBuffers, badBuffer, queueIndex, notifyWords, notifyOffset } = env;
   const { mmio, CLEAN_BATCH, NO_NOTIFY, FULL_CHECK, throwBroken, usedIndexError, usedIdError, fullCheck } = env;
-  const { poolSpace, UNTRACKED, SPACE } = env;
+  const { poolSpace, UNTRACKED, SPACE, bufTxOffload, TSO, txOffload, tsoRefused } = env;
   const mask = size - 1;
   const notifyWord = notifyOffset >>> 1;
 
@@ -180,6 +194,10 @@ function sendLoop(env: TxEnv): SendLoop {
       const home = bufHome[buf]!;
       if (poolSpace[bufPool[buf]!] !== SPACE || (home !== 0 && home !== UNTRACKED)) badBuffer(bufs, i);
       if (home === 0) bufHome[buf] = 2; // held by the device until reclaimed
+      // A TSO request the device cannot segment (tso 8; ipv6 16 picks the family): refused
+      // before anything is taken (TSO is a constant of the compiled copy: 3 allows both).
+      const request = bufTxOffload[buf]!;
+      if ((request & 8) !== 0 && (TSO & ((request & 16) !== 0 ? 2 : 1)) === 0) tsoRefused(bufs, i);
     }
     let free = state[2]!;
     // x86-64 ordering: a plain load of used.idx (see reclaim).
@@ -222,9 +240,13 @@ function sendLoop(env: TxEnv): SendLoop {
         words32 = poolWords32[pool]!;
       }
       // Zero the header in the headroom: whatever the buffer held before (a received frame's
-      // header, say) must not reach the device as offload requests.
+      // header, say) must not reach the device as offload requests. A request fills it in.
       const h = bufDataOffset[buf]! - hdrLen;
-      if (hdrLen === 12) {
+      const request = bufTxOffload[buf]!;
+      if (request !== 0) {
+        txOffload(buf, request);
+        bufTxOffload[buf] = 0; // a request applies to one send (cleared after: software completion reads it)
+      } else if (hdrLen === 12) {
         const w = h >>> 2;
         words32[w] = 0;
         words32[w + 1] = 0;
@@ -287,6 +309,8 @@ export function attachVirtioSend(shared: SharedQueue, hotPath?: HotPathMode): Se
     },
     poolWords16, poolWords32, freeBuffer, freeBuffers, fullCheck: () => {},
     badBuffer: (bufs: Int32Array, i: number) => badTxBuffer(what!, bufs, i, dma!),
+    txOffload: txOffloadHeader(data["hdrLen"] as number, data["CSUM"] === 1),
+    tsoRefused: (bufs: Int32Array, i: number) => tsoRefused(what!, bufs, i, data["TSO"] as number),
   } as unknown as TxEnv;
   return specialize(sendLoop, env, `${shared.label} (worker)`, hotPath);
 }
@@ -318,6 +342,7 @@ export class TxQueue {
     hotPath: HotPathMode | undefined,
     space: Pick<DmaAllocator, "name" | "space">,
     checkDevice: () => void = () => {},
+    offloads: TxQueueOffloads = NO_TX_OFFLOADS,
   ) {
     this.name = name;
     this.capacity = capacity;
@@ -346,6 +371,11 @@ export class TxQueue {
       bufPool,
       bufHome,
       bufDataOffset,
+      bufTxOffload,
+      CSUM: offloads.csum ? 1 : 0,
+      TSO: offloads.tso,
+      txOffload: txOffloadHeader(hdrLen, offloads.csum),
+      tsoRefused: (bufs, i) => tsoRefused(`${name}: txBatch()`, bufs, i, offloads.tso),
       poolCapacity,
       poolWords16,
       poolWords32,

@@ -42,6 +42,10 @@ export const VIRTIO_NET_F_CSUM = 0;
 export const VIRTIO_NET_F_GUEST_CSUM = 1;
 export const VIRTIO_NET_F_MTU = 3;
 export const VIRTIO_NET_F_MAC = 5;
+export const VIRTIO_NET_F_GUEST_TSO4 = 7;
+export const VIRTIO_NET_F_GUEST_TSO6 = 8;
+export const VIRTIO_NET_F_HOST_TSO4 = 11;
+export const VIRTIO_NET_F_HOST_TSO6 = 12;
 export const VIRTIO_NET_F_MRG_RXBUF = 15;
 export const VIRTIO_NET_F_STATUS = 16;
 export const VIRTIO_NET_F_CTRL_VQ = 17;
@@ -65,6 +69,10 @@ const FEATURE_NAMES: Readonly<Record<number, string>> = {
   [VIRTIO_NET_F_GUEST_CSUM]: "VIRTIO_NET_F_GUEST_CSUM",
   [VIRTIO_NET_F_MTU]: "VIRTIO_NET_F_MTU",
   [VIRTIO_NET_F_MAC]: "VIRTIO_NET_F_MAC",
+  [VIRTIO_NET_F_GUEST_TSO4]: "VIRTIO_NET_F_GUEST_TSO4",
+  [VIRTIO_NET_F_GUEST_TSO6]: "VIRTIO_NET_F_GUEST_TSO6",
+  [VIRTIO_NET_F_HOST_TSO4]: "VIRTIO_NET_F_HOST_TSO4",
+  [VIRTIO_NET_F_HOST_TSO6]: "VIRTIO_NET_F_HOST_TSO6",
   [VIRTIO_NET_F_MRG_RXBUF]: "VIRTIO_NET_F_MRG_RXBUF",
   [VIRTIO_NET_F_STATUS]: "VIRTIO_NET_F_STATUS",
   [VIRTIO_NET_F_CTRL_VQ]: "VIRTIO_NET_F_CTRL_VQ",
@@ -191,11 +199,29 @@ export function txQueueIndex(pair: number): number {
 export const VIRTIO_NET_CONFIG_MAC = 0; // u8 mac[6]
 export const VIRTIO_NET_CONFIG_STATUS = 6; // le16 status
 export const VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS = 8; // le16, valid with VIRTIO_NET_F_MQ
+export const VIRTIO_NET_CONFIG_MTU = 10; // le16, valid with VIRTIO_NET_F_MTU
 export const VIRTIO_NET_S_LINK_UP = 1;
 
 /** struct virtio_net_hdr (legacy, without MRG_RXBUF) and virtio_net_hdr_v1 (VERSION_1) (§5.1.6). */
 export const VIRTIO_NET_HDR_LEN = 10;
 export const VIRTIO_NET_HDR_V1_LEN = 12;
+/** The legacy header with VIRTIO_NET_F_MRG_RXBUF: num_buffers appended (virtio_net_hdr_mrg_rxbuf). */
+export const VIRTIO_NET_HDR_MRG_LEN = 12;
+/** Byte offsets inside the header (§5.1.6): u8 flags, u8 gso_type, le16 hdr_len, gso_size, csum_start, csum_offset, num_buffers. */
+export const VIRTIO_NET_HDR_FLAGS = 0;
+export const VIRTIO_NET_HDR_GSO_TYPE = 1;
+export const VIRTIO_NET_HDR_HDR_LEN = 2;
+export const VIRTIO_NET_HDR_GSO_SIZE = 4;
+export const VIRTIO_NET_HDR_CSUM_START = 6;
+export const VIRTIO_NET_HDR_CSUM_OFFSET = 8;
+export const VIRTIO_NET_HDR_NUM_BUFFERS = 10;
+/** flags: the checksum from csum_start to the end goes to csum_start + csum_offset (§5.1.6.2). */
+export const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
+/** flags, receive only with VIRTIO_NET_F_GUEST_CSUM: the device checked the checksums (§5.1.6.4). */
+export const VIRTIO_NET_HDR_F_DATA_VALID = 2;
+export const VIRTIO_NET_HDR_GSO_NONE = 0;
+export const VIRTIO_NET_HDR_GSO_TCPV4 = 1;
+export const VIRTIO_NET_HDR_GSO_TCPV6 = 4;
 
 /** Control virtqueue (§5.1.6.5): class, command, ack. */
 export const VIRTIO_NET_CTRL_RX = 0;

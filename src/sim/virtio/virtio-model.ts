@@ -6,8 +6,12 @@
  *   interface through vendor capabilities into BAR4 and, for a transitional device, the legacy
  *   interface in the I/O-port BAR0 (modern-interface.ts, legacy-interface.ts);
  * - the status state machine and feature negotiation (virtio-core.ts), refusing features it does
- *   not offer; by default it also offers features it does not implement (checksum offload,
- *   mergeable buffers, event index, ...) to check that drivers decline them;
+ *   not offer; by default it also offers features it does not implement (receive coalescing
+ *   GUEST_TSO4/6, event index, ...) to check that drivers decline them;
+ * - the data-path offloads of net-offloads.ts, offered by default as qemu with a tap netdev does:
+ *   VIRTIO_NET_F_CSUM and HOST_TSO4/6 on transmit, GUEST_CSUM and MRG_RXBUF on receive (a frame
+ *   larger than one receive buffer, or than `mergeSplit`, spans several, num_buffers says how
+ *   many), VIRTIO_NET_F_MTU with the `mtu` option;
  * - a receive queue fed by inject() from a traffic source, with the receive filter of the control
  *   queue's VIRTIO_NET_CTRL_RX class (promiscuous on after reset, as in qemu);
  * - a transmit queue processed synchronously when notified, frames handed to onTransmit and to a
@@ -38,6 +42,8 @@ import type { AnyDeviceRing } from "./virtio-core.ts";
 import { attachLegacyInterface, LEGACY_BAR_SIZE } from "./legacy-interface.ts";
 import { attachModernInterface, MODERN_BAR_SIZE } from "./modern-interface.ts";
 import { VirtioCore } from "./virtio-core.ts";
+import { HDR_NUM_BUFFERS, newOffloadCounters, offloadFeatureProblem, receiveHeader, transmitWithHeader, type OffloadCounters,
+  type OffloadHost, type PartialChecksum } from "./net-offloads.ts";
 import {
   bit,
   CTRL_MQ,
@@ -94,6 +100,14 @@ export interface VirtioNetModelOptions {
   readonly completion?: "instant" | "async";
   /** Seed of the asynchronous mode's random choices (default 1). */
   readonly seed?: number;
+  /**
+   * Offer the data-path offloads of net-offloads.ts (CSUM, GUEST_CSUM, HOST_TSO4/6, MRG_RXBUF)
+   * with the default feature set (default true, as qemu with a tap netdev; false: a device
+   * without them, like one whose header every test writes itself).
+   */
+  readonly offloads?: boolean;
+  /** Offer VIRTIO_NET_F_MTU with this mtu in the device configuration (qemu's host_mtu); default: not offered. */
+  readonly mtu?: number;
   /**
    * Receive/transmit queue pairs (qemu's mq=on with queues=N): above 1, VIRTIO_NET_F_MQ is offered
    * and max_virtqueue_pairs says N (§5.1.4). Default 1: MQ not offered, three queues as before.
@@ -159,7 +173,7 @@ export interface VirtioNetFaults {
   rejectCtrl?: boolean;
 }
 
-export interface VirtioNetCounters {
+export interface VirtioNetCounters extends OffloadCounters {
   rxFrames: number;
   rxBytes: number;
   /** Frames lost for want of a receive buffer (or while the device is not running or stalled). */
@@ -170,8 +184,10 @@ export interface VirtioNetCounters {
   rxOversize: number;
   txFrames: number;
   txBytes: number;
-  /** Transmitted frames whose virtio_net_hdr was not all zero (no offloads are negotiated). */
+  /** Transmitted frames whose virtio_net_hdr the device refused (net-offloads.ts): not sent. */
   txBadHeader: number;
+  /** Received frames written over more than one buffer (MRG_RXBUF, num_buffers above 1). */
+  rxMerged: number;
   ctrlCommands: number;
   /** Per queue pair: frames written to receiveq(i+1) and sent from transmitq(i+1). */
   rxQueueFrames: number[];
@@ -205,13 +221,15 @@ class VirtioSimPciFunction extends SimPciFunction {
   }
 }
 
+/** The data-path offloads (net-offloads.ts), offered by default. */
+const OFFLOADS = bit(F.CSUM) | bit(F.GUEST_CSUM) | bit(F.HOST_TSO4) | bit(F.HOST_TSO6) | bit(F.MRG_RXBUF);
 /** Offered and implemented by the model. */
 const IMPLEMENTED =
   bit(F.VERSION_1) | bit(F.ACCESS_PLATFORM) | bit(F.ANY_LAYOUT) | bit(F.MAC) | bit(F.STATUS) | bit(F.CTRL_VQ) | bit(F.CTRL_RX) |
-  bit(F.RING_PACKED) | bit(F.MQ);
+  bit(F.RING_PACKED) | bit(F.MQ) | OFFLOADS | bit(F.MTU);
 /** Offered by default like qemu, but not implemented: a driver must leave them alone. */
 const IMPLEMENTED_TOO = bit(F.ORDER_PLATFORM);
-const BAIT = bit(F.CSUM) | bit(F.GUEST_CSUM) | bit(F.MRG_RXBUF) | bit(F.CTRL_VLAN) | bit(F.INDIRECT_DESC) | bit(F.EVENT_IDX);
+const BAIT = bit(F.GUEST_TSO4) | bit(F.GUEST_TSO6) | bit(F.CTRL_VLAN) | bit(F.INDIRECT_DESC) | bit(F.EVENT_IDX);
 const CTRL_QUEUE_SIZE = 64;
 let instances = 0;
 
@@ -230,14 +248,22 @@ export class VirtioNetModel {
     txFrames: 0,
     txBytes: 0,
     txBadHeader: 0,
+    rxMerged: 0,
+    ...newOffloadCounters(),
     ctrlCommands: 0,
     rxQueueFrames: [],
     txQueueFrames: [],
   };
   /** Every control command, in order. */
   readonly ctrlLog: CtrlCommand[] = [];
-  /** Each transmitted frame, with the queue pair it was sent on (0: transmitq1). */
+  /** Each transmitted frame (each segment of a TSO frame), with the queue pair it was sent on (0: transmitq1). */
   onTransmit: ((frame: Uint8Array, pair: number) => void) | null = null;
+  /**
+   * With MRG_RXBUF negotiated: the most bytes (header included) the device writes into one
+   * receive buffer, so that a frame spans several even where one would do (a device may split
+   * where it likes, §5.1.6.4); null: as much as each buffer holds.
+   */
+  mergeSplit: number | null = null;
   /** max_virtqueue_pairs (§5.1.4): 1 unless the `queuePairs` option says more. */
   readonly queuePairs: number;
   readonly #dma: DeviceAddressSpace;
@@ -316,7 +342,7 @@ export class VirtioNetModel {
     this.#dma = options.dma;
 
     let offered = options.features === undefined
-      ? bit(F.VERSION_1) | bit(F.MAC) | bit(F.STATUS) | bit(F.CTRL_VQ) | bit(F.CTRL_RX) | BAIT |
+      ? bit(F.VERSION_1) | bit(F.MAC) | bit(F.STATUS) | bit(F.CTRL_VQ) | bit(F.CTRL_RX) | BAIT | (options.offloads === false ? 0n : OFFLOADS) |
         (transitional ? bit(F.ANY_LAYOUT) | bit(F.NOTIFY_ON_EMPTY) : 0n)
       : typeof options.features === "bigint"
         ? options.features
@@ -325,6 +351,10 @@ export class VirtioNetModel {
     if (accessPlatform === true) offered |= bit(F.ACCESS_PLATFORM);
     if (accessPlatform === false) offered &= ~bit(F.ACCESS_PLATFORM);
     if (options.orderPlatform === true) offered |= bit(F.ORDER_PLATFORM);
+    if (options.mtu !== undefined) {
+      if (!Number.isInteger(options.mtu) || options.mtu < 68 || options.mtu > 65535) throw new RangeError(`VirtioNetModel: mtu must be from 68 to 65535, got ${options.mtu}`);
+      offered |= bit(F.MTU);
+    }
     // qemu: packed=on adds VIRTIO_F_RING_PACKED (modern interface only: it is above bit 31).
     if (options.packed === true) offered |= bit(F.RING_PACKED);
     if (pairs > 1) {
@@ -338,6 +368,8 @@ export class VirtioNetModel {
     this.#config[6] = (options.link ?? true) ? NET_S_LINK_UP : 0;
     this.#config[8] = pairs & 0xff;
     this.#config[9] = pairs >> 8;
+    this.#config[10] = (options.mtu ?? 0) & 0xff;
+    this.#config[11] = (options.mtu ?? 0) >> 8;
 
     const modernBar = new SimMmio(`${address} BAR4`, MODERN_BAR_SIZE);
     const legacyBar = transitional ? new SimMmio(`${address} BAR0`, LEGACY_BAR_SIZE) : null;
@@ -365,7 +397,7 @@ export class VirtioNetModel {
       // (as qemu, which shrinks to one pair then), at 2N with it.
       queueSizes: [...new Array<number>(2 * pairs).fill(queueSize), ...(hasCtrl ? [CTRL_QUEUE_SIZE] : [])],
       requiredQueues: 2,
-      refuseFeatures: () => this.faults.refuseFeatures === true,
+      refuseFeatures: () => this.faults.refuseFeatures === true || this.#offloadFeaturesRefused(),
       resetReads: () => this.faults.resetReads ?? 0,
       required: options.orderPlatform === true ? bit(F.ORDER_PLATFORM) : 0n,
     });
@@ -575,7 +607,7 @@ export class VirtioNetModel {
    * or it did not fit (rxOversize). `pair`: the receive queue pair to put it on (0: receiveq1,
    * below the active pair count); by default the device steers it (#steer).
    */
-  inject(frame: Uint8Array, pair?: number): boolean {
+  inject(frame: Uint8Array, pair?: number, partial?: PartialChecksum): boolean {
     if (pair !== undefined && (!Number.isInteger(pair) || pair < 0 || pair >= this.#activePairs)) {
       // §5.1.6.5.5: the device MUST NOT queue packets on receive queues beyond virtqueue_pairs.
       throw new RangeError(`VirtioNetModel: inject() on queue pair ${pair}, but ${this.#activePairs} pair(s) are active`);
@@ -606,9 +638,11 @@ export class VirtioNetModel {
     if (chain.readable.length > 0) core.violation(`receive chain ${chain.head} has device-readable descriptors`);
     const header = new Uint8Array(this.#headerLength());
     // §5.1.6.4: without VIRTIO_NET_F_MRG_RXBUF, num_buffers is 1 (v1 header only).
-    if (header.length === 12) header[10] = 1;
+    if (header.length === 12) header[HDR_NUM_BUFFERS] = 1;
+    frame = receiveHeader(this.#offloadHost, header, frame, partial, c);
     const total = header.length + frame.length;
-    if (total > chain.writableBytes) {
+    if (total > chain.writableBytes || (this.mergeSplit !== null && core.negotiated(F.MRG_RXBUF))) {
+      if (core.negotiated(F.MRG_RXBUF)) return this.#injectMerged(q, ring, chain, header, frame);
       if (this.#async) this.#rxHeld[q]!.push(chain);
       else ring.unpop();
       c.rxOversize++;
@@ -622,6 +656,74 @@ export class VirtioNetModel {
     c.rxBytes += frame.length;
     c.rxQueueFrames[q]!++;
     return true;
+  }
+
+  /**
+   * §5.1.6.4 with VIRTIO_NET_F_MRG_RXBUF: `frame` over as many receive buffers as it takes (each
+   * filled up to its size or mergeSplit, the header in the first with num_buffers), returned in
+   * one publication. Too few buffers: the frame is dropped and the buffers stay the driver's
+   * (qemu checks virtqueue_avail_bytes first, likewise).
+   */
+  #injectMerged(q: number, ring: AnyDeviceRing, first: Chain, header: Uint8Array, frame: Uint8Array): boolean {
+    const c = this.counters;
+    const room = (chain: Chain): number => Math.min(chain.writableBytes, this.mergeSplit ?? Infinity);
+    const data = new Uint8Array(header.length + frame.length);
+    data.set(header);
+    data.set(frame, header.length);
+    const chains = [first];
+    let capacity = room(first);
+    if (!this.#async) {
+      // All buffers of a ring are alike (this driver's are): are there enough left?
+      const needed = Math.ceil((data.length - capacity) / Math.max(1, room(first)));
+      if (ring.pending < needed) {
+        ring.unpop();
+        c.rxDropped++;
+        return false;
+      }
+    }
+    while (capacity < data.length) {
+      const chain = this.#takeRxChain(q, ring);
+      if (chain === null) {
+        if (this.#async) this.#rxHeld[q]!.push(...chains);
+        else this.#core.deviceError(`receive buffers of unequal sizes: chain ${chains[0]!.head} and the next left a frame unwritten`);
+        c.rxDropped++;
+        return false;
+      }
+      if (chain.readable.length > 0) this.#core.violation(`receive chain ${chain.head} has device-readable descriptors`);
+      chains.push(chain);
+      capacity += room(chain);
+    }
+    data[HDR_NUM_BUFFERS] = chains.length & 0xff;
+    data[HDR_NUM_BUFFERS + 1] = chains.length >> 8;
+    const used: Array<[number, number]> = [];
+    let at = 0;
+    for (const chain of chains) {
+      const n = Math.min(room(chain), data.length - at);
+      this.#scatter(chain.writable, data.subarray(at, at + n));
+      used.push([chain.head, n]);
+      at += n;
+    }
+    if (this.#async) this.#rxDone[q]!.push(...used);
+    else this.#returnUsed(2 * q, ring, used);
+    c.rxFrames++;
+    c.rxBytes += frame.length;
+    c.rxQueueFrames[q]!++;
+    if (chains.length > 1) c.rxMerged++;
+    return true;
+  }
+
+  /** The model to the offload code (net-offloads.ts). */
+  readonly #offloadHost: OffloadHost = {
+    negotiated: (featureBit) => this.#core.negotiated(featureBit),
+    violation: (message) => this.#core.violation(message),
+    deviceError: (message) => this.#core.deviceError(message),
+  };
+
+  /** §5.1.3.1: a feature set whose offloads lack what they depend on is refused (FEATURES_OK does not stick). */
+  #offloadFeaturesRefused(): boolean {
+    const problem = offloadFeatureProblem(this.#core.driverFeatures);
+    if (problem !== null) this.#core.violation(problem);
+    return problem !== null;
   }
 
   /**
@@ -857,18 +959,17 @@ export class VirtioNetModel {
         break;
       }
       done.push([chain.head, 0]);
-      for (let i = 0; i < hdr; i++) {
-        if (bytes[i] !== 0) {
-          this.counters.txBadHeader++;
-          break;
-        }
+      // §5.1.6.2: checksum and segmentation as the header asks (net-offloads.ts).
+      const frames = transmitWithHeader(this.#offloadHost, bytes.subarray(0, hdr), bytes.subarray(hdr), this.counters);
+      if (frames.length === 0) this.counters.txBadHeader++;
+      if (this.#core.broken) break;
+      for (const frame of frames) {
+        this.counters.txFrames++;
+        this.counters.txBytes += frame.length;
+        this.counters.txQueueFrames[pair]!++;
+        this.onTransmit?.(frame, pair);
+        this.#peer?.inject(frame);
       }
-      const frame = bytes.subarray(hdr);
-      this.counters.txFrames++;
-      this.counters.txBytes += frame.length;
-      this.counters.txQueueFrames[pair]!++;
-      this.onTransmit?.(frame, pair);
-      this.#peer?.inject(frame);
     }
     if (this.#async) this.#txDone[pair]!.push(...done);
     else if (done.length > 0) this.#returnUsed(index, ring, done); // one publication per notification

@@ -17,7 +17,12 @@ export const S_FAILED = 0x80;
 export const F = {
   CSUM: 0,
   GUEST_CSUM: 1,
+  MTU: 3,
   MAC: 5,
+  GUEST_TSO4: 7,
+  GUEST_TSO6: 8,
+  HOST_TSO4: 11,
+  HOST_TSO6: 12,
   MRG_RXBUF: 15,
   STATUS: 16,
   CTRL_VQ: 17,

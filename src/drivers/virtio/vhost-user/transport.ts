@@ -52,6 +52,7 @@ import {
   VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS,
   VIRTIO_NET_F_MAC,
   VIRTIO_NET_F_MQ,
+  VIRTIO_NET_F_MTU,
   VIRTIO_NET_F_STATUS,
   VIRTIO_F_RING_PACKED,
   VIRTQ_MAX_SIZE,
@@ -225,7 +226,8 @@ export class VhostUserTransport implements VirtioTransport {
    */
   readDeviceFeatures(): bigint {
     let features = this.backendFeatures;
-    if (!this.#config) features &= ~(feature(VIRTIO_NET_F_MAC) | feature(VIRTIO_NET_F_STATUS));
+    // (VIRTIO_NET_F_MTU too: its field is in the configuration space.)
+    if (!this.#config) features &= ~(feature(VIRTIO_NET_F_MAC) | feature(VIRTIO_NET_F_STATUS) | feature(VIRTIO_NET_F_MTU));
     if (!hasFeature(this.protocolFeatures, VhostUserProtocolFeature.MQ)) features &= ~feature(VIRTIO_NET_F_MQ);
     if (this.#mac !== null) features |= feature(VIRTIO_NET_F_MAC);
     return features;
