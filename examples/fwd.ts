@@ -2,7 +2,7 @@
  * fwd: forwards frames between two ports in both directions, ixy's reference app.
  *
  *   fwd <port-a> <port-b> [--batch 32] [--seconds N] [--json] [--tx-first] [--tx-retries N] [--mac aa:bb:cc:dd:ee:ff]
- *       [--ring packed|split] [--workers N [--cores LIST]]
+ *       [--ring packed|split] [--workers N [--cores LIST]] [--irq poll|irq|adaptive] [--sim-pps N]
  *   fwd --sim [--sim-nic ixgbe|virtio] [--seconds N]   (two device models, no hardware)
  *
  * A port is a PCI address or a vhost-user backend, vhost-user:<socket> (DPDK's testpmd, say).
@@ -13,6 +13,9 @@
  * Node's event loop every few milliseconds: see lib/poll-loop.ts.) --tx-first sends one batch
  * of generated frames on each port first, as testpmd's --tx-first does, so that frames circulate
  * between two forwarders (or a forwarder and testpmd) with no traffic source.
+ *
+ * --irq irq|adaptive opens the ports with interrupts and sleeps on them when idle instead of
+ * spinning (lib/poll-loop.ts, docs/adaptive-polling.md); --sim-pps N paces --sim's traffic.
  *
  * --workers N opens N queue pairs on each port and forwards pair i in worker thread i, pinned to
  * the i-th core of --cores (default: the CPUs near the first port's device, or all of them), as
@@ -32,14 +35,16 @@ import { FWD_WORKER, runForwardWorkers, type WorkerTotals } from "./lib/fwd-work
 import { deviceCpus } from "../src/mem/numa.ts";
 import { onlineCores, parseCoreList } from "../src/threads/affinity.ts";
 import { LiveStats } from "./lib/live-stats.ts";
-import { pollLoop } from "./lib/poll-loop.ts";
+import { cpuMeter, IRQ_HELP, IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simSource } from "./lib/poll-loop.ts";
 import { openPorts, placementLines } from "./lib/ports.ts";
 import { MIN_FRAME, writeUdpFrame } from "./lib/udp-frame.ts";
+import { addFlowRules, FLOW_FLAG, OFFLOAD_FLAGS, OFFLOAD_HELP, offloadDeviceOptions, offloadLines, parseFlowRule } from "./lib/offload-options.ts";
 
 const USAGE =
   "usage: fwd <port-a> <port-b> [--batch N] [--seconds N] [--json] [--tx-first] [--tx-retries N] [--mac aa:bb:cc:dd:ee:ff] " +
-  "[--ring packed|split] [--workers N [--cores LIST]] | " +
-  `fwd --sim [--sim-nic ixgbe|virtio] [--seconds N] [--workers N [--cores LIST]]\n${PORTS_HELP}`;
+  `[--ring packed|split] [--workers N [--cores LIST]] ${IRQ_HELP} | ` +
+  `fwd --sim [--sim-nic ixgbe|virtio] [--seconds N] [--workers N [--cores LIST]]\n${PORTS_HELP}\n${OFFLOAD_HELP}; ` +
+  "--flow RULE (repeatable, on both ports, implies --flow-director): e.g. udp,dst=10.0.0.2,dport=5000,queue=1 or tcp,src=10.0.0.1,drop";
 /** Frames --tx-first sends on each port (testpmd's burst). */
 const TX_FIRST_BURST = 32;
 
@@ -76,7 +81,13 @@ async function main(): Promise<number> {
     "tx-retries": { type: "string" },
     workers: { type: "string" },
     cores: { type: "string" },
+    ...IRQ_OPTIONS,
+    ...OFFLOAD_FLAGS,
+    ...FLOW_FLAG,
   });
+  const irq = irqModeOption(values.irq);
+  if (irq !== IrqMode.poll && Number(values.workers ?? 0) > 0) throw new UsageError("--irq irq|adaptive does not go with --workers (yet)");
+  const flowRules = (values.flow ?? []).map(parseFlowRule);
   if (!sim && positionals.length !== 2) throw new UsageError(`fwd needs two PCI addresses or vhost-user:<socket> ports\n${USAGE}`);
   const batch = intOption("batch", values.batch, 32, 1, 512);
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
@@ -91,7 +102,9 @@ async function main(): Promise<number> {
     ...(ring === undefined ? {} : { ring }),
     unsafeNoIommu,
     ...(workers > 1 ? { rxQueues: workers, txQueues: workers } : {}),
+    ...(irq === IrqMode.poll ? {} : { interrupts: true }),
     simFrameSize: intOption("frame-size", values["frame-size"], 60, 60, 1514),
+    ...offloadDeviceOptions(values),
   });
   const [a, b] = ports.devices as [NicDevice, NicDevice];
   // A vhost-user backend starts its queues a moment after the handshake, with no signal for it
@@ -106,21 +119,38 @@ async function main(): Promise<number> {
       `${txFirstPools.length ? `, sent ${TX_FIRST_BURST} frames on each ${queues > 1 ? "queue of each " : ""}port first` : ""}${virtioRings(a, b)}\n`,
   );
   process.stderr.write(placementLines("fwd", [a, b]));
+  process.stderr.write(offloadLines("fwd", [a, b]) + addFlowRules("fwd", [a, b], flowRules));
 
   let dropped = 0;
   if (workers === 0) {
     const bufs = new Int32Array(batch);
     const [qa, qb] = [queueEnd(a), queueEnd(b)];
     const counts = newForwardCounts();
-    await pollLoop(
+    const pump = simSource((n) => ports.pump(n), batch, values["sim-pps"]);
+    const activity = () => counts.forwarded + counts.dropped;
+    const sources = [{ device: a, queue: 0 }, { device: b, queue: 0 }];
+    // With --irq (any mode): once a second, the CPU use and the frames forwarded in that second.
+    const cpu = values.irq === undefined ? null : cpuMeter();
+    let lastForwarded = 0;
+    const sleeps = { parks: 0, wakeups: 0 };
+    const everySecond = () => {
+      stats.print();
+      if (cpu === null) return;
+      process.stderr.write(
+        `fwd: cpu ${cpu().toFixed(1)}% of one core, forwarded ${counts.forwarded - lastForwarded}, slept ${sleeps.parks} (${sleeps.wakeups} woken by irq)\n`,
+      );
+      lastForwarded = counts.forwarded;
+    };
+    const run = await pollLoop(
       () => {
-        ports.pump(batch);
+        pump();
         forward(qa, qb, bufs, batch, txRetries, counts);
         forward(qb, qa, bufs, batch, txRetries, counts);
         return false;
       },
-      { seconds, everySecond: () => stats.print() },
+      { seconds, everySecond, irq: { mode: irq, sources, activity, whileParked: sim ? pump : undefined, counts: sleeps } },
     );
+    if (irq !== IrqMode.poll) process.stderr.write(`fwd: --irq ${irq}: slept ${run.parks} times, ${run.wakeups} woken by an interrupt\n`);
     dropped = counts.dropped;
     stats.finish();
   } else {

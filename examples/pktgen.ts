@@ -20,10 +20,11 @@ import { LiveStats } from "./lib/live-stats.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
 import { openPorts, placementLines } from "./lib/ports.ts";
 import { setSequence, writeUdpFrame } from "./lib/udp-frame.ts";
+import { OFFLOAD_FLAGS, OFFLOAD_HELP, offloadDeviceOptions, offloadLines } from "./lib/offload-options.ts";
 
 const USAGE =
   "usage: pktgen <port> [--size 60..1514] [--rate frames/s] [--count N] [--seconds N] [--batch N] [--json] [--mac aa:bb:cc:dd:ee:ff] | " +
-  `pktgen --sim [--sim-nic ixgbe|virtio] ...\n${PORTS_HELP}`;
+  `pktgen --sim [--sim-nic ixgbe|virtio] ...\n${PORTS_HELP}\n${OFFLOAD_HELP}`;
 
 async function main(): Promise<number> {
   const { values, positionals, sim, mac, unsafeNoIommu } = parse(USAGE, {
@@ -33,6 +34,7 @@ async function main(): Promise<number> {
     seconds: { type: "string" },
     batch: { type: "string" },
     json: { type: "boolean" },
+    ...OFFLOAD_FLAGS,
   });
   if (!sim && positionals.length !== 1) throw new UsageError(`pktgen needs one PCI address or vhost-user:<socket> port\n${USAGE}`);
   const size = intOption("size", values.size, 60, 60, 1514);
@@ -41,7 +43,7 @@ async function main(): Promise<number> {
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
   const batch = intOption("batch", values.batch, 32, 1, 512);
 
-  const ports = openPorts(sim ? ["gen"] : positionals, { sim, mac, unsafeNoIommu, simTraffic: false });
+  const ports = openPorts(sim ? ["gen"] : positionals, { sim, mac, unsafeNoIommu, simTraffic: false, ...offloadDeviceOptions(values) });
   const dev = ports.devices[0] as NicDevice;
   const pool = new Mempool(dev.dma, { count: 4096, name: `pktgen pool on ${dev.address}` });
   // Fill every buffer with the frame once.
@@ -59,7 +61,7 @@ async function main(): Promise<number> {
     `pktgen: ${dev.address}: ${size}-byte frames, ${rate ? `${rate} frames/s` : "unlimited rate"}` +
       `${count ? `, ${count} frames` : ""}${sim ? ` (device model: ${sim})` : ""}\n`,
   );
-  process.stderr.write(placementLines("pktgen", [dev]));
+  process.stderr.write(placementLines("pktgen", [dev]) + offloadLines("pktgen", [dev]));
 
   const bufs = new Int32Array(batch);
   const bytes = pool.bytes; // buffer b's frame starts at bytes[bufDataOffset[b]]

@@ -119,9 +119,44 @@ export interface NicDevice {
    * handed out. close() throws QueueSharedError (and closes nothing) while a pair is out.
    */
   reclaimQueuePair(queue: number): boolean;
+  /**
+   * Arms receive queue `queue`'s interrupt, re-checks the ring (a frame that arrived before
+   * arming resolves at once), sleeps without blocking the event loop, disarms on wake. True:
+   * frames may be waiting; false: timed out, or close() ended the wait. NotSupportedError on a
+   * device opened without interrupts: true.
+   */
+  waitForRx(queue: number, timeoutMs: number): Promise<boolean>;
+  /**
+   * Adds a receive steering rule (ixgbe: a Flow Director perfect filter, docs/flow-director.md):
+   * IPv4 frames that match `match` go to receive queue `action`, or are dropped by the device
+   * ("drop"). Returns the rule's id for removeFlowRule. Needs a device opened with
+   * `flowDirector: true` (NotSupportedError otherwise). RangeError for a bad queue, address or
+   * port; NotSupportedError for a match the hardware cannot make; FlowTableFullError when the
+   * device's table has no room. A rule that fails changes nothing. virtio-net has no flow
+   * steering: NotSupportedError.
+   */
+  addFlowRule(match: FlowMatch, action: FlowAction): number;
+  /** Removes the rule `id` returned by addFlowRule (RangeError for an id that names no rule). */
+  removeFlowRule(id: number): void;
   /** Stops the queues, resets the device and releases everything it holds. Idempotent. */
   close(): void;
 }
+
+/**
+ * What a flow rule matches: the L4 protocol ("ip": any IPv4 frame) and, optionally, the IPv4
+ * source and destination address (dotted quads) and, for tcp and udp, the ports. A field left out
+ * matches anything. IPv6 rules are not implemented (NotSupportedError).
+ */
+export interface FlowMatch {
+  readonly proto: "tcp" | "udp" | "sctp" | "ip";
+  readonly src?: string;
+  readonly dst?: string;
+  readonly srcPort?: number;
+  readonly dstPort?: number;
+}
+
+/** Where a matching frame goes: a receive queue of the device, or nowhere. */
+export type FlowAction = number | "drop";
 
 export interface DeviceOptions {
   /** Receive queues (default 1). */
@@ -178,4 +213,16 @@ export interface DeviceOptions {
    * jumbo frames). ixgbe: up to 9014; virtio: as far as the device allows.
    */
   readonly maxFrameSize?: number;
+  /**
+   * MSI-X interrupts for waitForRx (default false: pure polling): one vector per receive queue
+   * plus one for the rest, set up at open; NotSupportedError naming the device if it has none.
+   */
+  readonly interrupts?: boolean;
+  /**
+   * ixgbe only: turn the 82599's Flow Director on in perfect-match mode, so that addFlowRule
+   * works (default false). It takes 64 KB of the 512 KB receive packet buffer for its filter table
+   * (2047 rules), which leaves less room to absorb bursts; that is why it is off by default.
+   * true on a virtio device: NotSupportedError at open.
+   */
+  readonly flowDirector?: boolean;
 }

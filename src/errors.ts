@@ -106,3 +106,8 @@ export class DeviceNotFoundError extends IxyError {
 export class QueueSharedError extends IxyError {
   override name = "QueueSharedError";
 }
+
+/** The device's flow rule table (ixgbe Flow Director) has no room for another rule: remove one first. */
+export class FlowTableFullError extends IxyError {
+  override name = "FlowTableFullError";
+}

@@ -3,7 +3,7 @@
  */
 export { openDevice, driverFor, devicePlacement, type DevicePlacement, type OpenOptions } from "./open-device.ts";
 export { deviceCpus, numaPlacement, parseCpuList, readNumaTopology, type NumaNode, type NumaPlacement, type NumaTopology } from "./mem/numa.ts";
-export { newStats, NO_OFFLOADS, type DeviceOffloads, type DeviceOptions, type DeviceStats, type NicDevice, type OffloadOptions } from "./device.ts";
+export { newStats, NO_OFFLOADS, type DeviceOffloads, type DeviceOptions, type DeviceStats, type FlowAction, type FlowMatch, type NicDevice, type OffloadOptions } from "./device.ts";
 export { clearOffloadRequest, requestChecksum, requestTso, rxChecksumOf, RX_OFFLOAD, TSO_MAX_FRAME, TX_OFFLOAD, type RxChecksum } from "./mem/offload.ts";
 export { checkFrameChecksums, completeChecksums, internetChecksum, type ChecksumVerdict } from "./net/checksum.ts";
 export { segmentTcp } from "./net/tcp-segment.ts";
@@ -44,7 +44,8 @@ export { PhysicalDmaAllocator } from "./mem/physical-dma.ts";
 export { PciAddress } from "./pci/pci-address.ts";
 export { TypedArrayMmio, type Mmio } from "./pci/mmio.ts";
 export { TracingMmio, type RegisterAccess } from "./pci/tracing-mmio.ts";
-export type { PciFunction } from "./pci/pci-function.ts";
+export type { MsixVectors, PciFunction } from "./pci/pci-function.ts";
+export { InterruptWait } from "./irq/interrupt-wait.ts";
 export * from "./pci/regs.ts";
 export { createIxgbeDevice, IXGBE_DEVICE_IDS } from "./drivers/ixgbe/index.ts";
 export { createVirtioDevice, VIRTIO_DEVICE_IDS } from "./drivers/virtio/index.ts";

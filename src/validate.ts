@@ -117,7 +117,9 @@ const DEVICE_OPTION_TYPES = {
   linkTimeoutMs: "number",
   hotPath: "string",
   unsafeNoIommu: "boolean",
+  flowDirector: "boolean",
   maxFrameSize: "number",
+  interrupts: "boolean",
 } as const;
 
 /**

@@ -14,7 +14,7 @@
  * that pair: the BAR is a SharedArrayBuffer (a worker stores its doorbells straight into it,
  * src/pci/shared-mmio.ts) and the rings are SimDma memory, which is shared already.
  */
-import type { NicDevice } from "../../src/device.ts";
+import type { DeviceOptions, NicDevice } from "../../src/device.ts";
 import { createIxgbeDevice } from "../../src/drivers/ixgbe/ixgbe-device.ts";
 import * as T from "../../src/drivers/ixgbe/ixgbe_type.ts";
 import type { HotPathMode } from "../../src/drivers/specialize.ts";
@@ -51,7 +51,7 @@ class InstantBar extends TypedArrayMmio {
 function instantPci(address: string, bar: InstantBar): PciFunction {
   return {
     address, vendorId: 0x8086, deviceId: 0x10fb, config: new SimMmio(`${address} config`, 256),
-    barKind: () => BarKind.memory, bar: () => bar, enableDma() {}, reset: () => false, close() {},
+    barKind: () => BarKind.memory, bar: () => bar, enableDma() {}, reset: () => false, close() {}, msix: null,
   };
 }
 
@@ -195,11 +195,12 @@ export class InstantIxgbePort {
   #rxHead = 0;
   #txHead = 0;
 
-  constructor(dma: SimDma, index: number, hotPath?: HotPathMode, queues = 1) {
+  /** `options`: more device options (bench:offload turns offloads on and off). */
+  constructor(dma: SimDma, index: number, hotPath?: HotPathMode, queues = 1, options: DeviceOptions = {}) {
     const bar = new InstantBar(`instant ixgbe ${index} BAR0`);
     this.#dma = dma;
     this.dev = createIxgbeDevice(instantPci(`instant-ixgbe${index}`, bar), dma, {
-      rxRingSize: RING_SIZE, txRingSize: RING_SIZE, linkTimeoutMs: 0, hotPath, rxQueues: queues, txQueues: queues,
+      ...options, rxRingSize: RING_SIZE, txRingSize: RING_SIZE, linkTimeoutMs: 0, hotPath, rxQueues: queues, txQueues: queues,
     });
     const regs = bar.words32!;
     const ring = (bal: number, bah: number, len: number) => {

@@ -14,6 +14,26 @@ export const BarKind = {
 } as const;
 export type BarKind = (typeof BarKind)[keyof typeof BarKind];
 
+/**
+ * A function's MSI-X vectors, each delivered to the driver as an eventfd: the kernel (VFIO) or
+ * the model writes the eventfd when the device raises the vector. The eventfds are nonblocking;
+ * wait on them with src/irq (never with a blocking read on Node's main thread).
+ */
+export interface MsixVectors {
+  /** Vectors the device has (the MSI-X Table Size + 1). */
+  readonly count: number;
+  /** Vectors enabled now (0: MSI-X is disabled). */
+  readonly enabled: number;
+  /**
+   * Enables MSI-X with vectors 0..vectors-1 and returns one eventfd per vector, in order. The
+   * count cannot change while enabled (VFIO's NORESIZE): enabling again first disables, which
+   * closes the eventfds returned before. RangeError for 0 or more than `count`.
+   */
+  enable(vectors: number): readonly number[];
+  /** Disables MSI-X and closes its eventfds. Does nothing while disabled. */
+  disable(): void;
+}
+
 export interface PciFunction {
   /** Canonical address, "0000:01:00.0". */
   readonly address: string;
@@ -26,6 +46,8 @@ export interface PciFunction {
   bar(index: number): Mmio;
   /** Sets Memory Space Enable and Bus Master Enable in the COMMAND register (config offset 4). */
   enableDma(): void;
+  /** The MSI-X vectors; null when the function has no MSI-X capability. close() disables them. */
+  readonly msix: MsixVectors | null;
   /** Function-level reset where the platform offers one (VFIO_DEVICE_RESET); false if none. */
   reset(): boolean;
   /** Unmaps the BARs and releases the device. Idempotent. */
@@ -47,6 +69,14 @@ export const PCI_COMMAND_INTX_DISABLE = 0x400;
 export const PCI_STATUS_CAP_LIST = 0x10;
 export const PCI_CAP_ID_VNDR = 0x09;
 export const PCI_CAP_ID_MSIX = 0x11;
+/** MSI-X capability (PCI Local Bus Specification 3.0, 6.8.2): Message Control at offset 2. */
+export const PCI_MSIX_FLAGS = 2;
+/** Message Control bits 10:0: Table Size, the vector count minus one. */
+export const PCI_MSIX_FLAGS_QSIZE = 0x07ff;
+/** Message Control bit 14: Function Mask (every vector masked). */
+export const PCI_MSIX_FLAGS_MASKALL = 0x4000;
+/** Message Control bit 15: MSI-X Enable. */
+export const PCI_MSIX_FLAGS_ENABLE = 0x8000;
 
 /** Walks the capability list; yields [capability id, config-space offset]. */
 export function* pciCapabilities(config: Mmio): Generator<[number, number]> {

@@ -50,10 +50,12 @@ function waitReg32(mmio: Mmio, reg: number, mask: number, wantSet: boolean, opti
   const pollMs = options.pollMs ?? 1;
   const deadline = performance.now() + timeoutMs;
   for (;;) {
+    // The clock before the register: a thread descheduled past the deadline looks once more.
+    const late = performance.now() >= deadline;
     const value = mmio.read32(reg) >>> 0;
     const bits = (value & mask) >>> 0;
     if (wantSet ? bits === mask >>> 0 : bits === 0) return value;
-    if (performance.now() >= deadline) {
+    if (late) {
       const what = options.name ? `${options.name} (${hex(reg)})` : `register ${hex(reg)}`;
       throw new DeviceTimeoutError(
         `${mmio.name}: timed out after ${timeoutMs} ms waiting for ${what} to have bits ${hex(mask)} ` +

@@ -4,7 +4,8 @@
  * pread/pwrite.
  */
 import { VfioError } from "../errors.ts";
-import { mmap, munmap, MAP_SHARED, PROT_READ, PROT_WRITE, view } from "../sys/libc.ts";
+import { close as closeFd, mmap, munmap, MAP_SHARED, PROT_READ, PROT_WRITE, view } from "../sys/libc.ts";
+import { createEventFd } from "../sys/eventfd.ts";
 import { TypedArrayMmio, type Mmio } from "./mmio.ts";
 import {
   BarKind,
@@ -12,10 +13,16 @@ import {
   PCI_COMMAND,
   PCI_COMMAND_MASTER,
   PCI_COMMAND_MEMORY,
+  type MsixVectors,
   type PciFunction,
 } from "./pci-function.ts";
 import { PreadMmio } from "./pread-mmio.ts";
-import { VFIO_PCI_CONFIG_REGION_INDEX, VFIO_REGION_INFO_FLAG_MMAP } from "./vfio-structs.ts";
+import {
+  VFIO_IRQ_INFO_EVENTFD,
+  VFIO_PCI_CONFIG_REGION_INDEX,
+  VFIO_PCI_MSIX_IRQ_INDEX,
+  VFIO_REGION_INFO_FLAG_MMAP,
+} from "./vfio-structs.ts";
 import type { VfioDevice } from "./vfio.ts";
 
 export class VfioPciFunction implements PciFunction {
@@ -27,6 +34,7 @@ export class VfioPciFunction implements PciFunction {
   readonly #bars = new Map<number, Mmio>();
   readonly #mappings: { ptr: bigint; size: number }[] = [];
   #closed = false;
+  readonly msix: VfioMsixVectors | null;
 
   constructor(device: VfioDevice) {
     this.#device = device;
@@ -35,6 +43,9 @@ export class VfioPciFunction implements PciFunction {
     this.config = new PreadMmio(`${device.address} config space`, device.fd, cfg.offset, cfg.size);
     this.vendorId = this.config.read16(0);
     this.deviceId = this.config.read16(2);
+    const irq = device.irqInfo(VFIO_PCI_MSIX_IRQ_INDEX);
+    // count 0: no MSI-X capability. Without EVENTFD the vectors could not reach user space.
+    this.msix = irq.count > 0 && (irq.flags & VFIO_IRQ_INFO_EVENTFD) !== 0 ? new VfioMsixVectors(device, irq.count) : null;
   }
 
   barKind(index: number): BarKind {
@@ -83,6 +94,7 @@ export class VfioPciFunction implements PciFunction {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.msix?.disable();
     for (const m of this.#mappings) munmap(m.ptr, m.size);
     this.#mappings.length = 0;
     this.#bars.clear();
@@ -91,5 +103,55 @@ export class VfioPciFunction implements PciFunction {
 
   #checkIndex(index: number): void {
     if (!Number.isInteger(index) || index < 0 || index > 5) throw new RangeError(`${this.address}: BAR index must be 0 to 5, got ${index}`);
+  }
+}
+
+/**
+ * MSI-X through VFIO (Documentation/driver-api/vfio.rst; linux/vfio.h, VFIO_DEVICE_SET_IRQS):
+ * the kernel owns the MSI-X table and the capability's enable bit; user space hands it one
+ * eventfd per vector. MSI-X reports NORESIZE: the vector count is fixed until the index is
+ * disabled, so a new count means disable, then enable.
+ */
+export class VfioMsixVectors implements MsixVectors {
+  readonly count: number;
+  readonly #device: VfioDevice;
+  #fds: number[] = [];
+
+  constructor(device: VfioDevice, count: number) {
+    this.#device = device;
+    this.count = count;
+  }
+
+  get enabled(): number {
+    return this.#fds.length;
+  }
+
+  enable(vectors: number): readonly number[] {
+    if (!Number.isInteger(vectors) || vectors < 1 || vectors > this.count) {
+      throw new RangeError(`${this.#device.address}: MSI-X vectors to enable must be 1 to ${this.count}, got ${vectors}`);
+    }
+    this.disable();
+    const fds: number[] = [];
+    try {
+      for (let i = 0; i < vectors; i++) fds.push(createEventFd(`${this.#device.address}: eventfd for MSI-X vector ${i}`));
+      this.#device.setIrqEventfds(VFIO_PCI_MSIX_IRQ_INDEX, 0, fds);
+    } catch (e) {
+      for (const fd of fds) closeFd(fd);
+      throw e;
+    }
+    this.#fds = fds;
+    return fds.slice();
+  }
+
+  disable(): void {
+    if (this.#fds.length === 0) return;
+    const fds = this.#fds;
+    this.#fds = [];
+    try {
+      this.#device.triggerIrqs(VFIO_PCI_MSIX_IRQ_INDEX, 0, 0);
+    } finally {
+      // The kernel dropped its references with the trigger; ours go now.
+      for (const fd of fds) closeFd(fd);
+    }
   }
 }

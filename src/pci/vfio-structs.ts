@@ -38,12 +38,31 @@ export const VFIO_DMA_MAP_FLAG_WRITE = 1 << 1;
 /** Region indices of a vfio-pci device: BAR0-5 are 0-5. */
 export const VFIO_PCI_ROM_REGION_INDEX = 6;
 export const VFIO_PCI_CONFIG_REGION_INDEX = 7;
+/** Interrupt indices of a vfio-pci device (VFIO_PCI_*_IRQ_INDEX). */
+export const VFIO_PCI_INTX_IRQ_INDEX = 0;
+export const VFIO_PCI_MSI_IRQ_INDEX = 1;
+export const VFIO_PCI_MSIX_IRQ_INDEX = 2;
+/** vfio_irq_info.flags. NORESIZE: the vector count is fixed while enabled (MSI, MSI-X). */
+export const VFIO_IRQ_INFO_EVENTFD = 1 << 0;
+export const VFIO_IRQ_INFO_MASKABLE = 1 << 1;
+export const VFIO_IRQ_INFO_AUTOMASKED = 1 << 2;
+export const VFIO_IRQ_INFO_NORESIZE = 1 << 3;
+/** vfio_irq_set.flags: one DATA_ type and one ACTION_ type. */
+export const VFIO_IRQ_SET_DATA_NONE = 1 << 0;
+export const VFIO_IRQ_SET_DATA_BOOL = 1 << 1;
+export const VFIO_IRQ_SET_DATA_EVENTFD = 1 << 2;
+export const VFIO_IRQ_SET_ACTION_MASK = 1 << 3;
+export const VFIO_IRQ_SET_ACTION_UNMASK = 1 << 4;
+export const VFIO_IRQ_SET_ACTION_TRIGGER = 1 << 5;
 
 /** Byte offsets of each struct's fields, and its size. */
 export const vfio_group_status = { argsz: 0, flags: 4, SIZE: 8 } as const;
 export const vfio_device_info = { argsz: 0, flags: 4, num_regions: 8, num_irqs: 12, SIZE: 16 } as const;
 export const vfio_region_info = { argsz: 0, flags: 4, index: 8, cap_offset: 12, size: 16, offset: 24, SIZE: 32 } as const;
 export const vfio_iommu_type1_dma_map = { argsz: 0, flags: 4, vaddr: 8, iova: 16, size: 24, SIZE: 32 } as const;
+export const vfio_irq_info = { argsz: 0, flags: 4, index: 8, count: 12, SIZE: 16 } as const;
+/** Followed by `count` elements of data (__s32 eventfds for DATA_EVENTFD): a flexible array. */
+export const vfio_irq_set = { argsz: 0, flags: 4, index: 8, start: 12, count: 16, SIZE: 20 } as const;
 export const vfio_iommu_type1_dma_unmap = { argsz: 0, flags: 4, iova: 8, size: 16, SIZE: 24 } as const;
 
 /** A zeroed struct buffer with argsz filled in. */

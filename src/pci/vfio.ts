@@ -29,7 +29,12 @@ import {
   vfio_group_status,
   vfio_iommu_type1_dma_map,
   vfio_iommu_type1_dma_unmap,
+  vfio_irq_info,
+  vfio_irq_set,
   vfio_region_info,
+  VFIO_IRQ_SET_ACTION_TRIGGER,
+  VFIO_IRQ_SET_DATA_EVENTFD,
+  VFIO_IRQ_SET_DATA_NONE,
 } from "./vfio-structs.ts";
 
 export interface VfioPaths {
@@ -214,6 +219,14 @@ export interface RegionInfo {
   readonly offset: number;
 }
 
+export interface IrqInfo {
+  readonly index: number;
+  /** VFIO_IRQ_INFO_* bits. */
+  readonly flags: number;
+  /** Interrupts (vectors) the index has; 0: the device does not implement it. */
+  readonly count: number;
+}
+
 export class VfioDevice {
   readonly address: string;
   readonly fd: number;
@@ -244,6 +257,45 @@ export class VfioDevice {
       size: getU64(buf, vfio_region_info.size),
       offset: getU64(buf, vfio_region_info.offset),
     };
+  }
+
+  /** VFIO_DEVICE_GET_IRQ_INFO for interrupt index `index` (VFIO_PCI_MSIX_IRQ_INDEX: MSI-X). */
+  irqInfo(index: number): IrqInfo {
+    const buf = newStruct(vfio_irq_info);
+    setU32(buf, vfio_irq_info.index, index);
+    ioctlBytes(this.fd, VFIO.DEVICE_GET_IRQ_INFO, buf, `${this.address}: VFIO_DEVICE_GET_IRQ_INFO ${index}`);
+    return { index, flags: getU32(buf, vfio_irq_info.flags), count: getU32(buf, vfio_irq_info.count) };
+  }
+
+  /**
+   * VFIO_DEVICE_SET_IRQS with DATA_EVENTFD | ACTION_TRIGGER: interrupt `start + i` of `index`
+   * signals eventfd fds[i] (-1: none). Setting a trigger enables the index (for MSI-X: the
+   * kernel sets MSI-X Enable in the capability and programs the table itself).
+   */
+  setIrqEventfds(index: number, start: number, fds: readonly number[]): void {
+    const buf = new Uint8Array(vfio_irq_set.SIZE + 4 * fds.length);
+    setU32(buf, vfio_irq_set.argsz, buf.length);
+    setU32(buf, vfio_irq_set.flags, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER);
+    setU32(buf, vfio_irq_set.index, index);
+    setU32(buf, vfio_irq_set.start, start);
+    setU32(buf, vfio_irq_set.count, fds.length);
+    for (let i = 0; i < fds.length; i++) setU32(buf, vfio_irq_set.SIZE + 4 * i, fds[i]!);
+    ioctlBytes(this.fd, VFIO.DEVICE_SET_IRQS, buf, `${this.address}: VFIO_DEVICE_SET_IRQS (eventfds for ${fds.length} interrupts of index ${index})`);
+  }
+
+  /**
+   * VFIO_DEVICE_SET_IRQS with DATA_NONE | ACTION_TRIGGER. With count 0: disables the whole
+   * index (the documented way). With a count: fires interrupts start..start+count-1 from
+   * software (their eventfds are signalled as if the device had raised them).
+   */
+  triggerIrqs(index: number, start: number, count: number): void {
+    const buf = newStruct(vfio_irq_set);
+    setU32(buf, vfio_irq_set.flags, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER);
+    setU32(buf, vfio_irq_set.index, index);
+    setU32(buf, vfio_irq_set.start, start);
+    setU32(buf, vfio_irq_set.count, count);
+    const what = count === 0 ? `disabling interrupt index ${index}` : `triggering ${count} interrupts of index ${index}`;
+    ioctlBytes(this.fd, VFIO.DEVICE_SET_IRQS, buf, `${this.address}: VFIO_DEVICE_SET_IRQS (${what})`);
   }
 
   /** Function-level reset (VFIO_DEVICE_RESET); false when the device offers none. */

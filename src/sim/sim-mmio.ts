@@ -75,6 +75,11 @@ export class SimMmio implements Mmio {
     this.#readHooks.set(offset, hook);
   }
 
+  /** The read hook at `offset`, if any (so that a test can wrap a model's hook). */
+  readHookAt(offset: number): ReadHook | undefined {
+    return this.#readHooks.get(offset);
+  }
+
   /** Calls `hook` instead of writing the backing store for any access starting at `offset`. */
   onWrite(offset: number, hook: WriteHook): void {
     this.#writeHooks.set(offset, hook);

@@ -107,6 +107,10 @@ const c = {
   listen: libc.func("int listen(int fd, int backlog)"),
   accept4: libc.func("int accept4(int fd, void *addr, void *addrlen, int flags)"),
   poll: libc.func("int poll(_Inout_ uint8_t *fds, uint64_t nfds, int timeout)"),
+  epollCreate1: libc.func("int epoll_create1(int flags)"),
+  epollCtl: libc.func("int epoll_ctl(int epfd, int op, int fd, const uint8_t *event)"),
+  // Called with .async only (src/irq/irq-poller.ts): it blocks a libuv threadpool thread.
+  epollWait: libc.func("int epoll_wait(int epfd, _Out_ uint8_t *events, int maxevents, int timeout)"),
   // The msghdr's own fields point to other buffers (iovec, data, control): see addressOf().
   sendmsg: libc.func("int64_t sendmsg(int fd, const uint8_t *msg, int flags)"),
   recvmsg: libc.func("int64_t recvmsg(int fd, _Inout_ uint8_t *msg, int flags)"),
@@ -271,6 +275,42 @@ export function poll(fds: Uint8Array, nfds: number, timeoutMs: number, context?:
   if (n >= 0) return n;
   if (koffi.errno() === ERRNO.EINTR) return INTERRUPTED;
   fail("poll", context);
+}
+
+export const EPOLL_CLOEXEC = 0o2000000;
+export const EPOLL_CTL_ADD = 1;
+export const EPOLL_CTL_DEL = 2;
+export const EPOLL_CTL_MOD = 3;
+export const EPOLLIN = 0x1;
+/**
+ * struct epoll_event on x86-64: { uint32_t events; uint64_t data; }, packed (12 bytes; other
+ * architectures pad it to 16). data is ours: the fd, in its low 32 bits.
+ */
+export const epoll_event = { events: 0, data: 4, SIZE: 12 } as const;
+
+/** epoll_create1(2). */
+export function epollCreate1(flags: number, context?: string): number {
+  const fd = c.epollCreate1(flags) as number;
+  if (fd < 0) fail("epoll_create1", context);
+  return fd;
+}
+
+/** epoll_ctl(2) with the struct epoll_event in `event` (ignored by EPOLL_CTL_DEL). */
+export function epollCtl(epfd: number, op: number, fd: number, event: Uint8Array, context?: string): void {
+  if ((c.epollCtl(epfd, op, fd, event) as number) < 0) fail("epoll_ctl", context);
+}
+
+/**
+ * epoll_wait(2) on a libuv threadpool thread: `done` runs on this thread's event loop with the
+ * number of ready events written to `events`, 0 after the timeout, or -1 when the call failed
+ * (errno is the worker thread's and is not carried over; EINTR is the only failure a valid
+ * epoll fd can have). The thread is held for the whole wait: see src/irq/irq-poller.ts.
+ */
+export function epollWaitAsync(epfd: number, events: Uint8Array, maxEvents: number, timeoutMs: number, done: (n: number) => void): void {
+  c.epollWait.async(epfd, events, maxEvents, timeoutMs, (err: unknown, n: number) => {
+    if (err) throw err;
+    done(n < 0 ? -1 : n);
+  });
 }
 
 /**

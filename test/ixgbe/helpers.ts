@@ -52,6 +52,7 @@ export function tracedPci(pci: PciFunction, sink: (access: RegisterAccess) => vo
     vendorId: pci.vendorId,
     deviceId: pci.deviceId,
     config: pci.config,
+    msix: pci.msix,
     barKind: (i) => pci.barKind(i),
     bar: (i) => (i === 0 ? (traced ??= new TracingMmio(pci.bar(0), sink)) : pci.bar(i)),
     enableDma: () => pci.enableDma(),

@@ -43,7 +43,7 @@ class MappedBar extends TypedArrayMmio {
 function mappedPci(bar: MappedBar): PciFunction {
   return {
     address: "mapped0", vendorId: 0x8086, deviceId: 0x10fb, config: new SimMmio("mapped0 config", 256),
-    barKind: () => BarKind.memory, bar: () => bar, enableDma() {}, reset: () => false, close() {},
+    barKind: () => BarKind.memory, bar: () => bar, enableDma() {}, reset: () => false, close() {}, msix: null,
   };
 }
 

@@ -38,6 +38,8 @@ describe.skipIf(!header)("VFIO structs match linux/vfio.h", () => {
     vfio_region_info: S.vfio_region_info,
     vfio_iommu_type1_dma_map: S.vfio_iommu_type1_dma_map,
     vfio_iommu_type1_dma_unmap: S.vfio_iommu_type1_dma_unmap,
+    vfio_irq_info: S.vfio_irq_info,
+    vfio_irq_set: S.vfio_irq_set,
   };
   for (const [name, ours] of Object.entries(structs)) {
     it(`struct ${name} has the kernel's field offsets and size`, () => {
@@ -76,6 +78,19 @@ describe.skipIf(!header)("VFIO structs match linux/vfio.h", () => {
     expect(def("VFIO_DMA_MAP_FLAG_READ")).toBe(S.VFIO_DMA_MAP_FLAG_READ);
     expect(def("VFIO_DMA_MAP_FLAG_WRITE")).toBe(S.VFIO_DMA_MAP_FLAG_WRITE);
     expect(def("VFIO_DEVICE_FLAGS_RESET")).toBe(S.VFIO_DEVICE_FLAGS_RESET);
+    for (const name of ["EVENTFD", "MASKABLE", "AUTOMASKED", "NORESIZE"] as const) {
+      expect(def(`VFIO_IRQ_INFO_${name}`), name).toBe(S[`VFIO_IRQ_INFO_${name}`]);
+    }
+    for (const name of ["DATA_NONE", "DATA_BOOL", "DATA_EVENTFD", "ACTION_MASK", "ACTION_UNMASK", "ACTION_TRIGGER"] as const) {
+      expect(def(`VFIO_IRQ_SET_${name}`), name).toBe(S[`VFIO_IRQ_SET_${name}`]);
+    }
+  });
+
+  it("the MSI-X interrupt index is the kernel's VFIO_PCI_MSIX_IRQ_INDEX", () => {
+    // An enum in the header: INTX, MSI, MSIX, ERR, REQ in that order.
+    const m = /enum \{\s*VFIO_PCI_INTX_IRQ_INDEX,\s*VFIO_PCI_MSI_IRQ_INDEX,\s*VFIO_PCI_MSIX_IRQ_INDEX,/.exec(header!);
+    expect(m).not.toBeNull();
+    expect([S.VFIO_PCI_INTX_IRQ_INDEX, S.VFIO_PCI_MSI_IRQ_INDEX, S.VFIO_PCI_MSIX_IRQ_INDEX]).toEqual([0, 1, 2]);
   });
 });
 

@@ -13,7 +13,7 @@
  */
 import { PairStatus, QueueSharing, type SharedQueuePair } from "../queue-sharing.ts";
 import type { HotPathMode } from "../specialize.ts";
-import { NO_OFFLOADS, type DeviceOffloads, type DeviceOptions, type DeviceStats, type NicDevice } from "../../device.ts";
+import { NO_OFFLOADS, type DeviceOffloads, type DeviceOptions, type DeviceStats, type FlowAction, type FlowMatch, type NicDevice } from "../../device.ts";
 import { DeviceClosedError, DeviceProtocolError, DeviceTimeoutError, NotSupportedError } from "../../errors.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
 import type { Mmio } from "../../pci/mmio.ts";
@@ -24,9 +24,12 @@ import { checkDeviceOptionTypes, checkInteger, checkNonNegative, checkPowerOfTwo
 import { requireStrongMemoryOrder } from "../memory-order.ts";
 import { IXGBE_BACKPLANE_DEVICE_IDS, findIxgbeDeviceId } from "./ixgbe_ids.ts";
 import { IXGBE_RSS_KEY_SIZE, randomRssKey, setupRss } from "./ixgbe-rss.ts";
-import { IxgbeRxQueue, MAX_RX_FRAME } from "./ixgbe-rx-queue.ts";
+import { FDIR_PACKET_BUFFER_KB, IxgbeFlowDirector } from "./ixgbe-fdir.ts";
+import { IxgbeRxQueue } from "./ixgbe-rx-queue.ts";
+import { decideIxgbeOffloads, rxBufferLayout, setupFrameSize, type IxgbeDataOffloads } from "./ixgbe-offloads.ts";
 import { IxgbeStats, type IxgbeHwCounters } from "./ixgbe-stats.ts";
 import { IxgbeTxQueue, TX_CLEAN_BATCH } from "./ixgbe-tx-queue.ts";
+import { IxgbeInterrupts } from "./ixgbe-interrupts.ts";
 import {
   IXGBE_AUTOC,
   IXGBE_AUTOC2,
@@ -86,6 +89,7 @@ import {
   IXGBE_RXCTRL_RXEN,
   IXGBE_RXPBSIZE,
   IXGBE_RXPBSIZE_MAX,
+  IXGBE_RXPBSIZE_SHIFT,
   IXGBE_SECRXCTRL,
   IXGBE_SECRXCTRL_RX_DIS,
   IXGBE_SECRXSTAT,
@@ -184,6 +188,14 @@ export class IxgbeDevice implements NicDevice {
   readonly #sfp: boolean;
   /** The RSS key programmed into RSSRK when rxQueues > 1 (null: RSS off). */
   readonly #rssKey: Uint8Array | null;
+  /** DeviceOptions.interrupts: MSI-X set up at init (ixgbe-interrupts.ts); null: polling only. */
+  #irq: IxgbeInterrupts | null = null;
+  readonly #pci: PciFunction;
+  readonly #wantInterrupts: boolean;
+  /** Flow Director perfect filters (ixgbe-fdir.ts); null unless opened with flowDirector: true. */
+  readonly #fdir: IxgbeFlowDirector | null;
+  /** Checksums, TSO, frame size (ixgbe-offloads.ts). */
+  readonly #data: IxgbeDataOffloads;
   #closed = false;
 
   constructor(pci: PciFunction, dma: DmaAllocator, options: DeviceOptions) {
@@ -197,6 +209,8 @@ export class IxgbeDevice implements NicDevice {
         `the ixgbe driver yet: ${id.unsupported}; use an 82599/X520 port, or the kernel's ixgbe driver`);
     }
     this.#sfp = !IXGBE_BACKPLANE_DEVICE_IDS.includes(pci.deviceId);
+    this.#pci = pci;
+    this.#wantInterrupts = options.interrupts === true;
     this.address = address;
     this.dma = dma;
     this.rxQueues = checkCount(address, "rxQueues", options.rxQueues ?? 1);
@@ -215,9 +229,14 @@ export class IxgbeDevice implements NicDevice {
     const rssKey = checkRssKey(address, options.rssKey, IXGBE_RSS_KEY_SIZE);
     this.#rssKey = this.rxQueues > 1 ? rssKey ?? randomRssKey() : null;
     const linkTimeoutMs = checkNonNegative(address, "linkTimeoutMs", options.linkTimeoutMs ?? IXGBE_DEFAULT_LINK_TIMEOUT_MS, "milliseconds");
+    const data = decideIxgbeOffloads(address, options);
+    this.#data = data;
+    this.offloads = { ...NO_OFFLOADS, ...data };
+    const layout = rxBufferLayout(data.maxFrameSize);
 
     pci.enableDma();
     this.#mmio = pci.bar(0);
+    this.#fdir = options.flowDirector === true ? new IxgbeFlowDirector(this.#mmio, address, this.rxQueues) : null;
     this.#stats = new IxgbeStats(this.#mmio);
     // Every POLL_CALLS rx/txBatch calls: the counters, and whether the device is still ours (it
     // does not throw there: the transmit loop calls it after taking buffers; the next call does).
@@ -234,13 +253,13 @@ export class IxgbeDevice implements NicDevice {
       for (let i = 0; i < this.rxQueues; i++) {
         const queue = new IxgbeRxQueue(dma, this.#mmio, {
           index: i, ringSize: rxRingSize, mempoolSize, checked: options.checked ?? false, device: address, hotPath: options.hotPath,
-          pollStats, pollCalls: STATS_POLL_CALLS,
+          pollStats, pollCalls: STATS_POLL_CALLS, entrySize: layout.entrySize, bufferSize: layout.bufferSize, rxChecksum: data.rxChecksum,
         });
-        // SRRCTL.BSIZEPACKET says 2 KB but a buffer's data area is smaller (headroom): fine only
-        // because MAXFRS keeps frames at 1518 bytes (+4 VLAN) while jumbo frames are off.
-        if (queue.pool.dataCapacity < MAX_RX_FRAME) {
+        // SRRCTL.BSIZEPACKET may be larger than a buffer's data area (headroom): fine only
+        // because MAXFRS keeps frames at maxFrameSize (+4 VLAN), which the data area holds.
+        if (queue.pool.dataCapacity < layout.largestWrite) {
           throw new RangeError(
-            `${address}: RX buffers hold ${queue.pool.dataCapacity} bytes, fewer than the ${MAX_RX_FRAME}-byte frames the device may write`,
+            `${address}: RX buffers hold ${queue.pool.dataCapacity} bytes, fewer than the ${layout.largestWrite}-byte frames the device may write`,
           );
         }
         this.#rx.push(queue);
@@ -248,6 +267,7 @@ export class IxgbeDevice implements NicDevice {
       for (let i = 0; i < this.txQueues; i++) {
         this.#tx.push(new IxgbeTxQueue(dma, this.#mmio, {
           index: i, ringSize: txRingSize, device: address, hotPath: options.hotPath, pollStats, pollCalls: STATS_POLL_CALLS,
+          txChecksum: data.txChecksum, tso: data.tso, maxFrameSize: data.maxFrameSize,
         }));
       }
       this.#init(linkTimeoutMs);
@@ -268,6 +288,7 @@ export class IxgbeDevice implements NicDevice {
    */
   #abandon(dma: DmaAllocator, mark: number | undefined): void {
     this.#closed = true;
+    this.#irq?.close();
     let stopped = false;
     try {
       setReg32(this.#mmio, IXGBE_EIMC, IXGBE_IRQ_CLEAR_MASK);
@@ -351,6 +372,12 @@ export class IxgbeDevice implements NicDevice {
     // 4.6.8: transmit initialization.
     this.#initTx();
 
+    // 7.3: with DeviceOptions.interrupts, MSI-X and one vector per receive queue, all masked.
+    if (this.#wantInterrupts) {
+      this.#irq = new IxgbeInterrupts(mmio, this.#pci, this.address, this.rxQueues);
+      this.offloads = { ...this.offloads, interrupts: true };
+    }
+
     // 4.6.7.1 and 4.6.8.1: enable the queues, now that everything else is in place.
     for (const queue of this.#rx) queue.start(mmio, REGISTER_TIMEOUT_MS);
     // 4.6.7: start receiving only once every queue has its descriptors.
@@ -414,11 +441,15 @@ export class IxgbeDevice implements NicDevice {
     // Receive stays off while it is configured.
     clearFlags32(mmio, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
     // 4.6.11.3.1 (no DCB, no virtualization): the whole 512 KB receive packet buffer of the
-    // 82599 to buffer 0, the other seven unused (X540/X550, with 384 KB, are refused).
-    setReg32(mmio, IXGBE_RXPBSIZE(0), IXGBE_RXPBSIZE_MAX);
+    // 82599 to buffer 0, the other seven unused (X540/X550, with 384 KB, are refused); with
+    // Flow Director on, less the table's share of it (7.1.2.7; Linux's ixgbe_configure_pb).
+    const fdirKb = this.#fdir !== null ? FDIR_PACKET_BUFFER_KB : 0;
+    setReg32(mmio, IXGBE_RXPBSIZE(0), (IXGBE_RXPBSIZE_MAX - (fdirKb << IXGBE_RXPBSIZE_SHIFT)) >>> 0);
     for (let i = 1; i < 8; i++) setReg32(mmio, IXGBE_RXPBSIZE(i), 0);
     // Strip the Ethernet CRC: HLREG0.RXCRCSTRP and RDRXCTL.CRCSTRIP must agree (8.2.3.8.8).
     setFlags32(mmio, IXGBE_HLREG0, IXGBE_HLREG0_RXCRCSTRP);
+    // The largest frame received: MAXFRS, and HLREG0.JUMBOEN above 1514 bytes (ixgbe-offloads.ts).
+    setupFrameSize(mmio, this.#data.maxFrameSize);
     // RDRXCTL: RSCFRSTSIZE reads non-zero but must be written 0; RSCACKC and FCOE_WRFIX read 0
     // but must be written 1 (8.2.3.8.8).
     let rdrxctl = getReg32(mmio, IXGBE_RDRXCTL);
@@ -430,6 +461,11 @@ export class IxgbeDevice implements NicDevice {
     for (const queue of this.#rx) queue.configure(mmio);
     // 7.1.2.8: with several receive queues, spread flows over them (key, RETA, MRQC; ixgbe-rss.ts).
     if (this.#rssKey !== null) setupRss(mmio, this.rxQueues, this.#rssKey);
+    // 7.1.2.7: Flow Director perfect filters, set up before receive is enabled (ixgbe-fdir.ts).
+    if (this.#fdir !== null) {
+      this.#fdir.init();
+      this.offloads = { ...this.offloads, flowDirector: true };
+    }
     // Last sentence of 4.6.7: set CTRL_EXT.NS_DIS, and clear DCA_RXCTRL bit 12 (reserved, reads
     // as 1, must be written 0; Linux has no name for it).
     setFlags32(mmio, IXGBE_CTRL_EXT, IXGBE_CTRL_EXT_NS_DIS);
@@ -501,6 +537,29 @@ export class IxgbeDevice implements NicDevice {
   }
 
   /**
+   * Sleeps until receive queue `queue` may have frames (true) or `timeoutMs` passed (false), on
+   * the queue's MSI-X interrupt (ixgbe-interrupts.ts has the sequence); never blocks the event
+   * loop. Needs the device opened with interrupts: true (NotSupportedError otherwise).
+   */
+  waitForRx(queue: number, timeoutMs: number): Promise<boolean> {
+    try {
+      this.#checkOpen("waitForRx");
+      if (this.#broken !== null) throw this.#broken;
+      const irq = this.#irq;
+      if (irq === null) {
+        throw new NotSupportedError(`${this.address}: waitForRx() on a device opened without interrupts: open it with interrupts: true`);
+      }
+      checkInteger(this.address, "waitForRx()'s queue", queue, 0, this.rxQueues - 1);
+      checkNonNegative(this.address, "waitForRx()'s timeoutMs", timeoutMs, "milliseconds");
+      if (this.#sharing.isShared(queue)) this.#sharing.refuse(queue, "waitForRx");
+      const rx = this.#rx[queue]!;
+      return irq.wait(queue, () => rx.hasFrame(), timeoutMs);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
    * Totals since the device was opened. Byte counts are the device's: they include the 4-byte
    * Ethernet CRC of every frame (GORC/GOTC count from the destination address through the CRC).
    * rxErrors adds the frames the driver dropped to the device's error counters; txErrors counts
@@ -537,6 +596,34 @@ export class IxgbeDevice implements NicDevice {
   hwCounters(): Readonly<IxgbeHwCounters> {
     if (!this.#closed) this.#stats.update();
     return { ...this.#stats.hw };
+  }
+
+  /**
+   * A Flow Director perfect filter (ixgbe-fdir.ts, docs/flow-director.md): IPv4 frames matching
+   * `match` go to queue `action` or are dropped, ahead of RSS.
+   */
+  addFlowRule(match: FlowMatch, action: FlowAction): number {
+    return this.#flowDirector("addFlowRule").add(match, action);
+  }
+
+  removeFlowRule(id: number): void {
+    this.#flowDirector("removeFlowRule").remove(id);
+  }
+
+  /** FDIRMATCH / FDIRMISS totals since open: frames a rule matched (dropped ones too), frames no rule matched. */
+  flowDirectorCounters(): { matched: number; missed: number; rules: number } {
+    const fdir = this.#flowDirector("flowDirectorCounters");
+    return { ...fdir.counters(), rules: fdir.ruleCount };
+  }
+
+  #flowDirector(what: string): IxgbeFlowDirector {
+    this.#checkOpen(what);
+    if (this.#broken !== null) throw this.#broken;
+    if (this.#fdir === null) {
+      throw new NotSupportedError(`${this.address}: ${what}() needs Flow Director, which is off: open the device with flowDirector: true ` +
+        `(it takes 64 KB of the receive packet buffer)`);
+    }
+    return this.#fdir;
   }
 
   /** 8.2.3.7.1: FCTRL.UPE and FCTRL.MPE accept every unicast and multicast frame. */
@@ -592,6 +679,8 @@ export class IxgbeDevice implements NicDevice {
     // Not while a worker may be inside a loop over the rings this unmaps (queue-sharing.ts).
     this.#sharing.checkNoneOut();
     this.#closed = true;
+    // Parked waits end (false) and MSI-X goes off before the device stops.
+    this.#irq?.close();
     const rx = this.#rx;
     const tx = this.#tx;
     this.#rx = [];

@@ -12,7 +12,8 @@
  * loop is compiled once per queue (specialize.ts).
  */
 import type { DmaAllocator } from "../../mem/dma.ts";
-import { bufIovaHi, bufIovaLo, bufLength, bufHome, bufPool, poolTop, type PacketBuffer } from "../../mem/buffer-table.ts";
+import { bufIovaHi, bufIovaLo, bufLength, bufHome, bufPool, bufRxOffload, bufTxOffload, poolTop, type PacketBuffer } from "../../mem/buffer-table.ts";
+import { rxChecksumTable } from "./ixgbe-offloads.ts";
 import { freeBuffer, Mempool } from "../../mem/mempool.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { setFlags32, setReg32, waitClearReg32, waitSetReg32, clearFlags32 } from "../../pci/regs.ts";
@@ -39,10 +40,10 @@ import {
 import { sharedInt32, sharedFloat64 } from "../../mem/shared-arrays.ts";
 
 /**
- * Receive buffer size programmed into SRRCTL.BSIZEPACKET: 2 KB, the mempool's entry size. The
- * data area of a buffer is smaller (2048 - 64 bytes of headroom = 1984), which is safe only
- * because jumbo frames stay off: MAXFRS limits frames to 1518 bytes (1522 with a VLAN tag),
- * so the device never writes more than that. createIxgbeDevice checks the pool's capacity.
+ * Receive buffer size programmed into SRRCTL.BSIZEPACKET by default: 2 KB, the mempool's entry
+ * size. The data area of a buffer is smaller (2048 - 64 bytes of headroom = 1984), which is safe
+ * only because MAXFRS limits frames to 1518 bytes (1522 with a VLAN tag), so the device never
+ * writes more than that. With jumbo frames both grow (ixgbe-offloads.ts rxBufferLayout).
  */
 export const RX_BUFFER_SIZE = 2048;
 /** The largest frame the device can deliver with jumbo frames off: 1518 + 4 bytes of VLAN tag. */
@@ -62,6 +63,11 @@ export interface RxQueueOptions {
   /** Reads the device's statistics registers (IxgbeStats.update); called every pollCalls calls. */
   readonly pollStats: () => void;
   readonly pollCalls: number;
+  /** Mempool entry size (default 2048) and SRRCTL.BSIZEPACKET in bytes (default RX_BUFFER_SIZE). */
+  readonly entrySize?: number;
+  readonly bufferSize?: number;
+  /** Report the device's checksum verdicts in bufRxOffload (default true). */
+  readonly rxChecksum?: boolean;
 }
 
 /** Receives up to `max` frames into bufs[0 .. n); returns n. */
@@ -89,6 +95,10 @@ interface RxEnv {
   readonly bufIovaHi: Int32Array;
   readonly bufLength: Int32Array;
   readonly bufHome: Uint8Array;
+  readonly bufRxOffload: Uint8Array;
+  readonly bufTxOffload: Uint8Array;
+  /** RX_OFFLOAD flags by rxChecksumIndex of the status word (ixgbe-offloads.ts); all 0 with rxChecksum off. */
+  readonly checksumFlags: Uint8Array;
   /** RDT as a word of the mapped BAR, or null: then through mmio.write32. */
   readonly tailWords: Uint32Array | null;
   readonly tailOffset: number;
@@ -113,6 +123,7 @@ interface RxEnv {
 function receiveLoop(env: RxEnv): ReceiveLoop {
   const { desc, ring, mask, state, counters, capacity, pool, stack, checked, poolTop } = env;
   const { bufIovaLo, bufIovaHi, bufLength, bufHome, tailWords, tailOffset, mmio, pollStats, POLL_CALLS, DD, EOP, ACCEPT_MASK } = env;
+  const { bufRxOffload, bufTxOffload, checksumFlags } = env;
   const tailWord = tailOffset >>> 2;
   return function receive(bufs: Int32Array, max: number): number {
     // The clear-on-read counters must be read before they wrap, whether or not the caller ever
@@ -145,6 +156,10 @@ function receiveLoop(env: RxEnv): ReceiveLoop {
         const fresh = stack[--top]!;
         if (checked) bufHome[fresh] = 0;
         bufLength[refill] = length;
+        // 7.1.11: the checksum verdicts from the same status word (IPCS/IPE, L4CS/TCPE, UDPCS),
+        // by table: no branch. No transmit request rides along from the buffer's last use.
+        bufRxOffload[refill] = checksumFlags[((status >>> 4) & 7) | ((status >>> 27) & 0x18)]!;
+        bufTxOffload[refill] = 0;
         bufs[n++] = refill;
         ring[index] = fresh;
         refill = fresh;
@@ -196,6 +211,7 @@ export class IxgbeRxQueue {
   readonly #env: RxEnv;
   readonly #label: string;
   readonly #counters = sharedFloat64(1);
+  readonly #bufferSize: number;
 
   constructor(dma: DmaAllocator, mmio: Mmio, options: RxQueueOptions) {
     this.index = options.index;
@@ -212,7 +228,9 @@ export class IxgbeRxQueue {
       count: options.mempoolSize,
       checked: options.checked,
       name: `${options.device} RX queue ${options.index} mempool`,
+      entrySize: options.entrySize,
     });
+    this.#bufferSize = options.bufferSize ?? RX_BUFFER_SIZE;
     const rdt = IXGBE_RDT(options.index);
     const env: RxEnv = {
       desc: this.#desc,
@@ -229,6 +247,9 @@ export class IxgbeRxQueue {
       bufIovaHi,
       bufLength,
       bufHome,
+      bufRxOffload,
+      bufTxOffload,
+      checksumFlags: rxChecksumTable(options.rxChecksum ?? true),
       tailWords: mmio.words32,
       tailOffset: rdt,
       mmio,
@@ -252,6 +273,15 @@ export class IxgbeRxQueue {
     return { kind: SharedQueueKind.ixgbeRx, label: this.#label, env: shareEnv(this.#env, this.#label, [this.#env.tailOffset]) };
   }
 
+  /**
+   * Whether the device wrote back the next descriptor the receive loop looks at (DD): what
+   * waitForRx re-checks after arming the interrupt (ixgbe-interrupts.ts).
+   */
+  hasFrame(): boolean {
+    const env = this.#env;
+    return (this.#desc[((this.#state[0]! & env.mask) << 2) + 2]! & env.DD) !== 0;
+  }
+
   /** Frames the driver dropped: error bits, impossible lengths, frames over several descriptors. */
   get errors(): number {
     return this.#counters[0]!;
@@ -264,7 +294,7 @@ export class IxgbeRxQueue {
     // descriptor instead of holding them in the packet buffer shared by all queues, where one
     // stalled queue would block the others.
     setReg32(mmio, IXGBE_SRRCTL(i),
-      IXGBE_SRRCTL_DESCTYPE_ADV_ONEBUF | IXGBE_SRRCTL_DROP_EN | (RX_BUFFER_SIZE >>> IXGBE_SRRCTL_BSIZEPKT_SHIFT));
+      IXGBE_SRRCTL_DESCTYPE_ADV_ONEBUF | IXGBE_SRRCTL_DROP_EN | (this.#bufferSize >>> IXGBE_SRRCTL_BSIZEPKT_SHIFT));
     setReg32(mmio, IXGBE_RDBAL(i), this.ringIova >>> 0);
     setReg32(mmio, IXGBE_RDBAH(i), Math.floor(this.ringIova / TWO_POW_32));
     setReg32(mmio, IXGBE_RDLEN(i), this.size * IXGBE_DESC_SIZE);

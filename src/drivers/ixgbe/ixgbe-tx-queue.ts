@@ -9,11 +9,23 @@
  * set. This needs TXDCTL.WTHRESH = 0 (write back as soon as an RS descriptor is done; 7.2.3.5),
  * which is what the init programs.
  *
+ * A buffer with an offload request (bufTxOffload, docs/offloads.md) takes the path in
+ * ixgbe-offloads-tx.ts instead: a context descriptor when its shape is new, one data descriptor
+ * per 16 KB, RS on its last descriptor when it covers a group's end (rsAt). A frame without a
+ * request pays one byte load for all that, and one store per CLEAN_BATCH frames (rsAt).
+ *
  * Hot-path rules as in ixgbe-rx-queue.ts: Uint32Array ring, two 32-bit address halves, locals,
  * no allocation.
  */
 import type { DmaAllocator } from "../../mem/dma.ts";
-import { bufHome, bufIovaHi, bufIovaLo, bufLength, bufPool, poolCapacity, poolSpace, tableState, BUF_UNTRACKED } from "../../mem/buffer-table.ts";
+import {
+  bufHome, bufIovaHi, bufIovaLo, bufL2Len, bufL3Len, bufL4Len, bufLength, bufMss, bufPool, bufTxOffload, poolCapacity, poolSpace, tableState,
+  BUF_UNTRACKED,
+} from "../../mem/buffer-table.ts";
+import { TX_OFFLOAD } from "../../mem/offload-flags.ts";
+import { completeChecksums } from "../../net/checksum.ts";
+import { freeSparse, offloadSender, type SendOffloaded, type TxOffloadEnv } from "./ixgbe-offloads-tx.ts";
+import { refuseTxRequest } from "./ixgbe-offloads.ts";
 import { freeBuffer, freeBuffers } from "../../mem/mempool.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { getReg32, setFlags32, setReg32, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
@@ -26,9 +38,19 @@ import {
   IXGBE_ADVTXD_DCMD_EOP,
   IXGBE_ADVTXD_DCMD_IFCS,
   IXGBE_ADVTXD_DCMD_RS,
+  IXGBE_ADVTXD_DCMD_TSE,
+  IXGBE_ADVTXD_DTYP_CTXT,
   IXGBE_ADVTXD_DTYP_DATA,
+  IXGBE_ADVTXD_IDX_SHIFT,
+  IXGBE_ADVTXD_L4LEN_SHIFT,
+  IXGBE_ADVTXD_MACLEN_SHIFT,
+  IXGBE_ADVTXD_MSS_SHIFT,
   IXGBE_ADVTXD_PAYLEN_SHIFT,
+  IXGBE_ADVTXD_POPTS_IXSM,
+  IXGBE_ADVTXD_POPTS_TXSM,
   IXGBE_ADVTXD_STAT_DD,
+  IXGBE_ADVTXD_TUCMD_IPV4,
+  IXGBE_ADVTXD_TUCMD_L4T_TCP,
   IXGBE_DESC_SIZE,
   IXGBE_TDBAH,
   IXGBE_TDBAL,
@@ -50,6 +72,13 @@ export const IXGBE_MIN_TX_LENGTH = 17;
 
 /** Descriptors reclaimed at once, and the distance between two RS bits. A power of two. */
 export const TX_CLEAN_BATCH = 32;
+const GROUP_SHIFT = Math.log2(TX_CLEAN_BATCH);
+/**
+ * The most bytes one data descriptor carries: 16 KB (Linux's IXGBE_MAX_DATA_PER_TXD; the
+ * model's limit, model-registers.ts TXD_MAX_DATA, says why not 64 KB). A TSO buffer of up to
+ * 64 KB takes up to four.
+ */
+export const IXGBE_MAX_DATA_PER_TXD = 16384;
 
 /**
  * TXDCTL thresholds (7.2.3.4.1): prefetch when 32 descriptors are free on chip and at least one
@@ -75,13 +104,19 @@ export interface TxQueueOptions {
   /** Reads the device's statistics registers (IxgbeStats.update); called every pollCalls calls. */
   readonly pollStats: () => void;
   readonly pollCalls: number;
+  /** Checksum requests to the device (true, the default) or completed in software (false). */
+  readonly txChecksum?: boolean;
+  /** TCP segmentation requests to the device (default true); false: txBatch refuses them (NotSupportedError). */
+  readonly tso?: boolean;
+  /** The largest frame without TSO: DeviceOptions.maxFrameSize (default 1514). */
+  readonly maxFrameSize?: number;
 }
 
 /** Queues bufs[0 .. count) for sending; returns how many it took (a prefix). */
 export type SendLoop = (bufs: Int32Array, count: number) => number;
 
 /** Everything the transmit loop touches; each field becomes a constant in its compiled copy. */
-interface TxEnv {
+interface TxEnv extends TxOffloadEnv {
   readonly desc: Uint32Array;
   /** The buffer each in-flight descriptor points to (-1: none). */
   readonly ring: Int32Array;
@@ -108,20 +143,21 @@ interface TxEnv {
   readonly SPACE: number;
   readonly freeBuffer: (buf: number) => void;
   readonly freeBuffers: (bufs: Int32Array, start: number, count: number) => void;
+  readonly freeSparse: (bufs: Int32Array, start: number, count: number) => void;
   readonly badBuffer: (bufs: Int32Array, i: number) => never;
+  /** Throws the NotSupportedError for bufs[i]'s request (after undoing the checking pass's marks). */
+  readonly refuseRequest: (bufs: Int32Array, i: number) => never;
+  /** TX_OFFLOAD flags the device cannot do (tso when TSO is off): refused in the checking pass. */
+  readonly REFUSED: number;
+  /** The path of a buffer with a request (ixgbe-offloads-tx.ts), compiled for this queue. */
+  readonly sendOffloaded: SendOffloaded;
   /** TDT as a word of the mapped BAR, or null: then through mmio.write32. */
   readonly tailWords: Uint32Array | null;
   readonly tailOffset: number;
   readonly mmio: Mmio;
   readonly pollStats: () => void;
   readonly POLL_CALLS: number;
-  /** Frames shorter than this are refused (Linux pads to 17: "minimum packet size for olinfo paylen"). */
-  readonly MIN_LENGTH: number;
-  readonly CLEAN_BATCH: number;
-  readonly DATA_CMD: number;
-  readonly RS: number;
   readonly DD: number;
-  readonly PAYLEN_SHIFT: number;
 }
 
 /**
@@ -135,9 +171,10 @@ interface TxEnv {
  */
 function sendLoop(env: TxEnv): SendLoop {
   const { desc, ring, mask, state, counters, tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, poolCapacity } = env;
-  const { freeBuffer, freeBuffers, badBuffer, tailWords, tailOffset, mmio, CLEAN_BATCH, DATA_CMD, RS, DD, PAYLEN_SHIFT } = env;
-  const { pollStats, POLL_CALLS, MIN_LENGTH } = env;
+  const { freeBuffer, freeBuffers, freeSparse, badBuffer, tailWords, tailOffset, mmio, CLEAN_BATCH, DATA_CMD, RS, DD, PAYLEN_SHIFT } = env;
+  const { pollStats, POLL_CALLS, MIN_LENGTH, MAX_LENGTH } = env;
   const { poolSpace, UNTRACKED, SPACE } = env;
+  const { bufTxOffload, rsAt, holes, GROUP_SHIFT, REFUSED, refuseRequest, sendOffloaded } = env;
   const tailWord = tailOffset >>> 2;
   return function send(bufs: Int32Array, count: number): number {
     const rows = tableState[0]!;
@@ -151,17 +188,25 @@ function sendLoop(env: TxEnv): SendLoop {
       if (!(buf >= 0 && buf < rows)) badBuffer(bufs, i);
       const home = bufHome[buf]!;
       if (poolSpace[bufPool[buf]!] !== SPACE || (home !== 0 && home !== UNTRACKED)) badBuffer(bufs, i);
+      // A request the device cannot do (TSO when it is off): NotSupportedError, nothing taken.
+      if ((bufTxOffload[buf]! & REFUSED) !== 0) refuseRequest(bufs, i);
       if (home === 0) bufHome[buf] = 2; // held by the device until reclaimed
     }
     // Masked although always in range, so that TurboFan can drop bounds and overflow checks.
     const start = state[1]! & mask;
     let clean = state[0]! & mask;
     while (((start - clean) & mask) >= CLEAN_BATCH) {
-      // clean is a multiple of CLEAN_BATCH and so is the ring size: the group never wraps.
-      if ((desc[((clean + CLEAN_BATCH - 1) << 2) + 3]! & DD) === 0) break;
+      // clean is a multiple of CLEAN_BATCH and so is the ring size: the group never wraps. Its
+      // RS descriptor is its last one, or the EOP of an offloaded frame over that slot (rsAt).
+      const group = clean >>> GROUP_SHIFT;
+      if ((desc[((rsAt[group]! & mask) << 2) + 3]! & DD) === 0) break;
       // x86-64 ordering: the buffers are reused only after DD was loaded (loads are not
       // reordered with later stores), so the device has finished reading them.
-      freeBuffers(ring, clean, CLEAN_BATCH);
+      if (holes[group] === 0) freeBuffers(ring, clean, CLEAN_BATCH);
+      else {
+        freeSparse(ring, clean, CLEAN_BATCH); // context descriptors, parts of large frames: no buffer
+        holes[group] = 0;
+      }
       clean = (clean + CLEAN_BATCH) & mask;
     }
     state[0] = clean;
@@ -170,14 +215,23 @@ function sendLoop(env: TxEnv): SendLoop {
     let errors = 0;
     let taken = 0;
     for (; taken < count; taken++) {
+      const buf = bufs[taken]!;
+      const request = bufTxOffload[buf]!;
+      if (request !== 0) {
+        // Checksums, TSO (ixgbe-offloads-tx.ts): -1 when its descriptors do not fit.
+        const after = sendOffloaded(buf, request, tail, clean);
+        if (after < 0) break;
+        tail = after;
+        continue;
+      }
       const next = (tail + 1) & mask;
       if (next === clean) break; // full: one descriptor always stays empty
-      const buf = bufs[taken]!;
       const length = bufLength[buf]!;
-      if (!(length >= MIN_LENGTH && length <= poolCapacity[bufPool[buf]!]!)) {
+      if (!(length >= MIN_LENGTH && length <= poolCapacity[bufPool[buf]!]! && length <= MAX_LENGTH)) {
         // A descriptor with length 0 or pointing past the buffer would hang the queue or send
-        // another buffer's bytes, and one under 17 bytes is below what the hardware takes
-        // (Linux pads those): refuse the frame, count it, and take the buffer back.
+        // another buffer's bytes, one under 17 bytes is below what the hardware takes (Linux
+        // pads those), one over maxFrameSize (and a VLAN tag) more than the link takes: refuse
+        // the frame, count it, and take the buffer back.
         freeBuffer(buf);
         errors++;
         continue;
@@ -185,8 +239,13 @@ function sendLoop(env: TxEnv): SendLoop {
       const w = tail << 2;
       desc[w] = bufIovaLo[buf]!;
       desc[w + 1] = bufIovaHi[buf]!;
-      desc[w + 2] = DATA_CMD | ((tail & (CLEAN_BATCH - 1)) === CLEAN_BATCH - 1 ? RS : 0) | length;
-      // PAYLEN: the whole frame, as there is no segmentation offload. STA (and DD) start at 0.
+      let cmd = DATA_CMD | length;
+      if ((tail & (CLEAN_BATCH - 1)) === CLEAN_BATCH - 1) {
+        cmd |= RS;
+        rsAt[tail >>> GROUP_SHIFT] = tail;
+      }
+      desc[w + 2] = cmd;
+      // PAYLEN: the whole frame, as there is no segmentation. STA (and DD) start at 0.
       desc[w + 3] = length << PAYLEN_SHIFT;
       ring[tail] = buf;
       tail = next;
@@ -214,10 +273,12 @@ function sendLoop(env: TxEnv): SendLoop {
 export function attachIxgbeSend(shared: SharedQueue, hotPath?: HotPathMode): SendLoop {
   const { what, dma } = shared;
   const env = {
-    ...openEnv(shared.env), pollStats: () => {}, freeBuffer, freeBuffers,
+    ...openEnv(shared.env), pollStats: () => {}, freeBuffer, freeBuffers, freeSparse, completeChecksums,
     badBuffer: (bufs: Int32Array, i: number) => badTxBuffer(what!, bufs, i, dma!),
-  } as unknown as TxEnv;
-  return specialize(sendLoop, env, `${shared.label} (worker)`, hotPath);
+    refuseRequest: (bufs: Int32Array, i: number) => refuseTxRequest(what!, bufs, i),
+  } as Record<string, unknown>;
+  env["sendOffloaded"] = specialize(offloadSender, env as unknown as TxOffloadEnv, `${shared.label} offloads (worker)`, hotPath);
+  return specialize(sendLoop, env as unknown as TxEnv, `${shared.label} (worker)`, hotPath);
 }
 
 export class IxgbeTxQueue {
@@ -230,6 +291,9 @@ export class IxgbeTxQueue {
   readonly #ring: Int32Array;
   readonly #mask: number;
   readonly #state = sharedInt32(3);
+  /** The two transmit contexts the device holds (ixgbe-offloads-tx.ts). */
+  readonly #contexts = sharedInt32(7);
+  readonly #holes: Int32Array;
   readonly #env: TxEnv;
   readonly #label: string;
   readonly #space: DmaSpace;
@@ -245,10 +309,13 @@ export class IxgbeTxQueue {
     this.ringIova = region.iova;
     this.#desc = new Uint32Array(region.bytes.buffer, region.bytes.byteOffset, region.size >>> 2);
     this.#ring = sharedInt32(options.ringSize).fill(-1);
+    const groups = options.ringSize / TX_CLEAN_BATCH;
+    this.#holes = sharedInt32(groups);
     const device = options.device;
     this.#device = device;
     const index = options.index;
-    const env: TxEnv = {
+    const what = `${device}: txBatch() on queue ${index}`;
+    const env: Omit<TxEnv, "sendOffloaded"> = {
       desc: this.#desc,
       ring: this.#ring,
       mask: this.#mask,
@@ -266,23 +333,58 @@ export class IxgbeTxQueue {
       SPACE: dma.space,
       freeBuffer,
       freeBuffers,
-      badBuffer: (bufs, i) => badTxBuffer(`${device}: txBatch() on queue ${index}`, bufs, i, dma),
+      freeSparse,
+      badBuffer: (bufs, i) => badTxBuffer(what, bufs, i, dma),
+      refuseRequest: (bufs, i) => refuseTxRequest(what, bufs, i),
+      REFUSED: options.tso ?? true ? 0 : TX_OFFLOAD.tso,
       tailWords: mmio.words32,
       tailOffset: IXGBE_TDT(options.index),
       mmio,
       pollStats: options.pollStats,
       POLL_CALLS: options.pollCalls,
       MIN_LENGTH: IXGBE_MIN_TX_LENGTH,
+      MAX_LENGTH: (options.maxFrameSize ?? 1514) + 4, // and a VLAN tag, as on receive (8.2.3.22.13)
       CLEAN_BATCH: TX_CLEAN_BATCH,
+      GROUP_SHIFT,
       DATA_CMD,
       RS: IXGBE_ADVTXD_DCMD_RS,
       DD: IXGBE_ADVTXD_STAT_DD,
       PAYLEN_SHIFT: IXGBE_ADVTXD_PAYLEN_SHIFT,
+      // Offloads (ixgbe-offloads-tx.ts).
+      contexts: this.#contexts,
+      rsAt: sharedInt32(groups),
+      holes: this.#holes,
+      bufTxOffload,
+      bufL2Len,
+      bufL3Len,
+      bufL4Len,
+      bufMss,
+      completeChecksums,
+      HW_CHECKSUM: options.txChecksum ?? true,
+      EOP: IXGBE_ADVTXD_DCMD_EOP,
+      TSE: IXGBE_ADVTXD_DCMD_TSE,
+      IDX_SHIFT: IXGBE_ADVTXD_IDX_SHIFT,
+      IXSM: IXGBE_ADVTXD_POPTS_IXSM,
+      TXSM: IXGBE_ADVTXD_POPTS_TXSM,
+      CONTEXT_CMD: IXGBE_ADVTXD_DTYP_CTXT | IXGBE_ADVTXD_DCMD_DEXT,
+      MACLEN_SHIFT: IXGBE_ADVTXD_MACLEN_SHIFT,
+      TUCMD_IPV4: IXGBE_ADVTXD_TUCMD_IPV4,
+      TUCMD_L4T_TCP: IXGBE_ADVTXD_TUCMD_L4T_TCP,
+      L4LEN_SHIFT: IXGBE_ADVTXD_L4LEN_SHIFT,
+      MSS_SHIFT: IXGBE_ADVTXD_MSS_SHIFT,
+      MAX_DATA: IXGBE_MAX_DATA_PER_TXD,
+      REQ_IP: TX_OFFLOAD.ipChecksum,
+      REQ_TCP: TX_OFFLOAD.tcpChecksum,
+      REQ_UDP: TX_OFFLOAD.udpChecksum,
+      REQ_TSO: TX_OFFLOAD.tso,
+      REQ_IPV6: TX_OFFLOAD.ipv6,
     };
-    this.#env = env;
+    const full = env as TxEnv & { sendOffloaded: SendOffloaded };
+    full.sendOffloaded = specialize(offloadSender, full, `ixgbe ${device} TX ${index} offloads`, options.hotPath);
+    this.#env = full;
     this.#label = `ixgbe ${device} TX ${index}`;
     this.#space = { name: dma.name, space: dma.space };
-    this.send = specialize(sendLoop, env, this.#label, options.hotPath);
+    this.send = specialize(sendLoop, full, this.#label, options.hotPath);
   }
 
   /** The transmit loop's data for a worker thread (attachIxgbeSend); see IxgbeRxQueue.share(). */
@@ -293,7 +395,7 @@ export class IxgbeTxQueue {
     };
   }
 
-  /** Frames refused because their length was under 17 bytes or larger than their buffer. */
+  /** Frames refused for their length: under 17 bytes, larger than their buffer or than maxFrameSize. */
   get errors(): number {
     return this.#counters[0]!;
   }
@@ -322,6 +424,9 @@ export class IxgbeTxQueue {
     this.#state[0] = 0;
     this.#state[1] = 0;
     this.#state[2] = STATE_POLL_FIRST;
+    // 7.2.3.2.3: an enabled queue starts without contexts (the model clears them at enable).
+    this.#contexts.fill(0);
+    this.#holes.fill(0);
     setReg32(mmio, IXGBE_TDH(this.index), 0);
     setReg32(mmio, IXGBE_TDT(this.index), 0);
     setFlags32(mmio, IXGBE_TXDCTL(this.index), IXGBE_TXDCTL_ENABLE);

@@ -39,6 +39,42 @@ export const IXGBE_EICR = 0x00800;
 export const IXGBE_EIMS = 0x00880;
 export const IXGBE_EIMC = 0x00888;
 export const IXGBE_IRQ_CLEAR_MASK = 0xffffffff;
+export const IXGBE_EICS = 0x00808;
+export const IXGBE_EIAC = 0x00810;
+export const IXGBE_EIAM = 0x00890;
+export const IXGBE_GPIE = 0x00898;
+/** The registers of MSI-X vectors 0-63 (82599): vector 32i+k in bit k of register i. */
+export function IXGBE_EICS_EX(i: number): number {
+  return 0x00a90 + i * 4;
+}
+export function IXGBE_EIMS_EX(i: number): number {
+  return 0x00aa0 + i * 4;
+}
+export function IXGBE_EIMC_EX(i: number): number {
+  return 0x00ab0 + i * 4;
+}
+export function IXGBE_EIAM_EX(i: number): number {
+  return 0x00ad0 + i * 4;
+}
+export const IXGBE_EICR_RTX_QUEUE = 0x0000ffff; // RTxQ: vectors 0-15 in MSI-X mode
+export const IXGBE_EICR_LSC = 0x00100000; // link status change
+export const IXGBE_EICR_TCP_TIMER = 0x40000000;
+export const IXGBE_EICR_OTHER = 0x80000000;
+export const IXGBE_GPIE_MSIX_MODE = 0x00000010; // the datasheet's Multiple_MSIX
+export const IXGBE_GPIE_OCD = 0x00000020; // other clear disable
+export const IXGBE_GPIE_EIAME = 0x40000000; // auto-mask in MSI-X mode
+export const IXGBE_GPIE_PBA_SUPPORT = 0x80000000;
+export function IXGBE_EITR(i: number): number {
+  return (i <= 23 ? 0x00820 + i * 4 : 0x12300 + (i - 24) * 4);
+}
+export const IXGBE_EITR_ITR_INT_MASK = 0x00000ff8; // ITR_Interval, bits 11:3, 2 us units
+export const IXGBE_EITR_CNT_WDIS = 0x80000000;
+export function IXGBE_IVAR(i: number): number {
+  return 0x00900 + i * 4;
+}
+export const IXGBE_IVAR_MISC = 0x00a00;
+export const IXGBE_IVAR_INT_ALLOC_MASK = 0x3f; // the vector of an IVAR entry (Linux has no name)
+export const IXGBE_IVAR_ALLOC_VAL = 0x80;
 
 /* ---- Receive DMA (8.2.3.8) ---- */
 function rxQueueBank(i: number, low: number, high: number): number {
@@ -129,6 +165,7 @@ export const IXGBE_RAH_AV = 0x80000000; // address valid
 /** Receive Checksum Control; PCSD puts the RSS hash into the descriptor instead of the fragment checksum. */
 export const IXGBE_RXCSUM = 0x05000;
 export const IXGBE_RXCSUM_PCSD = 0x00002000;
+export const IXGBE_RXCSUM_IPPCSE = 0x00001000; // IP payload checksum enable (the fragment checksum, PCSD clear)
 /** Multiple Receive Queues Command register: MRQE (bits 3:0) and the hash field enables. */
 export const IXGBE_MRQC = 0x0ec80;
 export const IXGBE_MRQC_MRQE_MASK = 0x0000000f;
@@ -142,6 +179,69 @@ export const IXGBE_MRQC_RSS_FIELD_IPV6_TCP = 0x00200000;
 export const IXGBE_MRQC_RSS_FIELD_IPV4_UDP = 0x00400000;
 export const IXGBE_MRQC_RSS_FIELD_IPV6_UDP = 0x00800000;
 export const IXGBE_MRQC_RSS_FIELD_IPV6_EX_UDP = 0x01000000;
+
+/* ---- Flow Director (7.1.2.7, registers 8.2.3.21) ---- */
+export const IXGBE_FDIRCTRL = 0x0ee00;
+export const IXGBE_FDIRHKEY = 0x0ee68; // bucket hash key
+export const IXGBE_FDIRSKEY = 0x0ee6c; // signature hash key
+export const IXGBE_FDIRDIP4M = 0x0ee3c;
+export const IXGBE_FDIRSIP4M = 0x0ee40;
+export const IXGBE_FDIRTCPM = 0x0ee44;
+export const IXGBE_FDIRUDPM = 0x0ee48;
+export const IXGBE_FDIRIP6M = 0x0ee74;
+export const IXGBE_FDIRM = 0x0ee70;
+export const IXGBE_FDIRFREE = 0x0ee38;
+export const IXGBE_FDIRLEN = 0x0ee4c;
+export const IXGBE_FDIRUSTAT = 0x0ee50;
+export const IXGBE_FDIRFSTAT = 0x0ee54;
+export const IXGBE_FDIRMATCH = 0x0ee58;
+export const IXGBE_FDIRMISS = 0x0ee5c;
+export function IXGBE_FDIRSIPv6(i: number): number {
+  return 0x0ee0c + i * 4; // 0-2
+}
+export const IXGBE_FDIRIPSA = 0x0ee18;
+export const IXGBE_FDIRIPDA = 0x0ee1c;
+export const IXGBE_FDIRPORT = 0x0ee20;
+export const IXGBE_FDIRVLAN = 0x0ee24;
+export const IXGBE_FDIRHASH = 0x0ee28;
+export const IXGBE_FDIRCMD = 0x0ee2c;
+export const IXGBE_FDIRCTRL_PBALLOC_64K = 0x00000001;
+export const IXGBE_FDIRCTRL_PBALLOC_MASK = 0x00000003;
+export const IXGBE_FDIRCTRL_INIT_DONE = 0x00000008;
+export const IXGBE_FDIRCTRL_PERFECT_MATCH = 0x00000010;
+export const IXGBE_FDIRCTRL_DROP_Q_SHIFT = 8;
+export const IXGBE_FDIRCTRL_FLEX_SHIFT = 16;
+export const IXGBE_FDIRCTRL_MAX_LENGTH_SHIFT = 24;
+export const IXGBE_FDIRCTRL_FULL_THRESH_SHIFT = 28;
+export const IXGBE_FDIRM_VLANID = 0x00000001;
+export const IXGBE_FDIRM_VLANP = 0x00000002;
+export const IXGBE_FDIRM_POOL = 0x00000004;
+export const IXGBE_FDIRM_L4P = 0x00000008;
+export const IXGBE_FDIRM_FLEX = 0x00000010;
+export const IXGBE_FDIRM_DIPv6 = 0x00000020;
+export const IXGBE_FDIRFREE_FREE_MASK = 0x0000ffff;
+export const IXGBE_FDIRFSTAT_FADD_MASK = 0x000000ff;
+export const IXGBE_FDIRPORT_DESTINATION_SHIFT = 16;
+export const IXGBE_FDIRHASH_SIG_SW_INDEX_SHIFT = 16;
+export const IXGBE_FDIRCMD_CMD_MASK = 0x00000003;
+export const IXGBE_FDIRCMD_CMD_ADD_FLOW = 0x00000001;
+export const IXGBE_FDIRCMD_CMD_REMOVE_FLOW = 0x00000002;
+export const IXGBE_FDIRCMD_CMD_QUERY_REM_FILT = 0x00000003;
+export const IXGBE_FDIRCMD_FILTER_VALID = 0x00000004;
+export const IXGBE_FDIRCMD_DROP = 0x00000200;
+export const IXGBE_FDIRCMD_LAST = 0x00000800;
+export const IXGBE_FDIRCMD_COLLISION = 0x00001000;
+export const IXGBE_FDIRCMD_QUEUE_EN = 0x00008000;
+export const IXGBE_FDIRCMD_FLOW_TYPE_SHIFT = 5; // L4TYPE (6:5) and IPV6 (7)
+export const IXGBE_FDIRCMD_RX_QUEUE_SHIFT = 16;
+/** Flow types (FDIRCMD bits 7:5 and byte 1 of the hash input): L4 type, +4 for IPv6. */
+export const IXGBE_ATR_FLOW_TYPE_IPV4 = 0x0;
+export const IXGBE_ATR_FLOW_TYPE_UDPV4 = 0x1;
+export const IXGBE_ATR_FLOW_TYPE_TCPV4 = 0x2;
+export const IXGBE_ATR_FLOW_TYPE_SCTPV4 = 0x3;
+/** The bucket and signature hash keys Linux and DPDK program (ixgbe_fdir_enable_82599). */
+export const IXGBE_ATR_BUCKET_HASH_KEY = 0x3dad14e2;
+export const IXGBE_ATR_SIGNATURE_HASH_KEY = 0x174d3614;
 /** RSS Random Key registers, 10 x 32 bits = the 40-byte Toeplitz key; byte 4n+k in bits 8k+7:8k of RSSRK(n). */
 export function IXGBE_RSSRK(i: number): number {
   return 0x0eb80 + i * 4;
@@ -207,6 +307,7 @@ export const IXGBE_HLREG0_RXCRCSTRP = 0x00000002; // strip CRC from received fra
 export const IXGBE_HLREG0_JUMBOEN = 0x00000004;
 export const IXGBE_HLREG0_TXPADEN = 0x00000400; // pad short frames to 64 bytes
 export const IXGBE_MHADD_MFS_SHIFT = 16; // MAXFRS.MFS, max frame size including CRC
+export const IXGBE_MHADD_MFS_MASK = 0xffff0000;
 
 export const IXGBE_AUTOC_AN_RESTART = 0x00001000;
 export const IXGBE_AUTOC_LMS_SHIFT = 13;
@@ -260,6 +361,11 @@ export function IXGBE_QPRDC(i: number): number {
  */
 export const IXGBE_RXDADV_STAT_DD = 0x00000001; // descriptor done
 export const IXGBE_RXDADV_STAT_EOP = 0x00000002; // end of packet
+export const IXGBE_RXD_STAT_UDPCS = 0x00000010; // the L4 checksum checked was UDP's
+export const IXGBE_RXD_STAT_L4CS = 0x00000020; // L4 checksum checked (TCPE valid)
+export const IXGBE_RXD_STAT_IPCS = 0x00000040; // IPv4 header checksum checked (IPE valid)
+export const IXGBE_RXDADV_ERR_TCPE = 0x40000000; // TCP/UDP checksum error
+export const IXGBE_RXDADV_ERR_IPE = 0x80000000; // IPv4 header checksum error
 export const IXGBE_RXDADV_ERR_CE = 0x01000000; // CRC error
 export const IXGBE_RXDADV_ERR_LE = 0x02000000; // length error
 export const IXGBE_RXDADV_ERR_PE = 0x08000000; // packet (byte) error
@@ -284,8 +390,29 @@ export const IXGBE_ADVTXD_DCMD_EOP = 0x01000000; // end of packet
 export const IXGBE_ADVTXD_DCMD_IFCS = 0x02000000; // insert FCS (Ethernet CRC)
 export const IXGBE_ADVTXD_DCMD_RS = 0x08000000; // report status: write back DD
 export const IXGBE_ADVTXD_DCMD_DEXT = 0x20000000; // descriptor extension (1 = advanced)
+export const IXGBE_ADVTXD_DCMD_VLE = 0x40000000; // insert the context's VLAN tag
+export const IXGBE_ADVTXD_DCMD_TSE = 0x80000000; // TCP segmentation enable
 export const IXGBE_ADVTXD_STAT_DD = 0x00000001;
+export const IXGBE_ADVTXD_IDX_SHIFT = 4; // the context a data descriptor uses (and a context descriptor loads)
+export const IXGBE_ADVTXD_POPTS_IXSM = 0x00000100; // insert the IPv4 header checksum
+export const IXGBE_ADVTXD_POPTS_TXSM = 0x00000200; // insert the TCP/UDP checksum
 export const IXGBE_ADVTXD_PAYLEN_SHIFT = 14;
+
+/* ---- Advanced transmit context descriptor (7.2.3.2.3) ----
+ *
+ *  word 0  IPLEN (8:0), MACLEN (15:9), VLAN (31:16)      ("vlan_macip_lens")
+ *  word 1  IPsec SA index / FCoE fields: 0 here          ("seqnum_seed")
+ *  word 2  TUCMD (19:9), DTYP (23:20) = 0010b, DCMD: DEXT ("type_tucmd_mlhl")
+ *  word 3  IDX (6:4), L4LEN (15:8), MSS (31:16)          ("mss_l4len_idx")
+ */
+export const IXGBE_ADVTXD_MACLEN_SHIFT = 9;
+export const IXGBE_ADVTXD_VLAN_SHIFT = 16;
+export const IXGBE_ADVTXD_TUCMD_IPV4 = 0x00000400; // IP packet type: 1 IPv4, 0 IPv6
+export const IXGBE_ADVTXD_TUCMD_IPV6 = 0x00000000;
+export const IXGBE_ADVTXD_TUCMD_L4T_UDP = 0x00000000;
+export const IXGBE_ADVTXD_TUCMD_L4T_TCP = 0x00000800;
+export const IXGBE_ADVTXD_L4LEN_SHIFT = 8;
+export const IXGBE_ADVTXD_MSS_SHIFT = 16;
 
 /** The size of both descriptor formats, in bytes. */
 export const IXGBE_DESC_SIZE = 16;

@@ -47,6 +47,7 @@ import {
   VRING_PACKED_DESC_F_AVAIL,
   VRING_PACKED_DESC_F_USED,
   VRING_PACKED_EVENT_FLAG_DISABLE,
+  VRING_PACKED_EVENT_FLAG_ENABLE,
   type PackedRing,
 } from "./packed-ring.ts";
 import { sharedInt32, sharedUint8, sharedFloat64 } from "../../mem/shared-arrays.ts";
@@ -502,6 +503,35 @@ export class PackedRxQueue {
       this.#notify.mmio.write16(this.#notify.offset, this.#ring.index);
       this.#counters[RxCounter.notifications]!++;
     }
+  }
+
+  /**
+   * Interrupts (waitForRx): asks for used-buffer notifications with the driver event suppression
+   * flags ENABLE (§2.8.10; DISABLE since packed-ring.ts set it up, and the receive loop never
+   * writes them), then looks once more at the next descriptor the driver would read. True — and
+   * DISABLE again — when it is used already: the device may have written it after the caller's
+   * last rxBatch but before it saw ENABLE, and then sent no notification (§2.8.10), so sleeping
+   * would miss it. Also true on a broken queue (rxBatch throws).
+   */
+  arm(): boolean {
+    if (this.#broken !== null) return true;
+    const ring = this.#ring;
+    // Full barrier (xchg) between the store and the descriptor load: see RxQueue.arm().
+    Atomics.store(ring.driver16, 1, VRING_PACKED_EVENT_FLAG_ENABLE);
+    const state = this.#state;
+    const both = VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED;
+    // §2.8.2: used when AVAIL and USED both equal the driver's used wrap counter.
+    const flags = ring.desc32[(state[S.usedPos]! << 2) + 3]! >>> 16;
+    if ((flags & both) === (state[S.usedWrap] !== 0 ? both : 0)) {
+      ring.driver16[1] = VRING_PACKED_EVENT_FLAG_DISABLE;
+      return true;
+    }
+    return false;
+  }
+
+  /** Notifications off again (the state a polling receive queue keeps). */
+  disarm(): void {
+    this.#ring.driver16[1] = VRING_PACKED_EVENT_FLAG_DISABLE;
   }
 
   /** After the device was reset: gives every posted buffer back to the pool. */

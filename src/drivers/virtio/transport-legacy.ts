@@ -15,9 +15,28 @@
  */
 import { DmaError, DeviceProtocolError, NotSupportedError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
-import { BarKind, PCI_CAP_ID_MSIX, PCI_COMMAND, PCI_COMMAND_IO, pciCapabilities, type PciFunction } from "../../pci/pci-function.ts";
-import { RESET_TIMEOUT_MS, waitForZero, type NotifyTarget, type RingAddresses, type VirtioTransport } from "./transport.ts";
 import {
+  BarKind,
+  PCI_CAP_ID_MSIX,
+  PCI_COMMAND,
+  PCI_COMMAND_IO,
+  PCI_MSIX_FLAGS,
+  PCI_MSIX_FLAGS_ENABLE,
+  pciCapabilities,
+  type PciFunction,
+} from "../../pci/pci-function.ts";
+import {
+  msixMissingError,
+  RESET_TIMEOUT_MS,
+  vectorRefusedError,
+  waitForZero,
+  type NotifyTarget,
+  type RingAddresses,
+  type VirtioTransport,
+} from "./transport.ts";
+import {
+  VIRTIO_MSI_CONFIG_VECTOR,
+  VIRTIO_MSI_QUEUE_VECTOR,
   VIRTIO_PCI_CONFIG_OFF_MSIX,
   VIRTIO_PCI_CONFIG_OFF_NO_MSIX,
   VIRTIO_PCI_GUEST_FEATURES,
@@ -32,20 +51,18 @@ import {
   VIRTQ_DESC_SIZE,
 } from "./virtio_types.ts";
 
-/** MSI-X Message Control (capability offset 2), bit 15: MSI-X Enable. */
-const PCI_MSIX_FLAGS = 2;
-const PCI_MSIX_FLAGS_ENABLE = 0x8000;
-
 export class LegacyTransport implements VirtioTransport {
   readonly kind = "legacy";
   readonly hasFeaturesOk = false;
   readonly canResizeQueues = false;
   readonly #name: string;
   readonly #io: Mmio;
-  readonly #configOffset: number;
+  readonly #pci: PciFunction;
+  #configOffset: number;
 
   constructor(pci: PciFunction) {
     this.#name = pci.address;
+    this.#pci = pci;
     if (pci.barKind(0) !== BarKind.io) {
       throw new NotSupportedError(
         `${pci.address}: BAR0 is not an I/O-port BAR, so the device has no legacy virtio interface ` +
@@ -90,7 +107,7 @@ export class LegacyTransport implements VirtioTransport {
     return this.#io.read16(VIRTIO_PCI_QUEUE_NUM);
   }
 
-  activateQueue(index: number, size: number, rings: RingAddresses): NotifyTarget {
+  activateQueue(index: number, size: number, rings: RingAddresses, vector?: number): NotifyTarget {
     // §2.6.2 (legacy layout): descriptors, then the available ring, then the used ring at the next
     // VIRTIO_PCI_VRING_ALIGN boundary, all in one area the device locates by its first page.
     const avail = rings.desc + VIRTQ_DESC_SIZE * size;
@@ -106,11 +123,37 @@ export class LegacyTransport implements VirtioTransport {
       );
     }
     this.#io.write16(VIRTIO_PCI_QUEUE_SEL, index);
+    if (vector !== undefined) {
+      // The selected queue's vector register exists while MSI-X is enabled; read back as on the
+      // modern interface (NO_VECTOR: refused).
+      this.#io.write16(VIRTIO_MSI_QUEUE_VECTOR, vector);
+      if (this.#io.read16(VIRTIO_MSI_QUEUE_VECTOR) !== vector) throw vectorRefusedError(this.#name, `virtqueue ${index}`, vector);
+    }
     this.#io.write32(VIRTIO_PCI_QUEUE_PFN, pfn);
     if (this.#io.read32(VIRTIO_PCI_QUEUE_PFN) >>> 0 !== pfn) {
       throw new DeviceProtocolError(`${this.#name}: virtqueue ${index}: the device did not take the queue address (QUEUE_PFN)`);
     }
     return { mmio: this.#io, offset: VIRTIO_PCI_QUEUE_NOTIFY };
+  }
+
+  enableInterrupts(vectors: number): readonly number[] {
+    const msix = this.#pci.msix;
+    if (msix === null || msix.count < vectors) throw msixMissingError(this.#name, vectors, msix?.count ?? null);
+    const fds = msix.enable(vectors);
+    // §4.1.4.8: with MSI-X enabled, the two vector registers sit at 0x14 and the device
+    // configuration moves to 0x18; MSI-X Enable in the capability is what the device goes by.
+    this.#configOffset = msixEnabled(this.#pci) ? VIRTIO_PCI_CONFIG_OFF_MSIX : VIRTIO_PCI_CONFIG_OFF_NO_MSIX;
+    return fds;
+  }
+
+  setConfigVector(vector: number): void {
+    this.#io.write16(VIRTIO_MSI_CONFIG_VECTOR, vector);
+    if (this.#io.read16(VIRTIO_MSI_CONFIG_VECTOR) !== vector) throw vectorRefusedError(this.#name, "configuration changes", vector);
+  }
+
+  disableInterrupts(): void {
+    this.#pci.msix?.disable();
+    this.#configOffset = msixEnabled(this.#pci) ? VIRTIO_PCI_CONFIG_OFF_MSIX : VIRTIO_PCI_CONFIG_OFF_NO_MSIX;
   }
 
   readConfig8(offset: number): number {

@@ -15,7 +15,15 @@
 import { DeviceProtocolError, NotSupportedError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { BarKind, PCI_CAP_ID_VNDR, pciCapabilities, type PciFunction } from "../../pci/pci-function.ts";
-import { RESET_TIMEOUT_MS, waitForZero, type NotifyTarget, type RingAddresses, type VirtioTransport } from "./transport.ts";
+import {
+  msixMissingError,
+  RESET_TIMEOUT_MS,
+  vectorRefusedError,
+  waitForZero,
+  type NotifyTarget,
+  type RingAddresses,
+  type VirtioTransport,
+} from "./transport.ts";
 import {
   VIRTIO_PCI_CAP_BAR,
   VIRTIO_PCI_CAP_CFG_TYPE,
@@ -33,6 +41,8 @@ import {
   VIRTIO_PCI_COMMON_DFSELECT,
   VIRTIO_PCI_COMMON_GF,
   VIRTIO_PCI_COMMON_GFSELECT,
+  VIRTIO_PCI_COMMON_MSIX,
+  VIRTIO_PCI_COMMON_Q_MSIX,
   VIRTIO_PCI_COMMON_Q_AVAILHI,
   VIRTIO_PCI_COMMON_Q_AVAILLO,
   VIRTIO_PCI_COMMON_Q_DESCHI,
@@ -97,6 +107,7 @@ export class ModernTransport implements VirtioTransport {
   readonly hasFeaturesOk = true;
   readonly canResizeQueues = true;
   readonly #name: string;
+  readonly #pci: PciFunction;
   readonly #common: Mmio;
   readonly #c: number;
   readonly #notifyBar: Mmio;
@@ -107,6 +118,7 @@ export class ModernTransport implements VirtioTransport {
 
   constructor(pci: PciFunction) {
     this.#name = pci.address;
+    this.#pci = pci;
     const caps = findVirtioCapabilities(pci);
     if (caps === null) {
       throw new NotSupportedError(
@@ -172,13 +184,18 @@ export class ModernTransport implements VirtioTransport {
     return this.#common.read16(this.#c + VIRTIO_PCI_COMMON_Q_SIZE);
   }
 
-  activateQueue(index: number, size: number, rings: RingAddresses): NotifyTarget {
+  activateQueue(index: number, size: number, rings: RingAddresses, vector?: number): NotifyTarget {
     // §4.1.5.1.3, steps 1-7: select, size, ring addresses, enable. Step 5 (queue_msix_vector) only
-    // applies with MSI-X enabled; this driver polls, and after reset every vector is NO_VECTOR.
+    // with interrupts: a polling driver leaves every vector at NO_VECTOR, as the reset set them.
     const common = this.#common;
     const c = this.#c;
     common.write16(c + VIRTIO_PCI_COMMON_Q_SELECT, index);
     common.write16(c + VIRTIO_PCI_COMMON_Q_SIZE, size);
+    if (vector !== undefined) {
+      // §4.1.5.1.2: write the vector, read it back; NO_VECTOR means the device refused it.
+      common.write16(c + VIRTIO_PCI_COMMON_Q_MSIX, vector);
+      if (common.read16(c + VIRTIO_PCI_COMMON_Q_MSIX) !== vector) throw vectorRefusedError(this.#name, `virtqueue ${index}`, vector);
+    }
     writeAddress(common, c + VIRTIO_PCI_COMMON_Q_DESCLO, c + VIRTIO_PCI_COMMON_Q_DESCHI, rings.desc);
     writeAddress(common, c + VIRTIO_PCI_COMMON_Q_AVAILLO, c + VIRTIO_PCI_COMMON_Q_AVAILHI, rings.avail);
     writeAddress(common, c + VIRTIO_PCI_COMMON_Q_USEDLO, c + VIRTIO_PCI_COMMON_Q_USEDHI, rings.used);
@@ -199,6 +216,22 @@ export class ModernTransport implements VirtioTransport {
       );
     }
     return { mmio: this.#notifyBar, offset };
+  }
+
+  enableInterrupts(vectors: number): readonly number[] {
+    const msix = this.#pci.msix;
+    if (msix === null || msix.count < vectors) throw msixMissingError(this.#name, vectors, msix?.count ?? null);
+    return msix.enable(vectors);
+  }
+
+  setConfigVector(vector: number): void {
+    // §4.1.5.1.2: msix_config, written and read back like a queue's vector.
+    this.#common.write16(this.#c + VIRTIO_PCI_COMMON_MSIX, vector);
+    if (this.#common.read16(this.#c + VIRTIO_PCI_COMMON_MSIX) !== vector) throw vectorRefusedError(this.#name, "configuration changes", vector);
+  }
+
+  disableInterrupts(): void {
+    this.#pci.msix?.disable();
   }
 
   readConfig8(offset: number): number {

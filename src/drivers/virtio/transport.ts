@@ -6,7 +6,7 @@
  * Everything here runs at init time, except the notification, which the queues do themselves
  * through the NotifyTarget they get from activateQueue().
  */
-import { DeviceTimeoutError } from "../../errors.ts";
+import { DeviceTimeoutError, NotSupportedError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { sleepMs } from "../../pci/regs.ts";
 
@@ -40,8 +40,23 @@ export interface VirtioTransport {
   readonly canResizeQueues: boolean;
   /** The queue's maximum (modern) or fixed (legacy) size; 0 if the queue does not exist. */
   queueSize(index: number): number;
-  /** Gives the device a queue's rings and enables it; returns where to notify it. */
-  activateQueue(index: number, size: number, rings: RingAddresses): NotifyTarget;
+  /**
+   * Gives the device a queue's rings and enables it; returns where to notify it. `vector`
+   * (interrupts only): the interrupt vector of enableInterrupts() the queue's used-buffer
+   * notifications go to, programmed and read back before the queue is enabled.
+   */
+  activateQueue(index: number, size: number, rings: RingAddresses, vector?: number): NotifyTarget;
+  /**
+   * Interrupts (DeviceOptions.interrupts), after the reset and before any queue is activated:
+   * sets up `vectors` interrupt vectors and returns one nonblocking eventfd per vector, which the
+   * transport owns until disableInterrupts(). PCI: MSI-X through the PciFunction; vhost-user:
+   * call eventfds. NotSupportedError naming the device when it has not that many.
+   */
+  enableInterrupts(vectors: number): readonly number[];
+  /** Configuration-change notifications go to `vector` (modern/legacy: msix_config, read back). */
+  setConfigVector(vector: number): void;
+  /** Releases what enableInterrupts() set up (after the reset of close(); idempotent). */
+  disableInterrupts(): void;
   /** Device-specific configuration (struct virtio_net_config) at byte `offset`. */
   readConfig8(offset: number): number;
   readConfig16(offset: number): number;
@@ -72,3 +87,26 @@ export function waitForZero(read: () => number, what: string, timeoutMs: number)
 
 /** How long a device may take to acknowledge a reset. */
 export const RESET_TIMEOUT_MS = 1000;
+
+/**
+ * A vector register that reads back NO_VECTOR after a write (virtio 1.2 §4.1.5.1.2.1: the device
+ * could not map the vector, e.g. qemu for a vector beyond its `vectors=` count).
+ */
+export function vectorRefusedError(name: string, what: string, vector: number): NotSupportedError {
+  return new NotSupportedError(
+    `${name}: the device refused MSI-X vector ${vector} for ${what} (it reads back NO_VECTOR, virtio 1.2 §4.1.5.1.2.1): ` +
+      `it cannot deliver the interrupts interrupts: true needs (one vector per receive queue plus one); give it more ` +
+      `vectors (qemu: -device virtio-net-pci,vectors=N) or open it without interrupts`,
+  );
+}
+
+/** enableInterrupts() on a PCI function whose MSI-X cannot give `vectors` vectors. */
+export function msixMissingError(name: string, vectors: number, has: number | null): NotSupportedError {
+  return new NotSupportedError(
+    has === null
+      ? `${name}: the device has no MSI-X capability (VFIO reports no MSI-X interrupts), so interrupts: true cannot be ` +
+          `honoured: open it without interrupts (polling)`
+      : `${name}: interrupts: true needs ${vectors} MSI-X vectors (one per receive queue plus one), the device has ${has}: ` +
+          `open fewer queues, give the device more (qemu: -device virtio-net-pci,vectors=${vectors}), or open it without interrupts`,
+  );
+}

@@ -15,7 +15,8 @@
 import { PairStatus, QueueSharing, type SharedQueuePair } from "../queue-sharing.ts";
 import type { HotPathMode } from "../specialize.ts";
 import { DeviceClosedError, DeviceProtocolError, DeviceTimeoutError, DmaError, NotSupportedError } from "../../errors.ts";
-import type { DeviceOffloads, DeviceOptions, DeviceStats, NicDevice } from "../../device.ts";
+import { InterruptWait } from "../../irq/interrupt-wait.ts";
+import type { DeviceOffloads, DeviceOptions, DeviceStats, FlowAction, FlowMatch, NicDevice } from "../../device.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
 import { Mempool } from "../../mem/mempool.ts";
 import { sleepMs } from "../../pci/regs.ts";
@@ -134,8 +135,8 @@ export class VirtioNetDevice implements NicDevice {
   readonly features: bigint;
   /** Bytes of virtio_net_hdr in front of every frame: 12 (VERSION_1, or legacy with MRG_RXBUF) or 10 (legacy). */
   readonly headerLength: number;
-  /** What is on (docs/offloads-virtio.md): checksums, TSO, maxFrameSize, mergeable receive buffers. */
-  readonly offloads: DeviceOffloads;
+  /** What is on (docs/offloads-virtio.md, docs/interrupts.md): checksums, TSO, maxFrameSize, mergeable receive buffers, interrupts. */
+  offloads: DeviceOffloads;
   /** The virtqueue layout negotiated: "packed" with VIRTIO_F_RING_PACKED (§2.8), else "split" (§2.7). */
   readonly ring: "packed" | "split";
   readonly #transport: VirtioTransport;
@@ -153,6 +154,8 @@ export class VirtioNetDevice implements NicDevice {
   #closed = false;
   /** close() reset the device and gave the rings' buffers back (a reset that timed out leaves it false: retry). */
   #released = false;
+  /** Interrupts: one wait per receive queue (its MSI-X vector's or call eventfd); empty when polling. */
+  readonly #irqWaits: InterruptWait[] = [];
   /** Why the device cannot be used any more (it needs a reset), or null. */
   #broken: DeviceProtocolError | null = null;
 
@@ -177,6 +180,7 @@ export class VirtioNetDevice implements NicDevice {
     let status = 0;
     // checkDeviceOptions: rxQueues === txQueues.
     const pairs = options.rxQueues ?? 1;
+    const interrupts = options.interrupts === true;
     this.rxQueues = this.txQueues = pairs;
     this.#hotPath = options.hotPath;
     this.#sharing = new QueueSharing(name, pairs);
@@ -188,6 +192,15 @@ export class VirtioNetDevice implements NicDevice {
       transport.setStatus(status);
     };
     try {
+      if (interrupts) {
+        // Interrupts (docs/interrupts.md): vector 0 for configuration changes, 1 + k for receive
+        // queue k; transmit and control queues keep NO_VECTOR (they are polled). MSI-X goes on
+        // before anything reads the device configuration: on the legacy interface it moves.
+        // The vectors themselves are programmed after this reset and before DRIVER_OK (§4.1.5.1.2).
+        const fds = transport.enableInterrupts(pairs + 1);
+        transport.setConfigVector(0);
+        for (let k = 0; k < pairs; k++) this.#irqWaits.push(new InterruptWait(fds[1 + k]!, `${name} RX queue ${k} interrupt`));
+      }
       // Steps 2 and 3: we noticed the device, and we know how to drive it.
       addStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE);
       addStatus(VIRTIO_CONFIG_S_DRIVER);
@@ -289,7 +302,7 @@ export class VirtioNetDevice implements NicDevice {
           // and device areas where a split ring's available and used rings would go (§4.1.4.3).
           const rxRing = new PackedRing(region, rxOffsets[k]!, rxIndex, rx.size);
           const txRing = new PackedRing(region, txOffsets[k]!, txIndex, tx.size);
-          const rxNotify = transport.activateQueue(rxIndex, rx.size, rxRing.addresses);
+          const rxNotify = transport.activateQueue(rxIndex, rx.size, rxRing.addresses, interrupts ? 1 + k : undefined);
           const txNotify = transport.activateQueue(txIndex, tx.size, txRing.addresses);
           this.#rxs.push(new PackedRxQueue(`${name} RX queue ${k}`, rxRing, rxNotify, pools[k]!, this.headerLength, options.hotPath,
             checkDevice, offloadPlan.rx));
@@ -299,7 +312,7 @@ export class VirtioNetDevice implements NicDevice {
           const rxRing = new VirtqueueRing(region, rxOffsets[k]!, rxIndex, rx.size);
           const txRing = new VirtqueueRing(region, txOffsets[k]!, txIndex, tx.size);
           // §4.1.5.1.3 (modern) / §4.1.4.8 (legacy): give each queue its rings and enable it.
-          const rxNotify = transport.activateQueue(rxIndex, rx.size, rxRing.addresses);
+          const rxNotify = transport.activateQueue(rxIndex, rx.size, rxRing.addresses, interrupts ? 1 + k : undefined);
           const txNotify = transport.activateQueue(txIndex, tx.size, txRing.addresses);
           this.#rxs.push(new RxQueue(`${name} RX queue ${k}`, rxRing, rxNotify, pools[k]!, rx.capacity, this.headerLength,
             options.hotPath, checkDevice, offloadPlan.rx));
@@ -360,6 +373,7 @@ export class VirtioNetDevice implements NicDevice {
         }
       }
       this.#waitForLink(options.linkTimeoutMs ?? 10000);
+      if (interrupts) this.offloads = { ...this.offloads, interrupts: true };
     } catch (error) {
       // §3.1.1: tell the device we gave up, then reset it so that it stops touching our memory.
       // Not with a FEATURES_OK the device refused: qemu validates the features again on a write
@@ -368,6 +382,9 @@ export class VirtioNetDevice implements NicDevice {
         const kept = transport.getStatus() & VIRTIO_CONFIG_S_FEATURES_OK;
         transport.setStatus((status & ~VIRTIO_CONFIG_S_FEATURES_OK) | kept | VIRTIO_CONFIG_S_FAILED);
         transport.reset();
+        // After the reset: the device sends nothing more to the eventfds that go now.
+        for (const w of this.#irqWaits) w.close();
+        if (interrupts) transport.disableInterrupts();
       } catch {
         // The original error says more than a failure to reset after it.
       }
@@ -480,6 +497,31 @@ export class VirtioNetDevice implements NicDevice {
     return tx.send(bufs, count);
   }
 
+  /**
+   * Sleeps until receive queue `queue` has frames, at most `timeoutMs` (docs/interrupts.md): arms
+   * the queue's interrupt, looks at the ring once more (arm(): a frame that came before the arm
+   * resolves at once), parks on the interrupt's eventfd without blocking the event loop, and
+   * disarms on waking. True: frames may be waiting (rxBatch them); false: the timeout passed, or
+   * close() ended the wait. NotSupportedError unless opened with interrupts: true.
+   */
+  async waitForRx(queue: number, timeoutMs: number): Promise<boolean> {
+    if (this.#closed) throw new DeviceClosedError(`${this.address}: waitForRx() on a closed device; open it again with openDevice()`);
+    if (this.#irqWaits.length === 0) {
+      throw new NotSupportedError(`${this.address}: waitForRx() needs interrupts: open the device with interrupts: true`);
+    }
+    checkInteger(this.address, "waitForRx()'s queue", queue, 0, this.rxQueues - 1);
+    checkNonNegative(this.address, "waitForRx()'s timeoutMs", timeoutMs, "milliseconds");
+    if (this.#sharing.isShared(queue)) this.#sharing.refuse(queue, "waitForRx");
+    const rx = this.#rxs[queue]!;
+    if (rx.arm()) return true;
+    try {
+      return await this.#irqWaits[queue]!.wait(timeoutMs);
+    } finally {
+      // Not after close(): the rings may belong to the allocator's next user by now.
+      if (!this.#released) rx.disarm();
+    }
+  }
+
   /** Totals since the device was opened, counted by the driver (virtio-net has no counters). */
   readStats(into: DeviceStats): void {
     checkStatsTarget(this.address, into);
@@ -503,6 +545,17 @@ export class VirtioNetDevice implements NicDevice {
       into.txBytes += tx[TxCounter.bytes]!;
       into.txErrors += tx[TxCounter.errors]!;
     }
+  }
+
+  /** virtio-net has no flow steering: NotSupportedError (after the usual closed-device check). */
+  addFlowRule(_match: FlowMatch, _action: FlowAction): number {
+    this.#checkOpen("addFlowRule");
+    throw new NotSupportedError(noFlowSteering(this.address, "addFlowRule()"));
+  }
+
+  removeFlowRule(_id: number): void {
+    this.#checkOpen("removeFlowRule");
+    throw new NotSupportedError(noFlowSteering(this.address, "removeFlowRule()"));
   }
 
   /** §5.1.6.5.1: VIRTIO_NET_CTRL_RX_PROMISC through the control queue. vhost-user: always on. */
@@ -570,6 +623,8 @@ export class VirtioNetDevice implements NicDevice {
     // Not while a worker may be inside a loop over the rings this releases (queue-sharing.ts).
     this.#sharing.checkNoneOut();
     this.#closed = true;
+    // Parked waits end now (false); the eventfds stay open until the device is reset.
+    for (const w of this.#irqWaits) w.close();
     try {
       this.#transport.reset();
     } catch (error) {
@@ -580,6 +635,7 @@ export class VirtioNetDevice implements NicDevice {
       throw error;
     }
     this.#released = true;
+    this.#transport.disableInterrupts();
     for (const tx of this.#txs) tx.releaseBuffers();
     for (const rx of this.#rxs) rx.releaseBuffers();
   }
@@ -675,6 +731,12 @@ function checkOptions(address: string, options: VirtioDeviceOptions): VirtioDevi
  * The DeviceOptions checks of every virtio transport (the constructor does not repeat them);
  * returns the options ({} when left out).
  */
+/** Why virtio-net cannot take a flow rule. */
+function noFlowSteering(address: string, what: string): string {
+  return `${address}: ${what}: virtio-net has no flow steering to program (the device spreads flows over the queue pairs ` +
+    `itself, virtio 1.2 §5.1.6.5.6 (VIRTIO_NET_F_RSS) offers a hash, not per-flow rules); steer in software, or use an ixgbe port`;
+}
+
 export function checkDeviceOptions<T extends DeviceOptions>(address: string, options: T | undefined): T {
   const o = checkDeviceOptionTypes(address, options);
   // §5.1.2: virtio-net queues come in pairs (VQ_PAIRS_SET counts pairs, up to 0x8000).
@@ -686,6 +748,7 @@ export function checkDeviceOptions<T extends DeviceOptions>(address: string, opt
         `receive/transmit queue pairs, received frames steered over every pair in use: give both the same number`,
     );
   }
+  if (o.flowDirector === true) throw new NotSupportedError(noFlowSteering(address, "flowDirector: true"));
   for (const key of ["rxRingSize", "txRingSize"] as const) {
     if (o[key] !== undefined) checkPowerOfTwo(address, key, o[key], 1, VIRTQ_MAX_SIZE);
   }

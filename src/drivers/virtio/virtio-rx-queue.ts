@@ -31,7 +31,7 @@ import { SharedQueueKind, type SharedQueue } from "../queue-handoff.ts";
 import { workerBreaker } from "./worker-breaker.ts";
 import type { NotifyTarget } from "./transport.ts";
 import { usedIdError, usedIndexError, type VirtqueueRing } from "./virtqueue.ts";
-import { VIRTQ_DESC_F_WRITE, VIRTQ_USED_F_NO_NOTIFY } from "./virtio_types.ts";
+import { VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_F_NO_NOTIFY } from "./virtio_types.ts";
 import { sharedInt32, sharedFloat64 } from "../../mem/shared-arrays.ts";
 
 /** Receives up to `max` frames into bufs[0 .. n); returns n. */
@@ -423,6 +423,33 @@ export class RxQueue {
       this.#notify.mmio.write16(this.#notify.offset, this.#ring.index);
       this.#counters[RxCounter.notifications]!++;
     }
+  }
+
+  /**
+   * Interrupts (waitForRx): asks for a used-buffer notification by clearing
+   * VIRTQ_AVAIL_F_NO_INTERRUPT (§2.7.7.1; virtqueue.ts sets it at init, and the receive loop
+   * never touches the flags), then looks at used.idx once more. True — and the flag is set again —
+   * when entries are waiting already: the device may have used them after the caller's last
+   * rxBatch but before it saw the flag cleared, and then sent no notification (§2.7.7.2), so
+   * sleeping now would miss them (a lost wake-up). Also true on a broken queue (rxBatch throws).
+   */
+  arm(): boolean {
+    if (this.#broken !== null) return true;
+    const ring = this.#ring;
+    // A full barrier (xchg) between the flag store and the used.idx load: a plain store could
+    // still sit in the store buffer when the load is satisfied (x86 reorders a load before an
+    // older store), and device and driver would each miss what the other just did.
+    Atomics.store(ring.avail16, 0, 0);
+    if (ring.used16[1]! !== this.#state[1]!) {
+      ring.avail16[0] = VIRTQ_AVAIL_F_NO_INTERRUPT;
+      return true;
+    }
+    return false;
+  }
+
+  /** Interrupts off again (the state a polling receive queue keeps). */
+  disarm(): void {
+    this.#ring.avail16[0] = VIRTQ_AVAIL_F_NO_INTERRUPT;
   }
 
   /** After the device was reset: gives every posted buffer back to the pool. */

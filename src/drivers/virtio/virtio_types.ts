@@ -144,7 +144,7 @@ export const VIRTIO_PCI_COMMON_Q_USEDHI = 0x34;
 /** Bytes of the common configuration the driver uses (through queue_device). */
 export const VIRTIO_PCI_COMMON_CFG_MIN_SIZE = 0x38;
 
-/** "No MSI-X vector": this driver polls and never asks for interrupts. */
+/** "No MSI-X vector": what a polling driver leaves every vector register at (the reset value). */
 export const VIRTIO_MSI_NO_VECTOR = 0xffff;
 
 // --- Legacy PCI transport: the I/O-port BAR0 header (§4.1.4.8) ------------------------------
@@ -157,6 +157,9 @@ export const VIRTIO_PCI_QUEUE_SEL = 0x0e; // le16
 export const VIRTIO_PCI_QUEUE_NOTIFY = 0x10; // le16
 export const VIRTIO_PCI_STATUS = 0x12; // u8
 export const VIRTIO_PCI_ISR = 0x13; // u8, read clears
+/** While MSI-X is enabled: the configuration-change vector and the selected queue's vector (le16 each). */
+export const VIRTIO_MSI_CONFIG_VECTOR = 0x14;
+export const VIRTIO_MSI_QUEUE_VECTOR = 0x16;
 /** Device configuration follows the header at 0x14, or at 0x18 while MSI-X is enabled. */
 export const VIRTIO_PCI_CONFIG_OFF_NO_MSIX = 0x14;
 export const VIRTIO_PCI_CONFIG_OFF_MSIX = 0x18;

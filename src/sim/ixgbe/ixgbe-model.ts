@@ -45,14 +45,27 @@
  * - Violations as well: RDH/TDH writes while the queue is enabled, RXEN set without SECRXCTRL.
  *   RX_DIS (82599 erratum) or without CTRL_EXT.DRV_LOAD, DMA with the relaxed-ordering bits of
  *   DCA_RXCTRL/DCA_TXCTRL still set (ixgbe_start_hw_gen2 clears them). `violations` lists them.
+ * - Offloads (model-offloads.ts): every received frame's IPv4 header and TCP/UDP checksums are
+ *   checked and reported in the EOP descriptor's status and error bits (7.1.11, with the 82599's
+ *   UDP zero-checksum erratum); transmit context descriptors load one of a queue's two contexts,
+ *   and data descriptors with POPTS.IXSM/TXSM or DCMD.TSE get their checksums inserted and TCP
+ *   segments cut as the hardware does (7.2.4, 7.2.5), from whatever the context and the frame say.
+ *   A data descriptor over 16 KB is a violation.
  * - Statistics count and clear on read (see model-stats.ts; options.octetScale multiplies the
- *   octet counts to bring a 36-bit wrap within reach of a test); interrupt masks are kept but no
- *   interrupt is ever raised.
+ *   octet counts to bring a 36-bit wrap within reach of a test).
+ * - MSI-X interrupts (7.3, model-interrupts.ts): a receive write-back raises the cause of the
+ *   queue's IVAR vector; EIMS/EIMC masks, EIAC auto-clear, EIAM auto-mask (GPIE.EIAME), EITR
+ *   moderation; the message goes to SimPciFunction.signal. Nothing fires outside MSI-X mode
+ *   (GPIE.Multiple_MSIX) or while MSI-X is disabled in the PCI capability.
  * Knobs for tests and the soak run: options resetDelayMs, resetSettleMs, linkUpDelayMs,
  * linkSpeed, nvm { autocLms, linkDisabled, laserOff }, asynchronous, seed, octetScale; at run
  * time faults { stallTx, rxBufferFull, phyPoweredDown, masterDisableStuck }, setLink(), step(), drain().
+ * - Flow Director perfect filters (7.1.2.7, model-fdir.ts): init, the filter table and its
+ *   commands, masks and statistics; a matching frame goes to its filter's queue (or is dropped)
+ *   ahead of RSS.
  * Not modelled: flow control (stallTx stands in for a partner's PAUSE), the multicast table,
- * flow director, the IPv6_EX hash types, RQSMR (all queues count in QPRDC(0)), DCB, offloads, the SFP+
+ * the IPv6_EX hash types, RQSMR (all queues count in QPRDC(0)), DCB, VLAN insertion and
+ * stripping, IPsec, FCoE, RSC, SCTP checksums, the SFP+
  * module and the NVM's SFP init sequence, the X540/X550 PHY and semaphores, and frames held in
  * the packet buffer when SRRCTL.DROP_EN is clear (they are dropped and counted in MPC).
  *
@@ -68,6 +81,9 @@ import { mulberry32 as prng } from "../seeded-random.ts";
 import { withFcs } from "./crc32.ts";
 import { classifyRss } from "./toeplitz.ts";
 import { ModelStatistics, type Ixgbe82599Counters } from "./model-stats.ts";
+import { ModelInterrupts } from "./model-interrupts.ts";
+import { FlowDirectorModel, type FdirCounters } from "./model-fdir.ts";
+import { rxChecksumBits, TxOffloads } from "./model-offloads.ts";
 
 export type { Ixgbe82599Counters } from "./model-stats.ts";
 
@@ -177,6 +193,8 @@ export interface Ixgbe82599ModelOptions {
 }
 
 export const IXGBE_MODEL_QUEUES = 128;
+/** MSI-X vectors of an 82599 function (MSI-X Table Size 63). */
+export const IXGBE_MODEL_MSIX_VECTORS = 64;
 /** BAR0 of the 82599: 128 KB of registers. */
 export const IXGBE_MODEL_BAR0_SIZE = 0x20000;
 
@@ -262,6 +280,10 @@ export class Ixgbe82599Model {
   readonly #dma: SimDma;
   readonly #mac: Uint8Array;
   readonly #stats: ModelStatistics;
+  /** MSI-X causes, masks, IVAR, EITR (model-interrupts.ts). */
+  readonly #irq: ModelInterrupts;
+  /** Flow Director perfect filters (model-fdir.ts). */
+  readonly #fdir: FlowDirectorModel;
   readonly #linkUpDelayMs: number;
   readonly #resetDelayMs: number;
   readonly #resetSettleMs: number;
@@ -285,6 +307,8 @@ export class Ixgbe82599Model {
   readonly #txCache: DescriptorCache[] = [];
   /** TXDCTL.ENABLE was cleared but the queue still holds descriptors: the bit stays 1 until they are done. */
   readonly #txDisabling = new Uint8Array(IXGBE_MODEL_QUEUES);
+  /** The two transmit contexts of every queue (model-offloads.ts). */
+  readonly #offloads = new TxOffloads(IXGBE_MODEL_QUEUES);
   /** The RSS key as bytes, read from RSSRK for each steered frame. */
   readonly #rssKey = new Uint8Array(40);
   readonly #violations: string[] = [];
@@ -328,6 +352,8 @@ export class Ixgbe82599Model {
       bars: [this.regs],
     });
     this.pci.onReset = () => this.#reset();
+    // 7.3: 64 MSI-X vectors, the table in BAR4 (BAR3 with 32-bit BARs; only VFIO reads it).
+    this.pci.addMsixCapability(IXGBE_MODEL_MSIX_VECTORS, 4);
     for (let q = 0; q < IXGBE_MODEL_QUEUES; q++) {
       this.#rxRings.push(new RingWindow());
       this.#txRings.push(new RingWindow());
@@ -335,6 +361,11 @@ export class Ixgbe82599Model {
       this.#txCache.push(new DescriptorCache());
     }
     this.#stats = new ModelStatistics(this.regs, options.octetScale ?? 1);
+    this.#irq = new ModelInterrupts(this.regs, this.address, {
+      signal: (vector) => this.pci.signal(vector),
+      violation: (message) => this.#violation(message),
+    });
+    this.#fdir = new FlowDirectorModel(this.regs, this.address, (message) => this.#violation(message));
     this.#installHooks();
     this.#reset();
     // Power-on: the device is out of reset when the driver first sees it.
@@ -344,9 +375,24 @@ export class Ixgbe82599Model {
     this.#regs.gate = (offset, write) => this.#gate(offset, write);
   }
 
+  /** MSI-X messages the model sent, per vector 0-15, since its last reset. */
+  get interruptsFired(): Readonly<Float64Array> {
+    return this.#irq.fired;
+  }
+
   /** What the model counted since its last reset. */
   get counters(): Readonly<Ixgbe82599Counters> {
     return this.#stats.counters;
+  }
+
+  /** What Flow Director counted since the last reset (matches, misses, frames its drop filters dropped). */
+  get fdirCounters(): Readonly<FdirCounters> {
+    return this.#fdir.counters;
+  }
+
+  /** Filters in the Flow Director table. */
+  get fdirFilters(): number {
+    return this.#fdir.filterCount;
   }
 
   /** Device resets (CTRL.RST or function-level) since construction. */
@@ -529,7 +575,12 @@ export class Ixgbe82599Model {
     const rssOn = mrqe === R.MRQC_MRQE_RSS;
     if (rssOn) this.#readRssKey();
     const rss = classifyRss(frame, rssOn ? mrqc : 0, this.#rssKey);
-    if (queue === undefined) queue = rssOn ? this.#retaEntry(rss.hash & 0x7f) : 0;
+    if (queue === undefined) {
+      // 7.1.2: Flow Director's decision comes before RSS's.
+      const fdir = this.#fdir.steer(frame);
+      if (fdir.dropped) return false;
+      queue = fdir.queue >= 0 ? fdir.queue : rssOn ? this.#retaEntry(rss.hash & 0x7f) : 0;
+    }
     const rssField = rssOn && (regs.peek32(R.RXCSUM) & R.RXCSUM_PCSD) !== 0 ? rss.hash : 0;
     if ((regs.peek32(R.RXCTRL) & R.RXCTRL_RXEN) === 0 || (regs.peek32(R.RXDCTL(queue)) & R.RXDCTL_ENABLE) === 0 ||
       (regs.peek32(R.SECRXCTRL) & R.SECRXCTRL_RX_DIS) !== 0 || !this.#dmaAllowed() || this.faults.rxBufferFull === true) {
@@ -556,6 +607,8 @@ export class Ixgbe82599Model {
     if (head >= size) throw new DeviceProtocolError(`${this.address}: RDH(${queue}) = ${head} is beyond the ${size}-descriptor ring`);
     // 7.1.9: the model owns the descriptors from RDH up to RDT (exclusive).
     const data = (hlreg0 & R.HLREG0_RXCRCSTRP) !== 0 ? frame : withFcs(frame);
+    // 7.1.11: the checksum checks, reported in the last descriptor of the frame.
+    const checksums = rxChecksumBits(frame);
     const parts = Math.ceil(data.length / bufferSize);
     if ((tail - head + size) % size < parts) {
       // 8.2.3.8.7 SRRCTL.DROP_EN: a queue without descriptors drops (QPRDC) instead of holding the
@@ -591,11 +644,13 @@ export class Ixgbe82599Model {
       words[w] = rss.rssType | rss.packetType;
       words[w + 1] = rssField;
       words[w + 3] = length;
-      words[w + 2] = R.RXD_STATUS_DD | (part === parts - 1 ? R.RXD_STATUS_EOP : 0);
+      words[w + 2] = (R.RXD_STATUS_DD | (part === parts - 1 ? R.RXD_STATUS_EOP | checksums : 0)) >>> 0;
       head = (head + 1) % size;
     }
     regs.poke32(R.RDH(queue), head);
     this.#stats.received(frame.length + 4);
+    // 7.3.4: the write-back raises the cause of the vector IVAR gives the queue.
+    this.#irq.rxWriteBack(queue);
     return true;
   }
 
@@ -687,15 +742,8 @@ export class Ixgbe82599Model {
     regs.onRead(R.RDRXCTL, () => regs.peek32(R.RDRXCTL) | (this.resetting ? 0 : R.RDRXCTL_DMAIDONE));
     regs.onWrite(R.RDRXCTL, (value) => regs.poke32(R.RDRXCTL, value & ~R.RDRXCTL_DMAIDONE));
 
-    // 8.2.3.5 interrupts: EIMS sets mask bits, EIMC clears them, EICR clears on read.
-    regs.onWrite(R.EIMS, (value) => regs.poke32(R.EIMS, regs.peek32(R.EIMS) | value));
-    regs.onWrite(R.EIMC, (value) => regs.poke32(R.EIMS, regs.peek32(R.EIMS) & ~value));
-    regs.onRead(R.EIMC, () => 0); // write-only
-    regs.onRead(R.EICR, () => {
-      const v = regs.peek32(R.EICR);
-      regs.poke32(R.EICR, 0);
-      return v;
-    });
+    // 8.2.3.5 interrupts: model-interrupts.ts installs EICR, EICS, EIMS, EIMC, EIAM and the
+    // extended registers of 64 vectors.
 
     // 4.6.4 / 8.2.3.22.19 AUTOC: RESTART_AN self-clears and (re)starts link establishment with
     // the LMS written. The X540 and X550 run their link through the PHY: Linux never writes
@@ -769,7 +817,10 @@ export class Ixgbe82599Model {
           this.#txDisabling[q] = 1;
           stored |= R.TXDCTL_ENABLE;
         }
-        if (!wasEnabled && (value & R.TXDCTL_ENABLE) !== 0) this.#txCache[q]!.next = regs.peek32(R.TDH(q));
+        if (!wasEnabled && (value & R.TXDCTL_ENABLE) !== 0) {
+          this.#txCache[q]!.next = regs.peek32(R.TDH(q));
+          this.#offloads.clear(q); // an enabled queue starts without contexts: the driver loads them again
+        }
         regs.poke32(R.TXDCTL(q), stored);
         if (!wasEnabled && (value & R.TXDCTL_ENABLE) !== 0) this.#fetchTx(q);
         if (!this.asynchronous) this.#transmit(q, Number.POSITIVE_INFINITY);
@@ -858,11 +909,14 @@ export class Ixgbe82599Model {
     this.#anRestartedAt = Number.NaN;
     this.#lmsAtRestart = -1;
     this.#stats.clear();
+    this.#irq.reset();
+    this.#fdir.reset();
     for (const ring of this.#rxRings) ring.base = -1;
     for (const ring of this.#txRings) ring.base = -1;
     for (const cache of this.#rxCache) cache.valid.fill(0);
     for (const cache of this.#txCache) cache.valid.fill(0);
     this.#txDisabling.fill(0);
+    this.#offloads.clear();
     // Reset values (8.2.3), as far as they are modelled; everything else is 0.
     regs.poke32(R.EEC, R.EEC_EE_PRES);
     regs.poke32(R.RDRXCTL, R.RDRXCTL_RESET);
@@ -950,6 +1004,9 @@ export class Ixgbe82599Model {
       let total = 0;
       let payLength = 0;
       let cmd = 0;
+      // Words 2 and 3 of the frame's first data descriptor: its offload fields (7.2.3.2.4).
+      let firstCmd = 0;
+      let firstOlinfo = 0;
       let complete = false;
       while (i !== tail) {
         const w = i * 4;
@@ -969,7 +1026,10 @@ export class Ixgbe82599Model {
         }
         const type = cmd & R.TXD_DTYP_MASK;
         if (type === R.TXD_DTYP_CONTEXT && parts.length === 0) {
-          complete = true; // a context descriptor carries offload settings only, no data
+          // 7.2.3.2.3: offload settings only, no data; loaded into one of the queue's contexts.
+          const problem = this.#offloads.load(q, words[w]!, words[w + 1]!, cmd, words[w + 3]!);
+          if (problem !== null) this.#violation(problem);
+          complete = true;
           break;
         }
         if (type !== R.TXD_DTYP_DATA) {
@@ -977,7 +1037,14 @@ export class Ixgbe82599Model {
         }
         const length = cmd & R.TXD_DTALEN_MASK;
         if (length === 0) throw new DeviceProtocolError(`${this.address}: ${where} has a data length of 0`);
-        if (parts.length === 0) payLength = words[w + 3]! >>> R.TXD_PAYLEN_SHIFT;
+        if (length > R.TXD_MAX_DATA) {
+          this.#violation(`${where} holds ${length} bytes, more than the ${R.TXD_MAX_DATA} a data descriptor may (split the buffer over several)`);
+        }
+        if (parts.length === 0) {
+          payLength = words[w + 3]! >>> R.TXD_PAYLEN_SHIFT;
+          firstCmd = cmd;
+          firstOlinfo = words[w + 3]!;
+        }
         const address = words[w]! + words[w + 1]! * TWO_POW_32;
         parts.push(this.#dma.resolve(address, length, `TX packet read (${where})`, this.address));
         total += length;
@@ -988,8 +1055,9 @@ export class Ixgbe82599Model {
         i = (i + 1) % size;
       }
       if (!complete) break; // the rest of the frame is not there yet: wait for the next TDT write
+      const offloaded = ((firstCmd & R.TXD_DCMD_TSE) | (firstOlinfo & (R.TXD_POPTS_IXSM | R.TXD_POPTS_TXSM))) !== 0;
       if (parts.length > 0) {
-        if (payLength !== total) {
+        if (payLength !== total && !offloaded) {
           throw new DeviceProtocolError(
             `${this.address}: TX queue ${q}: PAYLEN is ${payLength} but the frame's descriptors hold ${total} bytes`,
           );
@@ -1000,14 +1068,28 @@ export class Ixgbe82599Model {
           this.#violation(`TX queue ${q}: a ${total}-byte frame, below the 17-byte minimum (Linux pads to 17)`);
         } else {
           const ifcs = (cmd & R.TXD_DCMD_IFCS) !== 0;
-          const frame = new Uint8Array(ifcs && txpad ? Math.max(total, MIN_FRAME) : total);
+          let frame: Uint8Array = new Uint8Array(total);
           let offset = 0;
           for (const part of parts) {
             frame.set(part, offset);
             offset += part.length;
           }
-          this.#stats.transmitted(frame.length + (ifcs ? 4 : 0));
-          sent.push(frame);
+          // 7.2.5 / 7.2.4: checksums and segmentation, before padding and the CRC.
+          let frames: Uint8Array[] = [frame];
+          if (offloaded) {
+            const result = this.#offloads.transmit(q, frame, firstCmd, firstOlinfo);
+            if (result.violation !== null) this.#violation(result.violation);
+            frames = result.frames;
+          }
+          for (frame of frames) {
+            if (ifcs && txpad && frame.length < MIN_FRAME) {
+              const padded = new Uint8Array(MIN_FRAME);
+              padded.set(frame);
+              frame = padded;
+            }
+            this.#stats.transmitted(frame.length + (ifcs ? 4 : 0));
+            sent.push(frame);
+          }
         }
       }
       // 7.2.3.5: write DD back into every descriptor of the frame that asked for it (RS).

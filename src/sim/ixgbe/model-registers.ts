@@ -53,9 +53,63 @@ export const EEC_AUTO_RD = 1 << 9; // EEPROM auto-read done (read-only)
 
 /* ---- 8.2.3.5 Interrupts ---- */
 
-export const EICR = 0x00800; // 8.2.3.5.1 Extended Interrupt Cause Register (clear on read)
+export const EICR = 0x00800; // 8.2.3.5.1 Extended Interrupt Cause Register (clear on read, write 1 to clear)
+export const EICS = 0x00808; // 8.2.3.5.2 Extended Interrupt Cause Set (write-only)
+export const EIAC = 0x00810; // 8.2.3.5.5 Extended Interrupt Auto Clear
 export const EIMS = 0x00880; // 8.2.3.5.3 Extended Interrupt Mask Set/Read
 export const EIMC = 0x00888; // 8.2.3.5.4 Extended Interrupt Mask Clear (write-only)
+export const EIAM = 0x00890; // 8.2.3.5.6 Extended Interrupt Auto Mask Enable
+export const GPIE = 0x00898; // 8.2.3.5.18 General Purpose Interrupt Enable
+/**
+ * 8.2.3.5 EICS[n]/EIMS[n]/EIMC[n]/EIAM[n] (n = 1, 2; here i = n - 1): the registers of 64 MSI-X vectors: vector 32i+k in bit k. Bits
+ * 15:0 of EICS_EX(0)/EIMS_EX(0)/EIMC_EX(0)/EIAM_EX(0) are the same bits as bits 15:0 of
+ * EICS/EIMS/EIMC/EIAM.
+ */
+export function EICS_EX(i: number): number {
+  return 0x00a90 + i * 4;
+}
+export function EIMS_EX(i: number): number {
+  return 0x00aa0 + i * 4;
+}
+export function EIMC_EX(i: number): number {
+  return 0x00ab0 + i * 4;
+}
+export function EIAM_EX(i: number): number {
+  return 0x00ad0 + i * 4;
+}
+/** EICR bits 15:0, RTxQ: in MSI-X mode, the cause of vectors 0-15 (whichever queues IVAR maps there). */
+export const EICR_RTXQ_MASK = 0xffff;
+export const EICR_LSC = 1 << 20; // link status change
+export const EICR_TCP_TIMER = 1 << 30;
+export const EICR_OTHER = 1 << 31; // "other cause": any of bits 29:16
+/** GPIE fields (8.2.3.5.18). */
+export const GPIE_MULTIPLE_MSIX = 1 << 4; // MSI-X mode: one vector per cause group, through IVAR
+export const GPIE_OCD = 1 << 5; // other clear disable
+export const GPIE_EIAME = 1 << 30; // auto-mask (EIAM) applies in MSI-X mode too
+export const GPIE_PBA_SUPPORT = 1 << 31; // must be set in MSI-X mode
+/**
+ * 8.2.3.5.12 EITR, n = 0..128 (0-23 at 0x820, the rest at 0x12300): ITR_Interval in bits 11:3,
+ * in 2 us units (0: no moderation); CNT_WDIS (bit 31): the write leaves the counter alone.
+ */
+export function EITR(n: number): number {
+  return n <= 23 ? 0x00820 + n * 4 : 0x12300 + (n - 24) * 4;
+}
+export const EITR_ITR_INTERVAL_MASK = 0x1ff << 3;
+export const EITR_ITR_INTERVAL_SHIFT = 3;
+export const EITR_INTERVAL_UNIT_US = 2;
+export const EITR_CNT_WDIS = 1 << 31;
+/**
+ * 8.2.3.5 IVAR (Interrupt Vector Allocation), n = 0..63: the vectors of RX queue 2n (bits 7:0), TX queue 2n (15:8), RX queue
+ * 2n+1 (23:16), TX queue 2n+1 (31:24); each entry is INT_ALLOC (bits 5:0, the vector) and
+ * INT_ALLOC_VAL (bit 7).
+ */
+export function IVAR(n: number): number {
+  return 0x00900 + n * 4;
+}
+/** 8.2.3.5 IVAR_MISC: TCP timer vector in bits 7:0, other causes in bits 15:8 (same entry format). */
+export const IVAR_MISC = 0x00a00;
+export const IVAR_INT_ALLOC_MASK = 0x3f;
+export const IVAR_INT_ALLOC_VAL = 0x80;
 
 /* ---- 8.2.3.7 Receive filtering ---- */
 
@@ -67,6 +121,7 @@ export const FCTRL_BAM = 1 << 10; // broadcast accept
 
 /** 8.2.3.7.5 Receive Checksum Control: PCSD = the descriptor's RSS field carries the RSS hash. */
 export const RXCSUM = 0x05000;
+export const RXCSUM_IPPCSE = 1 << 12; // the fragment checksum covers the IP payload (PCSD clear only)
 export const RXCSUM_PCSD = 1 << 13;
 /**
  * 8.2.3.7.12 Multiple Receive Queues Command: MRQE (bits 3:0) picks the queue mode, 0001b = RSS
@@ -340,6 +395,12 @@ export const DESCRIPTOR_SIZE = 16;
 /* 7.1.6.2 Advanced receive descriptor, write-back format: word 2 holds STATUS (bits 19:0). */
 export const RXD_STATUS_DD = 1 << 0; // descriptor done
 export const RXD_STATUS_EOP = 1 << 1; // end of packet
+export const RXD_STATUS_UDPCS = 1 << 4; // the L4 checksum checked was a UDP one
+export const RXD_STATUS_L4CS = 1 << 5; // L4 (TCP/UDP) checksum checked: TCPE is valid
+export const RXD_STATUS_IPCS = 1 << 6; // IPv4 header checksum checked: IPE is valid
+/* ERRORS, bits 31:20 of word 2. */
+export const RXD_ERROR_TCPE = 1 << 30; // TCP/UDP checksum error
+export const RXD_ERROR_IPE = 1 << 31; // IPv4 header checksum error (the sign bit: use >>> 0)
 /*
  * Word 0 of the write-back (7.1.6.2): RSS Type in bits 3:0, Packet Type in bits 16:4; word 1 is
  * the RSS hash when RXCSUM.PCSD is set. RSS types (7.1.6.2, "RSS Type" table):
@@ -368,6 +429,40 @@ export const TXD_DCMD_EOP = 1 << 24; // end of packet
 export const TXD_DCMD_IFCS = 1 << 25; // insert FCS
 export const TXD_DCMD_RS = 1 << 27; // report status: write DD back
 export const TXD_DCMD_DEXT = 1 << 29; // descriptor extension: 1 = advanced
+export const TXD_DCMD_VLE = 1 << 30; // insert the context's VLAN tag
+export const TXD_DCMD_TSE = 1 << 31; // TCP segmentation (the sign bit: use >>> 0)
 /* Word 3: STA (bits 3:0, DD is bit 0, written back by the device) and PAYLEN (bits 31:14). */
 export const TXD_STA_DD = 1 << 0;
 export const TXD_PAYLEN_SHIFT = 14;
+/* ... IDX (bits 6:4): the context this frame uses; CC (bit 7); POPTS (bits 13:8). */
+export const TXD_IDX_SHIFT = 4;
+export const TXD_IDX_MASK = 0x7 << 4;
+export const TXD_POPTS_IXSM = 1 << 8; // insert the IPv4 header checksum
+export const TXD_POPTS_TXSM = 1 << 9; // insert the TCP/UDP checksum
+
+/*
+ * 7.2.3.2.3 Advanced transmit context descriptor: word 0 IPLEN (8:0), MACLEN (15:9), VLAN
+ * (31:16); word 1 IPsec/FCoE fields (not modelled, must be 0); word 2 TUCMD (19:9), DTYP (23:20)
+ * = 0010b, DCMD (31:24) of which only DEXT is defined; word 3 IDX (6:4), L4LEN (15:8), MSS
+ * (31:16). The 82599 keeps two contexts per queue: IDX is 0 or 1.
+ */
+export const TXCTX_IPLEN_MASK = 0x1ff;
+export const TXCTX_MACLEN_SHIFT = 9;
+export const TXCTX_MACLEN_MASK = 0x7f;
+export const TXCTX_TUCMD_IPV4 = 1 << 10; // IPv4: TUCMD bit 1
+export const TXCTX_TUCMD_L4T_MASK = 0x3 << 11; // TUCMD bits 3:2
+export const TXCTX_TUCMD_L4T_UDP = 0x0 << 11;
+export const TXCTX_TUCMD_L4T_TCP = 0x1 << 11;
+export const TXCTX_TUCMD_L4T_SCTP = 0x2 << 11;
+export const TXCTX_IDX_SHIFT = 4;
+export const TXCTX_L4LEN_SHIFT = 8;
+export const TXCTX_L4LEN_MASK = 0xff;
+export const TXCTX_MSS_SHIFT = 16;
+/** Contexts each transmit queue holds on an 82599 (the 82598 had eight). */
+export const TX_CONTEXTS = 2;
+/**
+ * The most bytes the model takes in one transmit data descriptor: 16 KB, Linux's
+ * IXGBE_MAX_DATA_PER_TXD and the 82598 datasheet's limit. (The 82599 specification update
+ * speaks of 64 KB - 1, the width of DTALEN; the model holds drivers to the smaller figure.)
+ */
+export const TXD_MAX_DATA = 16384;

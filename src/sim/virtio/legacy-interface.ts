@@ -61,10 +61,10 @@ export function attachLegacyInterface(core: VirtioCore, bar: SimMmio, config: Ui
     });
     bar.onWrite(at, (value, _o, width) => {
       if (msixEnabled() && at < LEGACY.config_msix && width === 2) {
-        if (at === 0x14) core.msixConfig = value;
+        if (at === 0x14) core.msixConfig = core.mapVector(value);
         else {
           const q = queue();
-          if (q !== null) q.msixVector = value;
+          if (q !== null) q.msixVector = core.mapVector(value);
         }
         return;
       }

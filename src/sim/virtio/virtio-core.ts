@@ -42,6 +42,8 @@ export interface QueueState {
   ring: AnyDeviceRing | null;
   /** Available-buffer notifications received. */
   notifications: number;
+  /** Used-buffer notifications sent (the driver had not suppressed them), whatever became of them. */
+  interrupts: number;
 }
 
 export interface VirtioCoreOptions {
@@ -88,6 +90,18 @@ export class VirtioCore {
   configGeneration = 0;
   isr = 0;
   resets = 0;
+  /**
+   * Entries of the PCI function's MSI-X table (0: none). A vector register written with a vector
+   * beyond it reads back NO_VECTOR: qemu's msix_vector_use() fails, "so the driver can discover
+   * the error" (virtio 1.2 §4.1.5.1.2.1).
+   */
+  msixTableSize = 0;
+  /** Used-buffer notifications whose vector reached no eventfd (MSI-X off, or the vector not enabled). */
+  lostInterrupts = 0;
+  /** Fault injection: when it returns true, every vector write reads back NO_VECTOR (a device out of vectors). */
+  refuseVectors: () => boolean = () => false;
+  /** The PCI model raises MSI-X vector `vector`; false when the message went nowhere. */
+  onInterrupt: (vector: number) => boolean = () => false;
   #suppressNotify = false;
   readonly #requiredQueues: number;
   readonly #refuseFeatures: () => boolean;
@@ -123,6 +137,7 @@ export class VirtioCore {
       enabled: false,
       ring: null,
       notifications: 0,
+      interrupts: 0,
     }));
   }
 
@@ -451,5 +466,31 @@ export class VirtioCore {
   configChanged(): void {
     this.configGeneration = (this.configGeneration + 1) & 0xff;
     this.isr |= 2;
+    if (this.msixConfig !== NO_VECTOR && !this.onInterrupt(this.msixConfig)) this.lostInterrupts++;
+  }
+
+  /** What a vector register (msix_config, queue_msix_vector) holds after the driver wrote `vector`. */
+  mapVector(vector: number): number {
+    if (vector === NO_VECTOR) return vector;
+    return this.refuseVectors() || vector >= this.msixTableSize ? NO_VECTOR : vector;
+  }
+
+  /**
+   * The device made used buffers of queue `index` visible (published used.idx, or the used
+   * descriptors' flags): the used-buffer notification, unless the driver suppressed it when the
+   * device looks — VIRTQ_AVAIL_F_NO_INTERRUPT on a split ring (§2.7.7.2), DISABLE in the packed
+   * driver event suppression (§2.8.10). Nothing is sent later for a suppression lifted after
+   * this: a driver that arms must look at the ring again itself. With MSI-X the notification is
+   * the queue's vector (none for NO_VECTOR), else the ISR bit of INTx (§4.1.4.5), set either way
+   * as qemu does.
+   */
+  usedBuffers(index: number): void {
+    const q = this.queues[index];
+    const ring = q?.ring;
+    if (q === undefined || ring === null || ring === undefined) return;
+    if ((ring.availFlags & 1) !== 0) return;
+    q.interrupts++;
+    this.isr |= 1;
+    if (q.msixVector !== NO_VECTOR && !this.onInterrupt(q.msixVector)) this.lostInterrupts++;
   }
 }

@@ -77,6 +77,8 @@ export interface VirtioNetModelOptions {
   readonly notifyOffMultiplier?: number;
   /** Link state at power-on (default up). */
   readonly link?: boolean;
+  /** MSI-X table entries (default 2 x queue pairs + 2, as qemu's virtio-net-pci `vectors`). */
+  readonly msixVectors?: number;
   /** Offer (and implement) VIRTIO_F_RING_PACKED, as qemu's packed=on (default false, as qemu). */
   readonly packed?: boolean;
   /**
@@ -119,6 +121,8 @@ export interface VirtioNetModelOptions {
  * holds, and a DeviceProtocolError from the next call (or the same one).
  */
 export interface VirtioNetFaults {
+  /** Every MSI-X vector written to msix_config or queue_msix_vector reads back NO_VECTOR (§4.1.5.1.2.1). */
+  refuseVectors?: boolean;
   /** Receive: report a used length one byte beyond the buffer the driver posted (counted in rxErrors; the frame is dropped). */
   badUsedLength?: boolean;
   /** Receive and transmit: every used entry names descriptor ring size + 7 instead of the chain used (which is stranded). Detected. */
@@ -430,9 +434,12 @@ export class VirtioNetModel {
     };
     if (external) return;
 
-    // MSI-X capability: 4 vectors, table and PBA in BAR1 (not implemented: the driver polls). Its
-    // enable bit moves the legacy device configuration from 0x14 to 0x18.
-    const msix = pci.addCapability(PCI_CAP_ID_MSIX, Uint8Array.of(3, 0, 1, 0, 0, 0, 0x01, 0x08, 0, 0));
+    // MSI-X capability, table and PBA in BAR1. Its enable bit moves the legacy device
+    // configuration from 0x14 to 0x18. Used buffers raise the queue's vector (core.usedBuffers).
+    const msix = pci.addMsixCapability(options.msixVectors ?? 2 * pairs + 2);
+    core.msixTableSize = pci.msix!.count;
+    core.onInterrupt = (vector) => pci.signal(vector);
+    core.refuseVectors = () => this.faults.refuseVectors === true;
     attachModernInterface(core, pci, modernBar, {
       notifyOffMultiplier: multiplier,
       config: this.#config,
@@ -476,6 +483,22 @@ export class VirtioNetModel {
   /** Whether a fatal error broke the device (qemu's virtio_error) since the last reset. */
   get broken(): boolean {
     return this.#core.broken;
+  }
+  /**
+   * Interrupts of virtqueue `index` (0: receiveq1): its MSI-X vector (NO_VECTOR 0xffff: none),
+   * and the used-buffer notifications it sent, which the driver had not suppressed.
+   */
+  queueInterrupts(index: number): { vector: number; sent: number } {
+    const q = this.#core.queues[index]!;
+    return { vector: q.msixVector, sent: q.interrupts };
+  }
+  /** The configuration-change vector (msix_config). */
+  get configVector(): number {
+    return this.#core.msixConfig;
+  }
+  /** Notifications that reached no eventfd: MSI-X disabled, or a vector beyond those enabled. */
+  get lostInterrupts(): number {
+    return this.#core.lostInterrupts;
   }
   /** Protocol violations observed (empty for a well-behaved driver). */
   get violations(): readonly string[] {
@@ -777,6 +800,7 @@ export class VirtioNetModel {
       f.usedIndexBack = 0;
       ring.publishBehind(back);
     } else ring.publish();
+    this.#core.usedBuffers(queue);
   }
 
   /** Async mode: a random number in [0, n) from the model's seeded generator (xorshift32). */

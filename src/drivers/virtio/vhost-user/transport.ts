@@ -11,9 +11,12 @@
  *   sent after it). DEVICE_NEEDS_RESET reads set once the connection broke.
  * - Queue sizes: no query. Every queue reports QUEUE_MAX_SIZE and the driver picks its size; a
  *   backend with smaller rings refuses SET_VRING_NUM.
- * - Notifications: a kick eventfd per queue (kick-mmio.ts). No call eventfds: the driver polls
- *   and asks for no interrupts, so SET_VRING_CALL says "no fd" (bit 8), which the specification
- *   allows ("polling will be used instead of waiting for the call") and DPDK 22.11 takes.
+ * - Notifications: a kick eventfd per queue (kick-mmio.ts). No call eventfds while the driver
+ *   polls (it asks for no interrupts): SET_VRING_CALL says "no fd" (bit 8), which the
+ *   specification allows ("polling will be used instead of waiting for the call") and DPDK 22.11
+ *   takes. With interrupts, each receive ring gets a call eventfd of its own, which the backend
+ *   writes when it used buffers and the driver did not suppress the notification (the ring's
+ *   flags or event suppression, as on PCI); the transmit rings keep "no fd".
  * - Device configuration: only with VHOST_USER_PROTOCOL_F_CONFIG (GET_CONFIG), which DPDK's
  *   vhost does not offer. Without it VIRTIO_NET_F_MAC and _STATUS are hidden from the driver
  *   (link always up, while the connection is). A `mac` option supplies the MAC instead: the
@@ -126,6 +129,8 @@ export class VhostUserTransport implements VirtioTransport {
   readonly #queues: ActiveQueue[] = [];
   /** Kick eventfds made so far; closed by close(). */
   readonly #kickFds: number[] = [];
+  /** Call eventfds of enableInterrupts(), by vector; closed by disableInterrupts() and close(). */
+  #callFds: number[] = [];
   #unsubscribe: (() => void) | null = null;
   #status = 0;
   #featuresAccepted = false;
@@ -254,7 +259,7 @@ export class VhostUserTransport implements VirtioTransport {
    * queues by sending message VHOST_USER_SET_VRING_ENABLE"); pairs it does not open are left
    * stopped, and the backend never hands frames to a stopped or disabled ring.
    */
-  activateQueue(index: number, size: number, rings: RingAddresses): NotifyTarget {
+  activateQueue(index: number, size: number, rings: RingAddresses, vector?: number): NotifyTarget {
     if (index >= 2 * this.maxQueuePairs) {
       throw new NotSupportedError(
         `${this.#name}: virtqueue ${index}: the backend has ${this.maxQueuePairs} queue pair(s) (rings 0 to ${2 * this.maxQueuePairs - 1}; ` +
@@ -277,7 +282,13 @@ export class VhostUserTransport implements VirtioTransport {
     const kickFd = createEventFd(`${this.#name}: kick eventfd of queue ${index}`);
     this.#kickFds.push(kickFd);
     c.command(R.SET_VRING_KICK, (m, f) => m.u64(R.SET_VRING_KICK, BigInt(index), f), [kickFd], `queue ${index}`);
-    c.command(R.SET_VRING_CALL, (m, f) => m.u64(R.SET_VRING_CALL, BigInt(index | VRING_NOFD), f), [], `queue ${index}, no fd`);
+    const callFd = vector === undefined ? undefined : this.#callFds[vector];
+    if (vector !== undefined && callFd === undefined) throw new RangeError(`${this.#name}: queue ${index}: no call eventfd for vector ${vector}`);
+    if (callFd === undefined) {
+      c.command(R.SET_VRING_CALL, (m, f) => m.u64(R.SET_VRING_CALL, BigInt(index | VRING_NOFD), f), [], `queue ${index}, no fd`);
+    } else {
+      c.command(R.SET_VRING_CALL, (m, f) => m.u64(R.SET_VRING_CALL, BigInt(index), f), [callFd], `queue ${index}, call eventfd`);
+    }
     if (this.#ringsStartDisabled) c.command(R.SET_VRING_ENABLE, (m, f) => m.state(R.SET_VRING_ENABLE, index, 1, f), [], `queue ${index}`);
     this.#queues.push({ index, kickFd });
     return { mmio: new KickMmio(`${this.#name} queue ${index} kick`, kickFd), offset: 0 };
@@ -301,6 +312,29 @@ export class VhostUserTransport implements VirtioTransport {
     return 0;
   }
 
+  /**
+   * vhost-user has no MSI-X: a "vector" is one of the call eventfds made here, which the backend
+   * gets with SET_VRING_CALL (activateQueue). Any number can be had.
+   */
+  enableInterrupts(vectors: number): readonly number[] {
+    this.disableInterrupts();
+    for (let i = 0; i < vectors; i++) this.#callFds.push(createEventFd(`${this.#name}: call eventfd ${i}`));
+    return this.#callFds.slice();
+  }
+
+  /** No configuration-change interrupt over vhost-user (the backend has no config space to change here). */
+  setConfigVector(_vector: number): void {}
+
+  disableInterrupts(): void {
+    for (const fd of this.#callFds.splice(0)) {
+      try {
+        close(fd);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
   /** A VhostUserDisconnectedError once the backend is gone (the control calls check it). */
   checkConnected(what: string): void {
     this.#channel.checkConnected(what);
@@ -312,6 +346,7 @@ export class VhostUserTransport implements VirtioTransport {
     this.#closed = true;
     this.#unsubscribe?.();
     this.#channel.close();
+    this.disableInterrupts();
     for (const fd of this.#kickFds.splice(0)) {
       try {
         close(fd);
