@@ -82,6 +82,7 @@ export async function runForwardWorkers(a: NicDevice, b: NicDevice, o: ForwardWo
   const shared: { dev: NicDevice; queue: number }[] = [];
   const workers: Worker[] = [];
   const exited: Promise<void>[] = [];
+  const ready: Promise<void>[] = [];
   /** The first error: a worker's (as IxyError naming it), or this thread's (statistics, models). */
   let failure: Error | null = null;
   let stop = false;
@@ -108,8 +109,11 @@ export async function runForwardWorkers(a: NicDevice, b: NicDevice, o: ForwardWo
       const data: WorkerData = { [FWD_WORKER]: true, index: i, core: o.cores[i] ?? null, pairs, pools, batch: o.batch, txRetries: o.txRetries, control, counters };
       const worker = startTsWorker(o.entry, { workerData: data });
       workers.push(worker);
+      let isReady: () => void = () => {};
+      ready.push(new Promise<void>((resolve) => (isReady = resolve)));
       exited.push(new Promise<void>((resolve) => {
         worker.on("message", (r: WorkerReport) => {
+          if (r.kind === "ready") isReady();
           if (r.kind === "failed" && failure === null) {
             failure = new IxyError(`fwd worker ${r.index} (queue pair ${r.index}${o.cores[i] == null ? "" : `, core ${o.cores[i]}`}): ${r.name}: ${r.message}`);
             stopAll();
@@ -119,10 +123,16 @@ export async function runForwardWorkers(a: NicDevice, b: NicDevice, o: ForwardWo
           failure ??= new IxyError(`fwd worker ${i}: ${e.name}: ${e.message}`);
           stopAll();
         });
-        worker.on("exit", () => resolve());
+        worker.on("exit", () => {
+          isReady(); // one that ends before it is ready ends the wait for it too
+          resolve();
+        });
       }));
     }
     onStopSignal(stopAll);
+    // --seconds is forwarding time: it starts once every worker has attached its pairs (starting
+    // a thread and compiling its TypeScript takes a while, seconds on a loaded machine).
+    if (!stop) await Promise.race([Promise.all(ready), new Promise<void>((resolve) => (wake = resolve))]);
     await untilStopped(o, () => o.everySecond(totals()), () => stop, (w) => (wake = w)).catch((e: unknown) => {
       // This thread's statistics or models failed (a device found broken, say): stop everything.
       failure ??= e instanceof Error ? e : new Error(String(e));

@@ -10,7 +10,7 @@
  * field included, and writes the inverted result into the field. An IPv4 header checksum request
  * carries 0 in the IPv4 checksum field. requestChecksum() (src/mem/offload.ts) prepares both.
  */
-import { bufDataOffset, bufL2Len, bufL3Len, bufLength, bufPool, bufTxOffload, poolBytes } from "../mem/buffer-table.ts";
+import { bufDataOffset, bufL2Len, bufL3Len, bufLength, bufPool, bufTxOffload, poolBytes, poolWords16 } from "../mem/buffer-table.ts";
 import { TX_OFFLOAD } from "../mem/offload-flags.ts";
 import { IPPROTO_TCP, IPPROTO_UDP, parseFrameHeaders } from "./headers.ts";
 
@@ -23,6 +23,33 @@ export function onesSum(bytes: Uint8Array, start: number, end: number, initial =
   // Fold the carries back in (sum stays below 2^32 for any frame below 128 KiB).
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   return sum;
+}
+
+/**
+ * onesSum, faster: `words` is a Uint16Array over the same memory as `bytes`, from the same
+ * origin (a pool's poolWords16 and poolBytes). It loads native little-endian 16-bit words, a
+ * load per two bytes instead of two loads and a shift, and swaps the folded result: RFC 1071
+ * §2(B), the one's-complement sum of byte-swapped words is the byte-swapped sum. An odd `start`
+ * (never a header's, which all start at even offsets) takes the byte loop.
+ */
+export function onesSumWords(bytes: Uint8Array, words: Uint16Array, start: number, end: number, initial = 0): number {
+  if ((start & 1) !== 0) return onesSum(bytes, start, end, initial);
+  let a = 0;
+  let b = 0;
+  let k = start >>> 1;
+  const last = end >>> 1;
+  // Two accumulators, four words a round: at most 16384 words each for a 64 KiB frame, so each
+  // stays below 2^30 and V8 keeps it a small integer.
+  for (; k + 3 < last; k += 4) {
+    a += words[k]! + words[k + 2]!;
+    b += words[k + 1]! + words[k + 3]!;
+  }
+  for (; k < last; k++) a += words[k]!;
+  let sum = a + b;
+  if ((end & 1) !== 0) sum += bytes[end - 1]!; // the odd last byte is the high byte of its big-endian word, low here
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  sum = ((sum & 0xff) << 8) | (sum >>> 8);
+  return foldSum(sum + initial);
 }
 
 /** The Internet checksum of bytes[start .. end): the inverted one's-complement sum, `initial` added. */
@@ -61,10 +88,10 @@ export function ipPayloadEnd(bytes: Uint8Array, ip: number, ipv6: boolean, frame
 }
 
 /** Writes the IPv4 header checksum of the header at bytes[ip .. ip + l3). */
-export function fillIpv4Checksum(bytes: Uint8Array, ip: number, l3: number): void {
+export function fillIpv4Checksum(bytes: Uint8Array, ip: number, l3: number, words?: Uint16Array): void {
   bytes[ip + 10] = 0;
   bytes[ip + 11] = 0;
-  const c = internetChecksum(bytes, ip, ip + l3);
+  const c = ~(words === undefined ? onesSum(bytes, ip, ip + l3) : onesSumWords(bytes, words, ip, ip + l3)) & 0xffff;
   bytes[ip + 10] = c >> 8;
   bytes[ip + 11] = c & 0xff;
 }
@@ -73,11 +100,12 @@ export function fillIpv4Checksum(bytes: Uint8Array, ip: number, l3: number): voi
  * Writes the full TCP or UDP checksum of the segment at bytes[l4 .. end) (the field's old
  * content ignored). UDP's 0 is sent as 0xffff (RFC 768: 0 means "no checksum").
  */
-export function fillL4Checksum(bytes: Uint8Array, ip: number, l4: number, end: number, ipv6: boolean, proto: number): void {
+export function fillL4Checksum(bytes: Uint8Array, ip: number, l4: number, end: number, ipv6: boolean, proto: number, words?: Uint16Array): void {
   const field = l4 + l4ChecksumOffset(proto);
   bytes[field] = 0;
   bytes[field + 1] = 0;
-  let c = internetChecksum(bytes, l4, end, pseudoHeaderSum(bytes, ip, ipv6, proto, end - l4));
+  const seed = pseudoHeaderSum(bytes, ip, ipv6, proto, end - l4);
+  let c = ~(words === undefined ? onesSum(bytes, l4, end, seed) : onesSumWords(bytes, words, l4, end, seed)) & 0xffff;
   if (c === 0 && proto === IPPROTO_UDP) c = 0xffff;
   bytes[field] = c >> 8;
   bytes[field + 1] = c & 0xff;
@@ -92,15 +120,17 @@ export function fillL4Checksum(bytes: Uint8Array, ip: number, l4: number, end: n
  */
 export function completeChecksums(buf: number): void {
   const flags = bufTxOffload[buf]!;
-  const bytes = poolBytes[bufPool[buf]!]!;
+  const pool = bufPool[buf]!;
+  const bytes = poolBytes[pool]!;
+  const words = poolWords16[pool]!;
   const start = bufDataOffset[buf]!;
   const ip = start + bufL2Len[buf]!;
   const l3 = bufL3Len[buf]!;
   const ipv6 = (flags & TX_OFFLOAD.ipv6) !== 0;
   const end = ipPayloadEnd(bytes, ip, ipv6, start + bufLength[buf]!);
-  if ((flags & TX_OFFLOAD.ipChecksum) !== 0) fillIpv4Checksum(bytes, ip, l3);
-  if ((flags & TX_OFFLOAD.tcpChecksum) !== 0) fillL4Checksum(bytes, ip, ip + l3, end, ipv6, IPPROTO_TCP);
-  else if ((flags & TX_OFFLOAD.udpChecksum) !== 0) fillL4Checksum(bytes, ip, ip + l3, end, ipv6, IPPROTO_UDP);
+  if ((flags & TX_OFFLOAD.ipChecksum) !== 0) fillIpv4Checksum(bytes, ip, l3, words);
+  if ((flags & TX_OFFLOAD.tcpChecksum) !== 0) fillL4Checksum(bytes, ip, ip + l3, end, ipv6, IPPROTO_TCP, words);
+  else if ((flags & TX_OFFLOAD.udpChecksum) !== 0) fillL4Checksum(bytes, ip, ip + l3, end, ipv6, IPPROTO_UDP, words);
 }
 
 export type ChecksumVerdict = "good" | "bad" | "none";
