@@ -135,8 +135,8 @@ export class VirtioNetDevice implements NicDevice {
   readonly features: bigint;
   /** Bytes of virtio_net_hdr in front of every frame: 12 (VERSION_1, or legacy with MRG_RXBUF) or 10 (legacy). */
   readonly headerLength: number;
-  /** What is on (docs/offloads-virtio.md, docs/interrupts.md): checksums, TSO, maxFrameSize, mergeable receive buffers, interrupts. */
-  offloads: DeviceOffloads;
+  /** What is on (docs/offloads-virtio.md): checksums, TSO, maxFrameSize, mergeable receive buffers. */
+  readonly offloads: DeviceOffloads;
   /** The virtqueue layout negotiated: "packed" with VIRTIO_F_RING_PACKED (§2.8), else "split" (§2.7). */
   readonly ring: "packed" | "split";
   readonly #transport: VirtioTransport;
