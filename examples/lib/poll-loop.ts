@@ -156,7 +156,10 @@ export function pollLoop(step: () => boolean, options: PollLoopOptions = {}): Pr
       } else {
         // One clock read per step: the idle rule needs it, and an idle loop has time to spare.
         do {
-          stop = step();
+          // Never `stop = step()`: a SIGINT handled between two slices has set stop already, and
+          // overwriting it would lose the signal; the loop then spun with every sleep ending at
+          // once on the resolved `stopped` (the qemu testbed's "does not exit", ~75% CPU).
+          if (step()) stop = true;
           now = performance.now();
           const activity = irq.activity();
           if (activity !== lastActivity) {
