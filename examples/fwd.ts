@@ -28,23 +28,39 @@
 import type { NicDevice } from "../src/device.ts";
 import { Mempool } from "../src/mem/mempool.ts";
 import { writeFrame } from "../src/mem/packet.ts";
-import { intOption, parse, PORTS_HELP, runMain, UsageError } from "./lib/cli.ts";
+import { intOption, parse, PORTS_HELP, runMain, shortUsage, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
 import { forward, newForwardCounts, queueEnd } from "./lib/forward.ts";
 import { isMainThread, workerData } from "node:worker_threads";
 import { FWD_WORKER, runForwardWorkers, type WorkerTotals } from "./lib/fwd-workers.ts";
 import { deviceCpus } from "../src/mem/numa.ts";
 import { onlineCores, parseCoreList } from "../src/threads/affinity.ts";
 import { LiveStats } from "./lib/live-stats.ts";
-import { cpuMeter, IRQ_HELP, IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simSource } from "./lib/poll-loop.ts";
+import { cpuMeter, IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simSource } from "./lib/poll-loop.ts";
 import { openPorts, placementLines } from "./lib/ports.ts";
 import { MIN_FRAME, writeUdpFrame } from "./lib/udp-frame.ts";
-import { addFlowRules, FLOW_FLAG, OFFLOAD_FLAGS, OFFLOAD_HELP, offloadDeviceOptions, offloadLines, parseFlowRule } from "./lib/offload-options.ts";
+import { addFlowRules, FLOW_FLAG, OFFLOAD_FLAGS, offloadDeviceOptions, offloadLines, parseFlowRule } from "./lib/offload-options.ts";
 
-const USAGE =
-  "usage: fwd <port-a> <port-b> [--batch N] [--seconds N] [--json] [--tx-first] [--tx-retries N] [--mac aa:bb:cc:dd:ee:ff] " +
-  `[--ring packed|split] [--workers N [--cores LIST]] ${IRQ_HELP} | ` +
-  `fwd --sim [--sim-nic ixgbe|virtio] [--seconds N] [--workers N [--cores LIST]]\n${PORTS_HELP}\n${OFFLOAD_HELP}; ` +
-  "--flow RULE (repeatable, on both ports, implies --flow-director): e.g. udp,dst=10.0.0.2,dport=5000,queue=1 or tcp,src=10.0.0.1,drop";
+const SPEC = {
+  name: "ixy-fwd",
+  summary: "forwards frames between two ports in both directions, ixy's reference app",
+  usage: ["<port-a> <port-b> [options]", "--sim [--sim-nic ixgbe|virtio] [options]"],
+  options: {
+    batch: { type: "string", arg: "N", help: "frames received and sent per call, 1 to 512", default: "32", unit: "frames" },
+    seconds: { type: "string", arg: "N", help: "stop after N seconds (0: run until SIGINT or SIGTERM)", default: "0", unit: "s" },
+    json: { type: "boolean", help: "print the statistics as one JSON object per line" },
+    "frame-size": { type: "string", arg: "N", help: "with --sim: the size of the frames the models receive, 60 to 1514", default: "60", unit: "bytes" },
+    "tx-first": { type: "boolean", help: "send one burst of 32 frames on each port first, as testpmd's --tx-first" },
+    ring: { type: "string", arg: "packed|split", help: "the virtqueue layout of virtio ports", default: "packed where offered" },
+    "tx-retries": { type: "string", arg: "N", help: "try N more times to send what the TX ring had no room for, before dropping it", default: "0" },
+    workers: { type: "string", arg: "N", help: "forward N queue pairs per port, pair i in worker thread i (0: in the main thread)", default: "0" },
+    cores: { type: "string", arg: "LIST", help: "with --workers: the core of each worker, as 0-3,8", default: "the CPUs near the first port" },
+    ...IRQ_OPTIONS,
+    ...OFFLOAD_FLAGS,
+    ...FLOW_FLAG,
+  },
+  details: PORTS_HELP,
+} as const satisfies CommandSpec<OptionSpecs>;
+const USAGE = shortUsage(SPEC);
 /** Frames --tx-first sends on each port (testpmd's burst). */
 const TX_FIRST_BURST = 32;
 
@@ -71,20 +87,7 @@ function txFirst(dev: NicDevice, queues: number): Mempool[] {
 }
 
 async function main(): Promise<number> {
-  const { values, positionals, sim, mac, unsafeNoIommu } = parse(USAGE, {
-    batch: { type: "string" },
-    seconds: { type: "string" },
-    json: { type: "boolean" },
-    "frame-size": { type: "string" },
-    "tx-first": { type: "boolean" },
-    ring: { type: "string" },
-    "tx-retries": { type: "string" },
-    workers: { type: "string" },
-    cores: { type: "string" },
-    ...IRQ_OPTIONS,
-    ...OFFLOAD_FLAGS,
-    ...FLOW_FLAG,
-  });
+  const { values, positionals, sim, mac, unsafeNoIommu } = parse(SPEC);
   const irq = irqModeOption(values.irq);
   if (irq !== IrqMode.poll && Number(values.workers ?? 0) > 0) throw new UsageError("--irq irq|adaptive does not go with --workers (yet)");
   const flowRules = (values.flow ?? []).map(parseFlowRule);

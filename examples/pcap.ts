@@ -10,24 +10,28 @@
 import type { NicDevice } from "../src/device.ts";
 import { bufDataOffset, bufLength, bufPool, poolBytes } from "../src/mem/buffer-table.ts";
 import { freeBuffers } from "../src/mem/mempool.ts";
-import { intOption, parse, PORTS_HELP, runMain, UsageError } from "./lib/cli.ts";
+import { intOption, parse, PORTS_HELP, runMain, shortUsage, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
 import { PcapWriter } from "./lib/pcap-writer.ts";
-import { IRQ_HELP, IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simSource } from "./lib/poll-loop.ts";
+import { IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simSource } from "./lib/poll-loop.ts";
 import { openPorts } from "./lib/ports.ts";
-import { OFFLOAD_FLAGS, OFFLOAD_HELP, offloadDeviceOptions, offloadLines } from "./lib/offload-options.ts";
+import { OFFLOAD_FLAGS, offloadDeviceOptions, offloadLines } from "./lib/offload-options.ts";
 
-const USAGE =
-  `usage: pcap <port> <file.pcap> [--count N] [--seconds N] [--mac aa:bb:cc:dd:ee:ff] ${IRQ_HELP} | ` +
-  `pcap --sim [--sim-nic ixgbe|virtio] <file.pcap> [--count N] ${IRQ_HELP}` +
-  `\n${PORTS_HELP}\n${OFFLOAD_HELP}`;
-
-async function main(): Promise<number> {
-  const { values, positionals, sim, mac, unsafeNoIommu } = parse(USAGE, {
-    count: { type: "string" },
-    seconds: { type: "string" },
+const SPEC = {
+  name: "ixy-pcap",
+  summary: "writes what a port receives to a pcap file that Wireshark and tshark read",
+  usage: ["<port> <file.pcap> [options]", "--sim [--sim-nic ixgbe|virtio] <file.pcap> [options]"],
+  options: {
+    count: { type: "string", arg: "N", help: "stop after writing N frames (0: no limit)", default: "0", unit: "frames" },
+    seconds: { type: "string", arg: "N", help: "stop after N seconds (0: run until SIGINT or SIGTERM)", default: "0", unit: "s" },
     ...IRQ_OPTIONS,
     ...OFFLOAD_FLAGS,
-  });
+  },
+  details: PORTS_HELP,
+} as const satisfies CommandSpec<OptionSpecs>;
+const USAGE = shortUsage(SPEC);
+
+async function main(): Promise<number> {
+  const { values, positionals, sim, mac, unsafeNoIommu } = parse(SPEC);
   const irq = irqModeOption(values.irq);
   if (positionals.length !== (sim ? 1 : 2)) throw new UsageError(USAGE);
   const file = positionals[positionals.length - 1]!;

@@ -17,26 +17,31 @@
  * (a power of two); what does not fit is dropped by the receive worker. --tx-retries N: rounds
  * the process worker tries again a batch the TX ring did not take in full, as fwd's.
  */
-import { intOption, parse, PORTS_HELP, runMain, onStopSignal, UsageError } from "./lib/cli.ts";
+import { intOption, parse, PORTS_HELP, runMain, onStopSignal, shortUsage, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
 import { deviceCpus } from "../src/mem/numa.ts";
 import { onlineCores, parseCoreList } from "../src/threads/affinity.ts";
 import { LiveStats } from "./lib/live-stats.ts";
 import { PipelineWorkers, type PipelineTotals } from "./lib/pipeline-workers.ts";
 import { openPorts, placementLines } from "./lib/ports.ts";
 
-const USAGE =
-  "usage: pipeline <port> [--batch N] [--seconds N] [--cores LIST] [--ring-size N] [--tx-retries N] [--json] | " +
-  `pipeline --sim [--sim-nic ixgbe|virtio] [--seconds N] [--cores LIST] [--ring-size N]\n${PORTS_HELP}`;
+const SPEC = {
+  name: "ixy-pipeline",
+  summary: "receives on one port, runs the frames through worker threads over shared rings, sends them back",
+  usage: ["<port> [options]", "--sim [--sim-nic ixgbe|virtio] [options]"],
+  options: {
+    batch: { type: "string", arg: "N", help: "frames per receive and send call, 1 to 512", default: "32", unit: "frames" },
+    seconds: { type: "string", arg: "N", help: "stop after N seconds (0: run until SIGINT or SIGTERM)", default: "0", unit: "s" },
+    json: { type: "boolean", help: "print the statistics as one JSON object per line" },
+    cores: { type: "string", arg: "LIST", help: "the cores of the stages, as 0-3,8" },
+    "ring-size": { type: "string", arg: "N", help: "entries of each ring between stages, a power of two" },
+    "tx-retries": { type: "string", arg: "N", help: "try N more times to send what the TX ring had no room for, before dropping it", default: "0" },
+  },
+  details: PORTS_HELP,
+} as const satisfies CommandSpec<OptionSpecs>;
+const USAGE = shortUsage(SPEC);
 
 async function main(): Promise<number> {
-  const { values, positionals, sim, mac, unsafeNoIommu } = parse(USAGE, {
-    batch: { type: "string" },
-    seconds: { type: "string" },
-    json: { type: "boolean" },
-    cores: { type: "string" },
-    "ring-size": { type: "string" },
-    "tx-retries": { type: "string" },
-  });
+  const { values, positionals, sim, mac, unsafeNoIommu } = parse(SPEC);
   if (!sim && positionals.length !== 1) throw new UsageError(`pipeline needs one PCI address or vhost-user:<socket> port\n${USAGE}`);
   const batch = intOption("batch", values.batch, 32, 1, 512);
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);

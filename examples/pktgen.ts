@@ -15,27 +15,32 @@ import type { NicDevice } from "../src/device.ts";
 import { bufDataOffset, bufLength } from "../src/mem/buffer-table.ts";
 import { Mempool } from "../src/mem/mempool.ts";
 import { dataOf } from "../src/mem/packet.ts";
-import { intOption, parse, PORTS_HELP, runMain, UsageError } from "./lib/cli.ts";
+import { intOption, parse, PORTS_HELP, runMain, shortUsage, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
 import { LiveStats } from "./lib/live-stats.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
 import { openPorts, placementLines } from "./lib/ports.ts";
 import { setSequence, writeUdpFrame } from "./lib/udp-frame.ts";
-import { OFFLOAD_FLAGS, OFFLOAD_HELP, offloadDeviceOptions, offloadLines } from "./lib/offload-options.ts";
+import { OFFLOAD_FLAGS, offloadDeviceOptions, offloadLines } from "./lib/offload-options.ts";
 
-const USAGE =
-  "usage: pktgen <port> [--size 60..1514] [--rate frames/s] [--count N] [--seconds N] [--batch N] [--json] [--mac aa:bb:cc:dd:ee:ff] | " +
-  `pktgen --sim [--sim-nic ixgbe|virtio] ...\n${PORTS_HELP}\n${OFFLOAD_HELP}`;
+const SPEC = {
+  name: "ixy-pktgen",
+  summary: "sends UDP/IPv4 frames as fast as allowed, each carrying a sequence number",
+  usage: ["<port> [options]", "--sim [--sim-nic ixgbe|virtio] [options]"],
+  options: {
+    size: { type: "string", arg: "N", help: "frame size without the FCS, 60 to 1514", default: "60", unit: "bytes" },
+    rate: { type: "string", arg: "N", help: "frames per second (0: as fast as the port takes them)", default: "0", unit: "frames/s" },
+    count: { type: "string", arg: "N", help: "stop after N frames (0: no limit)", default: "0", unit: "frames" },
+    seconds: { type: "string", arg: "N", help: "stop after N seconds (0: run until SIGINT or SIGTERM)", default: "0", unit: "s" },
+    batch: { type: "string", arg: "N", help: "frames per send call, 1 to 512", default: "32", unit: "frames" },
+    json: { type: "boolean", help: "print the statistics as one JSON object per line" },
+    ...OFFLOAD_FLAGS,
+  },
+  details: PORTS_HELP,
+} as const satisfies CommandSpec<OptionSpecs>;
+const USAGE = shortUsage(SPEC);
 
 async function main(): Promise<number> {
-  const { values, positionals, sim, mac, unsafeNoIommu } = parse(USAGE, {
-    size: { type: "string" },
-    rate: { type: "string" },
-    count: { type: "string" },
-    seconds: { type: "string" },
-    batch: { type: "string" },
-    json: { type: "boolean" },
-    ...OFFLOAD_FLAGS,
-  });
+  const { values, positionals, sim, mac, unsafeNoIommu } = parse(SPEC);
   if (!sim && positionals.length !== 1) throw new UsageError(`pktgen needs one PCI address or vhost-user:<socket> port\n${USAGE}`);
   const size = intOption("size", values.size, 60, 60, 1514);
   const rate = intOption("rate", values.rate, 0, 0, 1e9); // 0: unlimited

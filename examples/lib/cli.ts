@@ -1,5 +1,12 @@
-/** Command-line helpers shared by the examples: flags, usage errors, signal handling. */
-import { parseArgs, type ParseArgsConfig } from "node:util";
+/**
+ * Command-line helpers shared by the examples: declared options with their help, usage errors,
+ * signal handling.
+ *
+ * Every app declares its options once, as a CommandSpec: the parser takes its types from there and
+ * `--help` prints each option with its description, default and unit, under the app's installed
+ * name (ixy-fwd, ixy-pktgen, ...). An option the spec does not declare is a usage error (exit 2).
+ */
+import { parseArgs } from "node:util";
 import { IxyError } from "../../src/errors.ts";
 import { SimKind } from "./ports.ts";
 
@@ -12,35 +19,134 @@ export class HelpRequested extends Error {
   override name = "HelpRequested";
 }
 
-const COMMON_OPTIONS = {
-  help: { type: "boolean", short: "h" },
-  sim: { type: "boolean" },
-  "sim-nic": { type: "string" },
-  mac: { type: "string" },
-  "unsafe-no-iommu": { type: "boolean" },
-} as const;
+/** One option: its parser type and what --help says of it. */
+export interface OptionSpec {
+  readonly type: "string" | "boolean";
+  readonly short?: string;
+  /** Repeatable: the values come as an array. */
+  readonly multiple?: boolean;
+  /** The value's placeholder in --help: N, LIST, FILE ... (string options; default "VALUE"). */
+  readonly arg?: string;
+  /** What the option does, one or two sentences. */
+  readonly help: string;
+  /** The default as --help shows it (the code applies its own: intOption's fallback). */
+  readonly default?: string;
+  /** The value's unit: "frames/s", "bytes", "s" ... */
+  readonly unit?: string;
+}
+
+export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
+
+/** An app's command line: the name it is installed under, what it does, its synopsis and options. */
+export interface CommandSpec<T extends OptionSpecs> {
+  /** The installed bin's name, e.g. "ixy-fwd". */
+  readonly name: string;
+  /** One line: what the app does. */
+  readonly summary: string;
+  /** Synopsis lines, each without the name: "<port-a> <port-b> [options]". */
+  readonly usage: readonly string[];
+  readonly options: T;
+  /** Paragraphs printed after the options (ports, examples). */
+  readonly details?: string;
+}
+
+/** The parsed values of a spec's options, typed from the spec. */
+export type OptionValues<T extends OptionSpecs> = {
+  -readonly [K in keyof T]?: T[K] extends { readonly type: "boolean" } ? boolean : T[K] extends { readonly multiple: true } ? string[] : string;
+};
+
+/** The options every example takes. */
+export const COMMON_OPTIONS = {
+  help: { type: "boolean", short: "h", help: "print this help and exit" },
+  sim: { type: "boolean", help: "run on device models instead of hardware (no PCI addresses then)" },
+  "sim-nic": { type: "string", arg: "ixgbe|virtio", help: "which device model --sim runs on", default: "ixgbe" },
+  mac: { type: "string", arg: "MAC", help: "the MAC address of vhost-user ports, as aa:bb:cc:dd:ee:ff (NICs and models have their own)" },
+  "unsafe-no-iommu": {
+    type: "boolean",
+    help: "allow legacy virtio devices (1af4:1000), whose DMA bypasses the IOMMU (physical addresses; root)",
+  },
+} as const satisfies OptionSpecs;
 
 /** Ports are PCI addresses (0000:01:00.0) or vhost-user backends (vhost-user:/path/to/socket). */
 export const PORTS_HELP =
-  "ports: PCI addresses, or vhost-user:<socket> with [--mac aa:bb:cc:dd:ee:ff] for their MAC; " +
-  "--unsafe-no-iommu allows legacy virtio devices (1af4:1000), whose DMA bypasses the IOMMU (physical addresses, root)";
+  "A port is a PCI address (0000:01:00.0, bound to vfio-pci: see ixy-devbind) or a vhost-user " +
+  "backend, vhost-user:<socket> (DPDK's testpmd, say).";
+
+const WIDTH = 80;
+
+/** Words of `text` in lines of at most `width` columns, each indented by `indent`. */
+export function wrap(text: string, width: number, indent: string, firstIndent = indent): string {
+  const lines: string[] = [];
+  let line = firstIndent;
+  let empty = true;
+  for (const word of text.split(/\s+/).filter((w) => w.length > 0)) {
+    if (!empty && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = indent + word;
+    } else {
+      line += (empty ? "" : " ") + word;
+    }
+    empty = false;
+  }
+  lines.push(line);
+  return lines.join("\n");
+}
+
+/** The --help text of a command: summary, usage, options with description, default and unit. */
+export function formatHelp<T extends OptionSpecs>(spec: CommandSpec<T>): string {
+  const out: string[] = [wrap(`${spec.name}: ${spec.summary}`, WIDTH, "  "), "", "usage:"];
+  for (const u of spec.usage) out.push(wrap(u, WIDTH, "      ", `  ${spec.name} `));
+  const section = (title: string, options: OptionSpecs) => {
+    out.push("", `${title}:`);
+    for (const [name, o] of Object.entries(options)) {
+      const flag = `  ${o.short ? `-${o.short}, ` : ""}--${name}${o.type === "string" ? ` ${o.arg ?? "VALUE"}` : ""}`;
+      const extra = [o.default !== undefined ? `default ${o.default}${o.unit ? ` ${o.unit}` : ""}` : o.unit ? `in ${o.unit}` : "", o.multiple ? "repeatable" : ""]
+        .filter((s) => s !== "")
+        .join("; ");
+      const text = o.help + (extra ? ` (${extra})` : "");
+      out.push(flag);
+      out.push(wrap(text, WIDTH, "        "));
+    }
+  };
+  section("options", spec.options);
+  section("common options", COMMON_OPTIONS);
+  if (spec.details) {
+    for (const p of spec.details.split("\n\n")) out.push("", wrap(p, WIDTH, ""));
+  }
+  return out.join("\n");
+}
+
+/** The one-line usage error hint: "usage: ixy-fwd <port-a> ...; ixy-fwd --help for more". */
+export function shortUsage<T extends OptionSpecs>(spec: CommandSpec<T>): string {
+  return `usage: ${spec.name} ${spec.usage[0] ?? "[options]"}\n(${spec.name} --help lists the options)`;
+}
 
 /**
- * Parses the app's own flags plus the ones every example takes (--help, --sim, --sim-nic, --mac,
+ * Parses the app's own options plus the ones every example takes (--help, --sim, --sim-nic, --mac,
  * --unsafe-no-iommu); returns them with `sim`, the device model to run on (null: hardware),
  * `mac`, and `unsafeNoIommu` (true only when --unsafe-no-iommu was given: openDevice's option).
  */
-export function parse<T extends NonNullable<ParseArgsConfig["options"]>>(usage: string, options: T) {
+export function parse<T extends OptionSpecs>(spec: CommandSpec<T>, args: readonly string[] = process.argv.slice(2)) {
+  const config: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {};
+  for (const [name, o] of Object.entries({ ...spec.options, ...COMMON_OPTIONS } as OptionSpecs)) {
+    config[name] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) };
+  }
   let parsed;
   try {
-    parsed = parseArgs({ options: { ...options, ...COMMON_OPTIONS }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: [...args], options: config, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n${usage}`);
+    throw new UsageError(`${spec.name}: ${(e as Error).message}\n${shortUsage(spec)}`);
   }
-  const common = parsed.values as { help?: boolean; sim?: boolean; "sim-nic"?: string; mac?: string; "unsafe-no-iommu"?: boolean };
-  if (common.help) throw new HelpRequested(usage);
+  const common = parsed.values as OptionValues<typeof COMMON_OPTIONS>;
+  if (common.help) throw new HelpRequested(formatHelp(spec));
   const unsafeNoIommu = common["unsafe-no-iommu"] === true;
-  return { ...parsed, sim: simOption(common.sim, common["sim-nic"]), mac: macOption(common.mac), unsafeNoIommu };
+  return {
+    values: parsed.values as OptionValues<T>,
+    positionals: parsed.positionals,
+    sim: simOption(common.sim, common["sim-nic"]),
+    mac: macOption(common.mac),
+    unsafeNoIommu,
+  };
 }
 
 /** --mac aa:bb:cc:dd:ee:ff: the MAC of vhost-user ports (NICs and device models have their own). */

@@ -12,22 +12,27 @@
  * dst=A.B.C.D, sport=N, dport=N, and the action: queue=N or drop.
  */
 import type { DeviceOptions, FlowAction, FlowMatch, NicDevice } from "../../src/device.ts";
-import { UsageError } from "./cli.ts";
+import { UsageError, type OptionSpecs } from "./cli.ts";
 
 /** The flags, for parse(): spread them into an example's own options. */
 export const OFFLOAD_FLAGS = {
-  "no-rx-csum": { type: "boolean" },
-  "no-tx-csum": { type: "boolean" },
-  "no-tso": { type: "boolean" },
-  "max-frame": { type: "string" },
-  "flow-director": { type: "boolean" },
-} as const;
+  "no-rx-csum": { type: "boolean", help: "do not let the NIC verify received IP/TCP/UDP checksums (on where it can)" },
+  "no-tx-csum": { type: "boolean", help: "do not let the NIC fill in transmitted checksums (on where it can)" },
+  "no-tso": { type: "boolean", help: "do not let the NIC segment large TCP frames (on where it can)" },
+  "max-frame": { type: "string", arg: "N", help: "the largest frame received or sent, 60 to 9014 (jumbo frames above 1514)", default: "1514", unit: "bytes" },
+  "flow-director": { type: "boolean", help: "enable ixgbe Flow Director perfect filters (for --flow)" },
+} as const satisfies OptionSpecs;
 
 /** fwd's --flow RULE, repeatable. */
-export const FLOW_FLAG = { flow: { type: "string", multiple: true } } as const;
+export const FLOW_FLAG = {
+  flow: {
+    type: "string",
+    multiple: true,
+    arg: "RULE",
+    help: "a flow rule on every port, implies --flow-director: protocol (tcp, udp, sctp, ip), then src=A.B.C.D, dst=A.B.C.D, sport=N, dport=N and queue=N or drop, e.g. udp,dst=10.0.0.2,dport=5000,queue=1",
+  },
+} as const satisfies OptionSpecs;
 
-export const OFFLOAD_HELP =
-  "offloads: [--no-rx-csum] [--no-tx-csum] [--no-tso] [--max-frame N] [--flow-director]; the report at start says what is on";
 
 /** The parsed flag values this file knows (the rest of an example's values are ignored). */
 export interface OffloadFlagValues {

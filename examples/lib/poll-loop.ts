@@ -13,7 +13,7 @@
  * SIGINT/SIGTERM, or after PARK_MS (so that the statistics and --seconds keep their clock).
  */
 import type { NicDevice } from "../../src/device.ts";
-import { intOption, onStopSignal, UsageError } from "./cli.ts";
+import { intOption, onStopSignal, UsageError, type OptionSpecs } from "./cli.ts";
 
 export const IrqMode = { poll: "poll", irq: "irq", adaptive: "adaptive" } as const;
 export type IrqMode = (typeof IrqMode)[keyof typeof IrqMode];
@@ -29,8 +29,15 @@ export const ADAPTIVE_IDLE_MS = 1;
 export const PARK_MS = 100;
 
 /** The flags of --irq for parse() (examples/lib/cli.ts): the mode, and --sim's offered rate. */
-export const IRQ_OPTIONS = { irq: { type: "string" }, "sim-pps": { type: "string" } } as const;
-export const IRQ_HELP = "[--irq poll|irq|adaptive] [--sim-pps N]";
+export const IRQ_OPTIONS = {
+  irq: {
+    type: "string",
+    arg: "poll|irq|adaptive",
+    help: "poll: spin on the rings; irq: sleep on the receive interrupt whenever a poll finds nothing; adaptive: poll, and sleep after 1 ms without frames",
+    default: "poll",
+  },
+  "sim-pps": { type: "string", arg: "N", help: "with --sim: frames per second and port the models receive (0: an idle wire)", default: "as fast as the loop runs", unit: "frames/s" },
+} as const satisfies OptionSpecs;
 
 /** --irq poll|irq|adaptive (default poll). */
 export function irqModeOption(value: string | undefined): IrqMode {
