@@ -1,37 +1,74 @@
 /**
- * pktgen: sends UDP/IPv4 frames as fast as allowed, each carrying a sequence number.
+ * pktgen: sends UDP/IPv4 frames as fast as allowed, each carrying a sequence number; with
+ * --latency also a send timestamp, measured by a receiver (--rx-port, or ixy-fwd --latency).
  *
- *   pktgen <port> [--size 60] [--rate FRAMES_PER_S] [--count N] [--seconds N] [--batch 32] [--json] [--mac ...]
+ *   pktgen <port> [--size 60|MIN-MAX|A,B,C] [--flows N] [--rate N | --rate-mbit N] [--count N] ...
+ *   pktgen <port> --rx-port <port2> --latency        (loss, reordering, latency through a DUT)
+ *   pktgen <port> --pcap FILE [--pcap-loop N]         (replay)
  *   pktgen --sim [--sim-nic ixgbe|virtio] ...
- *
- * The port is a PCI address or a vhost-user backend, vhost-user:<socket>.
  *
  * As in ixy, every buffer of the generator's mempool is filled with the frame once at start; the
  * pool hands buffers back with their contents intact, so sending costs a 4-byte sequence number
  * store per frame, written straight into the pool's memory at the buffer's data offset (a buffer
- * is a number: docs/packet-api.md).
+ * is a number: docs/packet-api.md). Flows and size mixes copy a precomputed 28-byte header
+ * template per frame (examples/lib/pktgen-frames.ts); --latency adds an 8-byte time store.
+ * docs/pktgen.md has the options and the stamp's layout.
  */
 import type { NicDevice } from "../src/device.ts";
-import { bufDataOffset, bufLength } from "../src/mem/buffer-table.ts";
-import { Mempool } from "../src/mem/mempool.ts";
+import { bufDataOffset, bufLength, bufPool, poolBytes } from "../src/mem/buffer-table.ts";
+import { freeBuffers, Mempool } from "../src/mem/mempool.ts";
 import { dataOf } from "../src/mem/packet.ts";
 import { intOption, parse, PORTS_HELP, runMain, shortUsage, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
+import { formatLatency, LatencyMeter } from "./lib/latency-meter.ts";
+import { hasStamp, monotonicClock, readTime, writeMagic, writeTime } from "./lib/latency-stamp.ts";
 import { LiveStats } from "./lib/live-stats.ts";
+import { OFFLOAD_FLAGS, offloadDeviceOptions, offloadLines } from "./lib/offload-options.ts";
+import { LINKTYPE_ETHERNET, PcapFormatError, readPcap } from "./lib/pcap-reader.ts";
+import { applyTemplate, FrameTemplates, ipArg, macArg, MAX_FLOWS, sizeArg } from "./lib/pktgen-frames.ts";
+import { openPktgenSim } from "./lib/pktgen-sim.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
 import { openPorts, placementLines } from "./lib/ports.ts";
-import { setSequence, writeUdpFrame } from "./lib/udp-frame.ts";
-import { OFFLOAD_FLAGS, offloadDeviceOptions, offloadLines } from "./lib/offload-options.ts";
+import { getSequence, MAX_FRAME, MIN_FRAME, setSequence } from "./lib/udp-frame.ts";
+
+/** Bytes an Ethernet frame costs on the wire beyond its own: preamble, SFD, FCS, gap. */
+const WIRE_OVERHEAD = 24;
 
 const SPEC = {
   name: "ixy-pktgen",
-  summary: "sends UDP/IPv4 frames as fast as allowed, each carrying a sequence number",
-  usage: ["<port> [options]", "--sim [--sim-nic ixgbe|virtio] [options]"],
+  summary: "sends UDP/IPv4 frames as fast as allowed, each carrying a sequence number; measures loss and latency through a device under test",
+  usage: ["<port> [options]", "<port> --rx-port <port> --latency [options]", "<port> --pcap FILE [--pcap-loop N] [options]", "--sim [--sim-nic ixgbe|virtio] [options]"],
   options: {
-    size: { type: "string", arg: "N", help: "frame size without the FCS, 60 to 1514", default: "60", unit: "bytes" },
+    size: {
+      type: "string",
+      arg: "N|MIN-MAX|A,B,C",
+      help: "frame size without the FCS, 60 to 1514: one size, a range (sizes drawn uniformly, 256 of them, precomputed and sent in turn), or a mix sent in turn",
+      default: "60",
+      unit: "bytes",
+    },
+    flows: { type: "string", arg: "N", help: "flows to send in turn: flow i has source IP --src-ip + i and UDP source port --src-port + i", default: "1", unit: "flows" },
+    "dst-mac": { type: "string", arg: "MAC", help: "destination MAC", default: "02:00:00:00:00:02" },
+    "src-mac": { type: "string", arg: "MAC", help: "source MAC", default: "the port's MAC" },
+    "src-ip": { type: "string", arg: "IP", help: "source IPv4 address (of flow 0)", default: "10.0.0.1" },
+    "dst-ip": { type: "string", arg: "IP", help: "destination IPv4 address", default: "10.0.0.2" },
+    "src-port": { type: "string", arg: "N", help: "UDP source port (of flow 0)", default: "42" },
+    "dst-port": { type: "string", arg: "N", help: "UDP destination port", default: "1337" },
     rate: { type: "string", arg: "N", help: "frames per second (0: as fast as the port takes them)", default: "0", unit: "frames/s" },
+    "rate-mbit": { type: "string", arg: "N", help: "rate in Mbit/s on the wire (frame + 24 bytes of preamble, FCS and gap, over the mean frame size); not with --rate", unit: "Mbit/s" },
     count: { type: "string", arg: "N", help: "stop after N frames (0: no limit)", default: "0", unit: "frames" },
     seconds: { type: "string", arg: "N", help: "stop after N seconds (0: run until SIGINT or SIGTERM)", default: "0", unit: "s" },
     batch: { type: "string", arg: "N", help: "frames per send call, 1 to 512", default: "32", unit: "frames" },
+    pcap: { type: "string", arg: "FILE", help: "replay the Ethernet frames of a pcap file (sizes from the file, frames shorter than 60 bytes padded, longer than 1514 skipped) instead of generating UDP frames" },
+    "pcap-loop": { type: "string", arg: "N", help: "with --pcap: play the file N times (0: forever)", default: "1", unit: "times" },
+    latency: {
+      type: "boolean",
+      help: "stamp a magic and a send time (CLOCK_MONOTONIC) after the sequence number of every frame, for a receiver on the same host: --rx-port, or ixy-fwd --latency",
+    },
+    "rx-port": {
+      type: "string",
+      arg: "PORT",
+      help: "receive on this port too and report loss, reordering, duplicates and (with --latency) latency of the frames coming back; with --sim a second model wired to the first (the value is then only a label)",
+    },
+    "sim-capture": { type: "string", arg: "FILE", help: "with --sim: write every frame the model transmits to this pcap file" },
     json: { type: "boolean", help: "print the statistics as one JSON object per line" },
     ...OFFLOAD_FLAGS,
   },
@@ -42,63 +79,202 @@ const USAGE = shortUsage(SPEC);
 async function main(): Promise<number> {
   const { values, positionals, sim, mac, unsafeNoIommu } = parse(SPEC);
   if (!sim && positionals.length !== 1) throw new UsageError(`pktgen needs one PCI address or vhost-user:<socket> port\n${USAGE}`);
-  const size = intOption("size", values.size, 60, 60, 1514);
-  const rate = intOption("rate", values.rate, 0, 0, 1e9); // 0: unlimited
+  const sizes = sizeArg(values.size);
+  const flows = intOption("flows", values.flows, 1, 1, MAX_FLOWS);
   const count = intOption("count", values.count, 0, 0, Number.MAX_SAFE_INTEGER); // 0: unlimited
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
   const batch = intOption("batch", values.batch, 32, 1, 512);
+  const pcapLoop = intOption("pcap-loop", values["pcap-loop"], 1, 0, 1e9); // 0: forever
+  if (values.rate !== undefined && values["rate-mbit"] !== undefined) throw new UsageError(`--rate and --rate-mbit exclude each other\n${USAGE}`);
+  const ratePps = intOption("rate", values.rate, 0, 0, 1e9); // 0: unlimited
+  const rateMbit = intOption("rate-mbit", values["rate-mbit"], 0, 0, 1e7);
+  const latency = values.latency === true;
+  const pcapPath = values.pcap;
+  if (pcapPath !== undefined && (latency || values.flows !== undefined || values.size !== undefined)) {
+    throw new UsageError(`--pcap replays the file's frames as they are: not with --latency, --flows or --size\n${USAGE}`);
+  }
+  if (values["pcap-loop"] !== undefined && pcapPath === undefined) throw new UsageError("--pcap-loop goes with --pcap");
+  if (values["sim-capture"] !== undefined && !sim) throw new UsageError("--sim-capture goes with --sim");
+  const rxName = values["rx-port"];
+  const dstMac = macArg("dst-mac", values["dst-mac"]) ?? Uint8Array.of(0x02, 0, 0, 0, 0, 0x02);
+  const srcMacArg = macArg("src-mac", values["src-mac"]);
+  const srcIp = ipArg("src-ip", values["src-ip"], [10, 0, 0, 1]);
+  const dstIp = ipArg("dst-ip", values["dst-ip"], [10, 0, 0, 2]);
+  const srcPort = intOption("src-port", values["src-port"], 42, 1, 65535);
+  const dstPort = intOption("dst-port", values["dst-port"], 1337, 1, 65535);
+  const pcap = pcapPath === undefined ? null : loadPcap(pcapPath);
 
-  const ports = openPorts(sim ? ["gen"] : positionals, { sim, mac, unsafeNoIommu, simTraffic: false, ...offloadDeviceOptions(values) });
+  const deviceOptions = { sim, mac, unsafeNoIommu, simTraffic: false, ...offloadDeviceOptions(values) };
+  // The plain case keeps ports.ts's models; a wired pair or a capture needs pktgen's own.
+  const ports =
+    sim && (rxName !== undefined || values["sim-capture"] !== undefined)
+      ? openPktgenSim(sim, { loopback: rxName !== undefined, capture: values["sim-capture"], device: offloadDeviceOptions(values) })
+      : openPorts(sim ? ["gen"] : rxName !== undefined ? [positionals[0]!, rxName] : positionals, deviceOptions);
   const dev = ports.devices[0] as NicDevice;
+  const rxDev = rxName !== undefined ? (ports.devices[1] as NicDevice) : null;
+  rxDev?.setPromisc(true);
   const pool = new Mempool(dev.dma, { count: 4096, name: `pktgen pool on ${dev.address}` });
-  // Fill every buffer with the frame once.
+  const templates = new FrameTemplates({ srcMac: srcMacArg ?? dev.macAddress(), dstMac, srcIp, dstIp, srcPort, dstPort, flows }, sizes);
+  // Fill every buffer with the (largest) frame once.
   const all = new Int32Array(pool.count);
   const n = pool.allocBatch(all, pool.count);
-  const srcMac = dev.macAddress();
   for (let i = 0; i < n; i++) {
-    writeUdpFrame(dataOf(all[i]!), size, { srcMac });
-    bufLength[all[i]!] = size;
+    const b = all[i]!;
+    templates.frame(dataOf(b), templates.maxSize, 0);
+    if (latency) writeMagic(pool.bytes, bufDataOffset[b]!);
+    bufLength[b] = templates.maxSize;
   }
   pool.freeBatch(all, n);
+  const oneTemplate = templates.count === 1;
+  const size = templates.lengths[0]!;
 
-  const stats = new LiveStats([dev], { json: values.json ?? false });
+  const meanSize = pcap ? pcap.meanSize : templates.meanSize;
+  const rate = rateMbit > 0 ? (rateMbit * 1e6) / 8 / (meanSize + WIRE_OVERHEAD) : ratePps;
+  const limit = pcap && pcapLoop > 0 ? pcap.frames.length * pcapLoop : 0;
+  const total = count > 0 && limit > 0 ? Math.min(count, limit) : count || limit; // 0: no limit
+
+  const meter = rxDev ? new LatencyMeter() : null;
+  const stats = new LiveStats(rxDev ? [dev, rxDev] : [dev], { json: values.json ?? false });
+  const what = pcap
+    ? `${pcapPath}: ${pcap.frames.length} frames${pcapLoop === 0 ? " in a loop" : pcapLoop > 1 ? ` ${pcapLoop} times` : ""}`
+    : `${sizes.kind === "fixed" ? `${size}-byte` : sizes.kind === "range" ? `${sizes.min}-${sizes.max}-byte` : `${sizes.sizes.join(",")}-byte`} frames` +
+      `${flows > 1 ? `, ${flows} flows` : ""}${latency ? ", latency stamps" : ""}`;
   process.stderr.write(
-    `pktgen: ${dev.address}: ${size}-byte frames, ${rate ? `${rate} frames/s` : "unlimited rate"}` +
-      `${count ? `, ${count} frames` : ""}${sim ? ` (device model: ${sim})` : ""}\n`,
+    `pktgen: ${dev.address}: ${what}, ${rate ? `${rateMbit ? `${rateMbit} Mbit/s (${Math.round(rate)} frames/s)` : `${rate} frames/s`}` : "unlimited rate"}` +
+      `${total ? `, ${total} frames` : ""}${rxDev ? `, receiving on ${rxDev.address}` : ""}${sim ? ` (device model: ${sim})` : ""}\n`,
   );
-  process.stderr.write(placementLines("pktgen", [dev]) + offloadLines("pktgen", [dev]));
+  process.stderr.write(placementLines("pktgen", ports.devices) + offloadLines("pktgen", [dev]));
 
   const bufs = new Int32Array(batch);
+  const rxBufs = new Int32Array(512);
   const bytes = pool.bytes; // buffer b's frame starts at bytes[bufDataOffset[b]]
+  const clock = monotonicClock();
+  const headers = templates;
+  const k = templates.count;
+  let nextTemplate = 0;
+  let nextPcap = 0;
+  let unstamped = 0;
   let seq = 0;
+
+  /** Takes what the receive port has; returns the frames received. */
+  const receive = (): number => {
+    if (rxDev === null || meter === null) return 0;
+    const got = rxDev.rxBatch(0, rxBufs, rxBufs.length);
+    if (got === 0) return 0;
+    const now = clock();
+    for (let i = 0; i < got; i++) {
+      const b = rxBufs[i]!;
+      const rb = poolBytes[bufPool[b]!]!;
+      const off = bufDataOffset[b]!;
+      if (latency) {
+        if (hasStamp(rb, off, bufLength[b]!)) meter.record(getSequence(rb, off), now - readTime(rb, off));
+        else unstamped++;
+      } else if (bufLength[b]! >= MIN_FRAME) meter.record(getSequence(rb, off), NaN);
+      else unstamped++;
+    }
+    freeBuffers(rxBufs, 0, got);
+    return got;
+  };
+
   const start = performance.now();
   await pollLoop(
     () => {
+      receive();
       let want = batch;
       if (rate > 0) want = Math.min(want, Math.floor(((performance.now() - start) / 1000) * rate) - seq);
-      if (count > 0) want = Math.min(want, count - seq);
-      if (want <= 0) return count > 0 && seq >= count;
+      if (total > 0) want = Math.min(want, total - seq);
+      if (want <= 0) return total > 0 && seq >= total;
       const got = pool.allocBatch(bufs, want);
-      for (let i = 0; i < got; i++) {
-        const b = bufs[i]!;
-        bufLength[b] = size;
-        setSequence(bytes, bufDataOffset[b]!, seq + i);
+      if (pcap) {
+        const frames = pcap.frames;
+        for (let i = 0; i < got; i++) {
+          const b = bufs[i]!;
+          const f = frames[nextPcap]!;
+          bytes.set(f, bufDataOffset[b]!);
+          bufLength[b] = f.length;
+          if (++nextPcap === frames.length) nextPcap = 0;
+        }
+      } else if (oneTemplate) {
+        // The default: ixy's loop, a sequence number per frame.
+        for (let i = 0; i < got; i++) {
+          const b = bufs[i]!;
+          bufLength[b] = size;
+          setSequence(bytes, bufDataOffset[b]!, seq + i);
+        }
+      } else {
+        let t = nextTemplate;
+        for (let i = 0; i < got; i++) {
+          const b = bufs[i]!;
+          const off = bufDataOffset[b]!;
+          bufLength[b] = applyTemplate(headers, t, bytes, off);
+          setSequence(bytes, off, seq + i);
+          if (++t === k) t = 0;
+        }
+      }
+      if (latency) {
+        const now = clock(); // one reading per batch: the frames leave together
+        for (let i = 0; i < got; i++) writeTime(bytes, bufDataOffset[bufs[i]!]!, now);
       }
       const sent = dev.txBatch(0, bufs, got);
       seq += sent;
+      if (!oneTemplate && !pcap) nextTemplate = (nextTemplate + sent) % k;
+      if (pcap && sent < got) nextPcap = (nextPcap - (got - sent) + pcap.frames.length * got) % pcap.frames.length;
       if (sent < got) pool.freeBatch(bufs, got - sent, sent);
       return false;
     },
-    { seconds, everySecond: () => stats.print() },
+    {
+      seconds,
+      everySecond: () => {
+        if (meter === null) {
+          stats.print();
+          return;
+        }
+        const iv = meter.takeInterval();
+        const lost = meter.lost();
+        const text = ` | lost ${lost} reordered ${meter.report().reordered}` + (iv && latency ? ` latency us p50 ${iv.p50.toFixed(1)} p99 ${iv.p99.toFixed(1)} max ${iv.max.toFixed(1)}` : "");
+        stats.print({ json: { latency: { received: meter.received, lost, ...(iv && latency ? { p50Us: iv.p50, p99Us: iv.p99, maxUs: iv.max } : {}) } }, text });
+      },
+    },
   );
 
-  // Give the device a moment to put the last frames on the wire before the counters are read
-  // and the device is reset.
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  // Give the device a moment to put the last frames on the wire (and the receive port to see
+  // them) before the counters are read and the device is reset.
+  const drainUntil = performance.now() + 100;
+  while (performance.now() < drainUntil) {
+    if (receive() === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+  }
   stats.finish();
   process.stderr.write(`pktgen: sent ${seq} frames\n`);
+  if (meter) {
+    const report = meter.report(seq);
+    if (values.json) process.stdout.write(JSON.stringify({ latency: { sent: seq, ...report, unstamped } }) + "\n");
+    else process.stdout.write(`latency: sent ${seq}, ${formatLatency(report)}${unstamped ? `, ${unstamped} frames without a stamp` : ""}\n`);
+  }
   ports.close();
   return 0;
+}
+
+/** The frames of a pcap file as pktgen sends them: Ethernet only, padded to 60, at most 1514. */
+function loadPcap(path: string): { frames: Uint8Array[]; meanSize: number } {
+  const file = readPcap(path);
+  if (file.linkType !== LINKTYPE_ETHERNET) throw new PcapFormatError(`${path}: link type ${file.linkType}, pktgen replays Ethernet (1) only`);
+  const frames: Uint8Array[] = [];
+  let skipped = 0;
+  for (const f of file.frames) {
+    if (f.length < 14 || f.length > MAX_FRAME) {
+      skipped++;
+      continue;
+    }
+    if (f.length >= MIN_FRAME) frames.push(f);
+    else {
+      const padded = new Uint8Array(MIN_FRAME);
+      padded.set(f);
+      frames.push(padded);
+    }
+  }
+  if (skipped > 0) process.stderr.write(`pktgen: ${path}: skipped ${skipped} frames shorter than 14 or longer than ${MAX_FRAME} bytes\n`);
+  if (frames.length === 0) throw new PcapFormatError(`${path}: no frame to replay (${file.frames.length} records)`);
+  return { frames, meanSize: frames.reduce((s, f) => s + f.length, 0) / frames.length };
 }
 
 await runMain(main);
