@@ -62,7 +62,8 @@ export function parsePcap(data: Uint8Array, name = "pcap data"): PcapFile {
     const wire = view.getUint32(at + 12, le);
     if (caplen > 0x40000) throw new PcapFormatError(`${name}: record ${frames.length + 1} claims ${caplen} bytes (byte ${at}): not a pcap file, or damaged`);
     if (at + 16 + caplen > data.length) throw new PcapFormatError(`${name}: cut short in record ${frames.length + 1} (${caplen} bytes from byte ${at + 16})`);
-    frames.push(data.slice(at + 16, at + 16 + caplen));
+    // A plain Uint8Array copy (not a Buffer slice: readFileSync's Buffer would leak through).
+    frames.push(new Uint8Array(data.buffer, data.byteOffset + at + 16, caplen).slice());
     wireLengths.push(wire);
     timesNs.push(sec * 1e9 + frac * (nanosecond ? 1 : 1000));
     at += 16 + caplen;

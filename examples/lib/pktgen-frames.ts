@@ -47,7 +47,7 @@ export interface SizeSpec {
   readonly max: number;
 }
 
-export function sizeArg(value: string | undefined, seed = 1): SizeSpec {
+export function sizeArg(value: string | undefined, seed = 0x9e3779b9): SizeSpec {
   if (value === undefined) return { kind: "fixed", sizes: [MIN_FRAME], min: MIN_FRAME, max: MIN_FRAME };
   const one = (s: string): number => {
     const n = Number(s);
