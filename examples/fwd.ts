@@ -35,6 +35,7 @@ import { FWD_WORKER, runForwardWorkers, type WorkerTotals } from "./lib/fwd-work
 import { deviceCpus } from "../src/mem/numa.ts";
 import { onlineCores, parseCoreList } from "../src/threads/affinity.ts";
 import { LiveStats } from "./lib/live-stats.ts";
+import { latencyReportLine, measureRx } from "./lib/latency-rx.ts";
 import { cpuMeter, IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simSource } from "./lib/poll-loop.ts";
 import { openPorts, placementLines } from "./lib/ports.ts";
 import { MIN_FRAME, writeUdpFrame } from "./lib/udp-frame.ts";
@@ -54,6 +55,7 @@ const SPEC = {
     "tx-retries": { type: "string", arg: "N", help: "try N more times to send what the TX ring had no room for, before dropping it", default: "0" },
     workers: { type: "string", arg: "N", help: "forward N queue pairs per port, pair i in worker thread i (0: in the main thread)", default: "0" },
     cores: { type: "string", arg: "LIST", help: "with --workers: the core of each worker, as 0-3,8", default: "the CPUs near the first port" },
+    latency: { type: "boolean", help: "measure frames stamped by ixy-pktgen --latency as they arrive on either port: loss, reordering, one-way latency (pktgen on the same host); not with --workers" },
     ...IRQ_OPTIONS,
     ...OFFLOAD_FLAGS,
     ...FLOW_FLAG,
@@ -96,6 +98,7 @@ async function main(): Promise<number> {
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
   const txRetries = intOption("tx-retries", values["tx-retries"], 0, 0, 1e9);
   const workers = intOption("workers", values.workers, 0, 0, 64);
+  if (values.latency && workers > 0) throw new UsageError("--latency does not go with --workers (yet)");
   if (values.cores !== undefined && workers === 0) throw new UsageError("--cores goes with --workers N");
   const ring = values.ring;
   if (ring !== undefined && ring !== "packed" && ring !== "split") throw new UsageError(`--ring must be packed or split, got ${ring}`);
@@ -127,7 +130,9 @@ async function main(): Promise<number> {
   let dropped = 0;
   if (workers === 0) {
     const bufs = new Int32Array(batch);
-    const [qa, qb] = [queueEnd(a), queueEnd(b)];
+    // --latency (docs/pktgen.md): each port's received frames pass a meter first.
+    const measured = values.latency ? [measureRx(queueEnd(a)), measureRx(queueEnd(b))] : null;
+    const [qa, qb] = measured ? [measured[0]!.end, measured[1]!.end] : [queueEnd(a), queueEnd(b)];
     const counts = newForwardCounts();
     const pump = simSource((n) => ports.pump(n), batch, values["sim-pps"]);
     const activity = () => counts.forwarded + counts.dropped;
@@ -156,6 +161,7 @@ async function main(): Promise<number> {
     if (irq !== IrqMode.poll) process.stderr.write(`fwd: --irq ${irq}: slept ${run.parks} times, ${run.wakeups} woken by an interrupt\n`);
     dropped = counts.dropped;
     stats.finish();
+    if (measured) for (const [i, m] of measured.entries()) process.stdout.write(latencyReportLine(ports.devices[i]!.address, m, values.json ?? false) + "\n");
   } else {
     const cores = workerCores(workers, values.cores, a, sim !== null);
     process.stderr.write(`fwd: ${workers} worker thread${workers > 1 ? "s" : ""}, queue pair i on core ${cores.map((c, i) => `${i}:${c}`).join(" ")}\n`);
