@@ -145,4 +145,15 @@ describe("ixy-pktgen", { timeout: 120_000 }, () => {
     expect(r.status).toBe(1);
     expect(r.stderr.trim()).toMatch(/^error: PcapFormatError: .*bad\.pcap: not a pcap file \(magic 0x6e6f7420\)$/);
   });
+
+  it("ixy-fwd --latency reports per port (the models' own traffic carries no stamp) and refuses --workers", () => {
+    const fwd = (args: string[]) => spawnSync(process.execPath, ["--import", "tsx", "examples/fwd.ts", ...args], { cwd: root, encoding: "utf8", timeout: 90_000 });
+    let r = fwd(["--sim", "--seconds", "1", "--latency"]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^latency sim:ixgbe0: no stamped frames \(\d+ others\)$/m);
+    expect(r.stdout).toMatch(/^latency sim:ixgbe1: no stamped frames/m);
+    r = fwd(["--sim", "--seconds", "1", "--latency", "--workers", "2"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--latency does not go with --workers/);
+  });
 });
