@@ -90,8 +90,8 @@ describe("ixy-pktgen", { timeout: 120_000 }, () => {
     expect(readPcap(cap).frames.length).toBe(6);
   });
 
-  it("--latency --rx-port: two wired models, every frame comes back, latency percentiles in the JSON totals", () => {
-    const r = run(["--sim", "--rx-port", "b", "--latency", "--count", "20000", "--json", "--flows", "8"]);
+  it.each(["ixgbe", "virtio"])("--latency --rx-port (%s): two wired models, every frame comes back, latency percentiles in the JSON totals", (nic) => {
+    const r = run(["--sim", "--sim-nic", nic, "--rx-port", "b", "--latency", "--count", "20000", "--json", "--flows", "8"]);
     expect(r.status, r.stderr).toBe(0);
     const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
     const lat = lines.find((l) => l.latency && l.latency.sent !== undefined).latency;
