@@ -45,7 +45,7 @@ const SPEC = {
       default: "60",
       unit: "bytes",
     },
-    flows: { type: "string", arg: "N", help: "flows to send in turn: flow i has source IP --src-ip + i and UDP source port --src-port + i", default: "1", unit: "flows" },
+    flows: { type: "string", arg: "N", help: "flows to send in turn: flow i has source IP --src-ip + i and UDP source port --src-port + i", default: "1" },
     "dst-mac": { type: "string", arg: "MAC", help: "destination MAC", default: "02:00:00:00:00:02" },
     "src-mac": { type: "string", arg: "MAC", help: "source MAC", default: "the port's MAC" },
     "src-ip": { type: "string", arg: "IP", help: "source IPv4 address (of flow 0)", default: "10.0.0.1" },
@@ -58,7 +58,7 @@ const SPEC = {
     seconds: { type: "string", arg: "N", help: "stop after N seconds (0: run until SIGINT or SIGTERM)", default: "0", unit: "s" },
     batch: { type: "string", arg: "N", help: "frames per send call, 1 to 512", default: "32", unit: "frames" },
     pcap: { type: "string", arg: "FILE", help: "replay the Ethernet frames of a pcap file (sizes from the file, frames shorter than 60 bytes padded, longer than 1514 skipped) instead of generating UDP frames" },
-    "pcap-loop": { type: "string", arg: "N", help: "with --pcap: play the file N times (0: forever)", default: "1", unit: "times" },
+    "pcap-loop": { type: "string", arg: "N", help: "with --pcap: play the file N times (0: forever)", default: "1" },
     latency: {
       type: "boolean",
       help: "stamp a magic and a send time (CLOCK_MONOTONIC) after the sequence number of every frame, for a receiver on the same host: --rx-port, or ixy-fwd --latency",
