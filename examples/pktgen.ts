@@ -220,6 +220,9 @@ async function main(): Promise<number> {
       if (!oneTemplate && !pcap) nextTemplate = (nextTemplate + sent) % k;
       if (pcap && sent < got) nextPcap = (nextPcap - (got - sent) + pcap.frames.length * got) % pcap.frames.length;
       if (sent < got) pool.freeBatch(bufs, got - sent, sent);
+      // Again right after sending: what a fast path returns at once is timed now, not after the
+      // loop's next yield to the event loop.
+      if (rxDev !== null) receive();
       return false;
     },
     {
