@@ -94,7 +94,7 @@ function noIommuMessage(address: string, o: BindOptions): string {
   return groups.length === 0
     ? `${address} has no IOMMU group, and this machine has none at all (/sys/kernel/iommu_groups is empty): the IOMMU is off. ` +
         `Enable it on the kernel command line (intel_iommu=on or amd_iommu=on; in a VM, give it a virtual IOMMU, qemu -device intel-iommu) and reboot. ` +
-        `Without one, vfio can only run in no-IOMMU mode (modprobe vfio enable_unsafe_noiommu_mode=1: no DMA protection, root only), which ixy.ts does not use`
+        `Without one, vfio can only run in no-IOMMU mode (modprobe vfio enable_unsafe_noiommu_mode=1: no DMA protection, root only), which ixy.ts does not support`
     : `${address} has no IOMMU group although the machine has an IOMMU: the device is not behind it (check the kernel log: dmesg | grep -i iommu)`;
 }
 
