@@ -106,9 +106,9 @@ export function bindRefusal(dev: PciNetDevice): string | null {
   return (
     `${dev.address} is in use by the kernel: ${reasons.join("; ")}. ` +
     (carriesDefault
-      ? `BINDING IT CUTS THIS MACHINE OFF THE NETWORK: the default route goes through it, so an SSH session through it ends and does not come back. `
-      : `Binding it takes the interface away: its addresses and routes go, and whatever uses them stops. `) +
-    `Use another port, or take the interface down first (ip link set ${dev.interfaces[0]!.name} down) — ` +
+      ? `BINDING IT CUTS THIS MACHINE OFF THE NETWORK: the default route goes through it, so an SSH session through it ends and does not come back. Use another port — `
+      : `Binding it takes the interface away: its addresses and routes go, and whatever uses them stops. Use another port, ` +
+        `or take the interface down and flush its addresses first (ip addr flush dev ${dev.interfaces[0]!.name}; ip link set ${dev.interfaces[0]!.name} down) — `) +
     `or, if you mean it, ixy-devbind --bind --force ${dev.address}`
   );
 }

@@ -250,6 +250,15 @@ export function listPciNetDevices(roots: SysRoots = {}, ipv4?: ReadonlyMap<strin
 }
 
 /**
+ * The procfs that goes with a sysfs root: /proc for the real one (or none given), else the "proc"
+ * beside it (a test's tree has <root>/sys and <root>/proc), so a constructed sysfs is never read
+ * together with this machine's routes.
+ */
+export function procRootBeside(sysfsRoot: string | undefined): string {
+  return sysfsRoot === undefined || path.resolve(sysfsRoot) === "/sys" ? "/proc" : path.join(path.dirname(path.resolve(sysfsRoot)), "proc");
+}
+
+/**
  * For openDevice()'s "bind it" error: what binding `address` to vfio-pci would take away, as
  * "0000:00:03.0 is eth0, which carries the default route: binding it to vfio-pci cuts this
  * machine off; ...", or null when none of its interfaces is in use. Reads a few files only.

@@ -12,6 +12,8 @@ import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { FakeTree, standardTree } from "./devbind-tree.ts";
 import { activeInterfaceWarning } from "../../src/pci/sysfs-devices.ts";
+import { openDevice } from "../../src/open-device.ts";
+import { VfioError } from "../../src/errors.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const trees: FakeTree[] = [];
@@ -165,6 +167,17 @@ describe("openDevice()'s hint for an active interface", () => {
     );
     expect(activeInterfaceWarning("0000:01:00.1", { sysfsRoot: t.sys, procRoot: t.proc })).toBeNull();
     expect(activeInterfaceWarning("0000:03:00.0", { sysfsRoot: t.sys, procRoot: t.proc })).toBeNull();
+  });
+
+  it("is what openDevice() says instead of 'bind it' (its procfs is the one beside the sysfs root)", () => {
+    const t = tree();
+    expect(() => openDevice("0000:01:00.0", { sysfsRoot: t.sys })).toThrow(VfioError);
+    expect(() => openDevice("0000:01:00.0", { sysfsRoot: t.sys })).toThrow(
+      "0000:01:00.0 is bound to ixgbe, not vfio-pci: 0000:01:00.0 is eth1, which carries the default route: binding it to vfio-pci cuts this machine off",
+    );
+    expect(() => openDevice("0000:01:00.1", { sysfsRoot: t.sys })).toThrow(
+      "0000:01:00.1 is bound to ixgbe, not vfio-pci: bind it with npx ixy-devbind --bind 0000:01:00.1 (as root; ixy-devbind --status lists the devices)",
+    );
   });
 });
 
