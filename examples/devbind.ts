@@ -20,8 +20,8 @@ const SPEC = {
     restore: { type: "boolean", help: "give the devices back to the kernel driver they had before --bind (or the one the kernel picks)" },
     unbind: { type: "boolean", short: "u", help: "release the devices from their driver and leave them with none" },
     verbose: { type: "boolean", short: "v", help: "print each sysfs write" },
-    "sysfs-root": { type: "string", arg: "DIR", help: "where sysfs is (tests point it at a tree of their own)", default: "/sys" },
-    "proc-root": { type: "string", arg: "DIR", help: "where procfs is (/proc/net/route, if_inet6)", default: "/proc" },
+    "sysfs-root": { type: "string", arg: "DIR", help: "where sysfs is mounted; tests point it at a tree of their own", default: "/sys" },
+    "proc-root": { type: "string", arg: "DIR", help: "where procfs is mounted, for net/route, net/ipv6_route and net/if_inet6", default: "/proc" },
     "state-dir": { type: "string", arg: "DIR", help: "where --bind records each device's kernel driver for --restore", default: DEFAULT_STATE_DIR },
   },
   details:
@@ -32,7 +32,9 @@ const SPEC = {
 } as const satisfies CommandSpec<OptionSpecs>;
 
 function main(): number {
-  const { values, positionals } = parse(SPEC);
+  const { values, positionals, sim, mac, unsafeNoIommu } = parse(SPEC);
+  // The options every example takes are accepted by parse(); none means anything here.
+  if (sim !== null || mac !== undefined || unsafeNoIommu) throw new UsageError(`--sim, --mac and --unsafe-no-iommu are for the apps, not ixy-devbind\n${shortUsage(SPEC)}`);
   const modes = (["status", "bind", "restore", "unbind"] as const).filter((m) => values[m]);
   if (modes.length !== 1) throw new UsageError(`ixy-devbind takes one of --status, --bind, --restore, --unbind\n${shortUsage(SPEC)}`);
   const mode = modes[0]!;

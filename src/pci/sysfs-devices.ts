@@ -162,7 +162,7 @@ function readRoutes(roots: SysRoots): RouteTable {
     if (dest.startsWith("fe80") || dest.startsWith("ff")) continue;
     // Local address routes (RTF_LOCAL, 0x80000000) are in the local table and shown on lo, mostly.
     if ((parseInt(f[8]!, 16) & 0x80000000) !== 0) continue;
-    add(iface, len === 0 ? "default (IPv6)" : `${ipv6Text(dest)}/${len}`, len === 0);
+    add(iface, len === 0 ? "::/0" : `${ipv6Text(dest)}/${len}`, len === 0);
   }
   return { byInterface, defaults };
 }
