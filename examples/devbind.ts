@@ -12,13 +12,13 @@ import { listPciNetDevices } from "../src/pci/sysfs-devices.ts";
 const SPEC = {
   name: "ixy-devbind",
   summary: "lists PCI network devices and binds them to vfio-pci for ixy.ts, or back to their kernel driver",
-  usage: ["--status", "--bind [--force] <pci-address>...", "--restore <pci-address>...", "--unbind <pci-address>..."],
+  usage: ["--status", "--bind [--force] <pci-address>...", "--restore <pci-address>...", "--unbind [--force] <pci-address>..."],
   options: {
     status: { type: "boolean", short: "s", help: "list the network devices: driver, interfaces, whether they are in use, IOMMU group" },
     bind: { type: "boolean", short: "b", help: "bind the devices to vfio-pci (as root); refuses an interface in use" },
-    force: { type: "boolean", help: "with --bind: bind even an interface that is up with addresses or carries routes (the default route too: that cuts the machine off)" },
+    force: { type: "boolean", help: "with --bind or --unbind: go ahead even with an interface that is up with addresses or carries routes (the default route too: that cuts the machine off)" },
     restore: { type: "boolean", help: "give the devices back to the kernel driver they had before --bind (or the one the kernel picks)" },
-    unbind: { type: "boolean", short: "u", help: "release the devices from their driver and leave them with none" },
+    unbind: { type: "boolean", short: "u", help: "release the devices from their driver and leave them with none; refuses an interface in use, as --bind" },
     verbose: { type: "boolean", short: "v", help: "print each sysfs write" },
     "sysfs-root": { type: "string", arg: "DIR", help: "where sysfs is mounted; tests point it at a tree of their own", default: "/sys" },
     "proc-root": { type: "string", arg: "DIR", help: "where procfs is mounted, for net/route, net/ipv6_route and net/if_inet6", default: "/proc" },
@@ -38,7 +38,7 @@ function main(): number {
   const modes = (["status", "bind", "restore", "unbind"] as const).filter((m) => values[m]);
   if (modes.length !== 1) throw new UsageError(`ixy-devbind takes one of --status, --bind, --restore, --unbind\n${shortUsage(SPEC)}`);
   const mode = modes[0]!;
-  if (values.force && mode !== "bind") throw new UsageError("--force goes with --bind");
+  if (values.force && mode !== "bind" && mode !== "unbind") throw new UsageError("--force goes with --bind or --unbind");
   const sysfsRoot = values["sysfs-root"] ?? "/sys";
   const procRoot = values["proc-root"] ?? "/proc";
   const real = sysfsRoot === "/sys" && procRoot === "/proc";

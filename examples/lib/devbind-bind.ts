@@ -99,7 +99,7 @@ function noIommuMessage(address: string, o: BindOptions): string {
 }
 
 /** The refusal, or null when the device may be bound: an interface of it is in use. */
-export function bindRefusal(dev: PciNetDevice): string | null {
+export function bindRefusal(dev: PciNetDevice, mode: "--bind" | "--unbind" = "--bind"): string | null {
   const reasons = dev.interfaces.map(activeReason).filter((r): r is string => r !== null);
   if (reasons.length === 0) return null;
   const carriesDefault = dev.interfaces.some((i) => i.defaultRoute);
@@ -109,7 +109,7 @@ export function bindRefusal(dev: PciNetDevice): string | null {
       ? `BINDING IT CUTS THIS MACHINE OFF THE NETWORK: the default route goes through it, so an SSH session through it ends and does not come back. Use another port — `
       : `Binding it takes the interface away: its addresses and routes go, and whatever uses them stops. Use another port, ` +
         `or take the interface down and flush its addresses first (ip addr flush dev ${dev.interfaces[0]!.name}; ip link set ${dev.interfaces[0]!.name} down) — `) +
-    `or, if you mean it, ixy-devbind --bind --force ${dev.address}`
+    `or, if you mean it, ixy-devbind ${mode} --force ${dev.address}`
   );
 }
 
@@ -174,6 +174,11 @@ export function restoreDriver(address: string, o: BindOptions & { detachOnly?: b
   const dev = readDevice(address, o);
   const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
   const recorded = recordedDriver(address, stateDir);
+  if (o.detachOnly && dev.driver !== VFIO) {
+    // Unbinding a kernel driver takes the interface away just as binding does.
+    const refusal = bindRefusal(dev, "--unbind");
+    if (refusal !== null && !o.force) throw new RefusedError(refusal.replace(/Binding it|BINDING IT/, (m) => (m === "Binding it" ? "Unbinding it" : "UNBINDING IT")));
+  }
   // Already on a kernel driver: nothing to give back.
   if (!o.detachOnly && dev.driver !== null && dev.driver !== VFIO) return { address, was: dev.driver, now: dev.driver };
   const devDir = path.join(sysfs(o), "bus/pci/devices", address);

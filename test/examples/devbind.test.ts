@@ -158,6 +158,22 @@ describe("ixy-devbind --restore", () => {
   }, 90_000);
 });
 
+describe("ixy-devbind --unbind", () => {
+  it("refuses the default-route interface as --bind does, and leaves a down one with no driver", () => {
+    const t = tree();
+    const before = snapshot(t);
+    const r = devbind(t, "--unbind", "0000:01:00.0");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("UNBINDING IT CUTS THIS MACHINE OFF THE NETWORK");
+    expect(r.stderr).toContain("ixy-devbind --unbind --force 0000:01:00.0");
+    expect(snapshot(t)).toEqual(before);
+    const ok = devbind(t, "--unbind", "--verbose", "0000:01:00.1");
+    expect(ok.code).toBe(0);
+    expect(t.read("bus/pci/drivers/ixgbe/unbind")).toBe("0000:01:00.1");
+    expect(t.read("bus/pci/drivers_probe")).toBe(""); // left with no driver: no probe
+  }, 120_000);
+});
+
 describe("openDevice()'s hint for an active interface", () => {
   it("names the interface and the default route", () => {
     const t = tree();
