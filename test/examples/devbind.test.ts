@@ -68,6 +68,25 @@ describe("ixy-devbind --status on a constructed tree", () => {
   }, 90_000);
 });
 
+describe("ixy-devbind --status: virtio interfaces and IPv6 routes", () => {
+  it("finds a virtio-net's interface under virtio0/net and marks an IPv6-only default route", () => {
+    const t = new FakeTree();
+    trees.push(t);
+    t.add({ address: "0000:04:00.0", vendor: 0x1af4, device: 0x1000, driver: "virtio-pci", group: 3, virtio: true, interfaces: [{ name: "ens4", operstate: "up", flags: 0x1003 }] });
+    const z = "0".repeat(32);
+    fs.writeFileSync(
+      path.join(t.proc, "net/ipv6_route"),
+      [
+        `${z} 00 ${z} 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003     ens4`,
+        `fe800000000000000000000000000000 40 ${z} 00 ${z} 00000100 00000001 00000000 00000001     ens4`,
+      ].join("\n") + "\n",
+    );
+    const r = devbind(t, "--status");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("0000:04:00.0 'virtio-net (transitional)' 1af4:1000 drv=virtio-pci iommu_group=3\n    if=ens4 up routes=::/0 *Active: DEFAULT ROUTE*");
+  }, 90_000);
+});
+
 describe("ixy-devbind --bind", () => {
   it("refuses the interface with the default route, exit 1, and writes nothing", () => {
     const t = tree();
