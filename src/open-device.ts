@@ -24,6 +24,7 @@ import { VfioDmaAllocator } from "./mem/vfio-dma.ts";
 import { PciAddress } from "./pci/pci-address.ts";
 import type { PciFunction } from "./pci/pci-function.ts";
 import { readPciSysfs } from "./pci/sysfs.ts";
+import { activeInterfaceWarning, procRootBeside } from "./pci/sysfs-devices.ts";
 import { VfioPciFunction } from "./pci/vfio-pci-function.ts";
 import { VfioContainer, type VfioPaths } from "./pci/vfio.ts";
 import { checkDeviceOptionTypes, checkInteger, checkOptionsObject, checkString, describeValue } from "./validate.ts";
@@ -126,9 +127,12 @@ export function openDevice(pciAddress: string, options: OpenOptions = {}): NicDe
     );
   }
   if (info.driver !== "vfio-pci") {
+    // Before sending the user to bind it: is it the interface this machine talks through?
+    const sysfsRoot = options.sysfsRoot ?? "/sys";
+    const active = info.driver === null ? null : activeInterfaceWarning(name, { sysfsRoot, procRoot: procRootBeside(options.sysfsRoot) });
     throw new VfioError(
       `${name} is ${info.driver ? `bound to ${info.driver}` : "not bound to any driver"}, not vfio-pci: ` +
-        `run scripts/bind-vfio.sh ${name} (as root)`,
+        (active ?? `bind it with npx ixy-devbind --bind ${name} (as root; ixy-devbind --status lists the devices)`),
     );
   }
   if (info.iommuGroup === null) {

@@ -19,7 +19,7 @@ export class PciAddress {
     if (typeof text !== "string") throw new TypeError(`PCI address must be a string like 0000:01:00.0, got ${typeof text}`);
     const m = /^(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$/.exec(text.trim());
     if (!m) {
-      throw new TypeError(`malformed PCI address "${text}": expected domain:bus:device.function like 0000:01:00.0 (see lspci -D)`);
+      throw new TypeError(`malformed PCI address "${text}": expected domain:bus:device.function like 0000:01:00.0 (ixy-devbind --status lists them)`);
     }
     const device = parseInt(m[3]!, 16);
     if (device > 0x1f) throw new TypeError(`malformed PCI address "${text}": device number must be 00 to 1f (expected a form like 0000:01:00.0)`);

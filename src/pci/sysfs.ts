@@ -41,7 +41,7 @@ export function pciDevicePath(address: PciAddress | string, sysfsRoot = "/sys"):
 export function readPciSysfs(address: PciAddress, sysfsRoot = "/sys"): PciSysfsInfo {
   const dir = pciDevicePath(address, sysfsRoot);
   if (!fs.existsSync(dir)) {
-    throw new DeviceNotFoundError(`no PCI device at ${address} (${dir} does not exist): list devices with lspci -D`);
+    throw new DeviceNotFoundError(`no PCI device at ${address} (${dir} does not exist): ixy-devbind --status lists the network devices`);
   }
   const group = linkName(path.join(dir, "iommu_group"));
   let numaNode = -1;
@@ -67,7 +67,7 @@ export function readPciSysfs(address: PciAddress, sysfsRoot = "/sys"): PciSysfsI
     if (code === "ENOENT" || code === "ENODEV" || code === "ENOTDIR") {
       throw new DeviceNotFoundError(
         `${address}: the device vanished while it was being opened (${(e as NodeJS.ErrnoException).path ?? dir}: ${code}): ` +
-          `was it unplugged or removed? Check lspci -D, then open it again`,
+          `was it unplugged or removed? Check ixy-devbind --status, then open it again`,
       );
     }
     throw e;

@@ -113,7 +113,7 @@ export class VfioContainer {
     if (!fs.existsSync(node)) {
       throw new VfioError(
         `${forDevice}: ${node} does not exist: the device's IOMMU group has no VFIO node. ` +
-          `Bind the device to vfio-pci: scripts/bind-vfio.sh ${forDevice}`,
+          `Bind the device to vfio-pci: npx ixy-devbind --bind ${forDevice} (as root)`,
       );
     }
     let fd: number;
@@ -207,7 +207,7 @@ export function notViableMessage(device: string, group: number, sysfsRoot = "/sy
   return (
     `${device}: IOMMU group ${group} is not viable: every device of a group must be bound to vfio-pci ` +
     `(or to no driver) before any can be used. Other devices in the group: ${list || "none found"}. ` +
-    `Bind each of them with scripts/bind-vfio.sh <address>`
+    `Bind each of them with npx ixy-devbind --bind <address> (as root)`
   );
 }
 

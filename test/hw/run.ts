@@ -22,7 +22,7 @@ const rest = args.filter((a) => !ports.includes(a));
 if (ports.length < 2) {
   console.log(
     "test:hw skipped: no ports given. Run `npm run test:hw -- <pci-a> <pci-b>` with two ports bound to vfio-pci " +
-      "(scripts/bind-vfio.sh) and cabled to each other, e.g. `npm run test:hw -- 0000:03:00.0 0000:03:00.1`.",
+      "(npx ixy-devbind --bind) and cabled to each other, e.g. `npm run test:hw -- 0000:03:00.0 0000:03:00.1`.",
   );
   process.exit(0);
 }

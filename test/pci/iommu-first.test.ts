@@ -73,6 +73,6 @@ describe("sysfs vanishing mid-open", () => {
   it("is a DeviceNotFoundError that says the device vanished, not a raw ENOENT", () => {
     const open = () => openDevice("0000:06:00.0", { sysfsRoot: sysfs, devVfio });
     expect(open).toThrow(DeviceNotFoundError);
-    expect(open).toThrow(/0000:06:00\.0: the device vanished while it was being opened \(.*vendor: ENOENT\).*lspci -D/);
+    expect(open).toThrow(/0000:06:00\.0: the device vanished while it was being opened \(.*vendor: ENOENT\).*ixy-devbind --status/);
   });
 });

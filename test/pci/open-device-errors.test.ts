@@ -54,9 +54,9 @@ describe("openDevice() on bad input", () => {
     expect(() => openDevice("01:00", { sysfsRoot: sysfs })).toThrow(TypeError);
   });
 
-  it("reports a missing device with DeviceNotFoundError pointing at lspci", () => {
+  it("reports a missing device with DeviceNotFoundError pointing at ixy-devbind --status", () => {
     expect(() => openDevice("0000:09:00.0", { sysfsRoot: sysfs })).toThrow(DeviceNotFoundError);
-    expect(() => openDevice("09:00.0", { sysfsRoot: sysfs })).toThrow(/no PCI device at 0000:09:00.0.*lspci -D/);
+    expect(() => openDevice("09:00.0", { sysfsRoot: sysfs })).toThrow(/no PCI device at 0000:09:00.0.*ixy-devbind --status/);
   });
 
   it("refuses a device no driver handles, naming the ids it found and the ones it supports", () => {
@@ -67,7 +67,7 @@ describe("openDevice() on bad input", () => {
   it("says how to bind a device that is still on its kernel driver", () => {
     expect(() => openDevice("0000:01:00.0", { sysfsRoot: sysfs })).toThrow(VfioError);
     expect(() => openDevice("0000:01:00.0", { sysfsRoot: sysfs })).toThrow(
-      "0000:01:00.0 is bound to ixgbe, not vfio-pci: run scripts/bind-vfio.sh 0000:01:00.0 (as root)",
+      "0000:01:00.0 is bound to ixgbe, not vfio-pci: bind it with npx ixy-devbind --bind 0000:01:00.0 (as root; ixy-devbind --status lists the devices)",
     );
   });
 
@@ -97,7 +97,7 @@ describe("a group that is not viable", () => {
     expect(notViableMessage("0000:01:00.1", 7, sysfs)).toBe(
       "0000:01:00.1: IOMMU group 7 is not viable: every device of a group must be bound to vfio-pci " +
         "(or to no driver) before any can be used. Other devices in the group: 0000:01:00.0 (ixgbe). " +
-        "Bind each of them with scripts/bind-vfio.sh <address>",
+        "Bind each of them with npx ixy-devbind --bind <address> (as root)",
     );
   });
 });

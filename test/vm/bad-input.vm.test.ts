@@ -41,7 +41,7 @@ describe("openDevice() in the guest", () => {
     expectCase("hugepages back", null, null);
     expectCase("already open", "VfioError", /^0000:00:01\.0 is already open in this process: close\(\) it before opening it again$/);
     expectCase("open again after close", null, null);
-    expectCase("not bound to vfio-pci", "VfioError", /0000:00:02\.0 is not bound to any driver, not vfio-pci: run scripts\/bind-vfio\.sh 0000:00:02\.0/);
+    expectCase("not bound to vfio-pci", "VfioError", /0000:00:02\.0 is not bound to any driver, not vfio-pci: bind it with npx ixy-devbind --bind 0000:00:02\.0/);
     expect(vm.dmarFaults).toBe(0);
   });
 });
