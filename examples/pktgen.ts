@@ -40,7 +40,7 @@ const SPEC = {
 const USAGE = shortUsage(SPEC);
 
 async function main(): Promise<number> {
-  const { values, positionals, sim, mac, unsafeNoIommu } = parse(SPEC);
+  const { values, positionals, sim, mac, unsafeNoIommu, device } = parse(SPEC);
   if (!sim && positionals.length !== 1) throw new UsageError(`pktgen needs one PCI address or vhost-user:<socket> port\n${USAGE}`);
   const size = intOption("size", values.size, 60, 60, 1514);
   const rate = intOption("rate", values.rate, 0, 0, 1e9); // 0: unlimited
@@ -48,7 +48,7 @@ async function main(): Promise<number> {
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
   const batch = intOption("batch", values.batch, 32, 1, 512);
 
-  const ports = openPorts(sim ? ["gen"] : positionals, { sim, mac, unsafeNoIommu, simTraffic: false, ...offloadDeviceOptions(values) });
+  const ports = openPorts(sim ? ["gen"] : positionals, { ...device, sim, mac, unsafeNoIommu, simTraffic: false, ...offloadDeviceOptions(values) });
   const dev = ports.devices[0] as NicDevice;
   const pool = new Mempool(dev.dma, { count: 4096, name: `pktgen pool on ${dev.address}` });
   // Fill every buffer with the frame once.
