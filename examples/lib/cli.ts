@@ -82,7 +82,7 @@ export const COMMON_OPTIONS = {
 export const DEVICE_OPTIONS = {
   "rx-ring": { type: "string", arg: "N", help: "descriptors per receive ring, a power of two (rxRingSize)", default: "ixgbe 512, virtio the device's maximum" },
   "tx-ring": { type: "string", arg: "N", help: "descriptors per transmit ring, a power of two (txRingSize)", default: "as --rx-ring" },
-  mempool: { type: "string", arg: "N", help: "buffers per receive queue's pool, more than --rx-ring (mempoolSize)", default: "4096 or twice the ring", unit: "buffers" },
+  mempool: { type: "string", arg: "N", help: "buffers per receive queue's pool, more than --rx-ring (mempoolSize)", default: "the larger of 4096 and twice --rx-ring", unit: "buffers" },
   "link-timeout": { type: "string", arg: "MS", help: "how long to wait for the link when a port opens (0: do not wait)", default: "10000", unit: "ms" },
 } as const satisfies OptionSpecs;
 
@@ -123,16 +123,18 @@ export function wrap(text: string, width: number, indent: string, firstIndent = 
 
 /** The --help text of a command: summary, usage, options with description, default and unit. */
 export function formatHelp<T extends OptionSpecs>(spec: CommandSpec<T>, common: readonly [string, OptionSpecs][] = EXAMPLE_SECTIONS): string {
-  const out: string[] = [wrap(`${spec.name}: ${spec.summary}`, WIDTH, "  "), "", "usage:"];
+  const out: string[] = [wrap(`${spec.name}: ${spec.summary}`, WIDTH, "  ", ""), "", "usage:"];
   for (const u of spec.usage) out.push(wrap(u, WIDTH, "      ", `  ${spec.name} `));
   const section = (title: string, options: OptionSpecs) => {
     out.push("", `${title}:`);
     for (const [name, o] of Object.entries(options)) {
       const flag = `  ${o.short ? `-${o.short}, ` : ""}--${name}${o.type === "string" ? ` ${o.arg ?? "VALUE"}` : ""}`;
-      const extra = [o.default !== undefined ? `default ${o.default}${o.unit ? ` ${o.unit}` : ""}` : o.unit ? `in ${o.unit}` : "", o.multiple ? "repeatable" : ""]
+      // The unit follows a number ("default 32 frames"), not a phrase ("default the CPUs near ...").
+      const unit = o.unit && (o.default === undefined || /^\d/.test(o.default)) ? ` ${o.unit}` : "";
+      const extra = [o.default !== undefined ? `default: ${o.default}${unit}` : unit ? `in${unit}` : "", o.multiple ? "repeatable" : ""]
         .filter((s) => s !== "")
         .join("; ");
-      const text = o.help + (extra ? ` (${extra})` : "");
+      const text = o.help + (extra ? ` [${extra}]` : "");
       out.push(flag);
       out.push(wrap(text, WIDTH, "        "));
     }
