@@ -221,7 +221,7 @@ export function portArguments<T extends OptionSpecs>(spec: CommandSpec<T>, ports
     return [];
   }
   if (ports.length !== count) {
-    throw usageError(spec, `needs ${count === 1 ? "one port" : `${count} ports`} (PCI address or vhost-user:<socket>), got ${ports.length}`);
+    throw usageError(spec, `needs ${count === 1 ? "one port" : count === 2 ? "two ports" : `${count} ports`} (PCI addresses or vhost-user:<socket>), got ${ports.length}`);
   }
   for (const p of ports) {
     if (p.startsWith("vhost-user:")) {
