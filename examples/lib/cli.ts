@@ -9,12 +9,10 @@
 import { parseArgs } from "node:util";
 import type { DeviceOptions } from "../../src/device.ts";
 import { IxyError } from "../../src/errors.ts";
-import { PciAddress } from "../../src/pci/pci-address.ts";
-import { SimKind } from "./ports.ts";
+import { pciAddressProblem, SimKind } from "./ports.ts";
+import { UsageError } from "./usage-error.ts";
 
-export class UsageError extends Error {
-  override name = "UsageError";
-}
+export { UsageError };
 
 /** --help: runMain prints the usage to stdout and exits 0. */
 export class HelpRequested extends Error {
@@ -224,15 +222,8 @@ export function portArguments<T extends OptionSpecs>(spec: CommandSpec<T>, ports
     throw usageError(spec, `needs ${count === 1 ? "one port" : count === 2 ? "two ports" : `${count} ports`} (PCI addresses or vhost-user:<socket>), got ${ports.length}`);
   }
   for (const p of ports) {
-    if (p.startsWith("vhost-user:")) {
-      if (p.length === "vhost-user:".length) throw usageError(spec, `"${p}": vhost-user: needs the socket's path`);
-      continue;
-    }
-    try {
-      PciAddress.parse(p);
-    } catch (e) {
-      throw usageError(spec, `port "${p}": ${(e as Error).message.replace(/^malformed PCI address "[^"]*": /, "not a PCI address: ")}`);
-    }
+    const problem = pciAddressProblem(p);
+    if (problem !== null) throw usageError(spec, problem);
   }
   return [...ports];
 }

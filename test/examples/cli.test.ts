@@ -61,6 +61,11 @@ describe("usage errors exit 2 with one line and the usage", () => {
     expect(r.stderr).toMatch(/^ixy-fwd: port "01:00:0": not a PCI address: expected domain:bus:device\.function like 0000:01:00\.0 \(see lspci -D\)\nusage: /);
     noStack(r.stderr);
     expect(run(["examples/pipeline.ts", "0000:01:20.0"]).stderr).toMatch(/^ixy-pipeline: port "0000:01:20\.0": .*device number must be 00 to 1f/);
+    // openPorts checks them too, for an app that hands it its arguments as they are.
+    const g = run(["examples/pktgen.ts", "bus:01"]);
+    expect(g.status).toBe(2);
+    expect(g.stderr).toMatch(/port "bus:01": not a PCI address/);
+    noStack(g.stderr);
   });
 
   it("device options with bad values", () => {
