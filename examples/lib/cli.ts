@@ -63,7 +63,7 @@ export const HELP_OPTION = {
 /** The options every example takes. */
 export const COMMON_OPTIONS = {
   ...HELP_OPTION,
-  sim: { type: "boolean", help: "run on device models instead of hardware (no PCI addresses then)" },
+  sim: { type: "boolean", help: "run on device models instead of hardware (give no ports then)" },
   "sim-nic": { type: "string", arg: "ixgbe|virtio", help: "which device model --sim runs on", default: "ixgbe" },
   mac: { type: "string", arg: "MAC", help: "the MAC address of vhost-user ports, as aa:bb:cc:dd:ee:ff (NICs and models have their own)" },
   "unsafe-no-iommu": {

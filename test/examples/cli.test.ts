@@ -100,6 +100,12 @@ describe("the scripts' options", () => {
     expect(Date.now() - started).toBeLessThan(30_000);
   });
 
+  it("test/vm/traffic.ts --rate abc: exit 2, one line and the usage, no stack trace", () => {
+    const r = run(["test/vm/traffic.ts", "--rate", "abc"], 30_000);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe("traffic: --rate needs a number\nusage: tsx test/vm/traffic.ts [options]\n");
+  });
+
   it("npm run soak --: bad values and unknown options exit 2; --help lists the options", () => {
     expect(run(["scripts/soak.ts", "--frames", "1.5"]).status).toBe(2);
     expect(run(["scripts/soak.ts", "--fault-rate", "2"]).stderr).toBe("--fault-rate must be a number from 0 to 1, got 2\n");

@@ -646,7 +646,15 @@ export function trafficExitCode(r: TrafficReport, maxLossPercent: number): numbe
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  const { cli, rest } = parseTrafficArgs(argv);
+  let parsed;
+  try {
+    parsed = parseTrafficArgs(argv);
+  } catch (e) {
+    // A bad value ("--rate abc needs a number"): a usage error, one line, as the apps' are.
+    process.stderr.write(`traffic: ${(e as Error).message}\nusage: tsx test/vm/traffic.ts [options]\n`);
+    return 2;
+  }
+  const { cli, rest } = parsed;
   if (rest.length > 0) {
     process.stderr.write(`unknown arguments: ${rest.join(' ')}\nusage: tsx test/vm/traffic.ts [options]\n${TRAFFIC_USAGE}`);
     return 2;
