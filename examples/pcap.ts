@@ -50,7 +50,7 @@ async function main(): Promise<number> {
       ...device, sim, mac, unsafeNoIommu, ...(irq === IrqMode.poll ? {} : { interrupts: true }), ...offloadDeviceOptions(values),
     });
   } catch (e) {
-    writer.close();
+    writer.discard();
     throw e;
   }
   const dev = ports.devices[0] as NicDevice;

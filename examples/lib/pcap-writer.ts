@@ -106,6 +106,12 @@ export class PcapWriter {
     }
   }
 
+  /** Closes and removes the file: nothing was captured (the port did not open). */
+  discard(): void {
+    this.close();
+    fs.rmSync(this.#path, { force: true });
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

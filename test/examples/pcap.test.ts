@@ -53,6 +53,13 @@ describe("ixy-pcap file errors: one line, exit 1, before the port is opened", ()
     expect(r.status, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/^error: PcapFileError: cannot write to .*x\.pcap: permission denied\n$/);
   });
+  it("a port that cannot be opened leaves no file behind", () => {
+    const file = path.join(tmp, "never.pcap");
+    const r = run(["0000:7f:1f.7", file]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^error: DeviceNotFoundError: no PCI device at 0000:7f:1f\.7/);
+    expect(fs.existsSync(file)).toBe(false);
+  });
 });
 
 describe("ixy-pcap capture", () => {
