@@ -28,7 +28,7 @@
 import type { NicDevice } from "../src/device.ts";
 import { Mempool } from "../src/mem/mempool.ts";
 import { writeFrame } from "../src/mem/packet.ts";
-import { intOption, parse, PORTS_HELP, runMain, shortUsage, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
+import { intOption, parse, portArguments, PORTS_HELP, runMain, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
 import { forward, newForwardCounts, queueEnd } from "./lib/forward.ts";
 import { isMainThread, workerData } from "node:worker_threads";
 import { FWD_WORKER, runForwardWorkers, type WorkerTotals } from "./lib/fwd-workers.ts";
@@ -62,7 +62,6 @@ const SPEC = {
   },
   details: PORTS_HELP,
 } as const satisfies CommandSpec<OptionSpecs>;
-const USAGE = shortUsage(SPEC);
 /** Frames --tx-first sends on each port (testpmd's burst). */
 const TX_FIRST_BURST = 32;
 
@@ -89,11 +88,11 @@ function txFirst(dev: NicDevice, queues: number): Mempool[] {
 }
 
 async function main(): Promise<number> {
-  const { values, positionals, sim, mac, unsafeNoIommu } = parse(SPEC);
+  const { values, positionals, sim, mac, unsafeNoIommu, device } = parse(SPEC);
+  const addresses = portArguments(SPEC, positionals, 2, sim !== null);
   const irq = irqModeOption(values.irq);
   if (irq !== IrqMode.poll && Number(values.workers ?? 0) > 0) throw new UsageError("--irq irq|adaptive does not go with --workers (yet)");
   const flowRules = (values.flow ?? []).map(parseFlowRule);
-  if (!sim && positionals.length !== 2) throw new UsageError(`fwd needs two PCI addresses or vhost-user:<socket> ports\n${USAGE}`);
   const batch = intOption("batch", values.batch, 32, 1, 512);
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
   const txRetries = intOption("tx-retries", values["tx-retries"], 0, 0, 1e9);
@@ -102,7 +101,8 @@ async function main(): Promise<number> {
   if (values.cores !== undefined && workers === 0) throw new UsageError("--cores goes with --workers N");
   const ring = values.ring;
   if (ring !== undefined && ring !== "packed" && ring !== "split") throw new UsageError(`--ring must be packed or split, got ${ring}`);
-  const ports = openPorts(sim ? ["a", "b"] : positionals, {
+  const ports = openPorts(sim ? ["a", "b"] : addresses, {
+    ...device,
     sim,
     mac,
     ...(ring === undefined ? {} : { ring }),

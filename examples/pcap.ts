@@ -1,8 +1,12 @@
 /**
  * pcap: writes what a port receives to a pcap file that Wireshark and tshark read.
  *
- *   pcap <port> <file.pcap> [--count N] [--seconds N] [--mac aa:bb:cc:dd:ee:ff] [--irq poll|irq|adaptive]
- *   pcap --sim [--sim-nic ixgbe|virtio] <file.pcap> [--count N] [--irq poll|irq|adaptive] [--sim-pps N]
+ *   ixy-pcap <port> <file.pcap> [--count N] [--seconds N] [--irq poll|irq|adaptive] ...
+ *   ixy-pcap --sim [--sim-nic ixgbe|virtio] <file.pcap> [--count N] [--sim-pps N] ...
+ *
+ * Each frame gets its own timestamp, read when it is written, in microseconds. The file is
+ * created before the port is opened: a path that cannot be written (no such directory, a
+ * directory, no permission, "") is a one-line PcapFileError, exit 1, with no device touched.
  *
  * The port is a PCI address or a vhost-user backend, vhost-user:<socket>. --irq irq|adaptive
  * sleeps on the receive queue's interrupt while nothing comes (lib/poll-loop.ts).
@@ -10,7 +14,7 @@
 import type { NicDevice } from "../src/device.ts";
 import { bufDataOffset, bufLength, bufPool, poolBytes } from "../src/mem/buffer-table.ts";
 import { freeBuffers } from "../src/mem/mempool.ts";
-import { intOption, parse, PORTS_HELP, runMain, shortUsage, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
+import { intOption, parse, portArguments, PORTS_HELP, runMain, usageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
 import { PcapWriter } from "./lib/pcap-writer.ts";
 import { IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simSource } from "./lib/poll-loop.ts";
 import { openPorts } from "./lib/ports.ts";
@@ -28,46 +32,79 @@ const SPEC = {
   },
   details: PORTS_HELP,
 } as const satisfies CommandSpec<OptionSpecs>;
-const USAGE = shortUsage(SPEC);
 
 async function main(): Promise<number> {
-  const { values, positionals, sim, mac, unsafeNoIommu } = parse(SPEC);
+  const { values, positionals, sim, mac, unsafeNoIommu, device } = parse(SPEC);
   const irq = irqModeOption(values.irq);
-  if (positionals.length !== (sim ? 1 : 2)) throw new UsageError(USAGE);
+  if (positionals.length === 0) throw usageError(SPEC, "give the pcap file to write");
   const file = positionals[positionals.length - 1]!;
+  const addresses = portArguments(SPEC, positionals.slice(0, -1), 1, sim !== null);
   const count = intOption("count", values.count, 0, 0, Number.MAX_SAFE_INTEGER);
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
 
-  const ports = openPorts(sim ? ["cap"] : positionals.slice(0, 1), {
-    sim, mac, unsafeNoIommu, ...(irq === IrqMode.poll ? {} : { interrupts: true }), ...offloadDeviceOptions(values),
-  });
-  const dev = ports.devices[0] as NicDevice;
+  // The file first: a path that cannot be written is a one-line error before any device is touched.
   const writer = new PcapWriter(file);
+  let ports;
+  try {
+    ports = openPorts(sim ? ["cap"] : addresses, {
+      ...device, sim, mac, unsafeNoIommu, ...(irq === IrqMode.poll ? {} : { interrupts: true }), ...offloadDeviceOptions(values),
+    });
+  } catch (e) {
+    writer.discard();
+    throw e;
+  }
+  const dev = ports.devices[0] as NicDevice;
   process.stderr.write(`pcap: capturing on ${dev.address} to ${file}${count ? ` (${count} frames)` : ""}\n` + offloadLines("pcap", [dev]));
 
   const bufs = new Int32Array(32);
   const pump = simSource((n) => ports.pump(n), 4, values["sim-pps"]);
+  // Wall-clock time from the monotonic clock: one read per frame, microseconds kept.
+  const origin = performance.timeOrigin;
   let received = 0;
-  await pollLoop(
-    () => {
-      pump();
-      const n = dev.rxBatch(0, bufs, 32);
-      received += n;
-      const t = n > 0 ? Date.now() : 0;
-      for (let i = 0; i < n && (count === 0 || writer.packets < count); i++) {
-        // Buffer b's frame: bufLength[b] bytes at bufDataOffset[b] in its pool's memory.
-        const b = bufs[i]!;
-        writer.write(poolBytes[bufPool[b]!]!, bufDataOffset[b]!, bufLength[b]!, t);
-      }
-      freeBuffers(bufs, 0, n);
-      return count > 0 && writer.packets >= count;
-    },
-    { seconds, irq: { mode: irq, sources: [{ device: dev, queue: 0 }], activity: () => received, whileParked: sim ? pump : undefined } },
-  );
+  const progress = progressLine(writer);
+  try {
+    await pollLoop(
+      () => {
+        pump();
+        const n = dev.rxBatch(0, bufs, 32);
+        received += n;
+        for (let i = 0; i < n && (count === 0 || writer.packets < count); i++) {
+          // Buffer b's frame: bufLength[b] bytes at bufDataOffset[b] in its pool's memory.
+          const b = bufs[i]!;
+          writer.write(poolBytes[bufPool[b]!]!, bufDataOffset[b]!, bufLength[b]!, origin + performance.now());
+        }
+        freeBuffers(bufs, 0, n);
+        return count > 0 && writer.packets >= count;
+      },
+      { seconds, irq: { mode: irq, sources: [{ device: dev, queue: 0 }], activity: () => received, whileParked: sim ? pump : undefined } },
+    );
+  } finally {
+    progress.stop();
+    ports.close();
+  }
   writer.close();
-  process.stderr.write(`pcap: wrote ${writer.packets} frames to ${file}\n`);
-  ports.close();
+  process.stderr.write(`pcap: wrote ${writer.packets} frames (${writer.bytes} bytes) to ${file}\n`);
   return 0;
+}
+
+/**
+ * Once a second on stderr, "pcap: N frames, M bytes written": redrawn in place on a terminal, a
+ * line each otherwise. A timer, so that it also runs while the loop sleeps on an interrupt.
+ */
+function progressLine(writer: PcapWriter): { stop(): void } {
+  const tty = process.stderr.isTTY === true;
+  const started = performance.now();
+  const timer = setInterval(() => {
+    const s = ((performance.now() - started) / 1000).toFixed(0);
+    const line = `pcap: ${writer.packets} frames, ${writer.bytes} bytes written in ${s} s`;
+    process.stderr.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
+  }, 1000);
+  return {
+    stop() {
+      clearInterval(timer);
+      if (tty) process.stderr.write("\r\x1b[2K");
+    },
+  };
 }
 
 await runMain(main);

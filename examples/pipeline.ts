@@ -17,7 +17,7 @@
  * (a power of two); what does not fit is dropped by the receive worker. --tx-retries N: rounds
  * the process worker tries again a batch the TX ring did not take in full, as fwd's.
  */
-import { intOption, parse, PORTS_HELP, runMain, onStopSignal, shortUsage, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
+import { intOption, parse, portArguments, PORTS_HELP, runMain, onStopSignal, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
 import { deviceCpus } from "../src/mem/numa.ts";
 import { onlineCores, parseCoreList } from "../src/threads/affinity.ts";
 import { LiveStats } from "./lib/live-stats.ts";
@@ -33,22 +33,21 @@ const SPEC = {
     seconds: { type: "string", arg: "N", help: "stop after N seconds (0: run until SIGINT or SIGTERM)", default: "0", unit: "s" },
     json: { type: "boolean", help: "print the statistics as one JSON object per line" },
     cores: { type: "string", arg: "LIST", help: "the cores of the stages, as 0-3,8" },
-    "ring-size": { type: "string", arg: "N", help: "entries of each ring between stages, a power of two" },
+    "ring-size": { type: "string", arg: "N", help: "entries of each ring between stages, a power of two", default: "1024", unit: "entries" },
     "tx-retries": { type: "string", arg: "N", help: "try N more times to send what the TX ring had no room for, before dropping it", default: "0" },
   },
   details: PORTS_HELP,
 } as const satisfies CommandSpec<OptionSpecs>;
-const USAGE = shortUsage(SPEC);
 
 async function main(): Promise<number> {
-  const { values, positionals, sim, mac, unsafeNoIommu } = parse(SPEC);
-  if (!sim && positionals.length !== 1) throw new UsageError(`pipeline needs one PCI address or vhost-user:<socket> port\n${USAGE}`);
+  const { values, positionals, sim, mac, unsafeNoIommu, device } = parse(SPEC);
+  const addresses = portArguments(SPEC, positionals, 1, sim !== null);
   const batch = intOption("batch", values.batch, 32, 1, 512);
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
   const ringSize = intOption("ring-size", values["ring-size"], 1024, 2, 1 << 20);
   if ((ringSize & (ringSize - 1)) !== 0) throw new UsageError(`--ring-size must be a power of two, got ${ringSize}`);
   const txRetries = intOption("tx-retries", values["tx-retries"], 0, 0, 1e9);
-  const ports = openPorts(sim ? ["a"] : positionals, { sim, mac, unsafeNoIommu });
+  const ports = openPorts(sim ? ["a"] : addresses, { ...device, sim, mac, unsafeNoIommu });
   const dev = ports.devices[0]!;
   let totals: PipelineTotals;
   let elapsed: number;

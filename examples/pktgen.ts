@@ -77,7 +77,7 @@ const SPEC = {
 const USAGE = shortUsage(SPEC);
 
 async function main(): Promise<number> {
-  const { values, positionals, sim, mac, unsafeNoIommu } = parse(SPEC);
+  const { values, positionals, sim, mac, unsafeNoIommu, device } = parse(SPEC);
   if (!sim && positionals.length !== 1) throw new UsageError(`pktgen needs one PCI address or vhost-user:<socket> port\n${USAGE}`);
   const sizes = sizeArg(values.size);
   const flows = intOption("flows", values.flows, 1, 1, MAX_FLOWS);
@@ -104,11 +104,11 @@ async function main(): Promise<number> {
   const dstPort = intOption("dst-port", values["dst-port"], 1337, 1, 65535);
   const pcap = pcapPath === undefined ? null : loadPcap(pcapPath);
 
-  const deviceOptions = { sim, mac, unsafeNoIommu, simTraffic: false, ...offloadDeviceOptions(values) };
+  const deviceOptions = { ...device, sim, mac, unsafeNoIommu, simTraffic: false, ...offloadDeviceOptions(values) };
   // The plain case keeps ports.ts's models; a wired pair or a capture needs pktgen's own.
   const ports =
     sim && (rxName !== undefined || values["sim-capture"] !== undefined)
-      ? openPktgenSim(sim, { loopback: rxName !== undefined, capture: values["sim-capture"], device: offloadDeviceOptions(values) })
+      ? openPktgenSim(sim, { loopback: rxName !== undefined, capture: values["sim-capture"], device: { ...device, ...offloadDeviceOptions(values) } })
       : openPorts(sim ? ["gen"] : rxName !== undefined ? [positionals[0]!, rxName] : positionals, deviceOptions);
   const dev = ports.devices[0] as NicDevice;
   const rxDev = rxName !== undefined ? (ports.devices[1] as NicDevice) : null;

@@ -9,7 +9,7 @@
  *
  *   npm run demo [-- --rate 3000 --seconds 8 --legacy]
  */
-import { parseArgs } from "node:util";
+import { intOption, parseScript, runMain, type CommandSpec, type OptionSpecs } from "../examples/lib/cli.ts";
 import type { PortRates } from "../examples/lib/live-stats.ts";
 import { compileForGuest } from "../test/vm/compile.ts";
 import { runTrafficSession } from "../test/vm/session.ts";
@@ -17,14 +17,25 @@ import { formatReport } from "../test/vm/traffic.ts";
 import { ensureTestbed } from "../test/vm/vm.ts";
 
 
+const SPEC = {
+  name: "npm run demo --",
+  summary: "the forwarder on two virtio-net NICs of a qemu guest, fed and checked from this host",
+  usage: ["[options]"],
+  options: {
+    rate: { type: "string", arg: "N", help: "random-size frames the host sends into each NIC per second, 1 to 1000000", default: "3000", unit: "frames/s" },
+    seconds: { type: "string", arg: "N", help: "how long the host sends, 1 to 3600", default: "8", unit: "s" },
+    legacy: { type: "boolean", help: "transitional virtio-net (1af4:1000), legacy interface and physical addresses, instead of a modern one behind the IOMMU" },
+  },
+  details: "Builds the qemu testbed in .testbed/ first if needed (as root it installs its apt packages).",
+} as const satisfies CommandSpec<OptionSpecs>;
+
 const say = (s: string) => process.stdout.write(s + "\n");
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: { rate: { type: "string" }, seconds: { type: "string" }, legacy: { type: "boolean" } },
-  });
-  const rate = Number(values.rate ?? 3000);
-  const seconds = Number(values.seconds ?? 8);
+  // Before anything is built or booted: a bad option is a usage error, exit 2, at once.
+  const values = parseScript(SPEC);
+  const rate = intOption("rate", values.rate, 3000, 1, 1_000_000);
+  const seconds = intOption("seconds", values.seconds, 8, 1, 3600);
   const mode = values.legacy ? "legacy" : "modern";
 
   say("ixy.ts demo: the TypeScript forwarder on two virtio-net NICs in a qemu guest");
@@ -94,4 +105,4 @@ async function main(): Promise<number> {
   return ok ? 0 : 1;
 }
 
-process.exitCode = await main();
+await runMain(main);

@@ -7,12 +7,12 @@
  * name (ixy-fwd, ixy-pktgen, ...). An option the spec does not declare is a usage error (exit 2).
  */
 import { parseArgs } from "node:util";
+import type { DeviceOptions } from "../../src/device.ts";
 import { IxyError } from "../../src/errors.ts";
-import { SimKind } from "./ports.ts";
+import { pciAddressProblem, SimKind } from "./ports.ts";
+import { UsageError } from "./usage-error.ts";
 
-export class UsageError extends Error {
-  override name = "UsageError";
-}
+export { UsageError };
 
 /** --help: runMain prints the usage to stdout and exits 0. */
 export class HelpRequested extends Error {
@@ -55,10 +55,15 @@ export type OptionValues<T extends OptionSpecs> = {
   -readonly [K in keyof T]?: T[K] extends { readonly type: "boolean" } ? boolean : T[K] extends { readonly multiple: true } ? string[] : string;
 };
 
+/** --help, which every command takes (the examples and the scripts). */
+export const HELP_OPTION = {
+  help: { type: "boolean", short: "h", help: "print this help and exit" },
+} as const satisfies OptionSpecs;
+
 /** The options every example takes. */
 export const COMMON_OPTIONS = {
-  help: { type: "boolean", short: "h", help: "print this help and exit" },
-  sim: { type: "boolean", help: "run on device models instead of hardware (no PCI addresses then)" },
+  ...HELP_OPTION,
+  sim: { type: "boolean", help: "run on device models instead of hardware (give no ports then)" },
   "sim-nic": { type: "string", arg: "ixgbe|virtio", help: "which device model --sim runs on", default: "ixgbe" },
   mac: { type: "string", arg: "MAC", help: "the MAC address of vhost-user ports, as aa:bb:cc:dd:ee:ff (NICs and models have their own)" },
   "unsafe-no-iommu": {
@@ -66,6 +71,28 @@ export const COMMON_OPTIONS = {
     help: "allow legacy virtio devices (1af4:1000), whose DMA bypasses the IOMMU (physical addresses; root)",
   },
 } as const satisfies OptionSpecs;
+
+/**
+ * The device options every example takes, openDevice()'s DeviceOptions (src/device.ts): the
+ * driver checks the values against the device (ixgbe: rings of 64 to 4096, virtio: up to the
+ * queue size the device offers) and its error names the option's DeviceOptions field.
+ */
+export const DEVICE_OPTIONS = {
+  "rx-ring": { type: "string", arg: "N", help: "descriptors per receive ring, a power of two (rxRingSize)", default: "ixgbe 512, virtio the device's maximum" },
+  "tx-ring": { type: "string", arg: "N", help: "descriptors per transmit ring, a power of two (txRingSize)", default: "as --rx-ring" },
+  mempool: { type: "string", arg: "N", help: "buffers per receive queue's pool, more than --rx-ring (mempoolSize)", default: "the larger of 4096 and twice --rx-ring", unit: "buffers" },
+  "link-timeout": { type: "string", arg: "MS", help: "how long to wait for the link when a port opens (0: do not wait)", default: "10000", unit: "ms" },
+} as const satisfies OptionSpecs;
+
+/** The DeviceOptions of DEVICE_OPTIONS' flags: only those given (the driver applies its defaults). */
+function deviceOptions(values: OptionValues<typeof DEVICE_OPTIONS>): DeviceOptions {
+  const o: { -readonly [K in keyof DeviceOptions]: DeviceOptions[K] } = {};
+  if (values["rx-ring"] !== undefined) o.rxRingSize = powerOfTwoOption("rx-ring", values["rx-ring"], 32768);
+  if (values["tx-ring"] !== undefined) o.txRingSize = powerOfTwoOption("tx-ring", values["tx-ring"], 32768);
+  if (values.mempool !== undefined) o.mempoolSize = intOption("mempool", values.mempool, 0, 1, 1 << 24);
+  if (values["link-timeout"] !== undefined) o.linkTimeoutMs = intOption("link-timeout", values["link-timeout"], 0, 0, 86_400_000);
+  return o;
+}
 
 /** Ports are PCI addresses (0000:01:00.0) or vhost-user backends (vhost-user:/path/to/socket). */
 export const PORTS_HELP =
@@ -93,32 +120,71 @@ export function wrap(text: string, width: number, indent: string, firstIndent = 
 }
 
 /** The --help text of a command: summary, usage, options with description, default and unit. */
-export function formatHelp<T extends OptionSpecs>(spec: CommandSpec<T>): string {
-  const out: string[] = [wrap(`${spec.name}: ${spec.summary}`, WIDTH, "  "), "", "usage:"];
+export function formatHelp<T extends OptionSpecs>(spec: CommandSpec<T>, common: readonly [string, OptionSpecs][] = EXAMPLE_SECTIONS): string {
+  const out: string[] = [wrap(`${spec.name}: ${spec.summary}`, WIDTH, "  ", ""), "", "usage:"];
   for (const u of spec.usage) out.push(wrap(u, WIDTH, "      ", `  ${spec.name} `));
   const section = (title: string, options: OptionSpecs) => {
     out.push("", `${title}:`);
     for (const [name, o] of Object.entries(options)) {
       const flag = `  ${o.short ? `-${o.short}, ` : ""}--${name}${o.type === "string" ? ` ${o.arg ?? "VALUE"}` : ""}`;
-      const extra = [o.default !== undefined ? `default ${o.default}${o.unit ? ` ${o.unit}` : ""}` : o.unit ? `in ${o.unit}` : "", o.multiple ? "repeatable" : ""]
+      // The unit follows a number ("default 32 frames"), not a phrase ("default the CPUs near ...").
+      const unit = o.unit && (o.default === undefined || /^\d/.test(o.default)) ? ` ${o.unit}` : "";
+      const extra = [o.default !== undefined ? `default: ${o.default}${unit}` : unit ? `in${unit}` : "", o.multiple ? "repeatable" : ""]
         .filter((s) => s !== "")
         .join("; ");
-      const text = o.help + (extra ? ` (${extra})` : "");
+      const text = o.help + (extra ? ` [${extra}]` : "");
       out.push(flag);
       out.push(wrap(text, WIDTH, "        "));
     }
   };
   section("options", spec.options);
-  section("common options", COMMON_OPTIONS);
+  for (const [title, options] of common) section(title, options);
   if (spec.details) {
     for (const p of spec.details.split("\n\n")) out.push("", wrap(p, WIDTH, ""));
   }
   return out.join("\n");
 }
 
+/** The option sections every example's --help ends with. */
+const EXAMPLE_SECTIONS: readonly [string, OptionSpecs][] = [
+  ["device options", DEVICE_OPTIONS],
+  ["common options", COMMON_OPTIONS],
+];
+
 /** The one-line usage error hint: "usage: ixy-fwd <port-a> ...; ixy-fwd --help for more". */
 export function shortUsage<T extends OptionSpecs>(spec: CommandSpec<T>): string {
-  return `usage: ${spec.name} ${spec.usage[0] ?? "[options]"}\n(${spec.name} --help lists the options)`;
+  return `usage: ${spec.name} ${spec.usage[0] ?? "[options]"}  (${spec.name} --help lists the options)`;
+}
+
+/** A usage error: "<name>: <what>", then the usage line. */
+export function usageError<T extends OptionSpecs>(spec: CommandSpec<T>, what: string): UsageError {
+  return new UsageError(`${spec.name}: ${what}\n${shortUsage(spec)}`);
+}
+
+/**
+ * A script's options (scripts/demo.ts, scripts/soak.ts): the spec's options and --help, nothing
+ * of the examples' device and port options. Unknown options and stray arguments: UsageError.
+ */
+export function parseScript<T extends OptionSpecs>(spec: CommandSpec<T>, args: readonly string[] = process.argv.slice(2)): OptionValues<T> {
+  const options = { ...spec.options, ...HELP_OPTION } as OptionSpecs;
+  const parsed = parseWith(spec, options, args, false);
+  if ((parsed.values as { help?: boolean }).help) throw new HelpRequested(formatHelp(spec, [["common options", HELP_OPTION]]));
+  return parsed.values as OptionValues<T>;
+}
+
+function parseWith<T extends OptionSpecs>(spec: CommandSpec<T>, options: OptionSpecs, args: readonly string[], positionals: boolean) {
+  const config: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {};
+  for (const [name, o] of Object.entries(options)) {
+    config[name] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) };
+  }
+  try {
+    return parseArgs({ args: [...args], options: config, allowPositionals: positionals, strict: true });
+  } catch (e) {
+    // Node's messages end in advice for its own API ("To specify a positional argument starting
+    // with a '-', place it at the end of the command after '--'"): keep the first sentence.
+    const first = (e as Error).message.split(/\.\s/)[0]!.replace(/\.$/, "");
+    throw usageError(spec, first);
+  }
 }
 
 /**
@@ -127,16 +193,7 @@ export function shortUsage<T extends OptionSpecs>(spec: CommandSpec<T>): string 
  * `mac`, and `unsafeNoIommu` (true only when --unsafe-no-iommu was given: openDevice's option).
  */
 export function parse<T extends OptionSpecs>(spec: CommandSpec<T>, args: readonly string[] = process.argv.slice(2)) {
-  const config: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {};
-  for (const [name, o] of Object.entries({ ...spec.options, ...COMMON_OPTIONS } as OptionSpecs)) {
-    config[name] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) };
-  }
-  let parsed;
-  try {
-    parsed = parseArgs({ args: [...args], options: config, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError(`${spec.name}: ${(e as Error).message}\n${shortUsage(spec)}`);
-  }
+  const parsed = parseWith(spec, { ...spec.options, ...DEVICE_OPTIONS, ...COMMON_OPTIONS } as OptionSpecs, args, true);
   const common = parsed.values as OptionValues<typeof COMMON_OPTIONS>;
   if (common.help) throw new HelpRequested(formatHelp(spec));
   const unsafeNoIommu = common["unsafe-no-iommu"] === true;
@@ -146,7 +203,29 @@ export function parse<T extends OptionSpecs>(spec: CommandSpec<T>, args: readonl
     sim: simOption(common.sim, common["sim-nic"]),
     mac: macOption(common.mac),
     unsafeNoIommu,
+    /** --rx-ring, --tx-ring, --mempool, --link-timeout as DeviceOptions: spread into openPorts' options. */
+    device: deviceOptions(parsed.values as OptionValues<typeof DEVICE_OPTIONS>),
   };
+}
+
+/**
+ * The port arguments: exactly `count` of them on hardware, none with --sim (the models are the
+ * ports), each a PCI address (checked here, so that a typo is a usage error, exit 2, before any
+ * device is touched) or vhost-user:<socket>. Returns them, or with --sim an empty list.
+ */
+export function portArguments<T extends OptionSpecs>(spec: CommandSpec<T>, ports: readonly string[], count: number, sim: boolean): string[] {
+  if (sim) {
+    if (ports.length > 0) throw usageError(spec, `--sim runs on device models: give no ports (got ${ports.join(" ")})`);
+    return [];
+  }
+  if (ports.length !== count) {
+    throw usageError(spec, `needs ${count === 1 ? "one port" : count === 2 ? "two ports" : `${count} ports`} (PCI addresses or vhost-user:<socket>), got ${ports.length}`);
+  }
+  for (const p of ports) {
+    const problem = pciAddressProblem(p);
+    if (problem !== null) throw usageError(spec, problem);
+  }
+  return [...ports];
 }
 
 /** --mac aa:bb:cc:dd:ee:ff: the MAC of vhost-user ports (NICs and device models have their own). */
@@ -160,6 +239,12 @@ export function intOption(name: string, value: string | undefined, fallback: num
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got ${value}`);
+  return n;
+}
+
+function powerOfTwoOption(name: string, value: string, max: number): number {
+  const n = intOption(name, value, 0, 1, max);
+  if ((n & (n - 1)) !== 0) throw new UsageError(`--${name} must be a power of two, got ${value}`);
   return n;
 }
 

@@ -13,7 +13,9 @@ import { SimDma } from "../../src/sim/sim-dma.ts";
 import { deliverPostedWrites } from "../../src/sim/sim-mmio.ts";
 import { Ixgbe82599Model } from "../../src/sim/ixgbe/ixgbe-model.ts";
 import { VirtioNetModel } from "../../src/sim/virtio/virtio-model.ts";
+import { PciAddress } from "../../src/pci/pci-address.ts";
 import { writeUdpFrame } from "./udp-frame.ts";
+import { UsageError } from "./usage-error.ts";
 
 /** Flows the --sim traffic source cycles through. */
 const SIM_FLOWS = 16;
@@ -57,7 +59,23 @@ export function openPorts(addresses: readonly string[], options: OpenPortsOption
   return options.sim ? openSimPorts(addresses.length, options.sim, options) : openRealPorts(addresses, options);
 }
 
+/** "port "x": not a PCI address: ..." for a port argument that is neither a PCI address nor vhost-user:<socket>; null when it is one. */
+export function pciAddressProblem(port: string): string | null {
+  if (port.startsWith("vhost-user:")) return port.length === "vhost-user:".length ? `port "${port}": vhost-user: needs the socket's path` : null;
+  try {
+    PciAddress.parse(port);
+    return null;
+  } catch (e) {
+    return `port "${port}": ${(e as Error).message.replace(/^malformed PCI address "[^"]*": /, "not a PCI address: ")}`;
+  }
+}
+
 function openRealPorts(addresses: readonly string[], options: OpenOptions): Ports {
+  // Every address checked before the first device is opened: a typo is a usage error (exit 2).
+  for (const a of addresses) {
+    const problem = pciAddressProblem(a);
+    if (problem !== null) throw new UsageError(problem);
+  }
   const devices: NicDevice[] = [];
   try {
     for (const a of addresses) devices.push(openDevice(a, options));

@@ -5,7 +5,7 @@ import * as T from "../../src/drivers/ixgbe/ixgbe_type.ts";
 import { DeviceProtocolError, DmaFaultError } from "../../src/errors.ts";
 import { bufIovaHi, bufIovaLo, bufLength } from "../../src/mem/buffer-table.ts";
 import { copyFrame, frameOf } from "../../src/mem/packet.ts";
-import { crc32 } from "../../src/sim/ixgbe/crc32.ts";
+import { crc32 } from "../../src/net/crc32.ts";
 import { Ixgbe82599Model } from "../../src/sim/ixgbe/ixgbe-model.ts";
 import { SimDma } from "../../src/sim/sim-dma.ts";
 import { sleepMs } from "../../src/pci/regs.ts";

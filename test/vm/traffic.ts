@@ -29,7 +29,7 @@
  */
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import * as zlib from 'node:zlib';
+import { crc32 } from '../../src/net/crc32.ts';
 import type { Socket } from 'node:dgram';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,28 +44,8 @@ export const MIN_FRAME = 60;
 export const MAX_FRAME = 1514;
 export const BROADCAST_MAC = 'ff:ff:ff:ff:ff:ff';
 
-// --- CRC-32 ------------------------------------------------------------------------------------
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-// zlib.crc32 (Node >= 20.15) is native and much faster on long payloads; same polynomial and result.
-const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
-
-/** CRC-32 (IEEE) of bytes[start, end); pass a previous result as `crc` to continue it. */
-export function crc32(bytes: Uint8Array, start = 0, end = bytes.length, crc = 0): number {
-  if (nativeCrc32 !== undefined && end - start >= 64) return nativeCrc32(bytes.subarray(start, end), crc) >>> 0;
-  let c = ~crc >>> 0;
-  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
-  return ~c >>> 0;
-}
+// CRC-32: the library's (src/net/crc32.ts), re-exported for the tools that import it from here.
+export { crc32 };
 
 // --- frames ------------------------------------------------------------------------------------
 
@@ -666,7 +646,15 @@ export function trafficExitCode(r: TrafficReport, maxLossPercent: number): numbe
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  const { cli, rest } = parseTrafficArgs(argv);
+  let parsed;
+  try {
+    parsed = parseTrafficArgs(argv);
+  } catch (e) {
+    // A bad value ("--rate abc needs a number"): a usage error, one line, as the apps' are.
+    process.stderr.write(`traffic: ${(e as Error).message}\nusage: tsx test/vm/traffic.ts [options]\n`);
+    return 2;
+  }
+  const { cli, rest } = parsed;
   if (rest.length > 0) {
     process.stderr.write(`unknown arguments: ${rest.join(' ')}\nusage: tsx test/vm/traffic.ts [options]\n${TRAFFIC_USAGE}`);
     return 2;

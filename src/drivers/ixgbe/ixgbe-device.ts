@@ -507,7 +507,7 @@ export class IxgbeDevice implements NicDevice {
         throw new DeviceTimeoutError(
           `${this.address}: the link did not come up within ${timeoutMs} ms (LINKS = 0x` +
             `${getReg32(this.#mmio, IXGBE_LINKS).toString(16).padStart(8, "0")}): check the cable or SFP+ module ` +
-            `and the link partner, raise linkTimeoutMs, or pass linkTimeoutMs: 0 to open the device without waiting`,
+            `and the link partner, raise linkTimeoutMs (the apps' --link-timeout MS), or pass linkTimeoutMs: 0 to open the device without waiting`,
         );
       }
       sleepMs(LINK_POLL_MS);

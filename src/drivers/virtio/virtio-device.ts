@@ -666,8 +666,8 @@ export class VirtioNetDevice implements NicDevice {
       if (performance.now() >= deadline) {
         throw new DeviceTimeoutError(
           `${this.address}: the link did not come up within ${timeoutMs} ms (VIRTIO_NET_S_LINK_UP is clear): ` +
-            `check the backend the device is connected to, raise linkTimeoutMs, or pass linkTimeoutMs: 0 to open ` +
-            `the device without waiting`,
+            `check the backend the device is connected to, raise linkTimeoutMs (the apps' --link-timeout MS), ` +
+            `or pass linkTimeoutMs: 0 to open the device without waiting`,
         );
       }
       sleepMs(10);

@@ -4,4 +4,4 @@ export {
   type Ixgbe82599ModelOptions, type Ixgbe82599Faults, type Ixgbe82599Nvm, type IxgbeFamily,
 } from "./ixgbe-model.ts";
 export type { Ixgbe82599Counters } from "./model-stats.ts";
-export { crc32, withFcs } from "./crc32.ts";
+export { crc32, withFcs } from "../../net/crc32.ts";

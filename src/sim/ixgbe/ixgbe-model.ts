@@ -78,7 +78,7 @@ import { SimDma } from "../sim-dma.ts";
 import { SimMmio } from "../sim-mmio.ts";
 import { SimPciFunction } from "../sim-pci.ts";
 import { mulberry32 as prng } from "../seeded-random.ts";
-import { withFcs } from "./crc32.ts";
+import { withFcs } from "../../net/crc32.ts";
 import { classifyRss } from "./toeplitz.ts";
 import { ModelStatistics, type Ixgbe82599Counters } from "./model-stats.ts";
 import { ModelInterrupts } from "./model-interrupts.ts";
