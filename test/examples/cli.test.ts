@@ -58,7 +58,7 @@ describe("usage errors exit 2 with one line and the usage", () => {
   it("a malformed PCI address, named, before any device is touched", () => {
     const r = run(["examples/fwd.ts", "0000:01:00.0", "01:00:0"]);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/^ixy-fwd: port "01:00:0": not a PCI address: expected domain:bus:device\.function like 0000:01:00\.0 \(see lspci -D\)\nusage: /);
+    expect(r.stderr).toMatch(/^ixy-fwd: port "01:00:0": not a PCI address: expected domain:bus:device\.function like 0000:01:00\.0 \(ixy-devbind --status lists them\)\nusage: /);
     noStack(r.stderr);
     expect(run(["examples/pipeline.ts", "0000:01:20.0"]).stderr).toMatch(/^ixy-pipeline: port "0000:01:20\.0": .*device number must be 00 to 1f/);
     // openPorts checks them too, for an app that hands it its arguments as they are.
