@@ -16,7 +16,7 @@ import { bufDataOffset, bufLength } from "../src/mem/buffer-table.ts";
 import { Mempool } from "../src/mem/mempool.ts";
 import { dataOf } from "../src/mem/packet.ts";
 import { intOption, parse, PORTS_HELP, runMain, shortUsage, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
-import { LiveStats } from "./lib/live-stats.ts";
+import { LiveStats, STATS_OPTIONS, statsFormat } from "./lib/live-stats.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
 import { openPorts, placementLines } from "./lib/ports.ts";
 import { setSequence, writeUdpFrame } from "./lib/udp-frame.ts";
@@ -32,7 +32,7 @@ const SPEC = {
     count: { type: "string", arg: "N", help: "stop after N frames (0: no limit)", default: "0", unit: "frames" },
     seconds: { type: "string", arg: "N", help: "stop after N seconds (0: run until SIGINT or SIGTERM)", default: "0", unit: "s" },
     batch: { type: "string", arg: "N", help: "frames per send call, 1 to 512", default: "32", unit: "frames" },
-    json: { type: "boolean", help: "print the statistics as one JSON object per line" },
+    ...STATS_OPTIONS,
     ...OFFLOAD_FLAGS,
   },
   details: PORTS_HELP,
@@ -47,6 +47,7 @@ async function main(): Promise<number> {
   const count = intOption("count", values.count, 0, 0, Number.MAX_SAFE_INTEGER); // 0: unlimited
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
   const batch = intOption("batch", values.batch, 32, 1, 512);
+  const format = statsFormat(values);
 
   const ports = openPorts(sim ? ["gen"] : positionals, { sim, mac, unsafeNoIommu, simTraffic: false, ...offloadDeviceOptions(values) });
   const dev = ports.devices[0] as NicDevice;
@@ -61,7 +62,7 @@ async function main(): Promise<number> {
   }
   pool.freeBatch(all, n);
 
-  const stats = new LiveStats([dev], { json: values.json ?? false });
+  const stats = new LiveStats([dev], { format, app: "pktgen" });
   process.stderr.write(
     `pktgen: ${dev.address}: ${size}-byte frames, ${rate ? `${rate} frames/s` : "unlimited rate"}` +
       `${count ? `, ${count} frames` : ""}${sim ? ` (device model: ${sim})` : ""}\n`,
