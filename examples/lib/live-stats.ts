@@ -102,6 +102,8 @@ export interface LiveStatsOptions {
    * frees them, never blocks); called at start and for every report. Omitted: not counted.
    */
   readonly appDrops?: () => readonly number[];
+  /** The clock, in ms (default performance.now; tests step their own). */
+  readonly clock?: () => number;
 }
 
 /** Extra fields for a report: `json` into the JSON object, `text` as more lines (fwd --workers). */
@@ -120,6 +122,7 @@ export class LiveStats {
   readonly #format: StatsFormat;
   readonly #out: NodeJS.WritableStream & { isTTY?: boolean };
   readonly #appDrops: (() => readonly number[]) | null;
+  readonly #clock: () => number;
   readonly #labels: string[];
   #last: Snapshot[];
   readonly #first: Snapshot[];
@@ -134,10 +137,11 @@ export class LiveStats {
     this.#format = options.format ?? StatsFormat.text;
     this.#out = options.out ?? process.stdout;
     this.#appDrops = options.appDrops ?? null;
+    this.#clock = options.clock ?? (() => performance.now());
     this.#labels = devices.map((d, i) => portLabel(d.address, i));
     this.#first = this.#snapshot();
     this.#last = this.#first;
-    this.#startTime = this.#lastTime = performance.now();
+    this.#startTime = this.#lastTime = this.#clock();
     const info = devices.map(portInfo);
     if (this.#format === StatsFormat.json) {
       this.#out.write(JSON.stringify({ type: "start", version: STATS_SCHEMA_VERSION, time: new Date().toISOString(), ports: info }) + "\n");
@@ -149,7 +153,7 @@ export class LiveStats {
 
   /** Reads every device's counters and prints (and returns) the report since the last call. */
   print(extra?: ReportExtra): StatsReport {
-    const t = performance.now();
+    const t = this.#clock();
     const now = this.#snapshot();
     const report = this.#report("interval", this.#last, now, (t - this.#lastTime) / 1000, extra);
     this.#last = now;
@@ -160,7 +164,7 @@ export class LiveStats {
 
   /** The totals since the start, printed and returned: a report of type "totals". */
   finish(extra?: ReportExtra): StatsReport {
-    const report = this.#report("totals", this.#first, this.#snapshot(), (performance.now() - this.#startTime) / 1000, extra);
+    const report = this.#report("totals", this.#first, this.#snapshot(), (this.#clock() - this.#startTime) / 1000, extra);
     this.#drawn = 0; // the totals go below the last live block
     this.#emit(report, extra);
     return report;
@@ -261,7 +265,7 @@ export function textLines(report: StatsReport, labels: readonly string[], ringFu
       fitLine(
         totals
           ? [`${label} total ${name} ${d.packets} packets ${d.bytes} bytes`, ...drops, `avg ${formatPps(d.pps)} ${formatBitrate(d.mbit, d.wireMbit)}`]
-          : [`${label} ${name} ${rate(d)}`, ...drops],
+          : [`${label.padEnd(12)} ${name} ${rate(d)}`, ...drops],
         "    ",
       );
     lines.push(...dir("rx", p.rx, [`missed ${count(p.drops.rxMissed)}`, `rx-err ${count(p.drops.rxErrors)}`]));

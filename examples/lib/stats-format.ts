@@ -52,7 +52,7 @@ export function formatBitrate(frame: number, wire: number): string {
 export function formatCount(n: number): string {
   if (n < 1e5) return String(n);
   if (n < 1e6) return `${Math.round(n / 1e3)}k`;
-  if (n < 1e8) return `${(n / 1e6).toFixed(1)}M`;
+  if (n < 99.95e6) return `${(n / 1e6).toFixed(1)}M`;
   return `${Math.round(n / 1e6)}M`;
 }
 
