@@ -178,20 +178,22 @@ describe("LiveStats on a stub device", () => {
 
   it("prints one RX and one TX line per port within 80 columns, with the same names live and in the totals", () => {
     const c = newStats();
+    let ringFull = 0;
     const devs = [stubDevice("0000:01:00.0", c), stubDevice("vhost-user:/run/some/rather/long/path/to/a/socket", c, 0)];
-    const { stats, out, log, tick } = liveStats(devs, "text", { appDrops: () => [0, 123_456] });
+    const { stats, out, log, tick } = liveStats(devs, "text", { appDrops: () => [0, ringFull] });
     // The long address pushes the rest onto an indented second line, within 80 columns.
     expect(log.text).toMatch(/^test: port 1 vhost-user:\/run\/\S+ ixgbe\n {4}mac 02:00:00:00:82:01 link down$/m);
     for (const l of log.text.split("\n")) expect(l.length).toBeLessThanOrEqual(80);
     tick();
     // 10GbE line rate (60-byte frames in, 1514-byte frames out) and drop counts of 8 digits.
     Object.assign(c, { rxPackets: 14_880_952, rxBytes: 14_880_952 * 60, txPackets: 812_743, txBytes: 812_743 * 1514, rxMissed: 99_999_999, rxErrors: 12_345_678, txErrors: 5 });
+    ringFull = 123_456;
     stats.print();
     const live = out.text.trimEnd().split("\n");
     expect(live).toHaveLength(4); // 2 ports x rx, tx
     for (const l of live) expect(l.length).toBeLessThanOrEqual(80);
     expect(live[0]).toMatch(/^0000:01:00\.0 rx +\d+\.\d{3} Mpps +\d+ Mbit\/s \(\d+ wire\)  missed 100M  rx-err 12\.3M$/);
-    expect(live[1]).toMatch(/^0000:01:00\.0 tx +812\.7 kpps +9844 Mbit\/s \(10000 wire\)  tx-err 5$/);
+    expect(live[1]).toMatch(/^0000:01:00\.0 tx +812\.7 kpps +9844 Mbit\/s \(10000 wire\)  tx-err 5  ring-full 0$/);
     expect(live[3]).toMatch(/^port 1       tx .* Mbit\/s \(\d+ wire\)  tx-err 5  ring-full 123k$/);
     out.text = "";
     stats.finish();
