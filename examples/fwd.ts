@@ -34,10 +34,11 @@ import { isMainThread, workerData } from "node:worker_threads";
 import { FWD_WORKER, runForwardWorkers, type WorkerTotals } from "./lib/fwd-workers.ts";
 import { deviceCpus } from "../src/mem/numa.ts";
 import { onlineCores, parseCoreList } from "../src/threads/affinity.ts";
-import { LiveStats } from "./lib/live-stats.ts";
+import { LiveStats, STATS_OPTIONS, statsFormat } from "./lib/live-stats.ts";
 import { latencyReportLine, measureRx } from "./lib/latency-rx.ts";
 import { cpuMeter, IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simSource } from "./lib/poll-loop.ts";
 import { openPorts, placementLines } from "./lib/ports.ts";
+import { formatPps } from "./lib/stats-format.ts";
 import { MIN_FRAME, writeUdpFrame } from "./lib/udp-frame.ts";
 import { addFlowRules, FLOW_FLAG, OFFLOAD_FLAGS, offloadDeviceOptions, offloadLines, parseFlowRule } from "./lib/offload-options.ts";
 
@@ -48,7 +49,7 @@ const SPEC = {
   options: {
     batch: { type: "string", arg: "N", help: "frames received and sent per call, 1 to 512", default: "32", unit: "frames" },
     seconds: { type: "string", arg: "N", help: "stop after N seconds (0: run until SIGINT or SIGTERM)", default: "0", unit: "s" },
-    json: { type: "boolean", help: "print the statistics as one JSON object per line" },
+    ...STATS_OPTIONS,
     "frame-size": { type: "string", arg: "N", help: "with --sim: the size of the frames the models receive, 60 to 1514", default: "60", unit: "bytes" },
     "tx-first": { type: "boolean", help: "send one burst of 32 frames on each port first, as testpmd's --tx-first" },
     ring: { type: "string", arg: "packed|split", help: "the virtqueue layout of virtio ports", default: "packed where offered" },
@@ -93,6 +94,7 @@ async function main(): Promise<number> {
   const irq = irqModeOption(values.irq);
   if (irq !== IrqMode.poll && Number(values.workers ?? 0) > 0) throw new UsageError("--irq irq|adaptive does not go with --workers (yet)");
   const flowRules = (values.flow ?? []).map(parseFlowRule);
+  const format = statsFormat(values);
   const batch = intOption("batch", values.batch, 32, 1, 512);
   const seconds = intOption("seconds", values.seconds, 0, 0, 1e9);
   const txRetries = intOption("tx-retries", values["tx-retries"], 0, 0, 1e9);
@@ -119,7 +121,12 @@ async function main(): Promise<number> {
   // Kept until the end: the frames circulate, and come back to these pools when they are dropped.
   const queues = Math.max(1, workers);
   const txFirstPools = values["tx-first"] ? [txFirst(a, queues), txFirst(b, queues)] : [];
-  const stats = new LiveStats([a, b], { json: values.json ?? false });
+  // The frames freed because a port's TX ring was full, per port (the live lines' ring-full):
+  // a to b drops at b's TX ring, b to a at a's. --workers: from the workers' shared counters.
+  const ab = newForwardCounts();
+  const ba = newForwardCounts();
+  let workerDrops: () => readonly number[] = () => [ba.dropped, ab.dropped];
+  const stats = new LiveStats([a, b], { format, app: "fwd", appDrops: () => workerDrops() });
   process.stderr.write(
     `fwd: forwarding ${a.address} <-> ${b.address}, batch ${batch}${sim ? ` (device models: ${sim})` : ""}` +
       `${txFirstPools.length ? `, sent ${TX_FIRST_BURST} frames on each ${queues > 1 ? "queue of each " : ""}port first` : ""}${virtioRings(a, b)}\n`,
@@ -133,9 +140,8 @@ async function main(): Promise<number> {
     // --latency (docs/pktgen.md): each port's received frames pass a meter first.
     const measured = values.latency ? [measureRx(queueEnd(a)), measureRx(queueEnd(b))] : null;
     const [qa, qb] = measured ? [measured[0]!.end, measured[1]!.end] : [queueEnd(a), queueEnd(b)];
-    const counts = newForwardCounts();
     const pump = simSource((n) => ports.pump(n), batch, values["sim-pps"]);
-    const activity = () => counts.forwarded + counts.dropped;
+    const activity = () => ab.forwarded + ab.dropped + ba.forwarded + ba.dropped;
     const sources = [{ device: a, queue: 0 }, { device: b, queue: 0 }];
     // With --irq (any mode): once a second, the CPU use and the frames forwarded in that second.
     const cpu = values.irq === undefined ? null : cpuMeter();
@@ -145,21 +151,21 @@ async function main(): Promise<number> {
       stats.print();
       if (cpu === null) return;
       process.stderr.write(
-        `fwd: cpu ${cpu().toFixed(1)}% of one core, forwarded ${counts.forwarded - lastForwarded}, slept ${sleeps.parks} (${sleeps.wakeups} woken by irq)\n`,
+        `fwd: cpu ${cpu().toFixed(1)}% of one core, forwarded ${ab.forwarded + ba.forwarded - lastForwarded}, slept ${sleeps.parks} (${sleeps.wakeups} woken by irq)\n`,
       );
-      lastForwarded = counts.forwarded;
+      lastForwarded = ab.forwarded + ba.forwarded;
     };
     const run = await pollLoop(
       () => {
         pump();
-        forward(qa, qb, bufs, batch, txRetries, counts);
-        forward(qb, qa, bufs, batch, txRetries, counts);
+        forward(qa, qb, bufs, batch, txRetries, ab);
+        forward(qb, qa, bufs, batch, txRetries, ba);
         return false;
       },
       { seconds, everySecond, irq: { mode: irq, sources, activity, whileParked: sim ? pump : undefined, counts: sleeps } },
     );
     if (irq !== IrqMode.poll) process.stderr.write(`fwd: --irq ${irq}: slept ${run.parks} times, ${run.wakeups} woken by an interrupt\n`);
-    dropped = counts.dropped;
+    dropped = ab.dropped + ba.dropped;
     stats.finish();
     if (measured) for (const [i, m] of measured.entries()) process.stdout.write(latencyReportLine(ports.devices[i]!.address, m, values.json ?? false) + "\n");
   } else {
@@ -169,7 +175,10 @@ async function main(): Promise<number> {
     let totals: WorkerTotals[] = [];
     try {
       totals = await runForwardWorkers(a, b, {
-        workers, cores, batch, txRetries, seconds, everySecond: (now) => stats.print(workerRates(now)), pump: sim ? (n) => ports.pump(n) : null,
+        workers, cores, batch, txRetries, seconds, everySecond: (now) => {
+          workerDrops = () => [sum(now, (w) => w.droppedBA), sum(now, (w) => w.droppedAB)];
+          stats.print(workerRates(now));
+        }, pump: sim ? (n) => ports.pump(n) : null,
         pools: Array.from({ length: workers }, (_, i) => txFirstPools.map((byQueue) => byQueue[i]!)),
         entry: new URL(import.meta.url),
       });
@@ -178,6 +187,7 @@ async function main(): Promise<number> {
       throw e;
     }
     const elapsed = (performance.now() - started) / 1000;
+    workerDrops = () => [sum(totals, (w) => w.droppedBA), sum(totals, (w) => w.droppedAB)];
     stats.finish();
     for (const t of totals) {
       dropped += t.dropped;
@@ -205,7 +215,11 @@ function workerRates(now: readonly WorkerTotals[]): { json: Record<string, unkno
     return { worker: w.index, core: w.core, mpps: (w.forwarded - last.forwarded) / ((t - last.at) / 1000) / 1e6, dropped: w.dropped };
   });
   lastWorkers = now.map((w) => ({ forwarded: w.forwarded, at: t }));
-  return { json: { workers: rates }, text: ` | workers ${rates.map((r) => `${r.worker}: ${r.mpps.toFixed(3)} Mpps`).join(", ")}` };
+  return { json: { workers: rates }, text: `workers ${rates.map((r) => `${r.worker}: ${formatPps(r.mpps * 1e6)}`).join(", ")}` };
+}
+
+function sum(workers: readonly WorkerTotals[], f: (w: WorkerTotals) => number): number {
+  return workers.reduce((s, w) => s + f(w), 0);
 }
 
 /**

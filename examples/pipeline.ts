@@ -20,7 +20,7 @@
 import { intOption, parse, portArguments, PORTS_HELP, runMain, onStopSignal, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
 import { deviceCpus } from "../src/mem/numa.ts";
 import { onlineCores, parseCoreList } from "../src/threads/affinity.ts";
-import { LiveStats } from "./lib/live-stats.ts";
+import { LiveStats, STATS_OPTIONS, statsFormat } from "./lib/live-stats.ts";
 import { PipelineWorkers, type PipelineTotals } from "./lib/pipeline-workers.ts";
 import { openPorts, placementLines } from "./lib/ports.ts";
 
@@ -31,7 +31,7 @@ const SPEC = {
   options: {
     batch: { type: "string", arg: "N", help: "frames per receive and send call, 1 to 512", default: "32", unit: "frames" },
     seconds: { type: "string", arg: "N", help: "stop after N seconds (0: run until SIGINT or SIGTERM)", default: "0", unit: "s" },
-    json: { type: "boolean", help: "print the statistics as one JSON object per line" },
+    ...STATS_OPTIONS,
     cores: { type: "string", arg: "LIST", help: "the cores of the stages, as 0-3,8" },
     "ring-size": { type: "string", arg: "N", help: "entries of each ring between stages, a power of two", default: "1024", unit: "entries" },
     "tx-retries": { type: "string", arg: "N", help: "try N more times to send what the TX ring had no room for, before dropping it", default: "0" },
@@ -47,11 +47,14 @@ async function main(): Promise<number> {
   const ringSize = intOption("ring-size", values["ring-size"], 1024, 2, 1 << 20);
   if ((ringSize & (ringSize - 1)) !== 0) throw new UsageError(`--ring-size must be a power of two, got ${ringSize}`);
   const txRetries = intOption("tx-retries", values["tx-retries"], 0, 0, 1e9);
+  const format = statsFormat(values);
   const ports = openPorts(sim ? ["a"] : addresses, { ...device, sim, mac, unsafeNoIommu });
   const dev = ports.devices[0]!;
   let totals: PipelineTotals;
   let elapsed: number;
-  const stats = new LiveStats([dev], { json: values.json ?? false });
+  // ring-full: the process worker's frames the TX ring had no room for (its txDropped).
+  let workers: PipelineWorkers | null = null;
+  const stats = new LiveStats([dev], { format, app: "pipeline", appDrops: () => [workers?.totals().txDropped ?? 0] });
   try {
     const cores = stageCores(values.cores, dev.address, sim !== null);
     process.stderr.write(
@@ -60,7 +63,7 @@ async function main(): Promise<number> {
     );
     process.stderr.write(placementLines("pipeline", [dev]));
     const started = performance.now();
-    const pipeline = PipelineWorkers.start(dev, { batch, ringSize, txRetries, cores });
+    const pipeline = (workers = PipelineWorkers.start(dev, { batch, ringSize, txRetries, cores }));
     // --seconds (and the rate) count from when both workers run: starting one takes a moment (tsx in the worker).
     let running: number | null = null;
     let stop = false;

@@ -21,7 +21,7 @@ import { dataOf } from "../src/mem/packet.ts";
 import { intOption, parse, PORTS_HELP, runMain, shortUsage, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
 import { formatLatency, LatencyMeter } from "./lib/latency-meter.ts";
 import { hasStamp, monotonicClock, readTime, writeMagic, writeTime } from "./lib/latency-stamp.ts";
-import { LiveStats } from "./lib/live-stats.ts";
+import { LiveStats, STATS_OPTIONS, statsFormat } from "./lib/live-stats.ts";
 import { OFFLOAD_FLAGS, offloadDeviceOptions, offloadLines } from "./lib/offload-options.ts";
 import { LINKTYPE_ETHERNET, PcapFormatError, readPcap } from "./lib/pcap-reader.ts";
 import { applyTemplate, FrameTemplates, ipArg, macArg, MAX_FLOWS, sizeArg } from "./lib/pktgen-frames.ts";
@@ -69,7 +69,7 @@ const SPEC = {
       help: "receive on this port too and report loss, reordering, duplicates and (with --latency) latency of the frames coming back; with --sim a second model wired to the first (the value is then only a label)",
     },
     "sim-capture": { type: "string", arg: "FILE", help: "with --sim: write every frame the model transmits to this pcap file" },
-    json: { type: "boolean", help: "print the statistics as one JSON object per line" },
+    ...STATS_OPTIONS,
     ...OFFLOAD_FLAGS,
   },
   details: PORTS_HELP,
@@ -103,6 +103,7 @@ async function main(): Promise<number> {
   const srcPort = intOption("src-port", values["src-port"], 42, 1, 65535);
   const dstPort = intOption("dst-port", values["dst-port"], 1337, 1, 65535);
   const pcap = pcapPath === undefined ? null : loadPcap(pcapPath);
+  const format = statsFormat(values);
 
   const deviceOptions = { ...device, sim, mac, unsafeNoIommu, simTraffic: false, ...offloadDeviceOptions(values) };
   // The plain case keeps ports.ts's models; a wired pair or a capture needs pktgen's own.
@@ -134,7 +135,7 @@ async function main(): Promise<number> {
   const total = count > 0 && limit > 0 ? Math.min(count, limit) : count || limit; // 0: no limit
 
   const meter = rxDev ? new LatencyMeter() : null;
-  const stats = new LiveStats(rxDev ? [dev, rxDev] : [dev], { json: values.json ?? false });
+  const stats = new LiveStats(rxDev ? [dev, rxDev] : [dev], { format, app: "pktgen" });
   const what = pcap
     ? `${pcapPath}: ${pcap.frames.length} frames${pcapLoop === 0 ? " in a loop" : pcapLoop > 1 ? ` ${pcapLoop} times` : ""}`
     : `${sizes.kind === "fixed" ? `${size}-byte` : sizes.kind === "range" ? `${sizes.min}-${sizes.max}-byte` : `${sizes.sizes.join(",")}-byte`} frames` +

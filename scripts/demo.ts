@@ -10,7 +10,8 @@
  *   npm run demo [-- --rate 3000 --seconds 8 --legacy]
  */
 import { intOption, parseScript, runMain, type CommandSpec, type OptionSpecs } from "../examples/lib/cli.ts";
-import type { PortRates } from "../examples/lib/live-stats.ts";
+import type { PortReport, StatsReport } from "../examples/lib/live-stats.ts";
+import { formatBitrate, formatPps } from "../examples/lib/stats-format.ts";
 import { compileForGuest } from "../test/vm/compile.ts";
 import { runTrafficSession } from "../test/vm/session.ts";
 import { formatReport } from "../test/vm/traffic.ts";
@@ -52,9 +53,13 @@ async function main(): Promise<number> {
   let pending = "";
   const tty = process.stdout.isTTY;
   let drew = false;
-  const show = (ports: PortRates[]) => {
+  // The guest's fwd --json reports (docs/statistics.md), one short line per port here.
+  const show = (ports: PortReport[]) => {
     const line = ports
-      .map((p) => `${p.port} RX ${(p.rxMpps * 1e3).toFixed(2)} kpps ${p.rxMbit.toFixed(1)} Mbit/s TX ${(p.txMpps * 1e3).toFixed(2)} kpps drops ${p.rxMissed + p.rxErrors + p.txErrors}`)
+      .map((p) => {
+        const d = p.drops;
+        return `${p.port.slice(-4)} rx ${formatPps(p.rx.pps)} ${formatBitrate(p.rx.mbit, p.rx.wireMbit)} tx ${formatPps(p.tx.pps)} drops ${d.rxMissed + d.rxErrors + d.txErrors + (d.txRingFull ?? 0)}`;
+      })
       .join(" | ");
     if (tty) process.stdout.write(`\r\x1b[2K   fwd: ${line}`);
     else say(`   fwd: ${line}`);
@@ -82,7 +87,7 @@ async function main(): Promise<number> {
       while ((nl = pending.indexOf("\n")) >= 0) {
         const line = pending.slice(0, nl).trim();
         pending = pending.slice(nl + 1);
-        if (line.startsWith('{"time"')) show((JSON.parse(line) as { ports: PortRates[] }).ports);
+        if (line.startsWith('{"type":"interval"')) show((JSON.parse(line) as StatsReport).ports);
         else if (line.startsWith("fwd:")) {
           if (drew) process.stdout.write("\n");
           drew = false;

@@ -19,11 +19,11 @@ describe("examples", () => {
     const r = run(["examples/fwd.ts", "--sim", "--sim-nic", "virtio", "--seconds", "2", "--json"]);
     expect(r.status, r.stderr).toBe(0);
     const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
-    const perSecond = lines.filter((l) => l.ports);
+    const perSecond = lines.filter((l) => l.type === "interval");
     expect(perSecond.length).toBeGreaterThanOrEqual(1);
-    expect(perSecond[0].ports[0].rxMpps).toBeGreaterThan(0);
-    const totals = lines.find((l) => l.totals).totals;
-    const [a, b] = totals.map((t: { totals: Record<string, number> }) => t.totals);
+    expect(perSecond[0].ports[0].rx.pps).toBeGreaterThan(0);
+    const totals = lines.find((l) => l.type === "totals").ports;
+    const [a, b] = totals.map((p: { total: Record<string, number> }) => p.total);
     expect(a.rxPackets).toBeGreaterThan(1000);
     // What port a received, port b sent, and the other way round.
     expect(b.txPackets).toBe(a.rxPackets);
@@ -44,7 +44,7 @@ describe("examples", () => {
     const perSecond = lines.filter((l) => l.workers);
     expect(perSecond.length).toBeGreaterThanOrEqual(1);
     expect(perSecond.at(-1).workers.map((w: { worker: number; core: number }) => [w.worker, w.core])).toEqual([[0, 0], [1, 1]]);
-    const [a, b] = lines.find((l) => l.totals).totals.map((t: { totals: Record<string, number> }) => t.totals);
+    const [a, b] = lines.find((l) => l.type === "totals").ports.map((p: { total: Record<string, number> }) => p.total);
     // What the workers forwarded is what the ports sent; with what they dropped, no more than the
     // ports received (frames still in a receive ring at the stop were received but not forwarded).
     const dropped = Number(/dropped (\d+) frames for lack/.exec(r.stderr)![1]);
@@ -57,7 +57,7 @@ describe("examples", () => {
     const r = run(["examples/pipeline.ts", "--sim", "--seconds", "2", "--json"]);
     expect(r.status, r.stderr).toBe(0);
     const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
-    const port = lines.find((l) => l.totals).totals[0].totals;
+    const port = lines.find((l) => l.type === "totals").ports[0].total;
     const m = /received (\d+), sent (\d+) .*dropped (\d+) for a full ring, (\d+) not IPv4 or TTL expired, (\d+) for lack of TX descriptors/.exec(r.stderr);
     expect(m, r.stderr).not.toBeNull();
     const [received, sent, ringDropped, filtered, txDropped] = m!.slice(1).map(Number) as [number, number, number, number, number];

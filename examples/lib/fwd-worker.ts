@@ -44,6 +44,8 @@ try {
     counters[WorkerCounter.forwardedAB] = ab.forwarded;
     counters[WorkerCounter.forwardedBA] = ba.forwarded;
     counters[WorkerCounter.dropped] = ab.dropped + ba.dropped;
+    counters[WorkerCounter.droppedAB] = ab.dropped;
+    counters[WorkerCounter.droppedBA] = ba.dropped;
     counters[WorkerCounter.rounds]! += 64;
   }
   for (const q of attached) q.detach();

@@ -17,7 +17,7 @@ import { onStopSignal } from "./cli.ts";
 
 /** Each worker's counters: a 128-byte block of Float64s, so that no two workers write one cache line. */
 export const COUNTER_STRIDE = 16;
-export const WorkerCounter = { forwardedAB: 0, forwardedBA: 1, dropped: 2, rounds: 3 } as const;
+export const WorkerCounter = { forwardedAB: 0, forwardedBA: 1, dropped: 2, rounds: 3, droppedAB: 4, droppedBA: 5 } as const;
 
 export interface WorkerData {
   readonly [FWD_WORKER]: true;
@@ -63,6 +63,9 @@ export interface WorkerTotals {
   readonly core: number | null;
   readonly forwarded: number;
   readonly dropped: number;
+  /** Of `dropped`: port b's TX ring was full (forwarding a to b), port a's (b to a). */
+  readonly droppedAB: number;
+  readonly droppedBA: number;
 }
 
 /** The key in a worker's workerData that makes examples/fwd.ts run as a worker (fwd-worker.ts). */
@@ -93,6 +96,8 @@ export async function runForwardWorkers(a: NicDevice, b: NicDevice, o: ForwardWo
       core: o.cores[i] ?? null,
       forwarded: counters[i * COUNTER_STRIDE + WorkerCounter.forwardedAB]! + counters[i * COUNTER_STRIDE + WorkerCounter.forwardedBA]!,
       dropped: counters[i * COUNTER_STRIDE + WorkerCounter.dropped]!,
+      droppedAB: counters[i * COUNTER_STRIDE + WorkerCounter.droppedAB]!,
+      droppedBA: counters[i * COUNTER_STRIDE + WorkerCounter.droppedBA]!,
     }));
   const stopAll = (): void => {
     stop = true;

@@ -50,8 +50,8 @@ describe.skipIf(why !== null)("examples on vhost-user ports", () => {
     const r = await run(["examples/fwd.ts", `vhost-user:${a.socket}`, `vhost-user:${b.socket}`, "--tx-first", "--seconds", "2", "--json"]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/sent 32 frames on each port first/);
-    const totals = r.stdout.trim().split("\n").map((l) => JSON.parse(l)).find((l) => l.totals).totals;
-    const [ta, tb] = totals.map((t: { totals: Record<string, number> }) => t.totals);
+    const totals = r.stdout.trim().split("\n").map((l) => JSON.parse(l)).find((l) => l.type === "totals").ports;
+    const [ta, tb] = totals.map((p: { total: Record<string, number> }) => p.total);
     expect(ta.rxPackets).toBeGreaterThan(100);
     expect(tb.rxPackets).toBeGreaterThan(100);
     // What one port received, the other sent (give or take the frames in flight at the end).
@@ -70,8 +70,8 @@ describe.skipIf(why !== null)("examples on vhost-user ports", () => {
       expect(Number(w[2])).toBeGreaterThan(100);
       expect(Number(w[3])).toBe(0);
     }
-    const totals = r.stdout.trim().split("\n").map((l) => JSON.parse(l)).find((l) => l.totals).totals;
-    const [ta, tb] = totals.map((t: { totals: Record<string, number> }) => t.totals);
+    const totals = r.stdout.trim().split("\n").map((l) => JSON.parse(l)).find((l) => l.type === "totals").ports;
+    const [ta, tb] = totals.map((p: { total: Record<string, number> }) => p.total);
     // What one port received, the other sent (give or take the 2 x 2 x 32 frames in flight at the end).
     expect(Math.abs(tb.txPackets - ta.rxPackets)).toBeLessThanOrEqual(128);
     for (const x of [a, b]) expect((await x.stats()).violations).toEqual([]);

@@ -44,7 +44,7 @@ describe.each([
     }
     expect(t.ok).toBe(true);
     // The forwarder's own totals agree: it received and sent what crossed it.
-    expect(s.vm.commandOutput).toMatch(/0000:00:01\.0 total: RX \d+ packets/);
+    expect(s.vm.commandOutput).toMatch(/0000:00:01\.0 total rx \d+ packets/);
     expect(s.vm.commandOutput).toMatch(/dropped 0 frames for lack of TX descriptors/);
     expect(s.vm.commandOutput).toMatch(packed ? /virtio rings packed\/packed/ : /virtio rings split\/split/);
   });
@@ -103,7 +103,7 @@ describe("fwd killed in the middle of traffic", () => {
     expect(vm.commandOutput).toMatch(/reopen: 0000:00:01\.0 virtio mac 52:54:00:12:34:01/);
     expect(vm.commandOutput).toMatch(/reopen: ok/);
     // The second forwarder moved traffic again after the kill.
-    const rx = /0000:00:01\.0 total: RX (\d+) packets/.exec(vm.commandOutput);
+    const rx = /0000:00:01\.0 total rx (\d+) packets/.exec(vm.commandOutput);
     expect(rx, vm.commandOutput).not.toBeNull();
     expect(Number(rx![1])).toBeGreaterThan(100);
     expect(vm.dmarFaults, vm.dmarLines.join("\n")).toBe(0);
