@@ -81,7 +81,7 @@ describe("examples", () => {
     const r = run(["examples/pktgen.ts", "--sim", "--count", "5000", "--size", "128"]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/sent 5000 frames/);
-    expect(r.stdout).toMatch(/TX 5000 packets 640000 bytes/ /* 128-byte frames, FCS not counted */);
+    expect(r.stdout).toMatch(/total tx 5000 packets 640000 bytes/ /* 128-byte frames, FCS not counted */);
   });
 
   it("pcap --sim writes a pcap file with --count frames", () => {

@@ -108,8 +108,8 @@ describe("ixy-pktgen", { timeout: 120_000 }, () => {
     expect(us.p999).toBeGreaterThanOrEqual(us.p99);
     expect(us.max).toBeGreaterThanOrEqual(us.p999);
     expect(us.max).toBeLessThan(60e6); // under a minute: the clocks agree
-    const totals = lines.find((l) => l.totals).totals;
-    expect(totals[1].totals.rxPackets).toBe(20000);
+    const totals = lines.find((l) => l.type === "totals");
+    expect(totals.ports[1].total.rxPackets).toBe(20000);
   });
 
   it("text mode prints the latency line at the end", () => {
