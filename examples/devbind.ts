@@ -4,7 +4,7 @@
  * routes, above all the default route) unless --force, and remembers the kernel driver so that
  * --restore gives the device back.
  */
-import { type CommandSpec, type OptionSpecs, parse, runMain, shortUsage, UsageError } from "./lib/cli.ts";
+import { type CommandSpec, type OptionSpecs, parseTool, runMain, shortUsage, UsageError } from "./lib/cli.ts";
 import { bindToVfio, DEFAULT_STATE_DIR, normalizeAddress, restoreDriver } from "./lib/devbind-bind.ts";
 import { formatStatus, ipv4Addresses } from "./lib/devbind-status.ts";
 import { listPciNetDevices } from "../src/pci/sysfs-devices.ts";
@@ -32,9 +32,7 @@ const SPEC = {
 } as const satisfies CommandSpec<OptionSpecs>;
 
 function main(): number {
-  const { values, positionals, sim, mac, unsafeNoIommu } = parse(SPEC);
-  // The options every example takes are accepted by parse(); none means anything here.
-  if (sim !== null || mac !== undefined || unsafeNoIommu) throw new UsageError(`--sim, --mac and --unsafe-no-iommu are for the apps, not ixy-devbind\n${shortUsage(SPEC)}`);
+  const { values, positionals } = parseTool(SPEC);
   const modes = (["status", "bind", "restore", "unbind"] as const).filter((m) => values[m]);
   if (modes.length !== 1) throw new UsageError(`ixy-devbind takes one of --status, --bind, --restore, --unbind\n${shortUsage(SPEC)}`);
   const mode = modes[0]!;

@@ -172,6 +172,17 @@ export function parseScript<T extends OptionSpecs>(spec: CommandSpec<T>, args: r
   return parsed.values as OptionValues<T>;
 }
 
+/**
+ * A tool's options and arguments (ixy-devbind): like parseScript, with positionals, and nothing of
+ * the apps' device and port options (they would mean nothing there).
+ */
+export function parseTool<T extends OptionSpecs>(spec: CommandSpec<T>, args: readonly string[] = process.argv.slice(2)): { values: OptionValues<T>; positionals: string[] } {
+  const options = { ...spec.options, ...HELP_OPTION } as OptionSpecs;
+  const parsed = parseWith(spec, options, args, true);
+  if ((parsed.values as { help?: boolean }).help) throw new HelpRequested(formatHelp(spec, [["common options", HELP_OPTION]]));
+  return { values: parsed.values as OptionValues<T>, positionals: parsed.positionals };
+}
+
 function parseWith<T extends OptionSpecs>(spec: CommandSpec<T>, options: OptionSpecs, args: readonly string[], positionals: boolean) {
   const config: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {};
   for (const [name, o] of Object.entries(options)) {
