@@ -38,8 +38,9 @@ function alive(pid: number): boolean {
 describe("stop signals", () => {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     it(`${signal}: exit 0 with totals, also when the signal arrives three times (process group + relays)`, async () => {
-      const child = spawn(process.execPath, APP, { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
+      const child = spawn(process.execPath, APP, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
       const out = { text: "" };
+      child.stdout!.on("data", (d: Buffer) => (out.text += d.toString()));
       const end = exited(child);
       await started(child, /forwarding/, out);
       await new Promise((r) => setTimeout(r, 1500));
