@@ -59,6 +59,10 @@ dev.close();
     );
     expect(run("node", ["app.mjs"], app)).toMatch(/received [1-9]\d* sent [1-9]/);
 
+    // CommonJS: require(esm), Node 20.19+ / 22.12+ (docs/package.md).
+    writeFileSync(join(app, "app.cjs"), `const m = require("ixy.ts"); console.log(typeof m.openDevice);\n`);
+    expect(run("node", ["app.cjs"], app)).toMatch(/^function/);
+
     // TypeScript consumer: tsc against the shipped declarations, no errors (TS5097 was the bug).
     writeFileSync(
       join(app, "consumer.ts"),
