@@ -6,11 +6,9 @@
  * `--help` prints each option with its description, default and unit, under the app's installed
  * name (ixy-fwd, ixy-pktgen, ...). An option the spec does not declare is a usage error (exit 2).
  */
-import { constants } from "node:os";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { IxyError } from "../../src/errors.ts";
-import { ignoreSignal } from "../../src/sys/libc.ts";
 import { watchParent } from "./parent-watch.ts";
 import { SimKind } from "./ports.ts";
 
@@ -210,12 +208,6 @@ function installStopHandlers(): void {
   };
   process.on("SIGINT", handler);
   process.on("SIGTERM", handler);
-  // Once stopped and exiting, further copies of the stop must not turn exit 0 into a signal death.
-  process.once("exit", () => {
-    if (firstStopAt < 0) return;
-    ignoreSignal(constants.signals.SIGINT);
-    ignoreSignal(constants.signals.SIGTERM);
-  });
   // No app outlives what started it (npx killed with SIGKILL leaves its sh and the app behind).
   watchParent(() => {
     process.stderr.write(`${basename(process.argv[1] ?? "ixy")}: the parent process exited, stopping\n`);

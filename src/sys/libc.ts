@@ -71,7 +71,6 @@ export const stat_layout = { st_size: 48, SIZE: 144 } as const;
 export const WOULD_BLOCK = -1;
 
 const c = {
-  signal: libc.func("intptr_t signal(int sig, intptr_t handler)"),
   open: libc.func("int open(const char *path, int flags)"),
   close: libc.func("int close(int fd)"),
   mmap: libc.func("void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)"),
@@ -138,15 +137,6 @@ function fail(call: string, context?: string): never {
 }
 
 /** open(2); throws SyscallError. `context` prefixes the message ("0000:01:00.0: opening ..."). */
-/**
- * Sets signal `sig` (a number: os.constants.signals) to SIG_IGN in the kernel. For a process that
- * is exiting: Node takes its handlers down during teardown, and a copy of a stop signal arriving
- * then would kill the process after it already exited cleanly (seen on Node 26).
- */
-export function ignoreSignal(sig: number): void {
-  c.signal(sig, 1); // SIG_IGN
-}
-
 export function open(path: string, flags: number, context?: string): number {
   const fd = c.open(path, flags | O_CLOEXEC) as number;
   if (fd < 0) fail(`open ${path}`, context);
