@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// Package bin: runs examples/fwd.ts through tsx (installed with the repository's dev dependencies).
-import { register } from "tsx/esm/api";
-
-register();
-await import("../fwd.ts");
+// Package bin ixy-fwd: the compiled app (npm run build: dist/examples/fwd.js). Plain JavaScript, so
+// that it runs after `npm i ixy.ts` with no TypeScript loader; a new bin is this file with another
+// name plus a line in package.json's "bin".
+await import("../../dist/examples/fwd.js");

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// Package bin: runs examples/pcap.ts through tsx (installed with the repository's dev dependencies).
-import { register } from "tsx/esm/api";
-
-register();
-await import("../pcap.ts");
+// Package bin ixy-pcap: the compiled app (npm run build: dist/examples/pcap.js). Plain JavaScript, so
+// that it runs after `npm i ixy.ts` with no TypeScript loader; a new bin is this file with another
+// name plus a line in package.json's "bin".
+await import("../../dist/examples/pcap.js");

@@ -6,9 +6,11 @@
  * `--help` prints each option with its description, default and unit, under the app's installed
  * name (ixy-fwd, ixy-pktgen, ...). An option the spec does not declare is a usage error (exit 2).
  */
+import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import type { DeviceOptions } from "../../src/device.ts";
 import { IxyError } from "../../src/errors.ts";
+import { watchParent } from "./parent-watch.ts";
 import { pciAddressProblem, SimKind } from "./ports.ts";
 import { UsageError } from "./usage-error.ts";
 
@@ -270,16 +272,59 @@ function simOption(sim: boolean | undefined, nic: string | undefined): SimKind |
   throw new UsageError(`--sim-nic takes ixgbe or virtio, got ${nic}`);
 }
 
-/** Calls `stop` on the first SIGINT/SIGTERM; a second one exits at once. */
-export function onStopSignal(stop: () => void): void {
-  let stopping = false;
+/**
+ * A stop signal this soon after the first is the same stop delivered again, not a second ^C: a
+ * terminal's ^C and `timeout -s INT` signal the whole process group, and npm and tsx also relay
+ * what they receive to their child, so one stop reaches the app two or three times within
+ * milliseconds. Exiting 130 on those (as a real second ^C does) lost the totals and the exit code 0.
+ */
+const SAME_STOP_MS = 1000;
+/** After the parent is gone, how long the app gets to stop before it exits anyway. */
+const ORPHAN_EXIT_MS = 5000;
+
+const stopCallbacks = new Set<() => void>();
+let firstStopAt = -1;
+let installed = false;
+
+function stopAll(): void {
+  for (const stop of [...stopCallbacks]) stop();
+}
+
+function installStopHandlers(): void {
+  if (installed) return;
+  installed = true;
   const handler = () => {
-    if (stopping) process.exit(130);
-    stopping = true;
-    stop();
+    const now = performance.now();
+    if (firstStopAt < 0) {
+      firstStopAt = now;
+      stopAll();
+    } else if (now - firstStopAt > SAME_STOP_MS) {
+      process.exit(130); // a second ^C: the user does not want to wait for the orderly stop
+    }
   };
   process.on("SIGINT", handler);
   process.on("SIGTERM", handler);
+  // No app outlives what started it (npx killed with SIGKILL leaves its sh and the app behind).
+  watchParent(() => {
+    process.stderr.write(`${basename(process.argv[1] ?? "ixy")}: the parent process exited, stopping\n`);
+    if (firstStopAt < 0) firstStopAt = performance.now();
+    stopAll();
+    setTimeout(() => process.exit(1), ORPHAN_EXIT_MS).unref();
+  });
+}
+
+/**
+ * Calls `stop` on the first SIGINT/SIGTERM (or when the parent process exits); a second signal
+ * more than SAME_STOP_MS later exits at once with 130. The handlers are the process's, shared by
+ * every caller; the result unregisters `stop` (a loop that has ended).
+ */
+export function onStopSignal(stop: () => void): () => void {
+  installStopHandlers();
+  stopCallbacks.add(stop);
+  if (firstStopAt >= 0) stop(); // the stop came before this loop started
+  return () => {
+    stopCallbacks.delete(stop);
+  };
 }
 
 /** Runs an example's main; prints errors the way a user needs them and sets the exit code. */

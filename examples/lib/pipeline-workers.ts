@@ -22,6 +22,7 @@ import { IxyError } from "../../src/errors.ts";
 import { returnRingCapacity } from "../../src/mem/pool-returns.ts";
 import { SpscRing, type SharedRing } from "../../src/threads/spsc-ring.ts";
 import { startTsWorker } from "../../src/threads/ts-worker.ts";
+import { siblingModule } from "../../src/threads/sibling-module.ts";
 
 /** control[...]: Int32 words in a SharedArrayBuffer. */
 export const Control = { stop: 0, rxDone: 1, procDone: 2, ready: 3 } as const;
@@ -73,7 +74,8 @@ export interface PipelineTotals {
   readonly txDropped: number;
 }
 
-const ENTRY = new URL("./pipeline-worker.ts", import.meta.url);
+// pipeline-worker.ts under tsx, pipeline-worker.js compiled (the npm package).
+const ENTRY = siblingModule("pipeline-worker", import.meta.url);
 /** How long the workers get to finish after the stop word, before they are terminated. */
 const STOP_TIMEOUT_MS = 5000;
 

@@ -14,11 +14,18 @@
  */
 import { Worker, type WorkerOptions } from "node:worker_threads";
 import { BUFFER_TABLE_KEY, shareBufferTable } from "../mem/buffer-table.ts";
+import { isTypeScriptModule } from "./sibling-module.ts";
 
 // Resolved here, where tsx is a dependency (the worker's eval script has no directory of its own),
 // and as an import: the CommonJS build's register() resolves its hooks against the caller's
 // location, which an eval script does not have.
-const TSX_API = import.meta.resolve("tsx/esm/api");
+// Only for a .ts entry: the npm package (compiled, dist/) has no tsx, and resolving it at import
+// time would break every importer of the library.
+let tsxApi: string | null = null;
+function tsxApiUrl(): string {
+  tsxApi ??= import.meta.resolve("tsx/esm/api");
+  return tsxApi;
+}
 
 /**
  * A Worker running the module at `entry` (a file: URL, e.g. new URL("./w.ts", import.meta.url));
@@ -31,8 +38,8 @@ export function startTsWorker(entry: URL, options: Omit<WorkerOptions, "eval"> =
   }
   const workerData = { ...(data as object | undefined), [BUFFER_TABLE_KEY]: shareBufferTable() };
   // A JavaScript entry (a bundle, say: test/vm/compile.ts) needs no loader.
-  if (!entry.pathname.endsWith(".ts")) return new Worker(entry, { ...options, workerData });
+  if (!isTypeScriptModule(entry)) return new Worker(entry, { ...options, workerData });
   // An eval worker's script is CommonJS, but import() works there.
-  const code = `import(${JSON.stringify(TSX_API)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`;
+  const code = `import(${JSON.stringify(tsxApiUrl())}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`;
   return new Worker(code, { ...options, workerData, eval: true });
 }

@@ -16,6 +16,7 @@ import * as readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { type BackendEvent, type BackendMode, type BackendStats, fromHex, toHex } from "./control-protocol.ts";
 import { BackendProcessError } from "./errors.ts";
+import { isTypeScriptModule, siblingModule } from "../../threads/sibling-module.ts";
 
 export interface ModelBackendOptions {
   readonly socket: string;
@@ -64,7 +65,10 @@ export interface ModelBackend {
 }
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
-const MAIN = fileURLToPath(new URL("./backend-main.ts", import.meta.url));
+// backend-main.ts run through tsx in the repository, backend-main.js compiled (the npm package).
+const MAIN_URL = siblingModule("backend-main", import.meta.url);
+const MAIN = fileURLToPath(MAIN_URL);
+const LOADER = isTypeScriptModule(MAIN_URL) ? ["--import", "tsx"] : [];
 const STDERR_KEPT = 8192;
 
 interface Pending {
@@ -81,7 +85,7 @@ export function startModelBackend(options: ModelBackendOptions): ModelBackend {
   if (options.keep !== undefined) args.push("--keep", String(options.keep));
   if (options.backlog !== undefined) args.push("--backlog", String(options.backlog));
   if (options.packed === true) args.push("--packed");
-  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, ["--import", "tsx", ...args], { cwd: ROOT, stdio: "pipe" });
+  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, [...LOADER, ...args], { cwd: ROOT, stdio: "pipe" });
   const commandTimeout = options.commandTimeoutMs ?? 5000;
   const events: BackendEvent[] = [];
   const pending = new Map<number, Pending>();
