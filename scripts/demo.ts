@@ -52,18 +52,18 @@ async function main(): Promise<number> {
 
   let pending = "";
   const tty = process.stdout.isTTY;
-  let drew = false;
-  // The guest's fwd --json reports (docs/statistics.md), one short line per port here.
+  // Lines of the rates block last drawn on a terminal: the next report draws over them.
+  let drawn = 0;
+  // The guest's fwd --json reports (docs/statistics.md), one short line per port here (under 80
+  // columns, as the apps' own).
   const show = (ports: PortReport[]) => {
-    const line = ports
-      .map((p) => {
-        const d = p.drops;
-        return `${p.port.slice(-4)} rx ${formatPps(p.rx.pps)} ${formatBitrate(p.rx.mbit, p.rx.wireMbit)} tx ${formatPps(p.tx.pps)} drops ${d.rxMissed + d.rxErrors + d.txErrors + (d.txRingFull ?? 0)}`;
-      })
-      .join(" | ");
-    if (tty) process.stdout.write(`\r\x1b[2K   fwd: ${line}`);
-    else say(`   fwd: ${line}`);
-    drew = tty;
+    const lines = ports.map((p) => {
+      const d = p.drops;
+      return `   fwd ${p.port.slice(-4)} rx ${formatPps(p.rx.pps)} ${formatBitrate(p.rx.mbit, p.rx.wireMbit)} tx ${formatPps(p.tx.pps)} drops ${d.rxMissed + d.rxErrors + d.txErrors + (d.txRingFull ?? 0)}`;
+    });
+    if (tty && drawn > 0) process.stdout.write(`\x1b[${drawn}A`);
+    for (const l of lines) process.stdout.write(tty ? `\r\x1b[2K${l}\n` : `${l}\n`);
+    drawn = tty ? lines.length : 0;
   };
   const s = await runTrafficSession({
     mode,
@@ -76,8 +76,7 @@ async function main(): Promise<number> {
       durationMs: seconds * 1000,
       size: "random",
       log: (l) => {
-        if (drew) process.stdout.write("\n");
-        drew = false;
+        drawn = 0;
         say(`   ${l}`);
       },
     },
@@ -89,14 +88,12 @@ async function main(): Promise<number> {
         pending = pending.slice(nl + 1);
         if (line.startsWith('{"type":"interval"')) show((JSON.parse(line) as StatsReport).ports);
         else if (line.startsWith("fwd:")) {
-          if (drew) process.stdout.write("\n");
-          drew = false;
+          drawn = 0;
           say(`   guest ${line}`);
         }
       }
     },
   });
-  if (drew) process.stdout.write("\n");
   say(`== guest: boot to command ${s.vm.bootMs ?? "?"} ms, exit code ${s.vm.exitCode}, DMAR faults ${s.vm.dmarFaults}`);
   if (!s.traffic) {
     say(`demo failed: ${String(s.trafficError ?? s.vm.error)}`);
