@@ -50,7 +50,7 @@ describe("stop signals", () => {
       const { code, signal: killedBy } = await end;
       expect(killedBy).toBeNull();
       expect(code).toBe(0);
-      expect(out.text).toMatch(/sim:ixgbe0 total: RX [1-9]/);
+      expect(out.text).toMatch(/sim:ixgbe0 total rx [1-9]/);
     }, 90_000);
   }
 
