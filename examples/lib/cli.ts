@@ -344,5 +344,20 @@ export async function runMain(main: () => Promise<number> | number): Promise<voi
     } else {
       throw e;
     }
+  } finally {
+    await absorbStopCopies();
   }
+}
+
+/**
+ * An app stops in a few milliseconds: the copies of its stop signal that npm, tsx or the process
+ * group deliver a moment after the first would otherwise arrive while Node tears the process down,
+ * with the handlers gone, and kill it (exit by SIGINT, not 0). So the process stays, handlers in
+ * place, until STOP_COPIES_MS after the first stop signal.
+ */
+const STOP_COPIES_MS = 250;
+async function absorbStopCopies(): Promise<void> {
+  if (firstStopAt < 0) return;
+  const left = firstStopAt + STOP_COPIES_MS - performance.now();
+  if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
 }
