@@ -28,7 +28,7 @@
 import type { NicDevice } from "../src/device.ts";
 import { Mempool } from "../src/mem/mempool.ts";
 import { writeFrame } from "../src/mem/packet.ts";
-import { intOption, parse, portArguments, PORTS_HELP, runMain, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
+import { intOption, parse, portArguments, PORTS_HELP, runMain, SECONDS_OPTION, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
 import { forward, newForwardCounts, queueEnd } from "./lib/forward.ts";
 import { isMainThread, workerData } from "node:worker_threads";
 import { FWD_WORKER, runForwardWorkers, type WorkerTotals } from "./lib/fwd-workers.ts";
@@ -48,7 +48,7 @@ const SPEC = {
   usage: ["<port-a> <port-b> [options]", "--sim [--sim-nic ixgbe|virtio] [options]"],
   options: {
     batch: { type: "string", arg: "N", help: "frames received and sent per call, 1 to 512", default: "32", unit: "frames" },
-    seconds: { type: "string", arg: "N", help: "stop after N seconds (0: run until SIGINT or SIGTERM)", default: "0", unit: "s" },
+    ...SECONDS_OPTION,
     ...STATS_OPTIONS,
     "frame-size": { type: "string", arg: "N", help: "with --sim: the size of the frames the models receive, 60 to 1514", default: "60", unit: "bytes" },
     "tx-first": { type: "boolean", help: "send one burst of 32 frames on each port first, as testpmd's --tx-first" },

@@ -14,7 +14,7 @@
 import type { NicDevice } from "../src/device.ts";
 import { bufDataOffset, bufLength, bufPool, poolBytes } from "../src/mem/buffer-table.ts";
 import { freeBuffers } from "../src/mem/mempool.ts";
-import { intOption, parse, portArguments, PORTS_HELP, runMain, usageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
+import { intOption, parse, portArguments, PORTS_HELP, runMain, SECONDS_OPTION, usageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
 import { PcapWriter } from "./lib/pcap-writer.ts";
 import { IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simSource } from "./lib/poll-loop.ts";
 import { openPorts } from "./lib/ports.ts";
@@ -26,7 +26,7 @@ const SPEC = {
   usage: ["<port> <file.pcap> [options]", "--sim [--sim-nic ixgbe|virtio] <file.pcap> [options]"],
   options: {
     count: { type: "string", arg: "N", help: "stop after writing N frames (0: no limit)", default: "0", unit: "frames" },
-    seconds: { type: "string", arg: "N", help: "stop after N seconds (0: run until SIGINT or SIGTERM)", default: "0", unit: "s" },
+    ...SECONDS_OPTION,
     ...IRQ_OPTIONS,
     ...OFFLOAD_FLAGS,
   },

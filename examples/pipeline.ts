@@ -17,7 +17,7 @@
  * (a power of two); what does not fit is dropped by the receive worker. --tx-retries N: rounds
  * the process worker tries again a batch the TX ring did not take in full, as fwd's.
  */
-import { intOption, parse, portArguments, PORTS_HELP, runMain, onStopSignal, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
+import { intOption, parse, portArguments, PORTS_HELP, runMain, SECONDS_OPTION, onStopSignal, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
 import { deviceCpus } from "../src/mem/numa.ts";
 import { onlineCores, parseCoreList } from "../src/threads/affinity.ts";
 import { LiveStats, STATS_OPTIONS, statsFormat } from "./lib/live-stats.ts";
@@ -30,7 +30,7 @@ const SPEC = {
   usage: ["<port> [options]", "--sim [--sim-nic ixgbe|virtio] [options]"],
   options: {
     batch: { type: "string", arg: "N", help: "frames per receive and send call, 1 to 512", default: "32", unit: "frames" },
-    seconds: { type: "string", arg: "N", help: "stop after N seconds (0: run until SIGINT or SIGTERM)", default: "0", unit: "s" },
+    ...SECONDS_OPTION,
     ...STATS_OPTIONS,
     cores: { type: "string", arg: "LIST", help: "the cores of the stages, as 0-3,8" },
     "ring-size": { type: "string", arg: "N", help: "entries of each ring between stages, a power of two", default: "1024", unit: "entries" },

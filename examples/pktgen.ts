@@ -18,7 +18,7 @@ import type { NicDevice } from "../src/device.ts";
 import { bufDataOffset, bufLength, bufPool, poolBytes } from "../src/mem/buffer-table.ts";
 import { freeBuffers, Mempool } from "../src/mem/mempool.ts";
 import { dataOf } from "../src/mem/packet.ts";
-import { intOption, parse, PORTS_HELP, runMain, shortUsage, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
+import { intOption, parse, PORTS_HELP, runMain, SECONDS_OPTION, shortUsage, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
 import { formatLatency, LatencyMeter } from "./lib/latency-meter.ts";
 import { hasStamp, monotonicClock, readTime, writeMagic, writeTime } from "./lib/latency-stamp.ts";
 import { LiveStats, STATS_OPTIONS, statsFormat } from "./lib/live-stats.ts";
@@ -55,7 +55,7 @@ const SPEC = {
     rate: { type: "string", arg: "N", help: "frames per second (0: as fast as the port takes them)", default: "0", unit: "frames/s" },
     "rate-mbit": { type: "string", arg: "N", help: "rate in Mbit/s on the wire (frame + 24 bytes of preamble, FCS and gap, over the mean frame size); not with --rate", unit: "Mbit/s" },
     count: { type: "string", arg: "N", help: "stop after N frames (0: no limit)", default: "0", unit: "frames" },
-    seconds: { type: "string", arg: "N", help: "stop after N seconds (0: run until SIGINT or SIGTERM)", default: "0", unit: "s" },
+    ...SECONDS_OPTION,
     batch: { type: "string", arg: "N", help: "frames per send call, 1 to 512", default: "32", unit: "frames" },
     pcap: { type: "string", arg: "FILE", help: "replay the Ethernet frames of a pcap file (sizes from the file, frames shorter than 60 bytes padded, longer than 1514 skipped) instead of generating UDP frames" },
     "pcap-loop": { type: "string", arg: "N", help: "with --pcap: play the file N times (0: forever)", default: "1" },

@@ -62,6 +62,11 @@ export const HELP_OPTION = {
   help: { type: "boolean", short: "h", help: "print this help and exit" },
 } as const satisfies OptionSpecs;
 
+/** --seconds, the same in every app that runs until stopped. */
+export const SECONDS_OPTION = {
+  seconds: { type: "string", arg: "N", help: "stop after N seconds (0: run until SIGINT or SIGTERM)", default: "0", unit: "s" },
+} as const satisfies OptionSpecs;
+
 /** The options every example takes. */
 export const COMMON_OPTIONS = {
   ...HELP_OPTION,
