@@ -96,6 +96,18 @@ async function main(): Promise<number> {
       };
       setImmediate(slice);
     });
+    if (sim !== null && !stop) {
+      // The model wrote frames into the receive ring up to the last pump; before the stop word,
+      // let the receive worker take them all (pump(0): doorbells only, no new frames), so what
+      // the pipeline received is what the NIC counted. A second at most: a worker that fails
+      // has already set `stop`.
+      const accepted = ports.wires.reduce((n, w) => n + w.accepted, 0);
+      const giveUp = performance.now() + 1000;
+      while (pipeline.totals().received < accepted && performance.now() < giveUp) {
+        ports.pump(0);
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    }
     // While the workers finish, the model still takes their doorbells (but no new frames).
     totals = await pipeline.stop(() => ports.pump(0));
     elapsed = (performance.now() - (running ?? started)) / 1000;

@@ -356,4 +356,23 @@ describe("82599 model Flow Director strictness", () => {
       model.regs.onRead(F.FDIRCMD, inner);
     }
   });
+
+  it("a command whose first poll comes after the deadline is done, not a timeout (the device took microseconds)", () => {
+    // The thread loses the CPU between the FDIRCMD write and its first poll: every clock read
+    // jumps 50 ms, so the driver's first look is already past its 10 ms deadline. The real
+    // 82599 finished long before; the model must say so, or a loaded machine fails a done add.
+    const { model, dev } = openFdir(2);
+    let skew = 0;
+    const now = performance.now.bind(performance);
+    const spy = vi.spyOn(performance, "now").mockImplementation(() => now() + (skew += 50));
+    try {
+      const id = dev.addFlowRule({ proto: "udp", dst: "10.0.0.2", dstPort: 5000 }, 1);
+      expect(model.fdirFilters).toBe(1);
+      dev.removeFlowRule(id);
+      expect(model.fdirFilters).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(model.violations).toEqual([]);
+  });
 });

@@ -21,8 +21,11 @@
  *   and removes count in FDIRFSTAT, done ones in FDIRUSTAT; FDIRFREE.FREE counts the room left,
  *   FDIRLEN the longest bucket seen. REMOVE_FLOW and QUERY_REM_FILT find a filter by bucket and
  *   index; a query sets FILTER_VALID and loads the filter's fields into the field registers.
- *   A command completes on the first read of FDIRCMD after it (CMD reads back once, then 0);
- *   writing FDIRCMD or a field register while it is pending is a violation and is ignored.
+ *   A command completes on the first read of FDIRCMD after it (CMD reads back once, then 0),
+ *   or at once when that read comes DEVICE_DONE_MS or more after the write: the real device
+ *   takes microseconds, so a driver descheduled between the write and its first poll finds the
+ *   command done (the same holds for the init and INIT_DONE). Writing FDIRCMD or a field
+ *   register while a command is pending is a violation and is ignored.
  * - The masks (FDIRM, FDIRSIP4M, FDIRDIP4M, FDIRTCPM, FDIRUDPM; a 1 bit takes the bit out of
  *   the comparison; the port masks are bit-reversed) apply to every filter: writing them while
  *   the table holds filters is a violation (the filters were hashed under the old masks).
@@ -51,6 +54,8 @@ export const FDIRPORT = 0x0ee20;
 export const FDIRVLAN = 0x0ee24;
 export const FDIRHASH = 0x0ee28;
 export const FDIRCMD = 0x0ee2c;
+/** A command or init read this long after its write is done: the 82599 needs microseconds. */
+const DEVICE_DONE_MS = 1;
 export const FDIRFREE = 0x0ee38;
 export const FDIRDIP4M = 0x0ee3c;
 export const FDIRSIP4M = 0x0ee40;
@@ -191,6 +196,8 @@ export class FlowDirectorModel {
   #matchReg = 0;
   #missReg = 0;
   #commandPending = false;
+  /** performance.now() of the last command or init write: a read long after it finds the work done. */
+  #startedAt = 0;
   #clearedTable = false;
   readonly #fields: FrameFields = { flowType: 0, src: 0, dst: 0, srcPort: 0, dstPort: 0, vlan: 0, flex: 0 };
 
@@ -335,6 +342,7 @@ export class FlowDirectorModel {
     regs.onRead(FDIRCTRL, () => {
       // The init completes while the driver polls: the first read after the write still sees it running.
       const v = regs.peek32(FDIRCTRL) & ~CTRL_INIT_DONE;
+      if (this.#state === "initializing" && performance.now() - this.#startedAt >= DEVICE_DONE_MS) this.#state = "ready";
       if (this.#state === "initializing") {
         this.#state = "ready";
         return v;
@@ -347,7 +355,7 @@ export class FlowDirectorModel {
       if (this.#commandPending) {
         this.#commandPending = false;
         regs.poke32(FDIRCMD, v & ~CMD_MASK);
-        return v;
+        return performance.now() - this.#startedAt >= DEVICE_DONE_MS ? (v & ~CMD_MASK) >>> 0 : v;
       }
       return v;
     });
@@ -434,6 +442,7 @@ export class FlowDirectorModel {
       return;
     }
     this.#state = "initializing";
+    this.#startedAt = performance.now();
     this.#free = tableFilters(pballoc);
   }
 
@@ -526,5 +535,6 @@ export class FlowDirectorModel {
     }
     regs.poke32(FDIRCMD, result >>> 0);
     this.#commandPending = true;
+    this.#startedAt = performance.now();
   }
 }
