@@ -35,7 +35,7 @@ describe("fwd as an unprivileged user", () => {
       mode: "modern",
       command,
       timeoutMs: 240_000,
-      traffic: { rate: RATE, durationMs: 5000, size: "random", seed: 7 },
+      traffic: { rate: RATE, durationMs: 5000, drainMs: 5000, size: "random", seed: 7 },
     });
     const out = s.vm.commandOutput;
     expect(out).toMatch(/error: PermissionError: 0000:00:01\.0: no permission to open \/dev\/vfio\/\d+ \(VFIO group \d+, EACCES\).*chown <user> \/dev\/vfio\/\d+/);
