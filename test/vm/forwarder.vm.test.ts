@@ -25,10 +25,13 @@ const DRAIN_MS = 5000;
 
 // "modern, packed-ring": qemu's packed=on offers VIRTIO_F_RING_PACKED and fwd --ring packed takes it.
 describe.each([
-  { name: "modern", mode: "modern", packed: false, seed: 1 },
-  { name: "legacy", mode: "legacy", packed: false, seed: 2 },
-  { name: "modern, packed-ring", mode: "modern", packed: true, seed: 3 },
-] as const)("fwd on $name virtio devices", ({ mode, packed, seed }) => {
+  { name: "modern", mode: "modern", packed: false, seed: 1, rate: RATE },
+  { name: "legacy", mode: "legacy", packed: false, seed: 2, rate: RATE },
+  // Half the rate: qemu's packed virtqueue behind the emulated IOMMU is the slowest path of the
+  // testbed. At 2000/s both ways the guest once delivered only ~1650/s per direction (p50 latency
+  // 380 ms, qemu's sockets dropping the rest; fwd itself dropped nothing), while split rings keep up.
+  { name: "modern, packed-ring", mode: "modern", packed: true, seed: 3, rate: RATE / 2 },
+] as const)("fwd on $name virtio devices", ({ mode, packed, seed, rate }) => {
   it("forwards random frames in both directions without loss, byte-exact and in order", async () => {
     const s = await runTrafficSession({
       mode,
@@ -37,7 +40,7 @@ describe.each([
       // burst after it can find qemu's TX ring still full for a moment (9848/10000 once, packed).
       command: `node --enable-source-maps ${fwd} $IXY_NIC0 $IXY_NIC1 --ring ${packed ? "packed" : "split"} --tx-retries 10000${mode === "legacy" ? " --unsafe-no-iommu" : ""}`,
       timeoutMs: 180_000,
-      traffic: { rate: RATE, durationMs: 5000, drainMs: DRAIN_MS, size: "random", seed },
+      traffic: { rate, durationMs: 5000, drainMs: DRAIN_MS, size: "random", seed },
     });
     expect(s.trafficError, String(s.trafficError)).toBeUndefined();
     expect(s.vm.exitCode, s.vm.output.slice(-3000)).toBe(0); // SIGINT: clean stop, exit code 0
@@ -48,7 +51,7 @@ describe.each([
     const totals = s.vm.commandOutput.split("\n").filter((l) => / total |dropped/.test(l)).join("\n") +
       "\n" + formatReport(t);
     for (const st of t.streams) {
-      expect(st.sent).toBe(RATE * 5);
+      expect(st.sent).toBe(rate * 5);
       expect(st.received, totals).toBe(st.sent);
       expect(st.lost).toBe(0);
       expect(st.corrupted).toBe(0);
