@@ -37,8 +37,11 @@ export function describeRequest(message: Uint8Array): string {
       break;
     case R.SET_VRING_NUM:
     case R.SET_VRING_BASE:
-    case R.GET_VRING_BASE:
       payload = `queue ${u32(message, p)} ${request === R.SET_VRING_NUM ? "num" : "base"} ${u32(message, p + 4)}`;
+      break;
+    case R.GET_VRING_BASE:
+      // The request's num means nothing; the reply carries the ring's last available index.
+      payload = `queue ${u32(message, p)} (stops the ring)`;
       break;
     case R.SET_VRING_ENABLE:
       payload = `queue ${u32(message, p)} ${u32(message, p + 4) === 1 ? "enable" : "disable"}`;
