@@ -26,6 +26,7 @@
 import type { DmaAllocator } from "./mem/dma.ts";
 import type { HotPathMode } from "./drivers/specialize.ts";
 import type { SharedQueuePair } from "./drivers/queue-sharing.ts";
+import type { TraceOption } from "./pci/register-trace.ts";
 
 export interface DeviceStats {
   rxPackets: number;
@@ -225,4 +226,15 @@ export interface DeviceOptions {
    * true on a virtio device: NotSupportedError at open.
    */
   readonly flowDirector?: boolean;
+  /**
+   * Trace mode (docs/trace.md): every register access of init and of the control operations
+   * (linkSpeed, readStats, setPromisc, close, ...) printed as one line with the register's
+   * datasheet name, the value, the bits set and the datasheet or specification section of the
+   * step; virtio also decodes the status handshake and the feature negotiation, vhost-user
+   * prints its messages. true: lines to stderr, hot-path accesses (doorbells, the statistics
+   * poll) summarised as counts once a second; { sink, hotPath: "each" }: lines to `sink`, the
+   * hot path one by one too. Off by default, and then nothing is wrapped: no trace code runs.
+   * Queue pairs handed to worker threads are not traced.
+   */
+  readonly trace?: TraceOption;
 }

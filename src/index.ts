@@ -44,6 +44,20 @@ export { PhysicalDmaAllocator } from "./mem/physical-dma.ts";
 export { PciAddress } from "./pci/pci-address.ts";
 export { TypedArrayMmio, type Mmio } from "./pci/mmio.ts";
 export { TracingMmio, type RegisterAccess } from "./pci/tracing-mmio.ts";
+export {
+  driverTrace,
+  NO_TRACE,
+  RegisterTraceMmio,
+  SUMMARY_INTERVAL_MS,
+  type DriverTrace,
+  type RegisterNames,
+  type TraceOption,
+  type TraceOptions,
+  type TraceSink,
+} from "./pci/register-trace.ts";
+export { IXGBE_REGISTER_NAMES } from "./drivers/ixgbe/ixgbe-register-names.ts";
+export { commonConfigNames, deviceConfigNames, legacyRegisterNames, statusNames } from "./drivers/virtio/virtio-register-names.ts";
+export { describeRequest as describeVhostUserRequest } from "./drivers/virtio/vhost-user/message-trace.ts";
 export type { MsixVectors, PciFunction } from "./pci/pci-function.ts";
 export { InterruptWait } from "./irq/interrupt-wait.ts";
 export * from "./pci/regs.ts";

@@ -89,6 +89,11 @@ export const DEVICE_OPTIONS = {
   "tx-ring": { type: "string", arg: "N", help: "descriptors per transmit ring, a power of two (txRingSize)", default: "as --rx-ring" },
   mempool: { type: "string", arg: "N", help: "buffers per receive queue's pool, more than --rx-ring (mempoolSize)", default: "the larger of 4096 and twice --rx-ring", unit: "buffers" },
   "link-timeout": { type: "string", arg: "MS", help: "how long to wait for the link when a port opens (0: do not wait)", default: "10000", unit: "ms" },
+  trace: {
+    type: "boolean",
+    help: "print every register access of init and control operations to stderr, named, with its datasheet section; hot-path accesses as counts once a second (docs/trace.md)",
+  },
+  "trace-each": { type: "boolean", help: "as --trace, with the hot-path accesses one by one too" },
 } as const satisfies OptionSpecs;
 
 /** The DeviceOptions of DEVICE_OPTIONS' flags: only those given (the driver applies its defaults). */
@@ -98,6 +103,8 @@ function deviceOptions(values: OptionValues<typeof DEVICE_OPTIONS>): DeviceOptio
   if (values["tx-ring"] !== undefined) o.txRingSize = powerOfTwoOption("tx-ring", values["tx-ring"], 32768);
   if (values.mempool !== undefined) o.mempoolSize = intOption("mempool", values.mempool, 0, 1, 1 << 24);
   if (values["link-timeout"] !== undefined) o.linkTimeoutMs = intOption("link-timeout", values["link-timeout"], 0, 0, 86_400_000);
+  if (values["trace-each"]) o.trace = { hotPath: "each" };
+  else if (values.trace) o.trace = true;
   return o;
 }
 

@@ -30,6 +30,8 @@ import { decideIxgbeOffloads, rxBufferLayout, setupFrameSize, type IxgbeDataOffl
 import { IxgbeStats, type IxgbeHwCounters } from "./ixgbe-stats.ts";
 import { IxgbeTxQueue, TX_CLEAN_BATCH } from "./ixgbe-tx-queue.ts";
 import { IxgbeInterrupts } from "./ixgbe-interrupts.ts";
+import { IXGBE_REGISTER_NAMES } from "./ixgbe-register-names.ts";
+import { driverTrace, type DriverTrace } from "../../pci/register-trace.ts";
 import {
   IXGBE_AUTOC,
   IXGBE_AUTOC2,
@@ -197,6 +199,8 @@ export class IxgbeDevice implements NicDevice {
   /** Checksums, TSO, frame size (ixgbe-offloads.ts). */
   readonly #data: IxgbeDataOffloads;
   #closed = false;
+  /** DeviceOptions.trace (NO_TRACE when off): the steps below are announced to it. */
+  readonly #trace: DriverTrace;
 
   constructor(pci: PciFunction, dma: DmaAllocator, options: DeviceOptions) {
     const address = pci.address;
@@ -234,8 +238,10 @@ export class IxgbeDevice implements NicDevice {
     this.offloads = { ...NO_OFFLOADS, ...data };
     const layout = rxBufferLayout(data.maxFrameSize);
 
+    this.#trace = driverTrace(options.trace, address);
     pci.enableDma();
-    this.#mmio = pci.bar(0);
+    // With trace off this is BAR0 itself: the driver accesses it as if trace mode did not exist.
+    this.#mmio = this.#trace.wrap(pci.bar(0), IXGBE_REGISTER_NAMES);
     this.#fdir = options.flowDirector === true ? new IxgbeFlowDirector(this.#mmio, address, this.rxQueues) : null;
     this.#stats = new IxgbeStats(this.#mmio);
     // Every POLL_CALLS rx/txBatch calls: the counters, and whether the device is still ours (it
@@ -275,6 +281,7 @@ export class IxgbeDevice implements NicDevice {
       // Nobody gets a handle to close this device: stop it, so that it does not keep writing
       // into memory its opener is about to release, and give back the rings and pools.
       this.#abandon(dma, mark);
+      this.#trace.close();
       throw e;
     }
   }
@@ -323,6 +330,7 @@ export class IxgbeDevice implements NicDevice {
    */
   #resetDevice(settle: boolean): void {
     const mmio = this.#mmio;
+    this.#trace.step("5.2.5.3.2", "PCIe master disable");
     setFlags32(mmio, IXGBE_CTRL, IXGBE_CTRL_GIO_DIS);
     let doubleReset = false;
     try {
@@ -331,6 +339,7 @@ export class IxgbeDevice implements NicDevice {
       if (!(e instanceof DeviceTimeoutError)) throw e;
       doubleReset = true;
     }
+    this.#trace.step("4.6.3.2", doubleReset ? "global reset (twice: mastering did not stop)" : "global reset");
     for (let round = doubleReset ? 2 : 1; round > 0; round--) {
       // Keep GIO_DIS in the written value, as Linux's "ctrl |= IXGBE_READ_REG(hw, IXGBE_CTRL)" does.
       setFlags32(mmio, IXGBE_CTRL, IXGBE_CTRL_RST_MASK);
@@ -345,43 +354,57 @@ export class IxgbeDevice implements NicDevice {
     const mmio = this.#mmio;
     const wait = { timeoutMs: REGISTER_TIMEOUT_MS };
 
+    const trace = this.#trace;
     // 4.6.3.1: disable all interrupts (this driver polls).
+    trace.step("4.6.3.1", "interrupts off");
     setReg32(mmio, IXGBE_EIMC, IXGBE_IRQ_CLEAR_MASK);
     // 4.6.3.2: global reset (device and link) after a PCIe master disable, wait for the bits to
     // self-clear, let it settle (ixgbe_reset_hw_82599).
     this.#resetDevice(true);
     // 4.6.3.1: the reset re-enabled nothing, but the datasheet wants interrupts disabled again.
+    trace.step("4.6.3.1", "interrupts off after the reset");
     setReg32(mmio, IXGBE_EIMC, IXGBE_IRQ_CLEAR_MASK);
     // 4.6.3: wait for the EEPROM auto-read (it loads the MAC address and link settings)...
+    trace.step("4.6.3", "wait for the EEPROM auto-read");
     waitSetReg32(mmio, IXGBE_EEC, IXGBE_EEC_ARD, { ...wait, name: "EEC.ARD" });
     // ... and for the DMA engine's init cycle.
+    trace.step("4.6.3", "wait for the DMA init cycle");
     waitSetReg32(mmio, IXGBE_RDRXCTL, IXGBE_RDRXCTL_DMAIDONE, { ...wait, name: "RDRXCTL.DMAIDONE" });
 
     // ixgbe_get_hw_control: tell manageability firmware a driver runs the port.
+    trace.step("4.6.3", "driver loaded (Linux ixgbe_get_hw_control)");
     setFlags32(mmio, IXGBE_CTRL_EXT, IXGBE_CTRL_EXT_DRV_LOAD);
 
     // 4.6.4: link setup.
+    trace.step("4.6.4", "link setup");
     this.#setupLink();
 
     // 4.6.5: statistics registers clear on read; read them all once to start from zero.
+    trace.step("4.6.5", "clear the statistics");
     this.#stats.reset();
 
     // 4.6.7: receive initialization.
+    trace.step("4.6.7", "receive init");
     this.#initRx();
 
     // 4.6.8: transmit initialization.
+    trace.step("4.6.8", "transmit init");
     this.#initTx();
 
     // 7.3: with DeviceOptions.interrupts, MSI-X and one vector per receive queue, all masked.
     if (this.#wantInterrupts) {
+      trace.step("7.3", "MSI-X interrupts");
       this.#irq = new IxgbeInterrupts(mmio, this.#pci, this.address, this.rxQueues);
       this.offloads = { ...this.offloads, interrupts: true };
     }
 
     // 4.6.7.1 and 4.6.8.1: enable the queues, now that everything else is in place.
+    trace.step("4.6.7.1", "enable the receive queues");
     for (const queue of this.#rx) queue.start(mmio, REGISTER_TIMEOUT_MS);
     // 4.6.7: start receiving only once every queue has its descriptors.
+    trace.step("4.6.7", "receive on (RXCTRL.RXEN)");
     this.#enableRx();
+    trace.step("4.6.8.1", "enable the transmit queues");
     for (const queue of this.#tx) queue.start(mmio, REGISTER_TIMEOUT_MS);
     this.#dispatch();
 
@@ -389,7 +412,12 @@ export class IxgbeDevice implements NicDevice {
     this.setPromisc(true);
 
     // 4.6.4: the link comes up in the background; wait for it (the datasheet allows waiting last).
-    if (linkTimeoutMs > 0) this.#waitForLink(linkTimeoutMs);
+    if (linkTimeoutMs > 0) {
+      trace.step("4.6.4", "wait for the link");
+      this.#waitForLink(linkTimeoutMs);
+    }
+    // From here on, what no control operation announces is the hot path's.
+    trace.hotPath();
   }
 
   /**
@@ -458,14 +486,22 @@ export class IxgbeDevice implements NicDevice {
     // Accept broadcast frames.
     setFlags32(mmio, IXGBE_FCTRL, IXGBE_FCTRL_BAM);
     // Per queue: descriptor type, buffer size, drop policy, ring (7.1.9).
-    for (const queue of this.#rx) queue.configure(mmio);
+    for (const queue of this.#rx) {
+      this.#trace.step("7.1.9", `receive queue ${queue.index} ring`);
+      queue.configure(mmio);
+    }
     // 7.1.2.8: with several receive queues, spread flows over them (key, RETA, MRQC; ixgbe-rss.ts).
-    if (this.#rssKey !== null) setupRss(mmio, this.rxQueues, this.#rssKey);
+    if (this.#rssKey !== null) {
+      this.#trace.step("7.1.2.8", "receive-side scaling");
+      setupRss(mmio, this.rxQueues, this.#rssKey);
+    }
     // 7.1.2.7: Flow Director perfect filters, set up before receive is enabled (ixgbe-fdir.ts).
     if (this.#fdir !== null) {
+      this.#trace.step("7.1.2.7", "Flow Director");
       this.#fdir.init();
       this.offloads = { ...this.offloads, flowDirector: true };
     }
+    this.#trace.step("4.6.7", "receive init: no snoop off, relaxed ordering off");
     // Last sentence of 4.6.7: set CTRL_EXT.NS_DIS, and clear DCA_RXCTRL bit 12 (reserved, reads
     // as 1, must be written 0; Linux has no name for it).
     setFlags32(mmio, IXGBE_CTRL_EXT, IXGBE_CTRL_EXT_NS_DIS);
@@ -484,6 +520,7 @@ export class IxgbeDevice implements NicDevice {
     // 4.6.11.3.4 (no DCB, no virtualization): with the DCB arbiter disabled, give the whole
     // 160 KB packet buffer to TC 0, select 64 queues / 1 packet buffer, allow maximum-size
     // DMA read requests, then enable the arbiter again.
+    this.#trace.step("4.6.11.3.4", "transmit packet buffer, DCB off");
     setFlags32(mmio, IXGBE_RTTDCS, IXGBE_RTTDCS_ARBDIS);
     setReg32(mmio, IXGBE_TXPBSIZE(0), IXGBE_TXPBSIZE_MAX);
     for (let i = 1; i < 8; i++) setReg32(mmio, IXGBE_TXPBSIZE(i), 0);
@@ -493,10 +530,12 @@ export class IxgbeDevice implements NicDevice {
     // Per queue: ring and TXDCTL thresholds (7.2.3.4.1); no relaxed ordering of the DD
     // write-back (ixgbe_start_hw_gen2).
     for (const queue of this.#tx) {
+      this.#trace.step("7.2.3.4.1", `transmit queue ${queue.index} ring`);
       queue.configure(mmio);
       clearFlags32(mmio, IXGBE_DCA_TXCTRL_82599(queue.index), IXGBE_DCA_TXCTRL_DESC_WRO_EN);
     }
     // DMATXCTL.TE must be set before any transmit queue is enabled.
+    this.#trace.step("4.6.8", "transmit on (DMATXCTL.TE)");
     setFlags32(mmio, IXGBE_DMATXCTL, IXGBE_DMATXCTL_TE);
   }
 
@@ -570,8 +609,13 @@ export class IxgbeDevice implements NicDevice {
   readStats(into: DeviceStats): void {
     checkStatsTarget(this.address, into);
     if (!this.#closed) {
-      this.#stats.update();
-      this.#noticeReset();
+      this.#trace.enter("8.2.3.23", "statistics (readStats)");
+      try {
+        this.#stats.update();
+        this.#noticeReset();
+      } finally {
+        this.#trace.leave();
+      }
     }
     const totals = this.#stats.totals;
     let rxDropped = 0;
@@ -594,7 +638,14 @@ export class IxgbeDevice implements NicDevice {
    * totals since open; read now unless the device is closed.
    */
   hwCounters(): Readonly<IxgbeHwCounters> {
-    if (!this.#closed) this.#stats.update();
+    if (!this.#closed) {
+      this.#trace.enter("8.2.3.23", "statistics (hwCounters)");
+      try {
+        this.#stats.update();
+      } finally {
+        this.#trace.leave();
+      }
+    }
     return { ...this.#stats.hw };
   }
 
@@ -630,16 +681,27 @@ export class IxgbeDevice implements NicDevice {
   setPromisc(on: boolean): void {
     this.#checkOpen("setPromisc");
     checkPromiscArgument(this.address, on);
-    if (on) setFlags32(this.#mmio, IXGBE_FCTRL, IXGBE_FCTRL_UPE | IXGBE_FCTRL_MPE);
-    else clearFlags32(this.#mmio, IXGBE_FCTRL, IXGBE_FCTRL_UPE | IXGBE_FCTRL_MPE);
+    this.#trace.enter("8.2.3.7.1", `promiscuous mode ${on ? "on" : "off"}`);
+    try {
+      if (on) setFlags32(this.#mmio, IXGBE_FCTRL, IXGBE_FCTRL_UPE | IXGBE_FCTRL_MPE);
+      else clearFlags32(this.#mmio, IXGBE_FCTRL, IXGBE_FCTRL_UPE | IXGBE_FCTRL_MPE);
+    } finally {
+      this.#trace.leave();
+    }
   }
 
   /** 8.2.3.22.19 LINKS: link state and speed in Mbit/s (0 while down). */
   linkSpeed(): number {
     this.#checkOpen("linkSpeed");
-    this.#noticeReset();
-    if (this.#broken !== null) throw this.#broken;
-    const links = getReg32(this.#mmio, IXGBE_LINKS);
+    this.#trace.enter("8.2.3.22.19", "link status (linkSpeed)");
+    let links: number;
+    try {
+      this.#noticeReset();
+      if (this.#broken !== null) throw this.#broken;
+      links = getReg32(this.#mmio, IXGBE_LINKS);
+    } finally {
+      this.#trace.leave();
+    }
     if ((links & IXGBE_LINKS_UP) === 0) return 0;
     switch ((links & IXGBE_LINKS_SPEED_82599) >>> 0) {
       case IXGBE_LINKS_SPEED_10G_82599: return 10_000;
@@ -652,8 +714,15 @@ export class IxgbeDevice implements NicDevice {
   /** Receive address 0 (RAL(0)/RAH(0)), which the EEPROM auto-read loaded at reset. */
   macAddress(): Uint8Array {
     this.#checkOpen("macAddress");
-    const low = getReg32(this.#mmio, IXGBE_RAL(0));
-    const high = getReg32(this.#mmio, IXGBE_RAH(0));
+    this.#trace.enter("8.2.3.7", "receive address 0 (macAddress)");
+    let low: number;
+    let high: number;
+    try {
+      low = getReg32(this.#mmio, IXGBE_RAL(0));
+      high = getReg32(this.#mmio, IXGBE_RAH(0));
+    } finally {
+      this.#trace.leave();
+    }
     return Uint8Array.of(low & 0xff, (low >>> 8) & 0xff, (low >>> 16) & 0xff, low >>> 24, high & 0xff, (high >>> 8) & 0xff);
   }
 
@@ -699,30 +768,37 @@ export class IxgbeDevice implements NicDevice {
         else failure ??= e;
       }
     };
+    const trace = this.#trace;
     try {
       // Take the last counts while the registers still hold them: the reset clears them.
+      trace.step("8.2.3.23", "close: last statistics");
       this.#stats.update();
       for (const q of rx) this.#stats.totals.rxErrors += q.errors;
       for (const q of tx) this.#stats.totals.txErrors += q.errors;
       // ixgbe_disable_rx, then each receive queue (4.6.7.1: clear ENABLE, wait for it).
+      trace.step("4.6.7.1", "close: receive off, receive queues off");
       clearFlags32(mmio, IXGBE_RXCTRL, IXGBE_RXCTRL_RXEN);
     } catch (e) {
       failure = e;
     }
     for (const q of rx) queueStep(() => q.stop(mmio, REGISTER_TIMEOUT_MS));
+    trace.step("4.6.8.1", "close: transmit queues off (Linux ixgbe_disable_tx)");
     queueStep(() => this.#disableTx(tx));
     let stopped = false;
     try {
+      trace.step("4.6.3.1", "close: interrupts off, driver unloaded");
       setReg32(mmio, IXGBE_EIMC, IXGBE_IRQ_CLEAR_MASK);
       // ixgbe_release_hw_control: firmware may take the port back.
       clearFlags32(mmio, IXGBE_CTRL_EXT, IXGBE_CTRL_EXT_DRV_LOAD);
       this.#resetDevice(false);
       stopped = true;
       // The reset enabled mastering again: keep it off while the device is not ours.
+      trace.step("5.2.5.3.2", "close: PCIe master disable");
       setFlags32(mmio, IXGBE_CTRL, IXGBE_CTRL_GIO_DIS);
     } catch (e) {
       failure ??= e;
     }
+    trace.close();
     if (stopped) {
       // The device no longer reads the rings: give the frames it did not send, and the empty
       // receive buffers, back to their pools.

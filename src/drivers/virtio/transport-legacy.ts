@@ -15,6 +15,8 @@
  */
 import { DmaError, DeviceProtocolError, NotSupportedError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
+import { NO_TRACE, type DriverTrace } from "../../pci/register-trace.ts";
+import { legacyRegisterNames } from "./virtio-register-names.ts";
 import {
   BarKind,
   PCI_CAP_ID_MSIX,
@@ -55,14 +57,16 @@ export class LegacyTransport implements VirtioTransport {
   readonly kind = "legacy";
   readonly hasFeaturesOk = false;
   readonly canResizeQueues = false;
+  readonly trace: DriverTrace;
   readonly #name: string;
   readonly #io: Mmio;
   readonly #pci: PciFunction;
   #configOffset: number;
 
-  constructor(pci: PciFunction) {
+  constructor(pci: PciFunction, trace: DriverTrace = NO_TRACE) {
     this.#name = pci.address;
     this.#pci = pci;
+    this.trace = trace;
     if (pci.barKind(0) !== BarKind.io) {
       throw new NotSupportedError(
         `${pci.address}: BAR0 is not an I/O-port BAR, so the device has no legacy virtio interface ` +
@@ -73,7 +77,7 @@ export class LegacyTransport implements VirtioTransport {
     // makes the dependency explicit.
     const command = pci.config.read16(PCI_COMMAND);
     if ((command & PCI_COMMAND_IO) === 0) pci.config.write16(PCI_COMMAND, command | PCI_COMMAND_IO);
-    this.#io = pci.bar(0);
+    this.#io = trace.wrap(pci.bar(0), legacyRegisterNames(() => this.#configOffset));
     // The device configuration moves by 4 bytes while MSI-X is enabled (two vector registers).
     this.#configOffset = msixEnabled(pci) ? VIRTIO_PCI_CONFIG_OFF_MSIX : VIRTIO_PCI_CONFIG_OFF_NO_MSIX;
   }

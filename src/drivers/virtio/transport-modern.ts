@@ -15,6 +15,8 @@
 import { DeviceProtocolError, NotSupportedError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { BarKind, PCI_CAP_ID_VNDR, pciCapabilities, type PciFunction } from "../../pci/pci-function.ts";
+import { NO_TRACE, type DriverTrace, type RegisterNames } from "../../pci/register-trace.ts";
+import { commonConfigNames, deviceConfigNames, NOTIFY_NAMES } from "./virtio-register-names.ts";
 import {
   msixMissingError,
   RESET_TIMEOUT_MS,
@@ -106,6 +108,7 @@ export class ModernTransport implements VirtioTransport {
   readonly kind = "modern";
   readonly hasFeaturesOk = true;
   readonly canResizeQueues = true;
+  readonly trace: DriverTrace;
   readonly #name: string;
   readonly #pci: PciFunction;
   readonly #common: Mmio;
@@ -116,9 +119,10 @@ export class ModernTransport implements VirtioTransport {
   readonly #d: number;
   readonly #deviceLength: number;
 
-  constructor(pci: PciFunction) {
+  constructor(pci: PciFunction, trace: DriverTrace = NO_TRACE) {
     this.#name = pci.address;
     this.#pci = pci;
+    this.trace = trace;
     const caps = findVirtioCapabilities(pci);
     if (caps === null) {
       throw new NotSupportedError(
@@ -127,17 +131,18 @@ export class ModernTransport implements VirtioTransport {
       );
     }
     const { common, notify, device } = caps;
-    this.#common = this.#map(pci, "common configuration", common, VIRTIO_PCI_COMMON_CFG_MIN_SIZE, 4);
+    // Trace mode: each structure with the names of its own fields (one BAR may hold them all).
+    this.#common = this.#map(pci, "common configuration", common, VIRTIO_PCI_COMMON_CFG_MIN_SIZE, 4, commonConfigNames(common.offset));
     this.#c = common.offset;
-    this.#notifyBar = this.#map(pci, "notification area", notify, 2, 2);
+    this.#notifyBar = this.#map(pci, "notification area", notify, 2, 2, NOTIFY_NAMES);
     this.#notify = notify;
-    this.#device = device === null ? null : this.#map(pci, "device configuration", device, 0, 4);
+    this.#device = device === null ? null : this.#map(pci, "device configuration", device, 0, 4, deviceConfigNames(device.offset));
     this.#d = device?.offset ?? 0;
     this.#deviceLength = device?.length ?? 0;
   }
 
   /** Maps the BAR a structure lives in and checks the structure fits it. */
-  #map(pci: PciFunction, what: string, s: VirtioStructure, minLength: number, align: number): Mmio {
+  #map(pci: PciFunction, what: string, s: VirtioStructure, minLength: number, align: number, names: RegisterNames): Mmio {
     const bar = pci.bar(s.bar);
     if (s.length < minLength || s.offset % align !== 0 || s.offset + s.length > bar.size) {
       throw new DeviceProtocolError(
@@ -145,7 +150,7 @@ export class ModernTransport implements VirtioTransport {
           `length 0x${s.length.toString(16)}, BAR size 0x${bar.size.toString(16)})`,
       );
     }
-    return bar;
+    return this.trace.wrap(bar, names);
   }
 
   reset(): void {

@@ -9,6 +9,7 @@
 import { DeviceTimeoutError, NotSupportedError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { sleepMs } from "../../pci/regs.ts";
+import type { DriverTrace } from "../../pci/register-trace.ts";
 
 export type TransportKind = "modern" | "legacy" | "vhost-user";
 
@@ -27,6 +28,11 @@ export interface NotifyTarget {
 
 export interface VirtioTransport {
   readonly kind: TransportKind;
+  /**
+   * Trace mode (DeviceOptions.trace): the trace the transport's registers or messages go to,
+   * which the device announces its steps to as well; absent or NO_TRACE when off.
+   */
+  readonly trace?: DriverTrace;
   /** Writes 0 to the device status and waits until the device reads back 0 (it stopped DMA). */
   reset(): void;
   getStatus(): number;

@@ -8,6 +8,7 @@
  * one VFIO container), so that a buffer received on one can be sent on another; it is released
  * when the last of them closes (vhost-user/shared-memory.ts).
  */
+import { driverTrace } from "../../pci/register-trace.ts";
 import type { DeviceOptions, NicDevice } from "../../device.ts";
 import { IxyError, NotSupportedError } from "../../errors.ts";
 import type { SharedMemoryDmaAllocator } from "../../mem/shared-dma.ts";
@@ -79,7 +80,7 @@ export function createVhostUserDevice(path: string, options: VhostUserOptions = 
   const dma = acquireSharedMemory(memoryBytes);
   let transport: VhostUserTransport | null = null;
   try {
-    transport = new VhostUserTransport({ path, name, dma, timeoutMs, mac: mac?.slice() });
+    transport = new VhostUserTransport({ path, name, dma, timeoutMs, mac: mac?.slice(), trace: driverTrace(options.trace, name) });
     if (pairs > 1) checkQueuePairs(name, path, transport, pairs);
     // vhost-user cannot ask the backend for its ring sizes: 256 unless told, as qemu's and
     // DPDK's virtio-user front-ends default to (and the model backend's maximum).

@@ -21,6 +21,8 @@ import type { DmaAllocator } from "../../mem/dma.ts";
 import { Mempool } from "../../mem/mempool.ts";
 import { sleepMs } from "../../pci/regs.ts";
 import { BarKind, type PciFunction } from "../../pci/pci-function.ts";
+import { driverTrace, NO_TRACE, type DriverTrace } from "../../pci/register-trace.ts";
+import { statusNames } from "./virtio-register-names.ts";
 import { CTRL_COMMAND_AREA_SIZE, CtrlQueue } from "./ctrl-queue.ts";
 import { chooseFeatures, legacyDmaProblem } from "./features.ts";
 import { planOffloads } from "./offload-plan.ts";
@@ -41,6 +43,7 @@ import { PackedRxQueue } from "./packed-rx-queue.ts";
 import { PackedTxQueue } from "./packed-tx-queue.ts";
 import {
   describeFeatures,
+  featureShortNames,
   hasFeature,
   VIRTIO_CONFIG_S_ACKNOWLEDGE,
   VIRTIO_CONFIG_S_DRIVER,
@@ -114,7 +117,8 @@ export function createVirtioDevice(pci: PciFunction, dma: DmaAllocator, options:
       );
     }
   }
-  const driven: VirtioTransport = transport === "legacy" ? new LegacyTransport(pci) : new ModernTransport(pci);
+  const trace = driverTrace(options.trace, pci.address);
+  const driven: VirtioTransport = transport === "legacy" ? new LegacyTransport(pci, trace) : new ModernTransport(pci, trace);
   // Bus mastering only once the device is reset (the constructor's first step): a device left
   // running by an earlier driver would otherwise go on writing into that driver's rings.
   return new VirtioNetDevice(driven, pci.address, dma, options, () => pci.enableDma());
@@ -158,6 +162,8 @@ export class VirtioNetDevice implements NicDevice {
   readonly #irqWaits: InterruptWait[] = [];
   /** Why the device cannot be used any more (it needs a reset), or null. */
   #broken: DeviceProtocolError | null = null;
+  /** Trace mode: the transport's trace, which the steps below are announced to (NO_TRACE when off). */
+  readonly #trace: DriverTrace;
 
   /**
    * Initializes the device behind `transport` (any VirtioTransport: PCI modern or legacy, or
@@ -171,10 +177,13 @@ export class VirtioNetDevice implements NicDevice {
     this.dma = dma;
     this.transport = kind;
     this.#transport = transport;
+    const trace = transport.trace ?? NO_TRACE;
+    this.#trace = trace;
     // The queues' plain loads of used.idx and used.flags are correct on x86-64 only.
     requireStrongMemoryOrder(name);
 
     // §3.1.1 step 1: reset the device (and wait until it says so).
+    trace.step("3.1.1", "1. reset");
     transport.reset();
     afterReset?.();
     let status = 0;
@@ -189,6 +198,8 @@ export class VirtioNetDevice implements NicDevice {
     const mark = dma.mark?.();
     const addStatus = (bit: number): void => {
       status |= bit;
+      // vhost-user has no status register to show: say what it would hold.
+      if (kind === "vhost-user") trace.note(`device status = ${statusNames(status).join(" ")} (kept by the front-end)`);
       transport.setStatus(status);
     };
     try {
@@ -197,22 +208,28 @@ export class VirtioNetDevice implements NicDevice {
         // queue k; transmit and control queues keep NO_VECTOR (they are polled). MSI-X goes on
         // before anything reads the device configuration: on the legacy interface it moves.
         // The vectors themselves are programmed after this reset and before DRIVER_OK (§4.1.5.1.2).
+        trace.step("4.1.5.1.2", "MSI-X vectors");
         const fds = transport.enableInterrupts(pairs + 1);
         transport.setConfigVector(0);
         for (let k = 0; k < pairs; k++) this.#irqWaits.push(new InterruptWait(fds[1 + k]!, `${name} RX queue ${k} interrupt`));
       }
       // Steps 2 and 3: we noticed the device, and we know how to drive it.
+      trace.step("3.1.1", "2. ACKNOWLEDGE");
       addStatus(VIRTIO_CONFIG_S_ACKNOWLEDGE);
+      trace.step("3.1.1", "3. DRIVER");
       addStatus(VIRTIO_CONFIG_S_DRIVER);
 
       // Step 4: read the device's features, write the subset this driver implements.
+      trace.step("3.1.1", "4. feature negotiation");
       this.offeredFeatures = transport.readDeviceFeatures();
       this.features = chooseFeatures(name, this.offeredFeatures, kind, dma, options.ring, pairs, options.offloads);
+      trace.note(`features: device offers ${featureShortNames(this.offeredFeatures).join(" ")}; driver accepts ${featureShortNames(this.features).join(" ")}`);
       transport.writeDriverFeatures(this.features);
 
       // Steps 5 and 6 (modern only; §3.1.2: legacy devices have no FEATURES_OK): the device
       // accepts the features by keeping FEATURES_OK set when we read the status back.
       if (transport.hasFeaturesOk) {
+        trace.step("3.1.1", "5.-6. FEATURES_OK");
         addStatus(VIRTIO_CONFIG_S_FEATURES_OK);
         if ((transport.getStatus() & VIRTIO_CONFIG_S_FEATURES_OK) === 0) {
           throw new DeviceProtocolError(
@@ -223,6 +240,7 @@ export class VirtioNetDevice implements NicDevice {
       }
 
       // Step 7, device-specific setup (§5.1.5): virtqueues, receive buffers, MAC address.
+      trace.step("5.1.5", "7. device-specific setup");
       // §5.1.6: 12 bytes with VERSION_1 or (legacy) MRG_RXBUF's num_buffers, 10 without either.
       const mergeable = hasFeature(this.features, VIRTIO_NET_F_MRG_RXBUF);
       this.headerLength = hasFeature(this.features, VIRTIO_F_VERSION_1)
@@ -292,6 +310,8 @@ export class VirtioNetDevice implements NicDevice {
       const region = dma.allocate(cmdOffset + CTRL_COMMAND_AREA_SIZE, { align: 4096, contiguous: true });
       const cmd = region.bytes.subarray(cmdOffset, cmdOffset + CTRL_COMMAND_AREA_SIZE);
       const checkDevice = (): void => this.#checkDevice();
+      // §4.1.5.1.3 (modern) / §4.1.4.8 (legacy): each queue's rings, then enable it.
+      trace.step(kind === "legacy" ? "4.1.4.8" : kind === "modern" ? "4.1.5.1.3" : "5.1.5", "7. virtqueue setup");
       for (let k = 0; k < pairs; k++) {
         const rx = rxs[k]!;
         const tx = txs[k]!;
@@ -330,9 +350,11 @@ export class VirtioNetDevice implements NicDevice {
         const ctrlNotify = transport.activateQueue(ctrlIndex, ctrl.size, ctrlRing.addresses);
         this.#ctrl = new CtrlQueue(`${name} control queue`, ctrlRing, ctrlNotify, cmd, region.iovaOf(cmdOffset), checkDevice);
       }
+      trace.step("5.1.5", "7. MAC address (struct virtio_net_config)");
       this.#mac = this.#readMac();
 
       // Step 8: the driver is ready. Only now may it notify the device (§3.1.1).
+      trace.step("3.1.1", "8. DRIVER_OK");
       addStatus(VIRTIO_CONFIG_S_DRIVER_OK);
       if ((transport.getStatus() & VIRTIO_CONFIG_S_NEEDS_RESET) !== 0) {
         throw new DeviceProtocolError(`${name}: the device needs a reset right after DRIVER_OK (DEVICE_NEEDS_RESET)`);
@@ -347,6 +369,7 @@ export class VirtioNetDevice implements NicDevice {
       // Over vhost-user there is no control queue: the transport enabled the rings of exactly
       // these pairs (SET_VRING_ENABLE), which is what front-ends turn VQ_PAIRS_SET into.
       if (pairs > 1 && kind !== "vhost-user") {
+        trace.step("5.1.6.5.5", "VQ_PAIRS_SET");
         this.#ctrl!.command(
           VIRTIO_NET_CTRL_MQ,
           VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
@@ -372,7 +395,10 @@ export class VirtioNetDevice implements NicDevice {
           );
         }
       }
+      trace.step("5.1.4", "wait for the link (status)");
       this.#waitForLink(options.linkTimeoutMs ?? 10000);
+      // From here on, what no control operation announces is the hot path's.
+      trace.hotPath();
       if (interrupts) this.offloads = { ...this.offloads, interrupts: true };
     } catch (error) {
       // §3.1.1: tell the device we gave up, then reset it so that it stops touching our memory.
@@ -398,6 +424,7 @@ export class VirtioNetDevice implements NicDevice {
       } catch {
         // likewise
       }
+      trace.close();
       throw error;
     }
   }
@@ -527,7 +554,7 @@ export class VirtioNetDevice implements NicDevice {
     checkStatsTarget(this.address, into);
     this.#fillStats(into);
     // After the counters, so that a broken device's last totals are there when this throws.
-    if (!this.#closed) this.#checkDevice();
+    if (!this.#closed) this.#control("2.1", "device status (readStats)", () => this.#checkDevice());
   }
 
   /** The sums over all queues. */
@@ -576,14 +603,25 @@ export class VirtioNetDevice implements NicDevice {
           `filter cannot be changed`,
       );
     }
+    this.#trace.enter("5.1.6.5.1", `promiscuous mode ${on ? "on" : "off"}`);
+    try {
+      this.#setPromisc(this.#ctrl, on);
+    } finally {
+      this.#trace.leave();
+    }
+  }
+
+  #setPromisc(ctrl: CtrlQueue | PackedCtrlQueue, on: boolean): void {
     this.#checkDevice();
-    this.#ctrl.command(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, Uint8Array.of(on ? 1 : 0), `promiscuous mode ${on ? "on" : "off"}`);
+    ctrl.command(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, Uint8Array.of(on ? 1 : 0), `promiscuous mode ${on ? "on" : "off"}`);
   }
 
   linkSpeed(): number {
     this.#checkOpen("linkSpeed");
-    this.#checkDevice();
-    return this.#linkUp() ? NOMINAL_LINK_SPEED : 0;
+    return this.#control("5.1.4", "link status (linkSpeed)", () => {
+      this.#checkDevice();
+      return this.#linkUp() ? NOMINAL_LINK_SPEED : 0;
+    });
   }
 
   macAddress(): Uint8Array {
@@ -626,7 +664,9 @@ export class VirtioNetDevice implements NicDevice {
     // Parked waits end now (false); the eventfds stay open until the device is reset.
     for (const w of this.#irqWaits) w.close();
     try {
+      this.#trace.step("3.1.1", "close: reset");
       this.#transport.reset();
+      this.#trace.close();
     } catch (error) {
       if (error instanceof DeviceTimeoutError) {
         error.message += `; ${this.address}: close(): the buffers in its rings stay with the device, which may still use them; ` +
@@ -692,6 +732,16 @@ export class VirtioNetDevice implements NicDevice {
       if (this.#transport.configGeneration() === generation) return mac;
     }
     throw new DeviceProtocolError(`${this.address}: the device configuration kept changing while the MAC address was read`);
+  }
+
+  /** A control operation: its accesses are traced as `section` `what` (trace mode). */
+  #control<T>(section: string, what: string, operation: () => T): T {
+    this.#trace.enter(section, what);
+    try {
+      return operation();
+    } finally {
+      this.#trace.leave();
+    }
   }
 
   #checkOpen(what: string): void {

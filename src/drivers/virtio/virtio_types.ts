@@ -92,6 +92,18 @@ const FEATURE_NAMES: Readonly<Record<number, string>> = {
   [VIRTIO_F_ORDER_PLATFORM]: "VIRTIO_F_ORDER_PLATFORM",
 };
 
+/** The names of the feature bits set, short ("VERSION_1", "MAC"), for trace mode. */
+export function featureShortNames(features: bigint): string[] {
+  const names: string[] = [];
+  for (let bit = 0; bit < 64; bit++) {
+    if (!hasFeature(features, bit)) continue;
+    const name = FEATURE_NAMES[bit];
+    // Bit 30 is vhost-user's VHOST_USER_F_PROTOCOL_FEATURES (vhost-user/protocol.ts).
+    names.push(name === undefined ? (bit === 30 ? "PROTOCOL_FEATURES" : `bit${bit}`) : name.replace(/^VIRTIO_(NET_F|F|RING_F)_/, ""));
+  }
+  return names;
+}
+
 /** "0x130000020 (VIRTIO_NET_F_MAC, VIRTIO_F_VERSION_1, ...)" for error messages and logs. */
 export function describeFeatures(features: bigint): string {
   const names: string[] = [];

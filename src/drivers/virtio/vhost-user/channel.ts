@@ -22,6 +22,8 @@ import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLRDHUP, pollOne } from 
 import { connectUnixSocket, receiveWithFds, sendWithFds, setNonBlocking, WOULD_BLOCK } from "../../../sys/unix-socket.ts";
 import { VhostUserBackendNotFoundError, VhostUserDisconnectedError } from "./errors.ts";
 import { MessageBuffer } from "./message.ts";
+import { describeRequest } from "./message-trace.ts";
+import { NO_TRACE, type DriverTrace } from "../../../pci/register-trace.ts";
 import { HEADER_SIZE, PAYLOAD_MAX_SIZE, PayloadSize, requestName, VhostUserFlag, type VhostUserRequest } from "./protocol.ts";
 
 /** Encodes a request into the channel's buffer with the header flags given; returns its bytes. */
@@ -42,6 +44,8 @@ export class VhostUserChannel {
   #broken: IxyError | null = null;
   /** The timeout of the exchange under way (for messages). */
   #waitMs = 0;
+  /** Trace mode: every request sent is noted here (NO_TRACE when off). */
+  trace: DriverTrace = NO_TRACE;
 
   private constructor(fd: number, path: string, name: string, timeoutMs: number) {
     this.#fd = fd;
@@ -176,6 +180,7 @@ export class VhostUserChannel {
   /** Sends all of `bytes`, the fds with the first byte (unix-socket.ts: a short send is resumed). */
   #send(request: VhostUserRequest, bytes: Uint8Array, fds: readonly number[], deadline: number): void {
     const what = requestName(request);
+    if (this.trace.on) this.trace.note(describeRequest(bytes));
     let sent = 0;
     while (sent < bytes.length) {
       let n: number;

@@ -42,6 +42,7 @@ import type { SharedMemoryDmaAllocator, SharedRegion } from "../../../mem/shared
 import { close } from "../../../sys/libc.ts";
 import { createEventFd } from "../../../sys/eventfd.ts";
 import type { NotifyTarget, RingAddresses, VirtioTransport } from "../transport.ts";
+import { NO_TRACE, type DriverTrace } from "../../../pci/register-trace.ts";
 import {
   describeFeatures,
   feature,
@@ -101,6 +102,8 @@ export interface VhostUserTransportOptions {
   readonly timeoutMs: number;
   /** The MAC address to report when the backend has none to give. */
   readonly mac?: Uint8Array;
+  /** Trace mode: the messages go here (default NO_TRACE). */
+  readonly trace?: DriverTrace;
 }
 
 interface ActiveQueue {
@@ -112,6 +115,7 @@ export class VhostUserTransport implements VirtioTransport {
   readonly kind = "vhost-user";
   readonly hasFeaturesOk = true;
   readonly canResizeQueues = true;
+  readonly trace: DriverTrace;
   /** What GET_FEATURES answered. */
   readonly backendFeatures: bigint;
   /** The protocol features negotiated (0 when the backend has none). */
@@ -151,7 +155,10 @@ export class VhostUserTransport implements VirtioTransport {
     this.#dma = options.dma;
     this.#mac = options.mac ?? null;
     const channel = VhostUserChannel.connect(options.path, options.name, options.timeoutMs);
+    this.trace = options.trace ?? NO_TRACE;
+    channel.trace = this.trace;
     this.#channel = channel;
+    this.trace.step("vhost-user", "session set-up");
     try {
       // "SET_OWNER: Issued when a new connection is established."
       channel.command(R.SET_OWNER, (m, f) => m.empty(R.SET_OWNER, f));
