@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { NicDevice } from "../../src/device.ts";
+import { DeviceClosedError, QueueSharedError } from "../../src/errors.ts";
 import { freeBuffer } from "../../src/mem/mempool.ts";
 import { copyFrame } from "../../src/mem/packet.ts";
 import { RingOwner, type RingState } from "../../src/ring-state.ts";
@@ -113,10 +114,15 @@ describe("ringState on the 82599 model", () => {
     dev.close();
   });
 
-  it("refuses a queue that does not exist", () => {
+  it("refuses a queue that does not exist, a pair a worker drives, and a closed device", () => {
     const { dev } = openSimPort();
     expect(() => dev.ringState("rx", 1)).toThrow(RangeError);
+    dev.shareQueuePair(0);
+    expect(() => dev.ringState("tx", 0)).toThrow(QueueSharedError);
+    expect(dev.reclaimQueuePair(0)).toBe(true);
+    expect(dev.ringState("tx", 0).driver).toBe(512);
     dev.close();
+    expect(() => dev.ringState("rx", 0)).toThrow(DeviceClosedError);
   });
 });
 

@@ -1,4 +1,4 @@
-/** fwd --show-rings: the ring pictures once a second on stderr, beside the live statistics. */
+/** fwd and pktgen --show-rings: the ring pictures once a second on stderr, beside the live statistics. */
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 
@@ -8,7 +8,7 @@ function run(args: string[]) {
   return spawnSync(process.execPath, ["--import", "tsx", ...args], { cwd: root, encoding: "utf8", timeout: 60_000 });
 }
 
-describe("fwd --show-rings", () => {
+describe("--show-rings", () => {
   it.each(["ixgbe", "virtio"])("fwd --sim --sim-nic %s --show-rings --seconds 2 draws every RX and TX ring", (nic) => {
     const r = run(["examples/fwd.ts", "--sim", "--sim-nic", nic, "--show-rings", "--seconds", "2"]);
     expect(r.status, r.stderr).toBe(0);
@@ -21,6 +21,13 @@ describe("fwd --show-rings", () => {
     expect(rows.length).toBeGreaterThanOrEqual(4);
     for (const row of rows) expect(row.length).toBeLessThanOrEqual(80);
     expect(r.stderr).toMatch(nic === "ixgbe" ? /RDH=\d+ RDT=\d+ next=\d+ \| device \d+, done \d+, driver \d+/ : /avail\.idx=\d+ used\.idx=\d+ last_used=\d+ \|/);
+  });
+
+  it("pktgen --sim --show-rings draws its port's rings", () => {
+    const r = run(["examples/pktgen.ts", "--sim", "--show-rings", "--seconds", "2"]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^sim:ixgbe0 TX 0 \(ixgbe\): 512 descriptors, 8 per column$/m);
+    expect(r.stderr).toMatch(/^ {2}TDH=\d+ TDT=\d+ next=\d+ dd=\d+ \| device \d+, done \d+, driver \d+$/m);
   });
 
   it("refuses --show-rings with --workers (exit 2)", () => {
