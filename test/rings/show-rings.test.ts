@@ -30,6 +30,24 @@ describe("--show-rings", () => {
     expect(r.stderr).toMatch(/^ {2}TDH=\d+ TDT=\d+ next=\d+ dd=\d+ \| device \d+, done \d+, driver \d+$/m);
   });
 
+  it.each(["ixgbe", "virtio"])("examples/rings.ts --sim --sim-nic %s draws the rings after each step", (nic) => {
+    const r = run(["examples/rings.ts", "--sim", "--sim-nic", nic]);
+    expect(r.status, r.stderr).toBe(0);
+    const steps = r.stdout.split("\n== ").slice(1);
+    expect(steps).toHaveLength(5);
+    // The RX ring of step 2 (5 frames received) and the TX ring of the last step (5 sent).
+    expect(steps[1]).toMatch(/^ {2}\*{5}D{58}[D.]$/m);
+    expect(steps[1]).toMatch(/device (58|59), done 5, driver (1|0)$/m);
+    expect(steps[4]).toMatch(/^ {2}\*{5}\.{59}$/m);
+    expect(steps[4]).toMatch(/device 0, done 5, driver 59$/m);
+  });
+
+  it("examples/rings.ts without --sim is a usage error (exit 2)", () => {
+    const r = run(["examples/rings.ts"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/runs on a device model only/);
+  });
+
   it("refuses --show-rings with --workers (exit 2)", () => {
     const r = run(["examples/fwd.ts", "--sim", "--show-rings", "--workers", "2", "--seconds", "1"]);
     expect(r.status).toBe(2);
