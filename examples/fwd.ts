@@ -40,6 +40,7 @@ import { cpuMeter, IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simSource } fr
 import { openPorts, placementLines } from "./lib/ports.ts";
 import { formatPps } from "./lib/stats-format.ts";
 import { MIN_FRAME, writeUdpFrame } from "./lib/udp-frame.ts";
+import { ringPictures, SHOW_RINGS_OPTION } from "./lib/ring-picture.ts";
 import { addFlowRules, FLOW_FLAG, OFFLOAD_FLAGS, offloadDeviceOptions, offloadLines, parseFlowRule } from "./lib/offload-options.ts";
 
 const SPEC = {
@@ -50,6 +51,7 @@ const SPEC = {
     batch: { type: "string", arg: "N", help: "frames received and sent per call, 1 to 512", default: "32", unit: "frames" },
     ...SECONDS_OPTION,
     ...STATS_OPTIONS,
+    ...SHOW_RINGS_OPTION,
     "frame-size": { type: "string", arg: "N", help: "with --sim: the size of the frames the models receive, 60 to 1514", default: "60", unit: "bytes" },
     "tx-first": { type: "boolean", help: "send one burst of 32 frames on each port first, as testpmd's --tx-first" },
     ring: { type: "string", arg: "packed|split", help: "the virtqueue layout of virtio ports", default: "packed where offered" },
@@ -100,6 +102,8 @@ async function main(): Promise<number> {
   const txRetries = intOption("tx-retries", values["tx-retries"], 0, 0, 1e9);
   const workers = intOption("workers", values.workers, 0, 0, 64);
   if (values.latency && workers > 0) throw new UsageError("--latency does not go with --workers (yet)");
+  // The workers own their rings: a picture drawn here would race with their hot loops.
+  if (values["show-rings"] && workers > 0) throw new UsageError("--show-rings does not go with --workers: the rings belong to the workers");
   if (values.cores !== undefined && workers === 0) throw new UsageError("--cores goes with --workers N");
   const ring = values.ring;
   if (ring !== undefined && ring !== "packed" && ring !== "split") throw new UsageError(`--ring must be packed or split, got ${ring}`);
@@ -149,6 +153,7 @@ async function main(): Promise<number> {
     const sleeps = { parks: 0, wakeups: 0 };
     const everySecond = () => {
       stats.print();
+      if (values["show-rings"]) process.stderr.write(ringPictures([a, b]));
       if (cpu === null) return;
       process.stderr.write(
         `fwd: cpu ${cpu().toFixed(1)}% of one core, forwarded ${ab.forwarded + ba.forwarded - lastForwarded}, slept ${sleeps.parks} (${sleeps.wakeups} woken by irq)\n`,

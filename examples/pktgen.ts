@@ -22,6 +22,7 @@ import { intOption, parse, PORTS_HELP, runMain, SECONDS_OPTION, shortUsage, Usag
 import { formatLatency, LatencyMeter } from "./lib/latency-meter.ts";
 import { hasStamp, monotonicClock, readTime, writeMagic, writeTime } from "./lib/latency-stamp.ts";
 import { LiveStats, STATS_OPTIONS, statsFormat } from "./lib/live-stats.ts";
+import { ringPictures, SHOW_RINGS_OPTION } from "./lib/ring-picture.ts";
 import { OFFLOAD_FLAGS, offloadDeviceOptions, offloadLines } from "./lib/offload-options.ts";
 import { LINKTYPE_ETHERNET, PcapFormatError, readPcap } from "./lib/pcap-reader.ts";
 import { applyTemplate, FrameTemplates, ipArg, macArg, MAX_FLOWS, sizeArg } from "./lib/pktgen-frames.ts";
@@ -70,6 +71,7 @@ const SPEC = {
     },
     "sim-capture": { type: "string", arg: "FILE", help: "with --sim: write every frame the model transmits to this pcap file" },
     ...STATS_OPTIONS,
+    ...SHOW_RINGS_OPTION,
     ...OFFLOAD_FLAGS,
   },
   details: PORTS_HELP,
@@ -229,6 +231,7 @@ async function main(): Promise<number> {
     {
       seconds,
       everySecond: () => {
+        if (values["show-rings"]) process.stderr.write(ringPictures(ports.devices));
         if (meter === null) {
           stats.print();
           return;

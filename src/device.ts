@@ -27,6 +27,7 @@ import type { DmaAllocator } from "./mem/dma.ts";
 import type { HotPathMode } from "./drivers/specialize.ts";
 import type { SharedQueuePair } from "./drivers/queue-sharing.ts";
 import type { TraceOption } from "./pci/register-trace.ts";
+import type { RingState } from "./ring-state.ts";
 
 export interface DeviceStats {
   rxPackets: number;
@@ -139,6 +140,13 @@ export interface NicDevice {
   addFlowRule(match: FlowMatch, action: FlowAction): number;
   /** Removes the rule `id` returned by addFlowRule (RangeError for an id that names no rule). */
   removeFlowRule(id: number): void;
+  /**
+   * A read-only snapshot of receive ("rx") or transmit ("tx") queue `queue`'s descriptor ring:
+   * who owns each descriptor, head, tail, the driver's indices (src/ring-state.ts,
+   * docs/rings.md). For pictures once a second, not for the hot path; changes nothing.
+   * QueueSharedError for a queue pair handed to a worker thread.
+   */
+  ringState(kind: "rx" | "tx", queue: number): RingState;
   /** Stops the queues, resets the device and releases everything it holds. Idempotent. */
   close(): void;
 }

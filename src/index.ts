@@ -4,6 +4,7 @@
 export { openDevice, driverFor, devicePlacement, type DevicePlacement, type OpenOptions } from "./open-device.ts";
 export { deviceCpus, numaPlacement, parseCpuList, readNumaTopology, type NumaNode, type NumaPlacement, type NumaTopology } from "./mem/numa.ts";
 export { newStats, NO_OFFLOADS, type DeviceOffloads, type DeviceOptions, type DeviceStats, type FlowAction, type FlowMatch, type NicDevice, type OffloadOptions } from "./device.ts";
+export { RingOwner, type RingLayoutName, type RingState } from "./ring-state.ts";
 export { clearOffloadRequest, requestChecksum, requestTso, rxChecksumOf, RX_OFFLOAD, TSO_MAX_FRAME, TX_OFFLOAD, type RxChecksum } from "./mem/offload.ts";
 export { checkFrameChecksums, completeChecksums, internetChecksum, type ChecksumVerdict } from "./net/checksum.ts";
 export { segmentTcp } from "./net/tcp-segment.ts";

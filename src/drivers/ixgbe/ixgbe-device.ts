@@ -14,6 +14,7 @@
 import { PairStatus, QueueSharing, type SharedQueuePair } from "../queue-sharing.ts";
 import type { HotPathMode } from "../specialize.ts";
 import { NO_OFFLOADS, type DeviceOffloads, type DeviceOptions, type DeviceStats, type FlowAction, type FlowMatch, type NicDevice } from "../../device.ts";
+import type { RingState } from "../../ring-state.ts";
 import { DeviceClosedError, DeviceProtocolError, DeviceTimeoutError, NotSupportedError } from "../../errors.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
 import type { Mmio } from "../../pci/mmio.ts";
@@ -904,6 +905,15 @@ export class IxgbeDevice implements NicDevice {
     if (!this.#sharing.reclaim(queue)) return false;
     if (!this.#closed && this.#broken === null) this.#dispatch();
     return true;
+  }
+
+  /** NicDevice.ringState: reads the queue's ring and its head and tail registers. */
+  ringState(kind: "rx" | "tx", queue: number): RingState {
+    this.#checkOpen("ringState");
+    const count = kind === "rx" ? this.rxQueues : this.txQueues;
+    checkInteger(this.address, "ringState()'s queue", queue, 0, count - 1);
+    if (this.#sharing.isShared(queue)) this.#sharing.refuse(queue, "ringState");
+    return kind === "rx" ? this.#rx[queue]!.ringState(this.#mmio) : this.#tx[queue]!.ringState(this.#mmio);
   }
 
   /** What rxBatch/txBatch may use: every queue but those of shared pairs. */

@@ -16,7 +16,7 @@ import { bufIovaHi, bufIovaLo, bufLength, bufHome, bufPool, bufRxOffload, bufTxO
 import { rxChecksumTable } from "./ixgbe-offloads.ts";
 import { freeBuffer, Mempool } from "../../mem/mempool.ts";
 import type { Mmio } from "../../pci/mmio.ts";
-import { setFlags32, setReg32, waitClearReg32, waitSetReg32, clearFlags32 } from "../../pci/regs.ts";
+import { getReg32, setFlags32, setReg32, waitClearReg32, waitSetReg32, clearFlags32 } from "../../pci/regs.ts";
 import { specialize, type HotPathMode } from "../specialize.ts";
 import { openEnv, shareEnv } from "../../threads/shared-env.ts";
 import { SharedQueueKind, type SharedQueue } from "../queue-handoff.ts";
@@ -38,6 +38,7 @@ import {
   IXGBE_SRRCTL_DROP_EN,
 } from "./ixgbe_type.ts";
 import { sharedInt32, sharedFloat64 } from "../../mem/shared-arrays.ts";
+import { inRingRange, ringState, RingOwner, type RingState } from "../../ring-state.ts";
 
 /**
  * Receive buffer size programmed into SRRCTL.BSIZEPACKET by default: 2 KB, the mempool's entry
@@ -330,6 +331,25 @@ export class IxgbeRxQueue {
   stop(mmio: Mmio, timeoutMs: number): void {
     clearFlags32(mmio, IXGBE_RXDCTL(this.index), IXGBE_RXDCTL_ENABLE);
     waitClearReg32(mmio, IXGBE_RXDCTL(this.index), IXGBE_RXDCTL_ENABLE, { name: `RXDCTL(${this.index}).ENABLE`, timeoutMs });
+  }
+
+  /**
+   * A snapshot of the ring (src/ring-state.ts), off the hot path: reads RDH and RDT (7.1.9) and
+   * each descriptor's DD bit, changes nothing. A descriptor with DD set was written back and not
+   * yet taken by the driver (done); otherwise the device owns RDH .. RDT - 1 and the driver the
+   * rest (the one kept back at RDT, see start()).
+   */
+  ringState(mmio: Mmio): RingState {
+    const rdh = getReg32(mmio, IXGBE_RDH(this.index));
+    const rdt = getReg32(mmio, IXGBE_RDT(this.index));
+    const next = this.#state[0]! & this.#env.mask;
+    const owners = new Uint8Array(this.size);
+    for (let i = 0; i < this.size; i++) {
+      if ((this.#desc[(i << 2) + 2]! & IXGBE_RXDADV_STAT_DD) !== 0) owners[i] = RingOwner.done;
+      else owners[i] = inRingRange(i, rdh, rdt, this.size) ? RingOwner.device : RingOwner.driver;
+    }
+    return ringState({ layout: "ixgbe", kind: "rx", queue: this.index, size: this.size, owners, head: rdh, tail: rdt, next,
+      fields: { RDH: rdh, RDT: rdt, next } });
   }
 
   /** After the device was stopped: gives the buffers in the ring back to the pool. */

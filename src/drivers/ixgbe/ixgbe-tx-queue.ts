@@ -66,6 +66,7 @@ import {
   IXGBE_TXDCTL_WTHRESH_SHIFT,
 } from "./ixgbe_type.ts";
 import { sharedInt32, sharedFloat64 } from "../../mem/shared-arrays.ts";
+import { inRingRange, ringState, RingOwner, type RingState } from "../../ring-state.ts";
 
 /** The shortest frame txBatch sends; shorter ones are refused and counted in txErrors. */
 export const IXGBE_MIN_TX_LENGTH = 17;
@@ -446,6 +447,30 @@ export class IxgbeTxQueue {
   /** Waits until TXDCTL.ENABLE reads 0 after flush(). */
   waitStopped(mmio: Mmio, timeoutMs: number): void {
     waitClearReg32(mmio, IXGBE_TXDCTL(this.index), IXGBE_TXDCTL_ENABLE, { name: `TXDCTL(${this.index}).ENABLE`, timeoutMs });
+  }
+
+  /**
+   * A snapshot of the ring (src/ring-state.ts), off the hot path: reads TDH and TDT (7.2.3.3),
+   * changes nothing. The device owns TDH .. TDT - 1; what lies between the driver's next
+   * descriptor to reclaim and TDH the device has processed (done) — the driver learns that from DD
+   * on the RS descriptor ending each group of TX_CLEAN_BATCH (7.2.3.5) and reclaims the group at
+   * once. `fields.dd` counts the descriptors with DD set that the driver has not reclaimed yet.
+   */
+  ringState(mmio: Mmio): RingState {
+    const tdh = getReg32(mmio, IXGBE_TDH(this.index));
+    const tdt = getReg32(mmio, IXGBE_TDT(this.index));
+    const clean = this.#state[0]! & this.#mask;
+    const tail = this.#state[1]! & this.#mask;
+    const owners = new Uint8Array(this.size);
+    let dd = 0;
+    for (let i = 0; i < this.size; i++) {
+      if (inRingRange(i, tdh, tdt, this.size)) owners[i] = RingOwner.device;
+      else if (inRingRange(i, clean, tdh, this.size)) owners[i] = RingOwner.done;
+      else owners[i] = RingOwner.driver;
+      if (inRingRange(i, clean, tail, this.size) && (this.#desc[(i << 2) + 3]! & IXGBE_ADVTXD_STAT_DD) !== 0) dd++;
+    }
+    return ringState({ layout: "ixgbe", kind: "tx", queue: this.index, size: this.size, owners, head: tdh, tail: tdt, next: clean,
+      fields: { TDH: tdh, TDT: tdt, next: clean, dd } });
   }
 
   /** After the device was stopped: gives every buffer still in the ring back to its pool. */

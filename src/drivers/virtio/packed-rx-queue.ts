@@ -51,6 +51,8 @@ import {
   type PackedRing,
 } from "./packed-ring.ts";
 import { sharedInt32, sharedUint8, sharedFloat64 } from "../../mem/shared-arrays.ts";
+import type { RingState } from "../../ring-state.ts";
+import { packedRingState } from "./ring-snapshot.ts";
 
 /** Slots of the state array. */
 const S = { availPos: 0, availWrap: 1, usedPos: 2, usedWrap: 3, broken: 4, idle: 5, position: 6, scanPos: 7, scanWrap: 8, scanPosition: 9 } as const;
@@ -532,6 +534,13 @@ export class PackedRxQueue {
   /** Notifications off again (the state a polling receive queue keeps). */
   disarm(): void {
     this.#ring.driver16[1] = VRING_PACKED_EVENT_FLAG_DISABLE;
+  }
+
+  /** A snapshot of the ring for queue pair `queue` (ring-snapshot.ts); changes nothing. */
+  ringState(queue: number): RingState {
+    const state = this.#state;
+    return packedRingState("rx", queue, this.#ring.desc32, this.#ring.size,
+      state[S.availPos]!, state[S.availWrap]!, state[S.usedPos]!, state[S.usedWrap]!);
   }
 
   /** After the device was reset: gives every posted buffer back to the pool. */

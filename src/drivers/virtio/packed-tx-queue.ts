@@ -49,6 +49,8 @@ import {
   type PackedRing,
 } from "./packed-ring.ts";
 import { sharedInt32, sharedFloat64 } from "../../mem/shared-arrays.ts";
+import type { RingState } from "../../ring-state.ts";
+import { packedRingState } from "./ring-snapshot.ts";
 import { txOffloadHeader, type TxOffloadHeader } from "./net-offload.ts";
 import { NO_TX_OFFLOADS, tsoRefused, type TxQueueOffloads } from "./queue-offloads.ts";
 
@@ -467,6 +469,13 @@ export class PackedTxQueue {
   /** Buffer ids free for new frames (after the last reclaim). */
   get free(): number {
     return this.#state[S.free]!;
+  }
+
+  /** A snapshot of the ring for queue pair `queue` (ring-snapshot.ts); changes nothing. */
+  ringState(queue: number): RingState {
+    const state = this.#state;
+    return packedRingState("tx", queue, this.#env.desc32, this.#env.size,
+      state[S.availPos]!, state[S.availWrap]!, state[S.usedPos]!, state[S.usedWrap]!);
   }
 
   /** After the device was reset: gives every buffer still in flight back to its pool. */

@@ -17,6 +17,7 @@ import type { HotPathMode } from "../specialize.ts";
 import { DeviceClosedError, DeviceProtocolError, DeviceTimeoutError, DmaError, NotSupportedError } from "../../errors.ts";
 import { InterruptWait } from "../../irq/interrupt-wait.ts";
 import type { DeviceOffloads, DeviceOptions, DeviceStats, FlowAction, FlowMatch, NicDevice } from "../../device.ts";
+import type { RingState } from "../../ring-state.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
 import { Mempool } from "../../mem/mempool.ts";
 import { sleepMs } from "../../pci/regs.ts";
@@ -496,6 +497,14 @@ export class VirtioNetDevice implements NicDevice {
     if (!this.#sharing.reclaim(queue)) return false;
     this.#dispatch();
     return true;
+  }
+
+  /** NicDevice.ringState: queue `queue`'s receiveq or transmitq, split or packed. */
+  ringState(kind: "rx" | "tx", queue: number): RingState {
+    if (this.#closed) throw new DeviceClosedError(`${this.address}: ringState() on a closed device; open it again`);
+    checkInteger(this.address, "ringState()'s queue", queue, 0, (kind === "rx" ? this.rxQueues : this.txQueues) - 1);
+    if (this.#sharing.isShared(queue)) this.#sharing.refuse(queue, "ringState");
+    return kind === "rx" ? this.#rxs[queue]!.ringState(queue) : this.#txs[queue]!.ringState(queue);
   }
 
   /** What rxBatch/txBatch may use: every queue but those of shared pairs. */

@@ -33,6 +33,8 @@ import type { NotifyTarget } from "./transport.ts";
 import { usedIdError, usedIndexError, type VirtqueueRing } from "./virtqueue.ts";
 import { VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_F_NO_NOTIFY } from "./virtio_types.ts";
 import { sharedInt32, sharedFloat64 } from "../../mem/shared-arrays.ts";
+import type { RingState } from "../../ring-state.ts";
+import { splitRingState } from "./ring-snapshot.ts";
 
 /** Receives up to `max` frames into bufs[0 .. n); returns n. */
 export type ReceiveLoop = (bufs: Int32Array, max: number) => number;
@@ -450,6 +452,11 @@ export class RxQueue {
   /** Interrupts off again (the state a polling receive queue keeps). */
   disarm(): void {
     this.#ring.avail16[0] = VIRTQ_AVAIL_F_NO_INTERRUPT;
+  }
+
+  /** A snapshot of the ring for queue pair `queue` (ring-snapshot.ts); changes nothing. */
+  ringState(queue: number): RingState {
+    return splitRingState("rx", queue, this.#ring.avail16, this.#ring.used16, this.#state[1]!, this.#ring.size);
   }
 
   /** After the device was reset: gives every posted buffer back to the pool. */

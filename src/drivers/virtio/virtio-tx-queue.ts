@@ -40,6 +40,8 @@ import type { DeviceProtocolError } from "../../errors.ts";
 import { usedIdError, usedIndexError, type VirtqueueRing } from "./virtqueue.ts";
 import { VIRTQ_USED_F_NO_NOTIFY } from "./virtio_types.ts";
 import { sharedInt32, sharedFloat64 } from "../../mem/shared-arrays.ts";
+import type { RingState } from "../../ring-state.ts";
+import { splitRingState } from "./ring-snapshot.ts";
 import { txOffloadHeader, type TxOffloadHeader } from "./net-offload.ts";
 import { NO_TX_OFFLOADS, tsoRefused, type TxQueueOffloads } from "./queue-offloads.ts";
 
@@ -438,6 +440,12 @@ export class TxQueue {
   /** Descriptors free for new frames (after the last reclaim). */
   get free(): number {
     return this.#state[2]!;
+  }
+
+  /** A snapshot of the ring for queue pair `queue` (ring-snapshot.ts); changes nothing. */
+  ringState(queue: number): RingState {
+    const env = this.#env;
+    return splitRingState("tx", queue, env.avail16, env.used16, this.#state[1]!, env.size);
   }
 
   /** After the device was reset: gives every buffer still in flight back to its pool. */
