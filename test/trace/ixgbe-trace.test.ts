@@ -121,6 +121,16 @@ describe("ixgbe trace", () => {
     }
   });
 
+  it("leaves the ring inspector's register reads (ringState: RDH, TDH) out of the trace", () => {
+    const { dev, lines } = traced("each");
+    const start = lines.length;
+    expect(dev.ringState("rx", 0).fields).toMatchObject({ RDT: 63 });
+    expect(dev.ringState("tx", 0).fields).toMatchObject({ TDH: 0 });
+    // They are the inspector's, not steps of the driver: a student reading the trace would take them for the driver's.
+    expect(lines.slice(start).filter((l) => /RDH|RDT|TDH|TDT/.test(l))).toEqual([]);
+    dev.close();
+  });
+
   it("does not wrap BAR0 with trace off: no trace code between the driver and the registers", () => {
     const stacks = (trace: DeviceOptions["trace"]): string[] => {
       const dma = new SimDma();

@@ -170,6 +170,8 @@ export class IxgbeDevice implements NicDevice {
   /** What the device offloads (decided in the constructor). */
   offloads: DeviceOffloads = NO_OFFLOADS;
   readonly #mmio: Mmio;
+  /** BAR0 itself, never the trace wrapper: ringState reads RDH/TDH here, so an inspector's reads do not show up as the driver's. */
+  readonly #bar0: Mmio;
   /** Queue objects by index; emptied by close(), so a closed device has no valid queue. */
   #rx: IxgbeRxQueue[];
   #tx: IxgbeTxQueue[];
@@ -242,7 +244,8 @@ export class IxgbeDevice implements NicDevice {
     this.#trace = driverTrace(options.trace, address);
     pci.enableDma();
     // With trace off this is BAR0 itself: the driver accesses it as if trace mode did not exist.
-    this.#mmio = this.#trace.wrap(pci.bar(0), IXGBE_REGISTER_NAMES);
+    this.#bar0 = pci.bar(0);
+    this.#mmio = this.#trace.wrap(this.#bar0, IXGBE_REGISTER_NAMES);
     this.#fdir = options.flowDirector === true ? new IxgbeFlowDirector(this.#mmio, address, this.rxQueues) : null;
     this.#stats = new IxgbeStats(this.#mmio);
     // Every POLL_CALLS rx/txBatch calls: the counters, and whether the device is still ours (it
@@ -913,7 +916,7 @@ export class IxgbeDevice implements NicDevice {
     const count = kind === "rx" ? this.rxQueues : this.txQueues;
     checkInteger(this.address, "ringState()'s queue", queue, 0, count - 1);
     if (this.#sharing.isShared(queue)) this.#sharing.refuse(queue, "ringState");
-    return kind === "rx" ? this.#rx[queue]!.ringState(this.#mmio) : this.#tx[queue]!.ringState(this.#mmio);
+    return kind === "rx" ? this.#rx[queue]!.ringState(this.#bar0) : this.#tx[queue]!.ringState(this.#bar0);
   }
 
   /** What rxBatch/txBatch may use: every queue but those of shared pairs. */
