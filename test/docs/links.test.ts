@@ -1,4 +1,7 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { diagrams, RING, ringOwner, ringSvg } from "../../scripts/diagrams.ts";
 import {
   checkPage,
   checkRepository,
@@ -77,5 +80,23 @@ describe("the repository's documentation", () => {
   it("has no tracked file that refers to documents outside the repository", () => {
     expect(outsideReferences()).toHaveLength(4);
     expect(filesReferringOutside(repositoryRoot)).toEqual([]);
+  });
+});
+
+describe("the diagrams (scripts/diagrams.ts, npm run diagrams)", () => {
+  it("docs/img/*.svg on disk are what the script generates now", () => {
+    for (const [path, content] of Object.entries(diagrams())) {
+      const onDisk = existsSync(join(repositoryRoot, path)) ? readFileSync(join(repositoryRoot, path), "utf8") : null;
+      expect(onDisk, `${path} is stale: run npm run diagrams`).toBe(content);
+    }
+  });
+
+  it("the ring diagram's owners follow the driver's rule", () => {
+    // After rxBatch: next = 3, RDT = 2, RDH = 7.
+    expect(ringOwner(RING.next - 1)).toBe("driver-held");
+    for (let i = RING.next; i < RING.head; i++) expect(ringOwner(i)).toBe("driver-done");
+    for (let i = RING.head; i < RING.size; i++) expect(ringOwner(i)).toBe("device");
+    expect(ringOwner(0)).toBe("device");
+    expect(ringSvg()).toContain("RDH (head)");
   });
 });
