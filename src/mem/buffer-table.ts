@@ -185,6 +185,9 @@ interface Range {
   count: number;
 }
 
+// Read only on cold paths (pool registration, error messages), so not kept packed like the
+// pool arrays above: new Array(n).fill(null) leaves V8's elements kind holey, which costs a hole
+// check per access and does not matter here.
 const owners: (PoolRegistration | null)[] = new Array<PoolRegistration | null>(MAX_POOLS).fill(null);
 const ranges: (Range | null)[] = new Array<Range | null>(MAX_POOLS).fill(null);
 /** Row ranges given back, kept sorted by first row and merged with their neighbours. */

@@ -46,7 +46,7 @@ export class ReturnPath {
  * state on purpose: each thread has its own copy of this module, so each its own table.
  */
 export const poolReturns: (ReturnPath | null)[] = [];
-for (let p = 0; p < MAX_POOLS; p++) poolReturns.push(null); // packed, no holes (as in buffer-table.ts)
+for (let p = 0; p < MAX_POOLS; p++) poolReturns.push(null); // packed, no holes (as poolStacks in buffer-table.ts): read per free
 
 /**
  * From now on, this thread's frees of pool `id`'s buffers go into `ring`. attachPool(shared,

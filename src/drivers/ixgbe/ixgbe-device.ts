@@ -3,7 +3,8 @@
  * recognized and refused, see ixgbe_ids.ts): createIxgbeDevice() and the device's control path.
  * Read #init() next to the 82599 datasheet: it is the list of steps of section 4.6, each with its
  * section number, and the Linux function (ixgbe_reset_hw_82599, ...) where it follows Linux. The
- * hot paths are in ixgbe-rx-queue.ts and ixgbe-tx-queue.ts.
+ * hot paths are in ixgbe-rx-queue.ts and ixgbe-tx-queue.ts. Which datasheet revision the section
+ * numbers are from, and where to get it: docs/references.md.
  *
  * Ownership: the caller (openDevice, a test, an example) opens the PciFunction and the
  * DmaAllocator and closes them after the device. The driver enables DMA, maps BAR0, allocates
@@ -603,8 +604,10 @@ export class IxgbeDevice implements NicDevice {
   }
 
   /**
-   * Totals since the device was opened. Byte counts are the device's: they include the 4-byte
-   * Ethernet CRC of every frame (GORC/GOTC count from the destination address through the CRC).
+   * Totals since the device was opened. Byte counts are frames as the application sees them,
+   * without the 4-byte Ethernet CRC: GORC/GOTC count from the destination address through the
+   * CRC, and IxgbeStats (ixgbe-stats.ts) takes 4 bytes per packet off, so that they agree with
+   * virtio's counts.
    * rxErrors adds the frames the driver dropped to the device's error counters; txErrors counts
    * frames txBatch refused for their length (0, under 17 bytes, or over the buffer).
    * rxMissed counts both causes of drops: no descriptor (QPRDC) and a full packet buffer (MPC);

@@ -11,6 +11,7 @@
  * (a backend process behind a unix socket, sharing our memory: vhost-user-device.ts).
  *
  * Read this file top to bottom next to the specification: the constructor is the list of steps.
+ * Which specification versions the § numbers are from, and where to get them: docs/references.md.
  */
 import { PairStatus, QueueSharing, type SharedQueuePair } from "../queue-sharing.ts";
 import type { HotPathMode } from "../specialize.ts";

@@ -1,0 +1,161 @@
+/**
+ * The diagrams of docs/tour.md, drawn from data in this file: `npm run diagrams` writes
+ * docs/img/*.svg. No dependencies: the SVG is built as text. test/docs/links.test.ts checks that
+ * the files on disk are what this script makes now, so edit the data here, not the SVGs.
+ *
+ *   ixgbe-ring.svg     an ixgbe receive ring of 16 descriptors right after an rxBatch call:
+ *                      who owns each descriptor (device or driver), head (RDH), tail (RDT) and
+ *                      the driver's next index (IxgbeRxQueue's state[0]), as in ixgbe-rx-queue.ts
+ *   buffer-table.svg   a mempool's DMA region cut into entries (64-byte headroom, then data) and
+ *                      the buffer-table columns of its buffer numbers, as in mempool.ts and
+ *                      buffer-table.ts
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const FONT = `font-family="monospace" font-size="12"`;
+
+function escapeXml(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+function text(x: number, y: number, s: string, extra = ""): string {
+  return `<text x="${x}" y="${y}" ${FONT} ${extra}>${escapeXml(s)}</text>`;
+}
+
+function rect(x: number, y: number, w: number, h: number, fill: string): string {
+  return `<rect x="${x}" y="${y}" width="${w}" height="${h}" fill="${fill}" stroke="#333"/>`;
+}
+
+function svg(width: number, height: number, body: string[]): string {
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">\n` +
+    `<rect width="${width}" height="${height}" fill="#fff"/>\n` +
+    body.join("\n") +
+    "\n</svg>\n"
+  );
+}
+
+/** The receive ring after a batch: the driver has processed up to `next`, written RDT = next - 1. */
+export const RING = { size: 16, head: 7, next: 3 } as const;
+
+type Owner = "device" | "driver-done" | "driver-held";
+
+/** Who owns descriptor `i` of RING (datasheet 7.1.9; IxgbeRxQueue.start and receiveLoop). */
+export function ringOwner(i: number): Owner {
+  const { size, head, next } = RING;
+  const tail = (next - 1 + size) % size;
+  // Device: head .. tail - 1 (empty buffers waiting for frames).
+  if ((i - head + size) % size < (tail - head + size) % size) return "device";
+  // Driver: next .. head - 1 were written back by the device (DD set), not yet received.
+  if ((i - next + size) % size < (head - next + size) % size) return "driver-done";
+  return "driver-held"; // RDT itself: refilled, kept back so that RDH == RDT means "none for the device"
+}
+
+const OWNER_STYLE: Record<Owner, { fill: string; label: string }> = {
+  device: { fill: "#cfe2ff", label: "device's: a fresh buffer, waiting for a frame" },
+  "driver-done": { fill: "#d1f0d1", label: "driver's: DD set, a received frame for the next rxBatch" },
+  "driver-held": { fill: "#f5e0b8", label: "driver's: refilled, held back (RDT points here)" },
+};
+
+export function ringSvg(): string {
+  const { size, head, next } = RING;
+  const tail = (next - 1 + size) % size;
+  const w = 44;
+  const x0 = 20;
+  const y0 = 70;
+  const body: string[] = [
+    text(x0, 24, `ixgbe receive ring, ${size} descriptors, after rxBatch (datasheet 7.1.9)`, `font-weight="bold"`),
+  ];
+  for (let i = 0; i < size; i++) {
+    const owner = ringOwner(i);
+    body.push(rect(x0 + i * w, y0, w, 40, OWNER_STYLE[owner].fill));
+    body.push(text(x0 + i * w + 14, y0 + 18, String(i)));
+    body.push(text(x0 + i * w + 6, y0 + 34, owner === "driver-done" ? "DD=1" : "DD=0", `font-size="10"`));
+  }
+  const marker = (i: number, label: string, above: boolean) => {
+    const x = x0 + i * w + w / 2;
+    return above
+      ? `<line x1="${x}" y1="${y0 - 18}" x2="${x}" y2="${y0}" stroke="#333"/>` + text(x - 20, y0 - 22, label)
+      : `<line x1="${x}" y1="${y0 + 40}" x2="${x}" y2="${y0 + 58}" stroke="#333"/>` + text(x - 20, y0 + 72, label);
+  };
+  body.push(marker(head, "RDH (head)", true));
+  body.push(marker(tail, "RDT (tail)", true));
+  body.push(marker(next, "next (driver)", false));
+  let y = y0 + 100;
+  for (const owner of ["device", "driver-done", "driver-held"] as const) {
+    body.push(rect(x0, y - 11, 14, 14, OWNER_STYLE[owner].fill));
+    body.push(text(x0 + 22, y, OWNER_STYLE[owner].label));
+    y += 20;
+  }
+  body.push(text(x0, y + 6, "The device fills descriptors from RDH and moves RDH; the driver receives from next,"));
+  body.push(text(x0, y + 22, "refills each descriptor with a fresh buffer (clearing DD), and writes RDT = next - 1 once."));
+  return svg(x0 * 2 + size * w, y + 40, body);
+}
+
+/** A small mempool: entry size 2048, headroom 64 (MEMPOOL_HEADROOM), rows from `first`. */
+export const POOL = { entries: 4, entrySize: 2048, headroom: 64, first: 100, id: 2, iova: 0x1_0020_0000 } as const;
+
+export function bufferTableSvg(): string {
+  const { entries, entrySize, headroom, first, id, iova } = POOL;
+  const x0 = 20;
+  const entryW = 170;
+  const headW = 26;
+  const body: string[] = [
+    text(x0, 24, `A mempool (id ${id}): one DMA region of ${entries} x ${entrySize}-byte entries, buffers ${first}..${first + entries - 1}`, `font-weight="bold"`),
+    text(x0, 48, `region IOVA 0x${iova.toString(16)}; poolBytes[${id}] is the CPU's view of the same bytes`),
+  ];
+  const y0 = 62;
+  for (let i = 0; i < entries; i++) {
+    const x = x0 + i * entryW;
+    body.push(rect(x, y0, headW, 36, "#eeeeee"));
+    body.push(rect(x + headW, y0, entryW - headW, 36, "#d1f0d1"));
+    body.push(text(x + 3, y0 + 22, "hr", `font-size="10"`));
+    body.push(text(x + headW + 6, y0 + 22, `data of buffer ${first + i}`));
+    body.push(text(x, y0 + 52, `+${i * entrySize}`, `font-size="10"`));
+  }
+  body.push(text(x0, y0 + 70, `hr: ${headroom}-byte headroom (virtio_net_hdr goes here); data: ${entrySize - headroom} bytes (poolCapacity)`));
+  const cols = ["buffer", "bufIovaHi", "bufIovaLo", "bufDataOffset", "bufPool", "bufLength"];
+  const colW = 112;
+  const ty = y0 + 100;
+  body.push(text(x0, ty, "The buffer table: one row per buffer number, one typed array per column (buffer-table.ts)", `font-weight="bold"`));
+  cols.forEach((c, j) => {
+    body.push(rect(x0 + j * colW, ty + 10, colW, 22, "#cfe2ff"));
+    body.push(text(x0 + j * colW + 6, ty + 26, c));
+  });
+  for (let i = 0; i < entries; i++) {
+    const a = iova + i * entrySize + headroom;
+    const row = [
+      String(first + i),
+      `0x${Math.floor(a / 0x1_0000_0000).toString(16)}`,
+      `0x${(a % 0x1_0000_0000).toString(16).padStart(8, "0")}`,
+      String(i * entrySize + headroom),
+      String(id),
+      i === 1 ? "60" : "0",
+    ];
+    row.forEach((v, j) => {
+      body.push(rect(x0 + j * colW, ty + 32 + i * 22, colW, 22, "#ffffff"));
+      body.push(text(x0 + j * colW + 6, ty + 48 + i * 22, v));
+    });
+  }
+  const sy = ty + 56 + entries * 22;
+  const stack = Array.from({ length: entries }, (_, i) => first + entries - 1 - i);
+  body.push(text(x0, sy + 10, `poolStacks[${id}] (free buffers, Int32Array): [${stack.join(", ")}], poolTop[${id}] = ${entries}: alloc pops ${first}, then ${first + 1}, ...`));
+  body.push(text(x0, sy + 28, "A descriptor gets bufIovaLo/Hi[b] as they are; the CPU reaches the frame at poolBytes[bufPool[b]][bufDataOffset[b]]."));
+  return svg(860, sy + 48, body);
+}
+
+/** The files this script writes, by repository path. */
+export function diagrams(): Record<string, string> {
+  return { "docs/img/ixgbe-ring.svg": ringSvg(), "docs/img/buffer-table.svg": bufferTableSvg() };
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+  for (const [path, content] of Object.entries(diagrams())) {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), content);
+    console.log(`wrote ${path}`);
+  }
+}
