@@ -14,14 +14,14 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const FONT = `font-family="monospace" font-size="12"`;
 
 function escapeXml(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
-function text(x: number, y: number, s: string, extra = ""): string {
-  return `<text x="${x}" y="${y}" ${FONT} ${extra}>${escapeXml(s)}</text>`;
+/** A monospace label; `extra` adds attributes other than the font's (an attribute twice makes the SVG invalid XML). */
+function text(x: number, y: number, s: string, extra = "", size = 12): string {
+  return `<text x="${x}" y="${y}" font-family="monospace" font-size="${size}"${extra === "" ? "" : ` ${extra}`}>${escapeXml(s)}</text>`;
 }
 
 function rect(x: number, y: number, w: number, h: number, fill: string): string {
@@ -72,7 +72,7 @@ export function ringSvg(): string {
     const owner = ringOwner(i);
     body.push(rect(x0 + i * w, y0, w, 40, OWNER_STYLE[owner].fill));
     body.push(text(x0 + i * w + 14, y0 + 18, String(i)));
-    body.push(text(x0 + i * w + 6, y0 + 34, owner === "driver-done" ? "DD=1" : "DD=0", `font-size="10"`));
+    body.push(text(x0 + i * w + 6, y0 + 34, owner === "driver-done" ? "DD=1" : "DD=0", "", 10));
   }
   const marker = (i: number, label: string, above: boolean) => {
     const x = x0 + i * w + w / 2;
@@ -111,9 +111,9 @@ export function bufferTableSvg(): string {
     const x = x0 + i * entryW;
     body.push(rect(x, y0, headW, 36, "#eeeeee"));
     body.push(rect(x + headW, y0, entryW - headW, 36, "#d1f0d1"));
-    body.push(text(x + 3, y0 + 22, "hr", `font-size="10"`));
+    body.push(text(x + 3, y0 + 22, "hr", "", 10));
     body.push(text(x + headW + 6, y0 + 22, `data of buffer ${first + i}`));
-    body.push(text(x, y0 + 52, `+${i * entrySize}`, `font-size="10"`));
+    body.push(text(x, y0 + 52, `+${i * entrySize}`, "", 10));
   }
   body.push(text(x0, y0 + 70, `hr: ${headroom}-byte headroom (virtio_net_hdr goes here); data: ${entrySize - headroom} bytes (poolCapacity)`));
   const cols = ["buffer", "bufIovaHi", "bufIovaLo", "bufDataOffset", "bufPool", "bufLength"];

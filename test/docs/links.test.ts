@@ -91,6 +91,20 @@ describe("the diagrams (scripts/diagrams.ts, npm run diagrams)", () => {
     }
   });
 
+  it("every diagram is well-formed XML: no attribute twice in a tag, every element closed", () => {
+    for (const [path, content] of Object.entries(diagrams())) {
+      const open: string[] = [];
+      for (const m of content.matchAll(/<(\/?)([a-z]+)([^>]*?)(\/?)>/g)) {
+        const [, closing, name, attributes, selfClosing] = m;
+        const names = [...attributes!.matchAll(/([a-z:-]+)=/g)].map((a) => a[1]!);
+        expect(new Set(names).size, `${path}: <${name}${attributes}>`).toBe(names.length);
+        if (closing) expect(open.pop(), `${path}: </${name}>`).toBe(name);
+        else if (!selfClosing) open.push(name!);
+      }
+      expect(open, path).toEqual([]);
+    }
+  });
+
   it("the ring diagram's owners follow the driver's rule", () => {
     // After rxBatch: next = 3, RDT = 2, RDH = 7.
     expect(ringOwner(RING.next - 1)).toBe("driver-held");
