@@ -17,6 +17,9 @@ import { guestJsPath } from "./compile.ts";
 import { runTraffic, type TrafficReport } from "./traffic.ts";
 import { runVm } from "./vm.ts";
 
+/** Idle CPU use (% of one core) below which fwd is taken to be parked on its interrupts. */
+const IDLE_CPU_MAX_PCT = 50;
+
 const fwd = guestJsPath("examples/fwd.ts");
 const LOW_RATE = 200;
 const HIGH_RATE = 2000;
@@ -99,9 +102,12 @@ describe("fwd --irq on the testbed's virtio NICs", () => {
     expect(idle.length, vm.commandOutput.slice(-3000)).toBeGreaterThanOrEqual(2);
     expect(afterHigh.length, vm.commandOutput.slice(-3000)).toBeGreaterThanOrEqual(2);
     const idleCpuPct = median(idle);
+    // Parked, not spinning: a spinning loop shows ~100%. The guest's own figure for a parked fwd
+    // moves with the host's load under TCG (8-17% on a quiet host, 20-38% once with other tests
+    // running beside the VM), so the bound is half a core, not a measurement of the idle cost.
     if (mode !== "poll") {
-      expect(idleCpuPct).toBeLessThan(30);
-      expect(median(afterHigh), "idle CPU after the 2000 frames/s phase").toBeLessThan(30);
+      expect(idleCpuPct).toBeLessThan(IDLE_CPU_MAX_PCT);
+      expect(median(afterHigh), "idle CPU after the 2000 frames/s phase").toBeLessThan(IDLE_CPU_MAX_PCT);
     }
     const high = phases.high!;
     const lat = low.streams.map((s) => s.latencyMs!);
