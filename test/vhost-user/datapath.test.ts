@@ -222,7 +222,9 @@ describe.skipIf(noHugepages !== null).each([{ ring: "split" }, { ring: "packed" 
   });
 
   it("a backend killed mid-run: the next control call is a VhostUserDisconnectedError, close() returns, nothing leaks", async () => {
-    const fds = openFds();
+    // The tests before may still be closing fds of theirs (a killed backend's pipes): count once
+    // the count holds still, so that one of theirs closing later does not look like ours missing.
+    const fds = await settledFds();
     const b = startModelBackend({ socket: socketPath(), mode: "loopback", packed });
     running.push(b); // for the clean-up only: it is dead by then
     await b.ready;
@@ -240,6 +242,20 @@ describe.skipIf(noHugepages !== null).each([{ ring: "split" }, { ring: "packed" 
     const t0 = performance.now();
     dev.close();
     expect(performance.now() - t0).toBeLessThan(500);
-    expect(openFds()).toBe(fds);
+    // Nothing of ours is left open (a leak is more fds than before; fewer can only be another
+    // test's closing late, seen once in CI as 24 against 25).
+    expect(openFds()).toBeLessThanOrEqual(fds);
   });
 });
+
+/** The number of open fds once two readings 20 ms apart agree (at most 1 s). */
+async function settledFds(): Promise<number> {
+  let last = openFds();
+  for (let i = 0; i < 50; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const now = openFds();
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
+}
