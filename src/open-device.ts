@@ -14,9 +14,9 @@
 import { IxyError, NotSupportedError, VfioError } from "./errors.ts";
 import type { DeviceOptions, NicDevice } from "./device.ts";
 import { createIxgbeDevice } from "./drivers/ixgbe/ixgbe-device.ts";
-import { IXGBE_DEVICE_IDS } from "./drivers/ixgbe/ixgbe_ids.ts";
+import { IXGBE_DEVICE_IDS } from "./drivers/ixgbe/ixgbe-ids.ts";
 import { createVirtioDevice } from "./drivers/virtio/virtio-device.ts";
-import { VIRTIO_DEVICE_IDS } from "./drivers/virtio/virtio_ids.ts";
+import { VIRTIO_DEVICE_IDS } from "./drivers/virtio/virtio-ids.ts";
 import { createVhostUserDevice, VHOST_USER_PREFIX, type VhostUserOptions } from "./drivers/virtio/vhost-user-device.ts";
 import { numaPlacement, readNumaTopology, type NumaPlacement } from "./mem/numa.ts";
 import { PhysicalDmaAllocator } from "./mem/physical-dma.ts";

@@ -9,8 +9,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { findIxgbeDeviceId } from "../drivers/ixgbe/ixgbe_ids.ts";
-import { findVirtioDeviceId } from "../drivers/virtio/virtio_ids.ts";
+import { findIxgbeDeviceId } from "../drivers/ixgbe/ixgbe-ids.ts";
+import { findVirtioDeviceId } from "../drivers/virtio/virtio-ids.ts";
 
 /** Where the kernel's files are: "/sys" and "/proc" on a real machine. */
 export interface SysRoots {

@@ -9,7 +9,7 @@ import { newStats } from "../../src/device.ts";
 import { DeviceProtocolError, NotSupportedError } from "../../src/errors.ts";
 import { createVirtioDevice } from "../../src/drivers/virtio/virtio-device.ts";
 import { PackedRing } from "../../src/drivers/virtio/packed-ring.ts";
-import { hasFeature, VIRTIO_F_IN_ORDER, VIRTIO_F_RING_PACKED } from "../../src/drivers/virtio/virtio_types.ts";
+import { hasFeature, VIRTIO_F_IN_ORDER, VIRTIO_F_RING_PACKED } from "../../src/drivers/virtio/virtio-types.ts";
 import { freeBuffers, Mempool } from "../../src/mem/mempool.ts";
 import { copyFrame, writeFrame } from "../../src/mem/packet.ts";
 import { SimDma } from "../../src/sim/sim-dma.ts";

@@ -1,6 +1,6 @@
 /**
  * The ixgbe driver for the Intel 82599 (X520 SFP+, KX4/KR backplane parts; the X540 and X550 are
- * recognized and refused, see ixgbe_ids.ts): createIxgbeDevice() and the device's control path.
+ * recognized and refused, see ixgbe-ids.ts): createIxgbeDevice() and the device's control path.
  * Read #init() next to the 82599 datasheet: it is the list of steps of section 4.6, each with its
  * section number, and the Linux function (ixgbe_reset_hw_82599, ...) where it follows Linux. The
  * hot paths are in ixgbe-rx-queue.ts and ixgbe-tx-queue.ts. Which datasheet revision the section
@@ -24,7 +24,7 @@ import { clearFlags32, getReg32, setFlags32, setReg32, sleepMs, waitClearReg32, 
 import { badBatchCall, checkPromiscArgument, checkStatsTarget, goodBatch } from "../batch-args.ts";
 import { checkDeviceOptionTypes, checkInteger, checkNonNegative, checkPowerOfTwo, checkRssKey } from "../../validate.ts";
 import { requireStrongMemoryOrder } from "../memory-order.ts";
-import { IXGBE_BACKPLANE_DEVICE_IDS, findIxgbeDeviceId } from "./ixgbe_ids.ts";
+import { IXGBE_BACKPLANE_DEVICE_IDS, findIxgbeDeviceId } from "./ixgbe-ids.ts";
 import { IXGBE_RSS_KEY_SIZE, randomRssKey, setupRss } from "./ixgbe-rss.ts";
 import { FDIR_PACKET_BUFFER_KB, IxgbeFlowDirector } from "./ixgbe-fdir.ts";
 import { IxgbeRxQueue } from "./ixgbe-rx-queue.ts";
@@ -104,7 +104,7 @@ import {
   IXGBE_TXPBSIZE_MAX,
 } from "./ixgbe_type.ts";
 
-export { IXGBE_DEVICE_IDS, IXGBE_VENDOR_ID, findIxgbeDeviceId, type IxgbeDeviceId } from "./ixgbe_ids.ts";
+export { IXGBE_DEVICE_IDS, IXGBE_VENDOR_ID, findIxgbeDeviceId, type IxgbeDeviceId } from "./ixgbe-ids.ts";
 
 /** The 82599 has 128 queues of each kind; like ixy, the driver uses the first bank of 64. */
 export const IXGBE_MAX_QUEUES = 64;
@@ -142,7 +142,7 @@ export const STATS_POLL_CALLS = 1024;
  * waits for the link (options.linkTimeoutMs, default 10 s; 0 = do not wait).
  * Throws RangeError for bad options, DeviceTimeoutError when the device or the link does not
  * come up, DmaError when memory runs out, NotSupportedError on a CPU other than x86-64 or for an
- * X540/X550 (ixgbe_ids.ts says why).
+ * X540/X550 (ixgbe-ids.ts says why).
  *
  * With rxQueues > 1 the driver programs receive-side scaling (ixgbe-rss.ts, datasheet 7.1.2.8):
  * IPv4 and IPv6 frames are spread over the receive queues by a Toeplitz hash of their addresses

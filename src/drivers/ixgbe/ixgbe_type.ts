@@ -1,3 +1,4 @@
+// Named ixgbe_type.ts, not kebab-case like the rest of src/, because it mirrors Linux's ixgbe_type.h.
 /**
  * Registers, bits and descriptor fields of the Intel 82599 family (82599, X520, X540, X550) that
  * ixy.ts uses. Names and values follow the 82599 datasheet (section 8.2.3 for registers, 7.1.6 and

@@ -7,7 +7,7 @@
  *   offset 48   device-writable   u8 ack (VIRTIO_NET_OK / VIRTIO_NET_ERR)
  */
 import { DeviceProtocolError } from "../../errors.ts";
-import { VIRTIO_NET_OK } from "./virtio_types.ts";
+import { VIRTIO_NET_OK } from "./virtio-types.ts";
 
 export const CMD_HEADER = 0;
 export const CMD_DATA = 16;

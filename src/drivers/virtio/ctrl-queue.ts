@@ -22,7 +22,7 @@ import { sleepMs } from "../../pci/regs.ts";
 import type { NotifyTarget } from "./transport.ts";
 import type { VirtqueueRing } from "./virtqueue.ts";
 import { CMD_ACK, CMD_DATA, CMD_HEADER, checkAck, writeCommand } from "./ctrl-command.ts";
-import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_F_NO_NOTIFY } from "./virtio_types.ts";
+import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_F_NO_NOTIFY } from "./virtio-types.ts";
 
 export { CTRL_COMMAND_AREA_SIZE } from "./ctrl-command.ts";
 

@@ -75,7 +75,7 @@ import {
   VIRTIO_NET_F_MTU,
   VIRTIO_NET_F_MQ,
   VIRTIO_NET_F_STATUS,
-} from "./virtio_types.ts";
+} from "./virtio-types.ts";
 
 /** DeviceOptions.offloads: undefined on when offered, false off, true required. */
 export interface OffloadChoice {

@@ -35,7 +35,7 @@ import {
   VIRTIO_NET_HDR_GSO_TCPV6,
   VIRTIO_NET_HDR_GSO_TYPE,
   VIRTIO_NET_HDR_HDR_LEN,
-} from "./virtio_types.ts";
+} from "./virtio-types.ts";
 
 /** Where the checksum sits in the L4 header: struct tcphdr.check, struct udphdr.check. */
 const TCP_CHECK = 16;

@@ -23,7 +23,7 @@ import {
   VIRTIO_NET_F_HOST_TSO6,
   VIRTIO_NET_F_MRG_RXBUF,
   VIRTIO_NET_F_MTU,
-} from "./virtio_types.ts";
+} from "./virtio-types.ts";
 
 /** The frame without FCS that fits a standard 1500-byte MTU. */
 export const DEFAULT_MAX_FRAME_SIZE = 1514;

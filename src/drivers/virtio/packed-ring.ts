@@ -24,7 +24,7 @@
 import { DeviceProtocolError } from "../../errors.ts";
 import type { DmaRegion } from "../../mem/dma.ts";
 import type { RingAddresses } from "./transport.ts";
-import { VIRTIO_PCI_VRING_ALIGN } from "./virtio_types.ts";
+import { VIRTIO_PCI_VRING_ALIGN } from "./virtio-types.ts";
 
 // --- §2.8.2 / §2.8.15 constants (Linux include/uapi/linux/virtio_ring.h names) -----------------
 

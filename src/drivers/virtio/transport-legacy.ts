@@ -51,7 +51,7 @@ import {
   VIRTIO_PCI_STATUS,
   VIRTIO_PCI_VRING_ALIGN,
   VIRTQ_DESC_SIZE,
-} from "./virtio_types.ts";
+} from "./virtio-types.ts";
 
 export class LegacyTransport implements VirtioTransport {
   readonly kind = "legacy";

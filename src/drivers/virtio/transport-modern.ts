@@ -58,7 +58,7 @@ import {
   VIRTIO_PCI_COMMON_STATUS,
   VIRTIO_PCI_NOTIFY_CAP_MULT,
   VIRTIO_PCI_NOTIFY_CAP_SIZE,
-} from "./virtio_types.ts";
+} from "./virtio-types.ts";
 
 /** One virtio structure found through a capability: a window of a BAR. */
 export interface VirtioStructure {

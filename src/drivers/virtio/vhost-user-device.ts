@@ -16,7 +16,7 @@ import { VirtioNetDevice, checkDeviceOptions } from "./virtio-device.ts";
 import { acquireSharedMemory, DEFAULT_MEMORY_BYTES, releaseSharedMemory } from "./vhost-user/shared-memory.ts";
 import { MAX_QUEUE_PAIRS, VhostUserTransport } from "./vhost-user/transport.ts";
 import { VhostUserProtocolFeature } from "./vhost-user/protocol.ts";
-import { describeFeatures, hasFeature, VIRTIO_NET_F_MQ } from "./virtio_types.ts";
+import { describeFeatures, hasFeature, VIRTIO_NET_F_MQ } from "./virtio-types.ts";
 
 /**
  * DeviceOptions (rxRingSize and txRingSize default to 256 here: vhost-user cannot ask the backend

@@ -29,7 +29,7 @@ import { CTRL_COMMAND_AREA_SIZE, CtrlQueue } from "./ctrl-queue.ts";
 import { chooseFeatures, legacyDmaProblem } from "./features.ts";
 import { planOffloads } from "./offload-plan.ts";
 import { checkOffloadOptions } from "../offload-options.ts";
-import { findVirtioDeviceId } from "./virtio_ids.ts";
+import { findVirtioDeviceId } from "./virtio-ids.ts";
 import { LegacyTransport } from "./transport-legacy.ts";
 import { ModernTransport } from "./transport-modern.ts";
 import type { TransportKind, VirtioTransport } from "./transport.ts";
@@ -80,9 +80,9 @@ import {
   txQueueIndex,
   VIRTIO_PCI_DEVICE_ID_NET_TRANSITIONAL,
   VIRTQ_MAX_SIZE,
-} from "./virtio_types.ts";
+} from "./virtio-types.ts";
 
-export { VIRTIO_DEVICE_IDS, VIRTIO_VENDOR_ID } from "./virtio_ids.ts";
+export { VIRTIO_DEVICE_IDS, VIRTIO_VENDOR_ID } from "./virtio-ids.ts";
 
 /** PCI transports only: vhost-user devices come from createVhostUserDevice (vhost-user-device.ts). */
 export type VirtioDeviceOptions = DeviceOptions & { readonly transport?: Exclude<TransportKind, "vhost-user"> };

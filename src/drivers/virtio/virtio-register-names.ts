@@ -6,7 +6,7 @@
  */
 import type { RegisterNames } from "../../pci/register-trace.ts";
 import { bitNames } from "../../pci/register-trace.ts";
-import * as V from "./virtio_types.ts";
+import * as V from "./virtio-types.ts";
 
 /** §2.1 device status bits, as the specification names them. */
 const STATUS_BITS = [

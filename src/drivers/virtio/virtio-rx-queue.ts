@@ -31,7 +31,7 @@ import { SharedQueueKind, type SharedQueue } from "../queue-handoff.ts";
 import { workerBreaker } from "./worker-breaker.ts";
 import type { NotifyTarget } from "./transport.ts";
 import { usedIdError, usedIndexError, type VirtqueueRing } from "./virtqueue.ts";
-import { VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_F_NO_NOTIFY } from "./virtio_types.ts";
+import { VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_F_NO_NOTIFY } from "./virtio-types.ts";
 import { sharedInt32, sharedFloat64 } from "../../mem/shared-arrays.ts";
 import type { RingState } from "../../ring-state.ts";
 import { splitRingState } from "./ring-snapshot.ts";

@@ -38,7 +38,7 @@ import { workerBreaker } from "./worker-breaker.ts";
 import type { NotifyTarget } from "./transport.ts";
 import type { DeviceProtocolError } from "../../errors.ts";
 import { usedIdError, usedIndexError, type VirtqueueRing } from "./virtqueue.ts";
-import { VIRTQ_USED_F_NO_NOTIFY } from "./virtio_types.ts";
+import { VIRTQ_USED_F_NO_NOTIFY } from "./virtio-types.ts";
 import { sharedInt32, sharedFloat64 } from "../../mem/shared-arrays.ts";
 import type { RingState } from "../../ring-state.ts";
 import { splitRingState } from "./ring-snapshot.ts";

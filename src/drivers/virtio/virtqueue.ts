@@ -27,7 +27,7 @@
 import { DeviceProtocolError } from "../../errors.ts";
 import type { DmaRegion } from "../../mem/dma.ts";
 import type { RingAddresses } from "./transport.ts";
-import { VIRTIO_PCI_VRING_ALIGN, VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_SIZE } from "./virtio_types.ts";
+import { VIRTIO_PCI_VRING_ALIGN, VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_SIZE } from "./virtio-types.ts";
 
 /** Byte offsets of the three ring parts within a queue's memory, and its total size. */
 export interface RingLayout {

@@ -1,6 +1,6 @@
 /**
  * The device side's own copy of the virtio 1.1 numbers it needs. Deliberately not imported from
- * the driver (src/drivers/virtio/virtio_types.ts): a model that shared the driver's constants
+ * the driver (src/drivers/virtio/virtio-types.ts): a model that shared the driver's constants
  * would agree with any mistake in them, and the tests would pass against a device that does not
  * exist. Written from the specification; section numbers are virtio 1.1's.
  */

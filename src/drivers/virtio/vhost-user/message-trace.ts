@@ -5,7 +5,7 @@
  *   vhost-user SET_VRING_NUM queue 0 num 256
  *   vhost-user SET_FEATURES MAC STATUS PROTOCOL_FEATURES VERSION_1
  */
-import { featureShortNames } from "../virtio_types.ts";
+import { featureShortNames } from "../virtio-types.ts";
 import { HEADER_SIZE, requestName, VhostUserFlag, VhostUserProtocolFeature, VhostUserRequest as R, VRING_INDEX_MASK, VRING_NOFD } from "./protocol.ts";
 
 const u32 = (b: Uint8Array, at: number): number => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;

@@ -57,7 +57,7 @@ import {
   VIRTIO_NET_F_STATUS,
   VIRTIO_F_RING_PACKED,
   VIRTQ_MAX_SIZE,
-} from "../virtio_types.ts";
+} from "../virtio-types.ts";
 import { VhostUserChannel } from "./channel.ts";
 import { VhostUserDisconnectedError } from "./errors.ts";
 import { KickMmio } from "./kick-mmio.ts";

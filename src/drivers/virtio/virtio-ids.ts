@@ -4,7 +4,7 @@
  * Left out on purpose: the other virtio device types (block, console, ...: 0x1001-0x103f legacy,
  * 0x1042 and up modern), which are not NICs.
  */
-import { VIRTIO_PCI_DEVICE_ID_NET_MODERN, VIRTIO_PCI_DEVICE_ID_NET_TRANSITIONAL, VIRTIO_PCI_VENDOR_ID } from "./virtio_types.ts";
+import { VIRTIO_PCI_DEVICE_ID_NET_MODERN, VIRTIO_PCI_DEVICE_ID_NET_TRANSITIONAL, VIRTIO_PCI_VENDOR_ID } from "./virtio-types.ts";
 
 export const VIRTIO_VENDOR_ID = VIRTIO_PCI_VENDOR_ID;
 
