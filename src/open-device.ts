@@ -14,9 +14,9 @@
 import { IxyError, NotSupportedError, VfioError } from "./errors.ts";
 import type { DeviceOptions, NicDevice } from "./device.ts";
 import { createIxgbeDevice } from "./drivers/ixgbe/ixgbe-device.ts";
-import { IXGBE_DEVICE_IDS } from "./drivers/ixgbe/ixgbe-ids.ts";
+import { IXGBE_DEVICE_IDS, findIxgbeDeviceId } from "./drivers/ixgbe/ixgbe-ids.ts";
 import { createVirtioDevice } from "./drivers/virtio/virtio-device.ts";
-import { VIRTIO_DEVICE_IDS } from "./drivers/virtio/virtio-ids.ts";
+import { VIRTIO_DEVICE_IDS, findVirtioDeviceId, mayUseLegacyTransport } from "./drivers/virtio/virtio-ids.ts";
 import { createVhostUserDevice, VHOST_USER_PREFIX, type VhostUserOptions } from "./drivers/virtio/vhost-user-device.ts";
 import { numaPlacement, readNumaTopology, type NumaPlacement } from "./mem/numa.ts";
 import { PhysicalDmaAllocator } from "./mem/physical-dma.ts";
@@ -28,9 +28,6 @@ import { activeInterfaceWarning, procRootBeside } from "./pci/sysfs-devices.ts";
 import { VfioPciFunction } from "./pci/vfio-pci-function.ts";
 import { VfioContainer, type VfioPaths } from "./pci/vfio.ts";
 import { checkDeviceOptionTypes, checkInteger, checkOptionsObject, checkString, describeValue } from "./validate.ts";
-
-export const INTEL_VENDOR_ID = 0x8086;
-export const VIRTIO_VENDOR_ID = 0x1af4;
 
 /** Device options, VFIO paths (PCI devices) and the vhost-user options (mac, memoryBytes, timeoutMs). */
 export interface OpenOptions extends DeviceOptions, VfioPaths, VhostUserOptions {
@@ -57,10 +54,10 @@ export interface DevicePlacement extends NumaPlacement {
 
 type Driver = "ixgbe" | "virtio";
 
-/** Which driver handles vendor:device, or null. */
+/** Which driver handles vendor:device, or null: the driver whose id table (ixgbe-ids.ts, virtio-ids.ts) lists it. */
 export function driverFor(vendorId: number, deviceId: number): Driver | null {
-  if (vendorId === INTEL_VENDOR_ID && IXGBE_DEVICE_IDS.some((d) => d.deviceId === deviceId)) return "ixgbe";
-  if (vendorId === VIRTIO_VENDOR_ID && VIRTIO_DEVICE_IDS.some((d) => d.deviceId === deviceId)) return "virtio";
+  if (findIxgbeDeviceId(vendorId, deviceId) !== undefined) return "ixgbe";
+  if (findVirtioDeviceId(vendorId, deviceId) !== undefined) return "virtio";
   return null;
 }
 
@@ -141,8 +138,11 @@ export function openDevice(pciAddress: string, options: OpenOptions = {}): NicDe
 
   // A transitional virtio device (1af4:1000) is driven through its legacy interface, whose
   // DMA bypasses the IOMMU: it needs physical addresses, and then it can reach all of RAM.
-  // Only when asked for in so many words.
-  const legacy = driver === "virtio" && info.deviceId === 0x1000;
+  // Only when asked for in so many words. The id table says which devices those are; BAR0,
+  // which has the final word (virtioTransportFor), cannot be read before the device is open,
+  // and the allocator has to be chosen before that.
+  const virtioId = driver === "virtio" ? findVirtioDeviceId(info.vendorId, info.deviceId) : undefined;
+  const legacy = virtioId !== undefined && mayUseLegacyTransport(virtioId);
   if (legacy) {
     if (options.unsafeNoIommu !== true) {
       throw new NotSupportedError(

@@ -22,14 +22,14 @@ import type { RingState } from "../../ring-state.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
 import { Mempool } from "../../mem/mempool.ts";
 import { sleepMs } from "../../pci/regs.ts";
-import { BarKind, type PciFunction } from "../../pci/pci-function.ts";
+import type { PciFunction } from "../../pci/pci-function.ts";
 import { driverTrace, NO_TRACE, type DriverTrace } from "../../pci/register-trace.ts";
 import { statusNames } from "./virtio-register-names.ts";
 import { CTRL_COMMAND_AREA_SIZE, CtrlQueue } from "./ctrl-queue.ts";
 import { chooseFeatures, legacyDmaProblem } from "./features.ts";
 import { planOffloads } from "./offload-plan.ts";
 import { checkOffloadOptions } from "../offload-options.ts";
-import { findVirtioDeviceId } from "./virtio-ids.ts";
+import { findVirtioDeviceId, virtioTransportFor } from "./virtio-ids.ts";
 import { LegacyTransport } from "./transport-legacy.ts";
 import { ModernTransport } from "./transport-modern.ts";
 import type { TransportKind, VirtioTransport } from "./transport.ts";
@@ -78,7 +78,6 @@ import {
   VIRTIO_NET_S_LINK_UP,
   rxQueueIndex,
   txQueueIndex,
-  VIRTIO_PCI_DEVICE_ID_NET_TRANSITIONAL,
   VIRTQ_MAX_SIZE,
 } from "./virtio-types.ts";
 
@@ -93,21 +92,22 @@ const CTRL_QUEUE_MAX_SIZE = 64;
 const NOMINAL_LINK_SPEED = 1000;
 
 /**
- * Opens the virtio-net device `pci` with memory from `dma`. Transport: 'legacy' for a transitional
- * device (1af4:1000) whose BAR0 is an I/O BAR, 'modern' otherwise. The caller keeps ownership of
+ * Opens the virtio-net device `pci` with memory from `dma`. Transport: options.transport, or what
+ * the id table says for the device and its BAR0 (virtioTransportFor in virtio-ids.ts: 'legacy' for
+ * a transitional device, 1af4:1000, whose BAR0 is an I/O BAR, 'modern' otherwise). The caller keeps ownership of
  * `pci` and `dma`: close() resets the device but closes neither.
  */
 export function createVirtioDevice(pci: PciFunction, dma: DmaAllocator, options: VirtioDeviceOptions = {}): NicDevice {
   options = checkOptions(pci.address, options);
-  if (findVirtioDeviceId(pci.vendorId, pci.deviceId) === undefined) {
+  const id = findVirtioDeviceId(pci.vendorId, pci.deviceId);
+  if (id === undefined) {
     throw new NotSupportedError(
       `${pci.address}: ${hex4(pci.vendorId)}:${hex4(pci.deviceId)} is not a virtio-net device ` +
         `(expected 1af4:1000 or 1af4:1041)`,
     );
   }
-  const transport =
-    options.transport ??
-    (pci.deviceId === VIRTIO_PCI_DEVICE_ID_NET_TRANSITIONAL && pci.barKind(0) === BarKind.io ? "legacy" : "modern");
+  // The id table says which transport a device gets (virtio-ids.ts); the option overrides it.
+  const transport = options.transport ?? virtioTransportFor(id, pci.barKind(0));
   if (transport === "legacy") {
     const problem = legacyDmaProblem(pci.address, dma);
     if (problem !== null) throw new DmaError(problem);
