@@ -111,12 +111,14 @@ export class ModernTransport implements VirtioTransport {
   readonly trace: DriverTrace;
   readonly #name: string;
   readonly #pci: PciFunction;
-  readonly #common: Mmio;
-  readonly #c: number;
+  /** The BAR that holds the common configuration structure (§4.1.4.3), and where in it that starts. */
+  readonly #commonBar: Mmio;
+  readonly #commonBase: number;
   readonly #notifyBar: Mmio;
   readonly #notify: VirtioStructure & { readonly multiplier: number };
-  readonly #device: Mmio | null;
-  readonly #d: number;
+  /** The BAR that holds the device-specific configuration (virtio_net_config, §4.1.4.6), where it starts, how long it is. */
+  readonly #deviceBar: Mmio | null;
+  readonly #deviceBase: number;
   readonly #deviceLength: number;
 
   constructor(pci: PciFunction, trace: DriverTrace = NO_TRACE) {
@@ -132,12 +134,12 @@ export class ModernTransport implements VirtioTransport {
     }
     const { common, notify, device } = caps;
     // Trace mode: each structure with the names of its own fields (one BAR may hold them all).
-    this.#common = this.#map(pci, "common configuration", common, VIRTIO_PCI_COMMON_CFG_MIN_SIZE, 4, commonConfigNames(common.offset));
-    this.#c = common.offset;
+    this.#commonBar = this.#map(pci, "common configuration", common, VIRTIO_PCI_COMMON_CFG_MIN_SIZE, 4, commonConfigNames(common.offset));
+    this.#commonBase = common.offset;
     this.#notifyBar = this.#map(pci, "notification area", notify, 2, 2, NOTIFY_NAMES);
     this.#notify = notify;
-    this.#device = device === null ? null : this.#map(pci, "device configuration", device, 0, 4, deviceConfigNames(device.offset));
-    this.#d = device?.offset ?? 0;
+    this.#deviceBar = device === null ? null : this.#map(pci, "device configuration", device, 0, 4, deviceConfigNames(device.offset));
+    this.#deviceBase = device?.offset ?? 0;
     this.#deviceLength = device?.length ?? 0;
   }
 
@@ -155,69 +157,69 @@ export class ModernTransport implements VirtioTransport {
 
   reset(): void {
     // §4.1.4.3.2: after writing 0, wait until device_status reads 0 before reinitializing.
-    this.#common.write8(this.#c + VIRTIO_PCI_COMMON_STATUS, 0);
+    this.#commonBar.write8(this.#commonBase + VIRTIO_PCI_COMMON_STATUS, 0);
     waitForZero(() => this.getStatus(), `${this.#name}: virtio reset: device_status`, RESET_TIMEOUT_MS);
   }
 
   getStatus(): number {
-    return this.#common.read8(this.#c + VIRTIO_PCI_COMMON_STATUS);
+    return this.#commonBar.read8(this.#commonBase + VIRTIO_PCI_COMMON_STATUS);
   }
 
   setStatus(status: number): void {
-    this.#common.write8(this.#c + VIRTIO_PCI_COMMON_STATUS, status);
+    this.#commonBar.write8(this.#commonBase + VIRTIO_PCI_COMMON_STATUS, status);
   }
 
   readDeviceFeatures(): bigint {
-    const c = this.#c;
-    this.#common.write32(c + VIRTIO_PCI_COMMON_DFSELECT, 0);
-    const lo = this.#common.read32(c + VIRTIO_PCI_COMMON_DF);
-    this.#common.write32(c + VIRTIO_PCI_COMMON_DFSELECT, 1);
-    const hi = this.#common.read32(c + VIRTIO_PCI_COMMON_DF);
+    const base = this.#commonBase;
+    this.#commonBar.write32(base + VIRTIO_PCI_COMMON_DFSELECT, 0);
+    const lo = this.#commonBar.read32(base + VIRTIO_PCI_COMMON_DF);
+    this.#commonBar.write32(base + VIRTIO_PCI_COMMON_DFSELECT, 1);
+    const hi = this.#commonBar.read32(base + VIRTIO_PCI_COMMON_DF);
     return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
   }
 
   writeDriverFeatures(features: bigint): void {
-    const c = this.#c;
-    this.#common.write32(c + VIRTIO_PCI_COMMON_GFSELECT, 0);
-    this.#common.write32(c + VIRTIO_PCI_COMMON_GF, Number(features & 0xffffffffn));
-    this.#common.write32(c + VIRTIO_PCI_COMMON_GFSELECT, 1);
-    this.#common.write32(c + VIRTIO_PCI_COMMON_GF, Number((features >> 32n) & 0xffffffffn));
+    const base = this.#commonBase;
+    this.#commonBar.write32(base + VIRTIO_PCI_COMMON_GFSELECT, 0);
+    this.#commonBar.write32(base + VIRTIO_PCI_COMMON_GF, Number(features & 0xffffffffn));
+    this.#commonBar.write32(base + VIRTIO_PCI_COMMON_GFSELECT, 1);
+    this.#commonBar.write32(base + VIRTIO_PCI_COMMON_GF, Number((features >> 32n) & 0xffffffffn));
   }
 
   queueSize(index: number): number {
-    this.#common.write16(this.#c + VIRTIO_PCI_COMMON_Q_SELECT, index);
-    return this.#common.read16(this.#c + VIRTIO_PCI_COMMON_Q_SIZE);
+    this.#commonBar.write16(this.#commonBase + VIRTIO_PCI_COMMON_Q_SELECT, index);
+    return this.#commonBar.read16(this.#commonBase + VIRTIO_PCI_COMMON_Q_SIZE);
   }
 
   activateQueue(index: number, size: number, rings: RingAddresses, vector?: number): NotifyTarget {
     // §4.1.5.1.3, steps 1-7: select, size, ring addresses, enable. Step 5 (queue_msix_vector) only
     // with interrupts: a polling driver leaves every vector at NO_VECTOR, as the reset set them.
-    const common = this.#common;
-    const c = this.#c;
-    common.write16(c + VIRTIO_PCI_COMMON_Q_SELECT, index);
-    common.write16(c + VIRTIO_PCI_COMMON_Q_SIZE, size);
+    const bar = this.#commonBar;
+    const base = this.#commonBase;
+    bar.write16(base + VIRTIO_PCI_COMMON_Q_SELECT, index);
+    bar.write16(base + VIRTIO_PCI_COMMON_Q_SIZE, size);
     if (vector !== undefined) {
       // §4.1.5.1.2: write the vector, read it back; NO_VECTOR means the device refused it.
-      common.write16(c + VIRTIO_PCI_COMMON_Q_MSIX, vector);
-      if (common.read16(c + VIRTIO_PCI_COMMON_Q_MSIX) !== vector) throw vectorRefusedError(this.#name, `virtqueue ${index}`, vector);
+      bar.write16(base + VIRTIO_PCI_COMMON_Q_MSIX, vector);
+      if (bar.read16(base + VIRTIO_PCI_COMMON_Q_MSIX) !== vector) throw vectorRefusedError(this.#name, `virtqueue ${index}`, vector);
     }
-    writeAddress(common, c + VIRTIO_PCI_COMMON_Q_DESCLO, c + VIRTIO_PCI_COMMON_Q_DESCHI, rings.desc);
-    writeAddress(common, c + VIRTIO_PCI_COMMON_Q_AVAILLO, c + VIRTIO_PCI_COMMON_Q_AVAILHI, rings.avail);
-    writeAddress(common, c + VIRTIO_PCI_COMMON_Q_USEDLO, c + VIRTIO_PCI_COMMON_Q_USEDHI, rings.used);
-    const notifyOff = common.read16(c + VIRTIO_PCI_COMMON_Q_NOFF);
-    common.write16(c + VIRTIO_PCI_COMMON_Q_ENABLE, 1);
-    if (common.read16(c + VIRTIO_PCI_COMMON_Q_ENABLE) !== 1) {
+    writeAddress(bar, base + VIRTIO_PCI_COMMON_Q_DESCLO, base + VIRTIO_PCI_COMMON_Q_DESCHI, rings.desc);
+    writeAddress(bar, base + VIRTIO_PCI_COMMON_Q_AVAILLO, base + VIRTIO_PCI_COMMON_Q_AVAILHI, rings.avail);
+    writeAddress(bar, base + VIRTIO_PCI_COMMON_Q_USEDLO, base + VIRTIO_PCI_COMMON_Q_USEDHI, rings.used);
+    const notifyOff = bar.read16(base + VIRTIO_PCI_COMMON_Q_NOFF);
+    bar.write16(base + VIRTIO_PCI_COMMON_Q_ENABLE, 1);
+    if (bar.read16(base + VIRTIO_PCI_COMMON_Q_ENABLE) !== 1) {
       throw new DeviceProtocolError(`${this.#name}: virtqueue ${index} did not enable (queue_enable reads back 0)`);
     }
     // §4.1.4.4: the doorbell is at cap.offset + queue_notify_off * notify_off_multiplier
     // (a multiplier of 0 means all queues share one doorbell).
-    const n = this.#notify;
-    const offset = n.offset + notifyOff * n.multiplier;
-    if (offset + 2 > n.offset + n.length || offset + 2 > this.#notifyBar.size) {
+    const notify = this.#notify;
+    const offset = notify.offset + notifyOff * notify.multiplier;
+    if (offset + 2 > notify.offset + notify.length || offset + 2 > this.#notifyBar.size) {
       throw new DeviceProtocolError(
         `${this.#name}: virtqueue ${index}: notify offset 0x${offset.toString(16)} (queue_notify_off ${notifyOff} x ` +
-          `multiplier ${n.multiplier}) lies outside the notification area (BAR${n.bar} 0x${n.offset.toString(16)}, ` +
-          `length 0x${n.length.toString(16)})`,
+          `multiplier ${notify.multiplier}) lies outside the notification area (BAR${notify.bar} 0x${notify.offset.toString(16)}, ` +
+          `length 0x${notify.length.toString(16)})`,
       );
     }
     return { mmio: this.#notifyBar, offset };
@@ -231,8 +233,8 @@ export class ModernTransport implements VirtioTransport {
 
   setConfigVector(vector: number): void {
     // §4.1.5.1.2: msix_config, written and read back like a queue's vector.
-    this.#common.write16(this.#c + VIRTIO_PCI_COMMON_MSIX, vector);
-    if (this.#common.read16(this.#c + VIRTIO_PCI_COMMON_MSIX) !== vector) throw vectorRefusedError(this.#name, "configuration changes", vector);
+    this.#commonBar.write16(this.#commonBase + VIRTIO_PCI_COMMON_MSIX, vector);
+    if (this.#commonBar.read16(this.#commonBase + VIRTIO_PCI_COMMON_MSIX) !== vector) throw vectorRefusedError(this.#name, "configuration changes", vector);
   }
 
   disableInterrupts(): void {
@@ -240,25 +242,25 @@ export class ModernTransport implements VirtioTransport {
   }
 
   readConfig8(offset: number): number {
-    return this.#deviceConfig(offset, 1).read8(this.#d + offset);
+    return this.#deviceConfig(offset, 1).read8(this.#deviceBase + offset);
   }
 
   readConfig16(offset: number): number {
-    return this.#deviceConfig(offset, 2).read16(this.#d + offset);
+    return this.#deviceConfig(offset, 2).read16(this.#deviceBase + offset);
   }
 
   configGeneration(): number {
-    return this.#common.read8(this.#c + VIRTIO_PCI_COMMON_CFGGENERATION);
+    return this.#commonBar.read8(this.#commonBase + VIRTIO_PCI_COMMON_CFGGENERATION);
   }
 
   #deviceConfig(offset: number, width: number): Mmio {
-    if (this.#device === null || offset + width > this.#deviceLength) {
+    if (this.#deviceBar === null || offset + width > this.#deviceLength) {
       throw new DeviceProtocolError(
         `${this.#name}: device configuration field at offset ${offset} is missing (device configuration length ` +
           `${this.#deviceLength})`,
       );
     }
-    return this.#device;
+    return this.#deviceBar;
   }
 }
 
