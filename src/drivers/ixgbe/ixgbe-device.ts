@@ -30,7 +30,7 @@ import { FDIR_PACKET_BUFFER_KB, IxgbeFlowDirector } from "./ixgbe-fdir.ts";
 import { IxgbeRxQueue } from "./ixgbe-rx-queue.ts";
 import { decideIxgbeOffloads, rxBufferLayout, setupFrameSize, type IxgbeDataOffloads } from "./ixgbe-offloads.ts";
 import { IxgbeStats, type IxgbeHwCounters } from "./ixgbe-stats.ts";
-import { IxgbeTxQueue, TX_CLEAN_BATCH } from "./ixgbe-tx-queue.ts";
+import { IxgbeTxQueue, TX_RS_INTERVAL } from "./ixgbe-tx-queue.ts";
 import { IxgbeInterrupts } from "./ixgbe-interrupts.ts";
 import { IXGBE_REGISTER_NAMES } from "./ixgbe-register-names.ts";
 import { driverTrace, type DriverTrace } from "../../pci/register-trace.ts";
@@ -110,7 +110,7 @@ export { IXGBE_DEVICE_IDS, IXGBE_VENDOR_ID, findIxgbeDeviceId, type IxgbeDeviceI
 export const IXGBE_MAX_QUEUES = 64;
 export const IXGBE_DEFAULT_RING_SIZE = 512;
 /** Ring sizes: a power of two from 64 (two TX clean batches) to 4096 (ixy's tested maximum). */
-export const IXGBE_MIN_RING_SIZE = 2 * TX_CLEAN_BATCH;
+export const IXGBE_MIN_RING_SIZE = 2 * TX_RS_INTERVAL;
 export const IXGBE_MAX_RING_SIZE = 4096;
 export const IXGBE_DEFAULT_LINK_TIMEOUT_MS = 10_000;
 

@@ -20,7 +20,7 @@
  * buffer goes into the ring slot of its last (EOP) descriptor; the other slots hold no buffer
  * (-1), and their group is marked in `holes`, so that reclaiming it skips them.
  *
- * Report status. RS (7.2.3.5) is set on one descriptor per TX_CLEAN_BATCH group, normally the
+ * Report status. RS (7.2.3.5) is set on one descriptor per group of TX_RS_INTERVAL, normally the
  * group's last. A context descriptor cannot carry RS (its DCMD has only DEXT), and RS on a
  * descriptor in the middle of a frame would report the frame's buffer before the device read all
  * of it: so when a frame with a request covers a group's last slot, RS goes on the frame's EOP
@@ -44,7 +44,7 @@ export interface TxOffloadEnv {
   readonly mask: number;
   /** Words 0, 2 and 3 (IDX left out) of the context in slot 0, then slot 1; [6]: the slot to replace next. Word 2 = 0: empty. */
   readonly contexts: Int32Array;
-  /** Per group of CLEAN_BATCH descriptors: the descriptor whose DD says the group is done. */
+  /** Per group of RS_INTERVAL descriptors: the descriptor whose DD says the group is done. */
   readonly rsAt: Int32Array;
   /** Per group: 1 while some of its slots hold no buffer (context or non-EOP descriptors). */
   readonly holes: Int32Array;
@@ -68,7 +68,7 @@ export interface TxOffloadEnv {
   readonly MIN_LENGTH: number;
   /** The longest frame without TSO: maxFrameSize plus a VLAN tag. */
   readonly MAX_LENGTH: number;
-  readonly CLEAN_BATCH: number;
+  readonly RS_INTERVAL: number;
   readonly GROUP_SHIFT: number;
   /** A data descriptor's DTYP, DEXT, IFCS and EOP (the loop's DATA_CMD). */
   readonly DATA_CMD: number;
@@ -99,9 +99,9 @@ export interface TxOffloadEnv {
 export function offloadSender(env: TxOffloadEnv): SendOffloaded {
   const { desc, ring, mask, contexts, rsAt, holes, counters, bufIovaLo, bufIovaHi, bufLength, bufPool, poolCapacity } = env;
   const { bufTxOffload, bufL2Len, bufL3Len, bufL4Len, bufMss, freeBuffer, completeChecksums, HW_CHECKSUM, MIN_LENGTH, MAX_LENGTH } = env;
-  const { CLEAN_BATCH, GROUP_SHIFT, DATA_CMD, EOP, RS, TSE, PAYLEN_SHIFT, IDX_SHIFT, IXSM, TXSM, CONTEXT_CMD, MACLEN_SHIFT } = env;
+  const { RS_INTERVAL, GROUP_SHIFT, DATA_CMD, EOP, RS, TSE, PAYLEN_SHIFT, IDX_SHIFT, IXSM, TXSM, CONTEXT_CMD, MACLEN_SHIFT } = env;
   const { TUCMD_IPV4, TUCMD_L4T_TCP, L4LEN_SHIFT, MSS_SHIFT, MAX_DATA, REQ_IP, REQ_TCP, REQ_UDP, REQ_TSO, REQ_IPV6 } = env;
-  const LAST_OF_GROUP = CLEAN_BATCH - 1;
+  const LAST_OF_GROUP = RS_INTERVAL - 1;
   const TWO_POW_32 = 0x1_0000_0000;
 
   /** One data descriptor for the whole frame, no offload (the loop's own format). */

@@ -4,7 +4,7 @@
  * The driver owns the tail (TDT) and the device the head (TDH, 7.2.3.3): the driver writes
  * descriptors at the tail and moves TDT, the device sends and moves TDH. The device reports a
  * sent descriptor by writing DD back, but only where the driver set RS (Report Status). Setting
- * RS on one descriptor in TX_CLEAN_BATCH, always the last one of an aligned group, halves the
+ * RS on one descriptor in every TX_RS_INTERVAL, always the last one of an aligned group, halves the
  * PCIe write-backs; the driver then reclaims a whole group at once when that descriptor's DD is
  * set. This needs TXDCTL.WTHRESH = 0 (write back as soon as an RS descriptor is done; 7.2.3.5),
  * which is what the init programs.
@@ -12,7 +12,7 @@
  * A buffer with an offload request (bufTxOffload, docs/offloads.md) takes the path in
  * ixgbe-offloads-tx.ts instead: a context descriptor when its shape is new, one data descriptor
  * per 16 KB, RS on its last descriptor when it covers a group's end (rsAt). A frame without a
- * request pays one byte load for all that, and one store per CLEAN_BATCH frames (rsAt).
+ * request pays one byte load for all that, and one store per RS_INTERVAL frames (rsAt).
  *
  * Hot-path rules as in ixgbe-rx-queue.ts: Uint32Array ring, two 32-bit address halves, locals,
  * no allocation.
@@ -71,9 +71,13 @@ import { inRingRange, ringState, RingOwner, type RingState } from "../../ring-st
 /** The shortest frame txBatch sends; shorter ones are refused and counted in txErrors. */
 export const IXGBE_MIN_TX_LENGTH = 17;
 
-/** Descriptors reclaimed at once, and the distance between two RS bits. A power of two. */
-export const TX_CLEAN_BATCH = 32;
-const GROUP_SHIFT = Math.log2(TX_CLEAN_BATCH);
+/**
+ * The distance between two RS bits: RS goes on the last descriptor of each aligned group of this
+ * many, and a group is reclaimed as a whole once that descriptor's DD is set. A power of two.
+ * bench/ref/ixgbe-fwd.c keeps the name ixy's C driver has for it, TX_CLEAN_BATCH.
+ */
+export const TX_RS_INTERVAL = 32;
+const GROUP_SHIFT = Math.log2(TX_RS_INTERVAL);
 /**
  * The most bytes one data descriptor carries: 16 KB (Linux's IXGBE_MAX_DATA_PER_TXD; the
  * model's limit, model-registers.ts TXD_MAX_DATA, says why not 64 KB). A TSO buffer of up to
@@ -84,7 +88,7 @@ export const IXGBE_MAX_DATA_PER_TXD = 16384;
 /**
  * TXDCTL thresholds (7.2.3.4.1): prefetch when 32 descriptors are free on chip and at least one
  * is waiting in host memory (Linux's values); WTHRESH 0 because RS is set on one descriptor in
- * TX_CLEAN_BATCH only (DPDK's rule for tx_rs_thresh > 1).
+ * TX_RS_INTERVAL (DPDK's rule for tx_rs_thresh > 1).
  */
 export const TX_PTHRESH = 32;
 export const TX_HTHRESH = 1;
@@ -123,7 +127,7 @@ interface TxEnv extends TxOffloadEnv {
   readonly ring: Int32Array;
   readonly mask: number;
   /**
-   * [0]: first descriptor not yet reclaimed (a multiple of CLEAN_BATCH); [1]: next to fill (=
+   * [0]: first descriptor not yet reclaimed (a multiple of RS_INTERVAL); [1]: next to fill (=
    * TDT); [2]: calls left until the next statistics poll.
    */
   readonly state: Int32Array;
@@ -163,7 +167,7 @@ interface TxEnv extends TxOffloadEnv {
 
 /**
  * The transmit hot path. First checks every buffer number (a bad one throws before the ring or
- * a pool is touched). Then reclaims sent descriptors, a group of CLEAN_BATCH at a time (7.2.3.5: DD is
+ * a pool is touched). Then reclaims sent descriptors, a group of RS_INTERVAL at a time (7.2.3.5: DD is
  * written back on the group's last descriptor, the one with RS), returning their buffers to their
  * pools. Then writes one advanced data descriptor (7.2.3.2.4) per frame until the ring is full,
  * and writes TDT once. Returns how many of bufs[0 .. count) it took.
@@ -172,7 +176,7 @@ interface TxEnv extends TxOffloadEnv {
  */
 function sendLoop(env: TxEnv): SendLoop {
   const { desc, ring, mask, state, counters, tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, poolCapacity } = env;
-  const { freeBuffer, freeBuffers, freeSparse, badBuffer, tailWords, tailOffset, mmio, CLEAN_BATCH, DATA_CMD, RS, DD, PAYLEN_SHIFT } = env;
+  const { freeBuffer, freeBuffers, freeSparse, badBuffer, tailWords, tailOffset, mmio, RS_INTERVAL, DATA_CMD, RS, DD, PAYLEN_SHIFT } = env;
   const { pollStats, POLL_CALLS, MIN_LENGTH, MAX_LENGTH } = env;
   const { poolSpace, UNTRACKED, SPACE } = env;
   const { bufTxOffload, rsAt, holes, GROUP_SHIFT, REFUSED, refuseRequest, sendOffloaded } = env;
@@ -196,19 +200,19 @@ function sendLoop(env: TxEnv): SendLoop {
     // Masked although always in range, so that TurboFan can drop bounds and overflow checks.
     const start = state[1]! & mask;
     let clean = state[0]! & mask;
-    while (((start - clean) & mask) >= CLEAN_BATCH) {
-      // clean is a multiple of CLEAN_BATCH and so is the ring size: the group never wraps. Its
+    while (((start - clean) & mask) >= RS_INTERVAL) {
+      // clean is a multiple of RS_INTERVAL and so is the ring size: the group never wraps. Its
       // RS descriptor is its last one, or the EOP of an offloaded frame over that slot (rsAt).
       const group = clean >>> GROUP_SHIFT;
       if ((desc[((rsAt[group]! & mask) << 2) + 3]! & DD) === 0) break;
       // x86-64 ordering: the buffers are reused only after DD was loaded (loads are not
       // reordered with later stores), so the device has finished reading them.
-      if (holes[group] === 0) freeBuffers(ring, clean, CLEAN_BATCH);
+      if (holes[group] === 0) freeBuffers(ring, clean, RS_INTERVAL);
       else {
-        freeSparse(ring, clean, CLEAN_BATCH); // context descriptors, parts of large frames: no buffer
+        freeSparse(ring, clean, RS_INTERVAL); // context descriptors, parts of large frames: no buffer
         holes[group] = 0;
       }
-      clean = (clean + CLEAN_BATCH) & mask;
+      clean = (clean + RS_INTERVAL) & mask;
     }
     state[0] = clean;
 
@@ -241,7 +245,7 @@ function sendLoop(env: TxEnv): SendLoop {
       desc[w] = bufIovaLo[buf]!;
       desc[w + 1] = bufIovaHi[buf]!;
       let cmd = DATA_CMD | length;
-      if ((tail & (CLEAN_BATCH - 1)) === CLEAN_BATCH - 1) {
+      if ((tail & (RS_INTERVAL - 1)) === RS_INTERVAL - 1) {
         cmd |= RS;
         rsAt[tail >>> GROUP_SHIFT] = tail;
       }
@@ -310,7 +314,7 @@ export class IxgbeTxQueue {
     this.ringIova = region.iova;
     this.#desc = new Uint32Array(region.bytes.buffer, region.bytes.byteOffset, region.size >>> 2);
     this.#ring = sharedInt32(options.ringSize).fill(-1);
-    const groups = options.ringSize / TX_CLEAN_BATCH;
+    const groups = options.ringSize / TX_RS_INTERVAL;
     this.#holes = sharedInt32(groups);
     const device = options.device;
     this.#device = device;
@@ -345,7 +349,7 @@ export class IxgbeTxQueue {
       POLL_CALLS: options.pollCalls,
       MIN_LENGTH: IXGBE_MIN_TX_LENGTH,
       MAX_LENGTH: (options.maxFrameSize ?? 1514) + 4, // and a VLAN tag, as on receive (8.2.3.22.13)
-      CLEAN_BATCH: TX_CLEAN_BATCH,
+      RS_INTERVAL: TX_RS_INTERVAL,
       GROUP_SHIFT,
       DATA_CMD,
       RS: IXGBE_ADVTXD_DCMD_RS,
@@ -453,7 +457,7 @@ export class IxgbeTxQueue {
    * A snapshot of the ring (src/ring-state.ts), off the hot path: reads TDH and TDT (7.2.3.3),
    * changes nothing. The device owns TDH .. TDT - 1; what lies between the driver's next
    * descriptor to reclaim and TDH the device has processed (done) — the driver learns that from DD
-   * on the RS descriptor ending each group of TX_CLEAN_BATCH (7.2.3.5) and reclaims the group at
+   * on the RS descriptor ending each group of TX_RS_INTERVAL (7.2.3.5) and reclaims the group at
    * once. `fields.dd` counts the descriptors with DD set that the driver has not reclaimed yet.
    */
   ringState(mmio: Mmio): RingState {

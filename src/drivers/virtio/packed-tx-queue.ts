@@ -39,7 +39,7 @@ import { openEnv, shareEnv } from "../../threads/shared-env.ts";
 import { SharedQueueKind, type DmaSpace, type SharedQueue } from "../queue-handoff.ts";
 import { workerBreaker } from "./worker-breaker.ts";
 import type { NotifyTarget } from "./transport.ts";
-import { TX_CLEAN_BATCH, TX_FULL_CHECK, TxCounter, type SendLoop } from "./virtio-tx-queue.ts";
+import { TX_RECLAIM_THRESHOLD, TX_FULL_CHECK, TxCounter, type SendLoop } from "./virtio-tx-queue.ts";
 import {
   packedUsedCountError,
   packedUsedIdError,
@@ -104,7 +104,7 @@ interface PackedTxEnv {
   readonly notifyWords: Uint16Array | null;
   readonly notifyOffset: number;
   readonly mmio: Mmio;
-  readonly CLEAN_BATCH: number;
+  readonly RECLAIM_THRESHOLD: number;
   readonly AVAIL: number;
   readonly USED: number;
   readonly EVENT_DISABLE: number;
@@ -122,7 +122,7 @@ interface PackedTxEnv {
 
 /**
  * §2.8.21: checks every buffer number (a bad one throws before a ring or pool is touched),
- * reclaims used descriptors (§2.8.6) when ids run short or CLEAN_BATCH are used, then makes the
+ * reclaims used descriptors (§2.8.6) when ids run short or RECLAIM_THRESHOLD are used, then makes the
  * frames available while ids last, and notifies the device once per batch unless its event
  * suppression structure says DISABLE (§2.8.10). A buffer whose length is 0 or beyond its capacity
  * is taken but not sent (back to its pool, counted as an error), as on the split ring.
@@ -133,7 +133,7 @@ function packedSendLoop(env: PackedTxEnv): SendLoop {
   const { desc32, desc16, device16, table, freeIds, scratch, size, capacity, state, counters, hdrLen } = env;
   const { tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, bufDataOffset, poolCapacity } = env;
   const { poolWords16, poolWords32, freeBuffer, freeBuffers, badBuffer, queueIndex, notifyWords, notifyOffset } = env;
-  const { mmio, CLEAN_BATCH, AVAIL, USED, EVENT_DISABLE, FULL_CHECK, throwBroken, usedIdError, usedCountError, fullCheck } = env;
+  const { mmio, RECLAIM_THRESHOLD, AVAIL, USED, EVENT_DISABLE, FULL_CHECK, throwBroken, usedIdError, usedCountError, fullCheck } = env;
   const { poolSpace, UNTRACKED, SPACE, bufTxOffload, TSO, txOffload, tsoRefused } = env;
   const notifyWord = notifyOffset >>> 1;
   const BOTH = AVAIL | USED;
@@ -178,10 +178,10 @@ function packedSendLoop(env: PackedTxEnv): SendLoop {
     return free;
   }
 
-  /** Whether CLEAN_BATCH descriptors are used: the CLEAN_BATCH-th in flight is (they are used in ring order). */
-  function batchUsed(): boolean {
-    if (state[5]! < CLEAN_BATCH) return false;
-    let p = state[2]! + CLEAN_BATCH - 1;
+  /** Whether RECLAIM_THRESHOLD descriptors are used: the RECLAIM_THRESHOLD-th in flight is (they are used in ring order). */
+  function reclaimDue(): boolean {
+    if (state[5]! < RECLAIM_THRESHOLD) return false;
+    let p = state[2]! + RECLAIM_THRESHOLD - 1;
     let usedFlags = state[3] !== 0 ? BOTH : 0;
     if (p >= size) {
       p -= size;
@@ -216,7 +216,7 @@ function packedSendLoop(env: PackedTxEnv): SendLoop {
       if ((request & 8) !== 0 && (TSO & ((request & 16) !== 0 ? 2 : 1)) === 0) tsoRefused(bufs, i);
     }
     let free = state[4]!;
-    if (free < count || batchUsed()) {
+    if (free < count || reclaimDue()) {
       free = reclaim();
       // A bad used descriptor: what came before it is reclaimed, none of this batch is taken.
       if (state[6] !== 0) {
@@ -419,7 +419,7 @@ export class PackedTxQueue {
       notifyWords: notify.mmio.words16,
       notifyOffset: notify.offset,
       mmio: notify.mmio,
-      CLEAN_BATCH: TX_CLEAN_BATCH,
+      RECLAIM_THRESHOLD: TX_RECLAIM_THRESHOLD,
       AVAIL: VRING_PACKED_DESC_F_AVAIL,
       USED: VRING_PACKED_DESC_F_USED,
       EVENT_DISABLE: VRING_PACKED_EVENT_FLAG_DISABLE,

@@ -45,8 +45,13 @@ import { splitRingState } from "./ring-snapshot.ts";
 import { txOffloadHeader, type TxOffloadHeader } from "./net-offload.ts";
 import { NO_TX_OFFLOADS, tsoRefused, type TxQueueOffloads } from "./queue-offloads.ts";
 
-/** Used entries reclaimed at once once this many are pending (or when descriptors run short). */
-export const TX_CLEAN_BATCH = 32;
+/**
+ * Completed descriptors (used entries; used descriptors on a packed ring) that make a send reclaim
+ * before it queues, which then reclaims all that are done; a send also reclaims when descriptor
+ * ids run short. Unlike ixgbe's TX_RS_INTERVAL nothing is asked of the device: it reports every
+ * descriptor, and this only spaces out the reclaim work.
+ */
+export const TX_RECLAIM_THRESHOLD = 32;
 
 /** Sends that find the ring full after a reclaim between two looks at the device status. */
 export const TX_FULL_CHECK = 256;
@@ -112,7 +117,7 @@ interface TxEnv {
   readonly notifyWords: Uint16Array | null;
   readonly notifyOffset: number;
   readonly mmio: Mmio;
-  readonly CLEAN_BATCH: number;
+  readonly RECLAIM_THRESHOLD: number;
   readonly NO_NOTIFY: number;
   /** Full-ring sends between two checks of the device status (a power of two). */
   readonly FULL_CHECK: number;
@@ -128,7 +133,7 @@ interface TxEnv {
 
 /**
  * §2.6.13: checks every buffer number (a bad one throws before a ring or pool is touched),
- * reclaims completed descriptors (§2.6.14) when ids run short or CLEAN_BATCH are pending, then
+ * reclaims completed descriptors (§2.6.14) when ids run short or RECLAIM_THRESHOLD are pending, then
  * queues the frames while descriptor ids last and notifies the device once per batch unless it
  * said it needs no notification. A buffer whose length is 0 or beyond its capacity is taken too,
  * but not sent: it goes back to its pool and counts as an error (a descriptor like that would
@@ -140,7 +145,7 @@ function sendLoop(env: TxEnv): SendLoop {
   const { desc32, avail16, used16, used32, table, freeIds, scratch, size, capacity, state, counters, hdrLen } = env;
   const { tableState, bufIovaLo, bufIovaHi, bufLength, bufPool, bufHome, bufDataOffset, poolCapacity } = env;
   const { poolWords16, poolWords32, freeBuffer, freeBuffers, badBuffer, queueIndex, notifyWords, notifyOffset } = env;
-  const { mmio, CLEAN_BATCH, NO_NOTIFY, FULL_CHECK, throwBroken, usedIndexError, usedIdError, fullCheck } = env;
+  const { mmio, RECLAIM_THRESHOLD, NO_NOTIFY, FULL_CHECK, throwBroken, usedIndexError, usedIdError, fullCheck } = env;
   const { poolSpace, UNTRACKED, SPACE, bufTxOffload, TSO, txOffload, tsoRefused } = env;
   const mask = size - 1;
   const notifyWord = notifyOffset >>> 1;
@@ -203,7 +208,7 @@ function sendLoop(env: TxEnv): SendLoop {
     }
     let free = state[2]!;
     // x86-64 ordering: a plain load of used.idx (see reclaim).
-    if (free < count || ((used16[1]! - state[1]!) & 0xffff) >= CLEAN_BATCH) {
+    if (free < count || ((used16[1]! - state[1]!) & 0xffff) >= RECLAIM_THRESHOLD) {
       free = reclaim();
       // A bad used entry: what came before it is reclaimed, none of this batch is taken.
       if (state[3] !== 0) {
@@ -391,7 +396,7 @@ export class TxQueue {
       notifyWords: notify.mmio.words16,
       notifyOffset: notify.offset,
       mmio: notify.mmio,
-      CLEAN_BATCH: TX_CLEAN_BATCH,
+      RECLAIM_THRESHOLD: TX_RECLAIM_THRESHOLD,
       NO_NOTIFY: VIRTQ_USED_F_NO_NOTIFY,
       FULL_CHECK: TX_FULL_CHECK,
       throwBroken: () => {
