@@ -27,7 +27,7 @@ export const QUEUE_SIZE = 512;
 const MASK = QUEUE_SIZE - 1;
 const HEADER = 12;
 
-/** Views of one split virtqueue as the device sees it (virtio 1.1 §2.6), and its position. */
+/** Views of one split virtqueue as the device sees it (virtio 1.2 §2.7), and its position. */
 export interface SplitRingData {
   readonly kind: "split";
   readonly desc32: Uint32Array;

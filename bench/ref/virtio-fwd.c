@@ -1,5 +1,5 @@
 /*
- * virtio-fwd.c - reference forwarder: virtio-net split virtqueues (virtio 1.1, 2.6) on an
+ * virtio-fwd.c - reference forwarder: virtio-net split virtqueues (virtio 1.2, 2.7) on an
  * instant device.
  *
  * Two ports, A and B, each with a receive queue (0) and a transmit queue (1) of 512 entries.
@@ -100,7 +100,7 @@ static void virtq_init(struct virtq *q) {
 /*
  * Makes new available entries visible, then asks whether the device wants a notification. The
  * sequentially consistent store is a full barrier: the flag read cannot move before it, which is
- * the ordering virtio 1.1, 2.6.13.6 requires.
+ * the ordering virtio 1.2, 2.7.13.6 requires.
  */
 static inline void virtq_publish(struct port *p, struct virtq *q, uint16_t queue_index) {
 	__atomic_store_n(&q->avail->idx, q->avail_idx, __ATOMIC_SEQ_CST);

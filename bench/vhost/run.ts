@@ -299,7 +299,7 @@ async function oneRun(o: Options, run: number, size: number, peerName: PeerName,
   }
 }
 
-// Virtio feature bits (virtio 1.1, 5.1.3 and 6) by number, for the names in the results.
+// Virtio feature bits (virtio 1.2, 5.1.3 and 6) by number, for the names in the results.
 const FEATURE_BITS: Record<number, string> = {
   0: "CSUM", 1: "GUEST_CSUM", 5: "MAC", 6: "GSO", 7: "GUEST_TSO4", 8: "GUEST_TSO6", 10: "GUEST_UFO",
   11: "HOST_TSO4", 12: "HOST_TSO6", 14: "HOST_UFO", 15: "MRG_RXBUF", 16: "STATUS", 17: "CTRL_VQ",

@@ -5,7 +5,7 @@ import { SimDma } from "../../src/sim/sim-dma.ts";
 import { VirtioNetModel, type VirtioNetModelOptions } from "../../src/sim/virtio/virtio-model.ts";
 import { openRig } from "./helpers.ts";
 
-// Common configuration offsets (virtio 1.1 §4.1.4.3) in the model's BAR4.
+// Common configuration offsets (virtio 1.2 §4.1.4.3) in the model's BAR4.
 const DFSELECT = 0x00;
 const DF = 0x04;
 const GFSELECT = 0x08;

@@ -1,5 +1,5 @@
 /**
- * The control virtqueue (virtio 1.1 §5.1.6.5): commands the driver sends to the device, one at a
+ * The control virtqueue (virtio 1.2 §5.1.6.5): commands the driver sends to the device, one at a
  * time, waiting for each to complete. Each command is a chain of three descriptors:
  *
  *   device-readable   u8 class, u8 command

@@ -1,5 +1,5 @@
 /**
- * Feature negotiation (virtio 1.1 §2.2, §3.1.1 step 4): the driver accepts exactly the features
+ * Feature negotiation (virtio 1.2 §2.2, §3.1.1 step 4): the driver accepts exactly the features
  * it implements, out of those the device offers — nothing more.
  *
  *   VIRTIO_F_VERSION_1        modern and vhost-user transports: required (little-endian 1.x

@@ -1,5 +1,5 @@
 /**
- * The legacy virtio PCI transport (virtio 0.9.5; virtio 1.1 §4.1.4.8 "Legacy Interfaces"): a
+ * The legacy virtio PCI transport (virtio 0.9.5; virtio 1.2 §4.1.4.8 "Legacy Interfaces"): a
  * fixed register header in the I/O-port BAR0, followed by the device configuration. Through VFIO
  * an I/O BAR cannot be mapped: every register access is a pread/pwrite system call. That is
  * acceptable here because the transport is used at init and for notifications only.
@@ -112,7 +112,7 @@ export class LegacyTransport implements VirtioTransport {
   }
 
   activateQueue(index: number, size: number, rings: RingAddresses, vector?: number): NotifyTarget {
-    // §2.6.2 (legacy layout): descriptors, then the available ring, then the used ring at the next
+    // §2.7.2 (legacy layout): descriptors, then the available ring, then the used ring at the next
     // VIRTIO_PCI_VRING_ALIGN boundary, all in one area the device locates by its first page.
     const avail = rings.desc + VIRTQ_DESC_SIZE * size;
     const used = alignUp(avail + 6 + 2 * size, VIRTIO_PCI_VRING_ALIGN);

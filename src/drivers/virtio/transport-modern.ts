@@ -1,5 +1,5 @@
 /**
- * The modern virtio PCI transport (virtio 1.1 §4.1.4): the device describes where its register
+ * The modern virtio PCI transport (virtio 1.2 §4.1.4): the device describes where its register
  * blocks live through vendor-specific PCI capabilities (cap id 9) — one per structure, each naming
  * a BAR, an offset and a length. The driver maps those BARs (memory BARs: one load or store per
  * register access) and talks to

@@ -13,7 +13,7 @@ import type { DriverTrace } from "../../pci/register-trace.ts";
 
 export type TransportKind = "modern" | "legacy" | "vhost-user";
 
-/** Device addresses of the three parts of a split virtqueue (§2.6). */
+/** Device addresses of the three parts of a split virtqueue (§2.7). */
 export interface RingAddresses {
   readonly desc: number;
   readonly avail: number;

@@ -1,5 +1,5 @@
 /**
- * The virtio-net driver: device initialization (virtio 1.1 §3.1.1, network device §5.1.5), then
+ * The virtio-net driver: device initialization (virtio 1.2 §3.1.1, network device §5.1.5), then
  * receive and transmit queues driven by polling (virtio-rx-queue.ts, virtio-tx-queue.ts): one pair,
  * or with rxQueues = txQueues = N > 1 N pairs through VIRTIO_NET_F_MQ (virtio 1.2 §5.1.6.5.5),
  * a control queue for the receive mode (ctrl-queue.ts), MAC and link status from the device
@@ -726,7 +726,7 @@ export class VirtioNetDevice implements NicDevice {
 
   /**
    * §5.1.5 step 5: the MAC from the device configuration, read until config_generation is the same
-   * before and after (§2.4.1: a multi-byte field may change between byte reads). Without
+   * before and after (§2.5.1: a multi-byte field may change between byte reads). Without
    * VIRTIO_NET_F_MAC, a random locally administered unicast address.
    */
   #readMac(): Uint8Array {

@@ -1,5 +1,5 @@
 /**
- * The virtio-net receive queue (virtio 1.1 §5.1.6.3, §5.1.6.4): one descriptor per mempool
+ * The virtio-net receive queue (virtio 1.2 §5.1.6.3, §5.1.6.4): one descriptor per mempool
  * buffer, the net header (10 or 12 bytes) in the buffer's headroom just below its data, so the
  * frame lands at the data without a copy. Descriptor i always describes the buffer in table[i]; a
  * received buffer is swapped for a fresh one from the pool in the same slot, so the ring stays
@@ -112,9 +112,9 @@ interface RxEnv {
 }
 
 /**
- * §2.6.14 / §5.1.6.4: takes up to `max` received frames from the used ring, puts a fresh buffer
+ * §2.7.14 / §5.1.6.4: takes up to `max` received frames from the used ring, puts a fresh buffer
  * into each slot, makes the slots available again, and notifies the device once per batch unless
- * it said it needs no notification (§2.6.10.2). A used entry with an impossible id or length is
+ * it said it needs no notification (§2.7.10.2). A used entry with an impossible id or length is
  * counted as an error and never handed out.
  *
  * A factory compiled once per queue (specialize.ts): it may use only `env` and its own locals.
@@ -257,7 +257,7 @@ function receiveLoop(env: RxEnv): ReceiveLoop {
     if (avail !== state[0]) {
       state[0] = avail;
       // Publish the index with a full barrier (xchg): the load of used.flags below must not pass
-      // this store, or device and driver could both decide the other has nothing to do (§2.6.13.4).
+      // this store, or device and driver could both decide the other has nothing to do (§2.7.13.4).
       // x86-64 ordering: the descriptor and ring stores above become visible before this one
       // (Linux: virtio_wmb() before updating avail->idx).
       Atomics.store(avail16, 1, avail);
@@ -324,7 +324,7 @@ export class RxQueue {
     this.#ring = ring;
     this.#notify = notify;
     this.#table = sharedInt32(capacity).fill(-1);
-    // §5.1.6.3 / §2.6.13: make every buffer available. Length and flags of a descriptor never
+    // §5.1.6.3 / §2.7.13: make every buffer available. Length and flags of a descriptor never
     // change afterwards (all buffers of the pool have the same size); only the address does.
     for (let id = 0; id < capacity; id++) {
       const buf = pool.alloc();

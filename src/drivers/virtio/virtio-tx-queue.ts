@@ -1,5 +1,5 @@
 /**
- * The virtio-net transmit queue (virtio 1.1 §5.1.6.2): one descriptor per frame, the net header
+ * The virtio-net transmit queue (virtio 1.2 §5.1.6.2): one descriptor per frame, the net header
  * in the headroom in front of the frame, so header and frame are one device-readable buffer. The
  * header is zeroed (flags 0, gso_type NONE) for a frame without an offload request; one with a
  * request (bufTxOffload) gets its checksum and TSO fields from net-offload.ts, off the hot path. Descriptor ids come from a stack of free ids;
@@ -132,8 +132,8 @@ interface TxEnv {
 }
 
 /**
- * §2.6.13: checks every buffer number (a bad one throws before a ring or pool is touched),
- * reclaims completed descriptors (§2.6.14) when ids run short or RECLAIM_THRESHOLD are pending, then
+ * §2.7.13: checks every buffer number (a bad one throws before a ring or pool is touched),
+ * reclaims completed descriptors (§2.7.14) when ids run short or RECLAIM_THRESHOLD are pending, then
  * queues the frames while descriptor ids last and notifies the device once per batch unless it
  * said it needs no notification. A buffer whose length is 0 or beyond its capacity is taken too,
  * but not sent: it goes back to its pool and counts as an error (a descriptor like that would
@@ -150,7 +150,7 @@ function sendLoop(env: TxEnv): SendLoop {
   const mask = size - 1;
   const notifyWord = notifyOffset >>> 1;
 
-  /** §2.6.14: takes the completed ids back and returns their buffers to their pools. */
+  /** §2.7.14: takes the completed ids back and returns their buffers to their pools. */
   function reclaim(): number {
     // x86-64 ordering: used.idx is a plain load, read before the used entries it covers (Linux:
     // virtio_rmb() after reading used->idx); a weakly ordered CPU needs a load barrier here.

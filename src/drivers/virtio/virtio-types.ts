@@ -1,8 +1,8 @@
 /**
- * Constants of the virtio 1.1 specification (OASIS, "Virtual I/O Device Version 1.1"), named as in
- * the specification and Linux's include/uapi/linux/virtio_{config,pci,ring,net}.h. Section numbers
- * below are those of virtio 1.1; virtio 1.2 renumbers chapter 2 by one from "Device Reset" on
- * (split virtqueues: 1.1 §2.6 = 1.2 §2.7). Only what the driver uses is here.
+ * Constants of the virtio specification (OASIS, "Virtual I/O Device (VIRTIO) Version 1.2"), named as
+ * in the specification and Linux's include/uapi/linux/virtio_{config,pci,ring,net}.h. Section
+ * numbers below are those of virtio 1.2 (docs/references.md; 1.1 numbers chapter 2 one lower from
+ * "Device Reset" on: split virtqueues 1.2 §2.7 = 1.1 §2.7). Only what the driver uses is here.
  */
 
 // --- PCI identity (§4.1.2) -------------------------------------------------------------------
@@ -176,21 +176,21 @@ export const VIRTIO_MSI_QUEUE_VECTOR = 0x16;
 export const VIRTIO_PCI_CONFIG_OFF_NO_MSIX = 0x14;
 export const VIRTIO_PCI_CONFIG_OFF_MSIX = 0x18;
 export const VIRTIO_PCI_QUEUE_ADDR_SHIFT = 12;
-/** Legacy rings: the used ring starts at the next multiple of this (§2.6.2). */
+/** Legacy rings: the used ring starts at the next multiple of this (§2.7.2). */
 export const VIRTIO_PCI_VRING_ALIGN = 4096;
 
-// --- Split virtqueues (§2.6) -----------------------------------------------------------------
+// --- Split virtqueues (§2.7) -----------------------------------------------------------------
 
 export const VIRTQ_DESC_F_NEXT = 1;
 export const VIRTQ_DESC_F_WRITE = 2;
 export const VIRTQ_DESC_F_INDIRECT = 4;
-/** In used.flags: the device does not want available-buffer notifications (§2.6.10). */
+/** In used.flags: the device does not want available-buffer notifications (§2.7.10). */
 export const VIRTQ_USED_F_NO_NOTIFY = 1;
-/** In avail.flags: the driver does not want used-buffer notifications (interrupts) (§2.6.7). */
+/** In avail.flags: the driver does not want used-buffer notifications (interrupts) (§2.7.7). */
 export const VIRTQ_AVAIL_F_NO_INTERRUPT = 1;
-/** Bytes per descriptor: le64 addr, le32 len, le16 flags, le16 next (§2.6.5). */
+/** Bytes per descriptor: le64 addr, le32 len, le16 flags, le16 next (§2.7.5). */
 export const VIRTQ_DESC_SIZE = 16;
-/** Largest queue size a split ring may have (§2.6). */
+/** Largest queue size a split ring may have (§2.7). */
 export const VIRTQ_MAX_SIZE = 32768;
 
 // --- Network device (§5.1) -------------------------------------------------------------------

@@ -1,10 +1,10 @@
 /**
- * The memory of a split virtqueue (virtio 1.1 §2.6) and its views. The two ways virtio-net uses
+ * The memory of a split virtqueue (virtio 1.2 §2.7) and its views. The two ways virtio-net uses
  * a virtqueue are in virtio-rx-queue.ts (a receive queue kept full of mempool buffers) and
  * virtio-tx-queue.ts (a transmit queue that takes the caller's buffers); the control queue is in
  * ctrl-queue.ts.
  *
- * Memory layout of one queue of `size` entries (the legacy layout, §2.6.2, which also satisfies
+ * Memory layout of one queue of `size` entries (the legacy layout, §2.7.2, which also satisfies
  * the modern alignment rules, so both transports share it):
  *
  *   offset 0                 descriptor table   size x { le64 addr, le32 len, le16 flags, le16 next }
@@ -73,7 +73,7 @@ export class VirtqueueRing {
     this.used32 = new Uint32Array(bytes.buffer, base + layout.usedOffset, 1 + 2 * size);
     const desc = region.iovaOf(offset);
     this.addresses = { desc, avail: desc + layout.availOffset, used: desc + layout.usedOffset };
-    // §2.6.7: a polling driver asks the device not to interrupt it.
+    // §2.7.7: a polling driver asks the device not to interrupt it.
     this.avail16[0] = VIRTQ_AVAIL_F_NO_INTERRUPT;
   }
 

@@ -108,7 +108,7 @@ export class VhostUserBackend {
       queuePairs: this.queuePairs,
       transport: "external",
     });
-    // A polling backend: the driver need not kick (virtio 1.1 §2.6.10).
+    // A polling backend: the driver need not kick (virtio 1.2 §2.7.10).
     this.model.suppressNotifications = true;
     this.#host = {
       model: this.model,

@@ -296,7 +296,7 @@ export class Session {
   }
 
   /**
-   * virtio 1.1 §5.1.2: the receive and transmit rings of the layout's pairs; the control ring
+   * virtio 1.2 §5.1.2: the receive and transmit rings of the layout's pairs; the control ring
    * only with VIRTIO_NET_F_CTRL_VQ. Any other ring too once the front-end used it.
    */
   #listed(v: Vring): boolean {
@@ -477,7 +477,7 @@ export class Session {
     if (this.#features !== null && index >= 2 * this.#layoutPairs() && index !== this.#host.model.ctrlQueueIndex) {
       throw new FrontEndViolation(
         `ring ${index} is not in the layout of the features negotiated: without VIRTIO_NET_F_MQ only the first queue pair ` +
-          `(rings 0 and 1) and the control ring 2 exist (virtio 1.1 §5.1.2); negotiate VIRTIO_NET_F_MQ to use ${pairs} pairs`,
+          `(rings 0 and 1) and the control ring 2 exist (virtio 1.2 §5.1.2); negotiate VIRTIO_NET_F_MQ to use ${pairs} pairs`,
       );
     }
     return v;
@@ -524,7 +524,7 @@ export class Session {
       used: p.number(VringAddr.used, "used ring address"),
       avail: p.number(VringAddr.avail, "available ring address"),
     };
-    // virtio 1.1 §2.6: alignment 16 (descriptors), 2 (available ring), 4 (used ring).
+    // virtio 1.2 §2.7: alignment 16 (descriptors), 2 (available ring), 4 (used ring).
     if (addresses.desc % 16 !== 0 || addresses.avail % 2 !== 0 || addresses.used % 4 !== 0) {
       throw new FrontEndViolation(
         `ring ${v.index}: misaligned (descriptors 0x${addresses.desc.toString(16)} need 16, available 0x${addresses.avail.toString(16)} 2, used 0x${addresses.used.toString(16)} 4)`,
@@ -654,7 +654,7 @@ export class Session {
         used: part(user.used, 4, "device event suppression area"),
       };
     }
-    // virtio 1.1 §2.6: 16 bytes a descriptor; flags, idx, ring[num], used_event/avail_event (u16 each, the
+    // virtio 1.2 §2.7: 16 bytes a descriptor; flags, idx, ring[num], used_event/avail_event (u16 each, the
     // event field counted even without EVENT_IDX); used elements are 8 bytes.
     return {
       desc: part(user.desc, 16 * num, "descriptor table"),
@@ -699,7 +699,7 @@ export class Session {
     return ring.usedIdx !== before;
   }
 
-  /** vhost-user: SET_VRING_CALL: signal used buffers, unless the driver asked for no interrupts (virtio 1.1 §2.6.7). */
+  /** vhost-user: SET_VRING_CALL: signal used buffers, unless the driver asked for no interrupts (virtio 1.2 §2.7.7). */
   #signal(v: Vring): void {
     const ring = v.ring;
     if (ring === null || ring.usedIdx === v.signaledUsed) return;

@@ -1,5 +1,5 @@
 /**
- * The device's side of a split virtqueue (virtio 1.1 §2.6): it reads descriptors and the
+ * The device's side of a split virtqueue (virtio 1.2 §2.7): it reads descriptors and the
  * available ring, and writes the used ring — all through its address space's resolve(), so an
  * address the driver never allocated is a DmaFaultError, as it would be a DMAR fault behind a
  * real IOMMU.
@@ -53,7 +53,7 @@ export class DeviceRing {
     this.size = size;
     this.#violation = violation;
     this.#fatal = fatal;
-    // §2.6: alignment 16 (descriptors), 2 (available ring), 4 (used ring).
+    // §2.7: alignment 16 (descriptors), 2 (available ring), 4 (used ring).
     if (at.desc % 16 !== 0 || at.avail % 2 !== 0 || at.used % 4 !== 0) {
       violation(`queue ${index}: misaligned rings (desc 0x${at.desc.toString(16)}, avail 0x${at.avail.toString(16)}, used 0x${at.used.toString(16)})`);
     }
@@ -87,7 +87,7 @@ export class DeviceRing {
     return this.#avail16[0]!;
   }
 
-  /** Takes the next available chain (§2.6.13 from the device's side), or null. */
+  /** Takes the next available chain (§2.7.13 from the device's side), or null. */
   pop(): Chain | null {
     if (this.pending === 0) return null;
     const head = this.#avail16[2 + (this.lastAvail % this.size)]!;
@@ -123,7 +123,7 @@ export class DeviceRing {
         writable.push({ addr, len });
         writableBytes += len;
       } else {
-        // §2.6.5: device-readable descriptors come before device-writable ones.
+        // §2.7.5: device-readable descriptors come before device-writable ones.
         // qemu: "Incorrect order for descriptors" (virtio_error).
         if (writable.length > 0) {
           this.#fatal(`queue ${this.index}: readable descriptor ${id} after a writable one`);
@@ -147,7 +147,7 @@ export class DeviceRing {
     this.lastAvail = (this.lastAvail - 1) & 0xffff;
   }
 
-  /** §2.6.8: returns a chain to the driver: element first, then the index. */
+  /** §2.7.8: returns a chain to the driver: element first, then the index. */
   push(id: number, len: number): void {
     this.write(id, len);
     this.publish();
@@ -186,7 +186,7 @@ export class DeviceRing {
     return ids;
   }
 
-  /** §2.6.10: tells the driver whether to send available-buffer notifications. */
+  /** §2.7.10: tells the driver whether to send available-buffer notifications. */
   setNoNotify(on: boolean): void {
     this.#used16[0] = on ? USED_F_NO_NOTIFY : 0;
   }

@@ -1,5 +1,5 @@
 /**
- * The legacy virtio PCI interface of a transitional model (virtio 1.1 §4.1.4.8): the fixed
+ * The legacy virtio PCI interface of a transitional model (virtio 1.2 §4.1.4.8): the fixed
  * register header in the I/O-port BAR0, then the device configuration — at 0x14, or at 0x18 while
  * MSI-X is enabled (the two vector registers take its place). Like qemu, header registers take
  * only accesses of their own width at their own offset; the configuration takes any aligned one.

@@ -1,5 +1,5 @@
 /**
- * The modern virtio PCI interface of the model (virtio 1.1 §4.1.4), laid out the way qemu lays
+ * The modern virtio PCI interface of the model (virtio 1.2 §4.1.4), laid out the way qemu lays
  * out virtio-net-pci: vendor capabilities in config space pointing into one 16 KiB memory BAR
  * (BAR4), with the common configuration, ISR, device configuration and notification area
  * 4 KiB apart.

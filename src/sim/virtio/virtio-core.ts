@@ -1,6 +1,6 @@
 /**
  * The transport-independent half of a virtio device model: the device status state machine
- * (virtio 1.1 §2.1, §3.1), feature negotiation that refuses what the device does not offer
+ * (virtio 1.2 §2.1, §3.1), feature negotiation that refuses what the device does not offer
  * (§2.2), virtqueue configuration and notifications. The modern and legacy register files
  * (modern-interface.ts, legacy-interface.ts) translate register accesses into calls here;
  * the network device (virtio-model.ts) supplies what happens on a notification.
@@ -328,7 +328,7 @@ export class VirtioCore {
     this.#activate(q, { desc: q.desc, avail: q.avail, used: q.used });
   }
 
-  /** Legacy: QUEUE_PFN; the rings follow one another in the page-aligned area (§2.6.2). */
+  /** Legacy: QUEUE_PFN; the rings follow one another in the page-aligned area (§2.7.2). */
   setLegacyQueue(pfn: number): void {
     const q = this.selectedQueue;
     if (q === null) {

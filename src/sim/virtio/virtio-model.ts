@@ -1,5 +1,5 @@
 /**
- * VirtioNetModel: a behavioural virtio-net device (virtio 1.1 §5.1) for tests and --sim runs.
+ * VirtioNetModel: a behavioural virtio-net device (virtio 1.2 §5.1) for tests and --sim runs.
  * It has what a driver can observe of qemu's virtio-net-pci:
  *
  * - PCI identity 1af4:1041 (modern) or 1af4:1000 (transitional, `legacy: true`), the modern
@@ -769,7 +769,7 @@ export class VirtioNetModel {
   }
 
   /**
-   * §2.6.8 (split) / §2.8.7-2.8.8 (packed): returns `entries` ([id, len]) to the driver in one
+   * §2.7.8 (split) / §2.8.7-2.8.8 (packed): returns `entries` ([id, len]) to the driver in one
    * publication (of used.idx, or of the used descriptors' flags), through the used-ring fault modes.
    */
   #returnUsed(queue: number, ring: AnyDeviceRing, entries: ReadonlyArray<readonly [number, number]>): void {

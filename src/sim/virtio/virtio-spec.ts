@@ -1,8 +1,8 @@
 /**
- * The device side's own copy of the virtio 1.1 numbers it needs. Deliberately not imported from
+ * The device side's own copy of the virtio 1.2 numbers it needs. Deliberately not imported from
  * the driver (src/drivers/virtio/virtio-types.ts): a model that shared the driver's constants
  * would agree with any mistake in them, and the tests would pass against a device that does not
- * exist. Written from the specification; section numbers are virtio 1.1's.
+ * exist. Written from the specification; section numbers are virtio 1.2's (docs/references.md).
  */
 
 // §2.1 device status
@@ -93,7 +93,7 @@ export const LEGACY = {
 } as const;
 export const LEGACY_VRING_ALIGN = 4096;
 
-// §2.6 split virtqueues
+// §2.7 split virtqueues
 export const DESC_F_NEXT = 1;
 export const DESC_F_WRITE = 2;
 export const DESC_F_INDIRECT = 4;
