@@ -13,6 +13,7 @@
  */
 import { DeviceProtocolError, DeviceTimeoutError } from "../../errors.ts";
 import { sleepMs } from "../../pci/regs.ts";
+import { hi32, lo32 } from "../../mem/u64.ts";
 import type { NotifyTarget } from "./transport.ts";
 import { CMD_ACK, CMD_DATA, CMD_HEADER, CTRL_COMMAND_AREA_SIZE, checkAck, writeCommand } from "./ctrl-command.ts";
 import {
@@ -78,8 +79,8 @@ export class PackedCtrlQueue {
     let headWord = 0;
     for (const [addr, len, flags] of parts) {
       const d = this.#availPos << 2;
-      ring.desc32[d] = addr >>> 0;
-      ring.desc32[d + 1] = Math.floor(addr / 4294967296) >>> 0;
+      ring.desc32[d] = lo32(addr);
+      ring.desc32[d + 1] = hi32(addr);
       ring.desc32[d + 2] = len;
       const word = (BUFFER_ID | (availFlags(this.#availWrap, flags) << 16)) >>> 0;
       // §2.8.21: the list's first descriptor is made available last, so the device never sees half a list.
