@@ -13,6 +13,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { hi32, lo32 } from "../src/mem/u64.ts";
 
 
 function escapeXml(s: string): string {
@@ -128,8 +129,8 @@ export function bufferTableSvg(): string {
     const a = iova + i * entrySize + headroom;
     const row = [
       String(first + i),
-      `0x${Math.floor(a / 0x1_0000_0000).toString(16)}`,
-      `0x${(a % 0x1_0000_0000).toString(16).padStart(8, "0")}`,
+      `0x${hi32(a).toString(16)}`,
+      `0x${lo32(a).toString(16).padStart(8, "0")}`,
       String(i * entrySize + headroom),
       String(id),
       i === 1 ? "60" : "0",

@@ -17,6 +17,7 @@
  * (2.6 MB of garbage per 10 M frames on packed rings). Differences are taken modulo
  * 2^30, right for latencies under 10.7 s.
  */
+import { hi32, lo32 } from "../../src/mem/u64.ts";
 import type { SimDma } from "../../src/sim/sim-dma.ts";
 import { bucketOf } from "../lib/histogram.ts";
 
@@ -40,10 +41,10 @@ export interface FrameRegion {
 export function frameRegionAt(dma: SimDma, iova: number): FrameRegion {
   const byte = dma.resolve(iova, 1, "instant device: finding a pool's memory");
   const base = iova - byte.byteOffset;
-  if (Math.floor(base / 2 ** 32) !== Math.floor((base + byte.buffer.byteLength - 1) / 2 ** 32)) {
+  if (hi32(base) !== hi32(base + byte.buffer.byteLength - 1)) {
     throw new RangeError(`instant device: the region at 0x${base.toString(16)} crosses a 4 GiB boundary of device addresses`);
   }
-  return { baseLo: base % 2 ** 32, size: byte.buffer.byteLength, words: new Int32Array(byte.buffer) };
+  return { baseLo: lo32(base), size: byte.buffer.byteLength, words: new Int32Array(byte.buffer) };
 }
 
 const NO_REGION: FrameRegion = { baseLo: 0, size: 0, words: new Int32Array(0) };

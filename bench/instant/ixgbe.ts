@@ -18,6 +18,7 @@ import type { DeviceOptions, NicDevice } from "../../src/device.ts";
 import { createIxgbeDevice } from "../../src/drivers/ixgbe/ixgbe-device.ts";
 import * as T from "../../src/drivers/ixgbe/ixgbe_type.ts";
 import type { HotPathMode } from "../../src/drivers/specialize.ts";
+import { join64 } from "../../src/mem/u64.ts";
 import { TypedArrayMmio } from "../../src/pci/mmio.ts";
 import { BarKind, type PciFunction } from "../../src/pci/pci-function.ts";
 import type { SimDma } from "../../src/sim/sim-dma.ts";
@@ -204,7 +205,7 @@ export class InstantIxgbePort {
     });
     const regs = bar.words32!;
     const ring = (bal: number, bah: number, len: number) => {
-      const bytes = dma.resolve(regs[bal >>> 2]! + regs[bah >>> 2]! * 2 ** 32, regs[len >>> 2]!);
+      const bytes = dma.resolve(join64(regs[bal >>> 2]!, regs[bah >>> 2]!), regs[len >>> 2]!);
       return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
     };
     for (let q = 0; q < queues; q++) {
@@ -228,7 +229,7 @@ export class InstantIxgbePort {
   /** The memory of pair `q`'s receive pool (found from a buffer address in its ring). */
   rxPoolRegion(q: number): FrameRegion {
     const rx = this.#queues[q]!.rx;
-    return frameRegionAt(this.#dma, rx[0]! + rx[1]! * 2 ** 32);
+    return frameRegionAt(this.#dma, join64(rx[0]!, rx[1]!));
   }
 
   /** Pair 0: "receives" a 60-byte frame into each descriptor it owns, up to `max`. */

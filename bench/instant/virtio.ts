@@ -18,6 +18,7 @@
 import type { NicDevice } from "../../src/device.ts";
 import { createVirtioDevice } from "../../src/drivers/virtio/virtio-device.ts";
 import type { HotPathMode } from "../../src/drivers/specialize.ts";
+import { join64 } from "../../src/mem/u64.ts";
 import type { SimDma } from "../../src/sim/sim-dma.ts";
 import { VirtioNetModel } from "../../src/sim/virtio/virtio-model.ts";
 import { frameRegionAt, FrameStamps, type FrameRegion } from "./frames.ts";
@@ -60,7 +61,7 @@ export interface VirtioQueueData {
 function commonConfig(model: VirtioNetModel, index: number): (lo: number) => number {
   const bar = model.pci.bar(4);
   bar.write16(0x16, index); // common config: queue_select
-  return (lo: number) => bar.read32(lo) + bar.read32(lo + 4) * 2 ** 32;
+  return (lo: number) => join64(bar.read32(lo), bar.read32(lo + 4));
 }
 
 function splitRing(model: VirtioNetModel, dma: SimDma, index: number): SplitRingData {
@@ -436,7 +437,7 @@ export class InstantVirtioPort {
   /** The memory of pair `q`'s receive pool (found from a buffer address in its descriptors). */
   rxPoolRegion(q: number): FrameRegion {
     const desc = this.#queues[q]!.rx.desc32;
-    return frameRegionAt(this.#dma, desc[0]! + desc[1]! * 2 ** 32 + HEADER);
+    return frameRegionAt(this.#dma, join64(desc[0]!, desc[1]!) + HEADER);
   }
 
   /** Pair 0 (the single-threaded bench): up to `max` receive buffers filled. */

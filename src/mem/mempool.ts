@@ -18,6 +18,7 @@
 import { BufferOwnershipError, DmaError, IxyError, PoolClosedError } from "../errors.ts";
 import { openView, shareView, type SharedView } from "../threads/shared-view.ts";
 import { sharedInt32 } from "./shared-arrays.ts";
+import { hi32, join64, lo32, lo32Signed } from "./u64.ts";
 import { SpscRing, type SharedRing } from "../threads/spsc-ring.ts";
 import { clearReturnPath, poolReturns, returnOne, returnRun, setReturnPath } from "./pool-returns.ts";
 import { badBatchRange, checkBoolean, checkInteger, checkOptionsObject, checkPowerOfTwo, checkString, describeValue } from "../validate.ts";
@@ -142,7 +143,7 @@ class PoolRegion implements DmaRegion {
     if (!(offset >= 0 && offset < this.size)) throw new RangeError(`offset ${offset} is outside the ${this.size}-byte pool memory`);
     const entry = Math.floor(offset / this.#entrySize);
     const b = this.#first + entry;
-    const data = (bufIovaLo[b]! >>> 0) + bufIovaHi[b]! * 0x1_0000_0000;
+    const data = join64(bufIovaLo[b]!, bufIovaHi[b]!);
     return data - MEMPOOL_HEADROOM + (offset - entry * this.#entrySize);
   }
 }
@@ -232,14 +233,14 @@ export class Mempool {
       // Drivers put headers in the headroom and compute their address from the data address's
       // low half alone (iovaLo - hdrLen): the headroom must not straddle a 4 GiB boundary. With
       // entries aligned to their power-of-two size this cannot happen; checked all the same.
-      if (iova % 0x1_0000_0000 < MEMPOOL_HEADROOM) {
+      if (lo32(iova) < MEMPOOL_HEADROOM) {
         unregisterPool(id);
         throw new DmaError(`${this.name}: buffer ${i}'s headroom straddles a 4 GiB boundary of device addresses`);
       }
       const b = first + i;
       // The low half as a signed 32-bit integer: the same bits, and V8 keeps it a small integer.
-      bufIovaLo[b] = iova % 0x1_0000_0000 | 0;
-      bufIovaHi[b] = Math.floor(iova / 0x1_0000_0000);
+      bufIovaLo[b] = lo32Signed(iova);
+      bufIovaHi[b] = hi32(iova);
       bufLength[b] = 0;
       bufPool[b] = id;
       bufDataOffset[b] = start + MEMPOOL_HEADROOM;

@@ -5,6 +5,7 @@
  */
 import { PermissionError, DmaError } from "../errors.ts";
 import { close, geteuid, O_RDONLY, open, pread } from "../sys/libc.ts";
+import { join64 } from "./u64.ts";
 
 const PAGE_SIZE = 4096;
 
@@ -23,7 +24,7 @@ export function virtToPhys(vaddr: bigint, owner: string, pagemapPath = "/proc/se
     const words = new Uint32Array(entry.buffer);
     const present = (words[1]! & 0x8000_0000) !== 0;
     // PFN: bits 0-54 = low word + bits 0-22 of the high word.
-    const pfn = (words[1]! & 0x7f_ffff) * 0x1_0000_0000 + words[0]!;
+    const pfn = join64(words[0]!, words[1]! & 0x7f_ffff);
     if (!present || pfn === 0) {
       throw new DmaError(`${owner}: page at 0x${vaddr.toString(16)} has no physical address (not present, or pagemap hides it)`);
     }

@@ -4,6 +4,7 @@
  * elements, 64-bit fields as two 32-bit halves (little-endian), so no BigInt arithmetic is needed.
  * test/pci/vfio-structs.test.ts checks every offset and number against the kernel's header.
  */
+import { hi32, join64, lo32 } from "../mem/u64.ts";
 
 /** _IO(VFIO_TYPE, VFIO_BASE + n) with VFIO_TYPE ';' (0x3b) and VFIO_BASE 100. */
 export const VFIO = {
@@ -83,7 +84,7 @@ export function setU32(buf: Uint8Array, offset: number, value: number): void {
 /** A 64-bit field as a Number; exact below 2^53, which every size, offset and IOVA here is. */
 export function getU64(buf: Uint8Array, offset: number): number {
   const w = new Uint32Array(buf.buffer, buf.byteOffset + offset, 2);
-  return w[1]! * 0x1_0000_0000 + w[0]!;
+  return join64(w[0]!, w[1]!);
 }
 
 export function setU64(buf: Uint8Array, offset: number, value: number | bigint): void {
@@ -92,7 +93,7 @@ export function setU64(buf: Uint8Array, offset: number, value: number | bigint):
     w[0] = Number(value & 0xffffffffn);
     w[1] = Number(value >> 32n);
   } else {
-    w[0] = value % 0x1_0000_0000;
-    w[1] = Math.floor(value / 0x1_0000_0000);
+    w[0] = lo32(value);
+    w[1] = hi32(value);
   }
 }

@@ -20,7 +20,7 @@ import { DeviceClosedError, DeviceProtocolError, DeviceTimeoutError, NotSupporte
 import type { DmaAllocator } from "../../mem/dma.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import type { PciFunction } from "../../pci/pci-function.ts";
-import { clearFlags32, getReg32, setFlags32, setReg32, sleepMs, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
+import { clearFlags32, getReg32, pollUntil, setFlags32, setReg32, sleepMs, waitClearReg32, waitSetReg32 } from "../../pci/regs.ts";
 import { badBatchCall, checkPromiscArgument, checkStatsTarget, goodBatch } from "../batch-args.ts";
 import { checkDeviceOptionTypes, checkInteger, checkNonNegative, checkPowerOfTwo, checkRssKey } from "../../validate.ts";
 import { requireStrongMemoryOrder } from "../memory-order.ts";
@@ -545,17 +545,16 @@ export class IxgbeDevice implements NicDevice {
   }
 
   #waitForLink(timeoutMs: number): void {
-    const deadline = performance.now() + timeoutMs;
-    while (this.linkSpeed() === 0) {
-      if (performance.now() >= deadline) {
-        throw new DeviceTimeoutError(
+    pollUntil(() => this.linkSpeed() !== 0, {
+      timeoutMs,
+      pollMs: LINK_POLL_MS,
+      onTimeout: () =>
+        new DeviceTimeoutError(
           `${this.address}: the link did not come up within ${timeoutMs} ms (LINKS = 0x` +
             `${getReg32(this.#mmio, IXGBE_LINKS).toString(16).padStart(8, "0")}): check the cable or SFP+ module ` +
             `and the link partner, raise linkTimeoutMs (the apps' --link-timeout MS), or pass linkTimeoutMs: 0 to open the device without waiting`,
-        );
-      }
-      sleepMs(LINK_POLL_MS);
-    }
+        ),
+    });
   }
 
   // ---- NicDevice ----

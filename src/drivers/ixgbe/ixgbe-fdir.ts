@@ -31,7 +31,7 @@
 import type { FlowAction, FlowMatch } from "../../device.ts";
 import { DeviceProtocolError, DeviceTimeoutError, FlowTableFullError, NotSupportedError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
-import { getReg32, setReg32, waitSetReg32 } from "../../pci/regs.ts";
+import { getReg32, pollUntil, setReg32, waitSetReg32 } from "../../pci/regs.ts";
 import * as T from "./ixgbe_type.ts";
 
 /** 64 KB of packet buffer for the table: what Linux takes (fdir_pballoc = IXGBE_FDIR_PBALLOC_64K). */
@@ -309,17 +309,15 @@ export class IxgbeFlowDirector {
 
   /** Waits for FDIRCMD.CMD to read 0 (the device took the command); returns FDIRCMD then. */
   #waitCommand(what: string): number {
-    const deadline = performance.now() + COMMAND_TIMEOUT_MS;
-    for (;;) {
-      // The clock is read before the register: a thread descheduled past the deadline still
-      // looks once more before it gives up, so a loaded machine does not fail a done command.
-      const late = performance.now() > deadline;
-      const v = getReg32(this.#mmio, T.IXGBE_FDIRCMD);
-      if ((v & T.IXGBE_FDIRCMD_CMD_MASK) === 0) return v;
-      if (late) {
-        throw new DeviceTimeoutError(`${this.#device}: the Flow Director ${what} command did not complete within ${COMMAND_TIMEOUT_MS} ms ` +
-          `(FDIRCMD 0x${v.toString(16)}): close and open the device again`);
-      }
-    }
+    let v = 0;
+    // Spins (pollMs 0): the device takes a command in microseconds.
+    pollUntil(() => ((v = getReg32(this.#mmio, T.IXGBE_FDIRCMD)) & T.IXGBE_FDIRCMD_CMD_MASK) === 0, {
+      timeoutMs: COMMAND_TIMEOUT_MS,
+      pollMs: 0,
+      onTimeout: () =>
+        new DeviceTimeoutError(`${this.#device}: the Flow Director ${what} command did not complete within ${COMMAND_TIMEOUT_MS} ms ` +
+          `(FDIRCMD 0x${v.toString(16)}): close and open the device again`),
+    });
+    return v;
   }
 }

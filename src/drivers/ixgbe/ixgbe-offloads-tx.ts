@@ -102,6 +102,7 @@ export function offloadSender(env: TxOffloadEnv): SendOffloaded {
   const { RS_INTERVAL, GROUP_SHIFT, DATA_CMD, EOP, RS, TSE, PAYLEN_SHIFT, IDX_SHIFT, IXSM, TXSM, CONTEXT_CMD, MACLEN_SHIFT } = env;
   const { TUCMD_IPV4, TUCMD_L4T_TCP, L4LEN_SHIFT, MSS_SHIFT, MAX_DATA, REQ_IP, REQ_TCP, REQ_UDP, REQ_TSO, REQ_IPV6 } = env;
   const LAST_OF_GROUP = RS_INTERVAL - 1;
+  // u64.ts's TWO_POW_32, which this copy cannot import: it is compiled outside the module (specialize.ts).
   const TWO_POW_32 = 0x1_0000_0000;
 
   /** One data descriptor for the whole frame, no offload (the loop's own format). */

@@ -12,6 +12,7 @@
  * loop is compiled once per queue (specialize.ts).
  */
 import type { DmaAllocator } from "../../mem/dma.ts";
+import { hi32, lo32 } from "../../mem/u64.ts";
 import { bufIovaHi, bufIovaLo, bufLength, bufHome, bufPool, bufRxOffload, bufTxOffload, poolTop, type PacketBuffer } from "../../mem/buffer-table.ts";
 import { rxChecksumTable } from "./ixgbe-offloads.ts";
 import { freeBuffer, Mempool } from "../../mem/mempool.ts";
@@ -49,8 +50,6 @@ import { inRingRange, ringState, RingOwner, type RingState } from "../../ring-st
 export const RX_BUFFER_SIZE = 2048;
 /** The largest frame the device can deliver with jumbo frames off: 1518 + 4 bytes of VLAN tag. */
 export const MAX_RX_FRAME = 1522;
-
-const TWO_POW_32 = 0x1_0000_0000;
 
 
 export interface RxQueueOptions {
@@ -296,8 +295,8 @@ export class IxgbeRxQueue {
     // stalled queue would block the others.
     setReg32(mmio, IXGBE_SRRCTL(i),
       IXGBE_SRRCTL_DESCTYPE_ADV_ONEBUF | IXGBE_SRRCTL_DROP_EN | (this.#bufferSize >>> IXGBE_SRRCTL_BSIZEPKT_SHIFT));
-    setReg32(mmio, IXGBE_RDBAL(i), this.ringIova >>> 0);
-    setReg32(mmio, IXGBE_RDBAH(i), Math.floor(this.ringIova / TWO_POW_32));
+    setReg32(mmio, IXGBE_RDBAL(i), lo32(this.ringIova));
+    setReg32(mmio, IXGBE_RDBAH(i), hi32(this.ringIova));
     setReg32(mmio, IXGBE_RDLEN(i), this.size * IXGBE_DESC_SIZE);
     // Empty ring: nothing is handed to the device before the queue is enabled.
     setReg32(mmio, IXGBE_RDH(i), 0);

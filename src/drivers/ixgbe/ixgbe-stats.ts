@@ -18,6 +18,7 @@
 import { newStats, type DeviceStats } from "../../device.ts";
 import type { Mmio } from "../../pci/mmio.ts";
 import { getReg32 } from "../../pci/regs.ts";
+import { join64 } from "../../mem/u64.ts";
 import {
   IXGBE_CRCERRS,
   IXGBE_ERRBC,
@@ -37,7 +38,6 @@ import {
   IXGBE_RUC,
 } from "./ixgbe_type.ts";
 
-const TWO_POW_32 = 0x1_0000_0000;
 const FCS_LENGTH = 4;
 
 /** Counters of the device beyond DeviceStats, totals since the device was opened. */
@@ -102,9 +102,9 @@ export class IxgbeStats {
     // count from the destination address through the CRC; DeviceStats counts frames as the
     // application sees them (as virtio does), so the 4-byte FCS of each packet comes off.
     const gorcl = getReg32(mmio, IXGBE_GORCL);
-    t.rxBytes += gorcl + getReg32(mmio, IXGBE_GORCH) * TWO_POW_32 - rxPackets * FCS_LENGTH;
+    t.rxBytes += join64(gorcl, getReg32(mmio, IXGBE_GORCH)) - rxPackets * FCS_LENGTH;
     const gotcl = getReg32(mmio, IXGBE_GOTCL);
-    t.txBytes += gotcl + getReg32(mmio, IXGBE_GOTCH) * TWO_POW_32 - txPackets * FCS_LENGTH;
+    t.txBytes += join64(gotcl, getReg32(mmio, IXGBE_GOTCH)) - txPackets * FCS_LENGTH;
     // Receive errors, as Linux sums them: CRC, illegal symbols, error symbols, length (too
     // short or longer than MAXFRS). The device drops these frames itself. RUC/RFC/ROC/RJC
     // break the length errors down (RLEC already counts them): read to clear, kept in hw.

@@ -18,6 +18,7 @@
  * no allocation.
  */
 import type { DmaAllocator } from "../../mem/dma.ts";
+import { hi32, lo32 } from "../../mem/u64.ts";
 import {
   bufHome, bufIovaHi, bufIovaLo, bufL2Len, bufL3Len, bufL4Len, bufLength, bufMss, bufPool, bufTxOffload, poolCapacity, poolSpace, tableState,
   BUF_UNTRACKED,
@@ -94,7 +95,6 @@ export const TX_PTHRESH = 32;
 export const TX_HTHRESH = 1;
 export const TX_WTHRESH = 0;
 
-const TWO_POW_32 = 0x1_0000_0000;
 /** The statistics countdown after start: the first call polls. */
 const STATE_POLL_FIRST = 1;
 /** Every frame is one advanced data descriptor: end of packet, insert the CRC. */
@@ -413,8 +413,8 @@ export class IxgbeTxQueue {
   /** 4.6.8: the per-queue part of transmit initialization; the queue stays disabled. */
   configure(mmio: Mmio): void {
     const i = this.index;
-    setReg32(mmio, IXGBE_TDBAL(i), this.ringIova >>> 0);
-    setReg32(mmio, IXGBE_TDBAH(i), Math.floor(this.ringIova / TWO_POW_32));
+    setReg32(mmio, IXGBE_TDBAL(i), lo32(this.ringIova));
+    setReg32(mmio, IXGBE_TDBAH(i), hi32(this.ringIova));
     setReg32(mmio, IXGBE_TDLEN(i), this.size * IXGBE_DESC_SIZE);
     const m = IXGBE_TXDCTL_THRESH_MASK;
     let txdctl = getReg32(mmio, IXGBE_TXDCTL(i));

@@ -18,7 +18,7 @@
  */
 import { DeviceProtocolError, DeviceTimeoutError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
-import { sleepMs } from "../../pci/regs.ts";
+import { pollUntil } from "../../pci/regs.ts";
 import type { NotifyTarget } from "./transport.ts";
 import type { VirtqueueRing } from "./virtqueue.ts";
 import { CMD_ACK, CMD_DATA, CMD_HEADER, checkAck, writeCommand } from "./ctrl-command.ts";
@@ -108,20 +108,21 @@ export class CtrlQueue {
     // otherwise spin briefly, then sleep between polls, looking at the device status each time:
     // a device that needs a reset will never answer.
     for (let spin = 0; spin < 1000; spin++) if (used16[1] !== this.#lastUsed) return;
-    const deadline = performance.now() + this.#timeoutMs;
-    while (used16[1] === this.#lastUsed) {
+    pollUntil(() => {
+      if (used16[1] !== this.#lastUsed) return true;
       try {
         this.#checkDevice();
       } catch (error) {
         throw this.#break(error as Error);
       }
-      if (performance.now() >= deadline) {
-        throw this.#break(new DeviceTimeoutError(
-          `${this.name}: ${what}: no answer on the control queue within ${this.#timeoutMs} ms; the device seems ` +
-            `stalled: close the device and open it again`,
-        ));
-      }
-      sleepMs(1);
-    }
+      return false;
+    }, {
+      timeoutMs: this.#timeoutMs,
+      pollMs: 1,
+      onTimeout: () => this.#break(new DeviceTimeoutError(
+        `${this.name}: ${what}: no answer on the control queue within ${this.#timeoutMs} ms; the device seems ` +
+          `stalled: close the device and open it again`,
+      )),
+    });
   }
 }

@@ -12,7 +12,8 @@
  * later command fails at once.
  */
 import { DeviceProtocolError, DeviceTimeoutError } from "../../errors.ts";
-import { sleepMs } from "../../pci/regs.ts";
+import { pollUntil } from "../../pci/regs.ts";
+import { hi32, lo32 } from "../../mem/u64.ts";
 import type { NotifyTarget } from "./transport.ts";
 import { CMD_ACK, CMD_DATA, CMD_HEADER, CTRL_COMMAND_AREA_SIZE, checkAck, writeCommand } from "./ctrl-command.ts";
 import {
@@ -78,8 +79,8 @@ export class PackedCtrlQueue {
     let headWord = 0;
     for (const [addr, len, flags] of parts) {
       const d = this.#availPos << 2;
-      ring.desc32[d] = addr >>> 0;
-      ring.desc32[d + 1] = Math.floor(addr / 4294967296) >>> 0;
+      ring.desc32[d] = lo32(addr);
+      ring.desc32[d + 1] = hi32(addr);
       ring.desc32[d + 2] = len;
       const word = (BUFFER_ID | (availFlags(this.#availWrap, flags) << 16)) >>> 0;
       // §2.8.21: the list's first descriptor is made available last, so the device never sees half a list.
@@ -135,22 +136,23 @@ export class PackedCtrlQueue {
     const at = (this.#usedPos << 2) + 3;
     const used = (): boolean => ((desc32[at]! >>> 16) & both) === want;
     for (let spin = 0; spin < 1000; spin++) if (used()) return desc32[at]!;
-    const deadline = performance.now() + this.#timeoutMs;
-    while (!used()) {
+    pollUntil(() => {
+      if (used()) return true;
       // A device that needs a reset will never answer.
       try {
         this.#checkDevice();
       } catch (error) {
         throw this.#break(error as Error);
       }
-      if (performance.now() >= deadline) {
-        throw this.#break(new DeviceTimeoutError(
-          `${this.name}: ${what}: no answer on the control queue within ${this.#timeoutMs} ms; the device seems ` +
-            `stalled: close the device and open it again`,
-        ));
-      }
-      sleepMs(1);
-    }
+      return false;
+    }, {
+      timeoutMs: this.#timeoutMs,
+      pollMs: 1,
+      onTimeout: () => this.#break(new DeviceTimeoutError(
+        `${this.name}: ${what}: no answer on the control queue within ${this.#timeoutMs} ms; the device seems ` +
+          `stalled: close the device and open it again`,
+      )),
+    });
     return desc32[at]!;
   }
 }

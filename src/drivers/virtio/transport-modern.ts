@@ -14,6 +14,7 @@
  */
 import { DeviceProtocolError, NotSupportedError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
+import { hi32, lo32 } from "../../mem/u64.ts";
 import { BarKind, PCI_CAP_ID_VNDR, pciCapabilities, type PciFunction } from "../../pci/pci-function.ts";
 import { NO_TRACE, type DriverTrace, type RegisterNames } from "../../pci/register-trace.ts";
 import { commonConfigNames, deviceConfigNames, NOTIFY_NAMES } from "./virtio-register-names.ts";
@@ -266,6 +267,6 @@ export class ModernTransport implements VirtioTransport {
 
 /** A 64-bit common-configuration field as two 32-bit writes, low half first. */
 function writeAddress(mmio: Mmio, lo: number, hi: number, address: number): void {
-  mmio.write32(lo, address >>> 0);
-  mmio.write32(hi, Math.floor(address / 4294967296) >>> 0);
+  mmio.write32(lo, lo32(address));
+  mmio.write32(hi, hi32(address));
 }

@@ -8,7 +8,7 @@
  */
 import { DeviceTimeoutError, NotSupportedError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
-import { sleepMs } from "../../pci/regs.ts";
+import { pollUntil } from "../../pci/regs.ts";
 import type { DriverTrace } from "../../pci/register-trace.ts";
 
 export type TransportKind = "modern" | "legacy" | "vhost-user";
@@ -77,18 +77,16 @@ export interface VirtioTransport {
 
 /** Polls `read` until it returns 0; throws a DeviceTimeoutError naming `what` after `timeoutMs`. */
 export function waitForZero(read: () => number, what: string, timeoutMs: number): void {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = read();
-    if (value === 0) return;
-    if (performance.now() >= deadline) {
-      throw new DeviceTimeoutError(
+  let value = 0;
+  pollUntil(() => (value = read()) === 0, {
+    timeoutMs,
+    pollMs: 1,
+    onTimeout: () =>
+      new DeviceTimeoutError(
         `${what}: still 0x${value.toString(16)} after ${timeoutMs} ms; the device does not respond: ` +
           `check that it is not stuck (a function-level reset or a guest reboot clears it)`,
-      );
-    }
-    sleepMs(1);
-  }
+      ),
+  });
 }
 
 /** How long a device may take to acknowledge a reset. */

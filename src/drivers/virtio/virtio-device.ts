@@ -21,7 +21,7 @@ import type { DeviceOffloads, DeviceOptions, DeviceStats, FlowAction, FlowMatch,
 import type { RingState } from "../../ring-state.ts";
 import type { DmaAllocator } from "../../mem/dma.ts";
 import { Mempool } from "../../mem/mempool.ts";
-import { sleepMs } from "../../pci/regs.ts";
+import { pollUntil } from "../../pci/regs.ts";
 import type { PciFunction } from "../../pci/pci-function.ts";
 import { driverTrace, NO_TRACE, type DriverTrace } from "../../pci/register-trace.ts";
 import { statusNames } from "./virtio-register-names.ts";
@@ -711,17 +711,16 @@ export class VirtioNetDevice implements NicDevice {
   /** Waits for the link (0: do not wait); still down after `timeoutMs` is a DeviceTimeoutError. */
   #waitForLink(timeoutMs: number): void {
     if (timeoutMs <= 0) return;
-    const deadline = performance.now() + timeoutMs;
-    while (!this.#linkUp()) {
-      if (performance.now() >= deadline) {
-        throw new DeviceTimeoutError(
+    pollUntil(() => this.#linkUp(), {
+      timeoutMs,
+      pollMs: 10,
+      onTimeout: () =>
+        new DeviceTimeoutError(
           `${this.address}: the link did not come up within ${timeoutMs} ms (VIRTIO_NET_S_LINK_UP is clear): ` +
             `check the backend the device is connected to, raise linkTimeoutMs (the apps' --link-timeout MS), ` +
             `or pass linkTimeoutMs: 0 to open the device without waiting`,
-        );
-      }
-      sleepMs(10);
-    }
+        ),
+    });
   }
 
   /**

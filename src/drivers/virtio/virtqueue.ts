@@ -26,6 +26,7 @@
  */
 import { DeviceProtocolError } from "../../errors.ts";
 import type { DmaRegion } from "../../mem/dma.ts";
+import { hi32, lo32 } from "../../mem/u64.ts";
 import type { RingAddresses } from "./transport.ts";
 import { VIRTIO_PCI_VRING_ALIGN, VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_SIZE } from "./virtio-types.ts";
 
@@ -80,8 +81,8 @@ export class VirtqueueRing {
   /** Writes descriptor `id`: 64-bit address as two halves, length, flags, next. */
   setDescriptor(id: number, iova: number, length: number, flags: number, next: number): void {
     const d = id << 2;
-    this.desc32[d] = iova >>> 0;
-    this.desc32[d + 1] = (iova / 4294967296) >>> 0;
+    this.desc32[d] = lo32(iova);
+    this.desc32[d + 1] = hi32(iova);
     this.desc32[d + 2] = length;
     this.desc32[d + 3] = (flags | (next << 16)) >>> 0;
   }

@@ -75,6 +75,7 @@
 import * as R from "./model-registers.ts";
 import { DeviceProtocolError, DmaFaultError, NotSupportedError } from "../../errors.ts";
 import { SimDma } from "../sim-dma.ts";
+import { join64 } from "../../mem/u64.ts";
 import { SimMmio } from "../sim-mmio.ts";
 import { SimPciFunction } from "../sim-pci.ts";
 import { mulberry32 as prng } from "../seeded-random.ts";
@@ -198,7 +199,6 @@ export const IXGBE_MODEL_MSIX_VECTORS = 64;
 /** BAR0 of the 82599: 128 KB of registers. */
 export const IXGBE_MODEL_BAR0_SIZE = 0x20000;
 
-const TWO_POW_32 = 0x1_0000_0000;
 const MIN_FRAME = 60; // without CRC: 64 on the wire
 /** Linux ixgbe_tx_map/ixgbe_xmit_frame_ring: "the minimum packet size for olinfo paylen is 17". */
 const MIN_TX_LENGTH = 17;
@@ -635,7 +635,7 @@ export class Ixgbe82599Model {
         cache.valid[head] = 0;
       }
       const length = Math.min(bufferSize, data.length - offset);
-      const address = lo + hi * TWO_POW_32;
+      const address = join64(lo, hi);
       this.#dma.resolve(address, length, `RX packet write (queue ${queue}, descriptor ${head})`, this.address)
         .set(data.subarray(offset, offset + length));
       offset += length;
@@ -954,7 +954,7 @@ export class Ixgbe82599Model {
   /** The descriptor ring of a queue as 32-bit words; faults if it is not in host memory. */
   #ring(window: RingWindow, bal: number, bah: number, len: number, what: string): RingWindow {
     // The low 7 bits of the base are ignored: rings are 128-byte aligned (7.1.9, 7.2.3.3).
-    const base = (this.regs.peek32(bal) & ~0x7f) + this.regs.peek32(bah) * TWO_POW_32;
+    const base = join64(this.regs.peek32(bal) & ~0x7f, this.regs.peek32(bah));
     const length = this.regs.peek32(len);
     if (this.#dma.closed) throw new DmaFaultError(this.address, base, length, `${what} descriptor access after the DMA memory was released`);
     if (window.base !== base || window.length !== length) {
@@ -1045,7 +1045,7 @@ export class Ixgbe82599Model {
           firstCmd = cmd;
           firstOlinfo = words[w + 3]!;
         }
-        const address = words[w]! + words[w + 1]! * TWO_POW_32;
+        const address = join64(words[w]!, words[w + 1]!);
         parts.push(this.#dma.resolve(address, length, `TX packet read (${where})`, this.address));
         total += length;
         if ((cmd & R.TXD_DCMD_EOP) !== 0) {

@@ -21,6 +21,7 @@ import {
   RUC,
 } from "./model-registers.ts";
 import type { SimMmio } from "../sim-mmio.ts";
+import { hi32, lo32 } from "../../mem/u64.ts";
 
 /** What the model counted since its last reset; tests compare these with the driver's stats. */
 export interface Ixgbe82599Counters {
@@ -54,8 +55,6 @@ function zeroCounters(): Ixgbe82599Counters {
   };
 }
 
-const TWO_POW_32 = 0x1_0000_0000;
-
 /** Plain 32-bit counters: they live in the register file and wrap around. */
 const COUNTERS_32 = [
   CRCERRS, ILLERRC, ERRBC, RLEC, GPRC, GPTC, RUC, RFC, ROC, RJC,
@@ -75,8 +74,8 @@ class OctetCounter {
     regs.onRead(low, () => {
       const v = this.#value % 2 ** 36;
       this.#value = 0;
-      this.#latchedHigh = Math.floor(v / TWO_POW_32);
-      return v % TWO_POW_32;
+      this.#latchedHigh = hi32(v);
+      return lo32(v);
     });
     regs.onRead(high, () => {
       const v = this.#latchedHigh;

@@ -8,6 +8,7 @@
  * DEVICE_NEEDS_RESET and stops processing) goes to `fatal`; what it tolerates to `violation`.
  */
 import type { DeviceAddressSpace } from "../address-space.ts";
+import { join64 } from "../../mem/u64.ts";
 import { DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, USED_F_NO_NOTIFY } from "./virtio-spec.ts";
 
 /** One descriptor's buffer: device address and length. */
@@ -106,7 +107,7 @@ export class DeviceRing {
         this.#fatal(`queue ${this.index}: descriptor chain from ${head} loops or is longer than the ring`);
         return null;
       }
-      const addr = this.#desc32[4 * id]! + this.#desc32[4 * id + 1]! * 4294967296;
+      const addr = join64(this.#desc32[4 * id]!, this.#desc32[4 * id + 1]!);
       const len = this.#desc32[4 * id + 2]!;
       const flags = this.#desc16[8 * id + 6]!;
       const next = this.#desc16[8 * id + 7]!;

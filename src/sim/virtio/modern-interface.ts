@@ -6,6 +6,7 @@
  */
 import { PCI_CAP_ID_VNDR } from "../../pci/pci-function.ts";
 import type { SimMmio } from "../sim-mmio.ts";
+import { hi32, join64, lo32 } from "../../mem/u64.ts";
 import type { SimPciFunction } from "../sim-pci.ts";
 import { defineRegisters, loadLE, type Field } from "./registers.ts";
 import type { VirtioCore } from "./virtio-core.ts";
@@ -63,9 +64,8 @@ export function attachModernInterface(core: VirtioCore, pci: SimPciFunction, bar
     else if (q.enabled) core.violation(`${name} of queue ${q.index} written while the queue is enabled`);
     else write(v);
   };
-  const half = (get: () => number, high: boolean) => (high ? Math.floor(get() / 4294967296) : get() % 4294967296);
-  const setHalf = (old: number, v: number, high: boolean) =>
-    high ? (old % 4294967296) + (v >>> 0) * 4294967296 : Math.floor(old / 4294967296) * 4294967296 + (v >>> 0);
+  const half = (get: () => number, high: boolean) => (high ? hi32(get()) : lo32(get()));
+  const setHalf = (old: number, v: number, high: boolean) => (high ? join64(lo32(old), v) : join64(v, hi32(old)));
   const addressField = (name: string, offset: number, high: boolean, key: "desc" | "avail" | "used"): Field => ({
     name,
     offset,

@@ -25,6 +25,7 @@
  * split ring's single used.idx store does.
  */
 import type { DeviceAddressSpace } from "../address-space.ts";
+import { join64 } from "../../mem/u64.ts";
 import type { Chain, RingAddresses, Segment } from "./device-ring.ts";
 import { DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE } from "./virtio-spec.ts";
 
@@ -191,7 +192,7 @@ export class PackedDeviceRing {
         this.#violation(`queue ${this.index}: descriptor list from slot ${startAt} continues into slot ${at}, which is not available`);
         return null;
       }
-      const addr = this.#desc32[4 * at]! + this.#desc32[4 * at + 1]! * 4294967296;
+      const addr = join64(this.#desc32[4 * at]!, this.#desc32[4 * at + 1]!);
       const len = this.#desc32[4 * at + 2]!;
       id = this.#desc16[8 * at + 6]!;
       const flags = this.#desc16[8 * at + 7]!;
