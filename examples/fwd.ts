@@ -7,7 +7,7 @@
  *
  * Read it next to ixy-fwd.c: main() has the same parts, in the same order.
  *   ixy-fwd.c                                    here
- *   if (argc != 3) ... usage                     fwdOptions(): the command line, checked before any device opens
+ *   if (argc != 3) ... usage                     fwdOptions(): the command line, checked
  *   dev1 = ixy_init(argv[1], 1, 1, 0); dev2 =    openBoth(): openDevice() on each port (--sim: openSimulatedPorts())
  *   stats_init(&stats1, dev1); ...               new LiveStats([a, b]), printStartLines()
  *   while (true) {                               pollLoop(() => {
@@ -57,7 +57,7 @@ import { deviceCpus } from "../src/mem/numa.ts";
 import { onlineCores, parseCoreList } from "../src/threads/affinity.ts";
 import { LiveStats, STATS_OPTIONS, statsFormat } from "./lib/live-stats.ts";
 import { latencyReportLine, measureRx } from "./lib/latency-rx.ts";
-import { cpuMeter, IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simPpsOption } from "./lib/poll-loop.ts";
+import { cpuMeter, IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simPpsOption, type IrqLoopOptions } from "./lib/poll-loop.ts";
 import { placementLines } from "./lib/placement-lines.ts";
 import { openSimulatedPorts, type SimulatedPorts } from "./lib/sim-ports.ts";
 import { formatPps } from "./lib/stats-format.ts";
@@ -127,7 +127,7 @@ async function main(): Promise<number> {
         seconds: o.seconds,
         wire,
         everySecond: everySecond(stats, [a, b], o, ab, ba, sleeps),
-        irq: { mode: o.irq, sources: [{ device: a, queue: 0 }, { device: b, queue: 0 }], activity: () => ab.forwarded + ab.dropped + ba.forwarded + ba.dropped, whileParked: wire, counts: sleeps },
+        irq: sleepOnInterrupts(o.irq, a, b, ab, ba, wire, sleeps),
       },
     );
     if (o.irq !== IrqMode.poll) process.stderr.write(`fwd: --irq ${o.irq}: slept ${run.parks} times, ${run.wakeups} woken by an interrupt\n`);
@@ -141,7 +141,7 @@ async function main(): Promise<number> {
   return 0;
 }
 
-/** fwd's command line, checked: every usage error comes before a device is opened. */
+/** fwd's command line, checked as far as it can be before a device is opened. */
 function fwdOptions() {
   const { values, positionals, sim, mac, unsafeNoIommu, device } = parse(SPEC);
   const addresses = portArguments(SPEC, positionals, 2, sim !== null);
@@ -226,6 +226,17 @@ function everySecond(stats: LiveStats, ports: readonly NicDevice[], o: FwdOption
     );
     lastForwarded = ab.forwarded + ba.forwarded;
   };
+}
+
+/**
+ * --irq irq|adaptive: the loop sleeps on the receive interrupts of both ports (queue 0) when a step
+ * forwarded nothing (lib/poll-loop.ts); with --sim the models' wires keep coming while it sleeps.
+ */
+function sleepOnInterrupts(
+  mode: IrqMode, a: NicDevice, b: NicDevice, ab: ForwardCounts, ba: ForwardCounts, wire: (() => void) | undefined, counts: { parks: number; wakeups: number },
+): IrqLoopOptions {
+  const sources = [{ device: a, queue: 0 }, { device: b, queue: 0 }];
+  return { mode, sources, activity: () => ab.forwarded + ab.dropped + ba.forwarded + ba.dropped, whileParked: wire, counts };
 }
 
 /**

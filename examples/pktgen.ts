@@ -13,7 +13,7 @@
  *   mempool = init_mempool(): every buffer     buildFrames(): the same, from header templates
  *     filled with the frame once
  *   while (true) { alloc_batch;                pollLoop(() => { allocBatch;
- *     seq_num into each frame;                   sequence numbers (templates, pcap frames, stamps);
+ *     seq_num into each frame;                   frames.write(): sequence numbers (lib/pktgen-batch.ts);
  *     ixy_tx_batch_busy_wait; stats }            txBatch, the rest back to the pool })
  * ixy-pktgen.c runs until killed; this loop ends at --count frames, --seconds or a signal, and
  * main() prints the totals (with --rx-port, loss and latency) and closes the ports.
@@ -32,16 +32,17 @@ import { dataOf } from "../src/mem/packet.ts";
 import { openDevice, type OpenOptions } from "../src/open-device.ts";
 import { checkPortAddresses, intOption, parse, PORTS_HELP, runMain, SECONDS_OPTION, shortUsage, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
 import { formatLatency, LatencyMeter } from "./lib/latency-meter.ts";
-import { hasStamp, monotonicClock, readTime, writeMagic, writeTime } from "./lib/latency-stamp.ts";
+import { hasStamp, monotonicClock, readTime, writeMagic } from "./lib/latency-stamp.ts";
 import { LiveStats, STATS_OPTIONS, statsFormat } from "./lib/live-stats.ts";
 import { ringPictures, SHOW_RINGS_OPTION } from "./lib/ring-picture.ts";
 import { OFFLOAD_FLAGS, offloadDeviceOptions, offloadLines } from "./lib/offload-options.ts";
 import { LINKTYPE_ETHERNET, PcapFormatError, readPcap } from "./lib/pcap-reader.ts";
-import { applyTemplate, FrameTemplates, ipArg, macArg, MAX_FLOWS, sizeArg } from "./lib/pktgen-frames.ts";
+import { BatchWriter } from "./lib/pktgen-batch.ts";
+import { FrameTemplates, ipArg, macArg, MAX_FLOWS, sizeArg } from "./lib/pktgen-frames.ts";
 import { openPktgenSim, type PktgenSimPorts } from "./lib/pktgen-sim.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
 import { placementLines } from "./lib/placement-lines.ts";
-import { getSequence, MAX_FRAME, MIN_FRAME, setSequence } from "./lib/udp-frame.ts";
+import { getSequence, MAX_FRAME, MIN_FRAME } from "./lib/udp-frame.ts";
 
 /** Bytes an Ethernet frame costs on the wire beyond its own: preamble, SFD, FCS, gap. */
 const WIRE_OVERHEAD = 24;
@@ -111,14 +112,9 @@ async function main(): Promise<number> {
 
   // The send loop: a batch of buffers from the pool, a sequence number into each, txBatch.
   const bufs = new Int32Array(batch);
-  const bytes = pool.bytes; // buffer b's frame starts at bytes[bufDataOffset[b]]
   const clock = monotonicClock();
-  const oneTemplate = templates.count === 1;
-  const size = templates.lengths[0]!;
-  const k = templates.count;
+  const frames = new BatchWriter(pool.bytes, templates, pcap?.frames ?? null, latency ? clock : null);
   const returns = rxDev === null ? null : new Returns(rxDev, latency, clock);
-  let nextTemplate = 0;
-  let nextPcap = 0;
   let seq = 0;
   const start = performance.now();
   await pollLoop(
@@ -129,41 +125,11 @@ async function main(): Promise<number> {
       if (total > 0) want = Math.min(want, total - seq);
       if (want <= 0) return;
       const got = pool.allocBatch(bufs, want);
-      if (pcap) {
-        const frames = pcap.frames;
-        for (let i = 0; i < got; i++) {
-          const b = bufs[i]!;
-          const f = frames[nextPcap]!;
-          bytes.set(f, bufDataOffset[b]!);
-          bufLength[b] = f.length;
-          if (++nextPcap === frames.length) nextPcap = 0;
-        }
-      } else if (oneTemplate) {
-        // The default: ixy's loop, a sequence number per frame.
-        for (let i = 0; i < got; i++) {
-          const b = bufs[i]!;
-          bufLength[b] = size;
-          setSequence(bytes, bufDataOffset[b]!, seq + i);
-        }
-      } else {
-        let t = nextTemplate;
-        for (let i = 0; i < got; i++) {
-          const b = bufs[i]!;
-          const off = bufDataOffset[b]!;
-          bufLength[b] = applyTemplate(templates, t, bytes, off);
-          setSequence(bytes, off, seq + i);
-          if (++t === k) t = 0;
-        }
-      }
-      if (latency) {
-        const now = clock(); // one reading per batch: the frames leave together
-        for (let i = 0; i < got; i++) writeTime(bytes, bufDataOffset[bufs[i]!]!, now);
-      }
+      frames.write(bufs, got, seq);
       const sent = dev.txBatch(0, bufs, got);
       seq += sent;
-      if (!oneTemplate && !pcap) nextTemplate = (nextTemplate + sent) % k;
-      if (pcap && sent < got) nextPcap = (nextPcap - (got - sent) + pcap.frames.length * got) % pcap.frames.length;
-      if (sent < got) pool.freeBatch(bufs, got - sent, sent);
+      frames.sent(got, sent);
+      if (sent < got) pool.freeBatch(bufs, got - sent, sent); // back to the pool, contents intact
       // Again right after sending: what a fast path returns at once is timed now, not after the
       // loop's next yield to the event loop.
       returns?.receive();
