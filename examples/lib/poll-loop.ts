@@ -3,6 +3,10 @@
  * event loop between slices so that signal handlers and timers get their turn (a busy loop that
  * never returns would never see SIGINT). Once a second it calls `everySecond` (statistics).
  *
+ * The step is the app's work alone (fwd: two forward() calls), the same on hardware and on
+ * --sim's device models: the models' traffic comes in through `wire`, called before every step,
+ * and a stop condition of the app's own (--count) is `until`, checked after every step.
+ *
  * With `irq` (the apps' --irq flag, docs/adaptive-polling.md) the loop may also sleep on the
  * receive queues' interrupts (NicDevice.waitForRx) instead of polling:
  * - "poll": never; the loop spins (the default, and the fastest).
@@ -91,7 +95,7 @@ export interface IrqLoopOptions {
   readonly idleMs?: number;
   /**
    * Called every millisecond while asleep (--sim: the device models' traffic keeps coming, and
-   * one of it may be what wakes the loop): usually the same function as the loop's `wire`.
+   * its frames are what wakes the loop): the apps pass the loop's `wire` here too.
    */
   readonly whileParked?: () => void;
   /** Where the loop counts its sleeps as it goes (default: an object of its own); also the result. */
