@@ -1,11 +1,30 @@
 /**
- * fwd: forwards frames between two ports in both directions, ixy's reference app.
+ * fwd: forwards frames between two ports in both directions, ixy's reference app (ixy-fwd.c).
  *
  *   fwd <port-a> <port-b> [--batch 32] [--seconds N] [--json] [--tx-first] [--tx-retries N] [--mac aa:bb:cc:dd:ee:ff]
  *       [--ring packed|split] [--workers N [--cores LIST]] [--irq poll|irq|adaptive] [--sim-pps N]
  *   fwd --sim [--sim-nic ixgbe|virtio] [--seconds N]   (two device models, no hardware)
  *
+ * Read it next to ixy-fwd.c: main() has the same parts, in the same order.
+ *   ixy-fwd.c                                    here
+ *   if (argc != 3) ... usage                     fwdOptions(): the command line, checked
+ *   dev1 = ixy_init(argv[1], 1, 1, 0); dev2 =    openBoth(): openDevice() on each port (--sim: openSimulatedPorts())
+ *   stats_init(&stats1, dev1); ...               new LiveStats([a, b]), printStartLines()
+ *   while (true) {                               pollLoop(() => {
+ *     forward(dev1, 0, dev2, 0);                   forward(qa, qb, ...);
+ *     forward(dev2, 0, dev1, 0);                   forward(qb, qa, ...);
+ *     every second: print_stats_diff(...)        }, { everySecond, ... })
+ *   }
+ *   static void forward(): rx_batch, tx_batch,   lib/forward.ts's forward()
+ *     free what tx_batch did not take
+ * ixy-fwd.c runs until killed; this loop ends at --seconds or a signal, and main() prints the
+ * totals and closes the ports. --workers runs the same loop in threads: forwardInWorkers().
+ *
  * A port is a PCI address or a vhost-user backend, vhost-user:<socket> (DPDK's testpmd, say).
+ * With --sim the two ports are device models of src/sim driven by the very same drivers
+ * (lib/sim-ports.ts); their simulated wires are fed by pollLoop's `wire`, before every step, so
+ * that the step is the forwarding alone, as on hardware.
+ *
  * Run to completion: receive a batch on one port, send it on the other, and back. Frames the TX
  * ring has no room for are dropped (freed) — a forwarder must never block; --tx-retries N first
  * tries N more times for the rest, for a device that sends from a thread of its own (qemu's
@@ -19,25 +38,28 @@
  *
  * --workers N opens N queue pairs on each port and forwards pair i in worker thread i, pinned to
  * the i-th core of --cores (default: the CPUs near the first port's device, or all of them), as
- * DPDK's l2fwd runs one lcore per queue: see lib/fwd-workers.ts. The ports spread received
- * frames over their queues by flow (ixgbe RSS, virtio multiqueue), so each flow stays in order.
+ * DPDK's l2fwd runs one lcore per queue: see forwardInWorkers() and lib/fwd-workers.ts. The ports
+ * spread received frames over their queues by flow (ixgbe RSS, virtio multiqueue), so each flow
+ * stays in order.
  *
  * A packet is a number (its buffer's row in the buffer table, docs/packet-api.md) and a batch is
  * an Int32Array of them, allocated once: the loop never allocates, and never touches the frames.
  */
-import type { NicDevice } from "../src/device.ts";
+import type { DeviceOptions, NicDevice } from "../src/device.ts";
 import { Mempool } from "../src/mem/mempool.ts";
 import { writeFrame } from "../src/mem/packet.ts";
+import { openDevice, type OpenOptions } from "../src/open-device.ts";
 import { intOption, parse, portArguments, PORTS_HELP, runMain, SECONDS_OPTION, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
-import { forward, newForwardCounts, queueEnd } from "./lib/forward.ts";
+import { forward, newForwardCounts, queueEnd, type ForwardCounts } from "./lib/forward.ts";
 import { isMainThread, workerData } from "node:worker_threads";
 import { FWD_WORKER, runForwardWorkers, type WorkerTotals } from "./lib/fwd-workers.ts";
 import { deviceCpus } from "../src/mem/numa.ts";
 import { onlineCores, parseCoreList } from "../src/threads/affinity.ts";
 import { LiveStats, STATS_OPTIONS, statsFormat } from "./lib/live-stats.ts";
 import { latencyReportLine, measureRx } from "./lib/latency-rx.ts";
-import { cpuMeter, IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simSource } from "./lib/poll-loop.ts";
-import { openPorts, placementLines } from "./lib/ports.ts";
+import { cpuMeter, IRQ_OPTIONS, irqModeOption, IrqMode, pollLoop, simPpsOption, type IrqLoopOptions } from "./lib/poll-loop.ts";
+import { placementLines } from "./lib/placement-lines.ts";
+import { openSimulatedPorts, type SimulatedPorts } from "./lib/sim-ports.ts";
 import { formatPps } from "./lib/stats-format.ts";
 import { MIN_FRAME, writeUdpFrame } from "./lib/udp-frame.ts";
 import { ringPictures, SHOW_RINGS_OPTION } from "./lib/ring-picture.ts";
@@ -68,29 +90,59 @@ const SPEC = {
 /** Frames --tx-first sends on each port (testpmd's burst). */
 const TX_FIRST_BURST = 32;
 
+async function main(): Promise<number> {
+  const o = fwdOptions();
+  const { batch, txRetries } = o;
 
-/**
- * --tx-first: one burst of 60-byte UDP frames on each queue of the port, from a pool of its own
- * per queue (returned, by queue): the frames come back to it when they are dropped, which with
- * --workers happens in the worker of that queue pair, so the pool goes to that worker.
- */
-function txFirst(dev: NicDevice, queues: number): Mempool[] {
-  const pools: Mempool[] = [];
-  for (let q = 0; q < queues; q++) {
-    const pool = new Mempool(dev.dma, { count: TX_FIRST_BURST, name: `fwd --tx-first pool on ${dev.address} queue ${q}` });
-    pools.push(pool);
-    const frame = new Uint8Array(MIN_FRAME);
-    writeUdpFrame(frame, MIN_FRAME, { srcMac: dev.macAddress(), srcPort: 1024 + q });
-    const bufs = new Int32Array(TX_FIRST_BURST);
-    const n = pool.allocBatch(bufs, TX_FIRST_BURST);
-    for (let i = 0; i < n; i++) writeFrame(bufs[i]!, frame);
-    const sent = dev.txBatch(q, bufs, n); // before any pair is handed to a worker
-    pool.freeBatch(bufs, n - sent, sent);
+  // The two ports. --sim: two device models (src/sim) driven by the same drivers, each with a
+  // simulated wire; otherwise openDevice() on each address, as ixy-fwd.c's two ixy_init().
+  const sim = o.sim === null ? null : openSimulatedPorts(o.sim, 2, { ...o.device, frameSize: o.frameSize });
+  const [a, b] = sim !== null ? sim.devices : openBoth(o.addresses, { ...o.device, mac: o.mac });
+  // Kept until the end: the frames circulate, and come back to these pools when they are dropped.
+  const txFirstPools = o.values["tx-first"] ? await sendFirstBursts(a, b, o.queues) : [];
+  // What was forwarded a to b, and dropped because b's TX ring was full; and b to a.
+  const ab = newForwardCounts();
+  const ba = newForwardCounts();
+  const stats = new LiveStats([a, b], { format: o.format, app: "fwd", appDrops: () => [ba.dropped, ab.dropped] });
+  printStartLines(a, b, o, txFirstPools.length > 0);
+  // --flow: the rules are programmed here, each named on a line.
+  process.stderr.write(offloadLines("fwd", [a, b]) + addFlowRules("fwd", [a, b], o.flowRules));
+
+  if (o.workers > 0) {
+    await forwardInWorkers(a, b, sim, o, txFirstPools, stats, ab, ba);
+  } else {
+    const bufs = new Int32Array(batch);
+    // --latency (docs/pktgen.md): each port's received frames pass a meter first.
+    const measured = o.values.latency ? [measureRx(queueEnd(a)), measureRx(queueEnd(b))] : null;
+    const [qa, qb] = measured ? [measured[0]!.end, measured[1]!.end] : [queueEnd(a), queueEnd(b)];
+    const pps = simPpsOption(o.values["sim-pps"]);
+    const wire = sim?.traffic(batch, pps);
+    const sleeps = { parks: 0, wakeups: 0 };
+    const run = await pollLoop(
+      () => {
+        forward(qa, qb, bufs, batch, txRetries, ab);
+        forward(qb, qa, bufs, batch, txRetries, ba);
+      },
+      {
+        seconds: o.seconds,
+        wire,
+        everySecond: everySecond(stats, [a, b], o, ab, ba, sleeps),
+        irq: sleepOnInterrupts(o.irq, a, b, ab, ba, wire, sleeps),
+      },
+    );
+    if (o.irq !== IrqMode.poll) process.stderr.write(`fwd: --irq ${o.irq}: slept ${run.parks} times, ${run.wakeups} woken by an interrupt\n`);
+    stats.finish();
+    if (measured) for (const [i, m] of measured.entries()) process.stdout.write(latencyReportLine([a, b][i]!.address, m, o.values.json ?? false) + "\n");
   }
-  return pools;
+
+  process.stderr.write(`fwd: dropped ${ab.dropped + ba.dropped} frames for lack of TX descriptors\n`);
+  if (sim !== null) process.stderr.write(sim.wireLines("fwd"));
+  closePorts(sim, a, b);
+  return 0;
 }
 
-async function main(): Promise<number> {
+/** fwd's command line, checked as far as it can be before a device is opened. */
+function fwdOptions() {
   const { values, positionals, sim, mac, unsafeNoIommu, device } = parse(SPEC);
   const addresses = portArguments(SPEC, positionals, 2, sim !== null);
   const irq = irqModeOption(values.irq);
@@ -107,108 +159,159 @@ async function main(): Promise<number> {
   if (values.cores !== undefined && workers === 0) throw new UsageError("--cores goes with --workers N");
   const ring = values.ring;
   if (ring !== undefined && ring !== "packed" && ring !== "split") throw new UsageError(`--ring must be packed or split, got ${ring}`);
-  const ports = openPorts(sim ? ["a", "b"] : addresses, {
+  const frameSize = intOption("frame-size", values["frame-size"], 60, 60, 1514);
+  /** The DeviceOptions of both ports, whether openDevice() opens them or they are device models. */
+  const deviceOptions: DeviceOptions = {
     ...device,
-    sim,
-    mac,
     ...(ring === undefined ? {} : { ring }),
     unsafeNoIommu,
     ...(workers > 1 ? { rxQueues: workers, txQueues: workers } : {}),
     ...(irq === IrqMode.poll ? {} : { interrupts: true }),
-    simFrameSize: intOption("frame-size", values["frame-size"], 60, 60, 1514),
     ...offloadDeviceOptions(values),
-  });
-  const [a, b] = ports.devices as [NicDevice, NicDevice];
-  // A vhost-user backend starts its queues a moment after the handshake, with no signal for it
-  // (DPDK drops what it cannot forward yet): let it, before the first burst.
-  if (values["tx-first"]) await new Promise((resolve) => setTimeout(resolve, 200));
-  // Kept until the end: the frames circulate, and come back to these pools when they are dropped.
+  };
+  /** Queue pairs per port: one per worker, or the one this thread forwards. */
   const queues = Math.max(1, workers);
-  const txFirstPools = values["tx-first"] ? [txFirst(a, queues), txFirst(b, queues)] : [];
-  // The frames freed because a port's TX ring was full, per port (the live lines' ring-full):
-  // a to b drops at b's TX ring, b to a at a's. --workers: from the workers' shared counters.
-  const ab = newForwardCounts();
-  const ba = newForwardCounts();
-  let workerDrops: () => readonly number[] = () => [ba.dropped, ab.dropped];
-  const stats = new LiveStats([a, b], { format, app: "fwd", appDrops: () => workerDrops() });
-  process.stderr.write(
-    `fwd: forwarding ${a.address} <-> ${b.address}, batch ${batch}${sim ? ` (device models: ${sim})` : ""}` +
-      `${txFirstPools.length ? `, sent ${TX_FIRST_BURST} frames on each ${queues > 1 ? "queue of each " : ""}port first` : ""}${virtioRings(a, b)}\n`,
-  );
-  process.stderr.write(placementLines("fwd", [a, b]));
-  process.stderr.write(offloadLines("fwd", [a, b]) + addFlowRules("fwd", [a, b], flowRules));
+  return { values, sim, addresses, mac, device: deviceOptions, irq, flowRules, format, batch, seconds, txRetries, workers, queues, frameSize };
+}
+type FwdOptions = ReturnType<typeof fwdOptions>;
 
-  let dropped = 0;
-  if (workers === 0) {
-    const bufs = new Int32Array(batch);
-    // --latency (docs/pktgen.md): each port's received frames pass a meter first.
-    const measured = values.latency ? [measureRx(queueEnd(a)), measureRx(queueEnd(b))] : null;
-    const [qa, qb] = measured ? [measured[0]!.end, measured[1]!.end] : [queueEnd(a), queueEnd(b)];
-    const pump = simSource((n) => ports.pump(n), batch, values["sim-pps"]);
-    const activity = () => ab.forwarded + ab.dropped + ba.forwarded + ba.dropped;
-    const sources = [{ device: a, queue: 0 }, { device: b, queue: 0 }];
-    // With --irq (any mode): once a second, the CPU use and the frames forwarded in that second.
-    const cpu = values.irq === undefined ? null : cpuMeter();
-    let lastForwarded = 0;
-    const sleeps = { parks: 0, wakeups: 0 };
-    const everySecond = () => {
-      stats.print();
-      if (values["show-rings"]) process.stderr.write(ringPictures([a, b]));
-      if (cpu === null) return;
-      process.stderr.write(
-        `fwd: cpu ${cpu().toFixed(1)}% of one core, forwarded ${ab.forwarded + ba.forwarded - lastForwarded}, slept ${sleeps.parks} (${sleeps.wakeups} woken by irq)\n`,
-      );
-      lastForwarded = ab.forwarded + ba.forwarded;
-    };
-    const run = await pollLoop(
-      () => {
-        pump();
-        forward(qa, qb, bufs, batch, txRetries, ab);
-        forward(qb, qa, bufs, batch, txRetries, ba);
-        return false;
-      },
-      { seconds, everySecond, irq: { mode: irq, sources, activity, whileParked: sim ? pump : undefined, counts: sleeps } },
-    );
-    if (irq !== IrqMode.poll) process.stderr.write(`fwd: --irq ${irq}: slept ${run.parks} times, ${run.wakeups} woken by an interrupt\n`);
-    dropped = ab.dropped + ba.dropped;
-    stats.finish();
-    if (measured) for (const [i, m] of measured.entries()) process.stdout.write(latencyReportLine(ports.devices[i]!.address, m, values.json ?? false) + "\n");
-  } else {
-    const cores = workerCores(workers, values.cores, a, sim !== null);
-    process.stderr.write(`fwd: ${workers} worker thread${workers > 1 ? "s" : ""}, queue pair i on core ${cores.map((c, i) => `${i}:${c}`).join(" ")}\n`);
-    const started = performance.now();
-    let totals: WorkerTotals[] = [];
-    try {
-      totals = await runForwardWorkers(a, b, {
-        workers, cores, batch, txRetries, seconds, everySecond: (now) => {
-          workerDrops = () => [sum(now, (w) => w.droppedBA), sum(now, (w) => w.droppedAB)];
-          stats.print(workerRates(now));
-        }, pump: sim ? (n) => ports.pump(n) : null,
-        pools: Array.from({ length: workers }, (_, i) => txFirstPools.map((byQueue) => byQueue[i]!)),
-        entry: new URL(import.meta.url),
-      });
-    } catch (e) {
-      ports.close();
-      throw e;
-    }
-    const elapsed = (performance.now() - started) / 1000;
-    workerDrops = () => [sum(totals, (w) => w.droppedBA), sum(totals, (w) => w.droppedAB)];
-    stats.finish();
-    for (const t of totals) {
-      dropped += t.dropped;
-      process.stderr.write(
-        `fwd: worker ${t.index} (core ${t.core ?? "any"}): forwarded ${t.forwarded} frames, ${(t.forwarded / elapsed / 1e6).toFixed(3)} Mpps, dropped ${t.dropped}\n`,
-      );
-    }
+/**
+ * The two ports on hardware (or vhost-user backends): openDevice() on each, ixy-fwd.c's
+ * ixy_init(argv[1]) and ixy_init(argv[2]); the first is closed again if the second fails.
+ * portArguments() has checked both addresses already, before either is opened.
+ */
+function openBoth(addresses: readonly string[], options: OpenOptions): [NicDevice, NicDevice] {
+  const a = openDevice(addresses[0]!, options);
+  try {
+    return [a, openDevice(addresses[1]!, options)];
+  } catch (e) {
+    a.close();
+    throw e;
   }
-  process.stderr.write(`fwd: dropped ${dropped} frames for lack of TX descriptors\n`);
-  ports.wires.forEach((w, i) => {
+}
+
+/** Closes both ports: with --sim the models' devices and their DMA. */
+function closePorts(sim: SimulatedPorts | null, a: NicDevice, b: NicDevice): void {
+  if (sim !== null) {
+    sim.close();
+  } else {
+    a.close();
+    b.close();
+  }
+}
+
+/** "fwd: forwarding a <-> b, batch 32 ...", then where each PCI device and its memory are. */
+function printStartLines(a: NicDevice, b: NicDevice, o: FwdOptions, sentFirst: boolean): void {
+  process.stderr.write(
+    `fwd: forwarding ${a.address} <-> ${b.address}, batch ${o.batch}${o.sim ? ` (device models: ${o.sim})` : ""}` +
+      `${sentFirst ? `, sent ${TX_FIRST_BURST} frames on each ${o.queues > 1 ? "queue of each " : ""}port first` : ""}${virtioRings(a, b)}\n`,
+  );
+  // After the --tx-first pools exist, so that their memory is counted.
+  process.stderr.write(placementLines("fwd", [a, b]));
+}
+
+/**
+ * Once a second in the single-thread loop: the statistics, --show-rings' pictures, and with --irq
+ * (any mode) the CPU use and the frames forwarded in that second. Made once, before the loop.
+ */
+function everySecond(stats: LiveStats, ports: readonly NicDevice[], o: FwdOptions, ab: ForwardCounts, ba: ForwardCounts, sleeps: { parks: number; wakeups: number }): () => void {
+  const cpu = o.values.irq === undefined ? null : cpuMeter();
+  let lastForwarded = 0;
+  return () => {
+    stats.print();
+    if (o.values["show-rings"]) process.stderr.write(ringPictures(ports));
+    if (cpu === null) return;
     process.stderr.write(
-      `fwd: simulated wire of ${ports.devices[i]!.address}: offered ${w.offered}, taken by the NIC ${w.accepted}, transmitted ${w.transmitted}\n`,
+      `fwd: cpu ${cpu().toFixed(1)}% of one core, forwarded ${ab.forwarded + ba.forwarded - lastForwarded}, slept ${sleeps.parks} (${sleeps.wakeups} woken by irq)\n`,
     );
-  });
-  ports.close();
-  return 0;
+    lastForwarded = ab.forwarded + ba.forwarded;
+  };
+}
+
+/**
+ * --irq irq|adaptive: the loop sleeps on the receive interrupts of both ports (queue 0) when a step
+ * forwarded nothing (lib/poll-loop.ts); with --sim the models' wires keep coming while it sleeps.
+ */
+function sleepOnInterrupts(
+  mode: IrqMode, a: NicDevice, b: NicDevice, ab: ForwardCounts, ba: ForwardCounts, wire: (() => void) | undefined, counts: { parks: number; wakeups: number },
+): IrqLoopOptions {
+  const sources = [{ device: a, queue: 0 }, { device: b, queue: 0 }];
+  return { mode, sources, activity: () => ab.forwarded + ab.dropped + ba.forwarded + ba.dropped, whileParked: wire, counts };
+}
+
+/**
+ * --workers N: queue pair i of both ports forwarded by worker thread i (lib/fwd-workers.ts: the
+ * same two forward() calls, in a loop of their own). This thread prints the statistics from the
+ * workers' shared counters, into `ab` and `ba`, and with --sim runs the models. Ends with a line
+ * per worker.
+ */
+async function forwardInWorkers(
+  a: NicDevice, b: NicDevice, sim: SimulatedPorts | null, o: FwdOptions, txFirstPools: readonly Mempool[][], stats: LiveStats, ab: ForwardCounts, ba: ForwardCounts,
+): Promise<void> {
+  const { workers } = o;
+  const cores = workerCores(workers, o.values.cores, a, sim !== null);
+  process.stderr.write(`fwd: ${workers} worker thread${workers > 1 ? "s" : ""}, queue pair i on core ${cores.map((c, i) => `${i}:${c}`).join(" ")}\n`);
+  const started = performance.now();
+  let totals: WorkerTotals[] = [];
+  try {
+    totals = await runForwardWorkers(a, b, {
+      workers, cores, batch: o.batch, txRetries: o.txRetries, seconds: o.seconds, everySecond: (now) => {
+        countDrops(now, ab, ba);
+        stats.print(workerRates(now));
+      }, pump: sim ? (n) => sim.pump(n) : null,
+      // --tx-first's pool of queue i goes to worker i, where its frames are dropped.
+      pools: Array.from({ length: workers }, (_, i) => txFirstPools.map((byQueue) => byQueue[i]!)),
+      entry: new URL(import.meta.url),
+    });
+  } catch (e) {
+    closePorts(sim, a, b);
+    throw e;
+  }
+  const elapsed = (performance.now() - started) / 1000;
+  countDrops(totals, ab, ba);
+  stats.finish();
+  for (const t of totals) {
+    process.stderr.write(
+      `fwd: worker ${t.index} (core ${t.core ?? "any"}): forwarded ${t.forwarded} frames, ${(t.forwarded / elapsed / 1e6).toFixed(3)} Mpps, dropped ${t.dropped}\n`,
+    );
+  }
+}
+
+/** The workers' drops, summed into the counts of each direction (the live lines' ring-full, the totals). */
+function countDrops(workers: readonly WorkerTotals[], ab: ForwardCounts, ba: ForwardCounts): void {
+  ab.dropped = sum(workers, (w) => w.droppedAB);
+  ba.dropped = sum(workers, (w) => w.droppedBA);
+}
+
+/**
+ * --tx-first: one burst of generated frames on each queue of each port. A vhost-user backend
+ * starts its queues a moment after the handshake, with no signal for it (DPDK drops what it
+ * cannot forward yet): let it, before the first burst.
+ */
+async function sendFirstBursts(a: NicDevice, b: NicDevice, queues: number): Promise<Mempool[][]> {
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return [txFirst(a, queues), txFirst(b, queues)];
+}
+
+/**
+ * One burst of 60-byte UDP frames on each queue of the port, from a pool of its own per queue
+ * (returned, by queue): the frames come back to it when they are dropped, which with --workers
+ * happens in the worker of that queue pair, so the pool goes to that worker.
+ */
+function txFirst(dev: NicDevice, queues: number): Mempool[] {
+  const pools: Mempool[] = [];
+  for (let q = 0; q < queues; q++) {
+    const pool = new Mempool(dev.dma, { count: TX_FIRST_BURST, name: `fwd --tx-first pool on ${dev.address} queue ${q}` });
+    pools.push(pool);
+    const frame = new Uint8Array(MIN_FRAME);
+    writeUdpFrame(frame, MIN_FRAME, { srcMac: dev.macAddress(), srcPort: 1024 + q });
+    const bufs = new Int32Array(TX_FIRST_BURST);
+    const n = pool.allocBatch(bufs, TX_FIRST_BURST);
+    for (let i = 0; i < n; i++) writeFrame(bufs[i]!, frame);
+    const sent = dev.txBatch(q, bufs, n); // before any pair is handed to a worker
+    pool.freeBatch(bufs, n - sent, sent);
+  }
+  return pools;
 }
 
 /** Each worker's forwarding rate since the last call, for the per-second statistics. */

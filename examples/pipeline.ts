@@ -22,7 +22,9 @@ import { deviceCpus } from "../src/mem/numa.ts";
 import { onlineCores, parseCoreList } from "../src/threads/affinity.ts";
 import { LiveStats, STATS_OPTIONS, statsFormat } from "./lib/live-stats.ts";
 import { PipelineWorkers, type PipelineTotals } from "./lib/pipeline-workers.ts";
-import { openPorts, placementLines } from "./lib/ports.ts";
+import { openDevice } from "../src/open-device.ts";
+import { placementLines } from "./lib/placement-lines.ts";
+import { openSimulatedPorts } from "./lib/sim-ports.ts";
 
 const SPEC = {
   name: "ixy-pipeline",
@@ -48,8 +50,11 @@ async function main(): Promise<number> {
   if ((ringSize & (ringSize - 1)) !== 0) throw new UsageError(`--ring-size must be a power of two, got ${ringSize}`);
   const txRetries = intOption("tx-retries", values["tx-retries"], 0, 0, 1e9);
   const format = statsFormat(values);
-  const ports = openPorts(sim ? ["a"] : addresses, { ...device, sim, mac, unsafeNoIommu });
-  const dev = ports.devices[0]!;
+  // The port. --sim: a device model (src/sim) driven by the same driver, its simulated wire fed
+  // by this thread below; otherwise openDevice() on the address.
+  const models = sim === null ? null : openSimulatedPorts(sim, 1, { ...device, unsafeNoIommu });
+  const dev = models !== null ? models.devices[0]! : openDevice(addresses[0]!, { ...device, mac, unsafeNoIommu });
+  const close = () => (models !== null ? models.close() : dev.close());
   let totals: PipelineTotals;
   let elapsed: number;
   // ring-full: the process worker's frames the TX ring had no room for (its txDropped).
@@ -85,34 +90,34 @@ async function main(): Promise<number> {
         }
         if (running === null && pipeline.ready) running = now;
         if (stop || (seconds > 0 && running !== null && now - running >= seconds * 1000)) return resolve();
-        if (sim === null) {
+        if (models === null) {
           setTimeout(slice, Math.max(1, Math.min(nextSecond - now, 100)));
           return;
         }
         // The model's work, in slices of a few milliseconds: worker messages and signals get through between them.
         const end = now + 5;
-        while (performance.now() < end) for (let k = 0; k < 16; k++) ports.pump(batch);
+        while (performance.now() < end) for (let k = 0; k < 16; k++) models.pump(batch);
         setImmediate(slice);
       };
       setImmediate(slice);
     });
-    if (sim !== null && !stop) {
+    if (models !== null && !stop) {
       // The model wrote frames into the receive ring up to the last pump; before the stop word,
       // let the receive worker take them all (pump(0): doorbells only, no new frames), so what
       // the pipeline received is what the NIC counted. A second at most: a worker that fails
       // has already set `stop`.
-      const accepted = ports.wires.reduce((n, w) => n + w.accepted, 0);
+      const accepted = models.wires.reduce((n, w) => n + w.accepted, 0);
       const giveUp = performance.now() + 1000;
       while (pipeline.totals().received < accepted && performance.now() < giveUp) {
-        ports.pump(0);
+        models.pump(0);
         await new Promise<void>((r) => setImmediate(r));
       }
     }
     // While the workers finish, the model still takes their doorbells (but no new frames).
-    totals = await pipeline.stop(() => ports.pump(0));
+    totals = await pipeline.stop(() => models?.pump(0));
     elapsed = (performance.now() - (running ?? started)) / 1000;
   } catch (e) {
-    ports.close();
+    close();
     throw e;
   }
   stats.finish();
@@ -120,10 +125,8 @@ async function main(): Promise<number> {
     `pipeline: received ${totals.received}, sent ${totals.sent} (${(totals.sent / elapsed / 1e6).toFixed(3)} Mpps), ` +
       `dropped ${totals.ringDropped} for a full ring, ${totals.filtered} not IPv4 or TTL expired, ${totals.txDropped} for lack of TX descriptors\n`,
   );
-  ports.wires.forEach((w) => {
-    process.stderr.write(`pipeline: simulated wire of ${dev.address}: offered ${w.offered}, taken by the NIC ${w.accepted}, transmitted ${w.transmitted}\n`);
-  });
-  ports.close();
+  if (models !== null) process.stderr.write(models.wireLines("pipeline"));
+  close();
   return 0;
 }
 

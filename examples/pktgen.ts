@@ -7,6 +7,17 @@
  *   pktgen <port> --pcap FILE [--pcap-loop N]         (replay)
  *   pktgen --sim [--sim-nic ixgbe|virtio] ...
  *
+ * Read it next to ixy's ixy-pktgen.c: main() has its three parts, in the same order.
+ *   ixy-pktgen.c                               here
+ *   dev = ixy_init(argv[1], 1, 1, 0)           openDevice() (--sim: openPktgenSim(), device models of src/sim)
+ *   mempool = init_mempool(): every buffer     buildFrames(): the same, from header templates
+ *     filled with the frame once
+ *   while (true) { alloc_batch;                pollLoop(() => { allocBatch;
+ *     seq_num into each frame;                   frames.write(): sequence numbers (lib/pktgen-batch.ts);
+ *     ixy_tx_batch_busy_wait; stats }            txBatch, the rest back to the pool })
+ * ixy-pktgen.c runs until killed; this loop ends at --count frames, --seconds or a signal, and
+ * main() prints the totals (with --rx-port, loss and latency) and closes the ports.
+ *
  * As in ixy, every buffer of the generator's mempool is filled with the frame once at start; the
  * pool hands buffers back with their contents intact, so sending costs a 4-byte sequence number
  * store per frame, written straight into the pool's memory at the buffer's data offset (a buffer
@@ -14,22 +25,24 @@
  * template per frame (examples/lib/pktgen-frames.ts); --latency adds an 8-byte time store.
  * docs/pktgen.md has the options and the stamp's layout.
  */
-import type { NicDevice } from "../src/device.ts";
+import type { DeviceOptions, NicDevice } from "../src/device.ts";
 import { bufDataOffset, bufLength, bufPool, poolBytes } from "../src/mem/buffer-table.ts";
 import { freeBuffers, Mempool } from "../src/mem/mempool.ts";
 import { dataOf } from "../src/mem/packet.ts";
-import { intOption, parse, PORTS_HELP, runMain, SECONDS_OPTION, shortUsage, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
+import { openDevice, type OpenOptions } from "../src/open-device.ts";
+import { checkPortAddresses, intOption, parse, PORTS_HELP, runMain, SECONDS_OPTION, shortUsage, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
 import { formatLatency, LatencyMeter } from "./lib/latency-meter.ts";
-import { hasStamp, monotonicClock, readTime, writeMagic, writeTime } from "./lib/latency-stamp.ts";
+import { hasStamp, monotonicClock, readTime, writeMagic } from "./lib/latency-stamp.ts";
 import { LiveStats, STATS_OPTIONS, statsFormat } from "./lib/live-stats.ts";
 import { ringPictures, SHOW_RINGS_OPTION } from "./lib/ring-picture.ts";
 import { OFFLOAD_FLAGS, offloadDeviceOptions, offloadLines } from "./lib/offload-options.ts";
 import { LINKTYPE_ETHERNET, PcapFormatError, readPcap } from "./lib/pcap-reader.ts";
-import { applyTemplate, FrameTemplates, ipArg, macArg, MAX_FLOWS, sizeArg } from "./lib/pktgen-frames.ts";
-import { openPktgenSim } from "./lib/pktgen-sim.ts";
+import { BatchWriter } from "./lib/pktgen-batch.ts";
+import { FrameTemplates, ipArg, macArg, MAX_FLOWS, sizeArg } from "./lib/pktgen-frames.ts";
+import { openPktgenSim, type PktgenSimPorts } from "./lib/pktgen-sim.ts";
 import { pollLoop } from "./lib/poll-loop.ts";
-import { openPorts, placementLines } from "./lib/ports.ts";
-import { getSequence, MAX_FRAME, MIN_FRAME, setSequence } from "./lib/udp-frame.ts";
+import { placementLines } from "./lib/placement-lines.ts";
+import { getSequence, MAX_FRAME, MIN_FRAME } from "./lib/udp-frame.ts";
 
 /** Bytes an Ethernet frame costs on the wire beyond its own: preamble, SFD, FCS, gap. */
 const WIRE_OVERHEAD = 24;
@@ -78,7 +91,72 @@ const SPEC = {
 } as const satisfies CommandSpec<OptionSpecs>;
 const USAGE = shortUsage(SPEC);
 
+/** Buffers of the generator's pool. */
+const POOL_SIZE = 4096;
+
 async function main(): Promise<number> {
+  const o = pktgenOptions();
+  const { batch, total, latency, pcap } = o;
+
+  // The port, and --rx-port's. --sim: device models (src/sim) driven by the same drivers, the
+  // second wired back to back to the first (lib/pktgen-sim.ts); otherwise openDevice() on each.
+  const sim = o.sim === null ? null : openPktgenSim(o.sim, { loopback: o.rxName !== undefined, capture: o.values["sim-capture"], device: o.device });
+  const [dev, rxDev] = sim !== null ? [sim.devices[0]!, sim.devices[1] ?? null] : openTxRx(o.address, o.rxName, { ...o.device, mac: o.mac });
+  rxDev?.setPromisc(true);
+
+  // The frames: every buffer of the pool filled with one once, as ixy's init_mempool().
+  const { pool, templates } = buildFrames(dev, o);
+  const rate = framesPerSecond(o, pcap ? pcap.meanSize : templates.meanSize); // 0: unlimited
+  const stats = new LiveStats(rxDev ? [dev, rxDev] : [dev], { format: o.format, app: "pktgen" });
+  printStartLines(dev, rxDev, o, templates, rate);
+
+  // The send loop: a batch of buffers from the pool, a sequence number into each, txBatch.
+  const bufs = new Int32Array(batch);
+  const clock = monotonicClock();
+  const frames = new BatchWriter(pool.bytes, templates, pcap?.frames ?? null, latency ? clock : null);
+  const returns = rxDev === null ? null : new Returns(rxDev, latency, clock);
+  let seq = 0;
+  const start = performance.now();
+  await pollLoop(
+    () => {
+      returns?.receive();
+      let want = batch;
+      if (rate > 0) want = Math.min(want, Math.floor(((performance.now() - start) / 1000) * rate) - seq);
+      if (total > 0) want = Math.min(want, total - seq);
+      if (want <= 0) return;
+      const got = pool.allocBatch(bufs, want);
+      frames.write(bufs, got, seq);
+      const sent = dev.txBatch(0, bufs, got);
+      seq += sent;
+      frames.sent(got, sent);
+      if (sent < got) pool.freeBatch(bufs, got - sent, sent); // back to the pool, contents intact
+      // Again right after sending: what a fast path returns at once is timed now, not after the
+      // loop's next yield to the event loop.
+      returns?.receive();
+    },
+    {
+      seconds: o.seconds,
+      until: total > 0 ? () => seq >= total : undefined,
+      everySecond: everySecond(stats, rxDev ? [dev, rxDev] : [dev], o, returns),
+    },
+  );
+
+  // Give the device a moment to put the last frames on the wire (and the receive port to see
+  // them) before the counters are read and the device is reset.
+  const drainUntil = performance.now() + 100;
+  while (performance.now() < drainUntil) {
+    if ((returns?.receive() ?? 0) === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  stats.finish();
+  process.stderr.write(`pktgen: sent ${seq} frames\n`);
+  if (returns !== null) process.stdout.write(returns.reportLine(seq, o.values.json ?? false));
+  if (sim !== null) sim.close();
+  else closeTxRx(dev, rxDev);
+  return 0;
+}
+
+/** pktgen's command line, checked: every usage error comes before a device is opened. */
+function pktgenOptions() {
   const { values, positionals, sim, mac, unsafeNoIommu, device } = parse(SPEC);
   if (!sim && positionals.length !== 1) throw new UsageError(`pktgen needs one PCI address or vhost-user:<socket> port\n${USAGE}`);
   const sizes = sizeArg(values.size);
@@ -98,167 +176,151 @@ async function main(): Promise<number> {
   if (values["pcap-loop"] !== undefined && pcapPath === undefined) throw new UsageError("--pcap-loop goes with --pcap");
   if (values["sim-capture"] !== undefined && !sim) throw new UsageError("--sim-capture goes with --sim");
   const rxName = values["rx-port"];
-  const dstMac = macArg("dst-mac", values["dst-mac"]) ?? Uint8Array.of(0x02, 0, 0, 0, 0, 0x02);
-  const srcMacArg = macArg("src-mac", values["src-mac"]);
-  const srcIp = ipArg("src-ip", values["src-ip"], [10, 0, 0, 1]);
-  const dstIp = ipArg("dst-ip", values["dst-ip"], [10, 0, 0, 2]);
-  const srcPort = intOption("src-port", values["src-port"], 42, 1, 65535);
-  const dstPort = intOption("dst-port", values["dst-port"], 1337, 1, 65535);
+  const frame = {
+    dstMac: macArg("dst-mac", values["dst-mac"]) ?? Uint8Array.of(0x02, 0, 0, 0, 0, 0x02),
+    srcMac: macArg("src-mac", values["src-mac"]),
+    srcIp: ipArg("src-ip", values["src-ip"], [10, 0, 0, 1]),
+    dstIp: ipArg("dst-ip", values["dst-ip"], [10, 0, 0, 2]),
+    srcPort: intOption("src-port", values["src-port"], 42, 1, 65535),
+    dstPort: intOption("dst-port", values["dst-port"], 1337, 1, 65535),
+    flows,
+  };
   const pcap = pcapPath === undefined ? null : loadPcap(pcapPath);
   const format = statsFormat(values);
+  const deviceOptions: DeviceOptions = { ...device, unsafeNoIommu, ...offloadDeviceOptions(values) };
+  // Both ports' addresses checked before either is opened: a typo is a usage error (exit 2).
+  if (!sim) checkPortAddresses(rxName !== undefined ? [positionals[0]!, rxName] : positionals);
+  const limit = pcap && pcapLoop > 0 ? pcap.frames.length * pcapLoop : 0;
+  const total = count > 0 && limit > 0 ? Math.min(count, limit) : count || limit; // 0: no limit
+  return {
+    values, sim, address: positionals[0]!, rxName, mac, device: deviceOptions, format,
+    sizes, frame, latency, pcap, pcapPath, pcapLoop, batch, seconds, ratePps, rateMbit, total,
+  };
+}
+type PktgenOptions = ReturnType<typeof pktgenOptions>;
 
-  const deviceOptions = { ...device, sim, mac, unsafeNoIommu, simTraffic: false, ...offloadDeviceOptions(values) };
-  // The plain case keeps ports.ts's models; a wired pair or a capture needs pktgen's own.
-  const ports =
-    sim && (rxName !== undefined || values["sim-capture"] !== undefined)
-      ? openPktgenSim(sim, { loopback: rxName !== undefined, capture: values["sim-capture"], device: { ...device, ...offloadDeviceOptions(values) } })
-      : openPorts(sim ? ["gen"] : rxName !== undefined ? [positionals[0]!, rxName] : positionals, deviceOptions);
-  const dev = ports.devices[0] as NicDevice;
-  const rxDev = rxName !== undefined ? (ports.devices[1] as NicDevice) : null;
-  rxDev?.setPromisc(true);
-  const pool = new Mempool(dev.dma, { count: 4096, name: `pktgen pool on ${dev.address}` });
-  const templates = new FrameTemplates({ srcMac: srcMacArg ?? dev.macAddress(), dstMac, srcIp, dstIp, srcPort, dstPort, flows }, sizes);
-  // Fill every buffer with the (largest) frame once.
+/**
+ * The sending port and --rx-port's on hardware (or vhost-user): openDevice() on each, as
+ * ixy-pktgen.c's ixy_init(); the first is closed again if the second fails.
+ */
+function openTxRx(address: string, rxAddress: string | undefined, options: OpenOptions): [NicDevice, NicDevice | null] {
+  const dev = openDevice(address, options);
+  if (rxAddress === undefined) return [dev, null];
+  try {
+    return [dev, openDevice(rxAddress, options)];
+  } catch (e) {
+    dev.close();
+    throw e;
+  }
+}
+
+function closeTxRx(dev: NicDevice, rxDev: NicDevice | null): void {
+  dev.close();
+  rxDev?.close();
+}
+
+/**
+ * ixy's init_mempool(): the generator's pool, every buffer filled once with the (largest) frame
+ * (and --latency's magic), so that the loop only writes what changes per frame.
+ */
+function buildFrames(dev: NicDevice, o: PktgenOptions): { pool: Mempool; templates: FrameTemplates } {
+  const pool = new Mempool(dev.dma, { count: POOL_SIZE, name: `pktgen pool on ${dev.address}` });
+  const templates = new FrameTemplates({ ...o.frame, srcMac: o.frame.srcMac ?? dev.macAddress() }, o.sizes);
   const all = new Int32Array(pool.count);
   const n = pool.allocBatch(all, pool.count);
   for (let i = 0; i < n; i++) {
     const b = all[i]!;
     templates.frame(dataOf(b), templates.maxSize, 0);
-    if (latency) writeMagic(pool.bytes, bufDataOffset[b]!);
+    if (o.latency) writeMagic(pool.bytes, bufDataOffset[b]!);
     bufLength[b] = templates.maxSize;
   }
   pool.freeBatch(all, n);
-  const oneTemplate = templates.count === 1;
+  return { pool, templates };
+}
+
+/** Frames per second to send: --rate, or --rate-mbit on the wire over the mean frame size (0: as fast as the port takes them). */
+function framesPerSecond(o: PktgenOptions, meanSize: number): number {
+  return o.rateMbit > 0 ? (o.rateMbit * 1e6) / 8 / (meanSize + WIRE_OVERHEAD) : o.ratePps;
+}
+
+/** "pktgen: <port>: 60-byte frames, unlimited rate ...", then where each PCI device is, and the offloads. */
+function printStartLines(dev: NicDevice, rxDev: NicDevice | null, o: PktgenOptions, templates: FrameTemplates, rate: number): void {
+  const { sizes, pcap, rateMbit, total } = o;
   const size = templates.lengths[0]!;
-
-  const meanSize = pcap ? pcap.meanSize : templates.meanSize;
-  const rate = rateMbit > 0 ? (rateMbit * 1e6) / 8 / (meanSize + WIRE_OVERHEAD) : ratePps;
-  const limit = pcap && pcapLoop > 0 ? pcap.frames.length * pcapLoop : 0;
-  const total = count > 0 && limit > 0 ? Math.min(count, limit) : count || limit; // 0: no limit
-
-  const meter = rxDev ? new LatencyMeter() : null;
-  const stats = new LiveStats(rxDev ? [dev, rxDev] : [dev], { format, app: "pktgen" });
   const what = pcap
-    ? `${pcapPath}: ${pcap.frames.length} frames${pcapLoop === 0 ? " in a loop" : pcapLoop > 1 ? ` ${pcapLoop} times` : ""}`
+    ? `${o.pcapPath}: ${pcap.frames.length} frames${o.pcapLoop === 0 ? " in a loop" : o.pcapLoop > 1 ? ` ${o.pcapLoop} times` : ""}`
     : `${sizes.kind === "fixed" ? `${size}-byte` : sizes.kind === "range" ? `${sizes.min}-${sizes.max}-byte` : `${sizes.sizes.join(",")}-byte`} frames` +
-      `${flows > 1 ? `, ${flows} flows` : ""}${latency ? ", latency stamps" : ""}`;
+      `${o.frame.flows > 1 ? `, ${o.frame.flows} flows` : ""}${o.latency ? ", latency stamps" : ""}`;
   process.stderr.write(
     `pktgen: ${dev.address}: ${what}, ${rate ? `${rateMbit ? `${rateMbit} Mbit/s (${Math.round(rate)} frames/s)` : `${rate} frames/s`}` : "unlimited rate"}` +
-      `${total ? `, ${total} frames` : ""}${rxDev ? `, receiving on ${rxDev.address}` : ""}${sim ? ` (device model: ${sim})` : ""}\n`,
+      `${total ? `, ${total} frames` : ""}${rxDev ? `, receiving on ${rxDev.address}` : ""}${o.sim ? ` (device model: ${o.sim})` : ""}\n`,
   );
-  process.stderr.write(placementLines("pktgen", ports.devices) + offloadLines("pktgen", [dev]));
+  process.stderr.write(placementLines("pktgen", rxDev ? [dev, rxDev] : [dev]) + offloadLines("pktgen", [dev]));
+}
 
-  const bufs = new Int32Array(batch);
-  const rxBufs = new Int32Array(512);
-  const bytes = pool.bytes; // buffer b's frame starts at bytes[bufDataOffset[b]]
-  const clock = monotonicClock();
-  const headers = templates;
-  const k = templates.count;
-  let nextTemplate = 0;
-  let nextPcap = 0;
-  let unstamped = 0;
-  let seq = 0;
+/** Once a second: the statistics, with --rx-port loss, reordering and latency; --show-rings' pictures. */
+function everySecond(stats: LiveStats, ports: readonly NicDevice[], o: PktgenOptions, returns: Returns | null): () => void {
+  return () => {
+    if (o.values["show-rings"]) process.stderr.write(ringPictures(ports));
+    if (returns === null) {
+      stats.print();
+      return;
+    }
+    const meter = returns.meter;
+    const iv = meter.takeInterval();
+    const lost = meter.lost();
+    const text = ` | lost ${lost} reordered ${meter.report().reordered}` + (iv && o.latency ? ` latency us p50 ${iv.p50.toFixed(1)} p99 ${iv.p99.toFixed(1)} max ${iv.max.toFixed(1)}` : "");
+    stats.print({ json: { latency: { received: meter.received, lost, ...(iv && o.latency ? { p50Us: iv.p50, p99Us: iv.p99, maxUs: iv.max } : {}) } }, text });
+  };
+}
+
+/**
+ * --rx-port: the frames coming back, by sequence number (loss, reordering, duplicates) and with
+ * --latency by their send time, in a LatencyMeter.
+ */
+class Returns {
+  readonly meter = new LatencyMeter();
+  readonly #dev: NicDevice;
+  readonly #latency: boolean;
+  readonly #clock: () => number;
+  readonly #bufs = new Int32Array(512);
+  /** Frames that came back without a stamp (--latency) or too short for a sequence number. */
+  #unstamped = 0;
+
+  constructor(dev: NicDevice, latency: boolean, clock: () => number) {
+    this.#dev = dev;
+    this.#latency = latency;
+    this.#clock = clock;
+  }
 
   /** Takes what the receive port has; returns the frames received. */
-  const receive = (): number => {
-    if (rxDev === null || meter === null) return 0;
-    const got = rxDev.rxBatch(0, rxBufs, rxBufs.length);
+  receive(): number {
+    const bufs = this.#bufs;
+    const got = this.#dev.rxBatch(0, bufs, bufs.length);
     if (got === 0) return 0;
-    const now = clock();
+    const now = this.#clock();
+    const meter = this.meter;
     for (let i = 0; i < got; i++) {
-      const b = rxBufs[i]!;
+      const b = bufs[i]!;
       const rb = poolBytes[bufPool[b]!]!;
       const off = bufDataOffset[b]!;
-      if (latency) {
+      if (this.#latency) {
         if (hasStamp(rb, off, bufLength[b]!)) meter.record(getSequence(rb, off), now - readTime(rb, off));
-        else unstamped++;
+        else this.#unstamped++;
       } else if (bufLength[b]! >= MIN_FRAME) meter.record(getSequence(rb, off), NaN);
-      else unstamped++;
+      else this.#unstamped++;
     }
-    freeBuffers(rxBufs, 0, got);
+    freeBuffers(bufs, 0, got);
     return got;
-  };
-
-  const start = performance.now();
-  await pollLoop(
-    () => {
-      receive();
-      let want = batch;
-      if (rate > 0) want = Math.min(want, Math.floor(((performance.now() - start) / 1000) * rate) - seq);
-      if (total > 0) want = Math.min(want, total - seq);
-      if (want <= 0) return total > 0 && seq >= total;
-      const got = pool.allocBatch(bufs, want);
-      if (pcap) {
-        const frames = pcap.frames;
-        for (let i = 0; i < got; i++) {
-          const b = bufs[i]!;
-          const f = frames[nextPcap]!;
-          bytes.set(f, bufDataOffset[b]!);
-          bufLength[b] = f.length;
-          if (++nextPcap === frames.length) nextPcap = 0;
-        }
-      } else if (oneTemplate) {
-        // The default: ixy's loop, a sequence number per frame.
-        for (let i = 0; i < got; i++) {
-          const b = bufs[i]!;
-          bufLength[b] = size;
-          setSequence(bytes, bufDataOffset[b]!, seq + i);
-        }
-      } else {
-        let t = nextTemplate;
-        for (let i = 0; i < got; i++) {
-          const b = bufs[i]!;
-          const off = bufDataOffset[b]!;
-          bufLength[b] = applyTemplate(headers, t, bytes, off);
-          setSequence(bytes, off, seq + i);
-          if (++t === k) t = 0;
-        }
-      }
-      if (latency) {
-        const now = clock(); // one reading per batch: the frames leave together
-        for (let i = 0; i < got; i++) writeTime(bytes, bufDataOffset[bufs[i]!]!, now);
-      }
-      const sent = dev.txBatch(0, bufs, got);
-      seq += sent;
-      if (!oneTemplate && !pcap) nextTemplate = (nextTemplate + sent) % k;
-      if (pcap && sent < got) nextPcap = (nextPcap - (got - sent) + pcap.frames.length * got) % pcap.frames.length;
-      if (sent < got) pool.freeBatch(bufs, got - sent, sent);
-      // Again right after sending: what a fast path returns at once is timed now, not after the
-      // loop's next yield to the event loop.
-      if (rxDev !== null) receive();
-      return false;
-    },
-    {
-      seconds,
-      everySecond: () => {
-        if (values["show-rings"]) process.stderr.write(ringPictures(ports.devices));
-        if (meter === null) {
-          stats.print();
-          return;
-        }
-        const iv = meter.takeInterval();
-        const lost = meter.lost();
-        const text = ` | lost ${lost} reordered ${meter.report().reordered}` + (iv && latency ? ` latency us p50 ${iv.p50.toFixed(1)} p99 ${iv.p99.toFixed(1)} max ${iv.max.toFixed(1)}` : "");
-        stats.print({ json: { latency: { received: meter.received, lost, ...(iv && latency ? { p50Us: iv.p50, p99Us: iv.p99, maxUs: iv.max } : {}) } }, text });
-      },
-    },
-  );
-
-  // Give the device a moment to put the last frames on the wire (and the receive port to see
-  // them) before the counters are read and the device is reset.
-  const drainUntil = performance.now() + 100;
-  while (performance.now() < drainUntil) {
-    if (receive() === 0) await new Promise((resolve) => setTimeout(resolve, 1));
   }
-  stats.finish();
-  process.stderr.write(`pktgen: sent ${seq} frames\n`);
-  if (meter) {
-    const report = meter.report(seq);
-    if (values.json) process.stdout.write(JSON.stringify({ latency: { sent: seq, ...report, unstamped } }) + "\n");
-    else process.stdout.write(`latency: sent ${seq}, ${formatLatency(report)}${unstamped ? `, ${unstamped} frames without a stamp` : ""}\n`);
+
+  /** The end-of-run report on stdout: a text line, or one JSON line with --json. */
+  reportLine(sent: number, json: boolean): string {
+    const report = this.meter.report(sent);
+    const unstamped = this.#unstamped;
+    if (json) return JSON.stringify({ latency: { sent, ...report, unstamped } }) + "\n";
+    return `latency: sent ${sent}, ${formatLatency(report)}${unstamped ? `, ${unstamped} frames without a stamp` : ""}\n`;
   }
-  ports.close();
-  return 0;
 }
 
 /** The frames of a pcap file as pktgen sends them: Ethernet only, padded to 60, at most 1514. */

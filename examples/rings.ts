@@ -18,7 +18,7 @@ import { SimDma } from "../src/sim/sim-dma.ts";
 import { Ixgbe82599Model } from "../src/sim/ixgbe/ixgbe-model.ts";
 import { VirtioNetModel } from "../src/sim/virtio/virtio-model.ts";
 import { parse, runMain, UsageError, type CommandSpec, type OptionSpecs } from "./lib/cli.ts";
-import { SimKind } from "./lib/ports.ts";
+import { SimKind } from "./lib/sim-ports.ts";
 import { RING_LEGEND, ringPicture } from "./lib/ring-picture.ts";
 import { writeUdpFrame } from "./lib/udp-frame.ts";
 

@@ -62,19 +62,19 @@ function injectOne(): void {
   models[0]!.inject(frame);
 }
 
+/** What the models' wires receive before every step: set per phase. */
 let source: () => void = () => {};
+const wire = () => source();
 const step = () => {
-  source();
   forward(qa, qb, bufs, BATCH, 0, counts);
   forward(qb, qa, bufs, BATCH, 0, counts);
-  return false;
 };
 const sources = [{ device: a, queue: 0 }, { device: b, queue: 0 }];
 const activity = () => counts.forwarded + counts.dropped;
 let parks = 0;
 let wakeups = 0;
 async function phase(seconds: number, whileParked?: () => void): Promise<void> {
-  const r = await pollLoop(step, { seconds, irq: { mode, sources, activity, whileParked } });
+  const r = await pollLoop(step, { seconds, wire, irq: { mode, sources, activity, whileParked } });
   parks += r.parks;
   wakeups += r.wakeups;
 }

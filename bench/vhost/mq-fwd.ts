@@ -56,7 +56,6 @@ async function main(): Promise<void> {
         dropped += forward(a, b, q, bufs, batch);
         dropped += forward(b, a, q, bufs, batch);
       }
-      return false;
     },
     { seconds },
   );

@@ -10,8 +10,9 @@ import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import type { DeviceOptions } from "../../src/device.ts";
 import { IxyError } from "../../src/errors.ts";
+import { PciAddress } from "../../src/pci/pci-address.ts";
 import { watchParent } from "./parent-watch.ts";
-import { pciAddressProblem, SimKind } from "./ports.ts";
+import { SimKind } from "./sim-ports.ts";
 import { UsageError } from "./usage-error.ts";
 
 export { UsageError };
@@ -228,7 +229,7 @@ export function parse<T extends OptionSpecs>(spec: CommandSpec<T>, args: readonl
     sim: simOption(common.sim, common["sim-nic"]),
     mac: macOption(common.mac),
     unsafeNoIommu,
-    /** --rx-ring, --tx-ring, --mempool, --link-timeout as DeviceOptions: spread into openPorts' options. */
+    /** --rx-ring, --tx-ring, --mempool, --link-timeout as DeviceOptions: spread into openDevice's (and the device models') options. */
     device: deviceOptions(parsed.values as OptionValues<typeof DEVICE_OPTIONS>),
   };
 }
@@ -251,6 +252,29 @@ export function portArguments<T extends OptionSpecs>(spec: CommandSpec<T>, ports
     if (problem !== null) throw usageError(spec, problem);
   }
   return [...ports];
+}
+
+/**
+ * Every address checked before the first device is opened, as portArguments does: a typo is a
+ * usage error (exit 2), "port "x": not a PCI address: ...", with no device touched. For ports
+ * that come from options as well as arguments (pktgen's --rx-port).
+ */
+export function checkPortAddresses(ports: readonly string[]): void {
+  for (const p of ports) {
+    const problem = pciAddressProblem(p);
+    if (problem !== null) throw new UsageError(problem);
+  }
+}
+
+/** "port "x": not a PCI address: ..." for a port argument that is neither a PCI address nor vhost-user:<socket>; null when it is one. */
+export function pciAddressProblem(port: string): string | null {
+  if (port.startsWith("vhost-user:")) return port.length === "vhost-user:".length ? `port "${port}": vhost-user: needs the socket's path` : null;
+  try {
+    PciAddress.parse(port);
+    return null;
+  } catch (e) {
+    return `port "${port}": ${(e as Error).message.replace(/^malformed PCI address "[^"]*": /, "not a PCI address: ")}`;
+  }
 }
 
 /** --mac aa:bb:cc:dd:ee:ff: the MAC of vhost-user ports (NICs and device models have their own). */

@@ -1,8 +1,10 @@
 /**
- * pktgen's own --sim ports, for what examples/lib/ports.ts's models do not do: a second model
- * wired back to back to the first (--rx-port: what port 0 sends, port 1 receives, through the
- * models' connect()), and a capture of what port 0 transmits into a pcap file (--sim-capture:
- * for tests and for looking at the generated frames with tshark).
+ * pktgen's --sim ports: the generator's port on a device model of src/sim, driven by the same
+ * driver as hardware, with what the generator needs of a wire (where lib/sim-ports.ts's models
+ * have a traffic source, which a generator does not want): with `loopback` a second model wired
+ * back to back to the first (--rx-port: what port 0 sends, port 1 receives, through the models'
+ * connect()), and a capture of what port 0 transmits into a pcap file (--sim-capture: for tests
+ * and for looking at the generated frames with tshark).
  */
 import type { DeviceOptions, NicDevice } from "../../src/device.ts";
 import { createIxgbeDevice } from "../../src/drivers/ixgbe/ixgbe-device.ts";
@@ -11,7 +13,7 @@ import { SimDma } from "../../src/sim/sim-dma.ts";
 import { Ixgbe82599Model } from "../../src/sim/ixgbe/ixgbe-model.ts";
 import { VirtioNetModel } from "../../src/sim/virtio/virtio-model.ts";
 import { PcapWriter } from "./pcap-writer.ts";
-import { SimKind } from "./ports.ts";
+import { SimKind } from "./sim-ports.ts";
 
 export interface PktgenSimPorts {
   /** The sending port, and with `loopback` the receiving one. */

@@ -3,6 +3,10 @@
  * event loop between slices so that signal handlers and timers get their turn (a busy loop that
  * never returns would never see SIGINT). Once a second it calls `everySecond` (statistics).
  *
+ * The step is the app's work alone (fwd: two forward() calls), the same on hardware and on
+ * --sim's device models: the models' traffic comes in through `wire`, called before every step,
+ * and a stop condition of the app's own (--count) is `until`, checked after every step.
+ *
  * With `irq` (the apps' --irq flag, docs/adaptive-polling.md) the loop may also sleep on the
  * receive queues' interrupts (NicDevice.waitForRx) instead of polling:
  * - "poll": never; the loop spins (the default, and the fastest).
@@ -47,26 +51,11 @@ export function irqModeOption(value: string | undefined): IrqMode {
 }
 
 /**
- * --sim's traffic source as the loop calls it: `pump(burst)` offers `burst` frames to each model.
- * Without --sim-pps, `burst` per call (as fast as the loop runs: the models never idle); with
- * --sim-pps N, N frames per second and port, spread over the calls by the clock (0: none, an
- * idle wire), so that the irq and adaptive modes have something to sleep through.
+ * --sim-pps N: frames per second and port --sim's models receive (SimulatedPorts.traffic), or -1
+ * without the flag: a burst per step, as fast as the loop runs.
  */
-export function simSource(pump: (burst: number) => void, burst: number, pps: string | undefined): () => void {
-  const rate = intOption("sim-pps", pps, -1, 0, 100_000_000);
-  if (rate < 0) return () => pump(burst);
-  const start = performance.now();
-  let offered = 0;
-  return () => {
-    const due = Math.floor(((performance.now() - start) / 1000) * rate) - offered;
-    if (due <= 0) {
-      pump(0); // still delivers the doorbells worker threads posted
-      return;
-    }
-    const n = Math.min(due, 4 * burst);
-    offered += due; // what the wire could not take in time is gone, as on a real wire
-    pump(n);
-  };
+export function simPpsOption(value: string | undefined): number {
+  return intOption("sim-pps", value, -1, 0, 100_000_000);
 }
 
 /**
@@ -104,15 +93,25 @@ export interface IrqLoopOptions {
   readonly activity: () => number;
   /** Adaptive mode: milliseconds without a frame before sleeping (default ADAPTIVE_IDLE_MS). */
   readonly idleMs?: number;
-  /** Called every millisecond while asleep (--sim: the device models' traffic keeps coming). */
+  /**
+   * Called every millisecond while asleep (--sim: the device models' traffic keeps coming, and
+   * its frames are what wakes the loop): the apps pass the loop's `wire` here too.
+   */
   readonly whileParked?: () => void;
   /** Where the loop counts its sleeps as it goes (default: an object of its own); also the result. */
   readonly counts?: { parks: number; wakeups: number };
 }
 
 export interface PollLoopOptions {
-  /** Stop after this many seconds (0: run until a signal or until `step` says stop). */
+  /** Stop after this many seconds (0: run until a signal, or until `until` says stop). */
   readonly seconds?: number;
+  /**
+   * Called before every step: --sim's device models receive their traffic here
+   * (SimulatedPorts.traffic), so that the step is the app's work alone, as on hardware.
+   */
+  readonly wire?: () => void;
+  /** Checked after every step: true ends the loop (pcap's --count, pktgen's --count). */
+  readonly until?: () => boolean;
   readonly everySecond?: () => void;
   /** Milliseconds of work before yielding (default 5). */
   readonly sliceMs?: number;
@@ -127,9 +126,11 @@ export interface PollLoopResult {
   readonly wakeups: number;
 }
 
-/** Calls `step` until it returns true, SIGINT/SIGTERM arrives, or the time is up. */
-export function pollLoop(step: () => boolean, options: PollLoopOptions = {}): Promise<PollLoopResult> {
+/** Calls `wire`, then `step`, until `until` says stop, SIGINT/SIGTERM arrives, or the time is up. */
+export function pollLoop(step: () => void, options: PollLoopOptions = {}): Promise<PollLoopResult> {
   const seconds = options.seconds ?? 0;
+  const wire = options.wire ?? null;
+  const until = options.until ?? null;
   const sliceMs = options.sliceMs ?? 5;
   const irq = options.irq !== undefined && options.irq.mode !== IrqMode.poll ? options.irq : null;
   let stop = false;
@@ -157,16 +158,22 @@ export function pollLoop(step: () => boolean, options: PollLoopOptions = {}): Pr
       if (irq === null) {
         do {
           // Several steps per clock read: performance.now() costs more than a forwarding batch.
-          for (let k = 0; k < 16 && !stop; k++) stop = step();
+          for (let k = 0; k < 16 && !stop; k++) {
+            if (wire !== null) wire();
+            step();
+            if (until !== null && until()) stop = true;
+          }
           now = performance.now();
         } while (!stop && now < end);
       } else {
         // One clock read per step: the idle rule needs it, and an idle loop has time to spare.
         do {
-          // Never `stop = step()`: a SIGINT handled between two slices has set stop already, and
+          if (wire !== null) wire();
+          step();
+          // Never `stop = until()`: a SIGINT handled between two slices has set stop already, and
           // overwriting it would lose the signal; the loop then spun with every sleep ending at
           // once on the resolved `stopped` (the qemu testbed's "does not exit", ~75% CPU).
-          if (step()) stop = true;
+          if (until !== null && until()) stop = true;
           now = performance.now();
           const activity = irq.activity();
           if (activity !== lastActivity) {

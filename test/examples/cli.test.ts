@@ -61,7 +61,7 @@ describe("usage errors exit 2 with one line and the usage", () => {
     expect(r.stderr).toMatch(/^ixy-fwd: port "01:00:0": not a PCI address: expected domain:bus:device\.function like 0000:01:00\.0 \(ixy-devbind --status lists them\)\nusage: /);
     noStack(r.stderr);
     expect(run(["examples/pipeline.ts", "0000:01:20.0"]).stderr).toMatch(/^ixy-pipeline: port "0000:01:20\.0": .*device number must be 00 to 1f/);
-    // openPorts checks them too, for an app that hands it its arguments as they are.
+    // pktgen checks its port and --rx-port with checkPortAddresses before opening either.
     const g = run(["examples/pktgen.ts", "bus:01"]);
     expect(g.status).toBe(2);
     expect(g.stderr).toMatch(/port "bus:01": not a PCI address/);

@@ -87,10 +87,10 @@ async function forwardWithPause(mode: IrqMode, pauseMs: number, nic: "ixgbe" | "
     () => {
       forward(qa, qb, bufs, 32, 0, counts);
       forward(qb, qa, bufs, 32, 0, counts);
-      return out.length === frames.length;
     },
     {
       seconds: 10,
+      until: () => out.length === frames.length,
       irq: {
         mode,
         sources,

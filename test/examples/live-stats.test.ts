@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { newStats, type DeviceStats, type NicDevice } from "../../src/device.ts";
 import { freeBuffers } from "../../src/mem/mempool.ts";
 import { CSV_COLUMNS, LiveStats, STATS_SCHEMA_VERSION, statsFormat, type StatsFormat, type StatsReport } from "../../examples/lib/live-stats.ts";
-import { openPorts } from "../../examples/lib/ports.ts";
+import { openSimulatedPorts } from "../../examples/lib/sim-ports.ts";
 import {
   fitLine,
   formatBitrate,
@@ -261,7 +261,7 @@ describe("LiveStats on a stub device", () => {
 
 describe("LiveStats on the device models", () => {
   it.each(["ixgbe", "virtio"] as const)("%s: counts what the model received and sent, 60-byte frames at 84/60 on the wire", (sim) => {
-    const ports = openPorts(["a"], { sim, simFrameSize: 60 });
+    const ports = openSimulatedPorts(sim, 1, { frameSize: 60 });
     try {
       const dev = ports.devices[0]!;
       const { stats, log, tick } = liveStats([dev], "json");
