@@ -9,6 +9,9 @@
  *   buffer-table.svg   a mempool's DMA region cut into entries (64-byte headroom, then data) and
  *                      the buffer-table columns of its buffer numbers, as in mempool.ts and
  *                      buffer-table.ts
+ *   pipeline-threads.svg the threads of examples/pipeline.ts: which thread drives which queue of
+ *                      queue pair 0, the two SpscRings between them, where freed buffers go, and
+ *                      the memory they share, as in examples/lib/pipeline-worker(s).ts
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -147,9 +150,121 @@ export function bufferTableSvg(): string {
   return svg(860, sy + 48, body);
 }
 
+/** An arrow from (x1, y1) to (x2, y2), horizontal or vertical, its head at the end. */
+function arrow(x1: number, y1: number, x2: number, y2: number): string {
+  const dx = Math.sign(x2 - x1);
+  const dy = Math.sign(y2 - y1);
+  // The head: a triangle 8 long and 8 wide, pointing along the line.
+  const bx = x2 - 8 * dx;
+  const by = y2 - 8 * dy;
+  const head = `${x2},${y2} ${bx - 4 * dy},${by - 4 * dx} ${bx + 4 * dy},${by + 4 * dx}`;
+  return `<line x1="${x1}" y1="${y1}" x2="${bx}" y2="${by}" stroke="#333" stroke-width="1.5"/><polygon points="${head}" fill="#333"/>`;
+}
+
+/** A box with a bold first line and plain lines below it, 11-point, 15 apart. */
+function box(x: number, y: number, w: number, fill: string, title: string, lines: readonly string[]): string[] {
+  const out = [rect(x, y, w, 26 + lines.length * 15, fill), text(x + 8, y + 17, title, `font-weight="bold"`)];
+  lines.forEach((l, i) => out.push(text(x + 8, y + 34 + i * 15, l, "", 11)));
+  return out;
+}
+
+/**
+ * The threads of examples/pipeline.ts and what each one does with queue pair 0 and the buffers
+ * (pipeline-workers.ts, pipeline-worker.ts, pipeline-stages.ts). Kept as data so that a change
+ * of who does what is a change of this table.
+ */
+export const PIPELINE = {
+  main: [
+    "opens the device and keeps it: BAR0, link, statistics, close(); shareQueuePair(0), then",
+    "starts the two workers with the pair, both rings and the control words (workerData);",
+    "under --sim runs the model and delivers the workers' posted doorbells; after both exit,",
+    "reclaimQueuePair(0), and close() frees what the TX ring still holds (no other thread left)",
+  ],
+  receive: [
+    "attachReceiveHalf(pair): RX queue 0, its RDT/notify",
+    "owns the RX pool: alloc (refill) and every push on its",
+    "free stack: acceptReturns, then once per round",
+    "collectReturns() moves the returns onto the stack;",
+    "rxBatch, enqueue; frees what the ring has no room for",
+  ],
+  process: [
+    "attachPool(rxPool, { returns }), attachTransmitHalf:",
+    "TX queue 0, its TDT/notify; dequeue, processFrame,",
+    "txBatch; frees dropped frames and, in txBatch's",
+    "reclaim, sent ones: each free of an RX pool buffer",
+    "goes into the return ring, never onto the stack",
+  ],
+  shared: [
+    "SharedArrayBuffers, seen by all three: the buffer table (bufIovaLo/Hi, bufLength, bufPool,",
+    "bufDataOffset, bufHome), the pools' free stacks and poolTop, both rings' slots and indices, the",
+    "pair's [STATUS, ATTACHED], the pipeline's [stop, rxDone, procDone, ready] and its counters",
+    "DMA memory (hugepages; SharedArrayBuffers of the model under --sim): descriptor rings and frames;",
+    "a worker makes its own view at the same address (shareView/openView), no bytes are copied",
+    "not shared: a doorbell. A worker stores into its own view of a mapped BAR (or writes the same fd);",
+    "a device model's registers get a worker's stores through a mailbox that the main thread delivers",
+  ],
+} as const;
+
+export function pipelineSvg(): string {
+  const x0 = 20;
+  const width = 960;
+  const colW = 400;
+  const xr = width - x0 - colW; // the process worker's column
+  const body: string[] = [
+    text(x0, 24, "examples/pipeline.ts: three threads around queue pair 0 of one port", `font-weight="bold"`),
+    text(x0, 42, "blue: a thread and what it alone touches; green: an SpscRing (one producer, one consumer); gray: shared", "", 11),
+  ];
+  body.push(...box(x0, 56, width - 2 * x0, "#cfe2ff", "main thread", PIPELINE.main));
+  const yw = 170;
+  body.push(...box(x0, yw, colW, "#cfe2ff", "receive worker (--cores, 1st)", PIPELINE.receive));
+  body.push(...box(xr, yw, colW, "#cfe2ff", "process worker (--cores, 2nd)", PIPELINE.process));
+  // workerData down to each worker.
+  body.push(arrow(x0 + colW / 2, 142, x0 + colW / 2, yw));
+  body.push(arrow(xr + colW / 2, 142, xr + colW / 2, yw));
+  // The two rings in the gap between the workers.
+  const gx1 = x0 + colW;
+  const gx2 = xr;
+  body.push(rect(gx1 + 10, yw + 4, gx2 - gx1 - 20, 34, "#d1f0d1"));
+  body.push(text(gx1 + 16, yw + 17, "received bufs", "", 11));
+  body.push(text(gx1 + 16, yw + 31, "--ring-size", "", 11));
+  body.push(arrow(gx1, yw + 46, gx2, yw + 46));
+  body.push(rect(gx1 + 10, yw + 54, gx2 - gx1 - 20, 34, "#d1f0d1"));
+  body.push(text(gx1 + 16, yw + 67, "return ring", "", 11));
+  body.push(text(gx1 + 16, yw + 81, ">= pool size", "", 11));
+  body.push(arrow(gx2, yw + 96, gx1, yw + 96));
+  // The device: each queue is driven by one worker only.
+  const yd = 340;
+  body.push(rect(x0, yd, width - 2 * x0, 64, "#f5e0b8"));
+  // The title below the queues: the arrows from the workers end on the queues, not on text.
+  body.push(rect(x0 + 20, yd + 8, colW - 40, 28, "#ffffff"));
+  body.push(text(x0 + 30, yd + 26, "RX queue 0: descriptor ring", "", 11));
+  body.push(rect(xr + 20, yd + 8, colW - 40, 28, "#ffffff"));
+  body.push(text(xr + 30, yd + 26, "TX queue 0: descriptor ring", "", 11));
+  body.push(text(x0 + 8, yd + 54, "NIC, queue pair 0 (82599 or virtio-net): DMA to and from the frames' buffers", `font-weight="bold"`));
+  const yb = yw + 26 + PIPELINE.receive.length * 15;
+  body.push(arrow(x0 + colW / 2 - 40, yd + 8, x0 + colW / 2 - 40, yb));
+  body.push(text(x0 + colW / 2 - 30, yb + 22, "frames in (DD set)", "", 10));
+  body.push(arrow(x0 + colW / 2 + 100, yb, x0 + colW / 2 + 100, yd + 8));
+  body.push(text(x0 + colW / 2 + 110, yb + 22, "doorbell", "", 10));
+  body.push(arrow(xr + colW / 2 - 40, yb, xr + colW / 2 - 40, yd + 8));
+  body.push(text(xr + colW / 2 - 30, yb + 22, "frames out, doorbell", "", 10));
+  body.push(arrow(xr + colW / 2 + 100, yd + 8, xr + colW / 2 + 100, yb));
+  body.push(text(xr + colW / 2 + 110, yb + 22, "sent: reclaim", "", 10));
+  const ys = yd + 84;
+  body.push(...box(x0, ys, width - 2 * x0, "#eeeeee", "shared memory", PIPELINE.shared));
+  const ye = ys + 26 + PIPELINE.shared.length * 15 + 22;
+  body.push(text(x0, ye, "A buffer's way: RX pool stack -> receive worker's refill -> NIC -> ring -> process worker -> NIC"));
+  body.push(text(x0, ye + 16, "-> TX reclaim (or a drop) -> return ring -> collectReturns -> the stack, pushed by its one owner."));
+  return svg(width, ye + 36, body);
+}
+
 /** The files this script writes, by repository path. */
 export function diagrams(): Record<string, string> {
-  return { "docs/img/ixgbe-ring.svg": ringSvg(), "docs/img/buffer-table.svg": bufferTableSvg() };
+  return {
+    "docs/img/ixgbe-ring.svg": ringSvg(),
+    "docs/img/buffer-table.svg": bufferTableSvg(),
+    "docs/img/pipeline-threads.svg": pipelineSvg(),
+  };
 }
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -44,11 +44,10 @@ export { VfioDmaAllocator } from "./mem/vfio-dma.ts";
 export { PhysicalDmaAllocator } from "./mem/physical-dma.ts";
 export { PciAddress } from "./pci/pci-address.ts";
 export { TypedArrayMmio, type Mmio } from "./pci/mmio.ts";
-export { TracingMmio, type RegisterAccess } from "./pci/tracing-mmio.ts";
+export { MmioOp, TracingMmio, type MmioAccessSink, type RegisterAccess } from "./pci/tracing-mmio.ts";
 export {
   driverTrace,
   NO_TRACE,
-  RegisterTraceMmio,
   SUMMARY_INTERVAL_MS,
   type DriverTrace,
   type RegisterNames,

@@ -12,9 +12,12 @@
  * Free when off: driverTrace() then returns NO_TRACE, whose wrap() hands back the very Mmio it
  * got, so the driver talks to the device as it would without this file, and the hot loops have
  * no trace code at all (they never call the tracer; only the wrapped Mmio knows about it).
+ *
+ * With trace on, the register window is a TracingMmio (tracing-mmio.ts) whose sink is the
+ * trace's access(): this file only names, decodes and summarises what that wrapper reports.
  */
 import type { Mmio } from "./mmio.ts";
-import { shareMmio, type SharedMmio } from "./shared-mmio.ts";
+import { TracingMmio, type MmioOp } from "./tracing-mmio.ts";
 
 /** Where trace lines go (default: stderr, one line each). */
 export type TraceSink = (line: string) => void;
@@ -134,7 +137,10 @@ class LineTrace implements DriverTrace {
   }
 
   wrap(mmio: Mmio, names: RegisterNames): Mmio {
-    return new RegisterTraceMmio(mmio, names, this);
+    // One closure per window, made here, ties the window's register names to its reports: the
+    // wrapper passes only numbers, and what access() then builds (a line, or a count's key) is
+    // the trace's own doing.
+    return new TracingMmio(mmio, (op, offset, width, value) => this.access(op, names, offset, width, value));
   }
 
   close(): void {
@@ -144,8 +150,8 @@ class LineTrace implements DriverTrace {
     this.#timer = null;
   }
 
-  /** One access (called by RegisterTraceMmio). */
-  access(op: "read" | "write", names: RegisterNames, offset: number, width: 1 | 2 | 4, value: number): void {
+  /** One access, reported by the TracingMmio of wrap(). */
+  access(op: MmioOp, names: RegisterNames, offset: number, width: 1 | 2 | 4, value: number): void {
     const name = names.name(offset) ?? `0x${offset.toString(16).padStart(5, "0")}`;
     if (this.#step === null && !this.#each) {
       const key = `${op} ${name}`;
@@ -182,50 +188,6 @@ class LineTrace implements DriverTrace {
     if (this.#repeats > 0) this.#sink(`${this.#device}   (the line above ${this.#repeats} more time${this.#repeats === 1 ? "" : "s"})`);
     this.#repeats = 0;
     this.#last = "";
-  }
-}
-
-/** An Mmio that reports each access to its trace, then does it on the window it wraps. */
-export class RegisterTraceMmio implements Mmio {
-  readonly name: string;
-  readonly size: number;
-  /** Accesses run code here: the hot loops take the write32/write16 path (mmio.ts). */
-  readonly words16 = null;
-  readonly words32 = null;
-  readonly #inner: Mmio;
-  readonly #names: RegisterNames;
-  readonly #trace: LineTrace;
-
-  constructor(inner: Mmio, names: RegisterNames, trace: LineTrace) {
-    this.#inner = inner;
-    this.#names = names;
-    this.#trace = trace;
-    this.name = inner.name;
-    this.size = inner.size;
-  }
-
-  read8(offset: number): number { return this.#read(offset, 1, this.#inner.read8(offset)); }
-  read16(offset: number): number { return this.#read(offset, 2, this.#inner.read16(offset)); }
-  read32(offset: number): number { return this.#read(offset, 4, this.#inner.read32(offset) >>> 0); }
-  write8(offset: number, value: number): void { this.#write(offset, 1, value & 0xff); this.#inner.write8(offset, value); }
-  write16(offset: number, value: number): void { this.#write(offset, 2, value & 0xffff); this.#inner.write16(offset, value); }
-  write32(offset: number, value: number): void { this.#write(offset, 4, value >>> 0); this.#inner.write32(offset, value); }
-
-  /**
-   * A worker thread gets the window it wraps: its accesses happen in another thread and are not
-   * traced (docs/trace.md).
-   */
-  share(offsets: readonly number[]): SharedMmio {
-    return shareMmio(this.#inner, offsets);
-  }
-
-  #read(offset: number, width: 1 | 2 | 4, value: number): number {
-    this.#trace.access("read", this.#names, offset, width, value);
-    return value;
-  }
-
-  #write(offset: number, width: 1 | 2 | 4, value: number): void {
-    this.#trace.access("write", this.#names, offset, width, value);
   }
 }
 

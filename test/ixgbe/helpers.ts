@@ -44,7 +44,7 @@ export function openSimPort(options: DeviceOptions = {}, modelOptions: ModelOpti
   return { dma, model, dev };
 }
 
-/** A PciFunction whose BAR0 reports every access to `sink` (the driver sees a TracingMmio). */
+/** A PciFunction whose BAR0 reports every access to `sink` as a record (the driver sees a TracingMmio). */
 export function tracedPci(pci: PciFunction, sink: (access: RegisterAccess) => void): PciFunction {
   let traced: Mmio | null = null;
   return {
@@ -54,7 +54,10 @@ export function tracedPci(pci: PciFunction, sink: (access: RegisterAccess) => vo
     config: pci.config,
     msix: pci.msix,
     barKind: (i) => pci.barKind(i),
-    bar: (i) => (i === 0 ? (traced ??= new TracingMmio(pci.bar(0), sink)) : pci.bar(i)),
+    bar: (i) =>
+      i === 0
+        ? (traced ??= new TracingMmio(pci.bar(0), (op, offset, width, value) => sink({ op, offset, width, value })))
+        : pci.bar(i),
     enableDma: () => pci.enableDma(),
     reset: () => pci.reset(),
     close: () => pci.close(),

@@ -154,7 +154,7 @@ describe("TracingMmio", () => {
   it("reports every access in order and passes it through", () => {
     const inner = new SimMmio("dev", 16);
     const log: RegisterAccess[] = [];
-    const mmio = new TracingMmio(inner, (a) => log.push(a));
+    const mmio = new TracingMmio(inner, (op, offset, width, value) => log.push({ op, offset, width, value }));
     mmio.write32(0, 0xabcd);
     expect(mmio.read32(0)).toBe(0xabcd);
     mmio.write8(5, 0x1ff);
@@ -164,5 +164,16 @@ describe("TracingMmio", () => {
       { op: "write", offset: 5, width: 1, value: 0xff },
     ]);
     expect(inner.peek8(5)).toBe(0xff);
+  });
+  it("hands a worker the window it wraps, untraced; a window that cannot be shared says so", () => {
+    const buf = new SharedArrayBuffer(16);
+    const log: string[] = [];
+    const shared = new TracingMmio(new TypedArrayMmio("t", buf), (op) => log.push(op)).share([8]);
+    expect(shared.kind).toBe("memory");
+    expect(shared.name).toBe("t");
+    expect(log).toEqual([]);
+    expect(new TracingMmio(new SimMmio("dev", 16), () => {}).share([8]).kind).toBe("posted");
+    const plain = { name: "plain", size: 16 }; // no share(): an Mmio that lives in this thread only
+    expect(() => new TracingMmio(plain as TypedArrayMmio, () => {}).share([8])).toThrow(/plain: .*cannot be handed/);
   });
 });

@@ -145,10 +145,10 @@ describe("ixgbe trace", () => {
       createIxgbeDevice(model.pci, dma, { linkTimeoutMs: 1000, rxRingSize: 64, txRingSize: 64, trace }).close();
       return seen;
     };
-    expect(stacks({ sink: () => {} }).some((s) => s.includes("RegisterTraceMmio"))).toBe(true);
+    expect(stacks({ sink: () => {} }).some((s) => s.includes("TracingMmio"))).toBe(true);
     const off = stacks(undefined);
     expect(off.length).toBeGreaterThan(0);
-    expect(off.some((s) => s.includes("RegisterTraceMmio"))).toBe(false);
+    expect(off.some((s) => s.includes("TracingMmio"))).toBe(false);
     expect(driverTrace(false, "x")).toBe(NO_TRACE);
     expect(() => driverTrace({ hotPath: "some" as "each" }, "x")).toThrow(RangeError);
   });

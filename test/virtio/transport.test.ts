@@ -39,7 +39,7 @@ function traced(pci: PciFunction, log: (RegisterAccess & { bar: number })[]): Pc
     bar(index: number): Mmio {
       let bar = bars.get(index);
       if (bar === undefined) {
-        bar = new TracingMmio(pci.bar(index), (a) => log.push({ ...a, bar: index }));
+        bar = new TracingMmio(pci.bar(index), (op, offset, width, value) => log.push({ op, offset, width, value, bar: index }));
         bars.set(index, bar);
       }
       return bar;
