@@ -6,7 +6,8 @@
  *   offset 16   device-readable   command-specific data (1 to 32 bytes)
  *   offset 48   device-writable   u8 ack (VIRTIO_NET_OK / VIRTIO_NET_ERR)
  */
-import { DeviceProtocolError } from "../../errors.ts";
+import { DeviceProtocolError, DeviceTimeoutError } from "../../errors.ts";
+import { pollUntil } from "../../pci/regs.ts";
 import { VIRTIO_NET_OK } from "./virtio-types.ts";
 
 export const CMD_HEADER = 0;
@@ -37,4 +38,34 @@ export function checkAck(queue: string, cmd: Uint8Array, what: string): void {
   if (ack !== VIRTIO_NET_OK) {
     throw new DeviceProtocolError(`${queue}: ${what}: the device answered ${ack === 1 ? "VIRTIO_NET_ERR" : `ack ${ack}`}`);
   }
+}
+
+/**
+ * Waits for the device to answer a command, the same for split and packed rings: a device model
+ * or an emulator that handles the notification synchronously is done already; otherwise spin
+ * briefly, then poll every millisecond, checking the device each time (`checkDevice` throws for
+ * a device that needs a reset and will never answer). Whatever ends the wait without an answer
+ * goes through `breakQueue`, which marks the queue broken and returns the error to throw.
+ */
+export function awaitAnswer(
+  queue: string, what: string, timeoutMs: number, answered: () => boolean,
+  checkDevice: () => void, breakQueue: (error: Error) => Error,
+): void {
+  for (let spin = 0; spin < 1000; spin++) if (answered()) return;
+  pollUntil(() => {
+    if (answered()) return true;
+    try {
+      checkDevice();
+    } catch (error) {
+      throw breakQueue(error as Error);
+    }
+    return false;
+  }, {
+    timeoutMs,
+    pollMs: 1,
+    onTimeout: () => breakQueue(new DeviceTimeoutError(
+      `${queue}: ${what}: no answer on the control queue within ${timeoutMs} ms; the device seems ` +
+        `stalled: close the device and open it again`,
+    )),
+  });
 }

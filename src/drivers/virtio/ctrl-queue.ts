@@ -16,12 +16,11 @@
  * on (as Linux's virtnet_send_command gives up on a queue that never answers) and every later
  * command fails at once rather than rewrite descriptors the device may be reading.
  */
-import { DeviceProtocolError, DeviceTimeoutError } from "../../errors.ts";
+import { DeviceProtocolError } from "../../errors.ts";
 import type { Mmio } from "../../pci/mmio.ts";
-import { pollUntil } from "../../pci/regs.ts";
 import type { NotifyTarget } from "./transport.ts";
 import type { VirtqueueRing } from "./virtqueue.ts";
-import { CMD_ACK, CMD_DATA, CMD_HEADER, checkAck, writeCommand } from "./ctrl-command.ts";
+import { CMD_ACK, CMD_DATA, CMD_HEADER, awaitAnswer, checkAck, writeCommand } from "./ctrl-command.ts";
 import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_F_NO_NOTIFY } from "./virtio-types.ts";
 
 export { CTRL_COMMAND_AREA_SIZE } from "./ctrl-command.ts";
@@ -104,25 +103,6 @@ export class CtrlQueue {
 
   #waitForCompletion(what: string): void {
     const used16 = this.#ring.used16;
-    // A device model or an emulator handling the notification synchronously is done already;
-    // otherwise spin briefly, then sleep between polls, looking at the device status each time:
-    // a device that needs a reset will never answer.
-    for (let spin = 0; spin < 1000; spin++) if (used16[1] !== this.#lastUsed) return;
-    pollUntil(() => {
-      if (used16[1] !== this.#lastUsed) return true;
-      try {
-        this.#checkDevice();
-      } catch (error) {
-        throw this.#break(error as Error);
-      }
-      return false;
-    }, {
-      timeoutMs: this.#timeoutMs,
-      pollMs: 1,
-      onTimeout: () => this.#break(new DeviceTimeoutError(
-        `${this.name}: ${what}: no answer on the control queue within ${this.#timeoutMs} ms; the device seems ` +
-          `stalled: close the device and open it again`,
-      )),
-    });
+    awaitAnswer(this.name, what, this.#timeoutMs, () => used16[1] !== this.#lastUsed, () => this.#checkDevice(), (e) => this.#break(e));
   }
 }

@@ -11,11 +11,10 @@
  * reading whatever the descriptors then hold), so the queue is broken from then on and every
  * later command fails at once.
  */
-import { DeviceProtocolError, DeviceTimeoutError } from "../../errors.ts";
-import { pollUntil } from "../../pci/regs.ts";
+import { DeviceProtocolError } from "../../errors.ts";
 import { hi32, lo32 } from "../../mem/u64.ts";
 import type { NotifyTarget } from "./transport.ts";
-import { CMD_ACK, CMD_DATA, CMD_HEADER, CTRL_COMMAND_AREA_SIZE, checkAck, writeCommand } from "./ctrl-command.ts";
+import { CMD_ACK, CMD_DATA, CMD_HEADER, CTRL_COMMAND_AREA_SIZE, awaitAnswer, checkAck, writeCommand } from "./ctrl-command.ts";
 import {
   availFlags,
   VRING_DESC_F_NEXT,
@@ -135,24 +134,7 @@ export class PackedCtrlQueue {
     const want = this.#usedWrap !== 0 ? both : 0;
     const at = (this.#usedPos << 2) + 3;
     const used = (): boolean => ((desc32[at]! >>> 16) & both) === want;
-    for (let spin = 0; spin < 1000; spin++) if (used()) return desc32[at]!;
-    pollUntil(() => {
-      if (used()) return true;
-      // A device that needs a reset will never answer.
-      try {
-        this.#checkDevice();
-      } catch (error) {
-        throw this.#break(error as Error);
-      }
-      return false;
-    }, {
-      timeoutMs: this.#timeoutMs,
-      pollMs: 1,
-      onTimeout: () => this.#break(new DeviceTimeoutError(
-        `${this.name}: ${what}: no answer on the control queue within ${this.#timeoutMs} ms; the device seems ` +
-          `stalled: close the device and open it again`,
-      )),
-    });
+    awaitAnswer(this.name, what, this.#timeoutMs, used, () => this.#checkDevice(), (e) => this.#break(e));
     return desc32[at]!;
   }
 }
