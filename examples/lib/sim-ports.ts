@@ -40,8 +40,6 @@ export interface SimWire {
 export interface SimPortsOptions extends DeviceOptions {
   /** Size of the frames the traffic source offers (default 60). */
   readonly frameSize?: number;
-  /** Feed the models' wires with traffic (default true; off for a generator, which only sends). */
-  readonly traffic?: boolean;
 }
 
 /** `count` device models of `kind`, opened by the drivers, addresses sim:<kind>0, sim:<kind>1 ... */
@@ -64,10 +62,8 @@ export class SimulatedPorts {
    */
   readonly #frames: Uint8Array[];
   #nextFlow = 0;
-  readonly #traffic: boolean;
 
   constructor(kind: SimKind, count: number, options: SimPortsOptions) {
-    this.#traffic = options.traffic ?? true;
     this.#frames = Array.from({ length: SIM_FLOWS }, (_, i) => {
       const frame = new Uint8Array(options.frameSize ?? 60);
       writeUdpFrame(frame, frame.length, { srcPort: 1024 + i });
@@ -98,11 +94,10 @@ export class SimulatedPorts {
 
   /**
    * Delivers the doorbells worker threads posted to the models, then offers each model `burst`
-   * frames from its traffic source (none when the ports were opened with traffic: false).
+   * frames from its traffic source. (pktgen, which only sends, has ports of its own: pktgen-sim.ts.)
    */
   pump(burst: number): void {
     deliverPostedWrites();
-    if (!this.#traffic) return;
     const frames = this.#frames;
     for (let p = 0; p < this.#inject.length; p++) {
       const wire = this.wires[p]!;
