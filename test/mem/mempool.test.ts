@@ -13,7 +13,7 @@ import {
 import { freeBuffer, freeBuffers, Mempool, MEMPOOL_HEADROOM, NO_BUFFER, poolNameOf } from "../../src/mem/mempool.ts";
 import { SimDma } from "../../src/sim/sim-dma.ts";
 import { iovaOf } from "../helpers/buffers.ts";
-import { countGcs } from "../helpers/gc.ts";
+import { countGcs, fewestGcs } from "../helpers/gc.ts";
 import { prng, randInt } from "../helpers/prng.ts";
 
 describe("Mempool", () => {
@@ -315,7 +315,9 @@ describe("Mempool", () => {
     };
     run(20_000); // warm up and optimize
     // 200k rounds: 13.6 million buffers allocated and freed.
-    expect(await countGcs(() => run(200_000))).toBeLessThanOrEqual(1);
+    // The best of up to three windows (fewestGcs says why); an allocating loop collects in each.
+    const { fewest, counts } = await fewestGcs(() => run(200_000));
+    expect(fewest, `collections per window: ${counts.join(", ")}`).toBeLessThanOrEqual(1);
     // The measurement is able to see allocation: a loop that makes a small object per batch.
     const sink: { x: number }[] = [{ x: 0 }];
     expect(await countGcs(() => { for (let i = 0; i < 2_000_000; i++) sink[0] = { x: i }; })).toBeGreaterThan(1);

