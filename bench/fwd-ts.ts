@@ -13,7 +13,6 @@
  * runs, heapGrowthKiB the heap used after them minus before.
  */
 import { parseArgs } from "node:util";
-import { PerformanceObserver } from "node:perf_hooks";
 import type { NicDevice } from "../src/device.ts";
 import { bufDataOffset, bufPool, poolBytes } from "../src/mem/buffer-table.ts";
 import { freeBuffers } from "../src/mem/mempool.ts";
@@ -21,6 +20,7 @@ import { HotPathMode } from "../src/drivers/specialize.ts";
 import { SimDma } from "../src/sim/sim-dma.ts";
 import { InstantIxgbePort } from "./instant/ixgbe.ts";
 import { InstantVirtioPort } from "./instant/virtio.ts";
+import { GcWindow } from "./lib/gc-window.ts";
 
 interface Port {
   readonly dev: NicDevice;
@@ -95,32 +95,30 @@ function run(count: number, batch: number): number {
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
-let gcs = 0;
-const observer = new PerformanceObserver((list) => {
-  gcs += list.getEntries().length;
-});
-observer.observe({ entryTypes: ["gc"] });
+const gcWindow = new GcWindow(); // the collections that start during a batch size's timed runs
 const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
 
 for (const batch of batches) {
   run(warmup, batch);
   gc?.();
   await settle(); // GC entries arrive asynchronously: let the forced one go by
-  gcs = 0;
   const heapBefore = process.memoryUsage().heapUsed;
+  gcWindow.open();
   const runsNs: number[] = [];
   for (let r = 0; r < runs; r++) {
     const start = process.hrtime.bigint();
     const moved = run(packets, batch);
     runsNs.push(Number(process.hrtime.bigint() - start) / moved);
   }
+  gcWindow.close();
   const heapGrowthKiB = Math.round((process.memoryUsage().heapUsed - heapBefore) / 1024);
   await settle();
+  const gcs = gcWindow.collections;
   const line = {
     impl: "ts", driver, batch, packets, runsNs: runsNs.map((ns) => Number(ns.toFixed(3))),
     bestNs: Number(Math.min(...runsNs).toFixed(3)), gcs, heapGrowthKiB,
   };
   process.stdout.write(`${JSON.stringify(line)}\n`);
 }
-observer.disconnect();
+gcWindow.disconnect();
 for (const p of ports) p.dev.close();

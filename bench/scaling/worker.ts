@@ -15,15 +15,14 @@
  * message or allocates, but for the number each performance.now() call returns.
  */
 import { readFileSync } from "node:fs";
-import { PerformanceObserver } from "node:perf_hooks";
-import { getHeapStatistics, setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
+import { getHeapStatistics } from "node:v8";
 import { parentPort, workerData } from "node:worker_threads";
 import { bufDataOffset, bufPool, poolBytes } from "../../src/mem/buffer-table.ts";
 import { freeBuffers } from "../../src/mem/mempool.ts";
 import { pinThread } from "../../src/threads/affinity.ts";
 import { attachQueuePair, type AttachedQueuePair } from "../../src/threads/queue-pair.ts";
 import { stampTicks } from "../instant/frames.ts";
+import { exposedGc, GcWindow } from "../lib/gc-window.ts";
 import { InstantIxgbeQueue } from "../instant/ixgbe.ts";
 import { InstantVirtioQueue } from "../instant/virtio.ts";
 import { COUNTER_STRIDE, Counter, type Command, type DeviceQueueData, type Report, type WorkerData } from "./protocol.ts";
@@ -94,24 +93,13 @@ function run(frames: number, timed: boolean): number {
   return moved;
 }
 
-/**
- * Collections that started inside the timed part (performance.now() of this thread). The entries
- * arrive asynchronously, after the run, mixed with those of the warm-up and of the idle moments
- * around it (when V8 likes to collect): their start times tell them apart.
- */
-let gcs = 0;
-let windowStart = Infinity;
-let windowEnd = Infinity;
-const observer = new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) if (e.startTime >= windowStart && e.startTime <= windowEnd) gcs++;
-});
-observer.observe({ entryTypes: ["gc"] });
-// A worker gets no --expose-gc from the command line: set the flag here and take gc from a fresh
-// context, to empty the young generation before each timed run (bench/fwd-ts.ts calls gc()
-// after its warm-up for the same reason): the clock's results are the one allocation left in
-// the loop, and the timed part should not pay for the warm-up's garbage.
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as (options?: { type: "minor" | "major" }) => void;
+/** Collections that started inside the timed part (performance.now() of this thread). */
+const gcWindow = new GcWindow();
+// A worker gets no --expose-gc from the command line (exposedGc says how it gets gc anyway): the
+// young generation is emptied before each timed run (bench/fwd-ts.ts calls gc() after its
+// warm-up for the same reason): the clock's results are the one allocation left in the loop,
+// and the timed part should not pay for the warm-up's garbage.
+const gc = exposedGc();
 // Let the entries of the warm-up and the forced collection arrive before the run.
 const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 20));
 
@@ -140,32 +128,28 @@ async function timedRun(c: Extract<Command, { kind: "run" }>): Promise<void> {
   gc({ type: "minor" });
   await settle();
   latency.fill(0);
-  gcs = 0;
   const heapBefore = getHeapStatistics().used_heap_size;
   const ticksBefore = cpuTicks();
   // The start line: every worker of this run has warmed up (a spin of microseconds).
   Atomics.add(barrier, 0, 1);
   while (Atomics.load(barrier, 0) < c.active);
-  windowStart = performance.now();
-  windowEnd = Infinity;
-  const startMs = performance.timeOrigin + windowStart;
+  const startMs = performance.timeOrigin + gcWindow.open();
   const frames = run(c.frames, c.latency);
-  windowEnd = performance.now();
-  const endMs = performance.timeOrigin + windowEnd;
+  const endMs = performance.timeOrigin + gcWindow.close();
   const ticks = cpuTicks() - ticksBefore;
   const heapGrowthKiB = Math.round((getHeapStatistics().used_heap_size - heapBefore) / 1024);
   addCounts(frames);
   await settle();
   let timedFrames = 0;
   for (let i = 0; i < latency.length; i++) timedFrames += latency[i]!;
-  report({ kind: "done", index, frames, startMs, endMs, gcs, heapGrowthKiB, timed: timedFrames, cpuTicks: ticks });
+  report({ kind: "done", index, frames, startMs, endMs, gcs: gcWindow.collections, heapGrowthKiB, timed: timedFrames, cpuTicks: ticks });
 }
 
 function fail(e: unknown): void {
   for (const q of attached) q.detach();
   const error = e as Error;
   report({ kind: "failed", index, name: error?.name ?? "Error", message: error?.message ?? String(e) });
-  observer.disconnect();
+  gcWindow.disconnect();
   parentPort!.close();
 }
 
@@ -180,7 +164,7 @@ try {
   parentPort!.on("message", (c: Command) => {
     if (c.kind === "stop") {
       for (const q of attached) q.detach();
-      observer.disconnect();
+      gcWindow.disconnect();
       report({ kind: "stopped", index });
       parentPort!.close();
       return;

@@ -1,43 +1,29 @@
-import { constants, PerformanceObserver, performance } from "node:perf_hooks";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
+import { exposedGc, GcWindow } from "../../bench/lib/gc-window.ts";
 
-// vitest runs tests without --expose-gc: set the flag now and take gc from a fresh context.
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
-
-// A major collection reports itself as up to three entries: the incremental marking steps
-// (INCREMENTAL), the weak callbacks (WEAKCB) and the collection itself (MAJOR). Only MINOR and
-// MAJOR are collections; counting every entry made one collection look like two.
-const COLLECTIONS = new Set<number>([constants.NODE_PERFORMANCE_GC_MINOR, constants.NODE_PERFORMANCE_GC_MAJOR]);
+const gc = exposedGc();
+const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Runs `fn` (synchronously) and counts the garbage collections that started meanwhile. A loop
- * that allocates even a few bytes per iteration fills V8's young generation (a few MB) many times
- * over in a million iterations; one that allocates nothing triggers none. A full collection first
- * takes away the one that earlier garbage (an earlier test's) would otherwise make due inside the
- * window; "at most one" in the tests is the margin for what V8 itself does meanwhile.
+ * Runs `fn` (synchronously) and counts the garbage collections that started meanwhile (what
+ * counts as one: bench/lib/gc-window.ts). A loop that allocates even a few bytes per iteration
+ * fills V8's young generation (a few MB) many times over in a million iterations; one that
+ * allocates nothing triggers none. A full collection first takes away the one that earlier
+ * garbage (an earlier test's) would otherwise make due inside the window; "at most one" in the
+ * tests is the margin for what V8 itself does meanwhile.
  */
 export async function countGcs(fn: () => void): Promise<number> {
-  let count = 0;
-  let start = Infinity;
-  let end = Infinity;
-  const obs = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) {
-      const kind = (e as { detail?: { kind?: number } }).detail?.kind ?? -1;
-      if (COLLECTIONS.has(kind) && e.startTime >= start && e.startTime <= end) count++;
-    }
-  });
-  obs.observe({ entryTypes: ["gc"] });
-  gc();
-  // GC entries are delivered asynchronously: let the forced collection's go by.
-  await new Promise((r) => setTimeout(r, 10));
-  start = performance.now();
-  fn();
-  end = performance.now();
-  await new Promise((r) => setTimeout(r, 50));
-  obs.disconnect();
-  return count;
+  const window = new GcWindow();
+  try {
+    gc();
+    await settle(10); // let the forced collection's entries go by
+    window.open();
+    fn();
+    window.close();
+    await settle(50); // the window's entries are delivered asynchronously
+    return window.collections;
+  } finally {
+    window.disconnect();
+  }
 }
 
 /**

@@ -36,8 +36,8 @@ describe("virtio hot path on packed rings", () => {
     const { fewest, counts } = await fewestGcs(() => {
       forwarded = 0;
       run(3_000_000);
+      expect(forwarded).toBeGreaterThanOrEqual(3_000_000); // every window, as before
     });
-    expect(forwarded).toBeGreaterThanOrEqual(3_000_000);
     expect(fewest, `collections per window: ${counts.join(", ")}`).toBeLessThanOrEqual(1);
     expect(model.violations).toEqual([]);
   });
